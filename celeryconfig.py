@@ -1,0 +1,75 @@
+"""Celery settings: queues, routes, acknowledgement, limits and the beat schedule.
+
+Loaded by ``somaagent.celery`` with ``config_from_object``. Broker URLs come
+from the Django settings so that one set of environment variables configures
+every process.
+
+Worker loss: tasks are acknowledged late and rejected (requeued) when the
+worker process dies, so the broker redelivers them. Redis only redelivers an
+unacknowledged message after ``visibility_timeout``, which must be longer than
+the longest task (else a slow turn would run twice), so it alone cannot bring a
+killed turn back quickly. Turns therefore carry their own lease in the
+database, renewed while they run, and the beat sweep re-dispatches turns whose
+lease has expired (conversations.services.turn_sweep).
+"""
+
+from __future__ import annotations
+
+import os
+
+from kombu import Exchange, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+
+from django.conf import settings  # noqa: E402
+
+QUEUES = ("conversation", "tools", "memory", "default")
+
+broker_url = settings.CELERY_BROKER_URL
+broker_connection_retry_on_startup = True
+broker_connection_timeout = 2.0
+broker_transport_options = {
+    # Longer than task_time_limit: a running task is never handed to a second worker.
+    "visibility_timeout": 3600,
+    "global_keyprefix": settings.REDIS_KEY_PREFIX + "celery:",
+}
+broker_pool_limit = 20
+
+# Results are not used by the product (never .get() in a task); the backend
+# exists so benchmarks can time a bare round trip.
+result_backend = settings.CELERY_RESULT_URL
+result_backend_transport_options = {"global_keyprefix": settings.REDIS_KEY_PREFIX + "results:"}
+task_ignore_result = True
+result_expires = 600
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = 900
+task_soft_time_limit = 840
+
+task_default_queue = "default"
+task_queues = [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
+task_routes = {
+    "conversation.*": {"queue": "conversation", "routing_key": "conversation"},
+    "tools.*": {"queue": "tools", "routing_key": "tools"},
+    "memory.*": {"queue": "memory", "routing_key": "memory"},
+    "soma.*": {"queue": "default", "routing_key": "default"},
+}
+
+# Flower and operators see task events.
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+worker_cancel_long_running_tasks_on_connection_loss = False
+
+beat_scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
+beat_schedule = {
+    "outbox-sweep": {"task": "soma.outbox_sweep", "schedule": 2.0},
+    "turn-lease-sweep": {"task": "conversation.turn_sweep", "schedule": 5.0},
+}

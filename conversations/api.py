@@ -1,0 +1,153 @@
+"""The conversation HTTP API (SPEC §6): thin views over services and selectors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations import serializers as s
+from conversations.envelope import envelope_of
+from conversations.selectors import events_after, session_get, session_list
+from conversations.services.accept import MessageInput, message_accept
+from conversations.services.sessions import session_cancel, session_delete, session_rename
+from conversations.sse import parse_cursor
+from somaagent.authentication import principal_of
+from somaagent.errors import PayloadTooLarge, ValidationFailed
+
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+MAX_PAGE = 500
+
+
+def _int_param(request: Request, name: str, default: int, *, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValidationFailed(f"{name} must be an integer.", details={name: raw}) from None
+    if value < 1 or value > maximum:
+        raise ValidationFailed(f"{name} must be between 1 and {maximum}.", details={name: raw})
+    return value
+
+
+class SessionMessageView(APIView):
+    @extend_schema(
+        request=s.MessageInSerializer,
+        responses={202: s.MessageAcceptedSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        summary="Send a message; the reply streams on the returned URLs",
+    )
+    def post(self, request: Request) -> Response:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.SOMA["MAX_REQUEST_BYTES"]:
+            raise PayloadTooLarge(
+                "The request body is too large.",
+                details={"max_bytes": settings.SOMA["MAX_REQUEST_BYTES"]},
+            )
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
+            raise ValidationFailed(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+                details={"Idempotency-Key": "invalid"},
+            )
+        serializer = s.MessageInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        v = serializer.validated_data
+        body = message_accept(
+            tenant=principal_of(request).tenant,
+            data=MessageInput(
+                message=v["message"],
+                session_id=v.get("session_id"),
+                persona_id=v.get("persona_id"),
+                attachments=tuple(v.get("attachments") or ()),
+                metadata=v.get("metadata"),
+            ),
+            idempotency_key=key,
+        )
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class SessionListView(APIView):
+    @extend_schema(
+        responses={200: s.SessionSerializer(many=True)},
+        parameters=[
+            OpenApiParameter("limit", int, description="page size (1-200, default 50)"),
+            OpenApiParameter("offset", int),
+        ],
+        summary="List your sessions, most recent first",
+    )
+    def get(self, request: Request) -> Response:
+        limit = _int_param(request, "limit", 50, maximum=200)
+        raw_offset = request.query_params.get("offset") or "0"
+        if not raw_offset.isdigit():
+            raise ValidationFailed("offset must be a non-negative integer.", details={"offset": raw_offset})
+        offset = int(raw_offset)
+        rows = list(session_list(tenant=principal_of(request).tenant)[offset : offset + limit + 1])
+        return Response(
+            {
+                "sessions": s.SessionSerializer(rows[:limit], many=True).data,
+                "next_offset": offset + limit if len(rows) > limit else None,
+            }
+        )
+
+
+class SessionDetailView(APIView):
+    @extend_schema(responses={200: s.SessionSerializer}, summary="Read one session")
+    def get(self, request: Request, session_id: str) -> Response:
+        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        return Response(s.SessionSerializer(session).data)
+
+    @extend_schema(request=s.SessionPatchSerializer, responses={200: s.SessionSerializer}, summary="Rename a session")
+    def patch(self, request: Request, session_id: str) -> Response:
+        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        serializer = s.SessionPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = session_rename(session=session, title=serializer.validated_data["title"])
+        return Response(s.SessionSerializer(session).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a session and its events")
+    def delete(self, request: Request, session_id: str) -> Response:
+        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        session_delete(session=session)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionEventsView(APIView):
+    @extend_schema(
+        responses={200: s.EventPageSerializer},
+        parameters=[
+            OpenApiParameter("after", int, description="cursor: events after this id"),
+            OpenApiParameter("limit", int, description="page size (1-500, default 100)"),
+        ],
+        summary="Persisted events in order, with the cursor of the next page",
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        after = parse_cursor(request.query_params.get("after"), name="after")
+        limit = _int_param(request, "limit", 100, maximum=MAX_PAGE)
+        events = events_after(session_id=session.pk, after=after, limit=limit + 1)
+        page = events[:limit]
+        body: dict[str, Any] = {
+            "events": [envelope_of(e) for e in page],
+            "next_cursor": str(page[-1].seq) if len(events) > limit else None,
+        }
+        return Response(body)
+
+
+class SessionCancelView(APIView):
+    @extend_schema(request=None, responses={202: None}, summary="Stop the running reply")
+    def post(self, request: Request, session_id: str) -> Response:
+        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        cancelled = session_cancel(session=session)
+        return Response(
+            {"session_id": str(session.pk), "cancelled_turns": [str(t) for t in cancelled]},
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,178 @@
+"""Sessions, their events (the stream's durable part), turns and attachments."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from somaagent.models import Persona, Tenant, TenantScopedQuerySet
+
+
+class EventType(models.TextChoices):
+    USER_MESSAGE = "user.message"
+    ASSISTANT_STARTED = "assistant.started"
+    ASSISTANT_DELTA = "assistant.delta"
+    TOOL_START = "tool.start"
+    TOOL_RESULT = "tool.result"
+    ASSISTANT_FINAL = "assistant.final"
+    ASSISTANT_ERROR = "assistant.error"
+    ASSISTANT_CANCELLED = "assistant.cancelled"
+
+
+TERMINAL_EVENT_TYPES = frozenset(
+    {EventType.ASSISTANT_FINAL, EventType.ASSISTANT_ERROR, EventType.ASSISTANT_CANCELLED}
+)
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        ARCHIVED = "archived"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sessions")
+    persona = models.ForeignKey(
+        Persona, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
+    title = models.CharField(max_length=200, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # The last event cursor handed out; advanced under the row lock (services.events).
+    last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "sessions"
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["tenant", "-updated_at"], name="session_tenant_recent")]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class SessionEvent(models.Model):
+    """A persisted event; ``seq`` is the per-session monotonic stream cursor."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    role = models.CharField(max_length=10)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "session_events"
+        ordering = ["session", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="session_event_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq}"
+
+
+class Turn(models.Model):
+    """One reply to one user event: the unit of idempotency and of the worker lease."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="turns")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
+    user_event = models.OneToOneField(
+        SessionEvent, on_delete=models.CASCADE, related_name="turn"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    usage = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=50, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    class Meta:
+        db_table = "turns"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="turn_active_lease",
+                condition=Q(status__in=["queued", "running"]),
+            ),
+            models.Index(fields=["session", "created_at"], name="turn_session_order"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "completed", "failed", "cancelled"]),
+                name="turn_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"turn {self.id} ({self.status})"
+
+
+class Attachment(models.Model):
+    class Status(models.TextChoices):
+        CLEAN = "clean"
+        QUARANTINED = "quarantined"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="attachments")
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    filename = models.CharField(max_length=255)
+    mime = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CLEAN)
+    content = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "attachments"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to an ``Idempotency-Key``; replays return it unchanged."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response = models.JSONField()
+    status_code = models.PositiveSmallIntegerField(default=202)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "idempotency_keys"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_key")
+        ]

@@ -1,0 +1,60 @@
+"""Reads: sessions and events scoped to a tenant, the bounded history window."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from conversations.models import EventType, Session, SessionEvent
+from somaagent.errors import NotFound
+from somaagent.models import Tenant
+
+HISTORY_TYPES = (EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL)
+
+
+def parse_uuid(value: object, *, what: str = "session") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"No such {what}.") from None
+
+
+def session_get(*, tenant: Tenant, session_id: object) -> Session:
+    """The caller's session; another tenant's is indistinguishable from a missing one."""
+    sid = parse_uuid(session_id)
+    session = Session.objects.for_tenant(tenant).filter(pk=sid).first()
+    if session is None:
+        raise NotFound("No such session.")
+    return session
+
+
+def session_list(*, tenant: Tenant) -> QuerySet[Session]:
+    return Session.objects.for_tenant(tenant).order_by("-updated_at", "-created_at")
+
+
+def events_after(*, session_id: uuid.UUID, after: int, limit: int) -> list[SessionEvent]:
+    return list(
+        SessionEvent.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")[:limit]
+    )
+
+
+def events_between(*, session_id: uuid.UUID, first: int, before: int) -> list[SessionEvent]:
+    return list(
+        SessionEvent.objects.filter(
+            session_id=session_id, seq__gte=first, seq__lt=before
+        ).order_by("seq")
+    )
+
+
+def session_history_window(
+    *, session_id: uuid.UUID, before_seq: int, limit: int
+) -> list[SessionEvent]:
+    """The last ``limit`` messages before a cursor, oldest first; cost independent of length."""
+    recent = list(
+        SessionEvent.objects.filter(
+            session_id=session_id, seq__lt=before_seq, type__in=HISTORY_TYPES
+        ).order_by("-seq")[:limit]
+    )
+    recent.reverse()
+    return recent

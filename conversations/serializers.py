@@ -1,0 +1,104 @@
+"""Request validation and response shapes for the conversation API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from conversations.models import Session
+from somaagent.errors import PayloadTooLarge
+
+MAX_ATTACHMENTS = 10
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, so a typo is an error rather than silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class MessageInSerializer(StrictSerializer):
+    session_id = serializers.UUIDField(required=False, allow_null=True)
+    persona_id = serializers.UUIDField(required=False, allow_null=True)
+    message = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    attachments = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=MAX_ATTACHMENTS
+    )
+    metadata = serializers.DictField(required=False)
+
+    def validate_message(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The message is empty.")
+        limit = settings.SOMA["MAX_MESSAGE_CHARS"]
+        if len(value) > limit:
+            raise PayloadTooLarge(
+                f"The message is longer than {limit} characters.",
+                details={"max_chars": limit, "chars": len(value)},
+            )
+        if "\x00" in value:
+            raise serializers.ValidationError("The message contains a NUL character.")
+        return value
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        limit = settings.SOMA["MAX_METADATA_BYTES"]
+        if len(json.dumps(value)) > limit:
+            raise PayloadTooLarge(
+                f"metadata is larger than {limit} bytes.", details={"max_bytes": limit}
+            )
+        return value
+
+    def validate_attachments(self, value: list[Any]) -> list[Any]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("An attachment is listed twice.")
+        return value
+
+
+class MessageAcceptedSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    event_id = serializers.UUIDField()
+    turn_id = serializers.UUIDField()
+    stream = serializers.DictField(child=serializers.CharField())
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    session_id = serializers.UUIDField(source="id", read_only=True)
+    persona_id = serializers.UUIDField(allow_null=True, read_only=True)
+    last_event_id = serializers.CharField(source="last_seq", read_only=True)
+
+    class Meta:
+        model = Session
+        fields = [
+            "session_id", "persona_id", "title", "metadata", "status",
+            "created_at", "updated_at", "last_event_id",
+        ]
+        read_only_fields = fields
+
+
+class SessionPatchSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=200)
+
+
+class EventSerializer(serializers.Serializer):
+    """Documents the SPEC §7 envelope for the OpenAPI schema."""
+
+    id = serializers.CharField()
+    event_id = serializers.UUIDField()
+    session_id = serializers.UUIDField()
+    type = serializers.CharField()
+    role = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    data = serializers.DictField()
+
+
+class EventPageSerializer(serializers.Serializer):
+    events = EventSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)

@@ -1,0 +1,162 @@
+"""Accepting a user message: one transaction for session, event, turn and outbox row.
+
+With an ``Idempotency-Key`` the first answer is stored with the same
+transaction; a replay with the same body returns it and starts nothing, a
+replay with another body is a conflict. Two concurrent requests with one key
+race on the key's unique constraint: the loser's transaction rolls back whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from conversations.models import (
+    Attachment,
+    EventType,
+    IdempotencyRecord,
+    Session,
+    Turn,
+)
+from conversations.selectors import session_get
+from conversations.services.events import event_append
+from conversations.services.turns import turn_dispatch
+from somaagent.errors import IdempotencyConflict, NotFound, ValidationFailed
+from somaagent.models import Persona, Tenant
+
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class MessageInput:
+    message: str
+    session_id: uuid.UUID | None = None
+    persona_id: uuid.UUID | None = None
+    attachments: tuple[uuid.UUID, ...] = ()
+    metadata: dict[str, Any] | None = None
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(
+            {
+                "message": self.message,
+                "session_id": str(self.session_id) if self.session_id else None,
+                "persona_id": str(self.persona_id) if self.persona_id else None,
+                "attachments": [str(a) for a in self.attachments],
+                "metadata": self.metadata or {},
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def stream_links(*, session_id: uuid.UUID | str, after: int) -> dict[str, str]:
+    return {
+        "sse": f"/v1/sessions/{session_id}/stream?after={after}",
+        "ws": f"/ws/sessions/{session_id}/?after={after}",
+    }
+
+
+def _replay(*, tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any]:
+    record = IdempotencyRecord.objects.get(tenant=tenant, key=key)
+    if record.request_hash != fingerprint:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request body.",
+            details={"idempotency_key": key},
+        )
+    return dict(record.response)
+
+
+def message_accept(
+    *, tenant: Tenant, data: MessageInput, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Store the message and queue its turn; returns the 202 body."""
+    fingerprint = data.fingerprint()
+    if idempotency_key:
+        existing = IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).first()
+        if existing is not None:
+            return _replay(tenant=tenant, key=idempotency_key, fingerprint=fingerprint)
+    try:
+        with transaction.atomic():
+            record = None
+            if idempotency_key:
+                # First statement: a concurrent twin blocks here and then fails whole.
+                record = IdempotencyRecord.objects.create(
+                    tenant=tenant, key=idempotency_key, request_hash=fingerprint, response={}
+                )
+            response = _accept_in_transaction(tenant=tenant, data=data)
+            if record is not None:
+                record.response = response
+                record.save(update_fields=["response"])
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return _replay(tenant=tenant, key=idempotency_key, fingerprint=fingerprint)
+    return response
+
+
+def _accept_in_transaction(*, tenant: Tenant, data: MessageInput) -> dict[str, Any]:
+    persona = None
+    if data.persona_id is not None:
+        persona = Persona.objects.for_tenant(tenant).filter(pk=data.persona_id).first()
+        if persona is None:
+            raise NotFound("No such persona.", details={"persona_id": str(data.persona_id)})
+    if data.session_id is not None:
+        session = session_get(tenant=tenant, session_id=data.session_id)
+        if persona is not None and session.persona_id not in (None, persona.pk):
+            raise ValidationFailed(
+                "persona_id does not match the session's persona.",
+                details={"persona_id": str(persona.pk)},
+            )
+    else:
+        session = Session.objects.create(
+            tenant=tenant, persona=persona, title=data.message.strip()[:TITLE_CHARS]
+        )
+    attachments = _attachments(tenant=tenant, ids=data.attachments)
+    event = event_append(
+        session_id=session.pk,
+        type=EventType.USER_MESSAGE,
+        data={
+            "message": data.message,
+            "attachments": [
+                {"id": str(a.pk), "filename": a.filename, "mime": a.mime, "size": a.size}
+                for a in attachments
+            ],
+            "metadata": data.metadata or {},
+        },
+    )
+    if attachments:
+        Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(
+            session=session
+        )
+    turn = Turn.objects.create(tenant=tenant, session=session, user_event=event)
+    if not Turn.objects.filter(
+        session=session, status__in=Turn.ACTIVE_STATUSES, user_event__seq__lt=event.seq
+    ).exists():
+        turn_dispatch(turn=turn, reason="accept")
+    return {
+        "session_id": str(session.pk),
+        "event_id": str(event.event_id),
+        "turn_id": str(turn.pk),
+        "stream": stream_links(session_id=session.pk, after=event.seq - 1),
+    }
+
+
+def _attachments(*, tenant: Tenant, ids: tuple[uuid.UUID, ...]) -> list[Attachment]:
+    if not ids:
+        return []
+    found = {a.pk: a for a in Attachment.objects.for_tenant(tenant).filter(pk__in=ids).defer("content")}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise NotFound("No such attachment.", details={"attachments": missing})
+    quarantined = [str(a.pk) for a in found.values() if a.status != Attachment.Status.CLEAN]
+    if quarantined:
+        raise ValidationFailed(
+            "Quarantined attachments cannot be sent.", details={"attachments": quarantined}
+        )
+    return [found[i] for i in ids]

@@ -1,0 +1,91 @@
+"""Appending events to a session: cursor allocation, persistence, publication.
+
+The session row's ``last_seq`` is advanced with ``UPDATE … RETURNING`` inside
+the caller's transaction, so the row lock orders every writer of a session:
+a cursor is handed out only after the transaction that took the previous one
+has committed. Persisted events are published to the stream buffer after
+commit; deltas are published while the lock is held (see stream_buffer).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from conversations import stream_buffer
+from conversations.envelope import Envelope, envelope_of, make_envelope
+from conversations.models import EventType, Session, SessionEvent
+from somaagent.errors import NotFound
+
+_ROLE_OF = {
+    EventType.USER_MESSAGE: "user",
+    EventType.TOOL_START: "tool",
+    EventType.TOOL_RESULT: "tool",
+}
+
+
+def role_of(event_type: str) -> str:
+    return _ROLE_OF.get(EventType(event_type), "assistant")
+
+
+def allocate_seq(*, session_id: uuid.UUID | str) -> int:
+    """Take the session's next cursor; must run inside a transaction."""
+    pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1, updated_at = %s "
+            "WHERE id = %s RETURNING last_seq",
+            [timezone.now(), pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Session not found.")
+    return int(row[0])
+
+
+def event_append(
+    *, session_id: uuid.UUID | str, type: str, data: dict[str, Any], publish: bool = True
+) -> SessionEvent:
+    """Persist one event in the current transaction; publish it to readers on commit."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_append must run inside transaction.atomic()")
+    seq = allocate_seq(session_id=session_id)
+    event = SessionEvent.objects.create(
+        session_id=session_id, seq=seq, type=type, role=role_of(type), payload=data
+    )
+    if publish:
+        envelope = envelope_of(event)
+        transaction.on_commit(lambda: stream_buffer.publish_best_effort(envelope))
+    return event
+
+
+class GuardFailed(Exception):
+    """The writer's precondition (for a turn: still owning its lease) no longer holds."""
+
+
+def delta_publish(
+    *,
+    session_id: uuid.UUID | str,
+    data: dict[str, Any],
+    guard: Callable[[], bool] | None = None,
+) -> Envelope:
+    """Hand a transient delta its cursor and put it in the buffer before the lock is released."""
+    with transaction.atomic():
+        if guard is not None and not guard():
+            raise GuardFailed()
+        seq = allocate_seq(session_id=session_id)
+        envelope = make_envelope(
+            seq=seq,
+            event_id=uuid.uuid4(),
+            session_id=session_id,
+            type=EventType.ASSISTANT_DELTA,
+            role="assistant",
+            occurred_at=timezone.now(),
+            data=data,
+        )
+        stream_buffer.publish(envelope)
+    return envelope

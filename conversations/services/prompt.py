@@ -1,0 +1,39 @@
+"""The messages sent to the model for one turn: persona, a bounded history window, the message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from conversations.models import EventType, SessionEvent
+from conversations.selectors import session_history_window
+from conversations.services.turns import ClaimedTurn
+from somaagent.models import Persona
+
+DEFAULT_SYSTEM_PROMPT = "You are SomaAgent, a helpful assistant. Answer clearly and concisely."
+
+
+def _content_of(event: SessionEvent) -> str:
+    key = "message"
+    return str(event.payload.get(key, ""))
+
+
+def build_messages(*, claim: ClaimedTurn) -> list[dict[str, Any]]:
+    system = DEFAULT_SYSTEM_PROMPT
+    if claim.persona_id:
+        persona = Persona.objects.filter(pk=claim.persona_id).only("system_prompt").first()
+        if persona and persona.system_prompt:
+            system = persona.system_prompt
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    window = session_history_window(
+        session_id=claim.session_id,
+        before_seq=claim.user_seq,
+        limit=settings.SOMA["HISTORY_WINDOW_EVENTS"],
+    )
+    for event in window:
+        role = "user" if event.type == EventType.USER_MESSAGE else "assistant"
+        messages.append({"role": role, "content": _content_of(event)})
+    current = SessionEvent.objects.get(pk=claim.user_event_id)
+    messages.append({"role": "user", "content": _content_of(current)})
+    return messages

@@ -1,0 +1,143 @@
+"""Coalesces a turn's tokens into deltas and keeps the turn's lease alive.
+
+The turn's main thread reads the model stream and hands text to ``add``; this
+thread publishes it: the first text at once, then at most one delta per
+coalescing window, so a fast model costs one Redis/database round trip per
+window rather than per token. The same thread renews the lease and watches for
+cancellation; when either tells the turn to stop it calls ``on_stop`` (which
+closes the model stream) and records why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from conversations.services.events import GuardFailed, delta_publish
+from conversations.services.turns import (
+    ClaimedTurn,
+    turn_is_cancel_requested,
+    turn_renew_lease,
+)
+from somaagent.redis_client import key, sync_redis
+
+log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+LEASE_LOST = "lease_lost"
+CHECK_INTERVAL = 0.25
+
+
+class DeltaPublisher(threading.Thread):
+    def __init__(self, claim: ClaimedTurn, *, on_stop: Callable[[], None] | None = None) -> None:
+        super().__init__(name=f"turn-{claim.turn_id}", daemon=True)
+        self.claim = claim
+        self.on_stop = on_stop
+        self.window = settings.SOMA["DELTA_COALESCE_SECONDS"]
+        self.renew_every = settings.SOMA["TURN_LEASE_SECONDS"] / 3
+        self.stop_reason: str | None = None
+        self.deltas_sent = 0
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._finishing = False
+        self._last_flush = 0.0
+        self._last_check = time.monotonic()
+        self._last_renew = time.monotonic()
+        self._cancel_key = key("cancel", claim.turn_id)
+
+    # --- called from the turn's thread -----------------------------------------
+    def add(self, text: str) -> None:
+        with self._lock:
+            self._pending.append(text)
+        self._wake.set()
+
+    def finish(self) -> None:
+        """Publish what is pending and stop; returns when the thread has ended."""
+        self._finishing = True
+        self._wake.set()
+        self.join()
+
+    # --- the thread ------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while self.stop_reason is None:
+                now = time.monotonic()
+                with self._lock:
+                    pending = bool(self._pending)
+                if pending:
+                    due = self.deltas_sent == 0 or self._finishing or now - self._last_flush >= self.window
+                    if due:
+                        self._flush()
+                        continue
+                    timeout = self._last_flush + self.window - now
+                elif self._finishing:
+                    return
+                else:
+                    timeout = CHECK_INTERVAL
+                self._wake.wait(max(0.0, min(timeout, CHECK_INTERVAL)))
+                self._wake.clear()
+                self._housekeeping()
+        except Exception:
+            log.exception("delta publisher failed", extra={"turn_id": str(self.claim.turn_id)})
+        finally:
+            connection.close()
+
+    def _halt(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            if self.on_stop is not None:
+                self.on_stop()
+
+    def _flush(self) -> None:
+        with self._lock:
+            text = "".join(self._pending)
+            self._pending.clear()
+        try:
+            delta_publish(
+                session_id=self.claim.session_id,
+                data={"text": text, "index": self.deltas_sent},
+                guard=lambda: turn_renew_lease(turn_id=self.claim.turn_id, owner=self.claim.owner),
+            )
+        except GuardFailed:
+            self._halt(LEASE_LOST)
+            return
+        except (redis.RedisError, DatabaseError):
+            log.warning(
+                "could not publish a delta; it will be retried",
+                extra={"turn_id": str(self.claim.turn_id)},
+                exc_info=True,
+            )
+            if not self._finishing:
+                # Keep the text for the next attempt; when finishing, the
+                # terminal event carries the whole text, so it is dropped.
+                with self._lock:
+                    self._pending.insert(0, text)
+                time.sleep(0.2)
+            return
+        self.deltas_sent += 1
+        self._last_flush = time.monotonic()
+        self._last_renew = self._last_flush
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_check >= CHECK_INTERVAL:
+            self._last_check = now
+            try:
+                if sync_redis().exists(self._cancel_key):
+                    self._halt(CANCELLED)
+                    return
+            except redis.RedisError:
+                log.debug("cancel check through Redis failed", exc_info=True)
+        if now - self._last_renew >= self.renew_every:
+            self._last_renew = now
+            if turn_is_cancel_requested(turn_id=self.claim.turn_id):
+                self._halt(CANCELLED)
+            elif not turn_renew_lease(turn_id=self.claim.turn_id, owner=self.claim.owner):
+                self._halt(LEASE_LOST)

@@ -1,0 +1,129 @@
+"""Running one turn: claim it, stream the model's reply, end it with one terminal event."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from conversations.analysis import analyse
+from conversations.llm.openai_compat import OpenAICompatibleLlm
+from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget
+from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
+from conversations.models import EventType, SessionEvent
+from conversations.services.prompt import build_messages
+from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
+from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
+
+log = logging.getLogger(__name__)
+
+_llm: LlmPort = OpenAICompatibleLlm()
+
+
+def llm_port() -> LlmPort:
+    return _llm
+
+
+@dataclass
+class Generation:
+    text: list[str] = field(default_factory=list)
+    usage: dict[str, int] | None = None
+    error: LlmError | None = None
+    stop_reason: str | None = None
+
+    @property
+    def message(self) -> str:
+        return "".join(self.text)
+
+
+def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
+    """The conversation task's body; idempotent, so any redelivery is harmless."""
+    claim = turn_claim(turn_id=turn_id, owner=owner)
+    if claim is None:
+        return
+    try:
+        _run_claimed(claim)
+    except LeaseLost:
+        log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
+    except Exception as exc:
+        log.exception("turn failed unexpectedly", extra={"turn_id": str(turn_id)})
+        try:
+            turn_finish(
+                claim=claim,
+                type=EventType.ASSISTANT_ERROR,
+                data={"code": "internal_error", "message": f"The reply failed: {exc.__class__.__name__}.", "retryable": True},
+            )
+        except LeaseLost:
+            pass
+
+
+def _run_claimed(claim: ClaimedTurn) -> None:
+    targets = model_targets()
+    if not targets:
+        turn_finish(
+            claim=claim,
+            type=EventType.ASSISTANT_ERROR,
+            data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
+        )
+        return
+    target = targets[0]
+    user_event = SessionEvent.objects.get(pk=claim.user_event_id)
+    turn_emit(
+        claim=claim,
+        type=EventType.ASSISTANT_STARTED,
+        data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
+    )
+    messages = build_messages(claim=claim)
+    generation = _stream(claim, target, messages)
+    if generation.stop_reason == LEASE_LOST:
+        raise LeaseLost(str(claim.turn_id))
+    if generation.stop_reason == CANCELLED:
+        turn_finish(claim=claim, type=EventType.ASSISTANT_CANCELLED, data={"partial": generation.message})
+        return
+    if generation.error is not None:
+        err = generation.error
+        data = {"code": err.code, "message": err.message, "retryable": err.retryable}
+        if generation.text:
+            data["partial"] = generation.message
+        turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=data, model=target.model)
+        return
+    usage = generation.usage or {
+        "prompt_tokens": sum(len(str(m.get("content", ""))) for m in messages) // 4,
+        "completion_tokens": len(generation.message) // 4,
+    }
+    turn_finish(
+        claim=claim,
+        type=EventType.ASSISTANT_FINAL,
+        data={
+            "message": generation.message,
+            "model": target.model,
+            "usage": usage,
+            "analysis": analyse(str(user_event.payload.get("message", ""))).as_dict(),
+            "escalation": None,
+        },
+        model=target.model,
+        usage=usage,
+    )
+
+
+def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, object]]) -> Generation:
+    generation = Generation()
+    stream = llm_port().open_stream(ChatRequest(target=target, messages=messages))
+    publisher = DeltaPublisher(claim, on_stop=stream.close)
+    publisher.start()
+    try:
+        for chunk in stream:
+            if publisher.stop_reason:
+                break
+            if chunk.text:
+                generation.text.append(chunk.text)
+                publisher.add(chunk.text)
+            if chunk.usage:
+                generation.usage = chunk.usage
+    except LlmError as exc:
+        if not publisher.stop_reason:
+            generation.error = exc
+    finally:
+        publisher.finish()
+    generation.stop_reason = publisher.stop_reason
+    return generation

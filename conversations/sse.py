@@ -1,0 +1,64 @@
+"""``GET /v1/sessions/{id}/stream``: Server-Sent Events from a cursor, then live.
+
+Async (ASGI): one coroutine per client, blocked in Redis between events.
+Resumes after ``Last-Event-ID`` (or ``?after=``). Each event is one
+``id:``/``data:`` frame whose data is the SPEC §7 envelope; comment lines
+are heartbeats. Disconnecting stops only this reader, never the reply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from conversations.selectors import session_get
+from conversations.streaming import HEARTBEAT, SessionFollower
+from somaagent.api_errors import error_response
+from somaagent.async_auth import authenticate_request
+from somaagent.errors import SomaError, ValidationFailed
+
+
+def parse_cursor(raw: str | None, *, name: str) -> int:
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a non-negative integer cursor.", details={name: raw}) from None
+    if value < 0:
+        raise ValidationFailed(f"{name} must be a non-negative integer cursor.", details={name: raw})
+    return value
+
+
+async def sse_frames(follower: SessionFollower) -> AsyncIterator[bytes]:
+    yield b"retry: 2000\n: connected\n\n"
+    async for envelope in follower:
+        if envelope is HEARTBEAT:
+            yield b": heartbeat\n\n"
+            continue
+        data = json.dumps(envelope, separators=(",", ":"))
+        yield f"id: {envelope['id']}\ndata: {data}\n\n".encode()
+
+
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+    if request.method != "GET":
+        return error_response(SomaError("Use GET.", code="method_not_allowed"))
+    try:
+        principal = await authenticate_request(request)
+        session = await sync_to_async(session_get)(tenant=principal.tenant, session_id=session_id)
+        after = parse_cursor(
+            request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after"
+        )
+    except SomaError as exc:
+        return error_response(exc)
+    response = StreamingHttpResponse(
+        sse_frames(SessionFollower(session.pk, after)), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+

@@ -1,0 +1,83 @@
+"""The per-session Redis Stream that live readers follow and replay from.
+
+Every event is appended here: persisted ones after their transaction commits,
+deltas (which are not persisted) while the session row is locked, so that a
+delta is in the buffer before any later cursor is handed out. Readers merge
+this buffer with the database (conversations.streaming). Entries expire with
+the key's TTL; losing them loses only deltas, never a persisted event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from conversations.envelope import Envelope
+from somaagent.redis_client import async_redis, sync_redis
+
+log = logging.getLogger(__name__)
+
+StreamEntry = tuple[str, Envelope]
+
+
+def stream_key(session_id: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}stream:{session_id}"
+
+
+def publish(envelope: Envelope) -> None:
+    """Append one event; raises redis errors to the caller."""
+    key = stream_key(envelope["session_id"])
+    pipe = sync_redis().pipeline(transaction=False)
+    pipe.xadd(
+        key,
+        {"seq": envelope["id"], "e": json.dumps(envelope, separators=(",", ":"))},
+        maxlen=settings.SOMA["STREAM_BUFFER_MAXLEN"],
+        approximate=True,
+    )
+    pipe.expire(key, settings.SOMA["STREAM_BUFFER_TTL_SECONDS"])
+    pipe.execute()
+
+
+def publish_best_effort(envelope: Envelope) -> None:
+    """Used after commit: the event is durable, readers recover it from the database."""
+    try:
+        publish(envelope)
+    except redis.RedisError:
+        log.warning(
+            "stream buffer publish failed; readers will read the event from the database",
+            extra={"session_id": envelope["session_id"], "seq": envelope["id"]},
+            exc_info=True,
+        )
+
+
+def _decode(raw: list[tuple[Any, dict[Any, Any]]]) -> list[StreamEntry]:
+    out: list[StreamEntry] = []
+    for entry_id, fields in raw:
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        body = fields.get(b"e") or fields.get("e")
+        out.append((eid, json.loads(body)))
+    return out
+
+
+async def read_all(session_id: str) -> list[StreamEntry]:
+    return _decode(await async_redis().xrange(stream_key(session_id)))
+
+
+async def read_after(session_id: str, last_id: str, block_ms: int) -> list[StreamEntry]:
+    client: aioredis.Redis = async_redis()
+    result = await client.xread({stream_key(session_id): last_id}, block=block_ms, count=500)
+    if not result:
+        return []
+    return _decode(result[0][1])
+
+
+def delete(session_id: str) -> None:
+    try:
+        sync_redis().delete(stream_key(session_id))
+    except redis.RedisError:
+        log.warning("could not delete stream buffer", extra={"session_id": session_id})

@@ -1,0 +1,131 @@
+"""Following a session's events from a cursor: replay, then live, in order, exactly once.
+
+Two sources hold a session's events: the database (persisted events) and the
+Redis stream buffer (every event, deltas included, for a while). The reader
+first snapshots the buffer, then pages the database, merging both by cursor;
+then it follows the buffer live. Writers take cursors under the session row
+lock, so when the buffer shows cursor ``m`` every event before ``m`` is
+already committed (persisted) or already in the buffer (deltas); a hole before
+``m`` is therefore filled from the database, and what is in neither (a delta
+whose buffer expired) is skipped. Duplicates are dropped by cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from conversations import stream_buffer
+from conversations.envelope import Envelope, envelope_of, seq_of
+from conversations.selectors import events_after, events_between
+
+log = logging.getLogger(__name__)
+
+DB_PAGE = 500
+HEARTBEAT = None  # yielded when nothing happened for a heartbeat interval
+
+
+@sync_to_async
+def _db_after(session_id: Any, after: int, limit: int) -> list[Envelope]:
+    return [envelope_of(e) for e in events_after(session_id=session_id, after=after, limit=limit)]
+
+
+@sync_to_async
+def _db_between(session_id: Any, first: int, before: int) -> list[Envelope]:
+    return [envelope_of(e) for e in events_between(session_id=session_id, first=first, before=before)]
+
+
+class SessionFollower:
+    """Yields envelopes after ``after`` in cursor order, then ``None`` as heartbeats."""
+
+    def __init__(self, session_id: Any, after: int, *, heartbeat: float | None = None) -> None:
+        self.session_id = session_id
+        self.sid = str(session_id)
+        self.last = after
+        self.heartbeat = settings.SOMA["SSE_HEARTBEAT_SECONDS"] if heartbeat is None else heartbeat
+        self._held: dict[int, Envelope] = {}
+        self._last_entry = "0-0"
+
+    async def __aiter__(self) -> AsyncIterator[Envelope | None]:
+        async for envelope in self._replay():
+            yield envelope
+        block_ms = max(1, int(self.heartbeat * 1000))
+        while True:
+            try:
+                entries = await stream_buffer.read_after(self.sid, self._last_entry, block_ms)
+            except redis.RedisError:
+                log.warning("stream buffer unreachable; polling the database", extra={"session_id": self.sid})
+                entries = []
+            if not entries:
+                # Quiet (or Redis is down): catch up from the database, then beat.
+                caught_up = False
+                for envelope in await _db_after(self.session_id, self.last, DB_PAGE):
+                    caught_up = True
+                    yield self._emit(envelope)
+                if not caught_up:
+                    yield HEARTBEAT
+                continue
+            self._last_entry = entries[-1][0]
+            for _, envelope in entries:
+                self._hold(envelope)
+            async for envelope in self._release():
+                yield envelope
+
+    async def _replay(self) -> AsyncIterator[Envelope]:
+        try:
+            buffered = await stream_buffer.read_all(self.sid)
+        except redis.RedisError:
+            log.warning("stream buffer unreachable; replaying from the database", extra={"session_id": self.sid})
+            buffered = []
+        if buffered:
+            self._last_entry = buffered[-1][0]
+        for _, envelope in buffered:
+            self._hold(envelope)
+        while True:
+            page = await _db_after(self.session_id, self.last, DB_PAGE)
+            for envelope in page:
+                for held in self._pop_held_before(seq_of(envelope)):
+                    yield self._emit(held)
+                if seq_of(envelope) > self.last:
+                    self._held.pop(seq_of(envelope), None)
+                    yield self._emit(envelope)
+            if len(page) < DB_PAGE:
+                break
+        for held in self._pop_held_before(None):
+            yield self._emit(held)
+
+    def _hold(self, envelope: Envelope) -> None:
+        seq = seq_of(envelope)
+        if seq > self.last and seq not in self._held:
+            self._held[seq] = envelope
+
+    def _pop_held_before(self, bound: int | None) -> list[Envelope]:
+        seqs = sorted(s for s in self._held if bound is None or s < bound)
+        return [self._held.pop(s) for s in seqs]
+
+    def _emit(self, envelope: Envelope) -> Envelope:
+        self.last = seq_of(envelope)
+        return envelope
+
+    async def _release(self) -> AsyncIterator[Envelope]:
+        """Emit held events in order, filling holes from the database."""
+        while self._held:
+            nxt = self.last + 1
+            if nxt in self._held:
+                yield self._emit(self._held.pop(nxt))
+                continue
+            lowest = min(self._held)
+            for envelope in await _db_between(self.session_id, nxt, lowest):
+                self._held.setdefault(seq_of(envelope), envelope)
+            if nxt not in self._held:
+                # Not persisted and not buffered: an expired delta. Move on.
+                log.info(
+                    "skipping cursors with no event",
+                    extra={"session_id": self.sid, "first": nxt, "until": lowest},
+                )
+                self.last = min(self._held) - 1

@@ -1,0 +1,30 @@
+"""Celery entry points of the conversation package: thin calls into services."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from celery import shared_task
+
+from conversations.services.runner import turn_run
+from conversations.services.turns import turn_sweep
+
+
+@shared_task(
+    name="conversation.run_turn",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=900,
+    soft_time_limit=840,
+    ignore_result=True,
+)
+def run_turn(self, turn_id: str) -> None:  # type: ignore[no-untyped-def]
+    owner = f"{self.request.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    turn_run(turn_id=turn_id, owner=owner)
+
+
+@shared_task(name="conversation.turn_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
+def run_turn_sweep() -> dict[str, int]:
+    return turn_sweep()

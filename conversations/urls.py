@@ -1,0 +1,12 @@
+from django.urls import path
+
+from conversations import api, sse
+
+urlpatterns = [
+    path("session/message", api.SessionMessageView.as_view(), name="session-message"),
+    path("sessions", api.SessionListView.as_view(), name="session-list"),
+    path("sessions/<str:session_id>", api.SessionDetailView.as_view(), name="session-detail"),
+    path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
+    path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
+    path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
+]

@@ -1,0 +1,160 @@
+"""Admin for the core: tenants, personas, keys, outbox, dead letters, models, settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from somaagent.apikeys import api_key_create
+from somaagent.models import (
+    ApiKey,
+    DeadLetter,
+    LlmCredential,
+    Membership,
+    ModelProfile,
+    OutboxMessage,
+    Persona,
+    Tenant,
+    UISetting,
+)
+from somaagent.outbox import dead_letter_replay
+from somaagent.secrets import encrypt
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit-style rows: staff look, nobody edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PersonaInline(admin.TabularInline):
+    model = Persona
+    extra = 0
+    fields = ["name", "system_prompt"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "id", "created_at"]
+    search_fields = ["name", "id"]
+    inlines = [PersonaInline]
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "id", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "id"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "tenant__name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "name", "tenant", "scopes", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "tenant__name"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    fields = ["tenant", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = api_key_create(tenant=obj.tenant, name=obj.name, scopes=obj.scopes)
+        obj.pk = key.pk
+        obj.prefix = key.prefix
+        self.message_user(
+            request, f"New API key (copy it now, it is not shown again): {raw}", messages.WARNING
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        from django.utils import timezone
+
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).")
+
+
+@admin.register(OutboxMessage)
+class OutboxAdmin(ReadOnlyAdmin):
+    list_display = ["id", "topic", "created_at", "published_at", "attempts", "next_attempt_at"]
+    list_filter = ["topic", ("published_at", admin.EmptyFieldListFilter)]
+    search_fields = ["dedupe_key", "last_error"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["id", "topic", "attempts", "created_at", "replayed_at"]
+    list_filter = ["topic", ("replayed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["error", "topic"]
+    date_hierarchy = "created_at"
+    actions = ["replay"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Needed for the replay action to show; the form itself stays read-only.
+        return request.user.is_staff and obj is None
+
+    @admin.action(description="Replay selected dead letters")
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        replayed = sum(1 for letter in queryset if dead_letter_replay(dead_letter=letter))
+        self.message_user(request, f"Replayed {replayed} of {queryset.count()} dead letter(s).")
+
+
+class CredentialForm(forms.ModelForm):
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = LlmCredential
+        fields = ["name", "provider"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.instance.pk and not data.get("secret"):
+            self.add_error("secret", "A new credential needs its secret.")
+        return data
+
+
+@admin.register(LlmCredential)
+class LlmCredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
+    list_display = ["name", "provider", "created_at", "updated_at"]
+    search_fields = ["name", "provider"]
+
+    def save_model(self, request: HttpRequest, obj: LlmCredential, form: Any, change: bool) -> None:
+        secret = form.cleaned_data.get("secret")
+        if secret:
+            obj.secret_encrypted = encrypt(secret)
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ModelProfile)
+class ModelProfileAdmin(admin.ModelAdmin):
+    list_display = ["role", "deployment_mode", "model", "base_url", "priority", "enabled"]
+    list_filter = ["role", "deployment_mode", "enabled"]
+    search_fields = ["model", "base_url"]
+
+
+@admin.register(UISetting)
+class UISettingAdmin(admin.ModelAdmin):
+    list_display = ["key", "updated_at"]
+    search_fields = ["key"]

@@ -1,0 +1,13 @@
+"""The Celery application; its settings live in the top-level celeryconfig.py."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+
+app = Celery("somaagent")
+app.config_from_object("celeryconfig")
+app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory"])

@@ -1,0 +1,165 @@
+"""Configuration from the environment (SPEC §3): one place that reads it.
+
+Unset means the embedded default. ``PROD`` refuses embedded defaults and
+insecure settings, naming every problem at once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SOMA_VAR_DIR", BASE_DIR / "var")).resolve()
+
+DEPLOYMENT_MODES = ("DEV", "STAGING", "PROD")
+
+
+class ConfigurationError(RuntimeError):
+    """Start-up refused: the message names each problem."""
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env(name).lower()
+    if not raw:
+        return default
+    return raw in ("1", "true", "yes", "on")
+
+
+def load_dotenv_file() -> None:
+    dotenv_path = BASE_DIR / ".env"
+    if dotenv_path.exists():
+        from dotenv import load_dotenv
+
+        load_dotenv(dotenv_path, override=False)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """One Redis URL, spelled for each client that needs it."""
+
+    url: str
+    embedded: bool
+
+    @property
+    def kombu_url(self) -> str:
+        parsed = urlparse(self.url)
+        if parsed.scheme != "unix":
+            return self.url
+        db = parse_qs(parsed.query).get("db", ["0"])[0]
+        return f"redis+socket://{parsed.path}?virtual_host={db}"
+
+
+def redis_config() -> RedisConfig:
+    url = env("REDIS_URL")
+    if url:
+        return RedisConfig(url=url, embedded=False)
+    from somaagent.embedded_redis import ensure_running
+
+    sock = ensure_running(VAR_DIR)
+    db = env_int("SOMA_EMBEDDED_REDIS_DB", 0)
+    return RedisConfig(url=f"unix://{sock}?db={db}", embedded=True)
+
+
+def _generated_secret(name: str, factory) -> str:  # type: ignore[no-untyped-def]
+    """A DEV-only secret generated once into var/ and reused after."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    path = VAR_DIR / name
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(factory())
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip()
+
+
+@dataclass
+class StartupProblems:
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, message: str) -> None:
+        self.problems.append(message)
+
+    def raise_if_any(self, mode: str) -> None:
+        if self.problems:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            raise ConfigurationError(f"SomaAgent refuses to start in {mode} mode:\n{lines}")
+
+
+def deployment_mode() -> str:
+    mode = env("SOMA_DEPLOYMENT_MODE", "DEV").upper()
+    if mode not in DEPLOYMENT_MODES:
+        raise ConfigurationError(
+            f"SOMA_DEPLOYMENT_MODE must be one of {', '.join(DEPLOYMENT_MODES)}, got {mode!r}"
+        )
+    return mode
+
+
+def check_production(mode: str) -> None:
+    """PROD refuses embedded defaults and insecure settings (SPEC §3)."""
+    if mode != "PROD":
+        return
+    problems = StartupProblems()
+    for name, what in (
+        ("DATABASE_URL", "the database (embedded SQLite is for DEV)"),
+        ("REDIS_URL", "Redis (the embedded server is for DEV)"),
+        ("SOMA_FERNET_KEYS", "secret encryption keys"),
+        ("DJANGO_SECRET_KEY", "Django's secret key"),
+    ):
+        if not env(name):
+            problems.add(f"{name} is not set: {what}")
+    if env_bool("DJANGO_DEBUG", False):
+        problems.add("DJANGO_DEBUG is on: turn it off in PROD")
+    secret = env("DJANGO_SECRET_KEY")
+    if secret and (len(secret) < 32 or secret.startswith("django-insecure")):
+        problems.add("DJANGO_SECRET_KEY is too short or a default: use 50 random characters")
+    if not env("ALLOWED_HOSTS"):
+        problems.add("ALLOWED_HOSTS is not set: name the hosts this deployment serves")
+    problems.raise_if_any(mode)
+
+
+def secret_key(mode: str) -> str:
+    key = env("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    if mode == "PROD":
+        raise ConfigurationError("DJANGO_SECRET_KEY is not set")
+    return _generated_secret("secret_key", lambda: secrets.token_urlsafe(50))
+
+
+def fernet_keys(mode: str) -> list[str]:
+    raw = env("SOMA_FERNET_KEYS")
+    if raw:
+        return [k.strip() for k in raw.split(",") if k.strip()]
+    if mode != "DEV":
+        raise ConfigurationError(f"SOMA_FERNET_KEYS is not set ({mode} mode generates no keys)")
+    from cryptography.fernet import Fernet
+
+    return [_generated_secret("fernet_key", lambda: Fernet.generate_key().decode())]

@@ -1,0 +1,77 @@
+"""The domain error hierarchy; api_errors maps it onto the HTTP error shape (SPEC §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SomaError(Exception):
+    status_code = 400
+    code = "error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+
+class ValidationFailed(SomaError):
+    status_code = 400
+    code = "validation_error"
+
+
+class Unauthenticated(SomaError):
+    status_code = 401
+    code = "unauthenticated"
+
+
+class PolicyDenied(SomaError):
+    status_code = 403
+    code = "policy_denied"
+
+
+class NotFound(SomaError):
+    status_code = 404
+    code = "not_found"
+
+
+class IdempotencyConflict(SomaError):
+    status_code = 409
+    code = "idempotency_conflict"
+
+
+class Conflict(SomaError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(SomaError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(SomaError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(SomaError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget_exceeded"
+
+
+class ServiceUnavailable(SomaError):
+    status_code = 503
+    code = "unavailable"

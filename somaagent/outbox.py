@@ -1,0 +1,174 @@
+"""Transactional outbox: write in the business transaction, publish after commit.
+
+``outbox_enqueue`` adds a row inside the caller's transaction and, once that
+commits, publishes it at once (the fast path). Whatever the fast path missed —
+broker down, process killed between commit and publish — the beat sweep
+publishes later; it is safe to run in several workers at once
+(``select_for_update(skip_locked=True)``). A row that cannot be published
+within ``SOMA_OUTBOX_MAX_AGE_SECONDS`` moves to the dead-letter queue.
+
+Consumers are idempotent, so publishing a row twice (fast path and sweep racing)
+is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from somaagent.models import DeadLetter, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    task: str
+    queue: str
+
+
+# topic -> Celery task; packages register their topics at import time.
+ROUTES: dict[str, Route] = {}
+
+_breaker_lock = threading.Lock()
+_broker_down_until = 0.0
+BREAKER_SECONDS = 2.0
+
+
+def register_topic(topic: str, *, task: str, queue: str) -> None:
+    ROUTES[topic] = Route(task=task, queue=queue)
+
+
+def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> OutboxMessage | None:
+    """Add a message in the current transaction; None if ``dedupe_key`` was already used."""
+    if topic not in ROUTES:
+        raise ValueError(f"unknown outbox topic {topic!r}")
+    try:
+        with transaction.atomic():
+            message = OutboxMessage.objects.create(
+                topic=topic, payload=payload, dedupe_key=dedupe_key
+            )
+    except IntegrityError:
+        return None
+    transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk))
+    return message
+
+
+def _send(message: OutboxMessage) -> None:
+    from somaagent.celery import app
+
+    route = ROUTES[message.topic]
+    app.send_task(
+        route.task,
+        kwargs=message.payload,
+        queue=route.queue,
+        routing_key=route.queue,
+        retry=False,
+    )
+
+
+def _broker_presumed_down() -> bool:
+    return time.monotonic() < _broker_down_until
+
+
+def _mark_broker_down() -> None:
+    global _broker_down_until
+    with _breaker_lock:
+        _broker_down_until = time.monotonic() + BREAKER_SECONDS
+
+
+def outbox_publish_now(*, message_id: int) -> bool:
+    """The fast path after commit; failures are left for the sweep."""
+    if _broker_presumed_down():
+        return False
+    message = OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).first()
+    if message is None:
+        return False
+    try:
+        _send(message)
+    except Exception as exc:  # kombu raises many connection error types
+        _mark_broker_down()
+        log.warning(
+            "outbox fast-path publish failed; the sweep will retry",
+            extra={"outbox_id": message_id, "topic": message.topic, "error": repr(exc)},
+        )
+        OutboxMessage.objects.filter(pk=message_id).update(last_error=repr(exc)[:2000])
+        return False
+    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(
+        published_at=timezone.now()
+    )
+    return True
+
+
+def _backoff(attempts: int) -> timedelta:
+    base = min(60.0, 1.0 * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=base * random.uniform(0.5, 1.0))
+
+
+def outbox_sweep(*, batch_size: int = 200) -> dict[str, int]:
+    """Publish due unpublished rows; returns counts for logs and tests."""
+    now = timezone.now()
+    min_age = timedelta(seconds=settings.SOMA["OUTBOX_SWEEP_MIN_AGE_SECONDS"])
+    max_age = timedelta(seconds=settings.SOMA["OUTBOX_MAX_AGE_SECONDS"])
+    counts = {"published": 0, "failed": 0, "dead": 0}
+    with transaction.atomic():
+        due = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True, next_attempt_at__lte=now, created_at__lte=now - min_age)
+            .order_by("id")[:batch_size]
+        )
+        for message in due:
+            try:
+                _send(message)
+            except Exception as exc:  # kombu raises many connection error types
+                message.attempts += 1
+                message.last_error = repr(exc)[:2000]
+                if now - message.created_at >= max_age:
+                    _dead_letter(message)
+                    counts["dead"] += 1
+                    continue
+                message.next_attempt_at = now + _backoff(message.attempts)
+                message.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+                counts["failed"] += 1
+                break  # the broker is down: the rest waits for the next sweep
+            message.attempts += 1
+            message.published_at = timezone.now()
+            message.save(update_fields=["attempts", "published_at"])
+            counts["published"] += 1
+    if counts["failed"] or counts["dead"]:
+        log.warning("outbox sweep could not publish everything", extra=counts)
+    return counts
+
+
+def _dead_letter(message: OutboxMessage) -> None:
+    DeadLetter.objects.create(
+        topic=message.topic,
+        event={"outbox_id": message.pk, "payload": message.payload, "dedupe_key": message.dedupe_key},
+        error=message.last_error,
+        attempts=message.attempts,
+    )
+    message.delete()
+
+
+def dead_letter_replay(*, dead_letter: DeadLetter) -> bool:
+    """Re-enqueue an outbox dead letter through the outbox; False if not an outbox letter."""
+    if dead_letter.topic not in ROUTES or "payload" not in dead_letter.event:
+        return False
+    with transaction.atomic():
+        outbox_enqueue(
+            topic=dead_letter.topic,
+            payload=dead_letter.event["payload"],
+            dedupe_key=f"replay:{dead_letter.pk}:{timezone.now().timestamp()}",
+        )
+        dead_letter.replayed_at = timezone.now()
+        dead_letter.save(update_fields=["replayed_at"])
+    return True

@@ -1,0 +1,50 @@
+"""One Redis client per process (sync) and per event loop (async), reused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+_lock = threading.Lock()
+_sync: tuple[int, redis.Redis] | None = None
+_async: dict[int, aioredis.Redis] = {}
+
+
+def sync_redis() -> redis.Redis:
+    """The process's client; rebuilt after fork (Celery prefork children)."""
+    global _sync
+    pid = os.getpid()
+    if _sync is None or _sync[0] != pid:
+        with _lock:
+            if _sync is None or _sync[0] != pid:
+                client = redis.Redis.from_url(
+                    settings.REDIS_URL,
+                    socket_timeout=5,
+                    socket_connect_timeout=2,
+                    health_check_interval=30,
+                    max_connections=200,
+                )
+                _sync = (pid, client)
+    return _sync[1]
+
+
+def async_redis() -> aioredis.Redis:
+    """A client bound to the running event loop (blocking XREADs hold a connection each)."""
+    loop = asyncio.get_running_loop()
+    client = _async.get(id(loop))
+    if client is None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=5000, timeout=10, socket_connect_timeout=2
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        _async[id(loop)] = client
+    return client
+
+
+def key(*parts: object) -> str:
+    return settings.REDIS_KEY_PREFIX + ":".join(str(p) for p in parts)

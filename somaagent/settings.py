@@ -1,0 +1,181 @@
+"""Django settings: everything comes from the environment via somaagent.config."""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from somaagent import config
+from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
+
+config.load_dotenv_file()
+
+DEPLOYMENT_MODE = config.deployment_mode()
+config.check_production(DEPLOYMENT_MODE)
+
+SECRET_KEY = config.secret_key(DEPLOYMENT_MODE)
+DEBUG = env_bool("DJANGO_DEBUG", DEPLOYMENT_MODE == "DEV")
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+FERNET_KEYS = config.fernet_keys(DEPLOYMENT_MODE)
+PORT = env_int("PORT", 8000)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "channels",
+    "somaagent",
+    "conversations",
+    "tools",
+    "memory",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "somaagent.urls"
+ASGI_APPLICATION = "somaagent.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------
+_database_url = env("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(VAR_DIR / "somaagent.sqlite3"),
+            "OPTIONS": {
+                # WAL lets readers run beside the one writer; IMMEDIATE takes
+                # the write lock at BEGIN so concurrent writers queue on
+                # busy_timeout instead of failing with "database is locked".
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=30000;"
+                ),
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            # Tests run against a file so that worker processes see the same data.
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+        }
+    }
+IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- redis ------------------------------------------------------------------
+_redis = config.redis_config()
+REDIS_URL = _redis.url
+REDIS_EMBEDDED = _redis.embedded
+REDIS_KEY_PREFIX = env("SOMA_REDIS_PREFIX", "soma:")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL") or _redis.kombu_url
+CELERY_RESULT_URL = _redis.kombu_url
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": REDIS_KEY_PREFIX + "asgi"},
+    }
+}
+
+# --- auth, i18n, static --------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- REST API -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "somaagent.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["somaagent.authentication.IsTenantMember"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "somaagent.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SomaAgent API",
+    "DESCRIPTION": "Conversational agent backend: accept messages, stream replies.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- product limits and behaviour --------------------------------------------------
+SOMA = {
+    "MAX_MESSAGE_CHARS": env_int("SOMA_MAX_MESSAGE_CHARS", 32_000),
+    "MAX_REQUEST_BYTES": env_int("SOMA_MAX_REQUEST_BYTES", 256 * 1024),
+    "MAX_METADATA_BYTES": env_int("SOMA_MAX_METADATA_BYTES", 16 * 1024),
+    "HISTORY_WINDOW_EVENTS": env_int("SOMA_HISTORY_WINDOW_EVENTS", 40),
+    "TURN_LEASE_SECONDS": env_float("SOMA_TURN_LEASE_SECONDS", 15.0),
+    "TURN_MAX_ATTEMPTS": env_int("SOMA_TURN_MAX_ATTEMPTS", 3),
+    "TURN_REDISPATCH_AFTER_SECONDS": env_float("SOMA_TURN_REDISPATCH_AFTER_SECONDS", 30.0),
+    "DELTA_COALESCE_SECONDS": env_float("SOMA_DELTA_COALESCE_SECONDS", 0.05),
+    "STREAM_BUFFER_TTL_SECONDS": env_int("SOMA_STREAM_BUFFER_TTL_SECONDS", 3600),
+    "STREAM_BUFFER_MAXLEN": env_int("SOMA_STREAM_BUFFER_MAXLEN", 20_000),
+    "SSE_HEARTBEAT_SECONDS": env_float("SOMA_SSE_HEARTBEAT_SECONDS", 15.0),
+    "OUTBOX_MAX_AGE_SECONDS": env_int("SOMA_OUTBOX_MAX_AGE_SECONDS", 24 * 3600),
+    "OUTBOX_SWEEP_MIN_AGE_SECONDS": env_float("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", 2.0),
+    "LLM_BASE_URL": env("SOMA_LLM_BASE_URL"),
+    "LLM_API_KEY": env("SOMA_LLM_API_KEY"),
+    "LLM_MODEL": env("SOMA_LLM_MODEL", "default"),
+    "LLM_CONNECT_TIMEOUT": env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
+    "LLM_READ_TIMEOUT": env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+}
+
+# --- logging ---------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "somaagent.logging.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stdout"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

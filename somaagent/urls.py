@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from somaagent import health, views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("v1/", include("conversations.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]
+
+handler404 = views.not_found
+handler500 = views.server_error

@@ -1,0 +1,210 @@
+"""A stub OpenAI-compatible chat server over real HTTP, for tests and benchmarks.
+
+Run: ``python -m tests.stubs.llm_server --port 0`` (prints ``PORT <n>`` when ready).
+
+Behaviour is chosen per request by directives in the last user message, so
+parallel tests can share one server:
+
+- ``[[reply=some text]]``   answer exactly this text (default: an echo)
+- ``[[tokens=N]]``          answer N tokens ``t0 t1 …``
+- ``[[delay=S]]``           sleep S seconds between chunks (``--delay`` sets a default)
+- ``[[first_delay=S]]``     sleep S seconds before the first chunk
+- ``[[status=CODE]]``       answer HTTP CODE with an OpenAI-style error body
+- ``[[retry_after=S]]``     add ``Retry-After: S`` to an error answer
+- ``[[break_after=N]]``     send N chunks, then drop the connection
+- ``[[hang]]``              accept the request and never answer
+- ``[[no_usage]]``          omit the usage chunk
+- ``[[tool=NAME:JSON]]``    ask for a tool call (repeatable: parallel calls); once a
+                            tool result is in the conversation, answer normally
+
+``GET /_requests`` returns the recorded request bodies; ``DELETE /_requests`` clears them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import socket
+import sys
+import time
+from typing import Any
+
+import uvicorn
+
+DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
+REQUESTS: list[dict[str, Any]] = []
+DEFAULTS: dict[str, float] = {"delay": 0.0}
+
+
+def _directives(body: dict[str, Any]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            for name, value in DIRECTIVE.findall(str(message.get("content") or "")):
+                found.setdefault(name, []).append(value)
+            break
+    return found
+
+
+def _reply_text(body: dict[str, Any], d: dict[str, list[str]]) -> list[str]:
+    if "reply" in d:
+        text = d["reply"][0]
+        return [w + " " for w in text.split(" ")[:-1]] + [text.split(" ")[-1]]
+    if "tokens" in d:
+        n = int(d["tokens"][0])
+        return [f"t{i} " for i in range(n)]
+    last = ""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            last = DIRECTIVE.sub("", str(message.get("content") or "")).strip()
+            break
+    words = f"You said: {last}".split(" ")
+    return [w + " " for w in words[:-1]] + [words[-1]]
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    doc = {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+
+async def _send_json(send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(doc).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        + (headers or []),
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _has_tool_result(body: dict[str, Any]) -> bool:
+    return any(m.get("role") == "tool" for m in body.get("messages") or [])
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path, method = scope["path"], scope["method"]
+    raw = await _read_body(receive)
+    if path == "/_requests":
+        if method == "DELETE":
+            REQUESTS.clear()
+        await _send_json(send, 200, REQUESTS)
+        return
+    if path.endswith("/models"):
+        await _send_json(send, 200, {"object": "list", "data": [{"id": "stub-model", "object": "model"}]})
+        return
+    if not path.endswith("/chat/completions") or method != "POST":
+        await _send_json(send, 404, {"error": {"message": "not found"}})
+        return
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        await _send_json(send, 400, {"error": {"message": "body is not JSON"}})
+        return
+    REQUESTS.append(body)
+    del REQUESTS[:-500]
+    await _complete(body, send)
+
+
+async def _complete(body: dict[str, Any], send: Any) -> None:
+    d = _directives(body)
+    model = str(body.get("model") or "stub-model")
+    if "hang" in d:
+        await asyncio.sleep(3600)
+    if "status" in d:
+        headers = [(b"retry-after", d["retry_after"][0].encode())] if "retry_after" in d else []
+        await _send_json(send, int(d["status"][0]), {"error": {"message": f"stub error {d['status'][0]}", "type": "stub"}}, headers)
+        return
+    delay = float(d["delay"][0]) if "delay" in d else DEFAULTS["delay"]
+    if "first_delay" in d:
+        await asyncio.sleep(float(d["first_delay"][0]))
+    tools = d.get("tool", []) if not _has_tool_result(body) else []
+    if not body.get("stream"):
+        await _send_json(send, 200, _non_streaming(model, body, d, tools))
+        return
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+    })
+    await send({"type": "http.response.body", "body": _chunk(model, {"role": "assistant"}), "more_body": True})
+    pieces = [] if tools else _reply_text(body, d)
+    break_after = int(d["break_after"][0]) if "break_after" in d else None
+    for i, piece in enumerate(pieces):
+        if break_after is not None and i >= break_after:
+            raise ConnectionAbortedError("stub: breaking the stream on purpose")
+        if delay:
+            await asyncio.sleep(delay)
+        await send({"type": "http.response.body", "body": _chunk(model, {"content": piece}), "more_body": True})
+    for index, spec in enumerate(tools):
+        name, _, args = spec.partition(":")
+        call = {"index": index, "id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": args}}
+        await send({"type": "http.response.body", "body": _chunk(model, {"tool_calls": [call]}), "more_body": True})
+    finish = "tool_calls" if tools else "stop"
+    tail = _chunk(model, {}, finish)
+    if "no_usage" not in d:
+        prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages") or []) // 4
+        usage = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": model, "choices": [],
+                 "usage": {"prompt_tokens": prompt, "completion_tokens": len(pieces), "total_tokens": prompt + len(pieces)}}
+        tail += b"data: " + json.dumps(usage).encode() + b"\n\n"
+    await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n"})
+
+
+def _non_streaming(model: str, body: dict[str, Any], d: dict[str, list[str]], tools: list[str]) -> dict[str, Any]:
+    text = "".join(_reply_text(body, d)) if not tools else None
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tools:
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": s.partition(":")[0], "arguments": s.partition(":")[2]}}
+            for i, s in enumerate(tools)
+        ]
+    return {
+        "id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tools else "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": len((text or "").split()), "total_tokens": 1},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="default seconds between chunks")
+    args = parser.parse_args()
+    DEFAULTS["delay"] = args.delay
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
