@@ -21,7 +21,7 @@ from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 QUEUES = ("conversation", "tools", "memory", "default")
 
@@ -70,6 +70,12 @@ worker_cancel_long_running_tasks_on_connection_loss = False
 
 beat_scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
 beat_schedule = {
-    "outbox-sweep": {"task": "soma.outbox_sweep", "schedule": 2.0},
-    "turn-lease-sweep": {"task": "conversation.turn_sweep", "schedule": 5.0},
+    "outbox-sweep": {
+        "task": "soma.outbox_sweep",
+        "schedule": settings.SOMA.outbox_sweep_seconds,
+    },
+    "turn-lease-sweep": {
+        "task": "conversation.turn_sweep",
+        "schedule": settings.SOMA.turn_sweep_seconds,
+    },
 }

@@ -16,7 +16,7 @@ class EventInline(admin.TabularInline):
     model = SessionEvent
     extra = 0
     can_delete = False
-    fields = ["seq", "type", "role", "occurred_at", "payload"]
+    fields = ("seq", "type", "role", "occurred_at", "payload")
     readonly_fields = fields
     ordering = ["seq"]
     show_change_link = True
@@ -32,7 +32,17 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ["id", "title"]
     date_hierarchy = "created_at"
     readonly_fields = ["id", "tenant", "last_seq", "created_at", "updated_at"]
-    fields = ["id", "tenant", "persona", "title", "status", "metadata", "last_seq", "created_at", "updated_at"]
+    fields = [
+        "id",
+        "tenant",
+        "persona",
+        "title",
+        "status",
+        "metadata",
+        "last_seq",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [EventInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

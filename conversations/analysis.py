@@ -7,24 +7,92 @@ from dataclasses import asdict, dataclass
 
 _WORD = re.compile(r"[a-z0-9']+")
 _QUESTION_START = {
-    "what", "why", "how", "when", "where", "who", "which", "is", "are", "can", "could",
-    "do", "does", "did", "should", "would", "will",
+    "what",
+    "why",
+    "how",
+    "when",
+    "where",
+    "who",
+    "which",
+    "is",
+    "are",
+    "can",
+    "could",
+    "do",
+    "does",
+    "did",
+    "should",
+    "would",
+    "will",
 }
 _ACTION = {
-    "please", "create", "make", "write", "generate", "build", "send", "run", "delete",
-    "update", "fix", "book", "schedule", "set", "add", "remove", "show", "list", "find",
+    "please",
+    "create",
+    "make",
+    "write",
+    "generate",
+    "build",
+    "send",
+    "run",
+    "delete",
+    "update",
+    "fix",
+    "book",
+    "schedule",
+    "set",
+    "add",
+    "remove",
+    "show",
+    "list",
+    "find",
 }
 _PROBLEM = {
-    "error", "bug", "broken", "crash", "crashes", "fails", "failed", "failing", "issue",
-    "problem", "wrong", "exception", "doesn't", "not", "cannot", "can't", "stuck",
+    "error",
+    "bug",
+    "broken",
+    "crash",
+    "crashes",
+    "fails",
+    "failed",
+    "failing",
+    "issue",
+    "problem",
+    "wrong",
+    "exception",
+    "doesn't",
+    "not",
+    "cannot",
+    "can't",
+    "stuck",
 }
 _POSITIVE = {
-    "good", "great", "thanks", "thank", "love", "excellent", "awesome", "nice", "happy",
-    "perfect", "helpful", "glad",
+    "good",
+    "great",
+    "thanks",
+    "thank",
+    "love",
+    "excellent",
+    "awesome",
+    "nice",
+    "happy",
+    "perfect",
+    "helpful",
+    "glad",
 }
 _NEGATIVE = {
-    "bad", "terrible", "hate", "awful", "angry", "annoyed", "frustrated", "useless",
-    "worst", "broken", "disappointed", "horrible", "upset",
+    "bad",
+    "terrible",
+    "hate",
+    "awful",
+    "angry",
+    "annoyed",
+    "frustrated",
+    "useless",
+    "worst",
+    "broken",
+    "disappointed",
+    "horrible",
+    "upset",
 }
 _TAGS = {
     "code": {"python", "code", "function", "javascript", "sql", "api", "bug", "compile", "script"},
@@ -49,8 +117,10 @@ def analyse(text: str) -> Analysis:
     lowered = text.lower()
     words = _WORD.findall(lowered)
     word_set = set(words)
-    if word_set & _PROBLEM and (word_set & {"error", "bug", "broken", "crash", "crashes", "fails",
-                                            "failed", "failing", "exception", "stuck"}):
+    if word_set & _PROBLEM and (
+        word_set
+        & {"error", "bug", "broken", "crash", "crashes", "fails", "failed", "failing", "exception", "stuck"}
+    ):
         intent = "problem_report"
     elif lowered.rstrip().endswith("?") or (words and words[0] in _QUESTION_START):
         intent = "question"

@@ -47,10 +47,10 @@ class SessionMessageView(APIView):
     )
     def post(self, request: Request) -> Response:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.SOMA["MAX_REQUEST_BYTES"]:
+        if length > settings.SOMA.max_request_bytes:
             raise PayloadTooLarge(
                 "The request body is too large.",
-                details={"max_bytes": settings.SOMA["MAX_REQUEST_BYTES"]},
+                details={"max_bytes": settings.SOMA.max_request_bytes},
             )
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
@@ -105,7 +105,9 @@ class SessionDetailView(APIView):
         session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
         return Response(s.SessionSerializer(session).data)
 
-    @extend_schema(request=s.SessionPatchSerializer, responses={200: s.SessionSerializer}, summary="Rename a session")
+    @extend_schema(
+        request=s.SessionPatchSerializer, responses={200: s.SessionSerializer}, summary="Rename a session"
+    )
     def patch(self, request: Request, session_id: str) -> Response:
         session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
         serializer = s.SessionPatchSerializer(data=request.data)

@@ -70,9 +70,7 @@ class SessionEvent(models.Model):
     class Meta:
         db_table = "session_events"
         ordering = ["session", "seq"]
-        constraints = [
-            models.UniqueConstraint(fields=["session", "seq"], name="session_event_unique_seq")
-        ]
+        constraints = [models.UniqueConstraint(fields=["session", "seq"], name="session_event_unique_seq")]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.seq}"
@@ -91,9 +89,7 @@ class Turn(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="turns")
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
-    user_event = models.OneToOneField(
-        SessionEvent, on_delete=models.CASCADE, related_name="turn"
-    )
+    user_event = models.OneToOneField(SessionEvent, on_delete=models.CASCADE, related_name="turn")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True, default="")
@@ -173,6 +169,7 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         db_table = "idempotency_keys"
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_key")
-        ]
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_key")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -34,22 +34,16 @@ def session_list(*, tenant: Tenant) -> QuerySet[Session]:
 
 
 def events_after(*, session_id: uuid.UUID, after: int, limit: int) -> list[SessionEvent]:
-    return list(
-        SessionEvent.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")[:limit]
-    )
+    return list(SessionEvent.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")[:limit])
 
 
 def events_between(*, session_id: uuid.UUID, first: int, before: int) -> list[SessionEvent]:
     return list(
-        SessionEvent.objects.filter(
-            session_id=session_id, seq__gte=first, seq__lt=before
-        ).order_by("seq")
+        SessionEvent.objects.filter(session_id=session_id, seq__gte=first, seq__lt=before).order_by("seq")
     )
 
 
-def session_history_window(
-    *, session_id: uuid.UUID, before_seq: int, limit: int
-) -> list[SessionEvent]:
+def session_history_window(*, session_id: uuid.UUID, before_seq: int, limit: int) -> list[SessionEvent]:
     """The last ``limit`` messages before a cursor, oldest first; cost independent of length."""
     recent = list(
         SessionEvent.objects.filter(

@@ -38,7 +38,7 @@ class MessageInSerializer(StrictSerializer):
     def validate_message(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("The message is empty.")
-        limit = settings.SOMA["MAX_MESSAGE_CHARS"]
+        limit = settings.SOMA.max_message_chars
         if len(value) > limit:
             raise PayloadTooLarge(
                 f"The message is longer than {limit} characters.",
@@ -49,11 +49,9 @@ class MessageInSerializer(StrictSerializer):
         return value
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        limit = settings.SOMA["MAX_METADATA_BYTES"]
+        limit = settings.SOMA.max_metadata_bytes
         if len(json.dumps(value)) > limit:
-            raise PayloadTooLarge(
-                f"metadata is larger than {limit} bytes.", details={"max_bytes": limit}
-            )
+            raise PayloadTooLarge(f"metadata is larger than {limit} bytes.", details={"max_bytes": limit})
         return value
 
     def validate_attachments(self, value: list[Any]) -> list[Any]:
@@ -77,8 +75,14 @@ class SessionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Session
         fields = [
-            "session_id", "persona_id", "title", "metadata", "status",
-            "created_at", "updated_at", "last_event_id",
+            "session_id",
+            "persona_id",
+            "title",
+            "metadata",
+            "status",
+            "created_at",
+            "updated_at",
+            "last_event_id",
         ]
         read_only_fields = fields
 
@@ -96,7 +100,7 @@ class EventSerializer(serializers.Serializer):
     type = serializers.CharField()
     role = serializers.CharField()
     occurred_at = serializers.DateTimeField()
-    data = serializers.DictField()
+    data = serializers.DictField()  # type: ignore[assignment]
 
 
 class EventPageSerializer(serializers.Serializer):

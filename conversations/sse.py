@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from conversations.selectors import session_get
 from conversations.streaming import HEARTBEAT, SessionFollower
@@ -27,7 +27,9 @@ def parse_cursor(raw: str | None, *, name: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed(f"{name} must be a non-negative integer cursor.", details={name: raw}) from None
+        raise ValidationFailed(
+            f"{name} must be a non-negative integer cursor.", details={name: raw}
+        ) from None
     if value < 0:
         raise ValidationFailed(f"{name} must be a non-negative integer cursor.", details={name: raw})
     return value
@@ -43,15 +45,13 @@ async def sse_frames(follower: SessionFollower) -> AsyncIterator[bytes]:
         yield f"id: {envelope['id']}\ndata: {data}\n\n".encode()
 
 
-async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
     if request.method != "GET":
         return error_response(SomaError("Use GET.", code="method_not_allowed"))
     try:
         principal = await authenticate_request(request)
         session = await sync_to_async(session_get)(tenant=principal.tenant, session_id=session_id)
-        after = parse_cursor(
-            request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after"
-        )
+        after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
     except SomaError as exc:
         return error_response(exc)
     response = StreamingHttpResponse(
@@ -60,5 +60,3 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
-
-

@@ -36,10 +36,10 @@ def publish(envelope: Envelope) -> None:
     pipe.xadd(
         key,
         {"seq": envelope["id"], "e": json.dumps(envelope, separators=(",", ":"))},
-        maxlen=settings.SOMA["STREAM_BUFFER_MAXLEN"],
+        maxlen=settings.SOMA.stream_buffer_maxlen,
         approximate=True,
     )
-    pipe.expire(key, settings.SOMA["STREAM_BUFFER_TTL_SECONDS"])
+    pipe.expire(key, settings.SOMA.stream_buffer_ttl_seconds)
     pipe.execute()
 
 
@@ -55,12 +55,11 @@ def publish_best_effort(envelope: Envelope) -> None:
         )
 
 
-def _decode(raw: list[tuple[Any, dict[Any, Any]]]) -> list[StreamEntry]:
+def _decode(raw: Any) -> list[StreamEntry]:
     out: list[StreamEntry] = []
     for entry_id, fields in raw:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        body = fields.get(b"e") or fields.get("e")
-        out.append((eid, json.loads(body)))
+        out.append((eid, json.loads(fields.get(b"e") or fields["e"])))
     return out
 
 
@@ -70,7 +69,7 @@ async def read_all(session_id: str) -> list[StreamEntry]:
 
 async def read_after(session_id: str, last_id: str, block_ms: int) -> list[StreamEntry]:
     client: aioredis.Redis = async_redis()
-    result = await client.xread({stream_key(session_id): last_id}, block=block_ms, count=500)
+    result: Any = await client.xread({stream_key(session_id): last_id}, block=block_ms, count=500)
     if not result:
         return []
     return _decode(result[0][1])

@@ -47,7 +47,7 @@ class SessionFollower:
         self.session_id = session_id
         self.sid = str(session_id)
         self.last = after
-        self.heartbeat = settings.SOMA["SSE_HEARTBEAT_SECONDS"] if heartbeat is None else heartbeat
+        self.heartbeat = settings.SOMA.sse_heartbeat_seconds if heartbeat is None else heartbeat
         self._held: dict[int, Envelope] = {}
         self._last_entry = "0-0"
 
@@ -80,7 +80,9 @@ class SessionFollower:
         try:
             buffered = await stream_buffer.read_all(self.sid)
         except redis.RedisError:
-            log.warning("stream buffer unreachable; replaying from the database", extra={"session_id": self.sid})
+            log.warning(
+                "stream buffer unreachable; replaying from the database", extra={"session_id": self.sid}
+            )
             buffered = []
         if buffered:
             self._last_entry = buffered[-1][0]

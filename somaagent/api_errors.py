@@ -59,8 +59,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             message = str(exc.detail)
             details = {}
         response = Response(error_body(code, message, details), status=exc.status_code)
-        if isinstance(exc, drf.Throttled) and exc.wait:
-            response["Retry-After"] = str(int(exc.wait) + 1)
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, drf.Throttled) and wait:
+            response["Retry-After"] = str(int(wait) + 1)
         if isinstance(exc, drf.AuthenticationFailed | drf.NotAuthenticated):
             response["WWW-Authenticate"] = 'Bearer realm="api"'
             response.status_code = 401

@@ -31,9 +31,7 @@ def tenant_get_or_create(*, name: str) -> Tenant:
     return tenant
 
 
-def api_key_create(
-    *, tenant: Tenant, name: str = "", scopes: list[str] | None = None
-) -> tuple[ApiKey, str]:
+def api_key_create(*, tenant: Tenant, name: str = "", scopes: list[str] | None = None) -> tuple[ApiKey, str]:
     """Create a key; the plaintext is returned once and never stored."""
     prefix = secrets.token_hex(6)
     raw = f"soma_{prefix}_{secrets.token_urlsafe(32)}"

@@ -37,7 +37,11 @@ def _broker() -> dict[str, Any]:
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-        return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else str(conn.transport_cls)}
+        return {
+            "transport": conn.transport_cls
+            if isinstance(conn.transport_cls, str)
+            else str(conn.transport_cls)
+        }
 
 
 register_check("database", _database)

@@ -40,9 +40,7 @@ def principal_for_key(key: ApiKey) -> Principal:
 
 def principal_for_user(user: Any) -> Principal:
     """A logged-in user chats in their tenant; users without one use the default tenant."""
-    membership = (
-        Membership.objects.select_related("tenant").filter(user=user).order_by("created_at").first()
-    )
+    membership = Membership.objects.select_related("tenant").filter(user=user).order_by("created_at").first()
     if membership is None:
         with transaction.atomic():
             tenant, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)

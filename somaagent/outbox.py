@@ -54,9 +54,7 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
         raise ValueError(f"unknown outbox topic {topic!r}")
     try:
         with transaction.atomic():
-            message = OutboxMessage.objects.create(
-                topic=topic, payload=payload, dedupe_key=dedupe_key
-            )
+            message = OutboxMessage.objects.create(topic=topic, payload=payload, dedupe_key=dedupe_key)
     except IntegrityError:
         return None
     transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk))
@@ -103,9 +101,7 @@ def outbox_publish_now(*, message_id: int) -> bool:
         )
         OutboxMessage.objects.filter(pk=message_id).update(last_error=repr(exc)[:2000])
         return False
-    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(
-        published_at=timezone.now()
-    )
+    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(published_at=timezone.now())
     return True
 
 
@@ -117,8 +113,8 @@ def _backoff(attempts: int) -> timedelta:
 def outbox_sweep(*, batch_size: int = 200) -> dict[str, int]:
     """Publish due unpublished rows; returns counts for logs and tests."""
     now = timezone.now()
-    min_age = timedelta(seconds=settings.SOMA["OUTBOX_SWEEP_MIN_AGE_SECONDS"])
-    max_age = timedelta(seconds=settings.SOMA["OUTBOX_MAX_AGE_SECONDS"])
+    min_age = timedelta(seconds=settings.SOMA.outbox_sweep_min_age_seconds)
+    max_age = timedelta(seconds=settings.SOMA.outbox_max_age_seconds)
     counts = {"published": 0, "failed": 0, "dead": 0}
     with transaction.atomic():
         due = list(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dj_database_url
 
 from somaagent import config
+from somaagent.conf import SomaSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 
 config.load_dotenv_file()
@@ -75,7 +76,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(VAR_DIR / "somaagent.sqlite3"),
+            "NAME": env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3")),
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE takes
                 # the write lock at BEGIN so concurrent writers queue on
@@ -149,26 +150,28 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- product limits and behaviour --------------------------------------------------
-SOMA = {
-    "MAX_MESSAGE_CHARS": env_int("SOMA_MAX_MESSAGE_CHARS", 32_000),
-    "MAX_REQUEST_BYTES": env_int("SOMA_MAX_REQUEST_BYTES", 256 * 1024),
-    "MAX_METADATA_BYTES": env_int("SOMA_MAX_METADATA_BYTES", 16 * 1024),
-    "HISTORY_WINDOW_EVENTS": env_int("SOMA_HISTORY_WINDOW_EVENTS", 40),
-    "TURN_LEASE_SECONDS": env_float("SOMA_TURN_LEASE_SECONDS", 15.0),
-    "TURN_MAX_ATTEMPTS": env_int("SOMA_TURN_MAX_ATTEMPTS", 3),
-    "TURN_REDISPATCH_AFTER_SECONDS": env_float("SOMA_TURN_REDISPATCH_AFTER_SECONDS", 30.0),
-    "DELTA_COALESCE_SECONDS": env_float("SOMA_DELTA_COALESCE_SECONDS", 0.05),
-    "STREAM_BUFFER_TTL_SECONDS": env_int("SOMA_STREAM_BUFFER_TTL_SECONDS", 3600),
-    "STREAM_BUFFER_MAXLEN": env_int("SOMA_STREAM_BUFFER_MAXLEN", 20_000),
-    "SSE_HEARTBEAT_SECONDS": env_float("SOMA_SSE_HEARTBEAT_SECONDS", 15.0),
-    "OUTBOX_MAX_AGE_SECONDS": env_int("SOMA_OUTBOX_MAX_AGE_SECONDS", 24 * 3600),
-    "OUTBOX_SWEEP_MIN_AGE_SECONDS": env_float("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", 2.0),
-    "LLM_BASE_URL": env("SOMA_LLM_BASE_URL"),
-    "LLM_API_KEY": env("SOMA_LLM_API_KEY"),
-    "LLM_MODEL": env("SOMA_LLM_MODEL", "default"),
-    "LLM_CONNECT_TIMEOUT": env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
-    "LLM_READ_TIMEOUT": env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
-}
+SOMA = SomaSettings(
+    max_message_chars=env_int("SOMA_MAX_MESSAGE_CHARS", 32_000),
+    max_request_bytes=env_int("SOMA_MAX_REQUEST_BYTES", 256 * 1024),
+    max_metadata_bytes=env_int("SOMA_MAX_METADATA_BYTES", 16 * 1024),
+    history_window_events=env_int("SOMA_HISTORY_WINDOW_EVENTS", 40),
+    turn_lease_seconds=env_float("SOMA_TURN_LEASE_SECONDS", 15.0),
+    turn_max_attempts=env_int("SOMA_TURN_MAX_ATTEMPTS", 3),
+    turn_redispatch_after_seconds=env_float("SOMA_TURN_REDISPATCH_AFTER_SECONDS", 30.0),
+    delta_coalesce_seconds=env_float("SOMA_DELTA_COALESCE_SECONDS", 0.05),
+    stream_buffer_ttl_seconds=env_int("SOMA_STREAM_BUFFER_TTL_SECONDS", 3600),
+    stream_buffer_maxlen=env_int("SOMA_STREAM_BUFFER_MAXLEN", 20_000),
+    sse_heartbeat_seconds=env_float("SOMA_SSE_HEARTBEAT_SECONDS", 15.0),
+    outbox_max_age_seconds=env_int("SOMA_OUTBOX_MAX_AGE_SECONDS", 24 * 3600),
+    outbox_sweep_seconds=env_float("SOMA_OUTBOX_SWEEP_SECONDS", 2.0),
+    turn_sweep_seconds=env_float("SOMA_TURN_SWEEP_SECONDS", 5.0),
+    outbox_sweep_min_age_seconds=env_float("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", 2.0),
+    llm_base_url=env("SOMA_LLM_BASE_URL"),
+    llm_api_key=env("SOMA_LLM_API_KEY"),
+    llm_model=env("SOMA_LLM_MODEL", "default"),
+    llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
+    llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+)
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {

@@ -28,8 +28,8 @@ def http_client() -> httpx.Client:
         with _client_lock:
             if _client is None or _client[0] != pid:
                 timeout = httpx.Timeout(
-                    connect=settings.SOMA["LLM_CONNECT_TIMEOUT"],
-                    read=settings.SOMA["LLM_READ_TIMEOUT"],
+                    connect=settings.SOMA.llm_connect_timeout,
+                    read=settings.SOMA.llm_read_timeout,
                     write=10.0,
                     pool=10.0,
                 )
@@ -84,13 +84,19 @@ class OpenAIChatStream:
         except LlmError:
             raise
         except httpx.TimeoutException as exc:
-            raise LlmError("llm_timeout", f"The model did not answer in time ({exc.__class__.__name__}).", retryable=True) from exc
+            raise LlmError(
+                "llm_timeout", f"The model did not answer in time ({exc.__class__.__name__}).", retryable=True
+            ) from exc
         except httpx.ConnectError as exc:
-            raise LlmError("llm_unreachable", f"Could not connect to the model at {target.base_url}.", retryable=True) from exc
+            raise LlmError(
+                "llm_unreachable", f"Could not connect to the model at {target.base_url}.", retryable=True
+            ) from exc
         except (httpx.HTTPError, RuntimeError) as exc:
             if self._closed.is_set():
                 return
-            raise LlmError("llm_stream_interrupted", f"The model's stream broke off: {exc!r}", retryable=True) from exc
+            raise LlmError(
+                "llm_stream_interrupted", f"The model's stream broke off: {exc!r}", retryable=True
+            ) from exc
 
     def _chunks(self, response: httpx.Response) -> Iterator[ChatChunk]:
         done = False
@@ -106,13 +112,17 @@ class OpenAIChatStream:
             try:
                 doc = json.loads(data)
             except json.JSONDecodeError as exc:
-                raise LlmError("llm_bad_response", "The model sent a chunk that is not JSON.", retryable=True) from exc
+                raise LlmError(
+                    "llm_bad_response", "The model sent a chunk that is not JSON.", retryable=True
+                ) from exc
             if "error" in doc:
                 err = doc["error"] if isinstance(doc["error"], dict) else {"message": str(doc["error"])}
                 raise LlmError("llm_error", str(err.get("message", "model error")), retryable=True)
             yield _parse_chunk(doc)
         if not done and not self._closed.is_set():
-            raise LlmError("llm_stream_interrupted", "The model's stream ended before it finished.", retryable=True)
+            raise LlmError(
+                "llm_stream_interrupted", "The model's stream ended before it finished.", retryable=True
+            )
 
     def close(self) -> None:
         self._closed.set()
@@ -161,9 +171,13 @@ def _http_error(response: httpx.Response) -> LlmError:
         message = response.text[:200]
     message = f"The model endpoint answered HTTP {status}: {message or response.reason_phrase}"
     if status == 429:
-        return LlmError("llm_rate_limited", message, retryable=True, status=status, retry_after=_retry_after(response))
+        return LlmError(
+            "llm_rate_limited", message, retryable=True, status=status, retry_after=_retry_after(response)
+        )
     if status >= 500:
-        return LlmError("llm_unavailable", message, retryable=True, status=status, retry_after=_retry_after(response))
+        return LlmError(
+            "llm_unavailable", message, retryable=True, status=status, retry_after=_retry_after(response)
+        )
     if status in (401, 403):
         return LlmError("llm_auth_failed", message, retryable=False, status=status)
     return LlmError("llm_rejected", message, retryable=False, status=status)

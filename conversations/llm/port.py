@@ -46,8 +46,15 @@ class ChatChunk:
 class LlmError(Exception):
     """A model call failed; ``retryable`` says whether trying again may help."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

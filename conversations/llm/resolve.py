@@ -34,20 +34,18 @@ def _target_of(profile: ModelProfile) -> ModelTarget:
 def model_targets(*, role: str = ModelProfile.Role.DIALOGUE) -> list[ModelTarget]:
     """The ordered list of models to try for ``role`` (first answers, the rest fall back)."""
     profiles = (
-        ModelProfile.objects.filter(
-            role=role, deployment_mode=settings.DEPLOYMENT_MODE, enabled=True
-        )
+        ModelProfile.objects.filter(role=role, deployment_mode=settings.DEPLOYMENT_MODE, enabled=True)
         .select_related("credential")
         .order_by("priority", "id")
     )
     targets = [_target_of(p) for p in profiles]
-    base_url = settings.SOMA["LLM_BASE_URL"]
+    base_url = settings.SOMA.llm_base_url
     if base_url and not targets:
         targets.append(
             ModelTarget(
                 base_url=base_url,
-                model=settings.SOMA["LLM_MODEL"],
-                api_key=settings.SOMA["LLM_API_KEY"],
+                model=settings.SOMA.llm_model,
+                api_key=settings.SOMA.llm_api_key,
                 label="env",
             )
         )

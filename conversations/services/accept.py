@@ -124,8 +124,7 @@ def _accept_in_transaction(*, tenant: Tenant, data: MessageInput) -> dict[str, A
         data={
             "message": data.message,
             "attachments": [
-                {"id": str(a.pk), "filename": a.filename, "mime": a.mime, "size": a.size}
-                for a in attachments
+                {"id": str(a.pk), "filename": a.filename, "mime": a.mime, "size": a.size} for a in attachments
             ],
             "metadata": data.metadata or {},
         },

@@ -29,7 +29,7 @@ def build_messages(*, claim: ClaimedTurn) -> list[dict[str, Any]]:
     window = session_history_window(
         session_id=claim.session_id,
         before_seq=claim.user_seq,
-        limit=settings.SOMA["HISTORY_WINDOW_EVENTS"],
+        limit=settings.SOMA.history_window_events,
     )
     for event in window:
         role = "user" if event.type == EventType.USER_MESSAGE else "assistant"

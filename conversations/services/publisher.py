@@ -39,8 +39,8 @@ class DeltaPublisher(threading.Thread):
         super().__init__(name=f"turn-{claim.turn_id}", daemon=True)
         self.claim = claim
         self.on_stop = on_stop
-        self.window = settings.SOMA["DELTA_COALESCE_SECONDS"]
-        self.renew_every = settings.SOMA["TURN_LEASE_SECONDS"] / 3
+        self.window = settings.SOMA.delta_coalesce_seconds
+        self.renew_every = settings.SOMA.turn_lease_seconds / 3
         self.stop_reason: str | None = None
         self.deltas_sent = 0
         self._pending: list[str] = []

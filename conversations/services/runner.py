@@ -51,7 +51,11 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
             turn_finish(
                 claim=claim,
                 type=EventType.ASSISTANT_ERROR,
-                data={"code": "internal_error", "message": f"The reply failed: {exc.__class__.__name__}.", "retryable": True},
+                data={
+                    "code": "internal_error",
+                    "message": f"The reply failed: {exc.__class__.__name__}.",
+                    "retryable": True,
+                },
             )
         except LeaseLost:
             pass

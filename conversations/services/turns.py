@@ -56,7 +56,7 @@ class ClaimedTurn:
 
 
 def _lease_delta() -> timedelta:
-    return timedelta(seconds=settings.SOMA["TURN_LEASE_SECONDS"])
+    return timedelta(seconds=settings.SOMA.turn_lease_seconds)
 
 
 def turn_dispatch(*, turn: Turn, reason: str) -> None:
@@ -99,7 +99,7 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
         if turn.cancel_requested:
             _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""})
             return None
-        if turn.attempts >= settings.SOMA["TURN_MAX_ATTEMPTS"]:
+        if turn.attempts >= settings.SOMA.turn_max_attempts:
             _finish_locked(
                 turn,
                 EventType.ASSISTANT_ERROR,
@@ -115,9 +115,7 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
         turn.lease_owner = owner
         turn.lease_expires_at = now + _lease_delta()
         turn.started_at = turn.started_at or now
-        turn.save(
-            update_fields=["attempts", "status", "lease_owner", "lease_expires_at", "started_at"]
-        )
+        turn.save(update_fields=["attempts", "status", "lease_owner", "lease_expires_at", "started_at"])
         return ClaimedTurn(
             turn_id=turn.pk,
             session_id=turn.session_id,
@@ -134,9 +132,9 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
 
 def turn_renew_lease(*, turn_id: uuid.UUID, owner: str) -> bool:
     """Extend the lease; False when this worker no longer owns the turn."""
-    updated = Turn.objects.filter(
-        pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING
-    ).update(lease_expires_at=timezone.now() + _lease_delta())
+    updated = Turn.objects.filter(pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING).update(
+        lease_expires_at=timezone.now() + _lease_delta()
+    )
     return updated == 1
 
 
@@ -163,7 +161,11 @@ FINISH_HOOKS: list[Any] = []
 
 
 def turn_finish(
-    *, claim: ClaimedTurn, type: str, data: dict[str, Any], model: str = "",
+    *,
+    claim: ClaimedTurn,
+    type: str,
+    data: dict[str, Any],
+    model: str = "",
     usage: dict[str, int] | None = None,
 ) -> SessionEvent:
     """Write the turn's one terminal event and release it, if this worker still owns it."""
@@ -183,7 +185,13 @@ def _finish_locked(turn: Turn, type: str, data: dict[str, Any]) -> SessionEvent:
     turn.error_code = data.get("code", "") if type == EventType.ASSISTANT_ERROR else ""
     turn.save(
         update_fields=[
-            "status", "finished_at", "lease_owner", "lease_expires_at", "error_code", "model", "usage"
+            "status",
+            "finished_at",
+            "lease_owner",
+            "lease_expires_at",
+            "error_code",
+            "model",
+            "usage",
         ]
     )
     for hook in FINISH_HOOKS:
@@ -228,7 +236,7 @@ def turn_sweep(*, batch_size: int = 100) -> dict[str, int]:
     """Re-dispatch turns whose lease expired, and queued turns that were never picked up."""
     now = timezone.now()
     counts = {"expired": 0, "stale_queued": 0}
-    grace = timedelta(seconds=settings.SOMA["TURN_REDISPATCH_AFTER_SECONDS"])
+    grace = timedelta(seconds=settings.SOMA.turn_redispatch_after_seconds)
     with transaction.atomic():
         expired = list(
             Turn.objects.select_for_update(skip_locked=True)
@@ -251,8 +259,7 @@ def turn_sweep(*, batch_size: int = 100) -> dict[str, int]:
             Turn.objects.select_for_update(skip_locked=True)
             .filter(status=Turn.Status.QUEUED)
             .filter(
-                Q(dispatched_at__lt=now - grace)
-                | Q(dispatched_at__isnull=True, created_at__lt=now - grace)
+                Q(dispatched_at__lt=now - grace) | Q(dispatched_at__isnull=True, created_at__lt=now - grace)
             )
             .select_related("user_event")
             .order_by("created_at")[:batch_size]

@@ -27,7 +27,6 @@ import asyncio
 import json
 import re
 import socket
-import sys
 import time
 from typing import Any
 
@@ -75,14 +74,18 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> byte
     return b"data: " + json.dumps(doc).encode() + b"\n\n"
 
 
-async def _send_json(send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps(doc).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        + (headers or []),
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -138,7 +141,12 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
         await asyncio.sleep(3600)
     if "status" in d:
         headers = [(b"retry-after", d["retry_after"][0].encode())] if "retry_after" in d else []
-        await _send_json(send, int(d["status"][0]), {"error": {"message": f"stub error {d['status'][0]}", "type": "stub"}}, headers)
+        await _send_json(
+            send,
+            int(d["status"][0]),
+            {"error": {"message": f"stub error {d['status'][0]}", "type": "stub"}},
+            headers,
+        )
         return
     delay = float(d["delay"][0]) if "delay" in d else DEFAULTS["delay"]
     if "first_delay" in d:
@@ -147,12 +155,16 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
     if not body.get("stream"):
         await _send_json(send, 200, _non_streaming(model, body, d, tools))
         return
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
-    })
-    await send({"type": "http.response.body", "body": _chunk(model, {"role": "assistant"}), "more_body": True})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+        }
+    )
+    await send(
+        {"type": "http.response.body", "body": _chunk(model, {"role": "assistant"}), "more_body": True}
+    )
     pieces = [] if tools else _reply_text(body, d)
     break_after = int(d["break_after"][0]) if "break_after" in d else None
     for i, piece in enumerate(pieces):
@@ -160,31 +172,58 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
             raise ConnectionAbortedError("stub: breaking the stream on purpose")
         if delay:
             await asyncio.sleep(delay)
-        await send({"type": "http.response.body", "body": _chunk(model, {"content": piece}), "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": _chunk(model, {"content": piece}), "more_body": True}
+        )
     for index, spec in enumerate(tools):
         name, _, args = spec.partition(":")
-        call = {"index": index, "id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": args}}
-        await send({"type": "http.response.body", "body": _chunk(model, {"tool_calls": [call]}), "more_body": True})
+        call = {
+            "index": index,
+            "id": f"call_{index}",
+            "type": "function",
+            "function": {"name": name, "arguments": args},
+        }
+        await send(
+            {"type": "http.response.body", "body": _chunk(model, {"tool_calls": [call]}), "more_body": True}
+        )
     finish = "tool_calls" if tools else "stop"
     tail = _chunk(model, {}, finish)
     if "no_usage" not in d:
         prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages") or []) // 4
-        usage = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": model, "choices": [],
-                 "usage": {"prompt_tokens": prompt, "completion_tokens": len(pieces), "total_tokens": prompt + len(pieces)}}
+        usage = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": len(pieces),
+                "total_tokens": prompt + len(pieces),
+            },
+        }
         tail += b"data: " + json.dumps(usage).encode() + b"\n\n"
     await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n"})
 
 
-def _non_streaming(model: str, body: dict[str, Any], d: dict[str, list[str]], tools: list[str]) -> dict[str, Any]:
+def _non_streaming(
+    model: str, body: dict[str, Any], d: dict[str, list[str]], tools: list[str]
+) -> dict[str, Any]:
     text = "".join(_reply_text(body, d)) if not tools else None
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if tools:
         message["tool_calls"] = [
-            {"id": f"call_{i}", "type": "function", "function": {"name": s.partition(":")[0], "arguments": s.partition(":")[2]}}
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": s.partition(":")[0], "arguments": s.partition(":")[2]},
+            }
             for i, s in enumerate(tools)
         ]
     return {
-        "id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tools else "stop"}],
         "usage": {"prompt_tokens": 1, "completion_tokens": len((text or "").split()), "total_tokens": 1},
     }
@@ -207,4 +246,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

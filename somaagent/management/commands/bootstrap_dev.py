@@ -39,9 +39,7 @@ class Command(BaseCommand):
             user.save()
         else:
             password = "(unchanged: the user existed already)"
-        Membership.objects.get_or_create(
-            user=user, tenant=tenant, defaults={"role": Membership.Role.ADMIN}
-        )
+        Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Membership.Role.ADMIN})
         _, raw_key = api_key_create(tenant=tenant, name="dev")
         port = settings.PORT
         text = (
@@ -51,7 +49,7 @@ class Command(BaseCommand):
             "  try:\n"
             f"    curl -s -X POST http://127.0.0.1:{port}/v1/session/message \\\n"
             f"      -H 'Authorization: Bearer {raw_key}' -H 'Content-Type: application/json' \\\n"
-            "      -d '{\"message\": \"Hello!\"}'\n"
+            '      -d \'{"message": "Hello!"}\'\n'
             f"    curl -N -H 'Authorization: Bearer {raw_key}' http://127.0.0.1:{port}/v1/sessions/<session_id>/stream\n"
         )
         credentials.write_text(text)

@@ -1,0 +1,66 @@
+# SomaAgent: `make run` starts the whole system, `make test` runs the suite.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+TEST_WORKERS ?= 2
+PROCESSES ?= web worker beat$(if $(FLOWER), flower,)
+
+.PHONY: install install-dev migrate run test test-slow test-embedded test-all lint format bench stop clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.deps-run: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.deps-run
+
+install: $(VENV)/.deps-run
+
+install-dev: $(VENV)/.deps-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+## Start web, worker and beat (FLOWER=1 adds Flower on :5555) on the embedded defaults
+## unless DATABASE_URL / REDIS_URL are set.
+run: migrate
+	$(BIN)/python manage.py bootstrap_dev
+	$(BIN)/honcho start -f Procfile $(PROCESSES)
+
+## The default suite (parallel); slow scenarios are `make test-slow`.
+test: install-dev
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install-dev
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "slow" $(PYTEST_ARGS)
+
+## The suite on the embedded defaults (SQLite + embedded Redis), whatever the environment says.
+test-embedded: install-dev
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(BIN)/pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install-dev
+	$(BIN)/python -m bench.run_all
+
+## Stop the embedded Redis server that the app starts on first use.
+stop:
+	-$(BIN)/python -c "from pathlib import Path; from somaagent.embedded_redis import stop; from somaagent.config import VAR_DIR; stop(VAR_DIR)"
+
+clean: stop
+	rm -rf $(VENV) var

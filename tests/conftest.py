@@ -1,0 +1,92 @@
+"""Shared fixtures: a live system of real processes, stub servers, tenants with API keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.live import LiveSystem, StubServer
+
+
+@dataclass
+class TenantKey:
+    tenant: object
+    key: str
+    name: str
+
+
+def make_tenant_key(name: str | None = None) -> TenantKey:
+    from somaagent.apikeys import api_key_create, tenant_get_or_create
+
+    name = name or f"tenant-{uuid.uuid4().hex[:10]}"
+    tenant = tenant_get_or_create(name=name)
+    _, raw = api_key_create(tenant=tenant, name="test")
+    return TenantKey(tenant=tenant, key=raw, name=name)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(  # type: ignore[no-untyped-def]
+    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_modify_db_settings
+):
+    """Always create the default test database, also for tests that reach it from other processes.
+
+    pytest-django only sets up databases that tests mark with ``django_db``;
+    integration tests read and write through real processes instead.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        db_cfg = setup_databases(
+            verbosity=request.config.option.verbose,
+            interactive=False,
+            keepdb=django_db_keepdb,
+            aliases={"default"},
+        )
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+
+
+@pytest.fixture(scope="session")
+def llm_stub() -> Iterator[StubServer]:
+    server = StubServer("tests.stubs.llm_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live(django_db_setup, django_db_blocker, llm_stub: StubServer) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+    """web + worker + beat on the test database, answering with the stub model."""
+    system = LiveSystem(env={"SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1", "SOMA_LLM_MODEL": "stub-model"})
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture
+def live_db(django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Database access outside a test transaction: rows are visible to the live processes."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def live_system(live: LiveSystem, live_db: None) -> LiveSystem:
+    live.ensure_worker()
+    return live
+
+
+@pytest.fixture
+def tenant_key(live_db: None) -> TenantKey:
+    return make_tenant_key()
+
+
+@pytest.fixture
+def other_tenant_key(live_db: None) -> TenantKey:
+    return make_tenant_key()

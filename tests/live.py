@@ -1,0 +1,304 @@
+"""Real processes for integration tests: stub servers, the ASGI web server, Celery worker and beat.
+
+Processes run against the test database that pytest-django created and the
+test run's Redis prefix, so the test process can read the same rows the
+worker writes. Each process is its own process group so a test can SIGKILL a
+whole worker (main process and children) the way a crash would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+LOG_DIR = ROOT / "var" / "test-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def database_env() -> dict[str, str]:
+    """Point a child process at the database this test process uses."""
+    db = connection.settings_dict
+    if settings.IS_SQLITE:
+        return {"SOMA_SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": ""}
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return {"DATABASE_URL": f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"}
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{int(time.time() * 1000)}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.popen = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a Celery worker's children included)."""
+        if self.alive():
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            self.popen.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+        # children left in the group (pool processes) die with SIGKILL too
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._log.close()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class StubServer:
+    """A stub HTTP server module from tests.stubs, started as its own process."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        env = {**os.environ}
+        self.proc = Proc(module.rsplit(".", 1)[-1], [sys.executable, "-m", module, "--port", "0", *args], env)
+        self.port = wait_until(self._read_port, timeout=20, what=f"{module} to start")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _read_port(self) -> int | None:
+        if not self.proc.alive():
+            raise AssertionError(f"stub exited:\n{self.proc.log_tail()}")
+        for line in self.proc.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("PORT "):
+                return int(line.split()[1])
+        return None
+
+    def stop(self) -> None:
+        self.proc.kill()
+
+
+class LiveSystem:
+    """web + worker + beat against the test database, configured by ``env`` overrides."""
+
+    def __init__(self, *, env: dict[str, str] | None = None, worker_concurrency: int = 2) -> None:
+        self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.worker_concurrency = worker_concurrency
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.web: Proc | None = None
+        self.workers: list[Proc] = []
+        self.beat: Proc | None = None
+        self._worker_seq = 0
+
+    # --- processes ----------------------------------------------------------------
+    def start(self, *, beat: bool = True) -> LiveSystem:
+        self.start_web()
+        self.start_worker()
+        if beat:
+            self.start_beat()
+        return self
+
+    def start_web(self) -> Proc:
+        self.web = Proc(
+            "web",
+            [
+                str(VENV_BIN / "uvicorn"),
+                "somaagent.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            self.env,
+        )
+        wait_until(self._web_up, timeout=30, what="web server")
+        return self.web
+
+    def _web_up(self) -> bool:
+        assert self.web is not None
+        if not self.web.alive():
+            raise AssertionError(f"web exited:\n{self.web.log_tail()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_worker(self, *, queues: str = "conversation,tools,memory,default") -> Proc:
+        self._worker_seq += 1
+        name = f"w{self._worker_seq}-{os.getpid()}@%h"
+        proc = Proc(
+            "worker",
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "somaagent",
+                "worker",
+                "-Q",
+                queues,
+                "-n",
+                name,
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            self.env,
+        )
+        wait_until(lambda: self._ready(proc), timeout=60, what="celery worker")
+        self.workers.append(proc)
+        return proc
+
+    @staticmethod
+    def _ready(proc: Proc) -> bool:
+        if not proc.alive():
+            raise AssertionError(f"worker exited:\n{proc.log_tail()}")
+        return "ready." in proc.log_tail(200_000)
+
+    def start_beat(self) -> Proc:
+        self.beat = Proc(
+            "beat",
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "somaagent",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+            ],
+            self.env,
+        )
+        return self.beat
+
+    def ensure_worker(self) -> None:
+        self.workers = [w for w in self.workers if w.alive()]
+        if not self.workers:
+            self.start_worker()
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.beat, self.web]:
+            if proc is not None:
+                proc.kill()
+
+    def logs(self) -> str:
+        parts = []
+        for proc in [self.web, *self.workers, self.beat]:
+            if proc is not None:
+                parts.append(f"--- {proc.name} ({proc.log_path}) ---\n{proc.log_tail()}")
+        return "\n".join(parts)
+
+    # --- clients ------------------------------------------------------------------------
+    def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+
+def iter_sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """Parse an SSE response into envelopes (heartbeat comments are skipped)."""
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            yield json.loads("\n".join(data))
+            data = []
+
+
+def read_stream(
+    system: LiveSystem,
+    api_key: str,
+    session_id: str,
+    *,
+    after: int = 0,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+    timeout: float = 30,
+    last_event_id: str | None = None,
+    max_events: int | None = None,
+) -> list[dict[str, Any]]:
+    """Follow the SSE stream until ``until`` holds for an event (default: a terminal one)."""
+    until = until or (lambda e: e["type"] in TERMINAL)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    params = {} if last_event_id is not None else {"after": after}
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    with httpx.stream(
+        "GET",
+        f"{system.url}/v1/sessions/{session_id}/stream",
+        params=params,
+        headers=headers,
+        timeout=httpx.Timeout(timeout, read=timeout),
+    ) as response:
+        assert response.status_code == 200, response.read()
+        for event in iter_sse(response):
+            events.append(event)
+            if until(event) or (max_events is not None and len(events) >= max_events):
+                return events
+            if time.monotonic() > deadline:
+                break
+    raise AssertionError(f"stream ended without the expected event; got {[e['type'] for e in events]}")
+
+
+TERMINAL = {"assistant.final", "assistant.error", "assistant.cancelled"}
+
+
+@contextmanager
+def stub_llm(*args: str) -> Iterator[StubServer]:
+    server = StubServer("tests.stubs.llm_server", *args)
+    try:
+        yield server
+    finally:
+        server.stop()
