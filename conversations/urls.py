@@ -1,6 +1,7 @@
 from django.urls import path
 
 from conversations import api, sse
+from conversations.openai_front import views as openai_views
 
 urlpatterns = [
     path("session/message", api.SessionMessageView.as_view(), name="session-message"),
@@ -9,4 +10,7 @@ urlpatterns = [
     path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
     path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
+    # OpenAI-compatible front door (conversations/openai_front)
+    path("chat/completions", openai_views.chat_completions, name="openai-chat-completions"),
+    path("models", openai_views.models, name="openai-models"),
 ]

@@ -27,3 +27,12 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
+    # --- models: retries, fallback, context (issue 7) ---
+    llm_max_retries: int = 2
+    llm_retry_base_seconds: float = 0.5
+    llm_retry_max_seconds: float = 8.0
+    llm_retry_after_cap_seconds: float = 20.0
+    context_tokens: int = 6000
+    summary_batch_messages: int = 200
+    local_llm_enabled: bool = True
+    local_llm_port: int = 8008
