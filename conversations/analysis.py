@@ -117,8 +117,8 @@ def _intent(lowered: str, words: list[str], word_set: set[str]) -> str:
         return "problem_report"
     for lead in _REQUEST_LEADS:
         if _starts_with(words, lead):
-            rest = words[len(lead) :]
-            if lead == ("please",) or (rest and (rest[0] in _ACTION_VERBS or rest[0] == "please")):
+            rest = [w for w in words[len(lead) : len(lead) + 3] if w not in ("to", "please", "just")]
+            if lead == ("please",) or (rest and rest[0] in _ACTION_VERBS):
                 return "action_request"
     if words and words[0] in _ACTION_VERBS:
         return "action_request"

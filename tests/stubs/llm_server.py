@@ -29,7 +29,7 @@ Two path-only directives count requests per prefix:
                      on this prefix only, then answer normally (retry tests)
 - ``key=anything``   only makes the prefix (and so its counter) unique to a test
 
-``GET /_log`` returns ``[{path, body}]`` for every recorded completion request.
+``GET /_log`` returns ``[{path, body, authorization}]`` for every recorded completion request.
 """
 
 from __future__ import annotations
@@ -149,7 +149,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     REQUESTS.append(body)
     del REQUESTS[:-500]
-    LOG.append({"path": path, "body": body})
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode()
+    LOG.append({"path": path, "body": body, "authorization": authorization})
     del LOG[:-500]
     await _complete(body, send, _path_directives(path))
 
