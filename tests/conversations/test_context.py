@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conversations.services.context import (
     SUMMARY_PREFIX,
     context_fit,
@@ -73,7 +75,7 @@ def test_a_current_message_larger_than_the_budget_is_still_sent() -> None:
 
 
 def test_tool_results_cut_off_from_their_call_are_dropped() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "s"},
         {"role": "assistant", "content": "x" * 4000, "tool_calls": [{"id": "1"}]},
         {"role": "tool", "content": "result", "tool_call_id": "1"},

@@ -26,7 +26,7 @@ def small_window(settings) -> None:  # type: ignore[no-untyped-def]
 
 def session_with(messages: int) -> Session:
     tenant = make_tenant_key().tenant
-    session = Session.objects.create(tenant=tenant)
+    session = Session.objects.create(tenant=tenant)  # type: ignore[misc]
     with transaction.atomic():
         for i in range(messages):
             kind = EventType.USER_MESSAGE if i % 2 == 0 else EventType.ASSISTANT_FINAL
