@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.analysis import TAGS, Analysis
-from somaagent.ui_settings import register_ui_setting, ui_setting_get
+from somaagent.ui_setting_schemas import register_ui_setting, ui_setting_get
 
 SETTING_KEY = "escalation"
 INTENTS = ("question", "action_request", "problem_report", "statement")

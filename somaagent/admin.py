@@ -175,7 +175,7 @@ class UISettingForm(forms.ModelForm):
         fields = ["key", "document"]
 
     def clean(self) -> dict[str, Any]:
-        from somaagent.ui_settings import ui_setting_problems
+        from somaagent.ui_setting_schemas import ui_setting_problems
 
         data = super().clean() or {}
         if "key" in data and "document" in data:
@@ -191,7 +191,7 @@ class UISettingAdmin(admin.ModelAdmin):
     search_fields = ["key"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        from somaagent.ui_settings import REGISTRY
+        from somaagent.ui_setting_schemas import REGISTRY
 
         form = super().get_form(request, obj, change=change, **kwargs)
         known = "; ".join(f"{key}: {json.dumps(s.defaults)}" for key, s in sorted(REGISTRY.items()))

@@ -9,7 +9,7 @@ import pytest
 from conversations.analysis import Analysis, analyse
 from conversations.escalation import DEFAULTS, SETTING_KEY, escalation_decide, escalation_rules
 from somaagent.models import UISetting
-from somaagent.ui_settings import ui_setting_problems
+from somaagent.ui_setting_schemas import ui_setting_problems
 
 
 def a(
