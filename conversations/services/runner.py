@@ -6,13 +6,14 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from conversations.analysis import analyse
 from conversations.llm.openai_compat import OpenAICompatibleLlm
-from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget
-from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
+from conversations.llm.port import ChatRequest, LlmError, LlmPort
+from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType, SessionEvent
+from conversations.services.context import context_fit, session_summary_text
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
+from conversations.services.routing import TurnRoute, fallback_announce, turn_route_for, turn_route_record
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
 
 log = logging.getLogger(__name__)
@@ -62,23 +63,28 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
 
 
 def _run_claimed(claim: ClaimedTurn) -> None:
-    targets = model_targets()
-    if not targets:
+    user_event = SessionEvent.objects.get(pk=claim.user_event_id)
+    # Analysis, escalation and the fallback chain (conversations.services.routing).
+    route = turn_route_for(user_event=user_event)
+    if not route.chain:
+        turn_route_record(claim=claim, route=route, answered=False)
         turn_finish(
             claim=claim,
             type=EventType.ASSISTANT_ERROR,
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    target = targets[0]
-    user_event = SessionEvent.objects.get(pk=claim.user_event_id)
     turn_emit(
         claim=claim,
         type=EventType.ASSISTANT_STARTED,
-        data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
+        data={"model": route.target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
     )
-    messages = build_messages(claim=claim)
-    generation = _stream(claim, target, messages)
+    # The history window trimmed to the context budget, the session summary in place of older turns.
+    summary = session_summary_text(session_id=claim.session_id)
+    messages = context_fit(messages=build_messages(claim=claim), summary=summary)
+    generation = _stream(claim, route, messages)
+    target = route.target
+    turn_route_record(claim=claim, route=route, answered=generation.error is None)
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
     if generation.stop_reason == CANCELLED:
@@ -102,17 +108,21 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             "message": generation.message,
             "model": target.model,
             "usage": usage,
-            "analysis": analyse(str(user_event.payload.get("message", ""))).as_dict(),
-            "escalation": None,
+            "analysis": route.analysis.as_dict(),
+            "escalation": route.escalation,
         },
         model=target.model,
         usage=usage,
     )
 
 
-def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, object]]) -> Generation:
+def _stream(claim: ClaimedTurn, route: TurnRoute, messages: list[dict[str, object]]) -> Generation:
     generation = Generation()
-    stream = llm_port().open_stream(ChatRequest(target=target, messages=messages))
+    stream = route.open(
+        llm_port(),
+        ChatRequest(target=route.target, messages=messages),
+        on_fallback=lambda switch: fallback_announce(claim=claim, switch=switch),
+    )
     publisher = DeltaPublisher(claim, on_stop=stream.close)
     publisher.start()
     try:
@@ -129,5 +139,6 @@ def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, ob
             generation.error = exc
     finally:
         publisher.finish()
+        route.note_attempts(stream)
     generation.stop_reason = publisher.stop_reason
     return generation
