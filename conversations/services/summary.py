@@ -6,7 +6,8 @@ running summary per session (``session_summaries``), which the prompt carries
 as a system message. When a turn ends, a bounded check sees whether at least
 ``SUMMARY_STEP`` messages have left the window since the last summary; if so an
 outbox row (same transaction) queues ``conversation.summarise_session``. The
-task folds up to ``SOMA_SUMMARY_BATCH_MESSAGES`` of them into the summary with
+task folds the oldest of them — as many as fit 60 % of ``SOMA_CONTEXT_TOKENS``
+(and at most ``SOMA_SUMMARY_BATCH_MESSAGES``) — into the summary with
 the ``summary`` profiles (falling back to the dialogue models), and stores the
 result only if nobody advanced the summary meanwhile, so redelivery and
 concurrent runs are harmless. A long backlog is worked through batch by batch.
@@ -27,6 +28,7 @@ from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary, Turn
 from conversations.selectors import HISTORY_TYPES
+from conversations.services.context import estimate_tokens
 from conversations.services.turns import FINISH_HOOKS
 from somaagent.outbox import outbox_enqueue, register_topic
 
@@ -37,6 +39,9 @@ register_topic(SUMMARY_TOPIC, task="conversation.summarise_session", queue="conv
 
 SUMMARY_STEP = 10
 MESSAGE_CHARS = 2000
+# Share of SOMA_CONTEXT_TOKENS one summary run may spend on new messages (the rest: the
+# previous summary, the instructions and the answer), so a run fits the summary model too.
+TRANSCRIPT_SHARE = 0.6
 SUMMARY_WORDS = 250
 INSTRUCTIONS = (
     "You keep a running summary of a conversation between a user and an assistant. "
@@ -88,6 +93,15 @@ def summary_maybe_enqueue(*, session_id: uuid.UUID) -> bool:
     )
 
 
+def summary_continue(*, session_id: uuid.UUID, covered: int) -> None:
+    """Queue the next batch of a backlog (in the caller's transaction)."""
+    outbox_enqueue(
+        topic=SUMMARY_TOPIC,
+        payload={"session_id": str(session_id)},
+        dedupe_key=f"summary:{session_id}:{covered}:more",
+    )
+
+
 def _on_turn_finished(*, turn: Turn, event_type: str, data: dict[str, Any]) -> None:
     """Runs inside the finishing transaction; a failure here must not undo the reply."""
     if event_type != EventType.ASSISTANT_FINAL:
@@ -108,6 +122,18 @@ def _line(event: SessionEvent) -> str:
     if len(text) > MESSAGE_CHARS:
         text = text[:MESSAGE_CHARS] + " […]"
     return f"{who}: {text}"
+
+
+def _fitting(events: list[SessionEvent], *, previous: str) -> list[SessionEvent]:
+    """The oldest events whose transcript fits this run's token share (at least one)."""
+    room = int(settings.SOMA.context_tokens * TRANSCRIPT_SHARE) - estimate_tokens(previous)
+    kept: list[SessionEvent] = []
+    for event in events:
+        room -= estimate_tokens(_line(event)) + 1
+        if kept and room < 0:
+            break
+        kept.append(event)
+    return kept
 
 
 def summary_messages(*, previous: str, events: list[SessionEvent]) -> list[dict[str, Any]]:
@@ -131,9 +157,10 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
         return "nothing_to_do"
     existing, _ = SessionSummary.objects.get_or_create(session_id=sid)
     covered = existing.covered_seq
-    events = _outside_window(sid, covered, boundary, settings.SOMA.summary_batch_messages)
-    if not events:
+    backlog = _outside_window(sid, covered, boundary, settings.SOMA.summary_batch_messages)
+    if not backlog:
         return "nothing_to_do"
+    events = _fitting(backlog, previous=existing.text)
     chain = model_chain(role=Role.SUMMARY)
     if not chain:
         return "no_model"
@@ -159,6 +186,6 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
         row.model = stream.target.model
         row.updated_at = timezone.now()
         row.save()
-        if len(events) == settings.SOMA.summary_batch_messages:
-            summary_maybe_enqueue(session_id=sid)
+        if len(events) < len(backlog) or len(backlog) == settings.SOMA.summary_batch_messages:
+            summary_continue(session_id=sid, covered=row.covered_seq)
     return "summarised"

@@ -117,3 +117,15 @@ def test_without_any_model_it_does_nothing() -> None:
 
 def test_an_unknown_session_is_ignored() -> None:
     assert session_summarise(session_id=uuid.uuid4(), port=OpenAICompatibleLlm()) == "no_session"
+
+
+def test_a_run_takes_only_what_fits_its_token_share_and_queues_the_rest(llm_stub, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, history_window_events=10, context_tokens=200)
+    profile(llm_stub.url, "summary", "reply=short")
+    session = session_with(40)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    summary = SessionSummary.objects.get(session=session)
+    assert 0 < summary.messages < 30 and summary.text == "short"
+    assert OutboxMessage.objects.filter(topic=SUMMARY_TOPIC, dedupe_key__endswith=":more").count() == 1
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    assert SessionSummary.objects.get(session=session).messages > summary.messages
