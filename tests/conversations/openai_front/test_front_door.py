@@ -20,6 +20,12 @@ def sdk(system, key: str) -> openai.OpenAI:  # type: ignore[no-untyped-def]
     return openai.OpenAI(base_url=f"{system.url}/v1", api_key=key, max_retries=0, timeout=60)
 
 
+def body_of(failure: Any) -> dict[str, Any]:
+    body = failure.value.body
+    assert isinstance(body, dict), body
+    return body
+
+
 def user_said(message: str) -> str:
     return f"You said: {message}"
 
@@ -162,11 +168,11 @@ def test_bad_requests_are_400_and_write_nothing(live_system, tenant_key) -> None
     before = Session.objects.filter(tenant=tenant_key.tenant).count()
     with pytest.raises(openai.BadRequestError) as failure:
         client.chat.completions.create(model="somaagent", messages=[{"role": "assistant", "content": "x"}])
-    assert failure.value.body["param"] == "messages"
-    assert failure.value.body["type"] == "invalid_request_error"
+    assert body_of(failure)["param"] == "messages"
+    assert body_of(failure)["type"] == "invalid_request_error"
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-    assert missing.value.body["code"] == "model_not_found"
+    assert body_of(missing)["code"] == "model_not_found"
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="somaagent", messages=[{"role": "user", "content": "x"}], n=3)
     r = httpx.post(
@@ -203,7 +209,7 @@ def test_a_failed_turn_is_an_error_for_both_modes(live_system, tenant_key) -> No
         client.chat.completions.create(
             model="somaagent", messages=[{"role": "user", "content": "[[status=400]]"}]
         )
-    assert failure.value.status_code == 502 and failure.value.body["code"] == "llm_rejected"
+    assert failure.value.status_code == 502 and body_of(failure)["code"] == "llm_rejected"
     stream = client.chat.completions.create(
         model="somaagent",
         messages=[{"role": "user", "content": "[[tokens=10]] [[break_after=3]]"}],
@@ -214,4 +220,4 @@ def test_a_failed_turn_is_an_error_for_both_modes(live_system, tenant_key) -> No
         for chunk in stream:
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "t0 t1 t2 "
-    assert broken.value.body["code"] == "llm_stream_interrupted"
+    assert body_of(broken)["code"] == "llm_stream_interrupted"
