@@ -79,7 +79,10 @@ def main(argv: list[str]) -> int:
             return 1
         port = int(os.environ.get("SOMA_LOCAL_LLM_PORT") or 8008)
         args = serve_argv(port=port)
-        os.execv(args[0], args)
+        # llama_cpp.server also reads HOST/PORT from the environment, and honcho sets PORT
+        # for every process: make them agree with the arguments.
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+        os.execve(args[0], args, env)
     print(f"usage: python -m somaagent.local_llm [check|path|serve], not {command!r}", file=sys.stderr)
     return 2
 
