@@ -5,8 +5,9 @@ to the token budget). Messages older than that window are folded into one
 running summary per session (``session_summaries``), which the prompt carries
 as a system message. When a turn ends, a bounded check sees whether at least
 ``SUMMARY_STEP`` messages have left the window since the last summary; if so an
-outbox row (same transaction) queues ``conversation.summarise_session``. The
-task folds the oldest of them — as many as fit 60 % of ``SOMA_CONTEXT_TOKENS``
+outbox row (same transaction) queues ``conversation.summarise_session`` on the
+``default`` queue (a backlog must not delay user turns on ``conversation``).
+The task folds the oldest of them — as many as fit 60 % of ``SOMA_CONTEXT_TOKENS``
 (and at most ``SOMA_SUMMARY_BATCH_MESSAGES``) — into the summary with
 the ``summary`` profiles (falling back to the dialogue models), and stores the
 result only if nobody advanced the summary meanwhile, so redelivery and
@@ -35,7 +36,7 @@ from somaagent.outbox import outbox_enqueue, register_topic
 log = logging.getLogger(__name__)
 
 SUMMARY_TOPIC = "conversation.summary"
-register_topic(SUMMARY_TOPIC, task="conversation.summarise_session", queue="conversation")
+register_topic(SUMMARY_TOPIC, task="conversation.summarise_session", queue="default")
 
 SUMMARY_STEP = 10
 MESSAGE_CHARS = 2000
