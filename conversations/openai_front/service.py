@@ -14,16 +14,17 @@ new session, are not carried over).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from conversations.models import SessionAlias, SessionEvent
+from conversations.models import IdempotencyRecord, SessionAlias, SessionEvent
 from conversations.openai_front.request import MODEL_ALIAS, CompletionRequest
 from conversations.selectors import parse_uuid, session_get
 from conversations.services.accept import MessageInput, message_accept
-from somaagent.errors import NotFound
+from somaagent.errors import IdempotencyConflict, NotFound
 from somaagent.models import Persona, Tenant
 
 
@@ -73,6 +74,10 @@ def front_accept(
             message=request.message, session_id=session_id, persona_id=persona_id, metadata=request.metadata
         )
 
+    if idempotency_key:
+        replay = _replay(tenant=tenant, key=idempotency_key, data=data)
+        if replay is not None:
+            return replay
     if session_header:
         session = session_get(tenant=tenant, session_id=parse_uuid(session_header))
         return _accepted(
@@ -97,6 +102,26 @@ def front_accept(
         except IntegrityError:
             continue  # a concurrent first request created the alias: use it
     raise NotFound("Could not map 'user' to a session; try again.", details={"param": "user"})
+
+
+def _replay(
+    *, tenant: Tenant, key: str, data: Callable[[uuid.UUID | None], MessageInput]
+) -> AcceptedTurn | None:
+    """The stored answer for a repeated ``Idempotency-Key``, or None if the key is new.
+
+    The first request of a ``user`` conversation had no session yet; its replay finds the alias,
+    so both spellings of the same request count as the same request.
+    """
+    record = IdempotencyRecord.objects.filter(tenant=tenant, key=key).first()
+    if record is None:
+        return None
+    session_id = uuid.UUID(str(record.response.get("session_id")))
+    if record.request_hash not in (data(None).fingerprint(), data(session_id).fingerprint()):
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request body.",
+            details={"param": None},
+        )
+    return _accepted(dict(record.response))
 
 
 def front_models(*, tenant: Tenant) -> list[dict[str, Any]]:

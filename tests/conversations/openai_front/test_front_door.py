@@ -221,3 +221,27 @@ def test_a_failed_turn_is_an_error_for_both_modes(live_system, tenant_key) -> No
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "t0 t1 t2 "
     assert body_of(broken)["code"] == "llm_stream_interrupted"
+
+
+def test_an_idempotency_key_replays_the_same_turn(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    client = sdk(live_system, tenant_key.key)
+    conversation = f"conv-{uuid.uuid4().hex}"
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    messages: list[Any] = [{"role": "user", "content": "once only"}]
+    first = client.chat.completions.with_raw_response.create(
+        model="somaagent", messages=messages, user=conversation, extra_headers=key
+    )
+    again = client.chat.completions.with_raw_response.create(
+        model="somaagent", messages=messages, user=conversation, extra_headers=key
+    )
+    assert again.headers["x-soma-turn-id"] == first.headers["x-soma-turn-id"]
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    events = read_stream(live_system, tenant_key.key, first.headers["x-soma-session-id"])
+    assert [e["type"] for e in events].count("user.message") == 1
+    with pytest.raises(openai.ConflictError):
+        client.chat.completions.create(
+            model="somaagent",
+            messages=[{"role": "user", "content": "other"}],
+            user=conversation,
+            extra_headers=key,
+        )
