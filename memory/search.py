@@ -102,7 +102,9 @@ def _time_bound(timeout: float) -> Iterator[None]:
     if connection.vendor == "postgresql":
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(max(1, int(timeout * 1000)))])
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [str(max(1, int(timeout * 1000)))]
+                )
             yield
         return
     if connection.vendor != "sqlite":

@@ -49,7 +49,7 @@ class RecalledMemory:
         return {
             "id": self.event_id or self.key,
             "key": self.key,
-            "score": round(self.score, 4),
+            "score": float(f"{self.score:.4g}"),
             "snippet": self.text,
             "role": self.role,
             "session_id": self.session_id,

@@ -82,7 +82,9 @@ def test_unreachable_service_is_retryable(remote_memory):
     from memory.adapters.remote import RemoteMemory
 
     port = RemoteMemory(
-        type(remote_memory.config)(**{**remote_memory.config.__dict__, "url": f"http://127.0.0.1:{free_port()}"})
+        type(remote_memory.config)(
+            **{**remote_memory.config.__dict__, "url": f"http://127.0.0.1:{free_port()}"}
+        )
     )
     (write,) = enqueue(make_tenant(), ["nobody listens"])
     result = deliver_stream(write, port)
@@ -94,7 +96,9 @@ def test_unreachable_service_is_retryable(remote_memory):
 def test_invalid_write_goes_to_dead_letters_and_the_stream_goes_on(stub, remote_memory, status):
     tenant = make_tenant()
     poison, fine = enqueue(tenant, ["this is POISON", "this is fine"])
-    stub.control({"remember": {"reject_substring": "POISON"}} if status == 400 else {"remember": {"status": status}})
+    stub.control(
+        {"remember": {"reject_substring": "POISON"}} if status == 400 else {"remember": {"status": status}}
+    )
     result = deliver_stream(poison, remote_memory)
     poison.refresh_from_db()
     assert poison.state == "dead" and result.dead == 1
@@ -181,10 +185,14 @@ def test_a_lease_lost_mid_delivery_leaves_one_stored_write_and_one_wal_record(st
         def remember(self, item):  # type: ignore[no-untyped-def]
             self.calls += 1
             if self.calls == 1:  # A is "stalled": its lease runs out and B delivers meanwhile
-                MemoryWrite.objects.filter(pk=write.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+                MemoryWrite.objects.filter(pk=write.pk).update(
+                    lease_until=timezone.now() - timedelta(seconds=1)
+                )
                 claim_b = claim_head(tenant_id=tenant.pk, session_id=write.session_id)
                 assert claim_b is not None
-                assert memory_deliver(write_id=claim_b.write_id, token=claim_b.token, port=self).delivered == 1
+                assert (
+                    memory_deliver(write_id=claim_b.write_id, token=claim_b.token, port=self).delivered == 1
+                )
             remote_memory.remember(item)
 
     result_a = memory_deliver(write_id=claim_a.write_id, token=claim_a.token, port=StallingPort())
@@ -239,5 +247,7 @@ def test_recall_failures_are_reported_as_unavailable(stub, remote_memory):
     stub.control({"recall": {"delay": 3}})
     with pytest.raises(MemoryUnavailable):
         remote_memory.recall(
-            RecallQuery(tenant=str(uuid.uuid4()), namespace="persona:default", query="x", top_k=3, timeout=0.5)
+            RecallQuery(
+                tenant=str(uuid.uuid4()), namespace="persona:default", query="x", top_k=3, timeout=0.5
+            )
         )
