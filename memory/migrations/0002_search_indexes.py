@@ -1,18 +1,25 @@
 """Full-text search for the embedded memory store, per database (see memory/search.py).
 
-PostgreSQL: a GIN expression index on ``to_tsvector('english', text)``, built
-from the same ``SearchVector`` expression the queries use, so it matches them.
+PostgreSQL: a stored generated column ``search_vector`` =
+``to_tsvector('english', text)`` with a GIN index; the model does not declare
+it (SQLite has no tsvector), the search queries it with SQL.
 SQLite: an FTS5 table over ``memory_items.text`` (external content) kept in
 step by triggers. Note for later migrations: SQLite rebuilds a table on most
 ALTERs, which drops its triggers; a migration that alters ``memory_items``
 must recreate them (call ``create_sqlite_fts`` again).
 """
 
-from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
 from django.db import migrations
 
-PG_INDEX = "memitem_text_fts"
+PG_UP = [
+    "ALTER TABLE memory_items ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
+    "(to_tsvector('english'::regconfig, COALESCE(text, ''))) STORED",
+    "CREATE INDEX memitem_text_fts ON memory_items USING gin (search_vector)",
+]
+PG_DOWN = [
+    "DROP INDEX IF EXISTS memitem_text_fts",
+    "ALTER TABLE memory_items DROP COLUMN IF EXISTS search_vector",
+]
 
 SQLITE_UP = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS memory_items_fts USING fts5("
@@ -34,10 +41,6 @@ SQLITE_DOWN = [
 ]
 
 
-def _pg_index():
-    return GinIndex(SearchVector("text", config="english"), name=PG_INDEX)
-
-
 def create_sqlite_fts(schema_editor):
     for sql in SQLITE_UP:
         schema_editor.execute(sql)
@@ -46,7 +49,8 @@ def create_sqlite_fts(schema_editor):
 def forwards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.add_index(apps.get_model("memory", "MemoryItem"), _pg_index())
+        for sql in PG_UP:
+            schema_editor.execute(sql)
     elif vendor == "sqlite":
         create_sqlite_fts(schema_editor)
 
@@ -54,7 +58,8 @@ def forwards(apps, schema_editor):
 def backwards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.remove_index(apps.get_model("memory", "MemoryItem"), _pg_index())
+        for sql in PG_DOWN:
+            schema_editor.execute(sql)
     elif vendor == "sqlite":
         for sql in SQLITE_DOWN:
             schema_editor.execute(sql)

@@ -112,3 +112,31 @@ def test_staff_browse_writes_and_replica_by_tenant_session_and_state(staff, stub
     assert list(page.context["cl"].queryset) == [theirs]
     for path in ("memoryreplica", "memorywal", "memoryitem"):
         assert staff.get(f"/admin/memory/{path}/", {"session_id": str(mine.session_id)}).status_code == 200
+
+
+def test_deleting_a_session_in_admin_queues_a_forget(staff):
+    from conversations.services.accept import MessageInput, message_accept
+
+    tenant = make_tenant()
+    accepted = message_accept(tenant=tenant, data=MessageInput(message="delete me from admin"))
+    response = staff.post(
+        f"/admin/conversations/session/{accepted['session_id']}/delete/", {"post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    forget = MemoryWrite.objects.get(idempotency_key=f"forget:{accepted['session_id']}")
+    assert forget.op == "forget" and forget.state == "pending" and forget.tenant_id == tenant.pk
+    assert forget.payload == {
+        "namespace": "persona:default",
+        "session_id": accepted["session_id"],
+        "key": forget.idempotency_key,
+    }
+
+
+def test_readyz_shows_memory_backlog_without_requiring_it(client):
+    tenant = make_tenant()
+    enqueue(tenant, ["waiting"])
+    body = client.get("/readyz").json()
+    memory = body["checks"]["memory"]
+    assert memory["required"] is False and memory["ok"] is True
+    assert memory["outbox_depth"] >= 1 and memory["adapter"] == "embedded"
+    assert "replication_lag_seconds" in memory and "dead_letters" in memory
