@@ -43,8 +43,9 @@ def test_delivered_writes_reach_the_service_and_the_wal(stub, remote_memory):
     assert [w.role for w in wal] == ["user", "assistant"]
 
 
-def test_503_with_retry_after_reschedules_and_the_stream_waits(stub, remote_memory):
-    stub.control({"remember": {"status": 503, "retry_after": "30"}})
+@pytest.mark.parametrize("status", [503, 429])
+def test_retry_after_reschedules_and_the_stream_waits(stub, remote_memory, status):
+    stub.control({"remember": {"status": status, "retry_after": "30"}})
     tenant = make_tenant()
     head, behind = enqueue(tenant, ["one", "two"])
     before = timezone.now()
@@ -52,7 +53,7 @@ def test_503_with_retry_after_reschedules_and_the_stream_waits(stub, remote_memo
     assert result.retrying == 1 and result.delivered == 0
     head.refresh_from_db()
     behind.refresh_from_db()
-    assert head.state == "pending" and head.retry_count == 1 and "503" in head.last_error
+    assert head.state == "pending" and head.retry_count == 1 and str(status) in head.last_error
     assert head.next_attempt_at >= before + timedelta(seconds=29)
     assert not head.lease_owner and head.lease_until is None
     assert behind.retry_count == 0 and len(stub.requests("remember", tenant=tenant)) == 1
