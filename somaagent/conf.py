@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memory.conf import MemorySettings
+
 
 @dataclass(frozen=True)
 class SomaSettings:
@@ -27,6 +29,7 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
+    memory: MemorySettings
     # --- models: retries, fallback, context (issue 7) ---
     llm_max_retries: int = 2
     llm_retry_base_seconds: float = 0.5

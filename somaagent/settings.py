@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
+from memory.conf import memory_settings_from_env
 from somaagent import config, local_llm
 from somaagent.conf import SomaSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
@@ -178,6 +179,7 @@ SOMA = SomaSettings(
     llm_model=env("SOMA_LLM_MODEL", local_llm.MODEL_ALIAS if _local_llm_url else "default"),
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+    memory=memory_settings_from_env(),
     # models: retries, fallback, context, the embedded local model (issue 7)
     llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
     llm_retry_base_seconds=env_float("SOMA_LLM_RETRY_BASE_SECONDS", 0.5),

@@ -15,6 +15,7 @@ from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.routing import TurnRoute, fallback_announce, turn_route_for, turn_route_record
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
+from memory.services.recall import turn_memories
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         type=EventType.ASSISTANT_STARTED,
         data={"model": route.target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
     )
+    memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
     # The history window trimmed to the context budget, the session summary in place of older turns.
     summary = session_summary_text(session_id=claim.session_id)
-    messages = context_fit(messages=build_messages(claim=claim), summary=summary)
+    messages = context_fit(messages=build_messages(claim=claim, memories=memories), summary=summary)
     generation = _stream(claim, route, messages)
     target = route.target
     turn_route_record(claim=claim, route=route, answered=generation.error is None)
@@ -110,6 +112,7 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             "usage": usage,
             "analysis": route.analysis.as_dict(),
             "escalation": route.escalation,
+            "memory": memories.references,
         },
         model=target.model,
         usage=usage,
