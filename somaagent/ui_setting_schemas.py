@@ -17,20 +17,26 @@ from somaagent.models import UISetting
 log = logging.getLogger(__name__)
 
 Validator = Callable[[dict[str, Any]], list[str]]
+Defaults = dict[str, Any] | Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class RegisteredSetting:
-    defaults: dict[str, Any]
+    default: Defaults
     validate: Validator
     help: str = ""
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Evaluated on each read when a callable, so defaults may follow the environment."""
+        return dict(self.default() if callable(self.default) else self.default)
 
 
 REGISTRY: dict[str, RegisteredSetting] = {}
 
 
-def register_ui_setting(key: str, *, defaults: dict[str, Any], validate: Validator, help: str = "") -> None:
-    REGISTRY[key] = RegisteredSetting(defaults=dict(defaults), validate=validate, help=help)
+def register_ui_setting(key: str, *, defaults: Defaults, validate: Validator, help: str = "") -> None:
+    REGISTRY[key] = RegisteredSetting(default=defaults, validate=validate, help=help)
 
 
 def ui_setting_problems(key: str, document: Any) -> list[str]:
@@ -48,7 +54,7 @@ def ui_setting_problems(key: str, document: Any) -> list[str]:
 def ui_setting_get(key: str) -> dict[str, Any]:
     """The stored document over the registered defaults; an invalid document falls back to them."""
     registered = REGISTRY.get(key)
-    defaults = dict(registered.defaults) if registered else {}
+    defaults = registered.defaults if registered else {}
     row = UISetting.objects.filter(key=key).only("document").first()
     if row is None or not isinstance(row.document, dict):
         return defaults

@@ -2,10 +2,14 @@
 
 The prompt is ``[system…, history…, current]``. System messages (persona,
 recalled memories, the session summary) and the current message are always
-kept; history is kept newest first while it fits ``SOMA_CONTEXT_TOKENS``, so
+kept; history is kept newest first while it fits the context budget, so
 older messages drop out (the session summary stands in for them, see
 conversations.services.summary). The history window is loaded with a bounded
 query, so the cost of a turn does not grow with the session's length.
+
+The budget is the ``context`` UI setting's ``context_tokens`` (admin → UI
+settings), defaulting to ``SOMA_CONTEXT_TOKENS``: staff match it to the
+smallest context window among the models that may answer.
 """
 
 from __future__ import annotations
@@ -15,12 +19,35 @@ from typing import Any
 from django.conf import settings
 
 from conversations.models import SessionSummary
+from somaagent.ui_setting_schemas import register_ui_setting, ui_setting_get
 
 # A message costs its text (about four characters a token for English) plus the
 # chat template's framing (role markers, separators).
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation:\n"
+SETTING_KEY = "context"
+MIN_CONTEXT_TOKENS = 256
+
+
+def _validate(doc: dict[str, Any]) -> list[str]:
+    value = doc["context_tokens"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_CONTEXT_TOKENS:
+        return [f"context_tokens must be an integer of at least {MIN_CONTEXT_TOKENS}"]
+    return []
+
+
+register_ui_setting(
+    SETTING_KEY,
+    defaults=lambda: {"context_tokens": settings.SOMA.context_tokens},
+    validate=_validate,
+    help="The prompt's token budget (conversations/services/context.py).",
+)
+
+
+def context_budget() -> int:
+    """Tokens a prompt may take: the ``context`` UI setting, else ``SOMA_CONTEXT_TOKENS``."""
+    return int(ui_setting_get(SETTING_KEY)["context_tokens"])
 
 
 def estimate_tokens(text: str) -> int:
@@ -50,7 +77,7 @@ def context_fit(
     *, messages: list[dict[str, Any]], summary: str = "", budget: int | None = None
 ) -> list[dict[str, Any]]:
     """Insert the summary after the leading system messages and drop the oldest history to fit."""
-    budget = settings.SOMA.context_tokens if budget is None else budget
+    budget = context_budget() if budget is None else budget
     if not messages:
         return []
     lead = 0

@@ -7,7 +7,7 @@ as a system message. When a turn ends, a bounded check sees whether at least
 ``SUMMARY_STEP`` messages have left the window since the last summary; if so an
 outbox row (same transaction) queues ``conversation.summarise_session`` on the
 ``default`` queue (a backlog must not delay user turns on ``conversation``).
-The task folds the oldest of them — as many as fit 60 % of ``SOMA_CONTEXT_TOKENS``
+The task folds the oldest of them — as many as fit 60 % of the context budget
 (and at most ``SOMA_SUMMARY_BATCH_MESSAGES``) — into the summary with
 the ``summary`` profiles (falling back to the dialogue models), and stores the
 result only if nobody advanced the summary meanwhile, so redelivery and
@@ -29,7 +29,7 @@ from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary, Turn
 from conversations.selectors import HISTORY_TYPES
-from conversations.services.context import estimate_tokens
+from conversations.services.context import context_budget, estimate_tokens
 from conversations.services.turns import FINISH_HOOKS
 from somaagent.outbox import outbox_enqueue, register_topic
 
@@ -40,7 +40,7 @@ register_topic(SUMMARY_TOPIC, task="conversation.summarise_session", queue="defa
 
 SUMMARY_STEP = 10
 MESSAGE_CHARS = 2000
-# Share of SOMA_CONTEXT_TOKENS one summary run may spend on new messages (the rest: the
+# Share of the context budget one summary run may spend on new messages (the rest: the
 # previous summary, the instructions and the answer), so a run fits the summary model too.
 TRANSCRIPT_SHARE = 0.6
 SUMMARY_WORDS = 250
@@ -127,7 +127,7 @@ def _line(event: SessionEvent) -> str:
 
 def _fitting(events: list[SessionEvent], *, previous: str) -> list[SessionEvent]:
     """The oldest events whose transcript fits this run's token share (at least one)."""
-    room = int(settings.SOMA.context_tokens * TRANSCRIPT_SHARE) - estimate_tokens(previous)
+    room = int(context_budget() * TRANSCRIPT_SHARE) - estimate_tokens(previous)
     kept: list[SessionEvent] = []
     for event in events:
         room -= estimate_tokens(_line(event)) + 1

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from conversations.services.context import (
     SUMMARY_PREFIX,
+    context_budget,
     context_fit,
     estimate_tokens,
     message_tokens,
     prompt_tokens,
 )
+from somaagent.models import UISetting
+from somaagent.ui_setting_schemas import ui_setting_problems
 
 
 def conversation(n: int, size: int = 400) -> list[dict[str, str]]:
@@ -84,3 +90,15 @@ def test_tool_results_cut_off_from_their_call_are_dropped() -> None:
     ]
     fitted = context_fit(messages=messages, budget=100)
     assert [m["role"] for m in fitted] == ["system", "assistant", "user"]
+
+
+@pytest.mark.django_db
+def test_the_budget_is_the_context_ui_setting_else_the_environment(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, context_tokens=4321)
+    assert context_budget() == 4321
+    UISetting.objects.create(key="context", document={"context_tokens": 900})
+    assert context_budget() == 900
+    assert prompt_tokens(context_fit(messages=conversation(100))) <= 900
+    assert ui_setting_problems("context", {"context_tokens": 10}) == [
+        "context_tokens must be an integer of at least 256"
+    ]

@@ -11,32 +11,23 @@ import pytest
 
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.services.context import SUMMARY_PREFIX, prompt_tokens
+from conversations.services.sessions import session_delete
+from somaagent.models import UISetting
 from tests.live import LiveSystem, read_stream, wait_until
 
 pytestmark = pytest.mark.integration
 
 BUDGET = 1000
-WINDOW = 40
+WINDOW = 40  # SOMA_HISTORY_WINDOW_EVENTS's default
 SUMMARY_REPLY = "Earlier the user listed many numbered items"
 
 
-@pytest.fixture(scope="module")
-def long_system(django_db_setup, django_db_blocker, llm_stub) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
-    """A live system with a small context budget, so trimming shows with modest messages."""
-    with django_db_blocker.unblock():
-        system = LiveSystem(
-            env={
-                "SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1",
-                "SOMA_LLM_MODEL": "stub-model",
-                "SOMA_CONTEXT_TOKENS": str(BUDGET),
-                "SOMA_HISTORY_WINDOW_EVENTS": str(WINDOW),
-            }
-        )
-        try:
-            system.start()
-            yield system
-        finally:
-            system.stop()
+@pytest.fixture
+def small_budget(live_db) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """A small context budget (the ``context`` UI setting), so trimming shows with modest messages."""
+    UISetting.objects.update_or_create(key="context", defaults={"document": {"context_tokens": BUDGET}})
+    yield
+    UISetting.objects.filter(key="context").delete()
 
 
 def session_with_history(tenant: Any, events: int) -> Session:
@@ -80,11 +71,20 @@ def prompt_for(system: LiveSystem, stub_url: str, key: str, session: Session) ->
     return next(b["messages"] for b in bodies if b["messages"][-1]["content"] == f"question {marker}")
 
 
-def test_the_prompt_stays_bounded_whatever_the_session_length(long_system, llm_stub, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_the_prompt_stays_bounded_whatever_the_session_length(
+    live_system, small_budget, llm_stub, tenant_key
+) -> None:  # type: ignore[no-untyped-def]
     short = session_with_history(tenant_key.tenant, 10)
     long = session_with_history(tenant_key.tenant, 10_000)
-    short_prompt = prompt_for(long_system, llm_stub.url, tenant_key.key, short)
-    long_prompt = prompt_for(long_system, llm_stub.url, tenant_key.key, long)
+    try:
+        check_bounded_prompts(live_system, llm_stub.url, tenant_key.key, short, long)
+    finally:
+        session_delete(session=long)  # ends the summary backlog's chain of tasks
+
+
+def check_bounded_prompts(system: LiveSystem, stub_url: str, key: str, short: Session, long: Session) -> None:
+    short_prompt = prompt_for(system, stub_url, key, short)
+    long_prompt = prompt_for(system, stub_url, key, long)
 
     # The short session fits whole; the long one is cut to the newest messages that fit.
     assert len([m for m in short_prompt if m["role"] != "system"]) == 10 + 1
@@ -105,7 +105,7 @@ def test_the_prompt_stays_bounded_whatever_the_session_length(long_system, llm_s
 
     # …and the next turn carries the summary, still within the budget.
     long.refresh_from_db()
-    next_prompt = prompt_for(long_system, llm_stub.url, tenant_key.key, long)
+    next_prompt = prompt_for(system, stub_url, key, long)
     leading = [m for m in next_prompt[1:] if m["role"] == "system"]
     summaries = [m["content"] for m in leading if m["content"].startswith(SUMMARY_PREFIX)]
     assert summaries == [SUMMARY_PREFIX + SUMMARY_REPLY]
