@@ -78,4 +78,8 @@ beat_schedule = {
         "task": "conversation.turn_sweep",
         "schedule": settings.SOMA.turn_sweep_seconds,
     },
+    "tool-run-sweep": {
+        "task": "tools.sweep",
+        "schedule": 30.0,
+    },
 }

@@ -95,9 +95,13 @@ def sandbox() -> SandboxPort:
     if chosen.level == BWRAP:
         log.info("code sandbox active", extra={"isolation": chosen.level, "detail": chosen.detail})
     elif chosen.level == RLIMITS:
-        log.warning("code sandbox at the WEAKER level", extra={"isolation": chosen.level, "detail": chosen.detail})
+        log.warning(
+            "code sandbox at the WEAKER level", extra={"isolation": chosen.level, "detail": chosen.detail}
+        )
     else:
-        log.error("code sandbox unavailable: code is refused", extra={"isolation": OFF, "detail": chosen.detail})
+        log.error(
+            "code sandbox unavailable: code is refused", extra={"isolation": OFF, "detail": chosen.detail}
+        )
     return chosen
 
 

@@ -153,7 +153,9 @@ class RlimitsSandbox:
             if os.geteuid() == 0:
                 os.chown(workdir, self.uid, self.uid)
                 os.chown(script, self.uid, self.uid)
-            return run_supervised(self.argv(limits=limits), limits=limits, isolation=self.level, cwd=str(workdir))
+            return run_supervised(
+                self.argv(limits=limits), limits=limits, isolation=self.level, cwd=str(workdir)
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
