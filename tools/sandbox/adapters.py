@@ -140,6 +140,12 @@ class RlimitsSandbox:
             "/usr/bin/env",
             "-i",
             *[f"{k}={v}" for k, v in SANDBOX_ENV.items() if k != "HOME"],
+            # A shell as the namespace's first process turns a death by signal into the usual
+            # 128+n exit status (unshare itself reports it badly).
+            "/bin/sh",
+            "-c",
+            '"$@"; exit $?',
+            "sh",
             self.python,
             "-I",
             "main.py",

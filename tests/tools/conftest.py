@@ -1,0 +1,63 @@
+"""Fixtures for the tools package: the stub web (search + pages) and a live system with tools."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from tests.live import LiveSystem, StubServer
+
+# Small limits so the tool tests finish in seconds; the worker processes read these.
+TOOLS_ENV = {
+    "SOMA_TOOL_MAX_CALLS_PER_TURN": "3",
+    "SOMA_TOOL_TIMEOUT_SECONDS": "8",
+    "SOMA_SANDBOX_WALL_SECONDS": "8",
+    "SOMA_TOOL_QUEUE_GRACE_SECONDS": "10",
+    "SOMA_TOOL_BREAKER_FAILURES": "2",
+    "SOMA_TOOL_BREAKER_OPEN_SECONDS": "60",
+}
+
+
+@pytest.fixture(scope="session")
+def web_stub() -> Iterator[StubServer]:
+    server = StubServer("tests.stubs.web_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tools_live(django_db_setup, django_db_blocker, llm_stub, web_stub) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+    """web + a worker on every queue + a worker on the tools queue alone + beat."""
+    system = LiveSystem(
+        env={
+            "SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1",
+            "SOMA_LLM_MODEL": "stub-model",
+            "SOMA_SEARCH_URL": web_stub.url,
+            **TOOLS_ENV,
+        }
+    )
+    try:
+        system.start()
+        system.start_worker(queues="tools")
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture
+def tools_system(tools_live: LiveSystem, live_db: None) -> LiveSystem:
+    tools_live.ensure_worker()
+    return tools_live
+
+
+@contextmanager
+def tool_settings(**changes: object) -> Iterator[None]:
+    """Override fields of ``settings.SOMA.tools`` in this process."""
+    soma = dataclasses.replace(settings.SOMA, tools=dataclasses.replace(settings.SOMA.tools, **changes))
+    with override_settings(SOMA=soma):
+        yield
