@@ -163,6 +163,121 @@ def test_cannot_read_the_apps_files_or_secrets(bwrap_box):  # type: ignore[no-un
     assert "READ /work" not in result.stdout and f"READ {ROOT}" not in result.stdout, result.stdout
     assert "READ /etc/passwd" not in result.stdout and "READ /root" not in result.stdout
     assert "APPDIR False False" in result.stdout
+
+
+def test_environment_secrets_do_not_reach_the_code(box, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SOMA_TEST_SECRET", "hunter2-do-not-leak")
+    result = run(box, "import os; print(sorted(os.environ.items()))")
+    assert "hunter2" not in result.stdout
+    assert "DATABASE_URL" not in result.stdout and "SOMA_" not in result.stdout
+    assert "DJANGO" not in result.stdout
+
+
+def test_secret_files_of_the_worker_user_are_unreadable(box, tmp_path):  # type: ignore[no-untyped-def]
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox drops to another uid only when the worker runs as root")
+    secret = tmp_path / "secret"
+    secret.write_text("top secret")
+    secret.chmod(0o600)
+    tmp_path.chmod(0o755)
+    result = run(box, f"print(open({str(secret)!r}).read())")
+    assert "top secret" not in result.stdout and result.exit_status != 0
+
+
+def test_fork_bomb_is_contained(box):  # type: ignore[no-untyped-def]
+    marker = f"forkbomb{uuid.uuid4().hex[:8]}"
+    result = run(
+        box,
+        f"""
+        import os, time
+        failures = 0
+        children = 0
+        while children + failures < 2000:
+            try:
+                if os.fork() == 0:
+                    time.sleep(30)  # {marker}
+                    os._exit(0)
+                children += 1
+            except OSError:
+                failures += 1
+        print("children", children, "failures", failures)
+        """,
+        wall_seconds=10,
+    )
+    children = int(result.stdout.split()[1]) if result.stdout.startswith("children") else 0
+    assert children < LIMITS.max_processes, result.stdout
+    assert "failures" in result.stdout and int(result.stdout.split()[3]) > 0
+    wait_until(lambda: not processes_of_uid(65534), timeout=15, what="the forked processes to be gone")
+
+
+def processes_of_uid(uid: int) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            line = next((x for x in status.splitlines() if x.startswith("Uid:")), "")
+            if line and int(line.split()[1]) == uid:
+                found.append(entry.name)
+    return found
+
+
+def test_allocating_10_gb_fails_inside(box):  # type: ignore[no-untyped-def]
+    result = run(box, "x = bytearray(10 * 1024**3)\nprint('allocated')")
+    assert "allocated" not in result.stdout
+    assert "MemoryError" in result.stderr and result.exit_status == 1
+
+
+def test_infinite_loop_stops_at_the_cpu_limit(box):  # type: ignore[no-untyped-def]
+    result = run(box, "while True:\n    pass", cpu_seconds=1, wall_seconds=60)
+    assert result.timed_out is False
+    assert result.signal in ("SIGXCPU", "SIGKILL"), result
+
+
+def test_printing_1_gb_is_truncated_and_does_not_block(box):  # type: ignore[no-untyped-def]
+    result = run(
+        box,
+        """
+        import sys
+        chunk = "x" * (1 << 20)
+        for _ in range(1024):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+        print("done", file=sys.stderr)
+        """,
+        wall_seconds=60,
+    )
+    assert len(result.stdout) == LIMITS.max_output_bytes
+    assert result.stdout_truncated is True
+    assert result.timed_out or (result.stdout_bytes >= 1024 * (1 << 20) and result.stderr == "done\n")
+
+
+def test_sleeping_past_the_wall_time_is_killed(box):  # type: ignore[no-untyped-def]
+    result = run(box, "import time\nprint('start', flush=True)\ntime.sleep(600)", wall_seconds=2)
+    assert result.timed_out is True and result.exit_status is None
+    assert result.stdout == "start\n"
+
+
+@pytest.mark.parametrize("ending", ["returns", "is_killed"])
+def test_a_spawned_process_does_not_outlive_the_call(box, ending):  # type: ignore[no-untyped-def]
+    seconds = 900000 + uuid.uuid4().int % 99999
+    tail = "" if ending == "returns" else "import time\ntime.sleep(600)\n"
+    result = run(
+        box,
+        textwrap.dedent(
+            f"""
+        import os, subprocess
+        subprocess.Popen(["sleep", "{seconds}"], start_new_session=True)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "{seconds + 1}"])
+            os._exit(0)
+        print("spawned", flush=True)
+        """
+        )
         + tail,
         wall_seconds=3,
     )
