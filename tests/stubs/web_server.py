@@ -9,7 +9,7 @@ Run: ``python -m tests.stubs.web_server --port 0`` (prints ``PORT <n>`` when rea
 - ``GET /big``             2 MB of text
 - ``GET /image``           a few bytes of ``image/png``
 - ``GET /slow?s=S``        answer after S seconds
-- ``GET /redirect?to=URL`` 302 to URL
+- ``GET /redirect?to=URL`` 302 to URL (without ``to``: to itself, a loop)
 - ``GET /_requests``       what was asked so far (path, query, host header)
 """
 
@@ -35,7 +35,10 @@ async def _send(send: Any, status: int, body: bytes, content_type: str, headers:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ]
             + (headers or []),
         }
     )
@@ -61,7 +64,11 @@ async def _search(query: dict[str, list[str]], send: Any) -> None:
         return
     clean = DIRECTIVE.sub("", q).strip()
     results = [
-        {"title": f"Result {i} for {clean}", "url": f"https://example.org/{i}", "content": f"About {clean} ({i})"}
+        {
+            "title": f"Result {i} for {clean}",
+            "url": f"https://example.org/{i}",
+            "content": f"About {clean} ({i})",
+        }
         for i in range(8)
     ]
     await _send(send, 200, json.dumps({"query": clean, "results": results}).encode(), "application/json")
@@ -81,7 +88,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/search":
         await _search(query, send)
     elif path == "/page":
-        await _send(send, 200, b"<html><body>hello from the stub page</body></html>", "text/html; charset=utf-8")
+        await _send(
+            send, 200, b"<html><body>hello from the stub page</body></html>", "text/html; charset=utf-8"
+        )
     elif path == "/big":
         await _send(send, 200, b"a" * (2 * 1024 * 1024), "text/plain")
     elif path == "/image":
@@ -90,7 +99,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(float((query.get("s") or ["5"])[0]))
         await _send(send, 200, b"slow answer", "text/plain")
     elif path == "/redirect":
-        target = (query.get("to") or ["/page"])[0]
+        target = (query.get("to") or ["/redirect"])[0]
         await _send(send, 302, b"", "text/plain", [(b"location", target.encode())])
     else:
         await _send(send, 404, b"not found", "text/plain")
