@@ -49,12 +49,12 @@ def _jsonable(result: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {"value": doc}
 
 
-def tool_run_execute(*, request_id: uuid.UUID | str) -> str | None:
+def tool_run_execute(*, request_id: uuid.UUID | str, worker: str = "") -> str | None:
     """Run one tool call; returns its final status, or None when there was nothing to do."""
     now = timezone.now()
     claimed = ToolRun.objects.filter(
         pk=request_id, status=ToolRun.Status.PENDING, deadline_at__gt=now
-    ).update(status=ToolRun.Status.RUNNING, started_at=now)
+    ).update(status=ToolRun.Status.RUNNING, started_at=now, worker=worker[:200])
     if not claimed:
         log.info("tool run not claimable (finished, taken or expired)", extra={"request_id": str(request_id)})
         return None

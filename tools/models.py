@@ -89,6 +89,7 @@ class ToolRun(models.Model):
     deadline_at = models.DateTimeField(help_text="After this the turn stops waiting (status timeout).")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="", help_text="The worker that ran it.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedQuerySet.as_manager()

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from tests.live import LiveSystem, StubServer
+from tests.live import LiveSystem, Proc, StubServer
 
 # Small limits so the tool tests finish in seconds; the worker processes read these.
 TOOLS_ENV = {
@@ -30,9 +30,27 @@ def web_stub() -> Iterator[StubServer]:
     server.stop()
 
 
+MAIN_QUEUES = "conversation,memory,default"
+TOOL_QUEUES = "tools"
+
+
+def worker_for(system: LiveSystem, queues: str) -> Proc | None:
+    return next((w for w in system.workers if w.alive() and getattr(w, "queues", "") == queues), None)
+
+
+def ensure_workers(system: LiveSystem) -> None:
+    """One conversation worker and one tools worker, as in the Procfile: tool calls never wait
+    for a worker slot that a waiting turn holds."""
+    system.workers = [w for w in system.workers if w.alive()]
+    for queues in (MAIN_QUEUES, TOOL_QUEUES):
+        if worker_for(system, queues) is None:
+            proc = system.start_worker(queues=queues)
+            proc.queues = queues  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def tools_live(django_db_setup, django_db_blocker, llm_stub, web_stub) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
-    """web + a worker on every queue + a worker on the tools queue alone + beat."""
+    """web + a conversation worker + a tools worker + beat, with web search at the stub."""
     system = LiveSystem(
         env={
             "SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1",
@@ -42,8 +60,9 @@ def tools_live(django_db_setup, django_db_blocker, llm_stub, web_stub) -> Iterat
         }
     )
     try:
-        system.start()
-        system.start_worker(queues="tools")
+        system.start_web()
+        ensure_workers(system)
+        system.start_beat()
         yield system
     finally:
         system.stop()
@@ -51,7 +70,7 @@ def tools_live(django_db_setup, django_db_blocker, llm_stub, web_stub) -> Iterat
 
 @pytest.fixture
 def tools_system(tools_live: LiveSystem, live_db: None) -> LiveSystem:
-    tools_live.ensure_worker()
+    ensure_workers(tools_live)
     return tools_live
 
 
