@@ -202,18 +202,18 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
         name, _, args = spec.partition(":")
         half = len(args) // 2
         # Like OpenAI: id and name first, the arguments streamed in pieces after.
-        call = {
+        call: dict[str, Any] = {
             "index": index,
             "id": f"call_{_tool_rounds_done(body)}_{index}",
             "type": "function",
             "function": {"name": name, "arguments": args[:half]},
         }
-        rest = {"index": index, "function": {"arguments": args[half:]}}
-        for piece in (call, rest):
+        rest: dict[str, Any] = {"index": index, "function": {"arguments": args[half:]}}
+        for part in (call, rest):
             await send(
                 {
                     "type": "http.response.body",
-                    "body": _chunk(model, {"tool_calls": [piece]}),
+                    "body": _chunk(model, {"tool_calls": [part]}),
                     "more_body": True,
                 }
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -75,7 +76,7 @@ def tools_system(tools_live: LiveSystem, live_db: None) -> LiveSystem:
 
 
 @contextmanager
-def tool_settings(**changes: object) -> Iterator[None]:
+def tool_settings(**changes: Any) -> Iterator[None]:
     """Override fields of ``settings.SOMA.tools`` in this process."""
     soma = dataclasses.replace(settings.SOMA, tools=dataclasses.replace(settings.SOMA.tools, **changes))
     with override_settings(SOMA=soma):

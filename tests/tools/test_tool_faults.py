@@ -17,7 +17,12 @@ pytestmark = pytest.mark.integration
 
 def sandboxed_sleeper(seconds: int, then: str) -> str:
     """Code that starts a recognisable child process, then does ``then``."""
-    return f"import subprocess, time\nsubprocess.Popen(['sleep', '{seconds}'])\nprint('started', flush=True)\n{then}"
+    return (
+        "import subprocess, time\n"
+        f"subprocess.Popen(['sleep', '{seconds}'])\n"
+        "print('started', flush=True)\n"
+        f"{then}"
+    )
 
 
 def start_slow_tool(system, key: str, code: str) -> tuple[dict, ToolRun]:  # type: ignore[no-untyped-def]
