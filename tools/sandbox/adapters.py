@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,14 @@ def _tool(name: str) -> str:
     if path is None:
         raise SandboxUnavailable(f"the helper binary {name!r} is not installed")
     return path
+
+
+REAPER = str(Path(__file__).with_name("reaper.py"))
+
+
+def _reaper() -> list[str]:
+    """The first process of every sandbox (see reaper.py); the worker's own interpreter runs it."""
+    return [sys.executable, "-I", "-S", REAPER, str(os.getpid()), "--"]
 
 
 def _drop_privileges(uid: int) -> list[str]:
@@ -72,7 +81,7 @@ class BwrapSandbox:
         )
 
     def argv(self, *, limits: SandboxLimits, code_fd: int) -> list[str]:
-        argv = [*_drop_privileges(self.uid), *_rlimits(limits), _tool("bwrap")]
+        argv = [*_reaper(), *_drop_privileges(self.uid), *_rlimits(limits), _tool("bwrap")]
         argv += ["--unshare-all", "--unshare-user", "--disable-userns", "--hostname", "sandbox"]
         argv += ["--die-with-parent", "--new-session", "--clearenv"]
         for name, value in SANDBOX_ENV.items():
@@ -134,6 +143,7 @@ class RlimitsSandbox:
             "--",
         ]
         return [
+            *_reaper(),
             *_drop_privileges(self.uid),
             *_rlimits(limits),
             *unshare,

@@ -1,11 +1,12 @@
 """Supervising one sandboxed process: bounded output, wall-time kill, nothing left behind.
 
 The child is started in its own session (``start_new_session``: a fork+exec in
-C, safe from Celery's threads, unlike ``preexec_fn``) through helper binaries
-that apply the confinement before the code runs. Output beyond the limit is
-read and thrown away so the child never blocks on a full pipe; at the wall
-time the whole process group is killed, and the PID namespace the launchers
-create takes every other process of the sandbox with it.
+C, safe from Celery's threads, unlike ``preexec_fn``): first the reaper
+(reaper.py), then helper binaries that apply the confinement before the code
+runs. Output beyond the limit is read and thrown away so the child never
+blocks on a full pipe. At the wall time the reaper is told to kill the
+sandbox (SIGTERM), then the whole process group is killed; the PID namespace
+the launchers create takes every other process of the sandbox with it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tools.sandbox.port import SandboxLimits, SandboxResult, signal_of
 # The launchers themselves get no secrets either: only a PATH.
 LAUNCH_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 DRAIN_SECONDS = 5.0
+REAPER_GRACE_SECONDS = 2.0
 
 
 class _Capture:
@@ -52,6 +54,16 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the reaper to kill the sandbox and reap it; kill the whole group if it does not."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=REAPER_GRACE_SECONDS)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    _kill_group(proc.pid)
 
 
 def run_supervised(
@@ -87,7 +99,7 @@ def run_supervised(
             now = time.monotonic()
             if not timed_out and now >= deadline:
                 timed_out = True
-                _kill_group(proc.pid)
+                _stop(proc)
                 give_up_at = now + DRAIN_SECONDS
             if give_up_at is not None and now >= give_up_at:
                 break
@@ -105,7 +117,7 @@ def run_supervised(
             timed_out = True
     finally:
         if proc.poll() is None:
-            _kill_group(proc.pid)
+            _stop(proc)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
