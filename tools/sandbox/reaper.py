@@ -20,6 +20,13 @@ PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_REAP_SECONDS = 5
 
 
+def _exit_with(code: int):  # type: ignore[no-untyped-def]
+    def handler(signum, frame):  # type: ignore[no-untyped-def]
+        os._exit(code)
+
+    return handler
+
+
 def main() -> int:
     parent = int(sys.argv[1])
     argv = sys.argv[3:]
@@ -52,7 +59,7 @@ def main() -> int:
             exit_code = os.waitstatus_to_exitcode(status)
             code = 128 - exit_code if exit_code < 0 else exit_code
             # What is left are orphans about to die with their namespace; do not wait forever.
-            signal.signal(signal.SIGALRM, lambda s, f, code=code: os._exit(code))
+            signal.signal(signal.SIGALRM, _exit_with(code))
             signal.alarm(ORPHAN_REAP_SECONDS)
 
 
