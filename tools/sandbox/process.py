@@ -57,13 +57,16 @@ def _kill_group(pid: int) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Ask the reaper to kill the sandbox and reap it; kill the whole group if it does not."""
+    """Ask the reaper to kill the sandbox and reap it; kill the whole group if it does not.
+
+    The group is signalled only while the reaper (its leader) is not yet reaped: after that
+    its number may belong to another process group.
+    """
     try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=REAPER_GRACE_SECONDS)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    _kill_group(proc.pid)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
 
 
 def run_supervised(
