@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tools.registry import Tool, ToolContext, ToolError, ToolTimeout, register
@@ -9,8 +10,8 @@ from tools.sandbox import SandboxLimits, SandboxUnavailable, sandbox
 
 
 def run_python(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    limits = SandboxLimits.from_settings()
-    limits = SandboxLimits(**{**limits.__dict__, "wall_seconds": min(limits.wall_seconds, ctx.timeout)})
+    defaults = SandboxLimits.from_settings()
+    limits = dataclasses.replace(defaults, wall_seconds=min(defaults.wall_seconds, ctx.timeout))
     try:
         result = sandbox().run_python(code=args["code"], limits=limits)
     except SandboxUnavailable as exc:
