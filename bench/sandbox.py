@@ -42,7 +42,10 @@ def main() -> None:
         subprocess.run([PYTHON, "-I", "-c", "print('ok')"], capture_output=True, check=True)
         bare.append((time.perf_counter() - started) * 1000)
     rows.append(("bare python subprocess", bare))
-    for box in (BwrapSandbox(python=PYTHON, uid=65534), RlimitsSandbox(python=PYTHON, uid=65534)):
+    for box in (
+        BwrapSandbox(python=PYTHON, uids=range(1_000_000, 1_001_000)),
+        RlimitsSandbox(python=PYTHON, uids=range(1_000_000, 1_001_000)),
+    ):
         why = probe(box)
         if why is not None:
             print(f"{box.level}: not available ({why})")

@@ -19,6 +19,7 @@ class ToolSettings:
     sandbox_mode: str
     sandbox_python: str
     sandbox_uid: int
+    sandbox_uid_count: int
     sandbox_cpu_seconds: int
     sandbox_wall_seconds: float
     sandbox_memory_mb: int

@@ -23,6 +23,7 @@ from tools.sandbox.adapters import BwrapSandbox, DisabledSandbox, RlimitsSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = "/usr/bin/python3"
+UIDS = range(1_000_000, 1_001_000)
 LIMITS = SandboxLimits(
     cpu_seconds=5,
     wall_seconds=15,
@@ -36,7 +37,7 @@ LIMITS = SandboxLimits(
 
 def _level(name: str):  # type: ignore[no-untyped-def]
     box = (
-        BwrapSandbox(python=PYTHON, uid=65534) if name == BWRAP else RlimitsSandbox(python=PYTHON, uid=65534)
+        BwrapSandbox(python=PYTHON, uids=UIDS) if name == BWRAP else RlimitsSandbox(python=PYTHON, uids=UIDS)
     )
     why = probe(box)
     if why is not None:
@@ -279,7 +280,7 @@ def test_a_spawned_process_does_not_outlive_the_call(box, ending):  # type: igno
 
 
 def test_off_refuses_to_run_code() -> None:
-    chosen = choose(mode=OFF, python=PYTHON, uid=65534)
+    chosen = choose(mode=OFF, python=PYTHON, uids=UIDS)
     assert chosen.level == OFF
     with pytest.raises(SandboxUnavailable):
         chosen.run_python(code="print(1)", limits=LIMITS)
@@ -287,7 +288,7 @@ def test_off_refuses_to_run_code() -> None:
 
 def test_no_working_level_means_refusal_not_a_silent_fallback(tmp_path) -> None:
     marker = tmp_path / "ran"
-    chosen = choose(mode="auto", python="/nonexistent/python3", uid=65534)
+    chosen = choose(mode="auto", python="/nonexistent/python3", uids=UIDS)
     assert isinstance(chosen, DisabledSandbox)
     assert "bwrap" in chosen.detail and "rlimits" in chosen.detail
     with pytest.raises(SandboxUnavailable):
@@ -296,7 +297,7 @@ def test_no_working_level_means_refusal_not_a_silent_fallback(tmp_path) -> None:
 
 
 def test_unknown_mode_is_refused() -> None:
-    assert choose(mode="yolo", python=PYTHON, uid=65534).level == OFF
+    assert choose(mode="yolo", python=PYTHON, uids=UIDS).level == OFF
 
 
 def test_python_tool_refuses_when_the_sandbox_is_off(monkeypatch) -> None:
@@ -322,3 +323,20 @@ def test_back_to_back_runs_leave_no_zombies_behind(bwrap_box) -> None:  # type: 
     # sandbox uid until its process limit refuses new sandboxes.
     for _ in range(LIMITS.max_processes + 5):
         assert run(bwrap_box, "print('ok')").stdout == "ok\n"
+
+
+def test_a_weaker_choice_is_reconsidered_and_the_strongest_is_kept(monkeypatch, bwrap_box) -> None:  # type: ignore[no-untyped-def]
+    import tools.sandbox as chooser
+    from tests.tools.conftest import tool_settings
+
+    monkeypatch.setattr(chooser, "RETRY_WEAKER_AFTER_SECONDS", 0.0)
+    chooser.sandbox_reset()
+    try:
+        with tool_settings(sandbox_mode="auto", sandbox_python="/nonexistent/python3"):
+            assert chooser.sandbox().level == OFF  # e.g. a transient failure at start-up
+        with tool_settings(sandbox_mode="auto", sandbox_python=PYTHON):
+            assert chooser.sandbox().level == BWRAP  # chosen again, not stuck at off
+        with tool_settings(sandbox_mode="auto", sandbox_python="/nonexistent/python3"):
+            assert chooser.sandbox().level == BWRAP  # the strongest level is kept
+    finally:
+        chooser.sandbox_reset()

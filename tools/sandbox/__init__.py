@@ -9,7 +9,8 @@ refused — it never runs in the worker process.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+import threading
+import time
 
 from django.conf import settings
 
@@ -69,7 +70,7 @@ def probe(candidate: SandboxPort) -> str | None:
     return None
 
 
-def choose(*, mode: str, python: str, uid: int) -> SandboxPort:
+def choose(*, mode: str, python: str, uids: range) -> SandboxPort:
     reasons: list[str] = []
     if mode not in MODES:
         return DisabledSandbox(f"SOMA_SANDBOX={mode!r} is not one of {', '.join(MODES)}")
@@ -77,9 +78,9 @@ def choose(*, mode: str, python: str, uid: int) -> SandboxPort:
         return DisabledSandbox("SOMA_SANDBOX=off")
     candidates: list[SandboxPort] = []
     if mode in ("auto", BWRAP):
-        candidates.append(BwrapSandbox(python=python, uid=uid))
+        candidates.append(BwrapSandbox(python=python, uids=uids))
     if mode in ("auto", RLIMITS):
-        candidates.append(RlimitsSandbox(python=python, uid=uid))
+        candidates.append(RlimitsSandbox(python=python, uids=uids))
     for candidate in candidates:
         why = probe(candidate)
         if why is None:
@@ -88,21 +89,43 @@ def choose(*, mode: str, python: str, uid: int) -> SandboxPort:
     return DisabledSandbox("; ".join(reasons))
 
 
-@lru_cache(maxsize=1)
+STRONGEST = {"auto": BWRAP, BWRAP: BWRAP, RLIMITS: RLIMITS, OFF: OFF}
+RETRY_WEAKER_AFTER_SECONDS = 60.0
+_lock = threading.Lock()
+_chosen: tuple[SandboxPort, float] | None = None  # (port, monotonic time to choose again)
+
+
 def sandbox() -> SandboxPort:
-    cfg = settings.SOMA.tools
-    chosen = choose(mode=cfg.sandbox_mode, python=cfg.sandbox_python, uid=cfg.sandbox_uid)
+    """The active sandbox. The strongest level the mode allows is kept for the process's life;
+    a weaker one (or off) is chosen again a minute later, so a transient probe failure does not
+    downgrade a worker for good."""
+    global _chosen
+    now = time.monotonic()
+    if _chosen is not None and now < _chosen[1]:
+        return _chosen[0]
+    with _lock:
+        if _chosen is not None and now < _chosen[1]:
+            return _chosen[0]
+        cfg = settings.SOMA.tools
+        uids = range(cfg.sandbox_uid, cfg.sandbox_uid + max(1, cfg.sandbox_uid_count))
+        chosen = choose(mode=cfg.sandbox_mode, python=cfg.sandbox_python, uids=uids)
+        final = chosen.level == STRONGEST.get(cfg.sandbox_mode, OFF) or cfg.sandbox_mode not in MODES
+        _chosen = (chosen, float("inf") if final else now + RETRY_WEAKER_AFTER_SECONDS)
+    extra = {"isolation": chosen.level, "detail": chosen.detail}
     if chosen.level == BWRAP:
-        log.info("code sandbox active", extra={"isolation": chosen.level, "detail": chosen.detail})
+        log.info("code sandbox active", extra=extra)
     elif chosen.level == RLIMITS:
-        log.warning(
-            "code sandbox at the WEAKER level", extra={"isolation": chosen.level, "detail": chosen.detail}
-        )
+        log.warning("code sandbox at the WEAKER level", extra=extra)
     else:
-        log.error(
-            "code sandbox unavailable: code is refused", extra={"isolation": OFF, "detail": chosen.detail}
-        )
+        log.error("code sandbox unavailable: code is refused", extra=extra)
     return chosen
+
+
+def sandbox_reset() -> None:
+    """Forget the choice (tests, or after installing bubblewrap without a restart)."""
+    global _chosen
+    with _lock:
+        _chosen = None
 
 
 def run_python(*, code: str, limits: SandboxLimits | None = None) -> SandboxResult:
@@ -120,4 +143,5 @@ __all__ = [
     "choose",
     "run_python",
     "sandbox",
+    "sandbox_reset",
 ]

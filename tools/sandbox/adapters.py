@@ -1,8 +1,10 @@
 """Sandbox adapters: bubblewrap (full), rlimits-only (weaker, still no network), disabled.
 
 Every adapter launches the code through helper binaries, never in the calling
-process: ``setpriv`` drops to an unprivileged uid (when the worker is root)
-with no capabilities and ``no_new_privs``; ``prlimit`` sets CPU, address
+process: ``setpriv`` drops to an unprivileged uid (when the worker is root),
+picked at random from a range of otherwise unused uids so that concurrent
+sandboxes do not share one process limit, with no capabilities and
+``no_new_privs``; ``prlimit`` sets CPU, address
 space, process, open file and file size limits; then ``bwrap`` (or, at the
 weaker level, ``unshare``) builds the namespaces and execs the interpreter
 with an empty environment.
@@ -11,6 +13,7 @@ with an empty environment.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -38,6 +41,10 @@ REAPER = str(Path(__file__).with_name("reaper.py"))
 def _reaper() -> list[str]:
     """The first process of every sandbox (see reaper.py); the worker's own interpreter runs it."""
     return [sys.executable, "-I", "-S", REAPER, str(os.getpid()), "--"]
+
+
+def _describe(uids: range) -> str:
+    return f"uid {uids.start}" if len(uids) == 1 else f"a uid in {uids.start}-{uids.stop - 1}"
 
 
 def _drop_privileges(uid: int) -> list[str]:
@@ -72,16 +79,17 @@ class BwrapSandbox:
 
     level = BWRAP
 
-    def __init__(self, *, python: str, uid: int) -> None:
+    def __init__(self, *, python: str, uids: range) -> None:
         self.python = python
-        self.uid = uid
+        self.uids = uids
         self.detail = (
             "bubblewrap: user/pid/net/ipc/uts/mount namespaces, no network, read-only /usr, "
-            f"private tmpfs {WORKDIR}, empty environment, uid {uid}, rlimits via prlimit"
+            f"private tmpfs {WORKDIR}, empty environment, {_describe(uids)}, rlimits via prlimit"
         )
 
     def argv(self, *, limits: SandboxLimits, code_fd: int) -> list[str]:
-        argv = [*_reaper(), *_drop_privileges(self.uid), *_rlimits(limits), _tool("bwrap")]
+        uid = random.choice(self.uids)
+        argv = [*_reaper(), *_drop_privileges(uid), *_rlimits(limits), _tool("bwrap")]
         argv += ["--unshare-all", "--unshare-user", "--disable-userns", "--hostname", "sandbox"]
         argv += ["--die-with-parent", "--new-session", "--clearenv"]
         for name, value in SANDBOX_ENV.items():
@@ -119,16 +127,16 @@ class RlimitsSandbox:
 
     level = RLIMITS
 
-    def __init__(self, *, python: str, uid: int) -> None:
+    def __init__(self, *, python: str, uids: range) -> None:
         self.python = python
-        self.uid = uid
+        self.uids = uids
         self.detail = (
-            "rlimits-only: unprivileged process (uid "
-            f"{uid}), rlimits via prlimit, no network and own PID namespace via unshare; "
+            f"rlimits-only: unprivileged process ({_describe(uids)}), rlimits via prlimit, "
+            "no network and own PID namespace via unshare; "
             "NO filesystem isolation (install bubblewrap for that)"
         )
 
-    def argv(self, *, limits: SandboxLimits) -> list[str]:
+    def argv(self, *, limits: SandboxLimits, uid: int) -> list[str]:
         unshare = [
             _tool("unshare"),
             "--user",
@@ -144,7 +152,7 @@ class RlimitsSandbox:
         ]
         return [
             *_reaper(),
-            *_drop_privileges(self.uid),
+            *_drop_privileges(uid),
             *_rlimits(limits),
             *unshare,
             "/usr/bin/env",
@@ -163,15 +171,15 @@ class RlimitsSandbox:
 
     def run_python(self, *, code: str, limits: SandboxLimits) -> SandboxResult:
         workdir = Path(tempfile.mkdtemp(prefix="soma-sandbox-"))
+        uid = random.choice(self.uids)
         try:
             script = workdir / "main.py"
             script.write_text(code)
             if os.geteuid() == 0:
-                os.chown(workdir, self.uid, self.uid)
-                os.chown(script, self.uid, self.uid)
-            return run_supervised(
-                self.argv(limits=limits), limits=limits, isolation=self.level, cwd=str(workdir)
-            )
+                os.chown(workdir, uid, uid)
+                os.chown(script, uid, uid)
+            argv = self.argv(limits=limits, uid=uid)
+            return run_supervised(argv, limits=limits, isolation=self.level, cwd=str(workdir))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
