@@ -68,17 +68,19 @@ def results(claim: ClaimedTurn) -> list[dict]:  # type: ignore[type-arg]
 def test_a_finished_run_is_picked_up_and_its_result_emitted() -> None:
     claim = claimed_turn()
     plan = pending(claim)
-    worker = finish_later(plan.run, wake=True)  # type: ignore[arg-type]
+    run = plan.run
+    assert run is not None
+    worker = finish_later(run, wake=True)
     assert wait_for_runs(claim=claim, planned=[plan]) is None
     worker.join()
     assert results(claim) == [
         {
-            "request_id": str(plan.run.pk),
+            "request_id": str(run.pk),
             "tool_name": "current_time",
             "status": "success",
             "result": {"ok": 1},
             "duration_ms": 5,
-        }  # type: ignore[union-attr]
+        }
     ]
 
 
