@@ -144,7 +144,11 @@ def test_other_tenants_attachments_are_404_everywhere(tk):  # type: ignore[no-un
     other = make_tenant_key()
     aid = upload(client_for(other.key), "theirs.txt", b"secret").json()["attachment_id"]
     client = client_for(tk.key)
-    for url in (f"/v1/attachments/{aid}", f"/v1/attachments/{aid}/content", f"/v1/attachments/{aid}?download=1"):
+    for url in (
+        f"/v1/attachments/{aid}",
+        f"/v1/attachments/{aid}/content",
+        f"/v1/attachments/{aid}?download=1",
+    ):
         r = client.get(url)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", url
     assert client.get("/v1/attachments/not-a-uuid").status_code == 404
@@ -159,7 +163,9 @@ def test_upload_into_a_session_and_send_it(tk):  # type: ignore[no-untyped-def]
     assert r.status_code == 201 and r.json()["session_id"] == sid
     aid = r.json()["attachment_id"]
     sent = client.post(
-        "/v1/session/message", {"message": "with file", "session_id": sid, "attachments": [aid]}, format="json"
+        "/v1/session/message",
+        {"message": "with file", "session_id": sid, "attachments": [aid]},
+        format="json",
     )
     assert sent.status_code == 202
     event = SessionEvent.objects.get(event_id=sent.json()["event_id"])
