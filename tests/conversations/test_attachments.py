@@ -204,7 +204,7 @@ def test_web_chat_session_login_needs_the_csrf_token(tk):  # type: ignore[no-unt
     client.force_login(user)
     r = client.post("/v1/attachments", {"file": SimpleUploadedFile("a.txt", b"a")})
     assert r.status_code == 403
-    client.get("/login/")  # sets the csrftoken cookie
+    client.get("/")  # the chat page sets the csrftoken cookie
     token = client.cookies["csrftoken"].value
     r = client.post("/v1/attachments", {"file": SimpleUploadedFile("a.txt", b"a")}, HTTP_X_CSRFTOKEN=token)
     assert r.status_code == 201, r.content
