@@ -218,13 +218,15 @@ def test_hostile_markdown_in_a_reply_is_inert(chat_page, live_system):  # type: 
             const root = document.getElementById('messages');
             const bad = [];
             root.querySelectorAll('*').forEach(el => {
-                if (['SCRIPT', 'IMG', 'IFRAME', 'OBJECT', 'EMBED', 'STYLE', 'SVG'].includes(el.tagName)) bad.push(el.tagName);
+                const banned = ['SCRIPT', 'IMG', 'IFRAME', 'OBJECT', 'EMBED', 'STYLE', 'SVG'];
+                if (banned.includes(el.tagName)) bad.push(el.tagName);
                 for (const a of el.attributes) {
                     if (a.name.startsWith('on')) bad.push(a.name);
                     if (a.name === 'href' && !/^(https?:|mailto:|\\/)/i.test(a.value)) bad.push(a.value);
                 }
             });
-            return {bad, pwned: window.__pwned, text: root.querySelector('article.msg.assistant .body').innerText};
+            const reply = root.querySelector('article.msg.assistant .body');
+            return {bad, pwned: window.__pwned, text: reply.innerText};
         }"""
     )
     assert found["bad"] == [] and found["pwned"] == 0
