@@ -40,6 +40,7 @@ def test_hostile_markdown_renders_inert_in_chromium(browser):  # type: ignore[no
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     try:
         page.set_content("<!doctype html><html><body><div id='out'></div></body></html>")
+        page.add_script_tag(path=str(STATIC / "markdown-inline.js"))
         page.add_script_tag(path=str(STATIC / "markdown.js"))
         assert page.evaluate(CHECK, HOSTILE) == []
         page.wait_for_timeout(300)  # give any injected handler a chance to fire

@@ -50,7 +50,8 @@ def test_login_lands_on_the_chat_with_its_config(user):  # type: ignore[no-untyp
     assert "script-src 'self'" in csp and "connect-src 'self' ws://testserver wss://testserver" in csp
     assert "frame-ancestors 'none'" in csp
     html = page.content.decode()
-    for asset in ("markdown.js", "timeline.js", "view.js", "chat.js", "chat.css"):
+    assets = ["markdown-inline.js", "markdown.js", "timeline.js", "view.js", "http.js", "stream.js"]
+    for asset in [*assets, "uploads.js", "sidebar.js", "chat.js", "chat.css"]:
         assert f"/static/webchat/{asset}" in html
     assert "<script>" not in html  # no inline script: the CSP would block it
 

@@ -12,11 +12,15 @@
   var cfg = JSON.parse(document.getElementById("chat-config").textContent);
   var Timeline = window.SomaTimeline;
   var V = window.SomaView;
+  var Http = window.SomaHttp;
+  var api = Http.api;
+  var errorText = Http.errorText;
+  var uuid = Http.uuid;
+  Http.loginUrl = cfg.loginUrl;
   var $ = function (id) {
     return document.getElementById(id);
   };
   var PAGE = 50;
-  var HEARTBEAT_TIMEOUT_MS = 45000;
 
   var state = {
     sessionId: null,
@@ -24,62 +28,30 @@
     timeline: new Timeline(0),
     nodes: new Map(),
     olderCursor: null,
-    ws: null,
-    wsOpened: false,
-    backoff: 500,
-    reconnectTimer: null,
-    watchdog: null,
-    outbox: new Map(), // ref -> frame, until acknowledged
-    uploads: [],
-    sessions: [],
-    nextSessionsOffset: 0,
+    stream: null,
     renderQueued: new Set(),
     renderScheduled: false,
     loadingOlder: false,
   };
 
-  /* ---------- HTTP ---------- */
-
-  function csrfToken() {
-    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
-
-  function api(method, url, body, headers) {
-    var init = { method: method, credentials: "same-origin", headers: Object.assign({ Accept: "application/json" }, headers || {}) };
-    if (method !== "GET") init.headers["X-CSRFToken"] = csrfToken();
-    if (body instanceof FormData) init.body = body;
-    else if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(url, init).then(function (r) {
-      if (r.status === 401) toLogin();
-      return r.text().then(function (text) {
-        var data = null;
-        try {
-          data = text ? JSON.parse(text) : null;
-        } catch (e) {
-          data = null;
-        }
-        return { status: r.status, ok: r.ok, data: data };
-      });
-    });
-  }
-
-  function errorText(res) {
-    if (res && res.data && res.data.error) return res.data.error.message;
-    return "Something went wrong (" + (res ? res.status : "network") + ").";
-  }
-
-  function toLogin() {
-    window.location.assign(cfg.loginUrl + "?next=" + encodeURIComponent(window.location.pathname));
-  }
-
-  function uuid() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
-  }
+  var sidebar = new window.SomaSidebar({
+    currentId: function () {
+      return state.sessionId;
+    },
+    onOpen: function (id) {
+      openSession(id, true);
+    },
+  });
+  var uploads = new window.SomaUploads({
+    list: $("attachments"),
+    maxBytes: cfg.uploads.max_bytes,
+    sessionId: function () {
+      return state.sessionId;
+    },
+    onRemove: function () {
+      $("composer-input").focus();
+    },
+  });
 
   /* ---------- status, scrolling ---------- */
 
@@ -151,49 +123,24 @@
 
   /* ---------- sessions ---------- */
 
-  function loadSessions(reset) {
-    var offset = reset ? 0 : state.nextSessionsOffset;
-    return api("GET", "/v1/sessions?limit=30&offset=" + offset).then(function (res) {
-      if (!res.ok) return;
-      state.sessions = reset ? res.data.sessions : state.sessions.concat(res.data.sessions);
-      state.nextSessionsOffset = res.data.next_offset;
-      renderSessions();
-    });
-  }
-
-  function renderSessions() {
-    var list = $("session-list");
-    list.replaceChildren.apply(
-      list,
-      state.sessions.map(function (s) {
-        return V.sessionItem(s, s.session_id === state.sessionId, function (id) {
-          openSession(id, true);
-          closeSidebar();
-        });
-      })
-    );
-    $("more-sessions").hidden = state.nextSessionsOffset === null || state.nextSessionsOffset === undefined;
-  }
-
   function setTitle(title) {
     $("chat-title").textContent = title || (state.sessionId ? "Untitled chat" : "New chat");
     document.title = (title ? title + " · " : "") + "SomaAgent";
   }
 
   function resetSession(sessionId) {
-    closeSocket();
+    if (state.stream) state.stream.close();
+    state.stream = null;
     state.generation += 1;
     state.sessionId = sessionId;
     state.timeline = new Timeline(0);
     state.nodes = new Map();
     state.olderCursor = null;
-    state.outbox.clear();
     state.renderQueued.clear();
-    state.backoff = 500;
     showComposerError("");
     setStatus("");
     renderAll();
-    renderSessions();
+    sidebar.render();
   }
 
   function newChat(push) {
@@ -286,116 +233,41 @@
 
   /* ---------- WebSocket ---------- */
 
-  function closeSocket() {
-    clearTimeout(state.reconnectTimer);
-    clearTimeout(state.watchdog);
-    if (state.ws) {
-      var ws = state.ws;
-      state.ws = null;
-      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
-      try {
-        ws.close(1000);
-      } catch (e) {
-        /* already closed */
-      }
-    }
-  }
-
-  function armWatchdog() {
-    clearTimeout(state.watchdog);
-    state.watchdog = setTimeout(function () {
-      if (state.ws) state.ws.close(4000, "no heartbeat");
-    }, HEARTBEAT_TIMEOUT_MS);
-  }
-
   function connect() {
-    closeSocket();
     if (!state.sessionId) return;
-    var gen = state.generation;
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var url = scheme + location.host + "/ws/sessions/" + state.sessionId + "/?after=" + state.timeline.last;
-    var ws = new WebSocket(url, ["soma.v1"]);
-    state.ws = ws;
-    state.wsOpened = false;
-    ws.onopen = function () {
-      state.wsOpened = true;
-      state.backoff = 500;
-      setStatus("");
-      armWatchdog();
-      state.outbox.forEach(function (frame) {
-        ws.send(JSON.stringify(frame));
+    if (!state.stream) {
+      var sid = state.sessionId;
+      state.stream = new window.SomaStream({
+        path: "/ws/sessions/" + sid + "/",
+        after: function () {
+          return state.timeline.last;
+        },
+        onFrame: onFrame,
+        onStatus: setStatus,
+        probe: function () {
+          return api("GET", "/v1/sessions/" + sid).then(function (res) {
+            return res.status;
+          });
+        },
       });
-    };
-    ws.onmessage = function (msg) {
-      armWatchdog();
-      var frame;
-      try {
-        frame = JSON.parse(msg.data);
-      } catch (e) {
-        return;
-      }
-      if (Timeline.isEvent(frame)) {
-        var item = state.timeline.apply(frame);
-        if (item) queueRender(item);
-        if (item && item.kind === "reply" && !state.timeline.busy() && $("status").textContent === "Stopping…") {
-          setStatus("");
-        }
-      } else if (frame.type === "ack") {
-        state.outbox.delete(frame.ref);
-      } else if (frame.type === "error") {
-        onFrameError(frame);
-      }
-    };
-    ws.onclose = function () {
-      if (state.ws !== ws || gen !== state.generation) return;
-      state.ws = null;
-      clearTimeout(state.watchdog);
-      if (!state.wsOpened) return probeThenReconnect(gen);
-      scheduleReconnect(gen);
-    };
-  }
-
-  function scheduleReconnect(gen) {
-    setStatus(navigator.onLine === false ? "Offline — waiting for the network…" : "Reconnecting…");
-    clearTimeout(state.reconnectTimer);
-    state.reconnectTimer = setTimeout(function () {
-      if (gen === state.generation) connect();
-    }, state.backoff);
-    state.backoff = Math.min(state.backoff * 2, 10000);
-  }
-
-  /* A refused handshake says nothing to a browser; ask the API why. */
-  function probeThenReconnect(gen) {
-    api("GET", "/v1/sessions/" + state.sessionId)
-      .then(function (res) {
-        if (gen !== state.generation) return;
-        if (res.status === 404) {
-          setStatus("This chat no longer exists.");
-          return;
-        }
-        scheduleReconnect(gen);
-      })
-      .catch(function () {
-        scheduleReconnect(gen);
-      });
-  }
-
-  function onFrameError(frame) {
-    var pending = state.outbox.get(frame.ref);
-    state.outbox.delete(frame.ref);
-    if (pending && pending.type === "message" && !$("composer-input").value) {
-      $("composer-input").value = pending.message;
     }
-    showComposerError((frame.error && frame.error.message) || "The server refused that.");
+    state.stream.open();
+  }
+
+  function onFrame(frame, sent) {
+    if (Timeline.isEvent(frame)) {
+      var item = state.timeline.apply(frame);
+      if (item) queueRender(item);
+      if (item && item.kind === "reply" && !state.timeline.busy() && $("status").textContent === "Stopping…") {
+        setStatus("");
+      }
+    } else if (frame.type === "error") {
+      if (sent && sent.type === "message" && !$("composer-input").value) $("composer-input").value = sent.message;
+      showComposerError((frame.error && frame.error.message) || "The server refused that.");
+    }
   }
 
   /* ---------- sending ---------- */
-
-  function readyUploads() {
-    return state.uploads.filter(function (u) {
-      return u.state === "ready";
-    });
-  }
 
   function send(text, attachmentIds) {
     showComposerError("");
@@ -410,39 +282,33 @@
         history.pushState({ sessionId: sid }, "", "/c/" + sid + "/");
         setTitle(text.trim().slice(0, 80));
         connect();
-        loadSessions(true);
+        sidebar.load(true);
       });
     }
     var frame = { type: "message", message: text, idempotency_key: key, ref: key };
     if (attachmentIds.length) frame.attachments = attachmentIds;
-    state.outbox.set(key, frame);
-    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
-    else if (!state.ws) connect();
+    if (!state.stream) connect();
+    state.stream.send(frame);
     return Promise.resolve();
   }
 
   function submit() {
     var input = $("composer-input");
     var text = input.value;
-    if (state.uploads.some(function (u) { return u.state === "uploading"; })) {
+    if (uploads.busy()) {
       showComposerError("Wait until the files have uploaded.");
       return;
     }
     if (!text.trim()) {
-      showComposerError(readyUploads().length ? "Write a message to go with the files." : "");
+      showComposerError(uploads.readyIds().length ? "Write a message to go with the files." : "");
       return;
     }
-    var ids = readyUploads().map(function (u) {
-      return u.id;
-    });
+    var ids = uploads.readyIds();
     input.value = "";
-    var kept = state.uploads;
-    state.uploads = [];
-    renderUploads();
+    var kept = uploads.take();
     send(text, ids).catch(function (err) {
       input.value = text;
-      state.uploads = kept;
-      renderUploads();
+      uploads.restore(kept);
       showComposerError(err.message || "Could not send the message.");
     });
     input.focus();
@@ -462,62 +328,10 @@
 
   function stop() {
     if (!state.sessionId) return;
-    var ref = uuid();
-    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-      state.ws.send(JSON.stringify({ type: "cancel", ref: ref }));
-    } else {
+    if (!state.stream || !state.stream.sendNow({ type: "cancel", ref: uuid() })) {
       api("POST", "/v1/sessions/" + state.sessionId + "/cancel");
     }
     setStatus("Stopping…");
-  }
-
-  /* ---------- attachments ---------- */
-
-  function renderUploads() {
-    var list = $("attachments");
-    list.replaceChildren.apply(
-      list,
-      state.uploads.map(function (u) {
-        return V.uploadChip(u, function (gone) {
-          state.uploads = state.uploads.filter(function (x) {
-            return x !== gone;
-          });
-          renderUploads();
-          $("composer-input").focus();
-        });
-      })
-    );
-  }
-
-  function addFiles(files) {
-    Array.prototype.forEach.call(files, function (file) {
-      var upload = { name: file.name, size: file.size, state: "uploading", id: null, error: "" };
-      state.uploads.push(upload);
-      if (file.size > cfg.uploads.max_bytes) {
-        upload.state = "failed";
-        upload.error = "larger than " + V.formatBytes(cfg.uploads.max_bytes);
-        return;
-      }
-      var form = new FormData();
-      form.append("file", file);
-      if (state.sessionId) form.append("session_id", state.sessionId);
-      api("POST", "/v1/attachments", form)
-        .then(function (res) {
-          if (!res.ok) {
-            upload.state = "failed";
-            upload.error = errorText(res);
-          } else {
-            upload.id = res.data.attachment_id;
-            upload.state = res.data.status === "clean" ? "ready" : "quarantined";
-          }
-        })
-        .catch(function () {
-          upload.state = "failed";
-          upload.error = "network error";
-        })
-        .finally(renderUploads);
-    });
-    renderUploads();
   }
 
   /* ---------- rename, delete ---------- */
@@ -542,7 +356,7 @@
       if (!res.ok) return setStatus(errorText(res));
       setTitle(res.data.title);
       endRename();
-      loadSessions(true);
+      sidebar.load(true);
     });
   }
   function deleteSession() {
@@ -550,22 +364,9 @@
     api("DELETE", "/v1/sessions/" + state.sessionId).then(function (res) {
       if (res.status !== 204 && res.status !== 404) return setStatus(errorText(res));
       newChat(true);
-      loadSessions(true);
+      sidebar.load(true);
       setStatus("Chat deleted.");
     });
-  }
-
-  /* ---------- narrow screens ---------- */
-
-  function openSidebar() {
-    document.body.classList.add("sidebar-open");
-    $("open-sidebar").setAttribute("aria-expanded", "true");
-    $("new-chat").focus();
-  }
-  function closeSidebar() {
-    if (!document.body.classList.contains("sidebar-open")) return;
-    document.body.classList.remove("sidebar-open");
-    $("open-sidebar").setAttribute("aria-expanded", "false");
   }
 
   /* ---------- wiring ---------- */
@@ -581,16 +382,16 @@
     }
   });
   $("file-input").addEventListener("change", function (ev) {
-    addFiles(ev.target.files);
+    uploads.add(ev.target.files);
     ev.target.value = "";
   });
   $("stop").addEventListener("click", stop);
   $("new-chat").addEventListener("click", function () {
     newChat(true);
-    closeSidebar();
+    sidebar.close();
   });
   $("more-sessions").addEventListener("click", function () {
-    loadSessions(false);
+    sidebar.load(false);
   });
   $("load-older").addEventListener("click", loadOlder);
   $("rename").addEventListener("click", startRename);
@@ -600,19 +401,18 @@
     if (ev.key === "Escape") endRename();
   });
   $("delete").addEventListener("click", deleteSession);
-  $("open-sidebar").addEventListener("click", openSidebar);
+  $("open-sidebar").addEventListener("click", function () {
+    sidebar.open();
+  });
   $("close-sidebar").addEventListener("click", function () {
-    closeSidebar();
+    sidebar.close();
     $("open-sidebar").focus();
   });
   document.addEventListener("keydown", function (ev) {
-    if (ev.key === "Escape") closeSidebar();
+    if (ev.key === "Escape" && sidebar.close()) $("open-sidebar").focus();
   });
   window.addEventListener("online", function () {
-    if (state.sessionId && !state.ws) {
-      state.backoff = 500;
-      connect();
-    }
+    if (state.stream) state.stream.nudge();
   });
   window.addEventListener("offline", function () {
     setStatus("Offline — the reply keeps going and will be here when you are back.");
@@ -628,7 +428,7 @@
     }).observe($("load-older"));
   }
 
-  loadSessions(true);
+  sidebar.load(true);
   if (cfg.sessionId) openSession(cfg.sessionId, false);
   else newChat(false);
   window.somaChat = { state: state }; // for debugging in the console
