@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from conversations.selectors import session_get
 from conversations.sse import parse_cursor
 from conversations.streaming import HEARTBEAT, SessionFollower
-from conversations.ws_protocol import HEARTBEAT_FRAME, answer
+from conversations.ws_protocol import HEARTBEAT_FRAME, access_revoked, answer
 from somaagent.api_errors import error_body
 from somaagent.errors import NotFound, SomaError, Unauthenticated
 from somaagent.identity import Principal
@@ -94,6 +94,13 @@ class SessionStreamConsumer(RejectingConsumer):
     async def _follow(self, after: int) -> None:
         try:
             async for envelope in SessionFollower(self.session_id, after):
+                if envelope is HEARTBEAT:
+                    revoked = await database_sync_to_async(access_revoked)(
+                        principal=self.principal, session_id=self.session_id
+                    )
+                    if revoked is not None:
+                        await self.close(code=4000 + revoked.status_code, reason=revoked.message[:120])
+                        return
                 await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
         except asyncio.CancelledError:
             raise

@@ -15,6 +15,10 @@ Server control frames (besides the event envelopes, whose types contain a dot):
 - ``{"type": "error", "ref", "status": 4xx, "error": {code, message, details}}``.
 - ``{"type": "heartbeat"}`` — nothing happened for a while; the socket is alive.
 
+On each heartbeat the server checks that the key is not revoked, the user still
+active and the session not deleted; if one fails it closes the socket with
+``4401`` or ``4404``.
+
 ``ref`` is any short string the client chooses; it is echoed so the client can
 match answers to frames.
 """
@@ -30,12 +34,14 @@ from django.conf import settings
 
 from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY_RE
+from conversations.models import Session
 from conversations.selectors import session_get
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.sessions import session_cancel
 from somaagent.api_errors import error_body, exception_handler
-from somaagent.errors import PayloadTooLarge, ValidationFailed
+from somaagent.errors import NotFound, PayloadTooLarge, SomaError, Unauthenticated, ValidationFailed
 from somaagent.identity import Principal
+from somaagent.models import ApiKey
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +131,19 @@ def _message(*, principal: Principal, session_id: uuid.UUID, frame: Frame) -> di
         ),
         idempotency_key=key,
     )
+
+
+def access_revoked(*, principal: Principal, session_id: uuid.UUID) -> SomaError | None:
+    """Checked on every heartbeat of an open socket: why it must close now, or None."""
+    key = principal.api_key
+    if key is not None and not ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).exists():
+        return Unauthenticated("The API key was revoked.")
+    user = principal.user
+    if user is not None and not type(user).objects.filter(pk=user.pk, is_active=True).exists():
+        return Unauthenticated("The account was deactivated.")
+    if not Session.objects.for_tenant(principal.tenant).filter(pk=session_id).exists():
+        return NotFound("The session was deleted.")
+    return None
 
 
 def answer(*, principal: Principal, session_id: uuid.UUID, text: str | None, binary: bytes | None) -> Frame:

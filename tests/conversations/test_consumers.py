@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -346,3 +347,39 @@ def test_malformed_frames_get_error_frames_and_the_socket_stays_up(tk):  # type:
     run(go)
     messages = SessionEvent.objects.filter(session_id=sid, type=EventType.USER_MESSAGE)
     assert [e.payload["message"] for e in messages.order_by("seq")] == ["first", "still here"]
+
+
+@pytest.fixture
+def quick_heartbeat(settings):  # type: ignore[no-untyped-def]
+    settings.SOMA = dataclasses.replace(settings.SOMA, sse_heartbeat_seconds=0.3)
+
+
+@pytest.mark.parametrize("what", ["session deleted", "key revoked"])
+def test_an_open_socket_closes_when_access_ends(tk, quick_heartbeat, what):  # type: ignore[no-untyped-def]
+    from conversations.selectors import session_get
+    from conversations.services.sessions import session_delete
+    from somaagent.apikeys import api_key_revoke
+
+    sid = accept(tk.tenant, "hello")["session_id"]
+
+    def end_access() -> None:
+        if what == "session deleted":
+            session_delete(session=session_get(tenant=tk.tenant, session_id=sid))
+        else:
+            api_key_revoke(prefix=tk.key.split("_")[1])
+
+    async def go() -> None:
+        comm = communicator(f"/ws/sessions/{sid}/", key=tk.key)
+        assert (await comm.connect(timeout=WAIT))[0]
+        reader = Reader(comm)
+        await reader.until(lambda f: f["type"] == "user.message")
+        heartbeat = json.loads(await comm.receive_from(timeout=WAIT))
+        assert heartbeat == {"type": "heartbeat"}
+        await sync_to_async(end_access)()
+        while True:
+            out = await comm.receive_output(timeout=WAIT)
+            if out["type"] == "websocket.close":
+                break
+        assert out["code"] == (4404 if what == "session deleted" else 4401)
+
+    run(go)

@@ -19,11 +19,13 @@ CHECK = """
         box.appendChild(SomaMarkdown.render(text + '\\n\\n' + text.replace(/\\(/g, '( ') , document));
         out.appendChild(box);
         box.querySelectorAll('*').forEach(el => {
-            const banned = ['SCRIPT', 'IMG', 'IFRAME', 'OBJECT', 'EMBED', 'STYLE', 'SVG', 'LINK', 'META', 'FORM'];
-            if (banned.includes(el.tagName)) problems.push([i, el.tagName]);
+            const banned = ['SCRIPT', 'IMG', 'IFRAME', 'OBJECT', 'EMBED', 'STYLE', 'SVG', 'LINK', 'META'];
+            if (banned.includes(el.tagName) || el.tagName === 'FORM') problems.push([i, el.tagName]);
             for (const a of el.attributes) {
-                if (a.name.startsWith('on') || a.name === 'style' || a.name === 'srcdoc') problems.push([i, a.name]);
-                if (a.name === 'href' && !['http:', 'https:', 'mailto:'].includes(new URL(a.value).protocol)) {
+                const name = a.name;
+                if (name.startsWith('on') || name === 'style' || name === 'srcdoc') problems.push([i, name]);
+                const safe = ['http:', 'https:', 'mailto:'];
+                if (name === 'href' && !safe.includes(new URL(a.value).protocol)) {
                     problems.push([i, a.value]);
                 }
             }
