@@ -229,3 +229,12 @@ def test_admin_lists_filters_and_downloads_even_quarantined_files(tk):  # type: 
     assert Attachment.objects.get(pk=aid).status == "clean"
     anonymous = APIClient().get(f"/admin/conversations/attachment/{aid}/download/")
     assert anonymous.status_code == 302
+
+
+def test_inline_display_only_for_raster_images(tk):  # type: ignore[no-untyped-def]
+    client = client_for(tk.key)
+    png = upload(client, "a.png", PNG, "image/png").json()["attachment_id"]
+    txt = upload(client, "a.txt", b"text").json()["attachment_id"]
+    shown = client.get(f"/v1/attachments/{png}/content?inline=1")
+    assert shown["Content-Disposition"] == 'inline; filename="a.png"' and shown["Content-Type"] == "image/png"
+    assert client.get(f"/v1/attachments/{txt}/content?inline=1")["Content-Disposition"].startswith("attachment")
