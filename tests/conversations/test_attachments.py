@@ -237,4 +237,6 @@ def test_inline_display_only_for_raster_images(tk):  # type: ignore[no-untyped-d
     txt = upload(client, "a.txt", b"text").json()["attachment_id"]
     shown = client.get(f"/v1/attachments/{png}/content?inline=1")
     assert shown["Content-Disposition"] == 'inline; filename="a.png"' and shown["Content-Type"] == "image/png"
-    assert client.get(f"/v1/attachments/{txt}/content?inline=1")["Content-Disposition"].startswith("attachment")
+    assert client.get(f"/v1/attachments/{txt}/content?inline=1")["Content-Disposition"].startswith(
+        "attachment"
+    )
