@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import api, sse
+from conversations import api, attachments_api, sse
 from conversations.openai_front import views as openai_views
 
 urlpatterns = [
@@ -10,6 +10,15 @@ urlpatterns = [
     path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
     path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
+    path("attachments", attachments_api.AttachmentUploadView.as_view(), name="attachment-upload"),
+    path(
+        "attachments/<str:attachment_id>", attachments_api.AttachmentDetailView.as_view(), name="attachment"
+    ),
+    path(
+        "attachments/<str:attachment_id>/content",
+        attachments_api.AttachmentContentView.as_view(),
+        name="attachment-content",
+    ),
     # OpenAI-compatible front door (conversations/openai_front)
     path("chat/completions", openai_views.chat_completions, name="openai-chat-completions"),
     path("models", openai_views.models, name="openai-models"),

@@ -10,6 +10,7 @@ urlpatterns = [
     path("v1/", include("conversations.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("", include("somaagent.webchat.urls")),
 ]
 
 handler404 = views.not_found
