@@ -27,3 +27,9 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
+    # identity, policy, budgets (issue 4)
+    opa_url: str
+    opa_timeout_seconds: float
+    rate_limit_per_minute: int
+    login_attempts_per_minute: int
+    budget_completion_reserve_tokens: int

@@ -155,11 +155,19 @@ def _dead_letter(message: OutboxMessage) -> None:
     message.delete()
 
 
-def dead_letter_replay(*, dead_letter: DeadLetter) -> bool:
-    """Re-enqueue an outbox dead letter through the outbox; False if not an outbox letter."""
+def dead_letter_replay(*, dead_letter: DeadLetter, actor: Any = None) -> bool:
+    """Re-enqueue an outbox dead letter through the outbox (audited); False if not an outbox letter."""
+    from somaagent.audit import Actor, audit_record
+
     if dead_letter.topic not in ROUTES or "payload" not in dead_letter.event:
         return False
     with transaction.atomic():
+        audit_record(
+            actor=actor or Actor.system(),
+            action="dead_letter.replayed",
+            target=f"dead_letter:{dead_letter.pk}",
+            details={"topic": dead_letter.topic, "attempts": dead_letter.attempts},
+        )
         outbox_enqueue(
             topic=dead_letter.topic,
             payload=dead_letter.event["payload"],
