@@ -45,8 +45,9 @@ class TokenObtainView(APIView):
         summary="Exchange a username and password for a JWT pair bound to one tenant",
     )
     def post(self, request: Request) -> Response:
-        rate_limit_hit(
-            bucket=f"login:{client_ip(request._request) or 'unknown'}",
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        rate_limit_hit(  # per source address and account: slows password guessing
+            bucket=f"login:{client_ip(request._request) or 'unknown'}:{str(username or '')[:150].lower()}",
             limit=settings.SOMA.login_attempts_per_minute,
             what="login attempts",
         )
