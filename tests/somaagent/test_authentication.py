@@ -72,7 +72,7 @@ def test_malformed_credentials_answer_401_json(header):  # type: ignore[no-untyp
 
 
 def test_right_prefix_wrong_secret_is_refused():  # type: ignore[no-untyped-def]
-    key, raw = new_key(new_tenant())
+    _, raw = new_key(new_tenant())
     forged = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
     assert api_key_authenticate(forged) is None
     assert client_for(forged).get("/v1/sessions").status_code == 401
