@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
@@ -143,6 +144,9 @@ class KeyDetailView(APIView):
 class BudgetView(APIView):
     required_scopes = {"GET": sc.ADMIN}
 
-    @extend_schema(summary="The tenant's token budgets and what is used this day and month (admin)")
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="The tenant's token budgets and what is used this day and month (admin)",
+    )
     def get(self, request: Request) -> Response:
         return Response(budget_status(tenant=principal_of(request).tenant))

@@ -106,3 +106,6 @@ class IsTenantMember(permissions.BasePermission):
             require_scope(principal, scope)
         principal_rate_limit(principal)
         return True
+
+
+from somaagent import schema  # noqa: E402,F401  (registers the OpenAPI description of this scheme)

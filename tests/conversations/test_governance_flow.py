@@ -14,7 +14,7 @@ from somaagent.budgets.services import budget_counters, budget_set, estimate_tok
 from somaagent.models import LlmCredential, ModelProfile, Persona, TokenUsage
 from somaagent.policy.data import policy_data_set
 from somaagent.redis_client import sync_redis
-from tests.live import TERMINAL, read_stream, wait_until
+from tests.live import read_stream, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -320,3 +320,21 @@ def test_per_key_rate_limit_answers_429_with_retry_after():  # type: ignore[no-u
     sse = Client().get(f"{MISSING_SESSION}/stream", HTTP_AUTHORIZATION=f"Bearer {limited}")
     assert sse.status_code == 429 and sse["Retry-After"]
     assert client_for(other).get("/v1/sessions").status_code == 200  # limits are per key
+
+
+def test_openapi_documents_the_new_endpoints_and_bearer_auth():  # type: ignore[no-untyped-def]
+    import json
+
+    response = Client().get("/v1/openapi.json", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    doc = json.loads(response.content)
+    for path in (
+        "/v1/auth/token",
+        "/v1/auth/token/refresh",
+        "/v1/me",
+        "/v1/keys",
+        "/v1/keys/{prefix}",
+        "/v1/budget",
+    ):
+        assert path in doc["paths"], path
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
