@@ -15,5 +15,5 @@ class BearerScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key (soma_<prefix>_<secret>) or a JWT access token from POST /v1/auth/token.",
+            "description": "An API key (soma_<prefix>_<secret>) or a JWT from POST /v1/auth/token.",
         }
