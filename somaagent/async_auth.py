@@ -28,8 +28,8 @@ async def principal_from_user(user: object) -> Principal:
     return await sync_to_async(principal_for_user)(user)
 
 
-@sync_to_async
-def _admit(principal: Principal, scope: str | None) -> None:
+def admit(principal: Principal, scope: str | None) -> None:
+    """The scope check and per-key rate limit every caller passes (WebSocket handshakes too)."""
     if scope is not None:
         require_scope(principal, scope)
     principal_rate_limit(principal)
@@ -46,5 +46,5 @@ async def authenticate_request(
         principal = await principal_from_token(token)
     else:
         principal = await principal_from_user(await request.auser())
-    await _admit(principal, scope)
+    await sync_to_async(admit)(principal, scope)
     return principal

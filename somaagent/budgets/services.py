@@ -174,7 +174,12 @@ def budget_set(
             "That persona belongs to another tenant.", details={"persona": str(persona.pk)}
         )
     with transaction.atomic():
-        budget = Budget.objects.select_for_update().filter(tenant=tenant, persona=persona).first()
+        budget = (
+            Budget.objects.select_for_update(of=("self",))
+            .filter(tenant=tenant, persona=persona)
+            .order_by("pk")
+            .first()
+        )
         before = (
             None
             if budget is None

@@ -104,8 +104,12 @@ def policy_data_set(*, tenant: Tenant, document: Any, actor: Actor) -> PolicyDat
     """Validate and store the tenant's policy data, audit it, and tell the engine after commit."""
     clean = policy_document_validate(tenant=tenant, document=document)
     with transaction.atomic():
-        row, created = PolicyData.objects.select_for_update().get_or_create(
-            tenant=tenant, defaults={"document": clean, "version": 1, "updated_by": actor.label}
+        row, created = (
+            PolicyData.objects.select_for_update(of=("self",))
+            .order_by()
+            .get_or_create(
+                tenant=tenant, defaults={"document": clean, "version": 1, "updated_by": actor.label}
+            )
         )
         before = None if created else row.document
         if not created:

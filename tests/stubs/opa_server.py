@@ -61,6 +61,7 @@ def evaluate(path: list[str], policy_input: Any) -> tuple[bool, Any]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes
 
     def log_message(self, format: str, *args: Any) -> None:
         return
