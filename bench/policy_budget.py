@@ -17,7 +17,7 @@ from collections.abc import Callable
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 os.environ.setdefault("SOMA_REDIS_PREFIX", f"bench{uuid.uuid4().hex[:6]}:")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
