@@ -17,7 +17,8 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ModelTarget
-from conversations.models import IdempotencyRecord, Session
+from conversations.models import IdempotencyRecord, Session, Turn
+from conversations.services.sessions import DELETE_HOOKS
 from conversations.services.turns import FINISH_HOOKS, ClaimedTurn
 from somaagent import scopes as sc
 from somaagent.authentication import require_scope
@@ -28,8 +29,17 @@ from somaagent.models import Persona
 from somaagent.policy import policy_authorize, principal_authorize
 from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
 
+
+def release_reservations_of_deleted_session(*, session: Session) -> None:
+    """DELETE_HOOKS entry: a turn still running when its session goes settles like a cancel."""
+    for turn in Turn.objects.filter(session=session, status__in=Turn.ACTIVE_STATUSES):
+        turn_usage_record(turn=turn, event_type="assistant.cancelled", data={"partial": ""})
+
+
 if turn_usage_record not in FINISH_HOOKS:
     FINISH_HOOKS.append(turn_usage_record)
+if release_reservations_of_deleted_session not in DELETE_HOOKS:
+    DELETE_HOOKS.append(release_reservations_of_deleted_session)
 
 
 def gateway_admit(

@@ -173,3 +173,26 @@ def settings_mode() -> str:
     from django.conf import settings
 
     return str(settings.DEPLOYMENT_MODE)
+
+
+def test_deleting_a_session_mid_reply_releases_its_reservation(live_system, tenant_key):  # type: ignore[no-untyped-def]
+    from django.conf import settings
+
+    budget_set(tenant=tenant_key.tenant, daily_tokens=1_000_000, monthly_tokens=None, actor=STAFF)
+    accepted = send(live_system, tenant_key.key, "[[tokens=200]] [[delay=0.05]]")
+    sid = accepted["session_id"]
+    read_stream(live_system, tenant_key.key, sid, until=lambda e: e["type"] == "assistant.delta")
+    counter = budget_counters(tenant_id=tenant_key.tenant.pk, persona_id=None)[0]
+    reserved = int(sync_redis().get(counter.key) or 0)
+    assert reserved > settings.SOMA.budget_completion_reserve_tokens  # the reservation is held
+    with live_system.client(tenant_key.key) as c:
+        assert c.delete(f"/v1/sessions/{sid}").status_code == 204
+    row = wait_until(
+        lambda: TokenUsage.objects.filter(turn_id=accepted["turn_id"]).first(), timeout=30, what="usage row"
+    )
+    assert row.estimated and row.completion_tokens == 0 and row.total_tokens == row.prompt_tokens > 0
+    wait_until(
+        lambda: int(sync_redis().get(counter.key) or 0) == row.total_tokens,
+        timeout=30,
+        what="the reservation to be replaced by the prompt's cost",
+    )
