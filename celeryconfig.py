@@ -78,4 +78,10 @@ beat_schedule = {
         "task": "conversation.turn_sweep",
         "schedule": settings.SOMA.turn_sweep_seconds,
     },
+    "memory-sweep": {"task": "memory.sweep", "schedule": settings.SOMA.memory.sweep_seconds},
+    "memory-replicate": {"task": "memory.replicate", "schedule": settings.SOMA.memory.replicate_seconds},
+    "tool-run-sweep": {
+        "task": "tools.sweep",
+        "schedule": 30.0,
+    },
 }

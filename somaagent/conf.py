@@ -4,6 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memory.conf import MemorySettings
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """Tool calling and the code sandbox (tools package)."""
+
+    search_url: str
+    max_calls_per_turn: int
+    default_timeout_seconds: float
+    queue_grace_seconds: float
+    result_max_chars: int
+    breaker_failures: int
+    breaker_open_seconds: int
+    sandbox_mode: str
+    sandbox_python: str
+    sandbox_uid: int
+    sandbox_uid_count: int
+    sandbox_cpu_seconds: int
+    sandbox_wall_seconds: float
+    sandbox_memory_mb: int
+    sandbox_max_processes: int
+    sandbox_max_open_files: int
+    sandbox_max_output_bytes: int
+    sandbox_tmpfs_mb: int
+
 
 @dataclass(frozen=True)
 class SomaSettings:
@@ -27,6 +53,8 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
+    memory: MemorySettings
+    tools: ToolSettings
     # identity, policy, budgets (issue 4)
     opa_url: str
     opa_timeout_seconds: float

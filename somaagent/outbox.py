@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,14 @@ BREAKER_SECONDS = 2.0
 
 def register_topic(topic: str, *, task: str, queue: str) -> None:
     ROUTES[topic] = Route(task=task, queue=queue)
+
+
+# dead-letter topic -> replayer, for dead letters that do not come from this outbox (memory writes, …).
+REPLAYERS: dict[str, Callable[[DeadLetter], bool]] = {}
+
+
+def register_replayer(topic: str, replayer: Callable[[DeadLetter], bool]) -> None:
+    REPLAYERS[topic] = replayer
 
 
 def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> OutboxMessage | None:
@@ -156,18 +165,28 @@ def _dead_letter(message: OutboxMessage) -> None:
 
 
 def dead_letter_replay(*, dead_letter: DeadLetter, actor: Any = None) -> bool:
-    """Re-enqueue an outbox dead letter through the outbox (audited); False if not an outbox letter."""
+    """Re-enqueue a dead letter (its package's replayer, or the outbox) and audit it; False if nothing was."""
     from somaagent.audit import Actor, audit_record
 
+    with transaction.atomic():
+        replayed = _replay(dead_letter)
+        if replayed:
+            audit_record(
+                actor=actor or Actor.system(),
+                action="dead_letter.replayed",
+                target=f"dead_letter:{dead_letter.pk}",
+                details={"topic": dead_letter.topic, "attempts": dead_letter.attempts},
+            )
+    return replayed
+
+
+def _replay(dead_letter: DeadLetter) -> bool:
+    replayer = REPLAYERS.get(dead_letter.topic)
+    if replayer is not None:
+        return replayer(dead_letter)
     if dead_letter.topic not in ROUTES or "payload" not in dead_letter.event:
         return False
     with transaction.atomic():
-        audit_record(
-            actor=actor or Actor.system(),
-            action="dead_letter.replayed",
-            target=f"dead_letter:{dead_letter.pk}",
-            details={"topic": dead_letter.topic, "attempts": dead_letter.attempts},
-        )
         outbox_enqueue(
             topic=dead_letter.topic,
             payload=dead_letter.event["payload"],

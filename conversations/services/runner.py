@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 from conversations.analysis import analyse
 from conversations.llm.openai_compat import OpenAICompatibleLlm
-from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget
+from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
 from conversations.models import EventType, SessionEvent
 from conversations.services.admission import turn_admit
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
+from memory.services.recall import turn_memories
+from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class Generation:
     usage: dict[str, int] | None = None
     error: LlmError | None = None
     stop_reason: str | None = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    deltas_sent: int = 0
 
     @property
     def message(self) -> str:
@@ -73,7 +77,8 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         return
     target = targets[0]
     user_event = SessionEvent.objects.get(pk=claim.user_event_id)
-    messages = build_messages(claim=claim)
+    memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
+    messages = build_messages(claim=claim, memories=memories)
     refusal = turn_admit(claim=claim, messages=messages, target=target)  # policy + budget reservation
     if refusal is not None:
         turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
@@ -83,7 +88,7 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         type=EventType.ASSISTANT_STARTED,
         data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
     )
-    generation = _stream(claim, target, messages)
+    generation = generate_with_tools(claim=claim, target=target, messages=messages, stream=_stream)
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
     if generation.stop_reason == CANCELLED:
@@ -109,16 +114,26 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             "usage": usage,
             "analysis": analyse(str(user_event.payload.get("message", ""))).as_dict(),
             "escalation": None,
+            "memory": memories.references,
         },
         model=target.model,
         usage=usage,
     )
 
 
-def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, object]]) -> Generation:
+def _stream(
+    claim: ClaimedTurn,
+    target: ModelTarget,
+    messages: list[dict[str, object]],
+    *,
+    tools: list[dict[str, object]] | None = None,
+    tool_choice: str | None = None,
+    first_index: int = 0,
+) -> Generation:
     generation = Generation()
-    stream = llm_port().open_stream(ChatRequest(target=target, messages=messages))
-    publisher = DeltaPublisher(claim, on_stop=stream.close)
+    request = ChatRequest(target=target, messages=messages, tools=tools, tool_choice=tool_choice)
+    stream = llm_port().open_stream(request)
+    publisher = DeltaPublisher(claim, on_stop=stream.close, first_index=first_index)
     publisher.start()
     try:
         for chunk in stream:
@@ -129,10 +144,12 @@ def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, ob
                 publisher.add(chunk.text)
             if chunk.usage:
                 generation.usage = chunk.usage
+            generation.tool_calls.extend(chunk.tool_calls)
     except LlmError as exc:
         if not publisher.stop_reason:
             generation.error = exc
     finally:
         publisher.finish()
     generation.stop_reason = publisher.stop_reason
+    generation.deltas_sent = publisher.deltas_sent
     return generation
