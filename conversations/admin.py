@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
+from conversations.attachments_api import content_response
 from conversations.models import Attachment, Session, SessionEvent, Turn
+from conversations.selectors import parse_uuid
+from conversations.services.attachments import attachment_set_status
 from conversations.services.sessions import session_delete
 from somaagent.admin import ReadOnlyAdmin
 
@@ -75,11 +82,70 @@ class TurnAdmin(ReadOnlyAdmin):
 
 @admin.register(Attachment)
 class AttachmentAdmin(admin.ModelAdmin):
-    list_display = ["filename", "tenant", "session", "mime", "size", "status", "created_at"]
-    list_filter = ["status", "mime", "tenant"]
+    list_display = ["filename", "tenant", "session", "mime", "size", "status", "created_at", "download_link"]
+    list_filter = [
+        "status",
+        "mime",
+        "tenant",
+        ("session", admin.EmptyFieldListFilter),
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["filename", "sha256", "id"]
-    readonly_fields = ["id", "tenant", "filename", "mime", "size", "sha256", "created_at"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "tenant",
+        "session",
+        "filename",
+        "mime",
+        "size",
+        "sha256",
+        "status",
+        "quarantine_reason",
+        "created_at",
+        "download_link",
+    ]
     exclude = ["content"]
+    actions = ["quarantine", "release"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
+        return super().get_queryset(request).defer("content")
+
+    def get_urls(self) -> list[URLPattern]:
+        download = path(
+            "<path:object_id>/download/",
+            self.admin_site.admin_view(self.download_view),
+            name="conversations_attachment_download",
+        )
+        return [download, *super().get_urls()]
+
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Staff may fetch quarantined files too, always as a download, never rendered."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        attachment = Attachment.objects.filter(pk=parse_uuid(object_id, what="attachment")).first()
+        if attachment is None:
+            raise Http404("No such attachment.")
+        return content_response(attachment)
+
+    @admin.display(description="file")
+    def download_link(self, obj: Attachment) -> str:
+        url = reverse("admin:conversations_attachment_download", args=[obj.pk])
+        return format_html('<a href="{}">download</a>', url)
+
+    @admin.action(description="Quarantine selected attachments")
+    def quarantine(self, request: HttpRequest, queryset: QuerySet[Attachment]) -> None:
+        for attachment in queryset:
+            attachment_set_status(
+                attachment=attachment, status=Attachment.Status.QUARANTINED, reason="Quarantined by staff."
+            )
+        self.message_user(request, f"Quarantined {queryset.count()} attachment(s).")
+
+    @admin.action(description="Release selected attachments from quarantine")
+    def release(self, request: HttpRequest, queryset: QuerySet[Attachment]) -> None:
+        for attachment in queryset:
+            attachment_set_status(attachment=attachment, status=Attachment.Status.CLEAN)
+        self.message_user(request, f"Released {queryset.count()} attachment(s).")

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from conversations import serializers as s
 from conversations.envelope import envelope_of
-from conversations.selectors import events_after, session_get, session_list
+from conversations.selectors import events_after, events_before, session_get, session_list
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.admission import gateway_admit
 from conversations.services.sessions import session_cancel, session_delete, session_rename
@@ -135,6 +135,9 @@ class SessionEventsView(APIView):
         responses={200: s.EventPageSerializer},
         parameters=[
             OpenApiParameter("after", int, description="cursor: events after this id"),
+            OpenApiParameter(
+                "before", int, description="cursor: the last `limit` events before this id (older pages)"
+            ),
             OpenApiParameter("limit", int, description="page size (1-500, default 100)"),
         ],
         summary="Persisted events in order, with the cursor of the next page",
@@ -143,6 +146,8 @@ class SessionEventsView(APIView):
         session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
         after = parse_cursor(request.query_params.get("after"), name="after")
         limit = _int_param(request, "limit", 100, maximum=MAX_PAGE)
+        if request.query_params.get("before"):
+            return Response(_page_before(request, session.pk, after=after, limit=limit))
         events = events_after(session_id=session.pk, after=after, limit=limit + 1)
         page = events[:limit]
         body: dict[str, Any] = {
@@ -150,6 +155,20 @@ class SessionEventsView(APIView):
             "next_cursor": str(page[-1].seq) if len(events) > limit else None,
         }
         return Response(body)
+
+
+def _page_before(request: Request, session_pk: Any, *, after: int, limit: int) -> dict[str, Any]:
+    """Older history, upwards: ``prev_cursor`` is the ``before`` of the page before, null at the start."""
+    if after:
+        raise ValidationFailed("Use either after or before, not both.", details={"before": "with after"})
+    before = parse_cursor(request.query_params.get("before"), name="before")
+    events = events_before(session_id=session_pk, before=before, limit=limit + 1)
+    page = events[-limit:]
+    return {
+        "events": [envelope_of(e) for e in page],
+        "next_cursor": None,
+        "prev_cursor": str(page[0].seq) if len(events) > limit else None,
+    }
 
 
 class SessionCancelView(APIView):

@@ -144,6 +144,7 @@ class Attachment(models.Model):
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.CLEAN)
+    quarantine_reason = models.CharField(max_length=200, blank=True, default="")
     content = models.BinaryField()
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -6,7 +6,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from conversations.models import EventType, Session, SessionEvent
+from conversations.models import Attachment, EventType, Session, SessionEvent
 from somaagent.errors import NotFound
 from somaagent.models import Tenant
 
@@ -52,3 +52,20 @@ def session_history_window(*, session_id: uuid.UUID, before_seq: int, limit: int
     )
     recent.reverse()
     return recent
+
+
+def events_before(*, session_id: uuid.UUID, before: int, limit: int) -> list[SessionEvent]:
+    """The last ``limit`` persisted events before a cursor, oldest first (history pages upwards)."""
+    rows = list(SessionEvent.objects.filter(session_id=session_id, seq__lt=before).order_by("-seq")[:limit])
+    rows.reverse()
+    return rows
+
+
+def attachment_get(*, tenant: Tenant, attachment_id: object, with_content: bool = False) -> Attachment:
+    """The caller's attachment; another tenant's is indistinguishable from a missing one."""
+    pk = parse_uuid(attachment_id, what="attachment")
+    rows = Attachment.objects.for_tenant(tenant).filter(pk=pk)
+    found = (rows if with_content else rows.defer("content")).first()
+    if found is None:
+        raise NotFound("No such attachment.")
+    return found

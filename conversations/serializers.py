@@ -106,3 +106,4 @@ class EventSerializer(serializers.Serializer):
 class EventPageSerializer(serializers.Serializer):
     events = EventSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+    prev_cursor = serializers.CharField(allow_null=True, required=False)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import api, sse
+from conversations import api, attachments_api, sse
 
 urlpatterns = [
     path("session/message", api.SessionMessageView.as_view(), name="session-message"),
@@ -9,4 +9,13 @@ urlpatterns = [
     path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
     path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
+    path("attachments", attachments_api.AttachmentUploadView.as_view(), name="attachment-upload"),
+    path(
+        "attachments/<str:attachment_id>", attachments_api.AttachmentDetailView.as_view(), name="attachment"
+    ),
+    path(
+        "attachments/<str:attachment_id>/content",
+        attachments_api.AttachmentContentView.as_view(),
+        name="attachment-content",
+    ),
 ]

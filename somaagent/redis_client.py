@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 
 import redis
 import redis.asyncio as aioredis
@@ -12,7 +13,9 @@ from django.conf import settings
 
 _lock = threading.Lock()
 _sync: tuple[int, redis.Redis] | None = None
-_async: dict[int, aioredis.Redis] = {}
+# Keyed by the loop itself (weakly): a new loop that reuses a dead loop's id() must
+# not get a client bound to the dead loop (tests run many short loops).
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
 
 def sync_redis() -> redis.Redis:
@@ -36,13 +39,19 @@ def sync_redis() -> redis.Redis:
 def async_redis() -> aioredis.Redis:
     """A client bound to the running event loop (blocking XREADs hold a connection each)."""
     loop = asyncio.get_running_loop()
-    client = _async.get(id(loop))
+    client = _async.get(loop)
     if client is None:
+        # Blocking reads (XREAD BLOCK up to a heartbeat) must outlast the read timeout,
+        # whose redis-py default (5 s) would otherwise cut every quiet follower off.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=5000, timeout=10, socket_connect_timeout=2
+            settings.REDIS_URL,
+            max_connections=5000,
+            timeout=10,
+            socket_connect_timeout=2,
+            socket_timeout=settings.SOMA.sse_heartbeat_seconds + 10,
         )
         client = aioredis.Redis(connection_pool=pool)
-        _async[id(loop)] = client
+        _async[loop] = client
     return client
 
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "somaagent",
+    "somaagent.webchat",
     "conversations",
     "tools",
     "memory",
@@ -124,7 +125,9 @@ CHANNEL_LAYERS = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.webchat)
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -11,6 +11,7 @@ urlpatterns = [
     path("v1/", include("somaagent.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("", include("somaagent.webchat.urls")),
 ]
 
 handler404 = views.not_found

@@ -1,0 +1,151 @@
+"""``POST /v1/attachments`` (multipart) and ``GET /v1/attachments/{id}[/content]``: thin views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations.models import Attachment
+from conversations.selectors import attachment_get
+from conversations.services.admission import attachment_upload_authorize
+from conversations.services.attachments import attachment_create, too_large, upload_limits
+from somaagent import scopes as sc
+from somaagent.authentication import principal_of
+from somaagent.errors import PolicyDenied, ValidationFailed
+
+# Room for the multipart envelope around the file when checking Content-Length.
+MULTIPART_OVERHEAD = 64 * 1024
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+UPLOAD_FIELDS = frozenset({"file", "session_id"})
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    attachment_id = serializers.UUIDField(source="id", read_only=True)
+    session_id = serializers.UUIDField(allow_null=True, read_only=True)
+    content_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Attachment
+        fields = [
+            "attachment_id",
+            "session_id",
+            "filename",
+            "mime",
+            "size",
+            "sha256",
+            "status",
+            "quarantine_reason",
+            "created_at",
+            "content_url",
+        ]
+        read_only_fields = fields
+
+    def get_content_url(self, obj: Attachment) -> str:
+        return f"/v1/attachments/{obj.pk}/content"
+
+
+class AttachmentUploadView(APIView):
+    parser_classes = [MultiPartParser]
+    required_scopes = {"POST": sc.ATTACHMENTS_WRITE}
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "session_id": {"type": "string", "format": "uuid"},
+                },
+                "required": ["file"],
+            }
+        },
+        responses={201: AttachmentSerializer},
+        summary="Upload a file (limits and allowed types from the 'uploads' UI setting)",
+    )
+    def post(self, request: Request) -> Response:
+        limits = upload_limits()
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > limits.max_bytes + MULTIPART_OVERHEAD:
+            raise too_large(limits, length)
+        data: Any = request.data if hasattr(request.data, "keys") else {}
+        unknown = sorted((set(data.keys()) | set(request.FILES.keys())) - UPLOAD_FIELDS)
+        if unknown:
+            raise ValidationFailed("Unknown field.", details={name: ["Unknown field."] for name in unknown})
+        files = request.FILES.getlist("file")
+        if len(files) != 1:
+            raise ValidationFailed("Send exactly one file in the 'file' field.", details={"file": "required"})
+        upload = files[0]
+        if upload.size is not None and upload.size > limits.max_bytes:
+            raise too_large(limits, upload.size)
+        attachment_upload_authorize(  # attachments.upload policy (403) before anything is stored
+            principal=principal_of(request),
+            mime=upload.content_type or "",
+            size=upload.size or 0,
+            session_id=data.get("session_id"),
+        )
+        attachment = attachment_create(
+            tenant=principal_of(request).tenant,
+            filename=upload.name or "",
+            declared_mime=upload.content_type,
+            content=upload.read(limits.max_bytes + 1),
+            session_id=data.get("session_id"),
+            limits=limits,
+        )
+        return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+
+def content_response(attachment: Attachment, *, inline: bool = False) -> HttpResponse:
+    """The stored bytes with the stored type, never rendered by the browser as a page."""
+    response = HttpResponse(bytes(attachment.content), content_type=attachment.mime)
+    disposition = content_disposition_header(
+        not (inline and attachment.mime in INLINE_TYPES), attachment.filename
+    )
+    response["Content-Disposition"] = disposition or "attachment"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+class AttachmentDetailView(APIView):
+    @extend_schema(
+        responses={200: AttachmentSerializer},
+        parameters=[OpenApiParameter("download", bool, description="1: the file's bytes instead")],
+        summary="An attachment's metadata (or its bytes with ?download=1)",
+    )
+    def get(self, request: Request, attachment_id: str) -> HttpResponse:
+        if request.query_params.get("download") in ("1", "true"):
+            return _download(request, attachment_id)
+        attachment = attachment_get(tenant=principal_of(request).tenant, attachment_id=attachment_id)
+        return Response(AttachmentSerializer(attachment).data)
+
+
+class AttachmentContentView(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[OpenApiParameter("inline", bool, description="1: show images inline")],
+        summary="An attachment's bytes (quarantined files: 403)",
+    )
+    def get(self, request: Request, attachment_id: str) -> HttpResponse:
+        return _download(request, attachment_id)
+
+
+def _download(request: Request, attachment_id: str) -> HttpResponse:
+    attachment = attachment_get(
+        tenant=principal_of(request).tenant, attachment_id=attachment_id, with_content=True
+    )
+    if attachment.status != Attachment.Status.CLEAN:
+        raise PolicyDenied(
+            "This file is quarantined; staff can review it in admin.",
+            code="attachment_quarantined",
+            details={"reason": attachment.quarantine_reason},
+        )
+    return content_response(attachment, inline=request.query_params.get("inline") in ("1", "true"))

@@ -1,0 +1,435 @@
+/* The web chat: sessions from the HTTP API, replies from the WebSocket, folded by SomaTimeline.
+ *
+ * A session opens with its latest history page, cut after the last finished turn;
+ * the WebSocket then streams from that cursor, so a running reply (deltas included)
+ * arrives whole. On any disconnect it reconnects from the last applied cursor: no
+ * gap, no duplicate. Messages carry an idempotency key and are re-sent after a
+ * reconnect until acknowledged, so none is lost or doubled.
+ */
+(function () {
+  "use strict";
+
+  var cfg = JSON.parse(document.getElementById("chat-config").textContent);
+  var Timeline = window.SomaTimeline;
+  var V = window.SomaView;
+  var Http = window.SomaHttp;
+  var api = Http.api;
+  var errorText = Http.errorText;
+  var uuid = Http.uuid;
+  Http.loginUrl = cfg.loginUrl;
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+  var PAGE = 50;
+
+  var state = {
+    sessionId: null,
+    generation: 0, // bumps whenever the open session changes; stale callbacks check it
+    timeline: new Timeline(0),
+    nodes: new Map(),
+    olderCursor: null,
+    stream: null,
+    renderQueued: new Set(),
+    renderScheduled: false,
+    loadingOlder: false,
+  };
+
+  var sidebar = new window.SomaSidebar({
+    currentId: function () {
+      return state.sessionId;
+    },
+    onOpen: function (id) {
+      openSession(id, true);
+    },
+  });
+  var uploads = new window.SomaUploads({
+    list: $("attachments"),
+    maxBytes: cfg.uploads.max_bytes,
+    sessionId: function () {
+      return state.sessionId;
+    },
+    onRemove: function () {
+      $("composer-input").focus();
+    },
+  });
+
+  /* ---------- status, scrolling ---------- */
+
+  function setStatus(text) {
+    $("status").textContent = text || "";
+  }
+  function showComposerError(text) {
+    $("composer-error").textContent = text || "";
+  }
+  function nearBottom() {
+    var log = $("log");
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+  }
+  function scrollToBottom() {
+    var log = $("log");
+    log.scrollTop = log.scrollHeight;
+  }
+
+  /* ---------- rendering ---------- */
+
+  function renderItem(item) {
+    var node = state.nodes.get(item);
+    if (item.kind === "user") {
+      if (!node) {
+        node = V.userNode(item);
+        state.nodes.set(item, node);
+      }
+      return node;
+    }
+    node = V.replyNode(item, node, retry);
+    state.nodes.set(item, node);
+    return node;
+  }
+
+  function renderAll() {
+    var container = $("messages");
+    container.replaceChildren.apply(container, state.timeline.items.map(renderItem));
+    refreshChrome();
+  }
+
+  /* Streaming deltas re-render their reply at most once per frame. */
+  function queueRender(item) {
+    state.renderQueued.add(item);
+    if (state.renderScheduled) return;
+    state.renderScheduled = true;
+    requestAnimationFrame(function () {
+      state.renderScheduled = false;
+      var stick = nearBottom();
+      var container = $("messages");
+      state.renderQueued.forEach(function (it) {
+        var fresh = !state.nodes.has(it);
+        var node = renderItem(it);
+        if (fresh || node.parentNode !== container) container.appendChild(node);
+      });
+      state.renderQueued.clear();
+      refreshChrome();
+      if (stick) scrollToBottom();
+    });
+  }
+
+  function refreshChrome() {
+    var hasSession = !!state.sessionId;
+    $("empty").hidden = state.timeline.items.length > 0;
+    $("rename").hidden = !hasSession;
+    $("delete").hidden = !hasSession;
+    $("stop").hidden = !(hasSession && state.timeline.busy());
+    $("load-older").hidden = state.olderCursor === null;
+  }
+
+  /* ---------- sessions ---------- */
+
+  function setTitle(title) {
+    $("chat-title").textContent = title || (state.sessionId ? "Untitled chat" : "New chat");
+    document.title = (title ? title + " · " : "") + "SomaAgent";
+  }
+
+  function resetSession(sessionId) {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    state.generation += 1;
+    state.sessionId = sessionId;
+    state.timeline = new Timeline(0);
+    state.nodes = new Map();
+    state.olderCursor = null;
+    state.renderQueued.clear();
+    showComposerError("");
+    setStatus("");
+    renderAll();
+    sidebar.render();
+  }
+
+  function newChat(push) {
+    resetSession(null);
+    setTitle("");
+    if (push) history.pushState({}, "", "/");
+    $("composer-input").focus();
+  }
+
+  function openSession(sessionId, push) {
+    resetSession(sessionId);
+    var gen = state.generation;
+    if (push) history.pushState({ sessionId: sessionId }, "", "/c/" + sessionId + "/");
+    setStatus("Loading…");
+    return api("GET", "/v1/sessions/" + sessionId).then(function (res) {
+      if (gen !== state.generation) return;
+      if (res.status === 404) {
+        state.sessionId = null;
+        setTitle("Chat not found");
+        setStatus("This chat does not exist (or was deleted).");
+        refreshChrome();
+        return;
+      }
+      if (!res.ok) return setStatus(errorText(res));
+      setTitle(res.data.title);
+      return loadLatest(gen, parseInt(res.data.last_event_id, 10) || 0);
+    });
+  }
+
+  /* Pages upwards until the page starts at a user message (or the session's start). */
+  function pageFrom(gen, before) {
+    var collected = [];
+    function step(cursor, rounds) {
+      return api("GET", "/v1/sessions/" + state.sessionId + "/events?limit=" + PAGE + "&before=" + cursor).then(function (res) {
+        if (gen !== state.generation) return null;
+        if (!res.ok) throw new Error(errorText(res));
+        var events = res.data.events.concat(collected);
+        var atStart = res.data.prev_cursor === null;
+        var cut = Timeline.trimPage(events, atStart);
+        if (atStart || cut.startCursor !== null || rounds > 20) return { cut: cut, atStart: atStart };
+        collected = events;
+        return step(res.data.prev_cursor, rounds + 1);
+      });
+    }
+    return step(before, 0);
+  }
+
+  function loadLatest(gen, lastEventId) {
+    return pageFrom(gen, lastEventId + 1)
+      .then(function (page) {
+        if (!page) return;
+        state.timeline = new Timeline(0);
+        page.cut.events.forEach(function (e) {
+          state.timeline.apply(e);
+        });
+        var after = page.cut.after === null ? lastEventId : page.cut.after;
+        state.timeline.last = after;
+        state.olderCursor = page.atStart ? null : page.cut.startCursor;
+        setStatus("");
+        renderAll();
+        scrollToBottom();
+        connect();
+      })
+      .catch(function (err) {
+        setStatus("Could not load this chat: " + err.message);
+      });
+  }
+
+  function loadOlder() {
+    if (state.olderCursor === null || state.loadingOlder) return;
+    state.loadingOlder = true;
+    var gen = state.generation;
+    var log = $("log");
+    pageFrom(gen, state.olderCursor)
+      .then(function (page) {
+        if (!page) return;
+        var before = log.scrollHeight;
+        state.timeline.prepend(page.cut.kept);
+        state.olderCursor = page.atStart ? null : page.cut.startCursor;
+        renderAll();
+        log.scrollTop += log.scrollHeight - before;
+      })
+      .catch(function (err) {
+        setStatus("Could not load older messages: " + err.message);
+      })
+      .finally(function () {
+        state.loadingOlder = false;
+      });
+  }
+
+  /* ---------- WebSocket ---------- */
+
+  function connect() {
+    if (!state.sessionId) return;
+    if (!state.stream) {
+      var sid = state.sessionId;
+      state.stream = new window.SomaStream({
+        path: "/ws/sessions/" + sid + "/",
+        after: function () {
+          return state.timeline.last;
+        },
+        onFrame: onFrame,
+        onStatus: setStatus,
+        probe: function () {
+          return api("GET", "/v1/sessions/" + sid).then(function (res) {
+            return res.status;
+          });
+        },
+      });
+    }
+    state.stream.open();
+  }
+
+  function onFrame(frame, sent) {
+    if (Timeline.isEvent(frame)) {
+      var item = state.timeline.apply(frame);
+      if (item) queueRender(item);
+      if (item && item.kind === "reply" && !state.timeline.busy() && $("status").textContent === "Stopping…") {
+        setStatus("");
+      }
+    } else if (frame.type === "error") {
+      if (sent && sent.type === "message" && !$("composer-input").value) $("composer-input").value = sent.message;
+      showComposerError((frame.error && frame.error.message) || "The server refused that.");
+    }
+  }
+
+  /* ---------- sending ---------- */
+
+  function send(text, attachmentIds) {
+    showComposerError("");
+    var key = uuid();
+    if (!state.sessionId) {
+      var body = { message: text };
+      if (attachmentIds.length) body.attachments = attachmentIds;
+      return api("POST", "/v1/session/message", body, { "Idempotency-Key": key }).then(function (res) {
+        if (!res.ok) throw new Error(errorText(res));
+        var sid = res.data.session_id;
+        resetSession(sid);
+        history.pushState({ sessionId: sid }, "", "/c/" + sid + "/");
+        setTitle(text.trim().slice(0, 80));
+        connect();
+        sidebar.load(true);
+      });
+    }
+    var frame = { type: "message", message: text, idempotency_key: key, ref: key };
+    if (attachmentIds.length) frame.attachments = attachmentIds;
+    if (!state.stream) connect();
+    state.stream.send(frame);
+    return Promise.resolve();
+  }
+
+  function submit() {
+    var input = $("composer-input");
+    var text = input.value;
+    if (uploads.busy()) {
+      showComposerError("Wait until the files have uploaded.");
+      return;
+    }
+    if (!text.trim()) {
+      showComposerError(uploads.readyIds().length ? "Write a message to go with the files." : "");
+      return;
+    }
+    var ids = uploads.readyIds();
+    input.value = "";
+    var kept = uploads.take();
+    send(text, ids).catch(function (err) {
+      input.value = text;
+      uploads.restore(kept);
+      showComposerError(err.message || "Could not send the message.");
+    });
+    input.focus();
+  }
+
+  function retry(reply) {
+    var user = reply.replyTo ? state.timeline.userItem(reply.replyTo) : null;
+    if (!user) return showComposerError("Could not find the message to send again.");
+    send(
+      user.text,
+      user.attachments.map(function (a) {
+        return a.id;
+      })
+    );
+    $("composer-input").focus();
+  }
+
+  function stop() {
+    if (!state.sessionId) return;
+    if (!state.stream || !state.stream.sendNow({ type: "cancel", ref: uuid() })) {
+      api("POST", "/v1/sessions/" + state.sessionId + "/cancel");
+    }
+    setStatus("Stopping…");
+  }
+
+  /* ---------- rename, delete ---------- */
+
+  function startRename() {
+    $("rename-input").value = $("chat-title").textContent;
+    $("rename-form").hidden = false;
+    $("chat-title").hidden = true;
+    $("rename-input").focus();
+    $("rename-input").select();
+  }
+  function endRename() {
+    $("rename-form").hidden = true;
+    $("chat-title").hidden = false;
+    $("chat-title").focus();
+  }
+  function saveRename(ev) {
+    ev.preventDefault();
+    var title = $("rename-input").value.trim();
+    if (!title) return;
+    api("PATCH", "/v1/sessions/" + state.sessionId, { title: title }).then(function (res) {
+      if (!res.ok) return setStatus(errorText(res));
+      setTitle(res.data.title);
+      endRename();
+      sidebar.load(true);
+    });
+  }
+  function deleteSession() {
+    if (!window.confirm("Delete this chat and all its messages?")) return;
+    api("DELETE", "/v1/sessions/" + state.sessionId).then(function (res) {
+      if (res.status !== 204 && res.status !== 404) return setStatus(errorText(res));
+      newChat(true);
+      sidebar.load(true);
+      setStatus("Chat deleted.");
+    });
+  }
+
+  /* ---------- wiring ---------- */
+
+  $("composer").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    submit();
+  });
+  $("composer-input").addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      submit();
+    }
+  });
+  $("file-input").addEventListener("change", function (ev) {
+    uploads.add(ev.target.files);
+    ev.target.value = "";
+  });
+  $("stop").addEventListener("click", stop);
+  $("new-chat").addEventListener("click", function () {
+    newChat(true);
+    sidebar.close();
+  });
+  $("more-sessions").addEventListener("click", function () {
+    sidebar.load(false);
+  });
+  $("load-older").addEventListener("click", loadOlder);
+  $("rename").addEventListener("click", startRename);
+  $("rename-cancel").addEventListener("click", endRename);
+  $("rename-form").addEventListener("submit", saveRename);
+  $("rename-input").addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") endRename();
+  });
+  $("delete").addEventListener("click", deleteSession);
+  $("open-sidebar").addEventListener("click", function () {
+    sidebar.open();
+  });
+  $("close-sidebar").addEventListener("click", function () {
+    sidebar.close();
+    $("open-sidebar").focus();
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && sidebar.close()) $("open-sidebar").focus();
+  });
+  window.addEventListener("online", function () {
+    if (state.stream) state.stream.nudge();
+  });
+  window.addEventListener("offline", function () {
+    setStatus("Offline — the reply keeps going and will be here when you are back.");
+  });
+  window.addEventListener("popstate", function () {
+    var m = location.pathname.match(/^\/c\/([0-9a-f-]{36})\/?$/);
+    if (m) openSession(m[1], false);
+    else newChat(false);
+  });
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver(function (entries) {
+      if (entries[0].isIntersecting) loadOlder();
+    }).observe($("load-older"));
+  }
+
+  sidebar.load(true);
+  if (cfg.sessionId) openSession(cfg.sessionId, false);
+  else newChat(false);
+  window.somaChat = { state: state }; // for debugging in the console
+})();

@@ -1,0 +1,59 @@
+/* SomaSidebar: the list of the user's chats (paged), and the slide-over on narrow screens. */
+(function (root) {
+  "use strict";
+
+  var V = root.SomaView;
+  var Http = root.SomaHttp;
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+
+  /* opts: {currentId() -> id or null, onOpen(id)} */
+  function SomaSidebar(opts) {
+    this.opts = opts;
+    this.sessions = [];
+    this.nextOffset = null;
+  }
+
+  SomaSidebar.prototype.load = function (reset) {
+    var self = this;
+    var offset = reset ? 0 : this.nextOffset || 0;
+    return Http.api("GET", "/v1/sessions?limit=30&offset=" + offset).then(function (res) {
+      if (!res.ok) return;
+      self.sessions = reset ? res.data.sessions : self.sessions.concat(res.data.sessions);
+      self.nextOffset = res.data.next_offset;
+      self.render();
+    });
+  };
+
+  SomaSidebar.prototype.render = function () {
+    var self = this;
+    var current = this.opts.currentId();
+    var list = $("session-list");
+    list.replaceChildren.apply(
+      list,
+      this.sessions.map(function (s) {
+        return V.sessionItem(s, s.session_id === current, function (id) {
+          self.opts.onOpen(id);
+          self.close();
+        });
+      })
+    );
+    $("more-sessions").hidden = this.nextOffset === null || this.nextOffset === undefined;
+  };
+
+  SomaSidebar.prototype.open = function () {
+    document.body.classList.add("sidebar-open");
+    $("open-sidebar").setAttribute("aria-expanded", "true");
+    $("new-chat").focus();
+  };
+
+  SomaSidebar.prototype.close = function () {
+    if (!document.body.classList.contains("sidebar-open")) return false;
+    document.body.classList.remove("sidebar-open");
+    $("open-sidebar").setAttribute("aria-expanded", "false");
+    return true;
+  };
+
+  root.SomaSidebar = SomaSidebar;
+})(window);

@@ -1,0 +1,138 @@
+/* SomaView: turns timeline items into DOM. Text goes in as text nodes; replies through SomaMarkdown. */
+(function (root) {
+  "use strict";
+
+  var doc = root.document;
+
+  function h(tag, attrs, children) {
+    var e = doc.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") e.textContent = attrs[k];
+      else if (k === "className") e.className = attrs[k];
+      else if (attrs[k] !== null && attrs[k] !== undefined && attrs[k] !== false) e.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) {
+      if (c) e.appendChild(typeof c === "string" ? doc.createTextNode(c) : c);
+    });
+    return e;
+  }
+
+  function formatBytes(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    return (n / (1024 * 1024)).toFixed(1) + " MB";
+  }
+
+  function attachmentChip(a) {
+    var link = h("a", { href: "/v1/attachments/" + encodeURIComponent(a.id) + "/content", text: a.filename });
+    return h("li", { className: "chip" }, [link, h("span", { className: "muted", text: " " + formatBytes(a.size || 0) })]);
+  }
+
+  function userNode(item) {
+    var node = h("article", { className: "msg user", "data-event-id": item.eventId, "aria-label": "You" }, [
+      h("div", { className: "who", text: "You" }),
+      h("div", { className: "body plain", text: item.text }),
+    ]);
+    if (item.attachments.length) {
+      node.appendChild(h("ul", { className: "chips", "aria-label": "Attached files" }, item.attachments.map(attachmentChip)));
+    }
+    return node;
+  }
+
+  var STATE_TEXT = {
+    waiting: "Waiting for the reply…",
+    streaming: "Writing…",
+    cancelled: "Stopped.",
+  };
+
+  /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button. */
+  function replyNode(item, existing, onRetry) {
+    var node = existing || h("article", { className: "msg assistant", "aria-label": "SomaAgent" });
+    node.setAttribute("data-state", item.state);
+    node.setAttribute("aria-busy", item.state === "waiting" || item.state === "streaming" ? "true" : "false");
+    if (item.replyTo) node.setAttribute("data-reply-to", item.replyTo);
+    var head = h("div", { className: "who" }, [
+      "SomaAgent",
+      item.model ? h("span", { className: "model", title: "Model that answered", text: item.model }) : null,
+    ]);
+    var body = h("div", { className: "body markdown" });
+    body.appendChild(root.SomaMarkdown.render(item.text, doc));
+    var parts = [head];
+    if (item.tools.length) {
+      parts.push(
+        h(
+          "ul",
+          { className: "tools", "aria-label": "Tools used" },
+          item.tools.map(function (t) {
+            var label = t.type === "tool.start" ? "Running " + t.name : t.name + ": " + (t.status || "done");
+            return h("li", { text: label });
+          })
+        )
+      );
+    }
+    parts.push(body);
+    if (item.state === "error") {
+      var retry = h("button", { type: "button", className: "retry", text: "Retry" });
+      retry.addEventListener("click", function () {
+        onRetry(item);
+      });
+      parts.push(
+        h("div", { className: "error", role: "alert" }, [
+          h("strong", { text: "The reply failed: " }),
+          item.error.message,
+          h("span", { className: "muted", text: " (" + item.error.code + ")" }),
+          " ",
+          retry,
+        ])
+      );
+    } else if (STATE_TEXT[item.state]) {
+      parts.push(h("div", { className: "state muted", text: STATE_TEXT[item.state] }));
+    }
+    node.replaceChildren.apply(node, parts);
+    return node;
+  }
+
+  function sessionItem(session, active, onOpen) {
+    var title = session.title || "Untitled chat";
+    var button = h("a", {
+      href: "/c/" + session.session_id + "/",
+      className: "session" + (active ? " active" : ""),
+      "aria-current": active ? "page" : null,
+      "data-session-id": session.session_id,
+      text: title,
+    });
+    button.addEventListener("click", function (ev) {
+      if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
+      ev.preventDefault();
+      onOpen(session.session_id);
+    });
+    return h("li", {}, [button]);
+  }
+
+  function uploadChip(upload, onRemove) {
+    var status = {
+      uploading: "uploading…",
+      ready: formatBytes(upload.size || 0),
+      quarantined: "quarantined — will not be sent",
+      failed: upload.error || "failed",
+    }[upload.state];
+    var remove = h("button", { type: "button", className: "link", "aria-label": "Remove " + upload.name, text: "×" });
+    remove.addEventListener("click", function () {
+      onRemove(upload);
+    });
+    return h("li", { className: "chip " + upload.state, "data-state": upload.state }, [
+      h("span", { text: upload.name }),
+      h("span", { className: "muted", text: " " + status + " " }),
+      remove,
+    ]);
+  }
+
+  root.SomaView = {
+    h: h,
+    userNode: userNode,
+    replyNode: replyNode,
+    sessionItem: sessionItem,
+    uploadChip: uploadChip,
+    formatBytes: formatBytes,
+  };
+})(window);

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from somaagent.webchat import views
+
+app_name = "webchat"
+
+urlpatterns = [
+    path("", views.chat, name="chat"),
+    path("c/<uuid:session_id>/", views.chat, name="session"),
+    path("login/", views.ChatLoginView.as_view(), name="login"),
+    path("logout/", views.ChatLogoutView.as_view(), name="logout"),
+]

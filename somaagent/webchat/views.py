@@ -1,0 +1,59 @@
+"""The web chat's pages: the chat itself and its own login; the page talks to the API and WebSocket."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponseBase
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from conversations.services.attachments import upload_limits
+from somaagent.identity import principal_for_user
+
+
+def content_security_policy(request: HttpRequest) -> str:
+    """Only our own scripts and styles run; even an injection bug could not load or run anything."""
+    host = request.get_host()
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://{host} wss://{host}; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def _secure(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    response["Content-Security-Policy"] = content_security_policy(request)
+    response["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@login_required
+@ensure_csrf_cookie
+def chat(request: HttpRequest, session_id: uuid.UUID | None = None) -> HttpResponseBase:
+    principal = principal_for_user(request.user)
+    config = {
+        "sessionId": str(session_id) if session_id else None,
+        "user": request.user.get_username(),
+        "tenant": principal.tenant.name,
+        "uploads": upload_limits().as_dict(),
+        "loginUrl": settings.LOGIN_URL,
+    }
+    context = {"config": config, "user_name": config["user"], "tenant": config["tenant"]}
+    return _secure(request, render(request, "webchat/chat.html", context))
+
+
+class ChatLoginView(auth_views.LoginView):
+    template_name = "webchat/login.html"
+    redirect_authenticated_user = True
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return _secure(request, super().dispatch(request, *args, **kwargs))
+
+
+class ChatLogoutView(auth_views.LogoutView):
+    next_page = settings.LOGOUT_REDIRECT_URL
