@@ -28,7 +28,9 @@ from conversations.selectors import session_get
 from conversations.sse import parse_cursor
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.ws_protocol import HEARTBEAT_FRAME, access_revoked, answer
+from somaagent import scopes as sc
 from somaagent.api_errors import error_body
+from somaagent.async_auth import admit
 from somaagent.errors import NotFound, SomaError, Unauthenticated
 from somaagent.identity import Principal
 from somaagent.ws_auth import APP_SUBPROTOCOL
@@ -77,6 +79,7 @@ class SessionStreamConsumer(RejectingConsumer):
             principal = self.scope.get("soma_principal")
             if principal is None:
                 raise self.scope.get("soma_auth_error") or Unauthenticated("Authentication required.")
+            await database_sync_to_async(admit)(principal, sc.CONVERSATIONS_READ)  # scope + rate limit
             query = dict(_query_pairs(self.scope.get("query_string", b"")))
             after = parse_cursor(query.get("after"), name="after")
             session = await database_sync_to_async(session_get)(

@@ -55,3 +55,9 @@ class SomaSettings:
     llm_read_timeout: float
     memory: MemorySettings
     tools: ToolSettings
+    # identity, policy, budgets (issue 4)
+    opa_url: str
+    opa_timeout_seconds: float
+    rate_limit_per_minute: int
+    login_attempts_per_minute: int
+    budget_completion_reserve_tokens: int

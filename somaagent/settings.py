@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dj_database_url
 
 from memory.conf import memory_settings_from_env
@@ -175,6 +177,11 @@ SOMA = SomaSettings(
     llm_model=env("SOMA_LLM_MODEL", "default"),
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+    opa_url=env("SOMA_OPA_URL").rstrip("/"),
+    opa_timeout_seconds=env_float("SOMA_OPA_TIMEOUT_SECONDS", 2.0),
+    rate_limit_per_minute=env_int("SOMA_RATE_LIMIT_PER_MINUTE", 600),
+    login_attempts_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_MINUTE", 10),
+    budget_completion_reserve_tokens=env_int("SOMA_BUDGET_COMPLETION_RESERVE_TOKENS", 1024),
     memory=memory_settings_from_env(),
     tools=ToolSettings(
         search_url=env("SOMA_SEARCH_URL"),
@@ -197,6 +204,16 @@ SOMA = SomaSettings(
         sandbox_tmpfs_mb=env_int("SOMA_SANDBOX_TMPFS_MB", 64),
     ),
 )
+
+# --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("SOMA_JWT_ACCESS_SECONDS", 300)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("SOMA_JWT_REFRESH_SECONDS", 86400)),
+    "SIGNING_KEY": SECRET_KEY,
+    "ALGORITHM": "HS256",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {

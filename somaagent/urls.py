@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
     path("v1/", include("conversations.urls")),
+    path("v1/", include("somaagent.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("somaagent.webchat.urls")),

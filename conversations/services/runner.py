@@ -11,6 +11,7 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
 from conversations.models import EventType, SessionEvent
+from conversations.services.admission import turn_admit
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
@@ -76,13 +77,17 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         return
     target = targets[0]
     user_event = SessionEvent.objects.get(pk=claim.user_event_id)
+    memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
+    messages = build_messages(claim=claim, memories=memories)
+    refusal = turn_admit(claim=claim, messages=messages, target=target)  # policy + budget reservation
+    if refusal is not None:
+        turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
+        return
     turn_emit(
         claim=claim,
         type=EventType.ASSISTANT_STARTED,
         data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
     )
-    memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
-    messages = build_messages(claim=claim, memories=memories)
     generation = generate_with_tools(claim=claim, target=target, messages=messages, stream=_stream)
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
