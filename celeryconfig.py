@@ -78,4 +78,8 @@ beat_schedule = {
         "task": "conversation.turn_sweep",
         "schedule": settings.SOMA.turn_sweep_seconds,
     },
+    "housekeeping": {
+        "task": "soma.housekeeping",
+        "schedule": settings.SOMA_OPS.housekeeping_seconds,
+    },
 }

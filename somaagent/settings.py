@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
-from somaagent import config
+from somaagent import config, ops_conf
 from somaagent.conf import SomaSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 
@@ -32,12 +32,14 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "somaagent",
+    "somaagent.flags",
     "conversations",
     "tools",
     "memory",
 ]
 
 MIDDLEWARE = [
+    "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -173,12 +175,17 @@ SOMA = SomaSettings(
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
 )
 
+# Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).
+SOMA_OPS = ops_conf.load()
+
 # --- logging ---------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "somaagent.logging.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    },
     "root": {"handlers": ["stdout"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
