@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,6 +129,8 @@ class LiveSystem:
 
     def __init__(self, *, env: dict[str, str] | None = None, worker_concurrency: int = 2) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
+        # One metrics directory per system, shared by its processes (as on one host).
+        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="soma-metrics-"))
         self.worker_concurrency = worker_concurrency
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -172,7 +175,9 @@ class LiveSystem:
         except httpx.HTTPError:
             return False
 
-    def start_worker(self, *, queues: str = "conversation,tools,memory,default") -> Proc:
+    def start_worker(
+        self, *, queues: str = "conversation,tools,memory,default", env: dict[str, str] | None = None
+    ) -> Proc:
         self._worker_seq += 1
         name = f"w{self._worker_seq}-{os.getpid()}@%h"
         proc = Proc(
@@ -193,7 +198,7 @@ class LiveSystem:
                 "--without-gossip",
                 "--without-mingle",
             ],
-            self.env,
+            {**self.env, **(env or {})},
         )
         wait_until(lambda: self._ready(proc), timeout=60, what="celery worker")
         self.workers.append(proc)
