@@ -6,6 +6,7 @@ import dataclasses
 import json
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -55,7 +56,7 @@ def test_only_published_outbox_rows_past_retention_go(settings) -> None:  # type
 @pytest.mark.django_db
 def test_idempotency_records_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, idempotency_retention_seconds=86400)
-    tenant = make_tenant_key().tenant
+    tenant: Any = make_tenant_key().tenant
     old = IdempotencyRecord.objects.create(
         tenant=tenant, key="old", request_hash="h", response={}, created_at=timezone.now() - timedelta(days=2)
     )
@@ -86,7 +87,7 @@ def _buffer(session_id: str, *, ttl: int | None = 600) -> str:
 
 @pytest.mark.django_db
 def test_buffers_of_deleted_sessions_go_and_live_ones_keep_a_ttl(settings) -> None:  # type: ignore[no-untyped-def]
-    tenant = make_tenant_key().tenant
+    tenant: Any = make_tenant_key().tenant
     live = Session.objects.create(tenant=tenant)
     kept = _buffer(str(live.pk))
     no_ttl = Session.objects.create(tenant=tenant)
@@ -120,7 +121,7 @@ def test_one_failing_step_does_not_stop_the_others(monkeypatch) -> None:  # type
 
 
 def test_beat_runs_housekeeping() -> None:
-    entry = beat_schedule["housekeeping"]
+    entry: Any = beat_schedule["housekeeping"]
     assert entry["task"] == "soma.housekeeping" and entry["schedule"] > 0
 
 

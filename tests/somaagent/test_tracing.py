@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,8 @@ def test_one_trace_links_gateway_task_and_model_call(  # type: ignore[no-untyped
 ):
     system = LiveSystem(
         env={
+            # queues of its own: only this system's (traced) worker takes the turn
+            "SOMA_REDIS_PREFIX": f"o{uuid.uuid4().hex[:8]}:",
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1",

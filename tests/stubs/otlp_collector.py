@@ -26,7 +26,16 @@ SPANS: list[dict[str, Any]] = []
 
 def _value(v: Any) -> Any:
     kind = v.WhichOneof("value")
-    return getattr(v, kind) if kind else None
+    if kind is None:
+        return None
+    raw = getattr(v, kind)
+    if kind == "array_value":
+        return [_value(x) for x in raw.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in raw.values}
+    if kind == "bytes_value":
+        return raw.hex()
+    return raw
 
 
 def _record(body: bytes) -> None:

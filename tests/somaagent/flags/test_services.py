@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -30,7 +31,8 @@ def _name() -> str:
 @pytest.mark.django_db(transaction=True)
 def test_tenant_override_beats_the_global_value() -> None:
     name = _name()
-    a, b = make_tenant_key().tenant, make_tenant_key().tenant
+    a: Any = make_tenant_key().tenant
+    b: Any = make_tenant_key().tenant
     assert flag_enabled(name) is False and flag_enabled(name, default=True) is True
     flag_set(name=name, enabled=True)
     flag_set(name=name, enabled=False, tenant=a)
@@ -68,7 +70,7 @@ def test_a_change_bumps_the_version_and_the_snapshot_is_shared_through_redis() -
     assert after.version == before + 1
     assert name in after.active()
     cached = flag_services.sync_redis().get(flag_services._snapshot_key(after.version))
-    assert cached is not None and name in cached.decode()
+    assert isinstance(cached, bytes) and name in cached.decode()
 
 
 @pytest.mark.django_db(transaction=True)
