@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from rest_framework import exceptions
 
 from somaagent.apikeys import api_key_authenticate
+from somaagent.async_db import db_call
 from somaagent.authentication import bearer_token
 from somaagent.errors import Unauthenticated
 from somaagent.identity import Principal, principal_for_key, principal_for_user
 
 
-@sync_to_async
+@db_call
 def _principal_from_token(token: str) -> Principal | None:
     key = api_key_authenticate(token)
     return principal_for_key(key) if key is not None else None
@@ -28,7 +28,7 @@ async def principal_from_token(token: str) -> Principal:
 async def principal_from_user(user: object) -> Principal:
     if user is None or not getattr(user, "is_authenticated", False):
         raise Unauthenticated("Authentication credentials were not provided.")
-    return await sync_to_async(principal_for_user)(user)
+    return await db_call(principal_for_user)(user)
 
 
 async def authenticate_request(request: HttpRequest) -> Principal:
