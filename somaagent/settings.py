@@ -73,6 +73,13 @@ _database_url = env("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Under ASGI each request runs in a thread of its own and persistent
+        # connections are per thread: one new connection per request, never
+        # reused. A pool per process instead (somaagent/db_pool.py).
+        from somaagent.db_pool import pooled
+
+        DATABASES["default"] = pooled(DATABASES["default"])
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
