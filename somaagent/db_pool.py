@@ -16,8 +16,8 @@ from typing import Any
 from somaagent.config import env_float, env_int
 
 
-def pooled(database: dict[str, Any]) -> dict[str, Any]:
-    options = dict(database.get("OPTIONS") or {})
+def pooled(database: Any) -> Any:
+    options: dict[str, Any] = dict(database.get("OPTIONS") or {})
     options["pool"] = {
         "min_size": env_int("SOMA_DB_POOL_MIN_SIZE", 1),
         "max_size": env_int("SOMA_DB_POOL_MAX_SIZE", 20),
