@@ -224,29 +224,52 @@ def _wait_turns(turn_ids: list[str], timeout: float = 600) -> None:
 
 
 def worker_throughput(live: Any, key: str, *, n: int, concurrency: int) -> dict[str, Any]:
-    """Turns per second of one worker (instant model) vs no-op tasks per second, same concurrency."""
+    """Turns per second of one worker (instant model) vs no-op tasks per second, same concurrency.
+
+    Both measured alike: with no worker running, ``n`` no-op tasks and ``n``
+    turns are queued; a worker then drains the no-ops alone, and a new one the
+    turns alone. The rate is (n - 1) over the time from the first completion to
+    the last (result ``date_done`` for no-ops, ``finished_at`` for turns), so
+    neither worker start-up nor the web process is part of either number.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db.models import Max, Min
+
+    from conversations.models import Turn
     from somaagent.celery import app
 
-    started = s.now()
+    for worker in live.workers:
+        worker.stop()
+    live.workers = []
     results = [app.send_task("soma.noop") for _ in range(n)]
+
+    def submit(_: int) -> str:
+        with live.client(key) as c:
+            return str(c.post("/v1/session/message", json={"message": "[[tokens=5]]"}).json()["turn_id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        turn_ids = list(pool.map(submit, range(n)))
+
+    noop_worker = live.start_worker(queues="default")
     for r in results:
-        r.get(timeout=120)
-    noop_rate = n / (s.now() - started)
-    with live.client(key) as c:
-        started = s.now()
-        turn_ids = [
-            c.post("/v1/session/message", json={"message": "[[tokens=5]]"}).json()["turn_id"]
-            for _ in range(n)
-        ]
-        _wait_turns(turn_ids)
-    turn_rate = n / (s.now() - started)
+        r.get(timeout=300)
+    done = sorted(r.date_done for r in results)
+    noop_rate = (n - 1) / (done[-1] - done[0]).total_seconds()
+    noop_worker.stop()
+    live.workers = []
+
+    worker = live.start_worker()
+    _wait_turns(turn_ids)
+    span = Turn.objects.filter(pk__in=turn_ids).aggregate(first=Min("finished_at"), last=Max("finished_at"))
+    turn_rate = (n - 1) / (span["last"] - span["first"]).total_seconds()
     return {
         "concurrency": concurrency,
         "tasks": n,
         "noop_per_s": round(noop_rate, 1),
         "turns_per_s": round(turn_rate, 1),
         "ratio": round(turn_rate / noop_rate, 3),
-        "worker_peak_rss_mb": s.process_tree_peaks(live.workers[0].popen.pid),
+        "worker_peak_rss_mb": s.process_tree_peaks(worker.popen.pid),
     }
 
 
