@@ -78,6 +78,8 @@ beat_schedule = {
         "task": "conversation.turn_sweep",
         "schedule": settings.SOMA.turn_sweep_seconds,
     },
+    "memory-sweep": {"task": "memory.sweep", "schedule": settings.SOMA.memory.sweep_seconds},
+    "memory-replicate": {"task": "memory.replicate", "schedule": settings.SOMA.memory.replicate_seconds},
     "housekeeping": {
         "task": "soma.housekeeping",
         "schedule": settings.SOMA_OPS.housekeeping_seconds,

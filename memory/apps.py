@@ -4,3 +4,22 @@ from django.apps import AppConfig
 class MemoryConfig(AppConfig):
     name = "memory"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Hook memory into turns (remember), session deletion (forget), dead-letter replay, /readyz."""
+        from conversations.services.sessions import DELETE_HOOKS
+        from conversations.services.turns import FINISH_HOOKS
+        from memory.health import memory_check
+        from memory.services.deadletters import memory_replication_replay, memory_write_replay
+        from memory.services.replication import REPLICATE_TOPIC
+        from memory.services.writes import WRITE_TOPIC, memory_forget_session, memory_remember_turn
+        from somaagent.health import register_check
+        from somaagent.outbox import register_replayer
+
+        if memory_remember_turn not in FINISH_HOOKS:
+            FINISH_HOOKS.append(memory_remember_turn)
+        if memory_forget_session not in DELETE_HOOKS:
+            DELETE_HOOKS.append(memory_forget_session)
+        register_replayer(WRITE_TOPIC, memory_write_replay)
+        register_replayer(REPLICATE_TOPIC, memory_replication_replay)
+        register_check("memory", memory_check, required=False)

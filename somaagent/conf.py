@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memory.conf import MemorySettings
+
 
 @dataclass(frozen=True)
 class SomaSettings:
@@ -27,3 +29,4 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
+    memory: MemorySettings

@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,14 @@ BREAKER_SECONDS = 2.0
 
 def register_topic(topic: str, *, task: str, queue: str) -> None:
     ROUTES[topic] = Route(task=task, queue=queue)
+
+
+# dead-letter topic -> replayer, for dead letters that do not come from this outbox (memory writes, …).
+REPLAYERS: dict[str, Callable[[DeadLetter], bool]] = {}
+
+
+def register_replayer(topic: str, replayer: Callable[[DeadLetter], bool]) -> None:
+    REPLAYERS[topic] = replayer
 
 
 def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> OutboxMessage | None:
@@ -156,7 +165,10 @@ def _dead_letter(message: OutboxMessage) -> None:
 
 
 def dead_letter_replay(*, dead_letter: DeadLetter) -> bool:
-    """Re-enqueue an outbox dead letter through the outbox; False if not an outbox letter."""
+    """Re-enqueue a dead letter (its package's replayer, or the outbox); False if nothing was replayed."""
+    replayer = REPLAYERS.get(dead_letter.topic)
+    if replayer is not None:
+        return replayer(dead_letter)
     if dead_letter.topic not in ROUTES or "payload" not in dead_letter.event:
         return False
     with transaction.atomic():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
+from memory.conf import memory_settings_from_env
 from somaagent import config, ops_conf
 from somaagent.conf import SomaSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
@@ -180,6 +181,7 @@ SOMA = SomaSettings(
     llm_model=env("SOMA_LLM_MODEL", "default"),
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+    memory=memory_settings_from_env(),
 )
 
 # Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).

@@ -237,6 +237,14 @@ class LiveSystem:
             if proc is not None:
                 proc.kill()
 
+    def restart(self, *, env: dict[str, str]) -> LiveSystem:
+        """Stop every process and start them again (same port) with ``env`` overrides."""
+        beat = self.beat is not None
+        self.stop()
+        self.web, self.workers, self.beat = None, [], None
+        self.env = {**self.env, **env}
+        return self.start(beat=beat)
+
     def logs(self) -> str:
         parts = []
         for proc in [self.web, *self.workers, self.beat]:

@@ -14,6 +14,7 @@ from conversations.models import EventType, SessionEvent
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
+from memory.services.recall import turn_memories
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         type=EventType.ASSISTANT_STARTED,
         data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
     )
-    messages = build_messages(claim=claim)
+    memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
+    messages = build_messages(claim=claim, memories=memories)
     generation = _stream(claim, target, messages)
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
@@ -104,6 +106,7 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             "usage": usage,
             "analysis": analyse(str(user_event.payload.get("message", ""))).as_dict(),
             "escalation": None,
+            "memory": memories.references,
         },
         model=target.model,
         usage=usage,

@@ -1,0 +1,321 @@
+"""Delivering memory writes: leases, in-order streams, backoff, the sweep, dead letters.
+
+The writes of one session form a *stream* delivered strictly in ``id`` order:
+only its head (the oldest pending write) can be leased. A lease is taken with a
+compare-and-set ``UPDATE`` (no transaction is held during HTTP calls, which
+matters on SQLite where a write transaction locks the whole database).
+
+- ``claim_head`` leases a stream's head for a task that is about to be queued.
+- ``memory_deliver`` (the ``memory.deliver`` task) swaps that dispatch lease
+  for its own, calls the port, records the outcome, then moves on to the next
+  write of the stream. A duplicate or stale task finds the lease gone and does
+  nothing; a worker that dies leaves a lease that expires, and the sweep takes
+  the write again (the service dedupes by idempotency key).
+- A retryable failure reschedules the head with exponential backoff (1 s
+  doubling to 60 s, jittered) or ``Retry-After`` if longer; the stream waits
+  behind it. The retry budget is a time span (``SOMA_MEMORY_RETRY_BUDGET_SECONDS``,
+  24 h): a write failing after its deadline, or rejected as invalid, moves to
+  the dead letters and the stream goes on.
+- ``memory_sweep`` (beat) leases due heads with ``select_for_update(skip_locked=True)``,
+  so several sweepers never take the same write.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from memory.adapters import memory_port
+from memory.models import MemoryWal, MemoryWrite
+from memory.port import (
+    Forget,
+    MemoryPort,
+    MemoryRejected,
+    MemoryServiceError,
+    MemoryUnavailable,
+    Remember,
+)
+from memory.services.writes import WRITE_TOPIC
+from somaagent.models import DeadLetter
+
+log = logging.getLogger(__name__)
+
+PENDING = MemoryWrite.State.PENDING
+MAX_WRITES_PER_TASK = 50
+
+
+@dataclass(frozen=True)
+class Claim:
+    write_id: int
+    token: str
+
+
+@dataclass
+class DeliveryResult:
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    stale: bool = False
+    next_claim: Claim | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "delivered": self.delivered,
+            "retrying": self.retrying,
+            "dead": self.dead,
+            "stale": self.stale,
+        }
+
+
+def backoff_delay(
+    retry_count: int,
+    *,
+    retry_after: float | None = None,
+    base: float = 1.0,
+    cap: float = 60.0,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds before the next attempt: ``base`` doubling per failure up to ``cap``, jittered
+    into [half, full], and never sooner than the service's ``Retry-After``."""
+    nominal = min(cap, base * 2 ** max(0, retry_count - 1))
+    delay = nominal * (rng or random).uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def _lease_free(now: datetime) -> Q:
+    return Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+
+
+def claim_head(
+    *, tenant_id: uuid.UUID, session_id: uuid.UUID, lease_seconds: float | None = None
+) -> Claim | None:
+    """Lease the head of a session's stream if it is due and nobody holds it."""
+    now = timezone.now()
+    head = (
+        MemoryWrite.objects.filter(tenant_id=tenant_id, session_id=session_id, state=PENDING)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if head is None:
+        return None
+    token = uuid.uuid4().hex
+    seconds = lease_seconds if lease_seconds is not None else settings.SOMA.memory.dispatch_lease_seconds
+    taken = (
+        MemoryWrite.objects.filter(pk=head, state=PENDING, next_attempt_at__lte=now)
+        .filter(_lease_free(now))
+        .update(lease_owner=token, lease_until=now + timedelta(seconds=seconds))
+    )
+    return Claim(write_id=head, token=token) if taken else None
+
+
+def release_claims(*, claims: list[Claim]) -> None:
+    """Give leases back at once (their task could not be queued)."""
+    for claim in claims:
+        MemoryWrite.objects.filter(pk=claim.write_id, lease_owner=claim.token).update(
+            lease_owner="", lease_until=None
+        )
+
+
+def memory_deliver(*, write_id: int, token: str, port: MemoryPort | None = None) -> DeliveryResult:
+    """Deliver the leased write, then the rest of its stream that is due (at most a batch)."""
+    port = port or memory_port()
+    config = settings.SOMA.memory
+    result = DeliveryResult()
+    owner = uuid.uuid4().hex
+    taken = MemoryWrite.objects.filter(pk=write_id, state=PENDING, lease_owner=token).update(
+        lease_owner=owner, lease_until=timezone.now() + timedelta(seconds=config.delivery_lease_seconds)
+    )
+    if not taken:
+        result.stale = True
+        return result
+    write = MemoryWrite.objects.get(pk=write_id)
+    for _ in range(MAX_WRITES_PER_TASK):
+        if not _attempt(write, owner=owner, port=port, result=result):
+            return result
+        nxt = claim_head(
+            tenant_id=write.tenant_id,
+            session_id=write.session_id,
+            lease_seconds=config.delivery_lease_seconds,
+        )
+        if nxt is None:
+            return result
+        owner = nxt.token
+        write = MemoryWrite.objects.get(pk=nxt.write_id)
+    # A long stream: hand the rest to a new task so one task does not hog a worker.
+    result.next_claim = Claim(write_id=write.pk, token=owner)
+    return result
+
+
+def _request(write: MemoryWrite) -> Remember | Forget:
+    payload = write.payload
+    if write.op == MemoryWrite.Op.FORGET:
+        return Forget(
+            tenant=str(write.tenant_id),
+            namespace=str(payload["namespace"]),
+            session_id=str(write.session_id),
+            key=write.idempotency_key,
+        )
+    return Remember(
+        tenant=str(write.tenant_id),
+        namespace=str(payload["namespace"]),
+        key=write.idempotency_key,
+        value=dict(payload["value"]),
+        tags=tuple(payload.get("tags") or ()),
+    )
+
+
+def _attempt(write: MemoryWrite, *, owner: str, port: MemoryPort, result: DeliveryResult) -> bool:
+    """One call to the service and its bookkeeping; True if the write was delivered."""
+    try:
+        request = _request(write)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        _record_failure(write, owner=owner, error=MemoryRejected(f"malformed write: {exc!r}"), result=result)
+        return False
+    try:
+        if isinstance(request, Forget):
+            port.forget(request)
+        else:
+            port.remember(request)
+    except MemoryServiceError as exc:
+        _record_failure(write, owner=owner, error=exc, result=result)
+        return False
+    except Exception as exc:  # an adapter bug must not lose the write: retry it within its budget
+        log.exception("memory delivery raised unexpectedly", extra={"memory_write_id": write.pk})
+        _record_failure(write, owner=owner, error=MemoryUnavailable(repr(exc)), result=result)
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        done = MemoryWrite.objects.filter(pk=write.pk, state=PENDING, lease_owner=owner).update(
+            state=MemoryWrite.State.DELIVERED,
+            delivered_at=now,
+            lease_owner="",
+            lease_until=None,
+            last_error="",
+        )
+        if not done:
+            log.warning("memory write lease lost during delivery", extra={"memory_write_id": write.pk})
+            return False
+        _wal_append(write, now=now)
+    result.delivered += 1
+    return True
+
+
+def _wal_append(write: MemoryWrite, *, now: datetime) -> None:
+    value = write.payload.get("value") or {}
+    MemoryWal.objects.bulk_create(
+        [
+            MemoryWal(
+                event_id=write.event_id,
+                write_id=write.pk,
+                op=write.op,
+                tenant_id=write.tenant_id,
+                session_id=write.session_id,
+                persona_id=write.persona_id,
+                role=str(value.get("role", "")) if write.op == MemoryWrite.Op.REMEMBER else "",
+                payload=value if write.op == MemoryWrite.Op.REMEMBER else write.payload,
+                wal_timestamp=now,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _record_failure(
+    write: MemoryWrite, *, owner: str, error: MemoryServiceError, result: DeliveryResult
+) -> None:
+    config = settings.SOMA.memory
+    now = timezone.now()
+    with transaction.atomic():
+        row = (
+            MemoryWrite.objects.select_for_update()
+            .filter(pk=write.pk, state=PENDING, lease_owner=owner)
+            .first()
+        )
+        if row is None:
+            return
+        row.retry_count += 1
+        row.last_error = error.message[:2000]
+        row.lease_owner, row.lease_until = "", None
+        result.errors.append(error.message)
+        if isinstance(error, MemoryRejected) or now >= row.retry_deadline:
+            _dead_letter(
+                row, reason="rejected" if isinstance(error, MemoryRejected) else "retry budget spent"
+            )
+            result.dead += 1
+            return
+        delay = backoff_delay(
+            row.retry_count,
+            retry_after=getattr(error, "retry_after", None),
+            base=config.backoff_base_seconds,
+            cap=config.backoff_max_seconds,
+        )
+        # The last try happens at the deadline at the latest.
+        row.next_attempt_at = min(now + timedelta(seconds=delay), max(row.retry_deadline, now))
+        row.save(update_fields=["retry_count", "last_error", "lease_owner", "lease_until", "next_attempt_at"])
+        result.retrying += 1
+    log.warning(
+        "memory write failed; will retry",
+        extra={"memory_write_id": write.pk, "retry_count": row.retry_count, "error": row.last_error[:300]},
+    )
+
+
+def _dead_letter(row: MemoryWrite, *, reason: str) -> None:
+    row.state = MemoryWrite.State.DEAD
+    row.save(update_fields=["state", "retry_count", "last_error", "lease_owner", "lease_until"])
+    DeadLetter.objects.create(
+        topic=WRITE_TOPIC,
+        event={
+            "memory_write_id": row.pk,
+            "idempotency_key": row.idempotency_key,
+            "tenant": str(row.tenant_id),
+            "session_id": str(row.session_id),
+            "persona_id": str(row.persona_id) if row.persona_id else None,
+            "event_id": str(row.event_id),
+            "op": row.op,
+            "payload": row.payload,
+            "reason": reason,
+        },
+        error=row.last_error,
+        attempts=row.retry_count,
+    )
+    log.error(
+        "memory write moved to the dead letters",
+        extra={"memory_write_id": row.pk, "reason": reason, "error": row.last_error[:300]},
+    )
+
+
+def memory_sweep(*, batch_size: int = 200) -> list[Claim]:
+    """Lease every due stream head (not held by anyone); the caller queues a task per claim."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.SOMA.memory.dispatch_lease_seconds)
+    earlier_pending = MemoryWrite.objects.filter(
+        state=PENDING, session_id=OuterRef("session_id"), id__lt=OuterRef("id")
+    )
+    claims: list[Claim] = []
+    with transaction.atomic():
+        heads = list(
+            MemoryWrite.objects.select_for_update(skip_locked=True)
+            .filter(state=PENDING, next_attempt_at__lte=now)
+            .filter(_lease_free(now))
+            .filter(~Exists(earlier_pending))
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        for write_id in heads:
+            token = uuid.uuid4().hex
+            MemoryWrite.objects.filter(pk=write_id).update(lease_owner=token, lease_until=now + lease)
+            claims.append(Claim(write_id=write_id, token=token))
+    return claims

@@ -1,0 +1,162 @@
+"""Memory writes enter ``memory_write_outbox`` inside the transaction of the events they describe.
+
+``memory_remember_turn`` is a turn FINISH hook: in the transaction that stores
+``assistant.final`` it adds one write for the user message and one for the
+reply. ``memory_forget_session`` is a session DELETE hook: the forget goes the
+same durable way. Each write's idempotency key is derived from its event, so
+writing twice stores once, and the key is what the memory service dedupes by.
+After commit the session's write stream is dispatched (``dispatch``); the beat
+sweep catches whatever that fast path misses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from memory.models import MemoryWrite
+from memory.port import namespace_for
+
+WRITE_TOPIC = "memory.write"
+
+
+def remember_key(event_id: uuid.UUID | str) -> str:
+    return f"mem:{event_id}"
+
+
+def forget_key(session_id: uuid.UUID | str) -> str:
+    return f"forget:{session_id}"
+
+
+def retry_deadline(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.SOMA.memory.retry_budget_seconds)
+
+
+def remember_write(
+    *,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    persona_id: uuid.UUID | None,
+    event_id: uuid.UUID,
+    role: str,
+    text: str,
+    occurred_at: datetime,
+    extra: dict[str, Any] | None = None,
+) -> MemoryWrite:
+    """An unsaved write that remembers one message."""
+    now = timezone.now()
+    key = remember_key(event_id)
+    value = {
+        "text": text,
+        "role": role,
+        "session_id": str(session_id),
+        "persona_id": str(persona_id) if persona_id else None,
+        "event_id": str(event_id),
+        "occurred_at": occurred_at.isoformat(),
+        **(extra or {}),
+    }
+    return MemoryWrite(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        persona_id=persona_id,
+        event_id=event_id,
+        op=MemoryWrite.Op.REMEMBER,
+        payload={
+            "namespace": namespace_for(persona_id=persona_id),
+            "key": key,
+            "value": value,
+            "tags": ["conversation", f"role:{role}"],
+        },
+        idempotency_key=key,
+        created_at=now,
+        next_attempt_at=now,
+        retry_deadline=retry_deadline(now),
+    )
+
+
+def memory_writes_enqueue(*, writes: list[MemoryWrite]) -> None:
+    """Store writes in the caller's transaction (a repeated key is ignored); dispatch after commit."""
+    writes = [w for w in writes if w.op == MemoryWrite.Op.FORGET or w.payload["value"]["text"].strip()]
+    if not writes:
+        return
+    MemoryWrite.objects.bulk_create(writes, ignore_conflicts=True)
+    streams = {(w.tenant_id, w.session_id) for w in writes}
+
+    def _dispatch() -> None:
+        from memory.services.dispatch import memory_stream_kick
+
+        for tenant_id, session_id in streams:
+            memory_stream_kick(tenant_id=tenant_id, session_id=session_id)
+
+    transaction.on_commit(_dispatch)
+
+
+def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) -> None:
+    """FINISH hook: remember the user message and the reply of a turn that ended with a final answer."""
+    from conversations.models import EventType, SessionEvent
+
+    if event_type != EventType.ASSISTANT_FINAL:
+        return
+    user_event = turn.user_event
+    # The terminal event was appended just before the hooks run, under the session row lock.
+    final = (
+        SessionEvent.objects.filter(session_id=turn.session_id, type=EventType.ASSISTANT_FINAL)
+        .order_by("-seq")
+        .only("event_id", "occurred_at")
+        .first()
+    )
+    persona_id = turn.session.persona_id
+    common = {"tenant_id": turn.tenant_id, "session_id": turn.session_id, "persona_id": persona_id}
+    writes = [
+        remember_write(
+            **common,
+            event_id=user_event.event_id,
+            role="user",
+            text=str(user_event.payload.get("message", "")),
+            occurred_at=user_event.occurred_at,
+            extra={"turn_id": str(turn.pk)},
+        )
+    ]
+    if final is not None:
+        writes.append(
+            remember_write(
+                **common,
+                event_id=final.event_id,
+                role="assistant",
+                text=str(data.get("message", "")),
+                occurred_at=final.occurred_at,
+                extra={"turn_id": str(turn.pk), "reply_to": str(user_event.event_id)},
+            )
+        )
+    memory_writes_enqueue(writes=writes)
+
+
+def memory_forget_session(*, session: Any) -> None:
+    """DELETE hook: ask the memory service to forget the session, through the write outbox."""
+    now = timezone.now()
+    key = forget_key(session.pk)
+    memory_writes_enqueue(
+        writes=[
+            MemoryWrite(
+                tenant_id=session.tenant_id,
+                session_id=session.pk,
+                persona_id=session.persona_id,
+                event_id=uuid.uuid4(),
+                op=MemoryWrite.Op.FORGET,
+                payload={
+                    "namespace": namespace_for(persona_id=session.persona_id),
+                    "session_id": str(session.pk),
+                    "key": key,
+                },
+                idempotency_key=key,
+                created_at=now,
+                next_attempt_at=now,
+                retry_deadline=retry_deadline(now),
+            )
+        ]
+    )

@@ -1,0 +1,37 @@
+"""Builders shared by the memory tests."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.utils import timezone
+
+from memory.models import MemoryWrite
+from memory.services.writes import memory_writes_enqueue, remember_write
+
+
+def make_tenant(name: str | None = None):  # type: ignore[no-untyped-def]
+    from somaagent.apikeys import tenant_get_or_create
+
+    return tenant_get_or_create(name=name or f"mem-{uuid.uuid4().hex[:10]}")
+
+
+def enqueue(tenant, texts, *, session_id=None, persona_id=None, roles=None):  # type: ignore[no-untyped-def]
+    """Store remember writes for ``texts`` in one session; returns them in order."""
+    session_id = session_id or uuid.uuid4()
+    writes = [
+        remember_write(
+            tenant_id=tenant.pk,
+            session_id=session_id,
+            persona_id=persona_id,
+            event_id=uuid.uuid4(),
+            role=(roles or ["user", "assistant"])[i % len(roles or ["user", "assistant"])],
+            text=text,
+            occurred_at=timezone.now(),
+        )
+        for i, text in enumerate(texts)
+    ]
+    memory_writes_enqueue(writes=writes)
+    keys = [w.idempotency_key for w in writes]
+    by_key = {w.idempotency_key: w for w in MemoryWrite.objects.filter(idempotency_key__in=keys)}
+    return [by_key[k] for k in keys]
