@@ -19,6 +19,7 @@ from somaagent.api_errors import error_response
 from somaagent.async_auth import authenticate_request
 from somaagent.async_db import db_call
 from somaagent.errors import SomaError, ValidationFailed
+from somaagent.metrics import track_stream
 
 
 def parse_cursor(raw: str | None, *, name: str) -> int:
@@ -55,7 +56,7 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
     except SomaError as exc:
         return error_response(exc)
     response = StreamingHttpResponse(
-        sse_frames(SessionFollower(session.pk, after)), content_type="text/event-stream"
+        track_stream("sse", sse_frames(SessionFollower(session.pk, after))), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

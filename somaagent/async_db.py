@@ -5,8 +5,8 @@ own (``ThreadSensitiveContext``), and Django keeps one connection per thread:
 a stream that lasts minutes would hold a database connection for minutes, and
 200 streams would need 200 connections (PostgreSQL allows 100 by default).
 ``db_call`` runs the function on a pool of ``SOMA_ASYNC_DB_THREADS`` threads
-instead, so a web process holds at most that many connections however many
-clients stream. Each call first drops a connection that went stale.
+instead, and gives the connection back after each call, so a web process holds
+at most that many connections however many clients stream, and idle streams none.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from somaagent.config import env_int
 
@@ -33,6 +33,9 @@ def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(func)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         close_old_connections()
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connections.close_all()  # back to the pool: an idle stream holds no connection
 
     return sync_to_async(run, thread_sensitive=False, executor=_executor)  # type: ignore[return-value]

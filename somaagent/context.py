@@ -47,6 +47,25 @@ def reset_request_id(token: Token[str | None]) -> None:
     request_id_var.reset(token)
 
 
+def request_id_data() -> dict[str, str]:
+    """``{"request_id": …}`` to merge into an event's data, or nothing outside a request."""
+    rid = request_id_var.get()
+    return {"request_id": rid} if rid else {}
+
+
+def adopt_request_id(stored: object) -> str | None:
+    """In a task: the request id from the message headers, else the one stored with the event.
+
+    A turn dispatched by a sweep (not by its request) has no header; the id
+    recorded in its ``user.message`` then becomes the context's.
+    """
+    rid = request_id_var.get()
+    if rid is None and isinstance(stored, str) and sane_request_id(stored):
+        rid = stored
+        request_id_var.set(rid)
+    return rid
+
+
 @contextmanager
 def request_id_scope(request_id: str | None) -> Iterator[None]:
     token = request_id_var.set(request_id)

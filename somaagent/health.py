@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -40,7 +40,6 @@ def register_check(name: str, check: Check, *, required: bool = True) -> None:
 
 
 def _database() -> dict[str, Any]:
-    close_old_connections()  # drop a connection the database closed since the last check
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"vendor": connection.vendor}
@@ -79,9 +78,18 @@ def _submit(name: str, check: Check) -> Future[dict[str, Any]]:
         running = _inflight.get(name)
         if running is not None and not running.done():
             return running
-        future = _executor.submit(check)
+        future = _executor.submit(_on_own_connection, check)
         _inflight[name] = future
         return future
+
+
+def _on_own_connection(check: Check) -> dict[str, Any]:
+    """Runs a check on a fresh connection and gives it back (to the pool) afterwards."""
+    close_old_connections()
+    try:
+        return check()
+    finally:
+        connections.close_all()
 
 
 async def _run(name: str, check: Check, required: bool, timeout: float) -> dict[str, Any]:
@@ -112,7 +120,9 @@ async def readiness() -> tuple[int, dict[str, Any]]:
     ready = all(r["ok"] or not r["required"] for r in results)
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": details}
     try:
-        body["flags"] = await asyncio.wait_for(asyncio.wrap_future(_executor.submit(_active_flags)), timeout)
+        body["flags"] = await asyncio.wait_for(
+            asyncio.wrap_future(_executor.submit(_on_own_connection, _active_flags)), timeout
+        )
     except TimeoutError:
         body["flags"] = {"error": f"no answer within {timeout:g}s"}
     status = 200 if ready else 503

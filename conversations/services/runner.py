@@ -15,6 +15,8 @@ from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
 from memory.services.recall import turn_memories
+from somaagent.context import adopt_request_id
+from somaagent.metrics import metered_stream
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,12 @@ def _run_claimed(claim: ClaimedTurn) -> None:
     turn_emit(
         claim=claim,
         type=EventType.ASSISTANT_STARTED,
-        data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
+        data={
+            "model": target.model,
+            "reply_to": str(claim.user_event_uuid),
+            "restart": claim.restart,
+            "request_id": adopt_request_id(user_event.payload.get("request_id")),
+        },
     )
     memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
     messages = build_messages(claim=claim, memories=memories)
@@ -115,7 +122,9 @@ def _run_claimed(claim: ClaimedTurn) -> None:
 
 def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, object]]) -> Generation:
     generation = Generation()
-    stream = llm_port().open_stream(ChatRequest(target=target, messages=messages))
+    stream = metered_stream(
+        llm_port().open_stream(ChatRequest(target=target, messages=messages)), model=target.model
+    )
     publisher = DeltaPublisher(claim, on_stop=stream.close)
     publisher.start()
     try:

@@ -120,6 +120,31 @@ def test_one_failing_step_does_not_stop_the_others(monkeypatch) -> None:  # type
     assert not OutboxMessage.objects.filter(dedupe_key__startswith=tag).exists()
 
 
+@pytest.mark.django_db
+def test_memory_replicas_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
+    from memory.models import MemoryReplica
+
+    settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, replica_retention_seconds=86400)
+    tenant: Any = make_tenant_key().tenant
+
+    def replica(age: timedelta) -> MemoryReplica:
+        return MemoryReplica.objects.create(
+            event_id=uuid.uuid4(),
+            session_id=uuid.uuid4(),
+            tenant=tenant,
+            role="user",
+            payload={},
+            wal_timestamp=timezone.now() - age,
+            created_at=timezone.now() - age,
+        )
+
+    old, fresh = replica(timedelta(days=3)), replica(timedelta(hours=1))
+    counts = housekeeping_run()
+    assert counts["memory_replica"] >= 1
+    assert set(MemoryReplica.objects.filter(tenant=tenant).values_list("pk", flat=True)) == {fresh.pk}
+    assert not MemoryReplica.objects.filter(pk=old.pk).exists()
+
+
 def test_beat_runs_housekeeping() -> None:
     entry: Any = beat_schedule["housekeeping"]
     assert entry["task"] == "soma.housekeeping" and entry["schedule"] > 0

@@ -9,7 +9,14 @@ import re
 import pytest
 from django.test import Client
 
-from somaagent.context import request_id_scope, sane_request_id, task_var
+from somaagent.context import (
+    adopt_request_id,
+    current_request_id,
+    request_id_data,
+    request_id_scope,
+    sane_request_id,
+    task_var,
+)
 from somaagent.logging import JsonFormatter
 from tests.live import read_stream, wait_until
 
@@ -58,6 +65,19 @@ def test_json_log_lines_carry_the_request_and_task_ids() -> None:
     assert "request_id" not in json.loads(JsonFormatter().format(record))
 
 
+def test_a_task_without_the_header_adopts_the_id_stored_with_the_event() -> None:
+    assert request_id_data() == {}
+    with request_id_scope(None):
+        assert adopt_request_id("from-the-event") == "from-the-event"
+        assert current_request_id() == "from-the-event"
+    with request_id_scope("from-the-header"):
+        assert adopt_request_id("from-the-event") == "from-the-header"
+        assert request_id_data() == {"request_id": "from-the-header"}
+    with request_id_scope(None):
+        assert adopt_request_id("bad id") is None
+        assert adopt_request_id(None) is None
+
+
 def _log_lines(path) -> list[dict]:  # type: ignore[no-untyped-def]
     lines = []
     for line in path.read_text(errors="replace").splitlines():
@@ -77,6 +97,9 @@ def test_the_request_id_follows_the_message_into_its_task(live_system, tenant_ke
     assert r.status_code == 202 and r.headers["X-Request-ID"] == rid
     events = read_stream(live_system, tenant_key.key, r.json()["session_id"])
     assert events[-1]["type"] == "assistant.final"
+    by_type = {e["type"]: e for e in events}
+    assert by_type["user.message"]["data"]["request_id"] == rid
+    assert by_type["assistant.started"]["data"]["request_id"] == rid
 
     def task_lines() -> list[dict]:
         return [

@@ -35,7 +35,7 @@ def _linked_trace(spans: list[dict[str, Any]], llm_url: str) -> dict[str, Any] |
     ]
     for gateway in gateways:
         trace = [s for s in spans if s["trace_id"] == gateway["trace_id"]]
-        runs = [s for s in trace if s["service"] == "somaagent-worker" and s["name"].startswith("run/")]
+        runs = [s for s in trace if s["name"] == "run/conversation.run_turn"]
         calls = [
             s
             for s in trace
