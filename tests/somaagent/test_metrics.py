@@ -92,13 +92,7 @@ def test_task_metrics_of_the_workers_show_on_the_web_and_on_the_worker_port(  # 
 
 
 def _check_active_sse_streams(system: LiveSystem, key: str, session_id: str, metrics_url: str) -> None:
-    """One open SSE client counts as one active stream while it follows the session.
-
-    Not asserted: that the gauge drops when the client leaves. With uvicorn
-    0.54 and Django 5.2 the server does not always notice a client that closed
-    an idle SSE stream (heartbeats keep going), so the follower, and the gauge,
-    stay until the process notices; see the README's known issues.
-    """
+    """One open SSE client counts as one active stream, and no longer once it leaves."""
     with httpx.stream(
         "GET",
         f"{system.url}/v1/sessions/{session_id}/stream",
@@ -106,12 +100,18 @@ def _check_active_sse_streams(system: LiveSystem, key: str, session_id: str, met
         timeout=30,
     ) as response:
         assert response.status_code == 200
-        next(response.iter_lines())
+        lines = response.iter_lines()  # held: a dropped iterator closes the connection
+        next(lines)
         wait_until(
             lambda: value(scrape(metrics_url), "soma_active_streams", transport="sse") == 1,
             timeout=20,
             what="one active SSE stream",
         )
+    wait_until(
+        lambda: value(scrape(metrics_url), "soma_active_streams", transport="sse") == 0,
+        timeout=20,
+        what="no active SSE stream once the client left",
+    )
     assert (value(scrape(metrics_url), "soma_streams_opened_total", transport="sse") or 0) >= 1
 
 
