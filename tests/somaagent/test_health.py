@@ -82,7 +82,12 @@ def test_a_hanging_check_times_out_and_a_required_one_makes_it_503(settings) -> 
 
 def test_the_answer_is_cached(settings) -> None:  # type: ignore[no-untyped-def]
     calls: list[int] = []
-    health.register_check("counted", lambda: {"n": calls.append(1) or len(calls)}, required=False)
+
+    def counted() -> dict[str, int]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    health.register_check("counted", counted, required=False)
     _ops(settings, readyz_cache_seconds=3600)
     first = Client().get("/readyz").json()
     second = Client().get("/readyz").json()
