@@ -259,7 +259,7 @@ def worker_throughput(live: Any, key: str, *, n: int, concurrency: int) -> dict[
     noop_worker.stop()
     live.workers = []
 
-    worker = live.start_worker()
+    worker = live.start_worker(queues="conversation")  # the turns alone, not their memory tasks
     _wait_turns(turn_ids)
     span = Turn.objects.filter(pk__in=turn_ids).aggregate(first=Min("finished_at"), last=Max("finished_at"))
     turn_rate = (n - 1) / (span["last"] - span["first"]).total_seconds()
@@ -343,6 +343,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "database": "postgresql" if os.environ.get("DATABASE_URL") else "sqlite",
         "quick": quick,
     }
+    report["load_average_at_start"] = os.getloadavg()
     report["accept_vs_bare"] = accept_vs_bare(2.0 if quick else 5.0)
     stub = StubServer("tests.stubs.llm_server")
     concurrency = 2
@@ -359,6 +360,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             live, key, n=60 if quick else 300, concurrency=concurrency
         )
         report["history_cost"] = history_cost(live, key, turns=5 if quick else 15)
+        report["load_average_at_end"] = os.getloadavg()
         report["peak_rss_mb"] = {
             "web": s.peak_rss_mb(live.web.popen.pid),
             "worker": s.process_tree_peaks(live.workers[0].popen.pid),
