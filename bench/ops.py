@@ -301,6 +301,13 @@ def _session_with_history(key: str, events: int) -> str:
             )
         SessionEvent.objects.bulk_create(rows, batch_size=2000)
         Session.objects.filter(pk=session.pk).update(last_seq=events)
+    from django.db import connection
+
+    # What autovacuum does after a bulk load: without fresh statistics the
+    # planner scans the whole session for the history window (measured: 8 ms
+    # at 10,000 events instead of 0.1 ms).
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE session_events")
     return str(session.pk)
 
 
