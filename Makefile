@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 TEST_WORKERS ?= 2
-PROCESSES ?= web worker beat$(if $(FLOWER), flower,)
+PROCESSES ?= web worker tools beat$(if $(FLOWER), flower,)
 
 .PHONY: install install-dev migrate run test test-slow test-embedded test-all lint format bench stop clean
 

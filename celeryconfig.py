@@ -80,6 +80,10 @@ beat_schedule = {
     },
     "memory-sweep": {"task": "memory.sweep", "schedule": settings.SOMA.memory.sweep_seconds},
     "memory-replicate": {"task": "memory.replicate", "schedule": settings.SOMA.memory.replicate_seconds},
+    "tool-run-sweep": {
+        "task": "tools.sweep",
+        "schedule": 30.0,
+    },
     "housekeeping": {
         "task": "soma.housekeeping",
         "schedule": settings.SOMA_OPS.housekeeping_seconds,

@@ -8,6 +8,30 @@ from memory.conf import MemorySettings
 
 
 @dataclass(frozen=True)
+class ToolSettings:
+    """Tool calling and the code sandbox (tools package)."""
+
+    search_url: str
+    max_calls_per_turn: int
+    default_timeout_seconds: float
+    queue_grace_seconds: float
+    result_max_chars: int
+    breaker_failures: int
+    breaker_open_seconds: int
+    sandbox_mode: str
+    sandbox_python: str
+    sandbox_uid: int
+    sandbox_uid_count: int
+    sandbox_cpu_seconds: int
+    sandbox_wall_seconds: float
+    sandbox_memory_mb: int
+    sandbox_max_processes: int
+    sandbox_max_open_files: int
+    sandbox_max_output_bytes: int
+    sandbox_tmpfs_mb: int
+
+
+@dataclass(frozen=True)
 class SomaSettings:
     max_message_chars: int
     max_request_bytes: int
@@ -30,3 +54,4 @@ class SomaSettings:
     llm_connect_timeout: float
     llm_read_timeout: float
     memory: MemorySettings
+    tools: ToolSettings

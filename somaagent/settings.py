@@ -6,7 +6,7 @@ import dj_database_url
 
 from memory.conf import memory_settings_from_env
 from somaagent import config, ops_conf
-from somaagent.conf import SomaSettings
+from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 
 config.load_dotenv_file()
@@ -182,6 +182,26 @@ SOMA = SomaSettings(
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
     memory=memory_settings_from_env(),
+    tools=ToolSettings(
+        search_url=env("SOMA_SEARCH_URL"),
+        max_calls_per_turn=env_int("SOMA_TOOL_MAX_CALLS_PER_TURN", 8),
+        default_timeout_seconds=env_float("SOMA_TOOL_TIMEOUT_SECONDS", 30.0),
+        queue_grace_seconds=env_float("SOMA_TOOL_QUEUE_GRACE_SECONDS", 30.0),
+        result_max_chars=env_int("SOMA_TOOL_RESULT_MAX_CHARS", 16_000),
+        breaker_failures=env_int("SOMA_TOOL_BREAKER_FAILURES", 5),
+        breaker_open_seconds=env_int("SOMA_TOOL_BREAKER_OPEN_SECONDS", 60),
+        sandbox_mode=env("SOMA_SANDBOX", "auto").lower(),
+        sandbox_python=env("SOMA_SANDBOX_PYTHON", "/usr/bin/python3"),
+        sandbox_uid=env_int("SOMA_SANDBOX_UID", 1_000_000),
+        sandbox_uid_count=env_int("SOMA_SANDBOX_UID_COUNT", 1000),
+        sandbox_cpu_seconds=env_int("SOMA_SANDBOX_CPU_SECONDS", 10),
+        sandbox_wall_seconds=env_float("SOMA_SANDBOX_WALL_SECONDS", 20.0),
+        sandbox_memory_mb=env_int("SOMA_SANDBOX_MEMORY_MB", 512),
+        sandbox_max_processes=env_int("SOMA_SANDBOX_MAX_PROCESSES", 32),
+        sandbox_max_open_files=env_int("SOMA_SANDBOX_MAX_OPEN_FILES", 64),
+        sandbox_max_output_bytes=env_int("SOMA_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024),
+        sandbox_tmpfs_mb=env_int("SOMA_SANDBOX_TMPFS_MB", 64),
+    ),
 )
 
 # Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).

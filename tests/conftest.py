@@ -59,9 +59,40 @@ def llm_stub() -> Iterator[StubServer]:
 
 
 @pytest.fixture(scope="session")
-def live(django_db_setup, django_db_blocker, llm_stub: StubServer) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
-    """web + worker + beat on the test database, answering with the stub model."""
-    system = LiveSystem(env={"SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1", "SOMA_LLM_MODEL": "stub-model"})
+def web_stub() -> Iterator[StubServer]:
+    """A stub web: SearxNG-compatible search and pages for http_fetch."""
+    server = StubServer("tests.stubs.web_server")
+    yield server
+    server.stop()
+
+
+# Small tool limits so tool tests finish in seconds (tests/tools).
+TOOLS_TEST_ENV = {
+    "SOMA_TOOL_MAX_CALLS_PER_TURN": "3",
+    "SOMA_TOOL_TIMEOUT_SECONDS": "8",
+    "SOMA_SANDBOX_WALL_SECONDS": "8",
+    "SOMA_TOOL_QUEUE_GRACE_SECONDS": "10",
+    "SOMA_TOOL_BREAKER_FAILURES": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def live(
+    django_db_setup, django_db_blocker, llm_stub: StubServer, web_stub: StubServer
+) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+    """web + workers + beat on the test database, answering with the stub model.
+
+    Workers are split as in the Procfile: one for conversation/memory/default, one for tool calls.
+    """
+    system = LiveSystem(
+        env={
+            "SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1",
+            "SOMA_LLM_MODEL": "stub-model",
+            "SOMA_SEARCH_URL": web_stub.url,
+            **TOOLS_TEST_ENV,
+        },
+        worker_queues=("conversation,memory,default", "tools"),
+    )
     try:
         system.start()
         yield system

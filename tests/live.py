@@ -28,6 +28,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 LOG_DIR = ROOT / "var" / "test-logs"
+ALL_QUEUES = "conversation,tools,memory,default"
 
 
 def free_port() -> int:
@@ -65,6 +66,7 @@ class Proc:
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.queues = ""  # what a Celery worker consumes
         self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{int(time.time() * 1000)}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.popen = subprocess.Popen(
@@ -127,11 +129,19 @@ class StubServer:
 class LiveSystem:
     """web + worker + beat against the test database, configured by ``env`` overrides."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, worker_concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        worker_concurrency: int = 2,
+        worker_queues: tuple[str, ...] = (ALL_QUEUES,),
+    ) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         # One metrics directory per system, shared by its processes (as on one host).
         self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="soma-metrics-"))
         self.worker_concurrency = worker_concurrency
+        # One worker per entry (e.g. the Procfile's split: conversation work, tool calls).
+        self.worker_queues = worker_queues
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.web: Proc | None = None
@@ -142,7 +152,8 @@ class LiveSystem:
     # --- processes ----------------------------------------------------------------
     def start(self, *, beat: bool = True) -> LiveSystem:
         self.start_web()
-        self.start_worker()
+        for queues in self.worker_queues:
+            self.start_worker(queues=queues)
         if beat:
             self.start_beat()
         return self
@@ -175,9 +186,7 @@ class LiveSystem:
         except httpx.HTTPError:
             return False
 
-    def start_worker(
-        self, *, queues: str = "conversation,tools,memory,default", env: dict[str, str] | None = None
-    ) -> Proc:
+    def start_worker(self, *, queues: str = ALL_QUEUES, env: dict[str, str] | None = None) -> Proc:
         self._worker_seq += 1
         name = f"w{self._worker_seq}-{os.getpid()}@%h"
         proc = Proc(
@@ -200,6 +209,7 @@ class LiveSystem:
             ],
             {**self.env, **(env or {})},
         )
+        proc.queues = queues
         wait_until(lambda: self._ready(proc), timeout=60, what="celery worker")
         self.workers.append(proc)
         return proc
@@ -228,9 +238,14 @@ class LiveSystem:
         return self.beat
 
     def ensure_worker(self) -> None:
+        """Start a worker for each of ``worker_queues`` that has none alive (after a kill)."""
         self.workers = [w for w in self.workers if w.alive()]
-        if not self.workers:
-            self.start_worker()
+        for queues in self.worker_queues:
+            if self.worker_for(queues) is None:
+                self.start_worker(queues=queues)
+
+    def worker_for(self, queues: str) -> Proc | None:
+        return next((w for w in self.workers if w.alive() and w.queues == queues), None)
 
     def stop(self) -> None:
         for proc in [*self.workers, self.beat, self.web]:

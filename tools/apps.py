@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class ToolsConfig(AppConfig):
     name = "tools"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the outbox topic, the built-in tools and the readiness checks.
+        from tools import dispatch  # noqa: F401
+        from tools.health import register
+        from tools.registry import load_builtins
+
+        load_builtins()
+        register()

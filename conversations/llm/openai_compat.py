@@ -66,6 +66,8 @@ class OpenAIChatStream:
         }
         if self._request.tools:
             body["tools"] = self._request.tools
+            if self._request.tool_choice:
+                body["tool_choice"] = self._request.tool_choice
         return body
 
     def __iter__(self) -> Iterator[ChatChunk]:

@@ -25,6 +25,7 @@ class ChatRequest:
     target: ModelTarget
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | None = None  # e.g. "none": tools stay defined but the model must answer
 
 
 @dataclass

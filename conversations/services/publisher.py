@@ -35,10 +35,13 @@ CHECK_INTERVAL = 0.25
 
 
 class DeltaPublisher(threading.Thread):
-    def __init__(self, claim: ClaimedTurn, *, on_stop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, claim: ClaimedTurn, *, on_stop: Callable[[], None] | None = None, first_index: int = 0
+    ) -> None:
         super().__init__(name=f"turn-{claim.turn_id}", daemon=True)
         self.claim = claim
         self.on_stop = on_stop
+        self.first_index = first_index  # a turn's later model rounds continue the delta numbering
         self.window = settings.SOMA.delta_coalesce_seconds
         self.renew_every = settings.SOMA.turn_lease_seconds / 3
         self.stop_reason: str | None = None
@@ -102,7 +105,7 @@ class DeltaPublisher(threading.Thread):
         try:
             delta_publish(
                 session_id=self.claim.session_id,
-                data={"text": text, "index": self.deltas_sent},
+                data={"text": text, "index": self.first_index + self.deltas_sent},
                 guard=lambda: turn_renew_lease(turn_id=self.claim.turn_id, owner=self.claim.owner),
             )
         except GuardFailed:

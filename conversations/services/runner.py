@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from conversations.analysis import analyse
 from conversations.llm.openai_compat import OpenAICompatibleLlm
-from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget
+from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
 from conversations.models import EventType, SessionEvent
 from conversations.services.prompt import build_messages
@@ -17,6 +17,7 @@ from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, tur
 from memory.services.recall import turn_memories
 from somaagent.context import adopt_request_id
 from somaagent.metrics import metered_stream
+from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class Generation:
     usage: dict[str, int] | None = None
     error: LlmError | None = None
     stop_reason: str | None = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    deltas_sent: int = 0
 
     @property
     def message(self) -> str:
@@ -87,7 +90,7 @@ def _run_claimed(claim: ClaimedTurn) -> None:
     )
     memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
     messages = build_messages(claim=claim, memories=memories)
-    generation = _stream(claim, target, messages)
+    generation = generate_with_tools(claim=claim, target=target, messages=messages, stream=_stream)
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
     if generation.stop_reason == CANCELLED:
@@ -120,12 +123,19 @@ def _run_claimed(claim: ClaimedTurn) -> None:
     )
 
 
-def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, object]]) -> Generation:
+def _stream(
+    claim: ClaimedTurn,
+    target: ModelTarget,
+    messages: list[dict[str, object]],
+    *,
+    tools: list[dict[str, object]] | None = None,
+    tool_choice: str | None = None,
+    first_index: int = 0,
+) -> Generation:
     generation = Generation()
-    stream = metered_stream(
-        llm_port().open_stream(ChatRequest(target=target, messages=messages)), model=target.model
-    )
-    publisher = DeltaPublisher(claim, on_stop=stream.close)
+    request = ChatRequest(target=target, messages=messages, tools=tools, tool_choice=tool_choice)
+    stream = metered_stream(llm_port().open_stream(request), model=target.model)
+    publisher = DeltaPublisher(claim, on_stop=stream.close, first_index=first_index)
     publisher.start()
     try:
         for chunk in stream:
@@ -136,10 +146,12 @@ def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, ob
                 publisher.add(chunk.text)
             if chunk.usage:
                 generation.usage = chunk.usage
+            generation.tool_calls.extend(chunk.tool_calls)
     except LlmError as exc:
         if not publisher.stop_reason:
             generation.error = exc
     finally:
         publisher.finish()
     generation.stop_reason = publisher.stop_reason
+    generation.deltas_sent = publisher.deltas_sent
     return generation

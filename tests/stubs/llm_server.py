@@ -16,6 +16,10 @@ parallel tests can share one server:
 - ``[[no_usage]]``          omit the usage chunk
 - ``[[tool=NAME:JSON]]``    ask for a tool call (repeatable: parallel calls); once a
                             tool result is in the conversation, answer normally
+- ``[[tool_b64=NAME:B64]]`` the same with base64 (urlsafe) JSON arguments, for code with ``]``
+- ``[[tool_rounds=N]]``     keep asking for the tools until N rounds of results are in
+- ``[[echo_tools]]``        once tool results are in, answer with their contents
+- ``[[ignore_tool_choice]]`` ask for tools even when the request says ``tool_choice: none``
 
 ``GET /_requests`` returns the recorded request bodies; ``DELETE /_requests`` clears them.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import re
 import socket
@@ -98,8 +103,24 @@ async def _read_body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-def _has_tool_result(body: dict[str, Any]) -> bool:
-    return any(m.get("role") == "tool" for m in body.get("messages") or [])
+def _tool_rounds_done(body: dict[str, Any]) -> int:
+    return sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant" and m.get("tool_calls"))
+
+
+def _tool_specs(body: dict[str, Any], d: dict[str, list[str]]) -> list[str]:
+    specs = list(d.get("tool", []))
+    for raw in d.get("tool_b64", []):
+        name, _, encoded = raw.partition(":")
+        specs.append(f"{name}:{base64.urlsafe_b64decode(encoded.encode()).decode()}")
+    if not specs or _tool_rounds_done(body) >= int(d.get("tool_rounds", ["1"])[0]):
+        return []
+    if body.get("tool_choice") == "none" and "ignore_tool_choice" not in d:
+        return []
+    return specs
+
+
+def _tool_results_text(body: dict[str, Any]) -> str:
+    return " | ".join(str(m.get("content")) for m in body.get("messages") or [] if m.get("role") == "tool")
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -151,7 +172,9 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
     delay = float(d["delay"][0]) if "delay" in d else DEFAULTS["delay"]
     if "first_delay" in d:
         await asyncio.sleep(float(d["first_delay"][0]))
-    tools = d.get("tool", []) if not _has_tool_result(body) else []
+    tools = _tool_specs(body, d)
+    if "echo_tools" in d and not tools and _tool_rounds_done(body):
+        d["reply"] = ["Tool results: " + _tool_results_text(body)]
     if not body.get("stream"):
         await _send_json(send, 200, _non_streaming(model, body, d, tools))
         return
@@ -177,15 +200,23 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
         )
     for index, spec in enumerate(tools):
         name, _, args = spec.partition(":")
-        call = {
+        half = len(args) // 2
+        # Like OpenAI: id and name first, the arguments streamed in pieces after.
+        call: dict[str, Any] = {
             "index": index,
-            "id": f"call_{index}",
+            "id": f"call_{_tool_rounds_done(body)}_{index}",
             "type": "function",
-            "function": {"name": name, "arguments": args},
+            "function": {"name": name, "arguments": args[:half]},
         }
-        await send(
-            {"type": "http.response.body", "body": _chunk(model, {"tool_calls": [call]}), "more_body": True}
-        )
+        rest: dict[str, Any] = {"index": index, "function": {"arguments": args[half:]}}
+        for part in (call, rest):
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": _chunk(model, {"tool_calls": [part]}),
+                    "more_body": True,
+                }
+            )
     finish = "tool_calls" if tools else "stop"
     tail = _chunk(model, {}, finish)
     if "no_usage" not in d:

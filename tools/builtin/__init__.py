@@ -1,0 +1,1 @@
+"""Built-in tools: each module registers one tool; every module here is loaded."""

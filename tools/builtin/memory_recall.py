@@ -1,0 +1,42 @@
+"""``memory_recall``: ask long-term memory (the memory port) about something."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memory.port import MemoryServiceError
+from memory.services.recall import memory_recall as recall
+from tools.registry import Tool, ToolContext, ToolError, register
+
+
+def memory_recall(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    try:
+        found = recall(
+            tenant=ctx.tenant_id,
+            persona_id=ctx.persona_id,
+            query=str(args["query"]),
+            top_k=int(args.get("top_k") or 5),
+            timeout=ctx.timeout,
+        )
+    except MemoryServiceError as exc:
+        raise ToolError(f"The memory service failed: {exc}", code="memory_unavailable") from exc
+    return {"memories": [m.reference() for m in found]}
+
+
+register(
+    Tool(
+        name="memory_recall",
+        description="Search the long-term memory of earlier conversations for facts relevant to a query.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "minLength": 1, "maxLength": 2000},
+                "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+        run=memory_recall,
+        default_timeout=10.0,
+    )
+)

@@ -1,0 +1,197 @@
+"""The tool loop of a turn: stream, run the tools the model asks for, send results back, repeat.
+
+The conversation task never blocks on a Celery result. It records and
+dispatches the round's tool runs, then waits for their rows to finish: it
+blocks on a Redis list the tool tasks push to (a wake-up only) and reads the
+rows from the database, so a lost wake-up costs at most one poll interval.
+While it waits a ``DeltaPublisher`` with nothing to publish keeps renewing
+the turn's lease and watching for cancellation. A run still open at its
+deadline is marked ``timeout`` by the turn itself; the model always gets one
+result per call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from conversations.llm.port import LlmError, ModelTarget, ToolCallDelta
+from conversations.models import EventType
+from conversations.services.publisher import DeltaPublisher
+from conversations.services.turns import ClaimedTurn, turn_emit
+from somaagent.redis_client import sync_redis
+from tools.breaker import breaker_record
+from tools.dispatch import PlannedCall, assemble_calls, plan_calls, result_event_data, runs_start
+from tools.execute import wake_key
+from tools.models import ToolRun
+from tools.selectors import offered_specs, tools_for
+
+log = logging.getLogger(__name__)
+WAIT_SLICE_SECONDS = 0.5
+
+
+class Round(Protocol):
+    """What one streamed model call returns (the runner's ``Generation``)."""
+
+    text: list[str]
+    usage: dict[str, int] | None
+    error: LlmError | None
+    stop_reason: str | None
+    tool_calls: list[ToolCallDelta]
+    deltas_sent: int
+
+    @property
+    def message(self) -> str: ...
+
+
+StreamFn = Callable[..., Round]
+
+
+def generate_with_tools(
+    *, claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, Any]], stream: StreamFn
+) -> Round:
+    """Run model rounds until the model answers without tool calls; returns the merged result."""
+    tools = tools_for(tenant_id=claim.tenant_id, persona_id=claim.persona_id)
+    specs = offered_specs(tools) or None
+    limit = settings.SOMA.tools.max_calls_per_turn
+    messages = list(messages)
+    used = 0
+    number = 0
+    total: Round | None = None
+    while True:
+        number += 1
+        at_limit = used >= limit
+        current = stream(
+            claim,
+            target,
+            messages,
+            tools=specs,
+            tool_choice="none" if at_limit and specs else None,
+            first_index=total.deltas_sent if total else 0,
+        )
+        total = current if total is None else _merge(total, current)
+        if current.stop_reason or current.error or not current.tool_calls:
+            return total
+        calls = assemble_calls(current.tool_calls)
+        if at_limit:
+            total.error = LlmError(
+                "tool_call_limit",
+                f"The model kept calling tools after the limit of {limit} calls per reply.",
+                retryable=False,
+            )
+            return total
+        planned = plan_calls(claim=claim, calls=calls, tools=tools, used=used)
+        used += len(calls)
+        runs_start(claim=claim, round=number, planned=planned)
+        stop = wait_for_runs(claim=claim, planned=planned)
+        if stop is not None:
+            total.stop_reason = stop
+            return total
+        messages += _round_messages(current, planned)
+
+
+def _merge(total: Round, current: Round) -> Round:
+    total.text.extend(current.text)
+    if current.usage:
+        base = total.usage or {"prompt_tokens": 0, "completion_tokens": 0}
+        total.usage = {
+            k: base.get(k, 0) + current.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")
+        }
+    total.error = current.error
+    total.stop_reason = current.stop_reason
+    total.tool_calls = current.tool_calls
+    total.deltas_sent += current.deltas_sent
+    return total
+
+
+def _round_messages(current: Round, planned: list[PlannedCall]) -> list[dict[str, Any]]:
+    """The assistant's tool calls and one ``tool`` message per call, in OpenAI's format."""
+    text = "".join(current.text)
+    assistant: dict[str, Any] = {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": p.call.call_id,
+                "type": "function",
+                "function": {"name": p.call.name, "arguments": p.call.arguments},
+            }
+            for p in planned
+        ],
+    }
+    out = [assistant]
+    limit = settings.SOMA.tools.result_max_chars
+    for plan in planned:
+        assert plan.run is not None
+        run = plan.run
+        content = json.dumps({"status": run.status, "result": run.result}, ensure_ascii=False, default=str)
+        if len(content) > limit:
+            content = content[:limit] + f"… [truncated, {len(content)} characters in all]"
+        out.append({"role": "tool", "tool_call_id": plan.call.call_id, "content": content})
+    return out
+
+
+def wait_for_runs(*, claim: ClaimedTurn, planned: list[PlannedCall]) -> str | None:
+    """Wait until every dispatched run of the round is final, emitting each ``tool.result`` as it lands.
+
+    Returns the publisher's stop reason (cancelled, lease lost) if the turn must stop instead.
+    """
+    waiting = {p.run.pk: p for p in planned if p.run is not None and p.decided is None}
+    if not waiting:
+        return None
+    stopped = threading.Event()
+    keeper = DeltaPublisher(claim, on_stop=stopped.set)
+    keeper.start()
+    try:
+        while waiting:
+            if keeper.stop_reason:
+                return keeper.stop_reason
+            for run in ToolRun.objects.filter(pk__in=list(waiting)).exclude(status__in=ToolRun.OPEN_STATUSES):
+                plan = waiting.pop(run.pk)
+                plan.run = run
+                turn_emit(claim=claim, type=EventType.TOOL_RESULT, data=result_event_data(run))
+            if not waiting:
+                break
+            _expire_overdue(claim, waiting)
+            _sleep_until_woken(claim, stopped)
+        return keeper.stop_reason
+    finally:
+        keeper.finish()
+
+
+def _expire_overdue(claim: ClaimedTurn, waiting: dict[Any, PlannedCall]) -> None:
+    now = timezone.now()
+    for request_id, plan in waiting.items():
+        run = plan.run
+        assert run is not None
+        if run.deadline_at > now:
+            continue
+        expired = ToolRun.objects.filter(pk=request_id, status__in=ToolRun.OPEN_STATUSES).update(
+            status=ToolRun.Status.TIMEOUT,
+            result={
+                "error": "timeout",
+                "message": f"{run.tool} did not finish within {run.timeout_seconds:g} s "
+                "(or its worker was lost).",
+            },
+            finished_at=now,
+            duration_ms=int((now - run.created_at).total_seconds() * 1000),
+        )
+        if expired:
+            log.warning("tool run timed out waiting", extra={"request_id": str(request_id), "tool": run.tool})
+            breaker_record(tool=run.tool, tenant_id=claim.tenant_id, ok=False)
+
+
+def _sleep_until_woken(claim: ClaimedTurn, stopped: threading.Event) -> None:
+    if stopped.is_set():
+        return
+    try:
+        sync_redis().blpop([wake_key(claim.turn_id)], timeout=WAIT_SLICE_SECONDS)
+    except redis.RedisError:
+        stopped.wait(WAIT_SLICE_SECONDS)  # Redis is down: the database poll carries on alone

@@ -1,0 +1,134 @@
+"""The tool registry: one module per tool (in ``tools/builtin/``) registers a ``Tool``.
+
+A tool is a name, a description, a JSON schema for its arguments, a function
+``run(args, ctx) -> dict`` and, optionally, a JSON schema for the settings
+staff give it in admin. Adding a tool is adding one module that calls
+``register``; every module in ``tools.builtin`` is loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+# A tool that fails for a reason the model should see raises ToolError (status error) or
+# ToolTimeout (status timeout); ``data`` is kept in the result next to the message.
+
+
+class ToolError(Exception):
+    status = "error"
+
+    def __init__(self, message: str, *, code: str = "tool_error", data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.data = data or {}
+
+    def as_result(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.data}
+
+
+class ToolTimeout(ToolError):
+    status = "timeout"
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code="timeout", data=data)
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    tenant_id: str
+    persona_id: str | None
+    session_id: str
+    request_id: str
+    timeout: float
+    config: dict[str, Any]
+
+
+def _always_available() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[[dict[str, Any], ToolContext], dict[str, Any]]
+    config_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    default_config: dict[str, Any] = field(default_factory=dict)
+    default_enabled: bool = True
+    default_timeout: float | None = None
+    # None when the tool can be used in this deployment, else why not (e.g. a missing URL).
+    unavailable: Callable[[], str | None] = _always_available
+
+    def spec(self) -> dict[str, Any]:
+        """The OpenAI ``tools`` entry offered to the model."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+REGISTRY: dict[str, Tool] = {}
+_validators: dict[str, Draft202012Validator] = {}
+_config_validators: dict[str, Draft202012Validator] = {}
+_loaded = False
+_load_lock = threading.Lock()
+
+
+def register(tool: Tool) -> Tool:
+    Draft202012Validator.check_schema(tool.parameters)
+    Draft202012Validator.check_schema(tool.config_schema)
+    REGISTRY[tool.name] = tool
+    _validators[tool.name] = Draft202012Validator(tool.parameters)
+    _config_validators[tool.name] = Draft202012Validator(tool.config_schema)
+    return tool
+
+
+def load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    with _load_lock:
+        if _loaded:
+            return
+        import tools.builtin as package
+
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+        _loaded = True
+
+
+def all_tools() -> list[Tool]:
+    load_builtins()
+    return sorted(REGISTRY.values(), key=lambda t: t.name)
+
+
+def get_tool(name: str) -> Tool | None:
+    load_builtins()
+    return REGISTRY.get(name)
+
+
+def _first_error(validator: Draft202012Validator, document: Any) -> str | None:
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    error = errors[0]
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"{where}: {error.message}"[:500]
+
+
+def args_error(tool: Tool, args: Any) -> str | None:
+    """Why ``args`` do not fit the tool's schema, or None."""
+    return _first_error(_validators[tool.name], args)
+
+
+def config_error(tool: Tool, config: Any) -> str | None:
+    return _first_error(_config_validators[tool.name], config)

@@ -1,0 +1,127 @@
+"""The web search port and its remote adapter (a SearxNG-compatible JSON API).
+
+There is no embedded adapter: without ``SOMA_SEARCH_URL`` the ``web_search``
+tool is unavailable and never offered to the model.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import httpx
+from django.conf import settings
+
+from tools.registry import ToolError, ToolTimeout
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    title: str
+    url: str
+    snippet: str
+
+
+class SearchPort(Protocol):
+    def search(self, *, query: str, max_results: int, timeout: float) -> list[SearchHit]: ...
+
+
+_client_lock = threading.Lock()
+_client: tuple[int, httpx.Client] | None = None
+
+
+def _http() -> httpx.Client:
+    global _client
+    pid = os.getpid()
+    if _client is None or _client[0] != pid:
+        with _client_lock:
+            if _client is None or _client[0] != pid:
+                _client = (
+                    pid,
+                    httpx.Client(timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=20)),
+                )
+    return _client[1]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+class SearxngSearch:
+    def __init__(self, base_url: str) -> None:
+        base = base_url.rstrip("/")
+        self.url = base if base.endswith("/search") else f"{base}/search"
+
+    def search(self, *, query: str, max_results: int, timeout: float) -> list[SearchHit]:
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            wait: float | None = None
+            try:
+                response = _http().get(
+                    self.url,
+                    params={"q": query, "format": "json"},
+                    headers={"Accept": "application/json"},
+                    timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
+                )
+            except httpx.TimeoutException:
+                last_error = "the search service did not answer in time"
+            except httpx.HTTPError as exc:
+                last_error = f"the search service is unreachable ({exc.__class__.__name__})"
+            else:
+                if response.status_code == 200:
+                    return _hits(response, max_results)
+                last_error = f"the search service answered HTTP {response.status_code}"
+                if response.status_code != 429 and response.status_code < 500:
+                    raise ToolError(last_error, code="search_failed")
+                wait = _retry_after(response)
+            if attempt < MAX_ATTEMPTS:
+                backoff = wait if wait is not None else 0.25 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                if time.monotonic() + backoff >= deadline:
+                    break
+                time.sleep(backoff)
+        if time.monotonic() >= deadline:
+            raise ToolTimeout(f"Web search did not finish in {timeout:g} s: {last_error}.")
+        raise ToolError(f"Web search failed: {last_error}.", code="search_failed")
+
+
+def _hits(response: httpx.Response, max_results: int) -> list[SearchHit]:
+    try:
+        doc: Any = response.json()
+    except ValueError as exc:
+        raise ToolError("The search service sent something that is not JSON.", code="search_failed") from exc
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list):
+        raise ToolError("The search service's answer has no results list.", code="search_failed")
+    hits = []
+    for item in results:
+        if isinstance(item, dict) and item.get("url"):
+            hits.append(
+                SearchHit(
+                    title=str(item.get("title") or "")[:300],
+                    url=str(item["url"])[:2000],
+                    snippet=str(item.get("content") or "")[:1000],
+                )
+            )
+        if len(hits) >= max_results:
+            break
+    return hits
+
+
+@lru_cache(maxsize=1)
+def search_port() -> SearchPort | None:
+    url = settings.SOMA.tools.search_url
+    return SearxngSearch(url) if url else None

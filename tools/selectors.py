@@ -1,0 +1,61 @@
+"""Reads: which tools a tenant/persona has, with what settings; tool runs of a turn."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from tools.models import ToolRun, ToolSetting
+from tools.registry import Tool, all_tools
+
+
+@dataclass(frozen=True)
+class EffectiveTool:
+    tool: Tool
+    enabled: bool
+    timeout: float
+    config: dict[str, Any]
+    unavailable: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.unavailable is None
+
+
+def tools_for(*, tenant_id: uuid.UUID | str, persona_id: uuid.UUID | str | None) -> dict[str, EffectiveTool]:
+    """Every registered tool with its effective settings: persona row over tenant row over defaults."""
+    scope = Q(persona__isnull=True)
+    if persona_id:
+        scope |= Q(persona_id=persona_id)
+    rows = list(ToolSetting.objects.for_tenant(tenant_id).filter(scope))
+    tenant_rows = {r.tool: r for r in rows if r.persona_id is None}
+    persona_rows = {r.tool: r for r in rows if r.persona_id is not None}
+    default_timeout = settings.SOMA.tools.default_timeout_seconds
+    effective = {}
+    for tool in all_tools():
+        enabled = tool.default_enabled
+        timeout = tool.default_timeout or default_timeout
+        config = dict(tool.default_config)
+        for row in (tenant_rows.get(tool.name), persona_rows.get(tool.name)):
+            if row is None:
+                continue
+            enabled = row.enabled
+            timeout = row.timeout_seconds or timeout
+            config.update(row.config or {})
+        effective[tool.name] = EffectiveTool(
+            tool=tool, enabled=enabled, timeout=timeout, config=config, unavailable=tool.unavailable()
+        )
+    return effective
+
+
+def offered_specs(effective: dict[str, EffectiveTool]) -> list[dict[str, Any]]:
+    """The ``tools`` list for the model: enabled tools this deployment can run."""
+    return [e.tool.spec() for e in effective.values() if e.usable]
+
+
+def runs_of_round(*, turn_id: uuid.UUID, attempt: int, round: int) -> list[ToolRun]:
+    return list(ToolRun.objects.filter(turn_id=turn_id, attempt=attempt, round=round).order_by("position"))
