@@ -59,10 +59,17 @@ def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):
         assert r.status_code == 200, r.text
         return r.json()
 
-    seen = wait_until(workers, timeout=60, interval=1, what="flower to list the worker")
-    name = next(n for n in seen if n.startswith("w") and f"-{os.getpid()}@" in n)
-    queues = {q["name"] for q in seen[name].get("active_queues") or []}
-    assert {"conversation", "tools", "memory", "default"} <= queues
+    def our_queues() -> set[str]:
+        seen = workers()
+        ours = [n for n in seen if n.startswith("w") and f"-{os.getpid()}@" in n]
+        return {q["name"] for n in ours for q in seen[n].get("active_queues") or []}
+
+    wait_until(
+        lambda: {"conversation", "tools", "memory", "default"} <= our_queues(),
+        timeout=60,
+        interval=1,
+        what="flower to list our workers and their queues",
+    )
 
     def turn_task() -> list:  # type: ignore[type-arg]
         r = httpx.get(
