@@ -31,9 +31,13 @@ migrate: install
 
 ## Start web, worker and beat (FLOWER=1 adds Flower on :5555) on the embedded defaults
 ## unless DATABASE_URL / REDIS_URL are set.
+## Every process shares one Prometheus multiprocess directory, emptied at each start,
+## so the web's /metrics shows the worker's task metrics too.
+METRICS_DIR ?= $(CURDIR)/var/prometheus
 run: migrate
 	$(BIN)/python manage.py bootstrap_dev
-	$(BIN)/honcho start -f Procfile $(PROCESSES)
+	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" $(BIN)/honcho start -f Procfile $(PROCESSES)
 
 ## The default suite (parallel); slow scenarios are `make test-slow`.
 test: install-dev

@@ -6,11 +6,11 @@ per-key rate limit, like ``IsTenantMember`` does for DRF views.
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from rest_framework import exceptions
 
 from somaagent import scopes as sc
+from somaagent.async_db import db_call
 from somaagent.authentication import bearer_token, principal_from_bearer, require_scope
 from somaagent.errors import Unauthenticated
 from somaagent.identity import Principal, principal_for_user
@@ -19,13 +19,13 @@ from somaagent.ratelimit import principal_rate_limit
 
 async def principal_from_token(token: str) -> Principal:
     """An API key or JWT access token; raises Unauthenticated."""
-    return await sync_to_async(principal_from_bearer)(token)
+    return await db_call(principal_from_bearer)(token)
 
 
 async def principal_from_user(user: object) -> Principal:
     if user is None or not getattr(user, "is_authenticated", False):
         raise Unauthenticated("Authentication credentials were not provided.")
-    return await sync_to_async(principal_for_user)(user)
+    return await db_call(principal_for_user)(user)
 
 
 def admit(principal: Principal, scope: str | None) -> None:
@@ -46,5 +46,5 @@ async def authenticate_request(
         principal = await principal_from_token(token)
     else:
         principal = await principal_from_user(await request.auser())
-    await sync_to_async(admit)(principal, scope)
+    await db_call(admit)(principal, scope)
     return principal

@@ -7,7 +7,7 @@ from datetime import timedelta
 import dj_database_url
 
 from memory.conf import memory_settings_from_env
-from somaagent import config
+from somaagent import config, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 
@@ -36,12 +36,14 @@ INSTALLED_APPS = [
     "channels",
     "somaagent",
     "somaagent.webchat",
+    "somaagent.flags",
     "conversations",
     "tools",
     "memory",
 ]
 
 MIDDLEWARE = [
+    "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -75,6 +77,13 @@ _database_url = env("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Under ASGI each request runs in a thread of its own and persistent
+        # connections are per thread: one new connection per request, never
+        # reused. A pool per process instead (somaagent/db_pool.py).
+        from somaagent.db_pool import pooled
+
+        DATABASES["default"] = pooled(DATABASES["default"])
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -214,13 +223,17 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
+# Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).
+SOMA_OPS = ops_conf.load()
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "somaagent.logging.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    },
     "root": {"handlers": ["stdout"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from somaagent import health, views
+from somaagent.metrics.exposition import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("somaagent.webchat.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = views.not_found

@@ -25,6 +25,7 @@ from somaagent.authentication import require_scope
 from somaagent.budgets.services import budget_check, budget_reserve, estimate_tokens, turn_usage_record
 from somaagent.errors import BudgetExceeded, PolicyDenied
 from somaagent.identity import Principal
+from somaagent.metrics.record import budget_rejected
 from somaagent.models import Persona
 from somaagent.policy import policy_authorize, principal_authorize
 from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
@@ -70,7 +71,11 @@ def gateway_admit(
         persona_id=persona_id,
         extra={"stage": "gateway"},
     )
-    budget_check(tenant_id=tenant.pk, persona_id=persona_id, estimate=estimate_tokens(len(message)))
+    try:
+        budget_check(tenant_id=tenant.pk, persona_id=persona_id, estimate=estimate_tokens(len(message)))
+    except BudgetExceeded:
+        budget_rejected(tenant=tenant.pk, stage="gateway")
+        raise
 
 
 def completion_reserve(target: ModelTarget) -> int:

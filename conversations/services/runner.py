@@ -16,6 +16,8 @@ from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
 from memory.services.recall import turn_memories
+from somaagent.context import adopt_request_id
+from somaagent.metrics import metered_stream
 from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,12 @@ def _run_claimed(claim: ClaimedTurn) -> None:
     turn_emit(
         claim=claim,
         type=EventType.ASSISTANT_STARTED,
-        data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
+        data={
+            "model": target.model,
+            "reply_to": str(claim.user_event_uuid),
+            "restart": claim.restart,
+            "request_id": adopt_request_id(user_event.payload.get("request_id")),
+        },
     )
     generation = generate_with_tools(claim=claim, target=target, messages=messages, stream=_stream)
     if generation.stop_reason == LEASE_LOST:
@@ -132,7 +139,7 @@ def _stream(
 ) -> Generation:
     generation = Generation()
     request = ChatRequest(target=target, messages=messages, tools=tools, tool_choice=tool_choice)
-    stream = llm_port().open_stream(request)
+    stream = metered_stream(llm_port().open_stream(request), model=target.model)
     publisher = DeltaPublisher(claim, on_stop=stream.close, first_index=first_index)
     publisher.start()
     try:

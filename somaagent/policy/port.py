@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from somaagent.errors import PolicyDenied
+from somaagent.metrics.record import policy_denied
 from somaagent.policy.actions import ACTIONS
 from somaagent.policy.data import tenant_policy_data
 from somaagent.policy.types import Decision, PolicyPort, PolicyRequest
@@ -83,6 +84,7 @@ def policy_authorize(
             "policy engine failed; denying",
             extra={"action": action, "tenant": _id_of(tenant), "error": repr(exc)[:300]},
         )
+        policy_denied(tenant=_id_of(tenant), action=action)
         raise PolicyDenied(
             "The policy service could not be reached; the action is denied.",
             code="policy_unavailable",
@@ -93,6 +95,7 @@ def policy_authorize(
             "policy denied",
             extra={"action": action, "tenant": _id_of(tenant), "reasons": list(decision.reasons)},
         )
+        policy_denied(tenant=_id_of(tenant), action=action)
         raise PolicyDenied(
             f"Policy denies {action} on {resource}.",
             details={"action": action, "resource": resource, "reasons": list(decision.reasons)},

@@ -15,6 +15,7 @@ from somaagent.models import LlmCredential, ModelProfile, Persona, TokenUsage
 from somaagent.policy.data import policy_data_set
 from somaagent.redis_client import sync_redis
 from tests.live import read_stream, wait_until
+from tests.somaagent.support import scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +40,13 @@ def test_gateway_answers_403_when_policy_denies_and_writes_nothing(live_system, 
     error = response.json()["error"]
     assert error["code"] == "policy_denied" and error["details"]["reasons"] == ["action_denied_for_tenant"]
     assert not Session.objects.for_tenant(tenant_key.tenant).exists()
+    denials = value(
+        scrape(f"{live_system.url}/metrics"),
+        "soma_policy_denials_total",
+        tenant=str(tenant_key.tenant.pk),
+        action="conversation.send",
+    )
+    assert denials == 1
     policy_data_set(tenant=tenant_key.tenant, document={}, actor=STAFF)
     assert post(live_system, tenant_key.key, "hello [[tokens=1]]").status_code == 202
 
@@ -109,6 +117,10 @@ def test_turn_ends_with_budget_exceeded_when_the_budget_ran_out_meanwhile(live_s
     # The gateway now refuses too, with Retry-After.
     refused = post(live_system, tenant_key.key, "again")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    samples = scrape(f"{live_system.url}/metrics")
+    tenant = str(tenant_key.tenant.pk)
+    assert value(samples, "soma_budget_rejections_total", tenant=tenant, stage="gateway") == 1
+    assert value(samples, "soma_budget_rejections_total", tenant=tenant, stage="turn") == 1
 
 
 def test_parallel_turns_cannot_overspend_by_more_than_one_reservation(live_system, tenant_key):  # type: ignore[no-untyped-def]
