@@ -4,7 +4,8 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    SOMA_DEPLOYMENT_MODE=PROD
+    SOMA_DEPLOYMENT_MODE=PROD \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/soma-metrics
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap \
@@ -24,4 +25,6 @@ RUN DJANGO_SECRET_KEY=build-only-not-a-secret-build-only-not-a-secret \
 
 USER soma
 EXPOSE 8000
+# Empties the metrics directory, then runs the command (web, worker, beat, flower).
+ENTRYPOINT ["/app/deploy/docker-entrypoint.sh"]
 CMD ["uvicorn", "somaagent.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

@@ -86,4 +86,8 @@ beat_schedule = {
         "task": "tools.sweep",
         "schedule": 30.0,
     },
+    "housekeeping": {
+        "task": "soma.housekeeping",
+        "schedule": settings.SOMA_OPS.housekeeping_seconds,
+    },
 }

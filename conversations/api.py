@@ -16,6 +16,7 @@ from conversations import serializers as s
 from conversations.envelope import envelope_of
 from conversations.selectors import events_after, events_before, session_get, session_list
 from conversations.services.accept import MessageInput, message_accept
+from conversations.services.admission import gateway_admit
 from conversations.services.sessions import session_cancel, session_delete, session_rename
 from conversations.sse import parse_cursor
 from somaagent.authentication import principal_of
@@ -61,6 +62,13 @@ class SessionMessageView(APIView):
         serializer = s.MessageInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
+        gateway_admit(  # policy (403) and budget (429) before anything is written
+            principal=principal_of(request),
+            message=v["message"],
+            session_id=v.get("session_id"),
+            persona_id=v.get("persona_id"),
+            idempotency_key=key,
+        )
         body = message_accept(
             tenant=principal_of(request).tenant,
             data=MessageInput(

@@ -15,7 +15,9 @@ from rest_framework.views import APIView
 
 from conversations.models import Attachment
 from conversations.selectors import attachment_get
+from conversations.services.admission import attachment_upload_authorize
 from conversations.services.attachments import attachment_create, too_large, upload_limits
+from somaagent import scopes as sc
 from somaagent.authentication import principal_of
 from somaagent.errors import PolicyDenied, ValidationFailed
 
@@ -52,6 +54,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
 
 class AttachmentUploadView(APIView):
     parser_classes = [MultiPartParser]
+    required_scopes = {"POST": sc.ATTACHMENTS_WRITE}
 
     @extend_schema(
         request={
@@ -82,6 +85,12 @@ class AttachmentUploadView(APIView):
         upload = files[0]
         if upload.size is not None and upload.size > limits.max_bytes:
             raise too_large(limits, upload.size)
+        attachment_upload_authorize(  # attachments.upload policy (403) before anything is stored
+            principal=principal_of(request),
+            mime=upload.content_type or "",
+            size=upload.size or 0,
+            session_id=data.get("session_id"),
+        )
         attachment = attachment_create(
             tenant=principal_of(request).tenant,
             filename=upload.name or "",

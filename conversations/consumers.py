@@ -28,9 +28,12 @@ from conversations.selectors import session_get
 from conversations.sse import parse_cursor
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.ws_protocol import HEARTBEAT_FRAME, access_revoked, answer
+from somaagent import scopes as sc
 from somaagent.api_errors import error_body
+from somaagent.async_auth import admit
 from somaagent.errors import NotFound, SomaError, Unauthenticated
 from somaagent.identity import Principal
+from somaagent.metrics.record import stream_tracked
 from somaagent.ws_auth import APP_SUBPROTOCOL
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class SessionStreamConsumer(RejectingConsumer):
             principal = self.scope.get("soma_principal")
             if principal is None:
                 raise self.scope.get("soma_auth_error") or Unauthenticated("Authentication required.")
+            await database_sync_to_async(admit)(principal, sc.CONVERSATIONS_READ)  # scope + rate limit
             query = dict(_query_pairs(self.scope.get("query_string", b"")))
             after = parse_cursor(query.get("after"), name="after")
             session = await database_sync_to_async(session_get)(
@@ -93,21 +97,25 @@ class SessionStreamConsumer(RejectingConsumer):
 
     async def _follow(self, after: int) -> None:
         try:
-            async for envelope in SessionFollower(self.session_id, after):
-                if envelope is HEARTBEAT:
-                    revoked = await database_sync_to_async(access_revoked)(
-                        principal=self.principal, session_id=self.session_id
-                    )
-                    if revoked is not None:
-                        await self.close(code=4000 + revoked.status_code, reason=revoked.message[:120])
-                        return
-                await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
+            with stream_tracked("websocket"):
+                await self._relay(after)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("WebSocket stream failed", extra={"session_id": str(self.session_id)})
             with contextlib.suppress(Exception):
                 await self.close(code=1011)
+
+    async def _relay(self, after: int) -> None:
+        async for envelope in SessionFollower(self.session_id, after):
+            if envelope is HEARTBEAT:
+                revoked = await database_sync_to_async(access_revoked)(
+                    principal=self.principal, session_id=self.session_id
+                )
+                if revoked is not None:
+                    await self.close(code=4000 + revoked.status_code, reason=revoked.message[:120])
+                    return
+            await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         reply = await database_sync_to_async(answer)(

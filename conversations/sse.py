@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from conversations.selectors import session_get
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
 from somaagent.async_auth import authenticate_request
+from somaagent.async_db import db_call
 from somaagent.errors import SomaError, ValidationFailed
+from somaagent.metrics import track_stream
 
 
 def parse_cursor(raw: str | None, *, name: str) -> int:
@@ -50,12 +51,12 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         return error_response(SomaError("Use GET.", code="method_not_allowed"))
     try:
         principal = await authenticate_request(request)
-        session = await sync_to_async(session_get)(tenant=principal.tenant, session_id=session_id)
+        session = await db_call(session_get)(tenant=principal.tenant, session_id=session_id)
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
     except SomaError as exc:
         return error_response(exc)
     response = StreamingHttpResponse(
-        sse_frames(SessionFollower(session.pk, after)), content_type="text/event-stream"
+        track_stream("sse", sse_frames(SessionFollower(session.pk, after))), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

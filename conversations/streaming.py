@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, seq_of
 from conversations.selectors import events_after, events_between
+from somaagent.async_db import db_call
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,12 @@ DB_PAGE = 500
 HEARTBEAT = None  # yielded when nothing happened for a heartbeat interval
 
 
-@sync_to_async
+@db_call
 def _db_after(session_id: Any, after: int, limit: int) -> list[Envelope]:
     return [envelope_of(e) for e in events_after(session_id=session_id, after=after, limit=limit)]
 
 
-@sync_to_async
+@db_call
 def _db_between(session_id: Any, first: int, before: int) -> list[Envelope]:
     return [envelope_of(e) for e in events_between(session_id=session_id, first=first, before=before)]
 

@@ -37,8 +37,11 @@ from conversations.api import IDEMPOTENCY_KEY_RE
 from conversations.models import Session
 from conversations.selectors import session_get
 from conversations.services.accept import MessageInput, message_accept
+from conversations.services.admission import gateway_admit
 from conversations.services.sessions import session_cancel
+from somaagent import scopes as sc
 from somaagent.api_errors import error_body, exception_handler
+from somaagent.async_auth import admit
 from somaagent.errors import NotFound, PayloadTooLarge, SomaError, Unauthenticated, ValidationFailed
 from somaagent.identity import Principal
 from somaagent.models import ApiKey
@@ -87,6 +90,8 @@ def parse_frame(text: str | None, binary: bytes | None) -> tuple[Frame, str | No
 def handle_frame(*, principal: Principal, session_id: uuid.UUID, frame: Frame, ref: str | None) -> Frame:
     """Run one client frame through the same services as the HTTP API (sync: touches the DB)."""
     kind = frame.get("type")
+    if kind in ("message", "cancel"):
+        admit(principal, sc.CONVERSATIONS_WRITE)  # scope + per-key rate limit, like the HTTP API
     if kind == "message":
         body = _message(principal=principal, session_id=session_id, frame=frame)
     elif kind == "cancel":
@@ -120,6 +125,13 @@ def _message(*, principal: Principal, session_id: uuid.UUID, frame: Frame) -> di
         raise ValidationFailed(
             "session_id must be this socket's session.", details={"session_id": str(v["session_id"])}
         )
+    gateway_admit(  # policy (403) and budget (429) as for POST /v1/session/message
+        principal=principal,
+        message=v["message"],
+        session_id=session_id,
+        persona_id=v.get("persona_id"),
+        idempotency_key=key,
+    )
     return message_accept(
         tenant=principal.tenant,
         data=MessageInput(

@@ -23,3 +23,10 @@ class MemoryConfig(AppConfig):
         register_replayer(WRITE_TOPIC, memory_write_replay)
         register_replayer(REPLICATE_TOPIC, memory_replication_replay)
         register_check("memory", memory_check, required=False)
+
+        from memory.ops import memory_metrics, memory_replica_prune
+        from somaagent.housekeeping import register_pruner
+        from somaagent.metrics import register_scrape_source
+
+        register_scrape_source("memory", memory_metrics)
+        register_pruner("memory_replica", memory_replica_prune)

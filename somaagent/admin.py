@@ -10,7 +10,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from somaagent.apikeys import api_key_create
+from somaagent import scopes as sc
+from somaagent.apikeys import api_key_create, api_key_revoke
+from somaagent.audit import actor_from_request
+from somaagent.credentials import llm_credential_save
+from somaagent.errors import SomaError
 from somaagent.models import (
     ApiKey,
     DeadLetter,
@@ -23,7 +27,7 @@ from somaagent.models import (
     UISetting,
 )
 from somaagent.outbox import dead_letter_replay
-from somaagent.secrets import encrypt
+from somaagent.ui_settings import ui_setting_check, ui_setting_save
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -63,32 +67,70 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "tenant__name"]
 
 
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in sc.ALL_SCOPES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked = every scope but admin.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "scopes", "rate_limit_per_minute"]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
     list_display = ["prefix", "name", "tenant", "scopes", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "tenant__name"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
-    fields = ["tenant", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "tenant",
+        "name",
+        "scopes",
+        "rate_limit_per_minute",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A key's tenant and scopes are fixed once it exists: make a new key instead.
+        fixed = ["tenant", "scopes"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
-        key, raw = api_key_create(tenant=obj.tenant, name=obj.name, scopes=obj.scopes)
+        key, raw = api_key_create(
+            tenant=obj.tenant,
+            name=obj.name,
+            scopes=list(form.cleaned_data.get("scopes") or []),
+            rate_limit_per_minute=obj.rate_limit_per_minute,
+            actor=actor_from_request(request),
+        )
         obj.pk = key.pk
         obj.prefix = key.prefix
         self.message_user(
             request, f"New API key (copy it now, it is not shown again): {raw}", messages.WARNING
         )
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the row keeps the key's history
+
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        from django.utils import timezone
-
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} key(s).")
+        actor = actor_from_request(request)
+        active = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
+        for prefix in active:
+            api_key_revoke(prefix=prefix, actor=actor)
+        self.message_user(request, f"Revoked {len(active)} key(s).")
 
 
 @admin.register(OutboxMessage)
@@ -113,7 +155,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected dead letters")
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        replayed = sum(1 for letter in queryset if dead_letter_replay(dead_letter=letter))
+        actor = actor_from_request(request)
+        replayed = sum(1 for letter in queryset if dead_letter_replay(dead_letter=letter, actor=actor))
         self.message_user(request, f"Replayed {replayed} of {queryset.count()} dead letter(s).")
 
 
@@ -121,6 +164,7 @@ class CredentialForm(forms.ModelForm):
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
+        strip=False,
         help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the current one.",
     )
 
@@ -142,10 +186,9 @@ class LlmCredentialAdmin(admin.ModelAdmin):
     search_fields = ["name", "provider"]
 
     def save_model(self, request: HttpRequest, obj: LlmCredential, form: Any, change: bool) -> None:
-        secret = form.cleaned_data.get("secret")
-        if secret:
-            obj.secret_encrypted = encrypt(secret)
-        super().save_model(request, obj, form, change)
+        llm_credential_save(
+            credential=obj, secret=form.cleaned_data.get("secret") or None, actor=actor_from_request(request)
+        )
 
 
 @admin.register(ModelProfile)
@@ -175,12 +218,15 @@ class UISettingForm(forms.ModelForm):
         fields = ["key", "document"]
 
     def clean(self) -> dict[str, Any]:
-        from somaagent.ui_setting_schemas import ui_setting_problems
-
         data = super().clean() or {}
-        if "key" in data and "document" in data:
-            for problem in ui_setting_problems(data["key"], data["document"]):
-                self.add_error("document", problem)
+        request = getattr(self, "request", None)
+        if request is not None and not self.errors:
+            try:
+                ui_setting_check(
+                    key=data.get("key", ""), document=data.get("document"), actor=actor_from_request(request)
+                )
+            except SomaError as exc:
+                raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
         return data
 
 
@@ -194,7 +240,14 @@ class UISettingAdmin(admin.ModelAdmin):
         from somaagent.ui_setting_schemas import REGISTRY
 
         form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request  # type: ignore[attr-defined]
         known = "; ".join(f"{key}: {json.dumps(s.defaults)}" for key, s in sorted(REGISTRY.items()))
         if known and "document" in form.base_fields:
             form.base_fields["document"].help_text = f"Known keys and their defaults — {known}"
         return form
+
+    def save_model(self, request: HttpRequest, obj: UISetting, form: Any, change: bool) -> None:
+        ui_setting_save(key=obj.key, document=obj.document, actor=actor_from_request(request), setting=obj)
+
+
+from somaagent import admin_governance  # noqa: E402,F401  (budgets, usage, policy data, audit log)

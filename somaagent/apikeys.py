@@ -16,10 +16,15 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from somaagent.models import ApiKey, Tenant
+from somaagent import scopes as sc
+from somaagent.audit import Actor, audit_record
+from somaagent.errors import ValidationFailed
+from somaagent.models import ApiKey, AuditLog, Tenant
 
+KEY_PREFIX = "soma_"
 KEY_RE = re.compile(r"^soma_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+_UNKNOWN_KEY_HASH = "0" * 64
 
 
 def _hash(raw_key: str) -> str:
@@ -31,13 +36,40 @@ def tenant_get_or_create(*, name: str) -> Tenant:
     return tenant
 
 
-def api_key_create(*, tenant: Tenant, name: str = "", scopes: list[str] | None = None) -> tuple[ApiKey, str]:
-    """Create a key; the plaintext is returned once and never stored."""
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str = "",
+    scopes: list[str] | None = None,
+    actor: Actor | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned once and never stored (nor logged, nor audited)."""
+    scopes = sorted(set(scopes or []))
+    unknown = sc.unknown_scopes(scopes)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown scopes: {', '.join(unknown)}.",
+            details={"scopes": unknown, "known": list(sc.ALL_SCOPES)},
+        )
     prefix = secrets.token_hex(6)
-    raw = f"soma_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(
-        tenant=tenant, name=name, prefix=prefix, secret_hash=_hash(raw), scopes=scopes or []
-    )
+    raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            tenant=tenant,
+            name=name,
+            prefix=prefix,
+            secret_hash=_hash(raw),
+            scopes=scopes,
+            rate_limit_per_minute=rate_limit_per_minute,
+        )
+        audit_record(
+            actor=actor or Actor.system(),
+            action=AuditLog.Action.KEY_CREATED,
+            tenant=tenant,
+            target=f"key:{prefix}",
+            details={"name": name, "scopes": scopes},
+        )
     return key, raw
 
 
@@ -46,8 +78,11 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     match = KEY_RE.match(raw_key or "")
     if match is None:
         return None
+    digest = _hash(raw_key)
     key = ApiKey.objects.select_related("tenant").filter(prefix=match.group(1)).first()
-    if key is None or not hmac.compare_digest(key.secret_hash, _hash(raw_key)):
+    # Compare against a dummy when the prefix is unknown, so both paths do the same work.
+    stored = key.secret_hash if key is not None else _UNKNOWN_KEY_HASH
+    if not hmac.compare_digest(stored, digest) or key is None:
         return None
     if key.revoked_at is not None:
         return None
@@ -57,12 +92,23 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     return key
 
 
-def api_key_revoke(*, prefix: str) -> ApiKey | None:
+def api_key_revoke(*, prefix: str, actor: Actor | None = None, tenant: Tenant | None = None) -> ApiKey | None:
+    """Revoke the key with ``prefix`` (only within ``tenant`` when given); None if there is none."""
     with transaction.atomic():
-        key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
+        keys = ApiKey.objects.select_for_update().select_related("tenant").filter(prefix=prefix)
+        if tenant is not None:
+            keys = keys.filter(tenant=tenant)
+        key = keys.first()
         if key is None:
             return None
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=actor or Actor.system(),
+                action=AuditLog.Action.KEY_REVOKED,
+                tenant=key.tenant,
+                target=f"key:{key.prefix}",
+                details={"name": key.name},
+            )
     return key

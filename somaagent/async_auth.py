@@ -1,41 +1,50 @@
-"""Authentication for async views (SSE) and WebSocket handshakes: same rules as the API."""
+"""Authentication for async views (SSE) and WebSocket handshakes: same rules as the API.
+
+``authenticate_request`` also enforces a scope (reading by default) and the
+per-key rate limit, like ``IsTenantMember`` does for DRF views.
+"""
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from rest_framework import exceptions
 
-from somaagent.apikeys import api_key_authenticate
-from somaagent.authentication import bearer_token
+from somaagent import scopes as sc
+from somaagent.async_db import db_call
+from somaagent.authentication import bearer_token, principal_from_bearer, require_scope
 from somaagent.errors import Unauthenticated
-from somaagent.identity import Principal, principal_for_key, principal_for_user
-
-
-@sync_to_async
-def _principal_from_token(token: str) -> Principal | None:
-    key = api_key_authenticate(token)
-    return principal_for_key(key) if key is not None else None
+from somaagent.identity import Principal, principal_for_user
+from somaagent.ratelimit import principal_rate_limit
 
 
 async def principal_from_token(token: str) -> Principal:
-    principal = await _principal_from_token(token)
-    if principal is None:
-        raise Unauthenticated("Invalid or revoked API key.")
-    return principal
+    """An API key or JWT access token; raises Unauthenticated."""
+    return await db_call(principal_from_bearer)(token)
 
 
 async def principal_from_user(user: object) -> Principal:
     if user is None or not getattr(user, "is_authenticated", False):
         raise Unauthenticated("Authentication credentials were not provided.")
-    return await sync_to_async(principal_for_user)(user)
+    return await db_call(principal_for_user)(user)
 
 
-async def authenticate_request(request: HttpRequest) -> Principal:
+def admit(principal: Principal, scope: str | None) -> None:
+    """The scope check and per-key rate limit every caller passes (WebSocket handshakes too)."""
+    if scope is not None:
+        require_scope(principal, scope)
+    principal_rate_limit(principal)
+
+
+async def authenticate_request(
+    request: HttpRequest, *, scope: str | None = sc.CONVERSATIONS_READ
+) -> Principal:
     try:
         token = bearer_token(request)
     except exceptions.AuthenticationFailed as exc:
         raise Unauthenticated(str(exc.detail)) from None
     if token is not None:
-        return await principal_from_token(token)
-    return await principal_from_user(await request.auser())
+        principal = await principal_from_token(token)
+    else:
+        principal = await principal_from_user(await request.auser())
+    await db_call(admit)(principal, scope)
+    return principal

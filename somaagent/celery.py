@@ -11,3 +11,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 app = Celery("somaagent")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory"])
+
+import somaagent.celery_signals  # noqa: E402, F401  (metrics, request id, metrics files)

@@ -55,6 +55,12 @@ class SomaSettings:
     llm_read_timeout: float
     memory: MemorySettings
     tools: ToolSettings
+    # identity, policy, budgets (issue 4)
+    opa_url: str
+    opa_timeout_seconds: float
+    rate_limit_per_minute: int
+    login_attempts_per_minute: int
+    budget_completion_reserve_tokens: int
     # --- models: retries, fallback, context (issue 7) ---
     llm_max_retries: int = 2
     llm_retry_base_seconds: float = 0.5

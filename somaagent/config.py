@@ -122,26 +122,65 @@ def deployment_mode() -> str:
     return mode
 
 
+WEAK_SECRET_KEYS = {"secret", "changeme", "change-me", "django", "insecure", "development", "dev"}
+
+
+def _secret_key_problem(secret: str) -> str | None:
+    if secret.startswith("django-insecure") or secret.lower() in WEAK_SECRET_KEYS:
+        return "DJANGO_SECRET_KEY is a default or placeholder value: use 50 random characters"
+    if len(secret) < 32 or len(set(secret)) < 10:
+        return "DJANGO_SECRET_KEY is too short or too simple: use 50 random characters"
+    return None
+
+
+def _fernet_key_problems(raw: str) -> list[str]:
+    from cryptography.fernet import Fernet
+
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        return ["SOMA_FERNET_KEYS holds no key"]
+    problems = []
+    for position, value in enumerate(keys, start=1):
+        try:
+            Fernet(value.encode())
+        except (ValueError, TypeError):
+            problems.append(
+                f"SOMA_FERNET_KEYS key #{position} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            )
+    return problems
+
+
 def check_production(mode: str) -> None:
-    """PROD refuses embedded defaults and insecure settings (SPEC §3)."""
+    """PROD refuses embedded defaults and insecure settings (SPEC §3), naming every problem."""
     if mode != "PROD":
         return
     problems = StartupProblems()
     for name, what in (
         ("DATABASE_URL", "the database (embedded SQLite is for DEV)"),
         ("REDIS_URL", "Redis (the embedded server is for DEV)"),
-        ("SOMA_FERNET_KEYS", "secret encryption keys"),
-        ("DJANGO_SECRET_KEY", "Django's secret key"),
+        ("SOMA_FERNET_KEYS", "secret encryption keys (generated keys are for DEV)"),
+        ("DJANGO_SECRET_KEY", "Django's secret key (a generated one is for DEV)"),
+        ("ALLOWED_HOSTS", "the hosts this deployment serves"),
     ):
         if not env(name):
             problems.add(f"{name} is not set: {what}")
     if env_bool("DJANGO_DEBUG", False):
-        problems.add("DJANGO_DEBUG is on: turn it off in PROD")
+        problems.add("DJANGO_DEBUG is on: turn it off in PROD (it shows settings and code to visitors)")
     secret = env("DJANGO_SECRET_KEY")
-    if secret and (len(secret) < 32 or secret.startswith("django-insecure")):
-        problems.add("DJANGO_SECRET_KEY is too short or a default: use 50 random characters")
-    if not env("ALLOWED_HOSTS"):
-        problems.add("ALLOWED_HOSTS is not set: name the hosts this deployment serves")
+    if secret:
+        problem = _secret_key_problem(secret)
+        if problem:
+            problems.add(problem)
+    fernet = env("SOMA_FERNET_KEYS")
+    if fernet:
+        for problem in _fernet_key_problems(fernet):
+            problems.add(problem)
+    hosts = [h.strip() for h in env("ALLOWED_HOSTS").split(",") if h.strip()]
+    if "*" in hosts:
+        problems.add("ALLOWED_HOSTS contains '*': name the hosts this deployment serves")
+    opa = env("SOMA_OPA_URL")
+    if opa and urlparse(opa).scheme not in ("http", "https"):
+        problems.add(f"SOMA_OPA_URL must be an http(s) URL, got {opa!r}")
     problems.raise_if_any(mode)
 
 

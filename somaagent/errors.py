@@ -29,6 +29,13 @@ class Unauthenticated(SomaError):
     code = "unauthenticated"
 
 
+class Forbidden(SomaError):
+    """The caller is known but its role or the key's scopes do not allow this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class PolicyDenied(SomaError):
     status_code = 403
     code = "policy_denied"

@@ -1,4 +1,10 @@
-"""Who is calling: a tenant plus the API key or Django user behind the request."""
+"""Who is calling: a tenant plus the API key or Django user behind the request, with its scopes.
+
+Roles inside a tenant (``Membership.Role``): ``admin`` manages the tenant
+(keys, reading budgets and usage), ``member`` chats. Django staff manage every
+tenant from the admin site. A key's role follows its scopes: a key with the
+``admin`` scope acts as a tenant admin.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from somaagent import scopes as sc
 from somaagent.models import ApiKey, Membership, Tenant
 
 DEFAULT_TENANT_NAME = "default"
@@ -19,6 +26,7 @@ class Principal:
     user: Any = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     role: str = Membership.Role.MEMBER
+    via: str = "session"  # "key", "jwt" or "session" (the web chat's login)
 
     is_authenticated = True
     is_anonymous = False
@@ -27,15 +35,36 @@ class Principal:
     def label(self) -> str:
         if self.api_key is not None:
             return f"key:{self.api_key.prefix}"
+        return f"user:{getattr(self.user, 'username', None) or getattr(self.user, 'pk', '?')}"
+
+    @property
+    def rate_limit_id(self) -> str:
+        if self.api_key is not None:
+            return f"key:{self.api_key.prefix}"
         return f"user:{getattr(self.user, 'pk', '?')}"
 
+    @property
+    def is_tenant_admin(self) -> bool:
+        return self.has_scope(sc.ADMIN)
+
     def has_scope(self, scope: str) -> bool:
-        """Keys without scopes may do everything their tenant may."""
-        return not self.scopes or scope in self.scopes or "*" in self.scopes
+        return scope in self.scopes
 
 
 def principal_for_key(key: ApiKey) -> Principal:
-    return Principal(tenant=key.tenant, api_key=key, scopes=frozenset(key.scopes or []))
+    scopes = sc.effective_key_scopes(key.scopes)
+    role = Membership.Role.ADMIN if sc.ADMIN in scopes else Membership.Role.MEMBER
+    return Principal(tenant=key.tenant, api_key=key, scopes=scopes, role=role, via="key")
+
+
+def principal_for_membership(membership: Membership, *, via: str, token_scopes: Any = None) -> Principal:
+    """A user acting in one tenant; a token's scopes can only narrow what the role allows."""
+    scopes = sc.ROLE_SCOPES.get(membership.role, sc.DEFAULT_SCOPES)
+    if token_scopes is not None:
+        scopes = scopes & frozenset(token_scopes)
+    return Principal(
+        tenant=membership.tenant, user=membership.user, role=membership.role, scopes=scopes, via=via
+    )
 
 
 def principal_for_user(user: Any) -> Principal:
@@ -49,4 +78,5 @@ def principal_for_user(user: Any) -> Principal:
                 user=user, tenant=tenant, defaults={"role": role}
             )
             membership.tenant = tenant
-    return Principal(tenant=membership.tenant, user=user, role=membership.role)
+    membership.user = user
+    return principal_for_membership(membership, via="session")

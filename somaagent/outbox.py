@@ -164,8 +164,23 @@ def _dead_letter(message: OutboxMessage) -> None:
     message.delete()
 
 
-def dead_letter_replay(*, dead_letter: DeadLetter) -> bool:
-    """Re-enqueue a dead letter (its package's replayer, or the outbox); False if nothing was replayed."""
+def dead_letter_replay(*, dead_letter: DeadLetter, actor: Any = None) -> bool:
+    """Re-enqueue a dead letter (its package's replayer, or the outbox) and audit it; False if nothing was."""
+    from somaagent.audit import Actor, audit_record
+
+    with transaction.atomic():
+        replayed = _replay(dead_letter)
+        if replayed:
+            audit_record(
+                actor=actor or Actor.system(),
+                action="dead_letter.replayed",
+                target=f"dead_letter:{dead_letter.pk}",
+                details={"topic": dead_letter.topic, "attempts": dead_letter.attempts},
+            )
+    return replayed
+
+
+def _replay(dead_letter: DeadLetter) -> bool:
     replayer = REPLAYERS.get(dead_letter.topic)
     if replayer is not None:
         return replayer(dead_letter)

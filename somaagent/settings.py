@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dj_database_url
 
 from memory.conf import memory_settings_from_env
-from somaagent import config, local_llm
+from somaagent import config, local_llm, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 
@@ -34,12 +36,14 @@ INSTALLED_APPS = [
     "channels",
     "somaagent",
     "somaagent.webchat",
+    "somaagent.flags",
     "conversations",
     "tools",
     "memory",
 ]
 
 MIDDLEWARE = [
+    "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +77,13 @@ _database_url = env("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Under ASGI each request runs in a thread of its own and persistent
+        # connections are per thread: one new connection per request, never
+        # reused. A pool per process instead (somaagent/db_pool.py).
+        from somaagent.db_pool import pooled
+
+        DATABASES["default"] = pooled(DATABASES["default"])
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -182,6 +193,11 @@ SOMA = SomaSettings(
     llm_model=env("SOMA_LLM_MODEL", local_llm.MODEL_ALIAS if _local_llm_url else "default"),
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+    opa_url=env("SOMA_OPA_URL").rstrip("/"),
+    opa_timeout_seconds=env_float("SOMA_OPA_TIMEOUT_SECONDS", 2.0),
+    rate_limit_per_minute=env_int("SOMA_RATE_LIMIT_PER_MINUTE", 600),
+    login_attempts_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_MINUTE", 10),
+    budget_completion_reserve_tokens=env_int("SOMA_BUDGET_COMPLETION_RESERVE_TOKENS", 1024),
     memory=memory_settings_from_env(),
     tools=ToolSettings(
         search_url=env("SOMA_SEARCH_URL"),
@@ -214,12 +230,26 @@ SOMA = SomaSettings(
     local_llm_port=env_int("SOMA_LOCAL_LLM_PORT", 8008),
 )
 
+# --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("SOMA_JWT_ACCESS_SECONDS", 300)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("SOMA_JWT_REFRESH_SECONDS", 86400)),
+    "SIGNING_KEY": SECRET_KEY,
+    "ALGORITHM": "HS256",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
+# Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).
+SOMA_OPS = ops_conf.load()
+
 # --- logging ---------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "somaagent.logging.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    },
     "root": {"handlers": ["stdout"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -3,14 +3,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from somaagent import health, views
+from somaagent.metrics.exposition import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
     path("v1/", include("conversations.urls")),
+    path("v1/", include("somaagent.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("somaagent.webchat.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = views.not_found

@@ -5,7 +5,8 @@ Two ways in, chosen by what the handshake carries:
 - **API key** (programmatic clients): ``Authorization: Bearer <key>`` in the
   handshake, or, where a client cannot set headers (browsers), the
   subprotocols ``["soma.v1", "bearer.<key>"]``. The server answers with the
-  ``soma.v1`` subprotocol, never echoing the key. A handshake that carries a
+  ``soma.v1`` subprotocol, never echoing the key. A JWT access token works
+  wherever a key does. A handshake that carries a
   key is judged by that key alone: the login cookie is not consulted, so a
   page on another site cannot borrow the cookie by also sending a bogus key.
   Keys are never logged.
@@ -25,9 +26,9 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 
-from somaagent.apikeys import api_key_authenticate
+from somaagent.authentication import principal_from_bearer
 from somaagent.errors import Unauthenticated
-from somaagent.identity import Principal, principal_for_key, principal_for_user
+from somaagent.identity import Principal, principal_for_user
 
 APP_SUBPROTOCOL = "soma.v1"
 KEY_SUBPROTOCOL_PREFIX = "bearer."
@@ -60,8 +61,11 @@ def key_credentials(scope: Scope) -> str | None:
 
 @database_sync_to_async
 def _principal_for_raw_key(raw: str) -> Principal | None:
-    key = api_key_authenticate(raw)
-    return principal_for_key(key) if key is not None else None
+    """An API key or a JWT access token (identity issue), None if neither is valid."""
+    try:
+        return principal_from_bearer(raw)
+    except Unauthenticated:
+        return None
 
 
 @database_sync_to_async
@@ -79,7 +83,9 @@ class _KeyAuth:
         principal = await _principal_for_raw_key(raw) if raw else None
         if principal is None:
             scope["soma_auth_error"] = Unauthenticated(
-                "Invalid or revoked API key." if raw else "Use 'Authorization: Bearer <api key>'."
+                "Invalid or revoked credentials."
+                if raw
+                else "Use 'Authorization: Bearer <api key or token>'."
             )
         else:
             scope["soma_principal"] = principal

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -136,6 +137,8 @@ class LiveSystem:
         worker_queues: tuple[str, ...] = (ALL_QUEUES,),
     ) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
+        # One metrics directory per system, shared by its processes (as on one host).
+        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="soma-metrics-"))
         self.worker_concurrency = worker_concurrency
         # One worker per entry (e.g. the Procfile's split: conversation work, tool calls).
         self.worker_queues = worker_queues
@@ -183,7 +186,7 @@ class LiveSystem:
         except httpx.HTTPError:
             return False
 
-    def start_worker(self, *, queues: str = ALL_QUEUES) -> Proc:
+    def start_worker(self, *, queues: str = ALL_QUEUES, env: dict[str, str] | None = None) -> Proc:
         self._worker_seq += 1
         name = f"w{self._worker_seq}-{os.getpid()}@%h"
         proc = Proc(
@@ -204,7 +207,7 @@ class LiveSystem:
                 "--without-gossip",
                 "--without-mingle",
             ],
-            self.env,
+            {**self.env, **(env or {})},
         )
         proc.queues = queues
         wait_until(lambda: self._ready(proc), timeout=60, what="celery worker")

@@ -24,7 +24,9 @@ from conversations.models import IdempotencyRecord, SessionAlias, SessionEvent
 from conversations.openai_front.request import MODEL_ALIAS, CompletionRequest
 from conversations.selectors import parse_uuid, session_get
 from conversations.services.accept import MessageInput, message_accept
+from conversations.services.admission import gateway_admit
 from somaagent.errors import IdempotencyConflict, NotFound
+from somaagent.identity import Principal
 from somaagent.models import Persona, Tenant
 
 
@@ -61,12 +63,13 @@ def _accepted(body: dict[str, Any]) -> AcceptedTurn:
 
 def front_accept(
     *,
-    tenant: Tenant,
+    principal: Principal,
     request: CompletionRequest,
     session_header: str | None,
     idempotency_key: str | None = None,
 ) -> AcceptedTurn:
-    """Accept the request's last user message into its session; returns the turn to follow."""
+    """Admit and accept the request's last user message into its session; returns the turn to follow."""
+    tenant = principal.tenant
     persona_id = _persona_id(tenant=tenant, name=request.persona_name)
 
     def data(session_id: uuid.UUID | None) -> MessageInput:
@@ -74,26 +77,30 @@ def front_accept(
             message=request.message, session_id=session_id, persona_id=persona_id, metadata=request.metadata
         )
 
+    def accept(session_id: uuid.UUID | None) -> dict[str, Any]:
+        # The gateway's policy (403) and budget (429) checks, as for POST /v1/session/message.
+        gateway_admit(
+            principal=principal,
+            message=request.message,
+            session_id=session_id,
+            persona_id=persona_id,
+            idempotency_key=idempotency_key,
+        )
+        return message_accept(tenant=tenant, data=data(session_id), idempotency_key=idempotency_key)
+
     if idempotency_key:
         replay = _replay(tenant=tenant, key=idempotency_key, data=data)
         if replay is not None:
             return replay
     if session_header:
-        session = session_get(tenant=tenant, session_id=parse_uuid(session_header))
-        return _accepted(
-            message_accept(tenant=tenant, data=data(session.pk), idempotency_key=idempotency_key)
-        )
+        return _accepted(accept(session_get(tenant=tenant, session_id=parse_uuid(session_header)).pk))
     if not request.user:
-        return _accepted(message_accept(tenant=tenant, data=data(None), idempotency_key=idempotency_key))
+        return _accepted(accept(None))
     for _ in range(2):
         try:
             with transaction.atomic():
                 alias = SessionAlias.objects.for_tenant(tenant).filter(key=request.user).first()
-                body = message_accept(
-                    tenant=tenant,
-                    data=data(alias.session_id if alias else None),
-                    idempotency_key=idempotency_key,
-                )
+                body = accept(alias.session_id if alias else None)
                 if alias is None:
                     SessionAlias.objects.create(
                         tenant=tenant, key=request.user, session_id=body["session_id"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
@@ -40,15 +39,20 @@ from conversations.openai_front.request import (
 )
 from conversations.openai_front.service import AcceptedTurn, front_accept, front_models
 from conversations.streaming import HEARTBEAT, SessionFollower
-from somaagent.async_auth import principal_from_token
-from somaagent.authentication import bearer_token
+from somaagent import scopes as sc
+from somaagent.async_auth import admit, principal_from_token
+from somaagent.async_db import db_call
+from somaagent.authentication import bearer_token, require_scope
 from somaagent.errors import SomaError, Unauthenticated, ValidationFailed
 from somaagent.identity import Principal
+from somaagent.metrics import track_stream
 
 COMPLETION_TIMEOUT = 600.0
 
 
-async def _principal(request: HttpRequest) -> Principal:
+async def _principal(request: HttpRequest, *scopes: str) -> Principal:
+    """Bearer credentials only (the SDKs' way; no cookie session on a CSRF-exempt view), then
+    the scopes and the per-key rate limit every API caller passes."""
     try:
         token = bearer_token(request)
     except exceptions.AuthenticationFailed as exc:
@@ -58,9 +62,17 @@ async def _principal(request: HttpRequest) -> Principal:
             "No API key: send 'Authorization: Bearer <SomaAgent API key>'.", code="invalid_api_key"
         )
     try:
-        return await principal_from_token(token)
+        principal = await principal_from_token(token)
     except Unauthenticated:
         raise Unauthenticated("Invalid or revoked API key.", code="invalid_api_key") from None
+    await db_call(_admit)(principal, scopes)
+    return principal
+
+
+def _admit(principal: Principal, scopes: tuple[str, ...]) -> None:
+    for scope in scopes[1:]:
+        require_scope(principal, scope)
+    admit(principal, scopes[0])
 
 
 def _method_not_allowed(allowed: str) -> JsonResponse:
@@ -73,10 +85,10 @@ async def models(request: HttpRequest) -> HttpResponseBase:
     if request.method != "GET":
         return _method_not_allowed("GET")
     try:
-        principal = await _principal(request)
+        principal = await _principal(request, sc.CONVERSATIONS_READ)
     except SomaError as exc:
         return error_response(exc)
-    data = await sync_to_async(front_models)(tenant=principal.tenant)
+    data = await db_call(front_models)(tenant=principal.tenant)
     return JsonResponse({"object": "list", "data": data})
 
 
@@ -85,13 +97,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return _method_not_allowed("POST")
     try:
-        principal = await _principal(request)
+        # Sending needs write, reading the reply back needs read.
+        principal = await _principal(request, sc.CONVERSATIONS_WRITE, sc.CONVERSATIONS_READ)
         parsed = parse_completion_request(request.body)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
             raise ValidationFailed("Idempotency-Key must be 1 to 255 printable ASCII characters.")
-        accepted = await sync_to_async(front_accept)(
-            tenant=principal.tenant,
+        accepted = await db_call(front_accept)(
+            principal=principal,
             request=parsed,
             session_header=request.headers.get(SESSION_HEADER),
             idempotency_key=key,
@@ -101,7 +114,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     completion_id = f"chatcmpl-{accepted.turn_id.hex}"
     if parsed.stream:
         response: HttpResponseBase = StreamingHttpResponse(
-            _stream(accepted, parsed, completion_id), content_type="text/event-stream"
+            track_stream("openai", _stream(accepted, parsed, completion_id)), content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

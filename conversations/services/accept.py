@@ -26,6 +26,7 @@ from conversations.models import (
 from conversations.selectors import session_get
 from conversations.services.events import event_append
 from conversations.services.turns import turn_dispatch
+from somaagent.context import request_id_data
 from somaagent.errors import IdempotencyConflict, NotFound, ValidationFailed
 from somaagent.models import Persona, Tenant
 
@@ -127,6 +128,7 @@ def _accept_in_transaction(*, tenant: Tenant, data: MessageInput) -> dict[str, A
                 {"id": str(a.pk), "filename": a.filename, "mime": a.mime, "size": a.size} for a in attachments
             ],
             "metadata": data.metadata or {},
+            **request_id_data(),
         },
     )
     if attachments:

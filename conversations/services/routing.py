@@ -19,10 +19,21 @@ from typing import Any
 from conversations.analysis import Analysis, analyse
 from conversations.escalation import EscalationDecision, escalation_decide, escalation_rules
 from conversations.llm.fallback import Fallback, ResilientChatStream
-from conversations.llm.port import ChatRequest, LlmPort, ModelTarget
+from conversations.llm.port import ChatRequest, ChatStream, LlmPort, ModelTarget
 from conversations.llm.resolve import Role, model_chain, profile_targets
 from conversations.models import EventType, SessionEvent, TurnAnalysis
 from conversations.services.turns import ClaimedTurn, turn_emit
+from somaagent.metrics import metered_stream
+
+
+class MeteredLlm:
+    """The LLM port with every call metered (time to first token, tokens, outcome per model)."""
+
+    def __init__(self, port: LlmPort) -> None:
+        self._port = port
+
+    def open_stream(self, request: ChatRequest) -> ChatStream:
+        return metered_stream(self._port.open_stream(request), model=request.target.model)
 
 
 @dataclass
@@ -66,7 +77,9 @@ class TurnRoute:
             if on_fallback is not None:
                 on_fallback(switch)
 
-        return ResilientChatStream(port, self.chain[self.position :], request, on_fallback=switched)
+        return ResilientChatStream(
+            MeteredLlm(port), self.chain[self.position :], request, on_fallback=switched
+        )
 
     def note_attempts(self, stream: ResilientChatStream) -> None:
         self.attempts.extend(stream.attempts.entries)

@@ -11,12 +11,14 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType, SessionEvent
+from conversations.services.admission import turn_admit
 from conversations.services.context import context_fit, session_summary_text
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.routing import TurnRoute, fallback_announce, turn_route_for, turn_route_record
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
 from memory.services.recall import turn_memories
+from somaagent.context import adopt_request_id
 from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
@@ -79,15 +81,25 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    turn_emit(
-        claim=claim,
-        type=EventType.ASSISTANT_STARTED,
-        data={"model": route.target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
-    )
     memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
     # The history window trimmed to the context budget, the session summary in place of older turns.
     summary = session_summary_text(session_id=claim.session_id)
     messages = context_fit(messages=build_messages(claim=claim, memories=memories), summary=summary)
+    refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget reservation
+    if refusal is not None:
+        turn_route_record(claim=claim, route=route, answered=False)
+        turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
+        return
+    turn_emit(
+        claim=claim,
+        type=EventType.ASSISTANT_STARTED,
+        data={
+            "model": route.target.model,
+            "reply_to": str(claim.user_event_uuid),
+            "restart": claim.restart,
+            "request_id": adopt_request_id(user_event.payload.get("request_id")),
+        },
+    )
     generation = generate_with_tools(
         claim=claim, target=route.target, messages=messages, stream=partial(_stream, route=route)
     )

@@ -83,6 +83,11 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests per minute; empty uses SOMA_RATE_LIMIT_PER_MINUTE, 0 means no limit.",
+    )
 
     objects = TenantScopedQuerySet.as_manager()
 

@@ -1,90 +1,102 @@
-"""The policy port and how an adapter is chosen."""
+"""Choosing the policy adapter, and ``policy_authorize`` that every sensitive action calls.
+
+The adapter is chosen once per process from settings: ``SOMA_OPA_URL`` set
+means the OPA server (remote), unset means the shipped Rego evaluated
+in-process (embedded). Any failure to decide — engine unreachable, broken
+answer, database error while loading the tenant's policy data — denies with
+code ``policy_unavailable``. The ``context`` is built by the server (never
+from request fields) and always carries ``policy_version``.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
+
+from django.conf import settings
 
 from somaagent.errors import PolicyDenied
+from somaagent.metrics.record import policy_denied
+from somaagent.policy.actions import ACTIONS
+from somaagent.policy.data import tenant_policy_data
+from somaagent.policy.types import Decision, PolicyPort, PolicyRequest
 
 log = logging.getLogger(__name__)
 
-ACTIONS = (
-    "conversation.send",
-    "tool.execute",
-    "memory.write",
-    "attachments.upload",
-    "settings.update",
-)
-
-
-@dataclass(frozen=True)
-class PolicyRequest:
-    tenant: str
-    persona_id: str | None
-    action: str
-    resource: str
-    context: dict[str, Any] = field(default_factory=dict)
-
-    def as_input(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "persona_id": self.persona_id,
-            "action": self.action,
-            "resource": self.resource,
-            "context": self.context,
-        }
-
-
-class PolicyPort(Protocol):
-    name: str
-
-    def allows(self, request: PolicyRequest) -> bool:
-        """True to allow; raise on any failure to decide (the caller fails closed)."""
-
-
-class AllowAllPolicy:
-    """Interim adapter until the shipped Rego policy is evaluated (identity & policy issue)."""
-
-    name = "allow-all (interim)"
-
-    def allows(self, request: PolicyRequest) -> bool:
-        return True
+__all__ = ["ACTIONS", "Decision", "PolicyRequest", "policy_authorize", "policy_decide", "policy_port"]
 
 
 @lru_cache(maxsize=1)
 def policy_port() -> PolicyPort:
-    return AllowAllPolicy()
+    url = settings.SOMA.opa_url
+    if url:
+        from somaagent.policy.remote import OpaPolicy
+
+        return OpaPolicy(url, timeout=settings.SOMA.opa_timeout_seconds)
+    from somaagent.policy.embedded import RegoPolicy
+
+    return RegoPolicy()
+
+
+def _id_of(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return str(getattr(value, "pk", value))
+
+
+def policy_decide(
+    *,
+    tenant: Any,
+    persona_id: Any,
+    action: str,
+    resource: str,
+    context: dict[str, Any] | None = None,
+) -> Decision:
+    """The decision itself; raises whatever the engine raised."""
+    tenant_id = _id_of(tenant)
+    data = tenant_policy_data(tenant_id=tenant_id)
+    request = PolicyRequest(
+        tenant=tenant_id,
+        persona_id=_id_of(persona_id) or None,
+        action=action,
+        resource=resource,
+        context={**(context or {}), "policy_version": data.version},
+    )
+    return policy_port().decide(request, data)
 
 
 def policy_authorize(
     *,
-    tenant: str,
-    persona_id: str | None,
+    tenant: Any,
+    persona_id: Any,
     action: str,
     resource: str,
     context: dict[str, Any] | None = None,
 ) -> None:
     """Raise PolicyDenied unless the policy allows the action; fail closed on errors."""
-    request = PolicyRequest(
-        tenant=str(tenant),
-        persona_id=str(persona_id) if persona_id else None,
-        action=action,
-        resource=resource,
-        context=context or {},
-    )
     try:
-        allowed = policy_port().allows(request)
+        decision = policy_decide(
+            tenant=tenant, persona_id=persona_id, action=action, resource=resource, context=context
+        )
     except Exception as exc:  # any failure to decide denies
-        log.warning("policy engine failed; denying", extra={"action": action, "error": repr(exc)})
+        log.warning(
+            "policy engine failed; denying",
+            extra={"action": action, "tenant": _id_of(tenant), "error": repr(exc)[:300]},
+        )
+        policy_denied(tenant=_id_of(tenant), action=action)
         raise PolicyDenied(
             "The policy service could not be reached; the action is denied.",
             code="policy_unavailable",
             details={"action": action},
         ) from exc
-    if not allowed:
+    if not decision.allowed:
+        log.info(
+            "policy denied",
+            extra={"action": action, "tenant": _id_of(tenant), "reasons": list(decision.reasons)},
+        )
+        policy_denied(tenant=_id_of(tenant), action=action)
         raise PolicyDenied(
-            f"Policy denies {action} on {resource}.", details={"action": action, "resource": resource}
+            f"Policy denies {action} on {resource}.",
+            details={"action": action, "resource": resource, "reasons": list(decision.reasons)},
         )

@@ -143,3 +143,19 @@ def test_static_files_are_served_under_asgi(live_system):  # type: ignore[no-unt
     assert js.headers["content-type"].startswith(("text/javascript", "application/javascript"))
     assert css.status_code == 200
     assert missing.status_code == 404
+
+
+def test_an_open_socket_counts_as_an_active_websocket_stream(live_system, tenant_key):  # type: ignore[no-untyped-def]
+    from tests.somaagent.support import scrape, value
+
+    metrics = f"{live_system.url}/metrics"
+
+    def active() -> float:
+        return value(scrape(metrics), "soma_active_streams", transport="websocket") or 0
+
+    before = active()
+    accepted = accept(live_system, tenant_key.key, "[[tokens=2]]")
+    with open_ws(live_system, accepted["session_id"], tenant_key.key) as ws:
+        frames_until(ws, lambda f: f["type"] in TERMINAL)
+        wait_until(lambda: active() == before + 1, timeout=20, what="one more active WebSocket stream")
+    wait_until(lambda: active() == before, timeout=20, what="the stream to stop counting once closed")

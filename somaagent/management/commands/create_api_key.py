@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from somaagent.apikeys import api_key_create, tenant_get_or_create
-
-KNOWN_SCOPES = ("conversations:write", "conversations:read", "attachments:write", "admin")
+from somaagent.audit import Actor
+from somaagent.scopes import ALL_SCOPES as KNOWN_SCOPES
 
 
 class Command(BaseCommand):
@@ -17,7 +17,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", required=True, help="tenant name (created if missing)")
         parser.add_argument("--name", default="", help="a label for the key")
-        parser.add_argument("--scopes", nargs="*", default=[], help=f"any of {', '.join(KNOWN_SCOPES)}")
+        parser.add_argument(
+            "--scopes",
+            nargs="*",
+            default=[],
+            help=f"any of {', '.join(KNOWN_SCOPES)} (none: every scope but admin)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["tenant"].strip()
@@ -27,6 +32,8 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"unknown scopes: {', '.join(unknown)} (known: {', '.join(KNOWN_SCOPES)})")
         tenant = tenant_get_or_create(name=name)
-        key, raw = api_key_create(tenant=tenant, name=options["name"], scopes=options["scopes"])
+        key, raw = api_key_create(
+            tenant=tenant, name=options["name"], scopes=options["scopes"], actor=Actor.cli()
+        )
         self.stdout.write(f"Created API key {key.prefix} for tenant {tenant.name}. It is shown only once:")
         self.stdout.write(raw)

@@ -10,6 +10,9 @@ import openai
 import pytest
 
 from conversations.models import Session, SessionAlias
+from somaagent.apikeys import api_key_create
+from somaagent.audit import Actor
+from somaagent.budgets.services import budget_set
 from somaagent.models import Persona
 from tests.live import read_stream
 
@@ -245,3 +248,47 @@ def test_an_idempotency_key_replays_the_same_turn(live_system, tenant_key) -> No
             user=conversation,
             extra_headers=key,
         )
+
+
+STAFF = Actor(label="user:test-staff", is_staff=True)
+
+
+def test_over_budget_at_the_gateway_is_429_with_retry_after(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    budget_set(tenant=tenant_key.tenant, daily_tokens=0, monthly_tokens=None, actor=STAFF)
+    client = sdk(live_system, tenant_key.key)
+    with pytest.raises(openai.RateLimitError) as failure:
+        client.chat.completions.create(model="somaagent", messages=[{"role": "user", "content": "hi"}])
+    assert failure.value.status_code == 429
+    assert int(failure.value.response.headers["retry-after"]) >= 1
+    assert body_of(failure)["code"] == "budget_exceeded" and body_of(failure)["type"] == "rate_limit_error"
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="somaagent", messages=[{"role": "user", "content": "hi"}], stream=True, user="u1"
+        )
+    assert not Session.objects.filter(tenant=tenant_key.tenant).exists(), "nothing written"
+    assert not SessionAlias.objects.filter(tenant=tenant_key.tenant).exists()
+
+
+def test_a_turn_refused_for_budget_is_429_too(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    # Enough for the gateway's estimate of the message, not for the turn's reservation of the reply.
+    budget_set(tenant=tenant_key.tenant, daily_tokens=200, monthly_tokens=None, actor=STAFF)
+    client = sdk(live_system, tenant_key.key)
+    with pytest.raises(openai.RateLimitError) as failure:
+        client.chat.completions.create(model="somaagent", messages=[{"role": "user", "content": "hi"}])
+    assert body_of(failure)["code"] == "budget_exceeded"
+    assert int(failure.value.response.headers["retry-after"]) >= 1
+    stream = client.chat.completions.create(
+        model="somaagent", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as broken:
+        list(stream)
+    assert body_of(broken)["code"] == "budget_exceeded"
+
+
+def test_a_key_without_the_write_scope_cannot_send(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    _, read_only = api_key_create(tenant=tenant_key.tenant, name="ro", scopes=["conversations:read"])
+    client = sdk(live_system, read_only)
+    assert [m.id for m in client.models.list()] == ["somaagent"]
+    with pytest.raises(openai.PermissionDeniedError) as failure:
+        client.chat.completions.create(model="somaagent", messages=[{"role": "user", "content": "hi"}])
+    assert body_of(failure)["code"] == "insufficient_scope" and body_of(failure)["type"] == "permission_error"

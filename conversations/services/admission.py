@@ -1,0 +1,132 @@
+"""Policy and budget gates of a conversation: at the gateway, in the turn, for uploads.
+
+Gateway (``gateway_admit``): ``conversation.send`` for the persona the turn
+will really use (an existing session's own persona, else the requested one),
+then the budget's room for the message. Turn (``turn_admit``): the same policy
+question again — the data or the session's persona may have changed since —
+and a budget reservation of the estimated prompt plus the completion reserve,
+settled when the turn ends (``FINISH_HOOKS``). Uploads
+(``attachment_upload_authorize``): the ``attachments:write`` scope and
+``attachments.upload``. Contexts are built here, never from request fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from conversations.llm.port import ModelTarget
+from conversations.models import IdempotencyRecord, Session, Turn
+from conversations.services.sessions import DELETE_HOOKS
+from conversations.services.turns import FINISH_HOOKS, ClaimedTurn
+from somaagent import scopes as sc
+from somaagent.authentication import require_scope
+from somaagent.budgets.services import budget_check, budget_reserve, estimate_tokens, turn_usage_record
+from somaagent.errors import BudgetExceeded, PolicyDenied
+from somaagent.identity import Principal
+from somaagent.metrics.record import budget_rejected
+from somaagent.models import Persona
+from somaagent.policy import policy_authorize, principal_authorize
+from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
+
+
+def release_reservations_of_deleted_session(*, session: Session) -> None:
+    """DELETE_HOOKS entry: a turn still running when its session goes settles like a cancel."""
+    for turn in Turn.objects.filter(session=session, status__in=Turn.ACTIVE_STATUSES):
+        turn_usage_record(turn=turn, event_type="assistant.cancelled", data={"partial": ""})
+
+
+if turn_usage_record not in FINISH_HOOKS:
+    FINISH_HOOKS.append(turn_usage_record)
+if release_reservations_of_deleted_session not in DELETE_HOOKS:
+    DELETE_HOOKS.append(release_reservations_of_deleted_session)
+
+
+def gateway_admit(
+    *,
+    principal: Principal,
+    message: str,
+    session_id: Any = None,
+    persona_id: Any = None,
+    idempotency_key: str | None = None,
+) -> None:
+    """Raise PolicyDenied (403) or BudgetExceeded (429) before anything is written."""
+    tenant = principal.tenant
+    if idempotency_key and IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).exists():
+        return  # a replay returns the stored answer and starts nothing new
+    resource = "session:new"
+    if session_id is not None:
+        session = Session.objects.for_tenant(tenant).filter(pk=session_id).only("persona_id").first()
+        if session is None:
+            return  # accepting answers 404
+        resource = f"session:{session.pk}"
+        persona_id = session.persona_id
+    elif persona_id is not None and not Persona.objects.for_tenant(tenant).filter(pk=persona_id).exists():
+        return  # accepting answers 404
+    principal_authorize(
+        principal=principal,
+        action=CONVERSATION_SEND,
+        resource=resource,
+        persona_id=persona_id,
+        extra={"stage": "gateway"},
+    )
+    try:
+        budget_check(tenant_id=tenant.pk, persona_id=persona_id, estimate=estimate_tokens(len(message)))
+    except BudgetExceeded:
+        budget_rejected(tenant=tenant.pk, stage="gateway")
+        raise
+
+
+def completion_reserve(target: ModelTarget) -> int:
+    """Tokens reserved for the reply: the profile's max_tokens if it sets one, else the setting."""
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = target.extra.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return settings.SOMA.budget_completion_reserve_tokens
+
+
+def turn_admit(
+    *, claim: ClaimedTurn, messages: list[dict[str, Any]], target: ModelTarget
+) -> dict[str, Any] | None:
+    """None to go on; else the ``assistant.error`` data that ends the turn."""
+    try:
+        policy_authorize(
+            tenant=claim.tenant_id,
+            persona_id=claim.persona_id,
+            action=CONVERSATION_SEND,
+            resource=f"session:{claim.session_id}",
+            context={"stage": "turn", "actor_kind": "worker"},
+        )
+        prompt = estimate_tokens(sum(len(str(m.get("content") or "")) for m in messages))
+        budget_reserve(
+            turn_id=claim.turn_id,
+            tenant_id=claim.tenant_id,
+            persona_id=claim.persona_id,
+            prompt_tokens=prompt,
+            completion_tokens=completion_reserve(target),
+        )
+    except PolicyDenied as exc:
+        return {"code": exc.code, "message": exc.message, "retryable": exc.code == "policy_unavailable"}
+    except BudgetExceeded as exc:
+        return {
+            "code": exc.code,
+            "message": exc.message,
+            "retryable": False,
+            "retry_after": exc.retry_after,
+        }
+    return None
+
+
+def attachment_upload_authorize(
+    *, principal: Principal, mime: str, size: int, session_id: Any = None
+) -> None:
+    """Call before storing an upload: Forbidden without ``attachments:write``, PolicyDenied if denied."""
+    require_scope(principal, sc.ATTACHMENTS_WRITE)
+    principal_authorize(
+        principal=principal,
+        action=ATTACHMENTS_UPLOAD,
+        resource=f"session:{session_id}" if session_id else "attachment",
+        extra={"mime": mime, "size": int(size)},
+    )

@@ -1,0 +1,48 @@
+"""Memory's part in operations: its gauges on ``/metrics`` and the replica's retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from memory.models import MemoryReplica, MemoryWal, MemoryWrite
+from memory.selectors import memory_replication_lag_seconds
+
+
+def memory_metrics() -> Iterable[Any]:
+    """Write backlog and its oldest age, WAL backlog, replication lag (memory DLQ: ``soma_dlq_size``)."""
+    now = timezone.now()
+    pending = Q(state=MemoryWrite.State.PENDING)
+    writes = MemoryWrite.objects.aggregate(
+        n=Count("id", filter=pending), oldest=Min("created_at", filter=pending)
+    )
+    wal = MemoryWal.objects.filter(state=MemoryWal.State.PENDING).count()
+    oldest = writes["oldest"]
+    return [
+        GaugeMetricFamily("soma_memory_write_backlog", "Memory writes not yet delivered.", value=writes["n"]),
+        GaugeMetricFamily(
+            "soma_memory_write_oldest_age_seconds",
+            "Age of the oldest undelivered memory write (0 when none).",
+            value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        ),
+        GaugeMetricFamily("soma_memory_wal_backlog", "WAL records not yet in memory_replica.", value=wal),
+        GaugeMetricFamily(
+            "soma_memory_replication_lag_seconds",
+            "Age of the oldest WAL record not yet replicated (0 when caught up).",
+            value=memory_replication_lag_seconds(now=now),
+        ),
+    ]
+
+
+def memory_replica_prune() -> int:
+    """Delete replica rows older than ``SOMA_REPLICA_RETENTION_SECONDS``."""
+    from somaagent.housekeeping import delete_in_batches
+
+    cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.replica_retention_seconds)
+    return delete_in_batches(MemoryReplica.objects.filter(created_at__lt=cutoff).order_by("id"))

@@ -1,0 +1,9 @@
+"""Token budgets per tenant and per persona per UTC day and month (SPEC §10).
+
+Gateway: ``budget_check`` refuses a message when a budget has no room for it
+(429 with ``Retry-After``). Turn: ``budget_reserve`` reserves an estimate before
+the model call, atomically against every applicable limit; ``budget_settle``
+replaces it with the real usage when the turn ends. Counters live in Redis
+(``budget:tokens:{tenant}:{persona|all}:{period}``) and are rebuilt from the
+``token_usage`` table when missing.
+"""

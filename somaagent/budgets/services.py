@@ -1,0 +1,214 @@
+"""Budget use cases: set limits, check at the gateway, reserve before a model call, settle after."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import redis
+from django.db import transaction
+from django.db.models import Q
+
+from somaagent.audit import Actor, audit_record
+from somaagent.budgets import counters as cnt
+from somaagent.budgets.counters import ALL, Counter
+from somaagent.budgets.periods import current_periods
+from somaagent.errors import BudgetExceeded, ValidationFailed
+from somaagent.models import AuditLog, Budget, Persona, Tenant, TokenUsage
+
+log = logging.getLogger(__name__)
+
+
+def estimate_tokens(chars: int) -> int:
+    """A cheap upper-leaning estimate: about four characters per token."""
+    return chars // 4 + 1
+
+
+def budget_counters(*, tenant_id: Any, persona_id: Any, now: datetime | None = None) -> list[Counter]:
+    """Counters a turn of this tenant/persona is charged to: the tenant's, and the persona's if any."""
+    tenant_id = str(tenant_id)
+    persona_id = str(persona_id) if persona_id else None
+    rows = Budget.objects.filter(tenant_id=tenant_id)
+    rows = rows.filter(Q(persona__isnull=True) | Q(persona_id=persona_id)) if persona_id else rows
+    by_scope = {str(b.persona_id) if b.persona_id else ALL: b for b in rows if persona_id or not b.persona_id}
+    day, month = current_periods(now)
+    scopes = [ALL] + ([persona_id] if persona_id else [])
+    result = []
+    for scope in scopes:
+        budget = by_scope.get(scope)
+        result.append(Counter(tenant_id, scope, day, budget.daily_tokens if budget else None))
+        result.append(Counter(tenant_id, scope, month, budget.monthly_tokens if budget else None))
+    return result
+
+
+def _exceeded(counter: Counter, used: int) -> BudgetExceeded:
+    period = "daily" if counter.period.kind == "day" else "monthly"
+    return BudgetExceeded(
+        f"The {counter.scope}'s {period} token budget is used up; it resets at "
+        f"{counter.period.end:%Y-%m-%d %H:%M} UTC.",
+        retry_after=counter.period.seconds_left(),
+        details={
+            "scope": counter.scope,
+            "period": counter.period.kind,
+            "limit": counter.limit,
+            "used": used,
+            "resets_at": counter.period.end.isoformat(),
+        },
+    )
+
+
+def _check(counters: list[Counter], used: list[int], amount: int) -> None:
+    for counter, value in zip(counters, used, strict=True):
+        if counter.limit is not None and value + amount > counter.limit:
+            raise _exceeded(counter, value)
+
+
+def budget_check(*, tenant_id: Any, persona_id: Any, estimate: int) -> None:
+    """Raise BudgetExceeded (429) when a limit has no room for ``estimate`` more tokens."""
+    limited = [c for c in budget_counters(tenant_id=tenant_id, persona_id=persona_id) if c.limit is not None]
+    if not limited:
+        return
+    try:
+        used = cnt.read_used(limited)
+    except redis.RedisError:
+        log.warning("budget counters unavailable; checking the usage table", exc_info=True)
+        used = [cnt.used_in_database(c) for c in limited]
+    _check(limited, used, estimate)
+
+
+def budget_reserve(
+    *, turn_id: Any, tenant_id: Any, persona_id: Any, prompt_tokens: int, completion_tokens: int
+) -> None:
+    """Reserve the estimate of one model call before making it; BudgetExceeded if it does not fit."""
+    counters = budget_counters(tenant_id=tenant_id, persona_id=persona_id)
+    amount = prompt_tokens + completion_tokens
+    meta = {"prompt": prompt_tokens, "tenant": str(tenant_id), "persona": str(persona_id or "")}
+    try:
+        refusal = cnt.reserve(turn_id=turn_id, counters=counters, amount=amount, meta=meta)
+    except redis.RedisError:
+        log.warning("budget counters unavailable; checking the usage table", exc_info=True)
+        limited = [c for c in counters if c.limit is not None]
+        _check(limited, [cnt.used_in_database(c) for c in limited], amount)
+        return
+    if refusal is not None:
+        raise _exceeded(refusal.counter, refusal.used)
+
+
+def turn_usage_record(*, turn: Any, event_type: str, data: dict[str, Any]) -> None:
+    """FINISH_HOOKS entry: store the turn's usage and, after commit, settle its reservation."""
+    try:
+        reservation = cnt.reservation_of(turn.pk)
+    except redis.RedisError:
+        reservation = None
+    usage = turn.usage or {}
+    partial = str(data.get("partial") or "")
+    if event_type == "assistant.final" and usage:
+        prompt, completion, estimated = (
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+            False,
+        )
+    elif reservation is not None:
+        # Cancelled or failed after the model was called: charge what it must have read and written.
+        prompt = int(reservation.get("prompt", 0)) if (partial or event_type == "assistant.cancelled") else 0
+        completion, estimated = (estimate_tokens(len(partial)) if partial else 0), True
+    else:
+        return
+    tenant_id = str(turn.tenant_id)
+    persona_id = (reservation or {}).get("persona") or _session_persona(turn.session_id)
+    total = prompt + completion
+    if total:
+        TokenUsage.objects.get_or_create(
+            turn_id=turn.pk,
+            defaults={
+                "tenant_id": tenant_id,
+                "persona_id": persona_id or None,
+                "session_id": turn.session_id,
+                "model": turn.model or str(data.get("model") or ""),
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": total,
+                "estimated": estimated,
+            },
+        )
+    transaction.on_commit(lambda: _settle(turn.pk, tenant_id, persona_id, total))
+
+
+def _session_persona(session_id: Any) -> str | None:
+    from conversations.models import Session
+
+    value = Session.objects.filter(pk=session_id).values_list("persona_id", flat=True).first()
+    return str(value) if value else None
+
+
+def _settle(turn_id: Any, tenant_id: str, persona_id: str | None, total: int) -> None:
+    try:
+        counters = budget_counters(tenant_id=tenant_id, persona_id=persona_id)
+        cnt.settle(turn_id=turn_id, counters=counters, actual=total)
+    except redis.RedisError:
+        log.warning("could not settle a budget reservation", extra={"turn_id": str(turn_id)}, exc_info=True)
+
+
+def _limit(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationFailed(f"{name} must be a non-negative integer or empty.", details={name: value})
+    return value
+
+
+def budget_set(
+    *,
+    tenant: Tenant,
+    persona: Persona | None = None,
+    daily_tokens: int | None,
+    monthly_tokens: int | None,
+    actor: Actor,
+) -> Budget:
+    """Create or change a budget (None = no limit for that period), and audit the change."""
+    daily = _limit(daily_tokens, "daily_tokens")
+    monthly = _limit(monthly_tokens, "monthly_tokens")
+    if persona is not None and persona.tenant_id != tenant.pk:
+        raise ValidationFailed(
+            "That persona belongs to another tenant.", details={"persona": str(persona.pk)}
+        )
+    with transaction.atomic():
+        budget = (
+            Budget.objects.select_for_update(of=("self",))
+            .filter(tenant=tenant, persona=persona)
+            .order_by("pk")
+            .first()
+        )
+        before = (
+            None
+            if budget is None
+            else {"daily_tokens": budget.daily_tokens, "monthly_tokens": budget.monthly_tokens}
+        )
+        if budget is None:
+            budget = Budget(tenant=tenant, persona=persona)
+        budget.daily_tokens, budget.monthly_tokens = daily, monthly
+        budget.save()
+        audit_record(
+            actor=actor,
+            action=AuditLog.Action.BUDGET_CHANGED,
+            tenant=tenant,
+            target=f"budget:{persona.pk if persona else 'tenant'}",
+            details={"before": before, "after": {"daily_tokens": daily, "monthly_tokens": monthly}},
+        )
+    return budget
+
+
+def budget_delete(*, budget: Budget, actor: Actor) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditLog.Action.BUDGET_CHANGED,
+            tenant=budget.tenant,
+            target=f"budget:{budget.persona_id or 'tenant'}",
+            details={
+                "before": {"daily_tokens": budget.daily_tokens, "monthly_tokens": budget.monthly_tokens},
+                "after": None,
+            },
+        )
+        budget.delete()

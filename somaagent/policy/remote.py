@@ -1,0 +1,136 @@
+"""Remote policy adapter: an Open Policy Agent server's REST data API.
+
+Decision: ``POST {SOMA_OPA_URL}/v1/data/soma/allow`` with ``{"input": …}``;
+only ``{"result": true}`` allows. On a denial the reasons come from
+``/v1/data/soma/deny``. Tenant policy data lives in OPA at
+``data.tenants[<tenant id>]``: pushed with ``PUT /v1/data/tenants/<id>`` after
+every change, and again whenever the policy reports ``policy_data_stale``
+(OPA restarted or missed an update) — then the decision is asked once more.
+
+One pooled httpx client per process with short timeouts; a transport error,
+5xx or 429 is retried once after a jittered pause; anything else raises
+``PolicyEngineError`` and the caller denies (fails closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from somaagent.policy.data import TenantPolicyData
+from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 2
+MAX_RETRY_AFTER = 1.0
+STALE = "policy_data_stale"
+
+
+class OpaPolicy:
+    name = "opa"
+
+    def __init__(self, base_url: str, *, timeout: float = 2.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._client: tuple[int, httpx.Client] | None = None
+
+    def client(self) -> httpx.Client:
+        """One client per process (rebuilt after fork): building one costs an SSL context."""
+        pid = os.getpid()
+        current = self._client
+        if current is None or current[0] != pid:
+            with self._lock:
+                current = self._client
+                if current is None or current[0] != pid:
+                    client = httpx.Client(
+                        base_url=self.base_url,
+                        timeout=httpx.Timeout(self.timeout),
+                        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+                    )
+                    current = (pid, client)
+                    self._client = current
+        return current[1]
+
+    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        last: Exception | None = None
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0.05, 0.15))
+            try:
+                response = self.client().request(method, path, json=body)
+            except httpx.HTTPError as exc:
+                last = exc
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                last = PolicyEngineError(f"OPA answered HTTP {response.status_code} to {path}")
+                wait = _retry_after(response)
+                if wait is not None and wait > MAX_RETRY_AFTER:
+                    break
+                if wait:
+                    time.sleep(wait)
+                continue
+            return response
+        raise PolicyEngineError(f"OPA at {self.base_url} could not answer {path}: {last!r}")
+
+    def _query(self, rule: str, policy_input: dict[str, Any]) -> Any:
+        response = self._call("POST", f"/v1/data/soma/{rule}", {"input": policy_input})
+        if response.status_code != 200:
+            raise PolicyEngineError(f"OPA answered HTTP {response.status_code} to soma/{rule}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise PolicyEngineError("OPA answered something that is not JSON") from exc
+        if not isinstance(body, dict):
+            raise PolicyEngineError("OPA answered something that is not a JSON object")
+        return body.get("result")  # absent when the rule is undefined
+
+    def decide(self, request: PolicyRequest, data: TenantPolicyData) -> Decision:
+        policy_input = request.as_input()
+        for attempt in range(2):
+            allowed = self._query("allow", policy_input)
+            if allowed is True:
+                return Decision(allowed=True)
+            if allowed not in (False, None):
+                raise PolicyEngineError(f"OPA answered {allowed!r} for soma/allow, not a boolean")
+            reasons = self._query("deny", policy_input)
+            reasons = tuple(sorted(str(r) for r in reasons)) if isinstance(reasons, list) else ()
+            if STALE in reasons and attempt == 0 and data.tenant_id:
+                log.info("OPA holds stale policy data; pushing it", extra={"tenant": data.tenant_id})
+                self.push(data)
+                continue
+            return Decision(allowed=False, reasons=reasons)
+        return Decision(allowed=False, reasons=(STALE,))
+
+    def push(self, data: TenantPolicyData) -> None:
+        path = f"/v1/data/tenants/{data.tenant_id}"
+        if data.version:
+            response = self._call("PUT", path, data.as_data())
+        else:
+            response = self._call("DELETE", path)
+            if response.status_code == 404:
+                return
+        if response.status_code not in (200, 204):
+            raise PolicyEngineError(f"OPA answered HTTP {response.status_code} to PUT {path}")
+
+    def data_changed(self, data: TenantPolicyData) -> None:
+        try:
+            self.push(data)
+        except PolicyEngineError:
+            # Not fatal: the next decision sees policy_data_stale and pushes again.
+            log.warning("could not push policy data to OPA", extra={"tenant": data.tenant_id}, exc_info=True)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,51 @@
+"""What the policy port takes and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from somaagent.policy.data import TenantPolicyData
+
+
+class PolicyEngineError(Exception):
+    """The policy engine could not decide (unreachable, broken answer); the caller denies."""
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    tenant: str
+    persona_id: str | None
+    action: str
+    resource: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def as_input(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "persona_id": self.persona_id,
+            "action": self.action,
+            "resource": self.resource,
+            "context": self.context,
+        }
+
+    @classmethod
+    def probe(cls) -> PolicyRequest:
+        return cls(tenant="", persona_id=None, action="conversation.send", resource="probe")
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+
+
+class PolicyPort(Protocol):
+    name: str
+
+    def decide(self, request: PolicyRequest, data: TenantPolicyData) -> Decision:
+        """The decision for ``request`` given the tenant's current policy data; raise if undecidable."""
+
+    def data_changed(self, data: TenantPolicyData) -> None:
+        """The tenant's policy data changed (after commit); remote engines get it pushed."""

@@ -1,0 +1,56 @@
+"""Request rate limits in Redis: a fixed one-minute window per API key (or user, or login source).
+
+``INCR`` + ``EXPIRE`` in one round trip; over the limit is ``RateLimited`` (429)
+with ``Retry-After`` = seconds until the window ends. If Redis cannot be reached
+the request goes through (logged): limits protect capacity, they are not a
+security boundary — authentication and policy are, and they fail closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import redis
+from django.conf import settings
+
+from somaagent.errors import RateLimited
+from somaagent.identity import Principal
+from somaagent.redis_client import key, sync_redis
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+
+
+def rate_limit_hit(*, bucket: str, limit: int, window: int = WINDOW_SECONDS, what: str = "requests") -> None:
+    """Count one hit in ``bucket``; raise RateLimited when the window already holds ``limit``."""
+    if limit <= 0:
+        return
+    now = time.time()
+    start = int(now // window) * window
+    counter = key("ratelimit", bucket, start)
+    try:
+        pipe = sync_redis().pipeline(transaction=False)
+        pipe.incr(counter)
+        pipe.expire(counter, window + 5)
+        count, _ = pipe.execute()
+    except redis.RedisError:
+        log.warning("rate limit not checked: Redis unavailable", extra={"bucket": bucket})
+        return
+    if int(count) > limit:
+        retry_after = max(1, math.ceil(start + window - now))
+        raise RateLimited(
+            f"Too many {what}: at most {limit} per {window} seconds.",
+            retry_after=retry_after,
+            details={"limit": limit, "window_seconds": window},
+        )
+
+
+def principal_rate_limit(principal: Principal) -> None:
+    """The per-key limit (the key's own, else SOMA_RATE_LIMIT_PER_MINUTE); users share the default."""
+    limit = settings.SOMA.rate_limit_per_minute
+    if principal.api_key is not None and principal.api_key.rate_limit_per_minute is not None:
+        limit = principal.api_key.rate_limit_per_minute
+    rate_limit_hit(bucket=principal.rate_limit_id, limit=limit)

@@ -1,0 +1,78 @@
+"""Readiness checks of the configured adapters: the language model and the policy engine.
+
+Not required by default (``SOMA_READYZ_REQUIRED`` makes them so): with the
+model down a web process still accepts messages (turns end with a retryable
+error), and the policy port fails closed on its own. The memory package
+registers its check the same way (``health.register_check``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from somaagent.health import register_check
+
+MAX_ENDPOINTS = 3
+_client_lock = threading.Lock()
+_client: tuple[int, httpx.Client] | None = None
+
+
+def _http() -> httpx.Client:
+    """A short-timeout client for probes, one per process."""
+    global _client
+    pid = os.getpid()
+    if _client is None or _client[0] != pid:
+        with _client_lock:
+            if _client is None or _client[0] != pid:
+                timeout = settings.SOMA_OPS.readyz_timeout_seconds
+                _client = (pid, httpx.Client(timeout=httpx.Timeout(timeout, connect=min(1.0, timeout))))
+    return _client[1]
+
+
+def _probe(base_url: str, api_key: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = _http().get(base_url.rstrip("/") + "/models", headers=headers)
+    except httpx.HTTPError as exc:
+        return {"url": base_url, "ok": False, "error": f"{exc.__class__.__name__}: {exc}"[:200]}
+    # 404/405: an endpoint without a model list still answers; 401/403 and 5xx do not serve.
+    ok = response.status_code < 400 or response.status_code in (404, 405)
+    return {"url": base_url, "ok": ok, "status": response.status_code}
+
+
+def llm_check() -> dict[str, Any]:
+    """Each distinct endpoint of the dialogue models answers ``GET {base}/models``."""
+    from conversations.llm.resolve import model_targets
+
+    targets = model_targets()
+    if not targets:
+        return {"configured": False}
+    seen: dict[str, str] = {}
+    for target in targets:
+        if target.base_url and target.base_url not in seen and len(seen) < MAX_ENDPOINTS:
+            seen[target.base_url] = target.api_key
+    endpoints = [_probe(url, key) for url, key in seen.items()]
+    if not endpoints[0]["ok"]:
+        raise RuntimeError(f"the primary model endpoint does not answer: {endpoints[0]}")
+    return {"configured": True, "model": targets[0].model, "endpoints": endpoints}
+
+
+def policy_check() -> dict[str, Any]:
+    """The policy adapter in use; its own ``health()`` when it has one (OPA answers ``/health``)."""
+    from somaagent.policy import policy_port
+
+    port = policy_port()
+    info: dict[str, Any] = {"adapter": getattr(port, "name", type(port).__name__)}
+    health = getattr(port, "health", None)
+    if callable(health):
+        info.update(health() or {})
+    return info
+
+
+register_check("llm", llm_check, required=False)
+register_check("policy", policy_check, required=False)

@@ -1,0 +1,74 @@
+"""Request and response shapes of the core API (tokens, keys, budget)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from somaagent import scopes as sc
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects unknown fields, so a typo is an error rather than silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class TokenObtainSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False)
+    tenant = serializers.CharField(max_length=100, required=False, help_text="tenant name or id")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=sc.ALL_SCOPES), required=False, max_length=len(sc.ALL_SCOPES)
+    )
+
+
+class TokenRefreshSerializer(StrictSerializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    tenant = serializers.DictField(child=serializers.CharField())
+    role = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+
+
+class MeSerializer(serializers.Serializer):
+    tenant = serializers.DictField(child=serializers.CharField())
+    role = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    via = serializers.CharField()
+    key_prefix = serializers.CharField(allow_null=True)
+
+
+class KeyCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=sc.ALL_SCOPES), required=False, max_length=len(sc.ALL_SCOPES)
+    )
+    rate_limit_per_minute = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+
+
+class KeySerializer(serializers.Serializer):
+    prefix = serializers.CharField()
+    name = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    rate_limit_per_minute = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class KeyCreatedSerializer(KeySerializer):
+    key = serializers.CharField(help_text="the key itself: shown only in this answer")
