@@ -38,4 +38,20 @@ def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         finally:
             connections.close_all()  # back to the pool: an idle stream holds no connection
 
-    return sync_to_async(run, thread_sensitive=False, executor=_executor)  # type: ignore[return-value]
+    pooled = sync_to_async(run, thread_sensitive=False, executor=_executor)
+    inline = sync_to_async(func, thread_sensitive=True)
+
+    @functools.wraps(func)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await (inline if _inline else pooled)(*args, **kwargs)
+
+    return call
+
+
+_inline = False
+
+
+def run_inline(enabled: bool) -> None:
+    """Tests with in-process clients run async views inside the test's transaction, on its thread."""
+    global _inline
+    _inline = enabled

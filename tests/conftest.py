@@ -27,6 +27,16 @@ def make_tenant_key(name: str | None = None) -> TenantKey:
     return TenantKey(tenant=tenant, key=raw, name=name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _async_db_on_the_test_thread() -> Iterator[None]:
+    """In-process async views (SSE via the test Client) see the test transaction's rows."""
+    from somaagent.async_db import run_inline
+
+    run_inline(True)
+    yield
+    run_inline(False)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(  # type: ignore[no-untyped-def]
     request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_modify_db_settings
