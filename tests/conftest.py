@@ -70,7 +70,7 @@ def live(django_db_setup, django_db_blocker, llm_stub: StubServer) -> Iterator[L
 
 
 @pytest.fixture
-def live_db(django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def live_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Database access outside a test transaction: rows are visible to the live processes."""
     with django_db_blocker.unblock():
         yield

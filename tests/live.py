@@ -242,15 +242,18 @@ class LiveSystem:
     # --- clients ------------------------------------------------------------------------
     def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, headers=headers, **kwargs)
 
 
-def iter_sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """Parse an SSE response into envelopes (heartbeat comments are skipped)."""
+def iter_sse(response: httpx.Response, *, comments: bool = False) -> Iterator[dict[str, Any] | None]:
+    """Parse an SSE response into envelopes; comments (heartbeats) yield None if ``comments``."""
     data: list[str] = []
     for line in response.iter_lines():
         if line.startswith("data:"):
             data.append(line[5:].strip())
+        elif line.startswith(":") and comments:
+            yield None
         elif line == "" and data:
             yield json.loads("\n".join(data))
             data = []
@@ -283,10 +286,11 @@ def read_stream(
         timeout=httpx.Timeout(timeout, read=timeout),
     ) as response:
         assert response.status_code == 200, response.read()
-        for event in iter_sse(response):
-            events.append(event)
-            if until(event) or (max_events is not None and len(events) >= max_events):
-                return events
+        for event in iter_sse(response, comments=True):
+            if event is not None:
+                events.append(event)
+                if until(event) or (max_events is not None and len(events) >= max_events):
+                    return events
             if time.monotonic() > deadline:
                 break
     raise AssertionError(f"stream ended without the expected event; got {[e['type'] for e in events]}")
