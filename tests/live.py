@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from django.conf import settings
@@ -126,6 +126,10 @@ class StubServer:
 class LiveSystem:
     """web + worker + beat against the test database, configured by ``env`` overrides."""
 
+    # Every system started in this test process: they share one database, so a
+    # test that needs its own system pauses the others' sweeps (solo()).
+    started: ClassVar[list[LiveSystem]] = []
+
     def __init__(self, *, env: dict[str, str] | None = None, worker_concurrency: int = 2) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.worker_concurrency = worker_concurrency
@@ -138,6 +142,7 @@ class LiveSystem:
 
     # --- processes ----------------------------------------------------------------
     def start(self, *, beat: bool = True) -> LiveSystem:
+        LiveSystem.started.append(self)
         self.start_web()
         self.start_worker()
         if beat:
@@ -228,9 +233,26 @@ class LiveSystem:
             self.start_worker()
 
     def stop(self) -> None:
+        if self in LiveSystem.started:
+            LiveSystem.started.remove(self)
         for proc in [*self.workers, self.beat, self.web]:
             if proc is not None:
                 proc.kill()
+
+    @contextmanager
+    def solo(self) -> Iterator[LiveSystem]:
+        """Run with the other systems' beats stopped, so their sweeps never publish this system's
+        turns to their own brokers; they start again afterwards."""
+        paused = [s for s in LiveSystem.started if s is not self and s.beat is not None and s.beat.alive()]
+        for other in paused:
+            assert other.beat is not None
+            other.beat.kill()
+        try:
+            yield self
+        finally:
+            for other in paused:
+                if other in LiveSystem.started:
+                    other.start_beat()
 
     def logs(self) -> str:
         parts = []

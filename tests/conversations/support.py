@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from conversations.models import SessionEvent, Turn
@@ -35,3 +37,22 @@ def assert_gap_free(events: list[dict[str, Any]], *, start: int = 1) -> None:
 
 def turn_status(turn_id: str) -> str:
     return str(Turn.objects.values_list("status", flat=True).get(pk=turn_id))
+
+
+@contextmanager
+def own_system(env: dict[str, str], *, beat: bool = True) -> Iterator[LiveSystem]:
+    """A LiveSystem with settings of its own, alone in sweeping the shared test database."""
+    system = LiveSystem(env=env)
+    try:
+        system.start(beat=beat)
+        with system.solo():
+            yield system
+    except BaseException:
+        print(system.logs())
+        raise
+    finally:
+        system.stop()
+
+
+def stub_env(stub_url: str, **extra: str) -> dict[str, str]:
+    return {"SOMA_LLM_BASE_URL": f"{stub_url}/v1", "SOMA_LLM_MODEL": "stub-model", **extra}
