@@ -27,3 +27,5 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
+    llm_max_retries: int = 2
+    llm_retry_after_max_seconds: float = 30.0

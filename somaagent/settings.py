@@ -171,6 +171,8 @@ SOMA = SomaSettings(
     llm_model=env("SOMA_LLM_MODEL", "default"),
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
+    llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
+    llm_retry_after_max_seconds=env_float("SOMA_LLM_RETRY_AFTER_MAX_SECONDS", 30.0),
 )
 
 # --- logging ---------------------------------------------------------------------

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 
 from conversations.analysis import analyse
 from conversations.llm.openai_compat import OpenAICompatibleLlm
-from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget
+from conversations.llm.port import ChatRequest, ChatStream, LlmError, LlmPort, ModelTarget
 from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
+from conversations.llm.retry import llm_retry_delay
 from conversations.models import EventType, SessionEvent
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
@@ -86,7 +88,9 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         return
     if generation.error is not None:
         err = generation.error
-        data = {"code": err.code, "message": err.message, "retryable": err.retryable}
+        data: dict[str, object] = {"code": err.code, "message": err.message, "retryable": err.retryable}
+        if err.retry_after is not None:
+            data["retry_after"] = err.retry_after
         if generation.text:
             data["partial"] = generation.message
         turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=data, model=target.model)
@@ -111,22 +115,48 @@ def _run_claimed(claim: ClaimedTurn) -> None:
 
 
 def _stream(claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, object]]) -> Generation:
+    """Stream the reply; a call that fails before any text is retried (bounded, jittered)."""
     generation = Generation()
-    stream = llm_port().open_stream(ChatRequest(target=target, messages=messages))
-    publisher = DeltaPublisher(claim, on_stop=stream.close)
+    stopped = threading.Event()
+    current: list[ChatStream] = []
+
+    def stop() -> None:  # from the publisher's thread: cancel or lease lost
+        stopped.set()
+        if current:
+            current[-1].close()
+
+    publisher = DeltaPublisher(claim, on_stop=stop)
     publisher.start()
+    retries = 0
     try:
-        for chunk in stream:
-            if publisher.stop_reason:
+        while not stopped.is_set():
+            stream = llm_port().open_stream(ChatRequest(target=target, messages=messages))
+            current.append(stream)
+            if stopped.is_set():
                 break
-            if chunk.text:
-                generation.text.append(chunk.text)
-                publisher.add(chunk.text)
-            if chunk.usage:
-                generation.usage = chunk.usage
-    except LlmError as exc:
-        if not publisher.stop_reason:
-            generation.error = exc
+            try:
+                for chunk in stream:
+                    if publisher.stop_reason:
+                        break
+                    if chunk.text:
+                        generation.text.append(chunk.text)
+                        publisher.add(chunk.text)
+                    if chunk.usage:
+                        generation.usage = chunk.usage
+                break
+            except LlmError as exc:
+                if publisher.stop_reason:
+                    break
+                delay = llm_retry_delay(exc, retries_done=retries, text_received=bool(generation.text))
+                if delay is None:
+                    generation.error = exc
+                    break
+                retries += 1
+                log.warning(
+                    "model call failed; trying again",
+                    extra={"turn_id": str(claim.turn_id), "code": exc.code, "retry": retries, "delay": delay},
+                )
+                stopped.wait(delay)
     finally:
         publisher.finish()
     generation.stop_reason = publisher.stop_reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,8 +43,13 @@ def turn_status(turn_id: str) -> str:
 
 @contextmanager
 def own_system(env: dict[str, str], *, beat: bool = True) -> Iterator[LiveSystem]:
-    """A LiveSystem with settings of its own, alone in sweeping the shared test database."""
-    system = LiveSystem(env=env)
+    """A LiveSystem with settings of its own, alone in sweeping the shared test database.
+
+    Its own Redis key prefix keeps its queues (on a Redis broker), stream
+    buffers and cache apart from the session-wide system's.
+    """
+    prefix = f"{os.environ['SOMA_REDIS_PREFIX']}{uuid.uuid4().hex[:8]}:"
+    system = LiveSystem(env={"SOMA_REDIS_PREFIX": prefix, **env})
     try:
         system.start(beat=beat)
         with system.solo():

@@ -73,6 +73,9 @@ def test_worker_killed_mid_reply_with_redis_broker(live_system, tenant_key):  # 
 
 
 def test_worker_killed_mid_reply_with_rabbitmq_broker(llm_stub, live_db, tenant_key):  # type: ignore[no-untyped-def]
-    with rabbit_vhost() as broker_url, own_system(stub_env(llm_stub.url, CELERY_BROKER_URL=broker_url)) as system:
+    with (
+        rabbit_vhost() as broker_url,
+        own_system(stub_env(llm_stub.url, CELERY_BROKER_URL=broker_url)) as system,
+    ):
         assert "amqp" in system.workers[0].log_tail(200_000)
         _kill_mid_reply_then_recover(system, tenant_key.key)
