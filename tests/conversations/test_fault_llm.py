@@ -137,3 +137,16 @@ def test_timeouts_before_the_first_token_and_between_tokens(llm_stub, live_db, t
         streamed = "".join(e["data"]["text"] for e in events if e["type"] == "assistant.delta")
         assert streamed == error["data"]["partial"] == "t0 t1 "
         assert len(_requests_for(llm_stub, marker)) == 1
+
+
+def test_no_model_configured(live_db, tenant_key):  # type: ignore[no-untyped-def]
+    from somaagent.models import ModelProfile
+
+    assert not ModelProfile.objects.filter(role="dialogue").exists()
+    with own_system({}, beat=False) as system:
+        assert "SOMA_LLM_BASE_URL" not in system.env
+        _, accepted, events = _run(system, tenant_key.key, "is anyone there?")
+        error = _assert_one_error(accepted, events, code="no_model_configured", retryable=False)
+        assert "SOMA_LLM_BASE_URL" in error["data"]["message"]
+        assert "model profile" in error["data"]["message"]
+        assert [e["type"] for e in events] == ["user.message", "assistant.error"]
