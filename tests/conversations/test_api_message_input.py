@@ -11,25 +11,25 @@ from django.conf import settings
 from conversations.models import Attachment, Session
 from somaagent.apikeys import api_key_revoke
 from somaagent.models import Persona
-from tests.conftest import TenantKey, make_tenant_key
+from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error, row_counts
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def me() -> TenantKey:
+def me() -> Any:
     return make_tenant_key()
 
 
 @pytest.fixture
-def api(me: TenantKey) -> Api:
+def api(me: Any) -> Api:
     return Api(key=me.key)
 
 
 @pytest.fixture
 def theirs() -> Session:
-    other = make_tenant_key()
+    other: Any = make_tenant_key()
     return Session.objects.create(tenant=other.tenant, title="not yours")
 
 
@@ -135,7 +135,7 @@ def test_unknown_or_foreign_persona_is_404(api):  # type: ignore[no-untyped-def]
 
 
 def test_unknown_foreign_or_quarantined_attachment_is_rejected(api, me):  # type: ignore[no-untyped-def]
-    other = make_tenant_key()
+    other: Any = make_tenant_key()
     common = {"filename": "a.txt", "mime": "text/plain", "size": 1, "sha256": "0" * 64, "content": b"a"}
     foreign = Attachment.objects.create(tenant=other.tenant, **common)
     bad = Attachment.objects.create(tenant=me.tenant, status=Attachment.Status.QUARANTINED, **common)
