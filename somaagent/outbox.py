@@ -62,16 +62,26 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
 
 
 def _send(message: OutboxMessage) -> None:
+    """Publish once, failing fast: the outbox retries, so nothing here waits for the broker.
+
+    ``retry=False`` alone does not do it: a pooled connection that has to
+    reconnect goes through kombu's ``default_channel``, which keeps retrying
+    (sleeping) for ``broker_connection_timeout`` — 2 s inside the request that
+    accepted the message. One connection attempt, then the error.
+    """
     from somaagent.celery import app
 
     route = ROUTES[message.topic]
-    app.send_task(
-        route.task,
-        kwargs=message.payload,
-        queue=route.queue,
-        routing_key=route.queue,
-        retry=False,
-    )
+    with app.producer_pool.acquire(block=True) as producer:
+        producer.connection.ensure_connection(max_retries=0, timeout=app.conf.broker_connection_timeout)
+        app.send_task(
+            route.task,
+            kwargs=message.payload,
+            queue=route.queue,
+            routing_key=route.queue,
+            retry=False,
+            producer=producer,
+        )
 
 
 def _broker_presumed_down() -> bool:
