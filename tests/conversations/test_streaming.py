@@ -1,0 +1,177 @@
+"""SessionFollower: merges the Redis stream buffer and the database by cursor, on real Redis and DB.
+
+Each test lays out a session the way a crash or an expiry can leave it: a
+persisted event whose buffer copy was lost, a delta that expired, copies in
+both places. The follower runs under ``async_to_sync`` so its database calls
+happen in this thread and see the test's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.utils import timezone
+
+from conversations import stream_buffer
+from conversations.envelope import Envelope, envelope_of, make_envelope
+from conversations.models import EventType, Session, SessionEvent
+from conversations.streaming import HEARTBEAT, SessionFollower
+from tests.conftest import make_tenant_key
+
+pytestmark = pytest.mark.django_db
+
+
+class Layout:
+    """A session whose events sit in the database, the buffer, both or neither, by cursor."""
+
+    def __init__(self) -> None:
+        tenant: Any = make_tenant_key().tenant
+        self.session = Session.objects.create(tenant=tenant)
+        self.sid = str(self.session.pk)
+
+    def persisted(self, seq: int, *, buffered: bool = True) -> Envelope:
+        event = SessionEvent.objects.create(
+            session=self.session,
+            seq=seq,
+            type=EventType.ASSISTANT_STARTED,
+            role="assistant",
+            payload={"n": seq},
+        )
+        Session.objects.filter(pk=self.session.pk, last_seq__lt=seq).update(last_seq=seq)
+        envelope = envelope_of(event)
+        if buffered:
+            stream_buffer.publish(envelope)
+        return envelope
+
+    def delta(self, seq: int, *, buffered: bool = True) -> Envelope:
+        envelope = make_envelope(
+            seq=seq,
+            event_id=uuid.uuid4(),
+            session_id=self.sid,
+            type=EventType.ASSISTANT_DELTA,
+            role="assistant",
+            occurred_at=timezone.now(),
+            data={"text": f"d{seq}", "index": seq},
+        )
+        Session.objects.filter(pk=self.session.pk, last_seq__lt=seq).update(last_seq=seq)
+        if buffered:  # not buffered: it expired (deltas live only in the buffer)
+            stream_buffer.publish(envelope)
+        return envelope
+
+
+async def _take(follower: SessionFollower, it: Any, *, until_quiet: bool = True) -> list[int]:
+    """Cursors the follower yields until its first heartbeat (nothing more to say)."""
+    out: list[int] = []
+    async with asyncio.timeout(20):
+        while True:
+            envelope = await it.__anext__()
+            if envelope is HEARTBEAT:
+                return out
+            out.append(int(envelope["id"]))
+
+
+def follow(layout: Layout, after: int = 0, then: Callable[[Any], Awaitable[list[int]]] | None = None) -> Any:
+    """Run a follower: what it replays, then (optionally) what it yields after ``then``'s writes."""
+
+    async def run() -> tuple[list[int], list[int]]:
+        follower = SessionFollower(layout.session.pk, after, heartbeat=0.3)
+        it: Any = follower.__aiter__()
+        replayed = await _take(follower, it)
+        live: list[int] = []
+        if then is not None:
+            await then(layout)
+            live = await _take(follower, it)
+        await it.aclose()
+        return replayed, live
+
+    return async_to_sync(run)()
+
+
+def test_replay_merges_buffer_and_database_without_duplicates() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.persisted(2)
+    s.delta(3)
+    s.delta(4)
+    s.persisted(5)
+    replayed, _ = follow(s)
+    assert replayed == [1, 2, 3, 4, 5]
+
+
+def test_replay_fills_events_missing_from_the_buffer_from_the_database() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.persisted(2, buffered=False)  # its buffer publish failed after commit
+    s.delta(3)
+    s.persisted(4, buffered=False)
+    s.delta(5)
+    replayed, _ = follow(s)
+    assert replayed == [1, 2, 3, 4, 5]
+
+
+def test_replay_skips_expired_deltas() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.delta(2, buffered=False)
+    s.delta(3, buffered=False)
+    s.persisted(4)
+    s.delta(5)
+    replayed, _ = follow(s)
+    assert replayed == [1, 4, 5]
+
+
+def test_replay_with_an_empty_buffer_reads_the_database() -> None:
+    s = Layout()
+    for seq in range(1, 4):
+        s.persisted(seq, buffered=False)
+    assert follow(s)[0] == [1, 2, 3]
+
+
+def test_replay_starts_after_the_cursor() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.delta(2)
+    s.delta(3)
+    s.persisted(4)
+    assert follow(s, after=2)[0] == [3, 4]
+    assert follow(s, after=4)[0] == []
+
+
+def test_live_events_in_order_with_holes_filled_and_duplicates_dropped() -> None:
+    s = Layout()
+    s.persisted(1)
+
+    async def writes(layout: Layout) -> list[int]:
+        def write() -> None:
+            layout.delta(2)
+            layout.persisted(3, buffered=False)  # only the database has it
+            layout.delta(4, buffered=False)  # expired before anyone read it
+            layout.delta(5)
+            stream_buffer.publish(layout.delta(6, buffered=False))
+            stream_buffer.publish(layout.delta(6, buffered=False))  # the same cursor twice
+            layout.persisted(7)
+
+        await sync_to_async(write)()
+        return []
+
+    replayed, live = follow(s, then=writes)
+    assert replayed == [1]
+    assert live == [2, 3, 5, 6, 7]
+
+
+def test_a_quiet_follower_catches_up_from_the_database() -> None:
+    """A persisted event whose buffer copy was lost still arrives, on the next quiet poll."""
+    s = Layout()
+    s.persisted(1)
+
+    async def writes(layout: Layout) -> list[int]:
+        await sync_to_async(layout.persisted)(2, buffered=False)
+        return []
+
+    replayed, live = follow(s, then=writes)
+    assert replayed == [1] and live == [2]
