@@ -4,10 +4,13 @@ Two sources hold a session's events: the database (persisted events) and the
 Redis stream buffer (every event, deltas included, for a while). The reader
 first snapshots the buffer, then pages the database, merging both by cursor;
 then it follows the buffer live. Writers take cursors under the session row
-lock, so when the buffer shows cursor ``m`` every event before ``m`` is
-already committed (persisted) or already in the buffer (deltas); a hole before
-``m`` is therefore filled from the database, and what is in neither (a delta
-whose buffer expired) is skipped. Duplicates are dropped by cursor.
+lock and events reach the buffer only after their cursor is committed, in
+cursor order (the entry ID is the cursor), so when the buffer shows cursor
+``m`` every cursor before ``m`` is committed: a persisted event (in the
+database), a delta already in the buffer, or a delta that will never be (it
+expired, or lost the race to the buffer and goes out again in a later delta).
+A hole before ``m`` is therefore filled from the database, and what is not
+there is skipped. Duplicates are dropped by cursor.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections, connection
 
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, seq_of
@@ -30,14 +34,27 @@ DB_PAGE = 500
 HEARTBEAT = None  # yielded when nothing happened for a heartbeat interval
 
 
+def release_connection() -> None:
+    """A stream lives for hours but reads the database rarely: give the connection back
+    (to the web process's pool) after each read rather than hold it."""
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 @sync_to_async
 def _db_after(session_id: Any, after: int, limit: int) -> list[Envelope]:
-    return [envelope_of(e) for e in events_after(session_id=session_id, after=after, limit=limit)]
+    try:
+        return [envelope_of(e) for e in events_after(session_id=session_id, after=after, limit=limit)]
+    finally:
+        release_connection()
 
 
 @sync_to_async
 def _db_between(session_id: Any, first: int, before: int) -> list[Envelope]:
-    return [envelope_of(e) for e in events_between(session_id=session_id, first=first, before=before)]
+    try:
+        return [envelope_of(e) for e in events_between(session_id=session_id, first=first, before=before)]
+    finally:
+        release_connection()
 
 
 class SessionFollower:

@@ -48,6 +48,20 @@ class Layout:
             stream_buffer.publish(envelope)
         return envelope
 
+    def ahead(self, seq: int) -> None:
+        """Buffer a delta with cursor ``seq`` that the database has not handed out yet."""
+        stream_buffer.publish(
+            make_envelope(
+                seq=seq,
+                event_id=uuid.uuid4(),
+                session_id=self.sid,
+                type=EventType.ASSISTANT_DELTA,
+                role="assistant",
+                occurred_at=timezone.now(),
+                data={"text": f"d{seq}", "index": seq},
+            )
+        )
+
     def delta(self, seq: int, *, buffered: bool = True) -> Envelope:
         envelope = make_envelope(
             seq=seq,
@@ -142,7 +156,7 @@ def test_replay_starts_after_the_cursor() -> None:
     assert follow(s, after=4)[0] == []
 
 
-def test_live_events_in_order_with_holes_filled_and_duplicates_dropped() -> None:
+def test_live_events_in_order_with_holes_filled() -> None:
     s = Layout()
     s.persisted(1)
 
@@ -152,8 +166,9 @@ def test_live_events_in_order_with_holes_filled_and_duplicates_dropped() -> None
             layout.persisted(3, buffered=False)  # only the database has it
             layout.delta(4, buffered=False)  # expired before anyone read it
             layout.delta(5)
-            stream_buffer.publish(layout.delta(6, buffered=False))
-            stream_buffer.publish(layout.delta(6, buffered=False))  # the same cursor twice
+            six = layout.delta(6)
+            with pytest.raises(stream_buffer.OutOfOrder):
+                stream_buffer.publish(six)  # the buffer never holds a cursor twice
             layout.persisted(7)
 
         await sync_to_async(write)()
@@ -175,3 +190,69 @@ def test_a_quiet_follower_catches_up_from_the_database() -> None:
 
     replayed, live = follow(s, then=writes)
     assert replayed == [1] and live == [2]
+
+
+def test_deltas_reach_the_buffer_only_after_their_cursor_is_committed() -> None:
+    """A delta buffered inside its transaction would keep a cursor that a rollback (a worker
+    killed before its commit) hands out again: readers would then drop the next event."""
+    from django.db import transaction
+
+    from conversations.services.events import delta_publish
+
+    s = Layout()
+    s.persisted(1)
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        delta_publish(session_id=s.session.pk, data={"text": "x", "index": 0})
+    assert [e["id"] for _, e in async_to_sync(stream_buffer.read_all)(s.sid)] == ["1"]
+    published = delta_publish(session_id=s.session.pk, data={"text": "x", "index": 0})
+    s.session.refresh_from_db()
+    assert published["id"] == "2" and s.session.last_seq == 2
+
+
+def test_an_event_that_loses_the_race_to_the_buffer_is_refused_and_read_from_the_database() -> None:
+    from conversations.services.events import delta_publish
+
+    s = Layout()
+    s.persisted(1)
+    late = s.persisted(2, buffered=False)  # committed, its buffer publish not done yet
+    s.delta(3)  # a later cursor reaches the buffer first
+    with pytest.raises(stream_buffer.OutOfOrder):
+        stream_buffer.publish(late)
+    stream_buffer.publish_best_effort(late)  # the after-commit hook shrugs it off
+    assert follow(s)[0] == [1, 2, 3]
+
+    # A delta that loses the race: its cursor is committed but never buffered; readers skip it.
+    s.ahead(5)  # as if cursor 5 were taken and buffered first
+    with pytest.raises(stream_buffer.OutOfOrder):
+        delta_publish(session_id=s.session.pk, data={"text": "resend me", "index": 1})  # takes cursor 4
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 4
+    Session.objects.filter(pk=s.session.pk).update(last_seq=5)
+    assert follow(s, after=3)[0] == [5]
+
+
+def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
+    from conversations.models import Turn
+    from conversations.services.publisher import DeltaPublisher
+    from conversations.services.turns import turn_claim
+
+    s = Layout()
+    user = s.persisted(1)
+    turn = Turn.objects.create(
+        tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
+    )
+    claim = turn_claim(turn_id=turn.pk, owner="w1")
+    assert claim is not None and user["id"] == "1"
+    s.ahead(3)  # cursors 2 and 3 will be refused by the buffer
+
+    publisher = DeltaPublisher(claim)
+    publisher.add("hello ")
+    publisher.add("world")
+    publisher._finishing = True
+    publisher.run()  # in this thread, to see the test's transaction
+
+    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    assert [(d["id"], d["data"]) for d in deltas] == [
+        ("3", {"text": "d3", "index": 3}),
+        ("4", {"text": "hello world", "index": 0}),
+    ]
