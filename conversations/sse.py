@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from conversations.selectors import session_get
-from conversations.streaming import HEARTBEAT, SessionFollower
+from conversations.streaming import HEARTBEAT, SessionFollower, release_connection
 from somaagent.api_errors import error_response
 from somaagent.async_auth import authenticate_request
 from somaagent.errors import SomaError, ValidationFailed
@@ -54,6 +54,9 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
     except SomaError as exc:
         return error_response(exc)
+    finally:
+        # Do not hold a database connection for the life of the stream.
+        await sync_to_async(release_connection)()
     response = StreamingHttpResponse(
         sse_frames(SessionFollower(session.pk, after)), content_type="text/event-stream"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+# Requests run in short-lived threads here: pool database connections (settings.py).
+os.environ.setdefault("SOMA_DB_POOL", "1")
 
 from django.core.asgi import get_asgi_application
 

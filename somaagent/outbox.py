@@ -57,7 +57,7 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
             message = OutboxMessage.objects.create(topic=topic, payload=payload, dedupe_key=dedupe_key)
     except IntegrityError:
         return None
-    transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk))
+    transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk, message=message))
     return message
 
 
@@ -81,6 +81,9 @@ def _send(message: OutboxMessage) -> None:
             routing_key=route.queue,
             retry=False,
             producer=producer,
+            # Nobody waits for these results; without this every publish subscribes
+            # to the result channel (and builds a result backend per web thread).
+            ignore_result=True,
         )
 
 
@@ -94,13 +97,18 @@ def _mark_broker_down() -> None:
         _broker_down_until = time.monotonic() + BREAKER_SECONDS
 
 
-def outbox_publish_now(*, message_id: int) -> bool:
-    """The fast path after commit; failures are left for the sweep."""
+def outbox_publish_now(*, message_id: int, message: OutboxMessage | None = None) -> bool:
+    """The fast path after commit; failures are left for the sweep.
+
+    ``message`` is the row just committed (saves reading it back); a row the
+    sweep published meanwhile may go out twice, which consumers tolerate.
+    """
     if _broker_presumed_down():
         return False
-    message = OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).first()
     if message is None:
-        return False
+        message = OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).first()
+        if message is None:
+            return False
     try:
         _send(message)
     except Exception as exc:  # kombu raises many connection error types

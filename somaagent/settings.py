@@ -71,6 +71,17 @@ _database_url = env("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env_bool("SOMA_DB_POOL", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # The ASGI server runs each request's sync code in a thread of its own, so
+        # per-thread persistent connections would be opened per request and leak
+        # (asgi.py turns this on). Celery workers keep persistent connections.
+        # CONN_HEALTH_CHECKS makes Django check a connection taken from the pool.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": env_int("SOMA_DB_POOL_MAX_SIZE", 20),
+            "timeout": 10,
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
