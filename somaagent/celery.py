@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 
 app = Celery("somaagent")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory"])
+
+
+@task_prerun.connect
+def _check_database_connections(**_: object) -> None:
+    """Close a broken or too old connection before a task (connections are reused: celeryconfig)."""
+    close_old_connections()

@@ -12,7 +12,7 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, ChatStream, LlmError, LlmPort, ModelTarget
 from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
 from conversations.llm.retry import llm_retry_delay
-from conversations.models import EventType, SessionEvent
+from conversations.models import EventType
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
@@ -73,7 +73,6 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         )
         return
     target = targets[0]
-    user_event = SessionEvent.objects.get(pk=claim.user_event_id)
     turn_emit(
         claim=claim,
         type=EventType.ASSISTANT_STARTED,
@@ -106,7 +105,7 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             "message": generation.message,
             "model": target.model,
             "usage": usage,
-            "analysis": analyse(str(user_event.payload.get("message", ""))).as_dict(),
+            "analysis": analyse(claim.user_message).as_dict(),
             "escalation": None,
         },
         model=target.model,

@@ -53,6 +53,7 @@ class ClaimedTurn:
     owner: str
     attempt: int
     restart: bool
+    user_message: str = ""  # the text of user_event, loaded with the claim
 
 
 def _lease_delta() -> timedelta:
@@ -127,6 +128,7 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
             owner=owner,
             attempt=turn.attempts,
             restart=turn.attempts > 1,
+            user_message=str(turn.user_event.payload.get("message", "")),
         )
 
 
