@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from somaagent.models import DeadLetter, OutboxMessage
@@ -52,12 +52,37 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
     """Add a message in the current transaction; None if ``dedupe_key`` was already used."""
     if topic not in ROUTES:
         raise ValueError(f"unknown outbox topic {topic!r}")
-    try:
-        with transaction.atomic():
-            message = OutboxMessage.objects.create(topic=topic, payload=payload, dedupe_key=dedupe_key)
-    except IntegrityError:
+    message = _insert_unless_duplicate(
+        OutboxMessage(topic=topic, payload=payload, dedupe_key=dedupe_key, next_attempt_at=timezone.now())
+    )
+    if message is not None:
+        transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk, message=message))
+    return message
+
+
+def _insert_unless_duplicate(message: OutboxMessage) -> OutboxMessage | None:
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``: one round trip, and no
+    savepoint to keep a duplicate key from aborting the caller's transaction."""
+    meta = OutboxMessage._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+
+    def quote(name: object) -> str:
+        return str(connection.ops.quote_name(str(name)))
+
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('dedupe_key').column)}) DO NOTHING "  # type: ignore[union-attr]
+        f"RETURNING {quote(meta.pk.column)}"  # type: ignore[union-attr]
+    )
+    params = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk, message=message))
+    message.pk = row[0]
+    message._state.adding = False
     return message
 
 
@@ -119,8 +144,20 @@ def outbox_publish_now(*, message_id: int, message: OutboxMessage | None = None)
         )
         OutboxMessage.objects.filter(pk=message_id).update(last_error=repr(exc)[:2000])
         return False
-    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(published_at=timezone.now())
+    _mark_published(message_id)
     return True
+
+
+def _mark_published(message_id: int) -> None:
+    """Record the publication without waiting for the disk: if the database crashed and lost
+    it, the sweep would publish the message again, which consumers tolerate."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(
+            published_at=timezone.now()
+        )
 
 
 def _backoff(attempts: int) -> timedelta:

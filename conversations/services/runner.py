@@ -15,7 +15,7 @@ from conversations.llm.retry import llm_retry_delay
 from conversations.models import EventType
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
-from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
+from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,13 @@ class Generation:
 
 def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     """The conversation task's body; idempotent, so any redelivery is harmless."""
-    claim = turn_claim(turn_id=turn_id, owner=owner)
+    targets = model_targets()
+    # With a model to call, the claim writes assistant.started in its own transaction.
+    claim = turn_claim(turn_id=turn_id, owner=owner, start_model=targets[0].model if targets else None)
     if claim is None:
         return
     try:
-        _run_claimed(claim)
+        _run_claimed(claim, targets)
     except LeaseLost:
         log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
     except Exception as exc:
@@ -63,8 +65,7 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
             pass
 
 
-def _run_claimed(claim: ClaimedTurn) -> None:
-    targets = model_targets()
+def _run_claimed(claim: ClaimedTurn, targets: list[ModelTarget]) -> None:
     if not targets:
         turn_finish(
             claim=claim,
@@ -73,11 +74,6 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         )
         return
     target = targets[0]
-    turn_emit(
-        claim=claim,
-        type=EventType.ASSISTANT_STARTED,
-        data={"model": target.model, "reply_to": str(claim.user_event_uuid), "restart": claim.restart},
-    )
     messages = build_messages(claim=claim)
     generation = _stream(claim, target, messages)
     if generation.stop_reason == LEASE_LOST:

@@ -60,9 +60,13 @@ def _lease_delta() -> timedelta:
     return timedelta(seconds=settings.SOMA.turn_lease_seconds)
 
 
-def turn_dispatch(*, turn: Turn, reason: str) -> None:
-    """Queue a run of ``turn`` through the outbox (inside the caller's transaction)."""
-    Turn.objects.filter(pk=turn.pk).update(dispatched_at=timezone.now())
+def turn_dispatch(*, turn: Turn, reason: str, mark_dispatched: bool = True) -> None:
+    """Queue a run of ``turn`` through the outbox (inside the caller's transaction).
+
+    ``mark_dispatched=False`` when the caller already set ``dispatched_at``.
+    """
+    if mark_dispatched:
+        Turn.objects.filter(pk=turn.pk).update(dispatched_at=timezone.now())
     outbox_enqueue(
         topic=TURN_TOPIC,
         payload={"turn_id": str(turn.pk)},
@@ -78,8 +82,13 @@ def _has_active_predecessor(turn: Turn) -> bool:
     ).exists()
 
 
-def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
-    """Take the turn's lease, or return None if there is nothing for this worker to do."""
+def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None = None) -> ClaimedTurn | None:
+    """Take the turn's lease, or return None if there is nothing for this worker to do.
+
+    With ``start_model`` the claim also writes ``assistant.started`` (``restart``
+    on a later attempt) in the same transaction: one commit less before the
+    first delta.
+    """
     now = timezone.now()
     with transaction.atomic():
         turn = (
@@ -117,6 +126,16 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
         turn.lease_expires_at = now + _lease_delta()
         turn.started_at = turn.started_at or now
         turn.save(update_fields=["attempts", "status", "lease_owner", "lease_expires_at", "started_at"])
+        if start_model is not None:
+            event_append(
+                session_id=turn.session_id,
+                type=EventType.ASSISTANT_STARTED,
+                data={
+                    "model": start_model,
+                    "reply_to": str(turn.user_event.event_id),
+                    "restart": turn.attempts > 1,
+                },
+            )
         return ClaimedTurn(
             turn_id=turn.pk,
             session_id=turn.session_id,

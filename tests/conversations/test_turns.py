@@ -72,20 +72,30 @@ def test_an_expired_lease_is_dispatched_again_once() -> None:
 
 def test_the_new_worker_restarts_the_turn_and_the_old_one_loses_it() -> None:
     turn = _turn()
-    old = turn_claim(turn_id=turn.pk, owner="w1")
+    old = turn_claim(turn_id=turn.pk, owner="w1", start_model="m")
     assert old is not None and old.attempt == 1 and old.restart is False
-    assert turn_claim(turn_id=turn.pk, owner="w2") is None, "a live lease is not taken"
+    assert turn_claim(turn_id=turn.pk, owner="w2", start_model="m") is None, "a live lease is not taken"
 
     Turn.objects.filter(pk=turn.pk).update(lease_expires_at=_ago(1))
     turn_sweep()
-    new = turn_claim(turn_id=turn.pk, owner="w2")
+    new = turn_claim(turn_id=turn.pk, owner="w2", start_model="m")
     assert new is not None and new.attempt == 2 and new.restart is True
+    started = SessionEvent.objects.filter(session_id=turn.session_id, type=EventType.ASSISTANT_STARTED)
+    assert [(e.payload["restart"], e.payload["reply_to"]) for e in started.order_by("seq")] == [
+        (False, str(turn.user_event.event_id)),
+        (True, str(turn.user_event.event_id)),
+    ]
 
     assert turn_renew_lease(turn_id=turn.pk, owner="w1") is False
     with pytest.raises(LeaseLost):
         turn_finish(claim=old, type=EventType.ASSISTANT_FINAL, data={"message": "late"})
     turn_finish(claim=new, type=EventType.ASSISTANT_FINAL, data={"message": "done"})
-    assert _types(turn.session_id) == ["user.message", "assistant.final"]
+    assert _types(turn.session_id) == [
+        "user.message",
+        "assistant.started",
+        "assistant.started",
+        "assistant.final",
+    ]
     assert turn_claim(turn_id=turn.pk, owner="w3") is None, "a finished turn is never run again"
 
 
