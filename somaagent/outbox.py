@@ -149,15 +149,7 @@ def outbox_publish_now(*, message_id: int, message: OutboxMessage | None = None)
 
 
 def _mark_published(message_id: int) -> None:
-    """Record the publication without waiting for the disk: if the database crashed and lost
-    it, the sweep would publish the message again, which consumers tolerate."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(
-            published_at=timezone.now()
-        )
+    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(published_at=timezone.now())
 
 
 def _backoff(attempts: int) -> timedelta:
