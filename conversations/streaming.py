@@ -76,7 +76,11 @@ class SessionFollower:
             try:
                 entries = await stream_buffer.read_after(self.sid, self._last_entry, block_ms)
             except redis.RedisError:
-                log.warning("stream buffer unreachable; polling the database", extra={"session_id": self.sid})
+                log.warning(
+                    "stream buffer unreachable; polling the database",
+                    extra={"session_id": self.sid},
+                    exc_info=True,
+                )
                 entries = []
             if not entries:
                 # Quiet (or Redis is down): catch up from the database, then beat.
@@ -98,7 +102,9 @@ class SessionFollower:
             buffered = await stream_buffer.read_all(self.sid)
         except redis.RedisError:
             log.warning(
-                "stream buffer unreachable; replaying from the database", extra={"session_id": self.sid}
+                "stream buffer unreachable; replaying from the database",
+                extra={"session_id": self.sid},
+                exc_info=True,
             )
             buffered = []
         if buffered:

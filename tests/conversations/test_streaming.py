@@ -256,3 +256,23 @@ def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
         ("3", {"text": "d3", "index": 3}),
         ("4", {"text": "hello world", "index": 0}),
     ]
+
+
+def test_a_quiet_stream_waits_a_whole_heartbeat_without_errors(caplog) -> None:  # type: ignore[no-untyped-def]
+    """The blocking read lasts one heartbeat; Redis's client must not time out before that
+    (redis-py's default read timeout is 5 s; production heartbeats are 15 s)."""
+    s = Layout()
+    s.persisted(1)
+
+    async def run() -> float:
+        follower = SessionFollower(s.session.pk, 1, heartbeat=6)
+        it: Any = follower.__aiter__()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(30):
+            assert await it.__anext__() is HEARTBEAT
+        return asyncio.get_running_loop().time() - started
+
+    with caplog.at_level("WARNING", logger="conversations.streaming"):
+        waited = async_to_sync(run)()
+    assert not [r for r in caplog.records if r.name == "conversations.streaming"], caplog.text
+    assert waited >= 5.5, "the heartbeat came early: the blocking read was cut short"
