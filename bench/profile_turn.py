@@ -87,7 +87,8 @@ def main() -> int:
     from somaagent.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem, StubServer
 
-    _, key = api_key_create(tenant=tenant_get_or_create(name="bench"), name="bench")
+    tl._forget_earlier_runs()
+    _, key = api_key_create(tenant=tenant_get_or_create(name="bench-profile"), name="bench")
     stub = StubServer("tests.stubs.llm_server")
     system = LiveSystem(env={"SOMA_LLM_BASE_URL": f"{stub.url}/v1", "SOMA_LLM_MODEL": "stub-model"})
     out = Path(tempfile.mkdtemp(prefix="soma-profile-"))
@@ -109,6 +110,8 @@ def main() -> int:
     finally:
         system.stop()
         stub.stop()
+        tl._forget_earlier_runs()
+        tl._drop_redis_keys()
     print("## web process, POST /v1/session/message (one client)\n")
     print(_summary(sorted(out.glob("web-*.txt")), "SessionMessageView.post"))
     print("\n## worker pool processes, conversation.run_turn\n")

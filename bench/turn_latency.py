@@ -87,6 +87,31 @@ class SseReader(threading.Thread):
                 return at, event
 
 
+def _forget_earlier_runs() -> None:
+    """Delete what earlier runs left: their queued turns would otherwise run during this one."""
+    from conversations.models import Turn
+    from somaagent.models import OutboxMessage, Tenant
+
+    tenants = Tenant.objects.filter(name__startswith="bench")
+    turn_ids = {str(pk) for pk in Turn.objects.filter(tenant__in=tenants).values_list("pk", flat=True)}
+    pending = OutboxMessage.objects.filter(topic="conversation.turn", published_at__isnull=True)
+    OutboxMessage.objects.filter(
+        pk__in=[m.pk for m in pending if m.payload.get("turn_id") in turn_ids]
+    ).delete()
+    tenants.delete()
+
+
+def _drop_redis_keys() -> None:
+    """This run's queues, stream buffers and results (its own key prefix)."""
+    from django.conf import settings
+
+    from somaagent.redis_client import sync_redis
+
+    client = sync_redis()
+    for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000):
+        client.delete(key)
+
+
 def _noop_round_trips(n: int) -> list[float]:
     from somaagent.celery import app
 
@@ -193,7 +218,8 @@ def run(*, quick: bool = False) -> list[Table]:
     from tests.live import LiveSystem, StubServer
 
     n = 40 if quick else 300
-    _, key = api_key_create(tenant=tenant_get_or_create(name="bench"), name="bench")
+    _forget_earlier_runs()
+    _, key = api_key_create(tenant=tenant_get_or_create(name=f"bench-{uuid.uuid4().hex[:8]}"), name="bench")
     stub = StubServer("tests.stubs.llm_server")
     system = LiveSystem(env={"SOMA_LLM_BASE_URL": f"{stub.url}/v1", "SOMA_LLM_MODEL": "stub-model"})
     try:
@@ -217,6 +243,8 @@ def run(*, quick: bool = False) -> list[Table]:
     finally:
         system.stop()
         stub.stop()
+        _forget_earlier_runs()
+        _drop_redis_keys()
 
     noop_all = noop + noop_after
     noop_row = Row("bare Celery round trip: `soma.noop` send → result", noop_all)
