@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from somaagent import outbox
 from somaagent.models import DeadLetter, OutboxMessage
@@ -49,6 +50,9 @@ def celery_broker(url: str) -> Iterator[None]:
         app._pool = None
         if "amqp" in app.__dict__:
             app.amqp._producer_pool = None
+        # kombu keeps process-wide pools keyed by URL: a later test's broker on a
+        # reused port would otherwise get connections to an earlier, dead server.
+        kombu_pools.reset()
 
     original = app.conf.broker_url
     reset_pools()

@@ -188,6 +188,7 @@ async def _complete(body: dict[str, Any], send: Any) -> None:
     stall_after = int(d["stall_after"][0]) if "stall_after" in d else None
     for i, piece in enumerate(pieces):
         if break_after is not None and i >= break_after:
+            await asyncio.sleep(0.1)  # let what was sent reach the client first
             raise ConnectionAbortedError("stub: breaking the stream on purpose")
         if stall_after is not None and i >= stall_after:
             await asyncio.sleep(3600)
