@@ -61,3 +61,5 @@ class SomaSettings:
     rate_limit_per_minute: int
     login_attempts_per_minute: int
     budget_completion_reserve_tokens: int
+    llm_max_retries: int = 2
+    llm_retry_after_max_seconds: float = 30.0

@@ -212,6 +212,8 @@ SOMA = SomaSettings(
         sandbox_max_output_bytes=env_int("SOMA_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024),
         sandbox_tmpfs_mb=env_int("SOMA_SANDBOX_TMPFS_MB", 64),
     ),
+    llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
+    llm_retry_after_max_seconds=env_float("SOMA_LLM_RETRY_AFTER_MAX_SECONDS", 30.0),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.
