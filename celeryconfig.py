@@ -41,11 +41,20 @@ result_backend = settings.CELERY_RESULT_URL
 result_backend_transport_options = {"global_keyprefix": settings.REDIS_KEY_PREFIX + "results:"}
 task_ignore_result = True
 result_expires = 600
+# One result backend per process rather than per thread: send_task builds an
+# AsyncResult, which otherwise creates a backend (entry-point scan, Redis
+# client) in every new web request thread. Nothing waits on results in threads.
+result_backend_thread_safe = True
 
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
 event_serializer = "json"
+
+# Celery's Django fix-up closes the database connection before and after every
+# task unless this is set: a new connection per turn (~3 ms, and on the path to
+# the first delta). Reuse it; somaagent.celery checks it before each task.
+CELERY_DB_REUSE_MAX = 1000
 
 task_acks_late = True
 task_reject_on_worker_lost = True
@@ -64,9 +73,10 @@ task_routes = {
     "soma.*": {"queue": "default", "routing_key": "default"},
 }
 
-# Flower and operators see task events.
+# Flower and operators see the workers' task events. No "task-sent" event: it
+# is one more broker publish inside every accept request.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = False
 

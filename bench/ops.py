@@ -68,6 +68,8 @@ def _follow(live: Any, key: str, sid: str, after: int) -> dict[str, Any]:
         timeout=120,
     ) as response:
         for event in iter_sse(response):
+            if event is None:
+                continue
             if event["type"] == "assistant.delta":
                 if first is None:
                     first = s.now()

@@ -94,10 +94,9 @@ class SessionListView(APIView):
     )
     def get(self, request: Request) -> Response:
         limit = _int_param(request, "limit", 50, maximum=200)
-        raw_offset = request.query_params.get("offset") or "0"
-        if not raw_offset.isdigit():
-            raise ValidationFailed("offset must be a non-negative integer.", details={"offset": raw_offset})
-        offset = int(raw_offset)
+        offset = parse_cursor(
+            request.query_params.get("offset"), name="offset"
+        )  # bounded: SQL OFFSET is 64-bit
         rows = list(session_list(tenant=principal_of(request).tenant)[offset : offset + limit + 1])
         return Response(
             {

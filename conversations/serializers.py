@@ -26,13 +26,29 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StringUUIDField(serializers.UUIDField):
+    """A UUID given as a string; DRF's field also takes integers (42 -> 00000000-…-2a)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class StringField(serializers.CharField):
+    """Text given as a JSON string; DRF's CharField also turns numbers into text."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
 class MessageInSerializer(StrictSerializer):
-    session_id = serializers.UUIDField(required=False, allow_null=True)
-    persona_id = serializers.UUIDField(required=False, allow_null=True)
-    message = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    attachments = serializers.ListField(
-        child=serializers.UUIDField(), required=False, max_length=MAX_ATTACHMENTS
-    )
+    session_id = StringUUIDField(required=False, allow_null=True)
+    persona_id = StringUUIDField(required=False, allow_null=True)
+    message = StringField(trim_whitespace=False, allow_blank=True)
+    attachments = serializers.ListField(child=StringUUIDField(), required=False, max_length=MAX_ATTACHMENTS)
     metadata = serializers.DictField(required=False)
 
     def validate_message(self, value: str) -> str:

@@ -21,18 +21,18 @@ from somaagent.async_db import db_call
 from somaagent.errors import SomaError, ValidationFailed
 from somaagent.metrics import track_stream
 
+MAX_CURSOR = 2**63 - 1  # cursors are 64-bit in the database; a larger one cannot be queried
+
 
 def parse_cursor(raw: str | None, *, name: str) -> int:
     if raw is None or raw == "":
         return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(
-            f"{name} must be a non-negative integer cursor.", details={name: raw}
-        ) from None
-    if value < 0:
-        raise ValidationFailed(f"{name} must be a non-negative integer cursor.", details={name: raw})
+    message = f"{name} must be an integer between 0 and {MAX_CURSOR}."
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        raise ValidationFailed(message, details={name: raw[:40]})
+    value = int(raw)
+    if value > MAX_CURSOR:
+        raise ValidationFailed(message, details={name: raw})
     return value
 
 

@@ -1,10 +1,12 @@
 """The per-session Redis Stream that live readers follow and replay from.
 
-Every event is appended here: persisted ones after their transaction commits,
-deltas (which are not persisted) while the session row is locked, so that a
-delta is in the buffer before any later cursor is handed out. Readers merge
-this buffer with the database (conversations.streaming). Entries expire with
-the key's TTL; losing them loses only deltas, never a persisted event.
+Every event is appended here after the transaction that gave it its cursor has
+committed — persisted events and deltas (which are not persisted) alike. The
+stream entry's ID is the cursor (``<seq>-0``), so Redis refuses an entry whose
+cursor is lower than one already there (``OutOfOrder``): the buffer is always in
+cursor order, and an event that lost that race is one readers have skipped or
+will read from the database (conversations.streaming). Entries expire with the
+key's TTL; losing them loses only deltas, never a persisted event.
 """
 
 from __future__ import annotations
@@ -29,24 +31,35 @@ def stream_key(session_id: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}stream:{session_id}"
 
 
+class OutOfOrder(Exception):
+    """A later cursor is already in the buffer; readers have moved past this one."""
+
+
 def publish(envelope: Envelope) -> None:
-    """Append one event; raises redis errors to the caller."""
+    """Append one committed event; raises ``OutOfOrder`` and redis errors to the caller."""
     key = stream_key(envelope["session_id"])
     pipe = sync_redis().pipeline(transaction=False)
     pipe.xadd(
         key,
         {"seq": envelope["id"], "e": json.dumps(envelope, separators=(",", ":"))},
+        id=f"{envelope['id']}-0",
         maxlen=settings.SOMA.stream_buffer_maxlen,
         approximate=True,
     )
     pipe.expire(key, settings.SOMA.stream_buffer_ttl_seconds)
-    pipe.execute()
+    added, _ = pipe.execute(raise_on_error=False)
+    if isinstance(added, redis.ResponseError):
+        if "equal or smaller" in str(added):
+            raise OutOfOrder(envelope["id"])
+        raise added
 
 
 def publish_best_effort(envelope: Envelope) -> None:
     """Used after commit: the event is durable, readers recover it from the database."""
     try:
         publish(envelope)
+    except OutOfOrder:
+        log.debug("a later event was buffered first; readers read this one from the database")
     except redis.RedisError:
         log.warning(
             "stream buffer publish failed; readers will read the event from the database",

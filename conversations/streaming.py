@@ -4,10 +4,13 @@ Two sources hold a session's events: the database (persisted events) and the
 Redis stream buffer (every event, deltas included, for a while). The reader
 first snapshots the buffer, then pages the database, merging both by cursor;
 then it follows the buffer live. Writers take cursors under the session row
-lock, so when the buffer shows cursor ``m`` every event before ``m`` is
-already committed (persisted) or already in the buffer (deltas); a hole before
-``m`` is therefore filled from the database, and what is in neither (a delta
-whose buffer expired) is skipped. Duplicates are dropped by cursor.
+lock and events reach the buffer only after their cursor is committed, in
+cursor order (the entry ID is the cursor), so when the buffer shows cursor
+``m`` every cursor before ``m`` is committed: a persisted event (in the
+database), a delta already in the buffer, or a delta that will never be (it
+expired, or lost the race to the buffer and goes out again in a later delta).
+A hole before ``m`` is therefore filled from the database, and what is not
+there is skipped. Duplicates are dropped by cursor.
 """
 
 from __future__ import annotations
@@ -59,7 +62,11 @@ class SessionFollower:
             try:
                 entries = await stream_buffer.read_after(self.sid, self._last_entry, block_ms)
             except redis.RedisError:
-                log.warning("stream buffer unreachable; polling the database", extra={"session_id": self.sid})
+                log.warning(
+                    "stream buffer unreachable; polling the database",
+                    extra={"session_id": self.sid},
+                    exc_info=True,
+                )
                 entries = []
             if not entries:
                 # Quiet (or Redis is down): catch up from the database, then beat.
@@ -81,7 +88,9 @@ class SessionFollower:
             buffered = await stream_buffer.read_all(self.sid)
         except redis.RedisError:
             log.warning(
-                "stream buffer unreachable; replaying from the database", extra={"session_id": self.sid}
+                "stream buffer unreachable; replaying from the database",
+                extra={"session_id": self.sid},
+                exc_info=True,
             )
             buffered = []
         if buffered:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 
@@ -13,3 +15,9 @@ app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory"])
 
 import somaagent.celery_signals  # noqa: E402, F401  (metrics, request id, metrics files)
+
+
+@task_prerun.connect
+def _check_database_connections(**_: object) -> None:
+    """Close a broken or too old connection before a task (connections are reused: celeryconfig)."""
+    close_old_connections()

@@ -61,11 +61,9 @@ class SomaSettings:
     rate_limit_per_minute: int
     login_attempts_per_minute: int
     budget_completion_reserve_tokens: int
-    # --- models: retries, fallback, context (issue 7) ---
     llm_max_retries: int = 2
-    llm_retry_base_seconds: float = 0.5
-    llm_retry_max_seconds: float = 8.0
-    llm_retry_after_cap_seconds: float = 20.0
+    llm_retry_after_max_seconds: float = 30.0
+    # --- models: context, summaries, the embedded local model (issue 7) ---
     context_tokens: int = 6000
     summary_batch_messages: int = 200
     local_llm_enabled: bool = True

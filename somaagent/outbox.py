@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from somaagent.models import DeadLetter, OutboxMessage
@@ -61,26 +61,64 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
     """Add a message in the current transaction; None if ``dedupe_key`` was already used."""
     if topic not in ROUTES:
         raise ValueError(f"unknown outbox topic {topic!r}")
-    try:
-        with transaction.atomic():
-            message = OutboxMessage.objects.create(topic=topic, payload=payload, dedupe_key=dedupe_key)
-    except IntegrityError:
+    message = _insert_unless_duplicate(
+        OutboxMessage(topic=topic, payload=payload, dedupe_key=dedupe_key, next_attempt_at=timezone.now())
+    )
+    if message is not None:
+        transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk, message=message))
+    return message
+
+
+def _insert_unless_duplicate(message: OutboxMessage) -> OutboxMessage | None:
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``: one round trip, and no
+    savepoint to keep a duplicate key from aborting the caller's transaction."""
+    meta = OutboxMessage._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+
+    def quote(name: object) -> str:
+        return str(connection.ops.quote_name(str(name)))
+
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('dedupe_key').column)}) DO NOTHING "  # type: ignore[union-attr]
+        f"RETURNING {quote(meta.pk.column)}"  # type: ignore[union-attr]
+    )
+    params = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk))
+    message.pk = row[0]
+    message._state.adding = False
     return message
 
 
 def _send(message: OutboxMessage) -> None:
+    """Publish once, failing fast: the outbox retries, so nothing here waits for the broker.
+
+    ``retry=False`` alone does not do it: a pooled connection that has to
+    reconnect goes through kombu's ``default_channel``, which keeps retrying
+    (sleeping) for ``broker_connection_timeout`` — 2 s inside the request that
+    accepted the message. One connection attempt, then the error.
+    """
     from somaagent.celery import app
 
     route = ROUTES[message.topic]
-    app.send_task(
-        route.task,
-        kwargs=message.payload,
-        queue=route.queue,
-        routing_key=route.queue,
-        retry=False,
-    )
+    with app.producer_pool.acquire(block=True) as producer:
+        producer.connection.ensure_connection(max_retries=0, timeout=app.conf.broker_connection_timeout)
+        app.send_task(
+            route.task,
+            kwargs=message.payload,
+            queue=route.queue,
+            routing_key=route.queue,
+            retry=False,
+            producer=producer,
+            # Nobody waits for these results; without this every publish subscribes
+            # to the result channel (and builds a result backend per web thread).
+            ignore_result=True,
+        )
 
 
 def _broker_presumed_down() -> bool:
@@ -93,13 +131,18 @@ def _mark_broker_down() -> None:
         _broker_down_until = time.monotonic() + BREAKER_SECONDS
 
 
-def outbox_publish_now(*, message_id: int) -> bool:
-    """The fast path after commit; failures are left for the sweep."""
+def outbox_publish_now(*, message_id: int, message: OutboxMessage | None = None) -> bool:
+    """The fast path after commit; failures are left for the sweep.
+
+    ``message`` is the row just committed (saves reading it back); a row the
+    sweep published meanwhile may go out twice, which consumers tolerate.
+    """
     if _broker_presumed_down():
         return False
-    message = OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).first()
     if message is None:
-        return False
+        message = OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).first()
+        if message is None:
+            return False
     try:
         _send(message)
     except Exception as exc:  # kombu raises many connection error types
@@ -110,8 +153,12 @@ def outbox_publish_now(*, message_id: int) -> bool:
         )
         OutboxMessage.objects.filter(pk=message_id).update(last_error=repr(exc)[:2000])
         return False
-    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(published_at=timezone.now())
+    _mark_published(message_id)
     return True
+
+
+def _mark_published(message_id: int) -> None:
+    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(published_at=timezone.now())
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -48,6 +48,8 @@ def async_redis() -> aioredis.Redis:
             max_connections=5000,
             timeout=10,
             socket_connect_timeout=2,
+            # redis-py's default read timeout (5 s) is shorter than a stream's blocking
+            # XREAD (one heartbeat, 15 s): every quiet stream would time out.
             socket_timeout=settings.SOMA.sse_heartbeat_seconds + 10,
         )
         client = aioredis.Redis(connection_pool=pool)

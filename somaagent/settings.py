@@ -219,11 +219,9 @@ SOMA = SomaSettings(
         sandbox_max_output_bytes=env_int("SOMA_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024),
         sandbox_tmpfs_mb=env_int("SOMA_SANDBOX_TMPFS_MB", 64),
     ),
-    # models: retries, fallback, context, the embedded local model (issue 7)
     llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
-    llm_retry_base_seconds=env_float("SOMA_LLM_RETRY_BASE_SECONDS", 0.5),
-    llm_retry_max_seconds=env_float("SOMA_LLM_RETRY_MAX_SECONDS", 8.0),
-    llm_retry_after_cap_seconds=env_float("SOMA_LLM_RETRY_AFTER_CAP_SECONDS", 20.0),
+    llm_retry_after_max_seconds=env_float("SOMA_LLM_RETRY_AFTER_MAX_SECONDS", 30.0),
+    # models: context, summaries, the embedded local model (issue 7)
     context_tokens=env_int("SOMA_CONTEXT_TOKENS", 6000),
     summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
     local_llm_enabled=env_bool("SOMA_LOCAL_LLM", True),

@@ -21,6 +21,8 @@ os.environ.setdefault("SOMA_TURN_SWEEP_SECONDS", "1")
 os.environ.setdefault("SOMA_OUTBOX_SWEEP_SECONDS", "1")
 os.environ.setdefault("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", "0.5")
 os.environ.setdefault("SOMA_TURN_REDISPATCH_AFTER_SECONDS", "5")
+# Heartbeats often enough that a test reading a quiet stream notices its own deadline.
+os.environ.setdefault("SOMA_SSE_HEARTBEAT_SECONDS", "2")
 # Unit tests never reach a model unless a test points them at a stub.
 os.environ.pop("SOMA_LLM_BASE_URL", None)
 # ... nor the embedded local model, even when it is installed (its own test turns it on).

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from django.conf import settings
@@ -129,6 +129,10 @@ class StubServer:
 class LiveSystem:
     """web + worker + beat against the test database, configured by ``env`` overrides."""
 
+    # Every system started in this test process: they share one database, so a
+    # test that needs its own system pauses the others' sweeps (solo()).
+    started: ClassVar[list[LiveSystem]] = []
+
     def __init__(
         self,
         *,
@@ -151,6 +155,7 @@ class LiveSystem:
 
     # --- processes ----------------------------------------------------------------
     def start(self, *, beat: bool = True) -> LiveSystem:
+        LiveSystem.started.append(self)
         self.start_web()
         for queues in self.worker_queues:
             self.start_worker(queues=queues)
@@ -248,6 +253,8 @@ class LiveSystem:
         return next((w for w in self.workers if w.alive() and w.queues == queues), None)
 
     def stop(self) -> None:
+        if self in LiveSystem.started:
+            LiveSystem.started.remove(self)
         for proc in [*self.workers, self.beat, self.web]:
             if proc is not None:
                 proc.kill()
@@ -260,6 +267,21 @@ class LiveSystem:
         self.env = {**self.env, **env}
         return self.start(beat=beat)
 
+    @contextmanager
+    def solo(self) -> Iterator[LiveSystem]:
+        """Run with the other systems' beats stopped, so their sweeps never publish this system's
+        turns to their own brokers; they start again afterwards."""
+        paused = [s for s in LiveSystem.started if s is not self and s.beat is not None and s.beat.alive()]
+        for other in paused:
+            assert other.beat is not None
+            other.beat.kill()
+        try:
+            yield self
+        finally:
+            for other in paused:
+                if other in LiveSystem.started:
+                    other.start_beat()
+
     def logs(self) -> str:
         parts = []
         for proc in [self.web, *self.workers, self.beat]:
@@ -270,15 +292,18 @@ class LiveSystem:
     # --- clients ------------------------------------------------------------------------
     def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, headers=headers, **kwargs)
 
 
-def iter_sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """Parse an SSE response into envelopes (heartbeat comments are skipped)."""
+def iter_sse(response: httpx.Response, *, comments: bool = False) -> Iterator[dict[str, Any] | None]:
+    """Parse an SSE response into envelopes; comments (heartbeats) yield None if ``comments``."""
     data: list[str] = []
     for line in response.iter_lines():
         if line.startswith("data:"):
             data.append(line[5:].strip())
+        elif line.startswith(":") and comments:
+            yield None
         elif line == "" and data:
             yield json.loads("\n".join(data))
             data = []
@@ -311,10 +336,11 @@ def read_stream(
         timeout=httpx.Timeout(timeout, read=timeout),
     ) as response:
         assert response.status_code == 200, response.read()
-        for event in iter_sse(response):
-            events.append(event)
-            if until(event) or (max_events is not None and len(events) >= max_events):
-                return events
+        for event in iter_sse(response, comments=True):
+            if event is not None:
+                events.append(event)
+                if until(event) or (max_events is not None and len(events) >= max_events):
+                    return events
             if time.monotonic() > deadline:
                 break
     raise AssertionError(f"stream ended without the expected event; got {[e['type'] for e in events]}")

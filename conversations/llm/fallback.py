@@ -28,21 +28,25 @@ from conversations.llm.port import ChatChunk, ChatRequest, ChatStream, LlmError,
 log = logging.getLogger(__name__)
 
 
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 8.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
+    """Retries of one model: ``SOMA_LLM_MAX_RETRIES``, backoff 0.5 s doubling to 8 s (jittered),
+    a ``Retry-After`` waited for up to ``SOMA_LLM_RETRY_AFTER_MAX_SECONDS``."""
+
     max_retries: int = 2
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    retry_after_cap: float = 20.0
+    base_delay: float = BACKOFF_BASE_SECONDS
+    max_delay: float = BACKOFF_MAX_SECONDS
+    retry_after_cap: float = 30.0
 
     @classmethod
     def from_settings(cls) -> RetryPolicy:
-        soma = settings.SOMA
         return cls(
-            max_retries=soma.llm_max_retries,
-            base_delay=soma.llm_retry_base_seconds,
-            max_delay=soma.llm_retry_max_seconds,
-            retry_after_cap=soma.llm_retry_after_cap_seconds,
+            max_retries=settings.SOMA.llm_max_retries,
+            retry_after_cap=settings.SOMA.llm_retry_after_max_seconds,
         )
 
     def delay(self, error: LlmError, retry: int) -> float | None:
@@ -52,7 +56,7 @@ class RetryPolicy:
         if error.retry_after is not None:
             if error.retry_after > self.retry_after_cap:
                 return None
-            return error.retry_after + random.uniform(0, 0.1 * self.base_delay)
+            return max(0.0, error.retry_after)
         ceiling = min(self.max_delay, self.base_delay * (2**retry))
         return random.uniform(ceiling / 2, ceiling)
 

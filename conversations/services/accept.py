@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from conversations.models import (
     Attachment,
@@ -135,11 +136,18 @@ def _accept_in_transaction(*, tenant: Tenant, data: MessageInput) -> dict[str, A
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(
             session=session
         )
-    turn = Turn.objects.create(tenant=tenant, session=session, user_event=event)
-    if not Turn.objects.filter(
-        session=session, status__in=Turn.ACTIVE_STATUSES, user_event__seq__lt=event.seq
-    ).exists():
-        turn_dispatch(turn=turn, reason="accept")
+    # A turn waits while an earlier one of its session is active (that one dispatches it).
+    waits = (
+        data.session_id is not None
+        and Turn.objects.filter(
+            session=session, status__in=Turn.ACTIVE_STATUSES, user_event__seq__lt=event.seq
+        ).exists()
+    )
+    turn = Turn.objects.create(
+        tenant=tenant, session=session, user_event=event, dispatched_at=None if waits else timezone.now()
+    )
+    if not waits:
+        turn_dispatch(turn=turn, reason="accept", mark_dispatched=False)
     return {
         "session_id": str(session.pk),
         "event_id": str(event.event_id),

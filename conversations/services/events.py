@@ -3,8 +3,9 @@
 The session row's ``last_seq`` is advanced with ``UPDATE … RETURNING`` inside
 the caller's transaction, so the row lock orders every writer of a session:
 a cursor is handed out only after the transaction that took the previous one
-has committed. Persisted events are published to the stream buffer after
-commit; deltas are published while the lock is held (see stream_buffer).
+has committed. Every event — persisted or a delta — goes to the stream buffer
+only after its cursor is committed: a cursor whose transaction rolled back (a
+worker killed mid-delta) is handed out again, so it must never be seen.
 """
 
 from __future__ import annotations
@@ -73,19 +74,23 @@ def delta_publish(
     data: dict[str, Any],
     guard: Callable[[], bool] | None = None,
 ) -> Envelope:
-    """Hand a transient delta its cursor and put it in the buffer before the lock is released."""
-    with transaction.atomic():
+    """Give a transient delta its cursor, commit it, then put the delta in the buffer.
+
+    Raises ``stream_buffer.OutOfOrder`` when a later event reached the buffer
+    first (readers skip this cursor): send the text again in the next delta.
+    """
+    with transaction.atomic(durable=True):  # never inside a caller's transaction: it must commit here
         if guard is not None and not guard():
             raise GuardFailed()
         seq = allocate_seq(session_id=session_id)
-        envelope = make_envelope(
-            seq=seq,
-            event_id=uuid.uuid4(),
-            session_id=session_id,
-            type=EventType.ASSISTANT_DELTA,
-            role="assistant",
-            occurred_at=timezone.now(),
-            data=data,
-        )
-        stream_buffer.publish(envelope)
+    envelope = make_envelope(
+        seq=seq,
+        event_id=uuid.uuid4(),
+        session_id=session_id,
+        type=EventType.ASSISTANT_DELTA,
+        role="assistant",
+        occurred_at=timezone.now(),
+        data=data,
+    )
+    stream_buffer.publish(envelope)
     return envelope

@@ -39,6 +39,5 @@ def build_messages(*, claim: ClaimedTurn, memories: TurnMemories | None = None) 
     for event in window:
         role = "user" if event.type == EventType.USER_MESSAGE else "assistant"
         messages.append({"role": role, "content": _content_of(event)})
-    current = SessionEvent.objects.get(pk=claim.user_event_id)
-    messages.append({"role": "user", "content": _content_of(current)})
+    messages.append({"role": "user", "content": claim.user_message})
     return messages

@@ -1,23 +1,26 @@
 """Coalesces a turn's tokens into deltas and keeps the turn's lease alive.
 
-The turn's main thread reads the model stream and hands text to ``add``; this
-thread publishes it: the first text at once, then at most one delta per
-coalescing window, so a fast model costs one Redis/database round trip per
-window rather than per token. The same thread renews the lease and watches for
-cancellation; when either tells the turn to stop it calls ``on_stop`` (which
-closes the model stream) and records why.
+The turn's main thread reads the model stream and hands text to ``add``; a
+publisher thread (long-lived, see ``_publisher_threads``) publishes it: the
+first text at once, then at most one delta per coalescing window, so a fast
+model costs one Redis/database round trip per window rather than per token.
+The same thread renews the lease and watches for cancellation; when either
+tells the turn to stop it calls ``on_stop`` (which closes the model stream)
+and records why.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from conversations.services.events import GuardFailed, delta_publish
 from conversations.services.turns import (
@@ -25,6 +28,7 @@ from conversations.services.turns import (
     turn_is_cancel_requested,
     turn_renew_lease,
 )
+from conversations.stream_buffer import OutOfOrder
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)
@@ -34,11 +38,29 @@ LEASE_LOST = "lease_lost"
 CHECK_INTERVAL = 0.25
 
 
-class DeltaPublisher(threading.Thread):
+_executor_lock = threading.Lock()
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _publisher_threads() -> ThreadPoolExecutor:
+    """Long-lived threads (per process, rebuilt after fork) that run the publishers.
+
+    A thread of its own per turn would open a new database connection for
+    every turn, right before the first delta; these threads keep theirs.
+    """
+    global _executor
+    pid = os.getpid()
+    if _executor is None or _executor[0] != pid:
+        with _executor_lock:
+            if _executor is None or _executor[0] != pid:
+                _executor = (pid, ThreadPoolExecutor(max_workers=32, thread_name_prefix="delta-publisher"))
+    return _executor[1]
+
+
+class DeltaPublisher:
     def __init__(
         self, claim: ClaimedTurn, *, on_stop: Callable[[], None] | None = None, first_index: int = 0
     ) -> None:
-        super().__init__(name=f"turn-{claim.turn_id}", daemon=True)
         self.claim = claim
         self.on_stop = on_stop
         self.first_index = first_index  # a turn's later model rounds continue the delta numbering
@@ -54,6 +76,7 @@ class DeltaPublisher(threading.Thread):
         self._last_check = time.monotonic()
         self._last_renew = time.monotonic()
         self._cancel_key = key("cancel", claim.turn_id)
+        self._done: Future[None] | None = None
 
     # --- called from the turn's thread -----------------------------------------
     def add(self, text: str) -> None:
@@ -61,14 +84,21 @@ class DeltaPublisher(threading.Thread):
             self._pending.append(text)
         self._wake.set()
 
+    def start(self) -> None:
+        self._done = _publisher_threads().submit(self.run)
+
     def finish(self) -> None:
-        """Publish what is pending and stop; returns when the thread has ended."""
+        """Publish what is pending and stop; returns when the publisher has ended."""
         self._finishing = True
         self._wake.set()
-        self.join()
+        if self._done is not None:
+            self._done.result()
 
-    # --- the thread ------------------------------------------------------------------
+    # --- the publisher thread ------------------------------------------------------
     def run(self) -> None:
+        # The thread's connection lives on between turns: drop it if broken or too old.
+        if not connection.in_atomic_block:
+            close_old_connections()
         try:
             while self.stop_reason is None:
                 now = time.monotonic()
@@ -89,8 +119,6 @@ class DeltaPublisher(threading.Thread):
                 self._housekeeping()
         except Exception:
             log.exception("delta publisher failed", extra={"turn_id": str(self.claim.turn_id)})
-        finally:
-            connection.close()
 
     def _halt(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -110,6 +138,12 @@ class DeltaPublisher(threading.Thread):
             )
         except GuardFailed:
             self._halt(LEASE_LOST)
+            return
+        except OutOfOrder:
+            # Another event of the session got a later cursor and reached the buffer
+            # first; readers skipped this one. The text goes out with the next delta.
+            with self._lock:
+                self._pending.insert(0, text)
             return
         except (redis.RedisError, DatabaseError):
             log.warning(

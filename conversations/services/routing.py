@@ -21,7 +21,7 @@ from conversations.escalation import EscalationDecision, escalation_decide, esca
 from conversations.llm.fallback import Fallback, ResilientChatStream
 from conversations.llm.port import ChatRequest, ChatStream, LlmPort, ModelTarget
 from conversations.llm.resolve import Role, model_chain, profile_targets
-from conversations.models import EventType, SessionEvent, TurnAnalysis
+from conversations.models import EventType, Turn, TurnAnalysis
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.metrics import metered_stream
 
@@ -93,8 +93,9 @@ def turn_route(*, message: str, metadata: dict[str, Any] | None) -> TurnRoute:
     return TurnRoute(analysis=analysis, decision=decision, chain=chain, escalated=escalated)
 
 
-def turn_route_for(*, user_event: SessionEvent) -> TurnRoute:
-    payload = user_event.payload or {}
+def turn_route_of(*, turn_id: Any) -> TurnRoute:
+    """The route of a turn from its user message (an empty message if the turn is gone)."""
+    payload = Turn.objects.filter(pk=turn_id).values_list("user_event__payload", flat=True).first() or {}
     metadata = payload.get("metadata")
     return turn_route(
         message=str(payload.get("message", "")), metadata=metadata if isinstance(metadata, dict) else None

@@ -10,15 +10,14 @@ from functools import partial
 from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
-from conversations.models import EventType, SessionEvent
+from conversations.models import EventType
 from conversations.services.admission import turn_admit
 from conversations.services.context import context_fit, session_summary_text
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
-from conversations.services.routing import TurnRoute, fallback_announce, turn_route_for, turn_route_record
-from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_emit, turn_finish
+from conversations.services.routing import TurnRoute, fallback_announce, turn_route_of, turn_route_record
+from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
 from memory.services.recall import turn_memories
-from somaagent.context import adopt_request_id
 from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,14 @@ class Generation:
 
 def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     """The conversation task's body; idempotent, so any redelivery is harmless."""
-    claim = turn_claim(turn_id=turn_id, owner=owner)
+    # Analysis, escalation and the fallback chain (conversations.services.routing) decide the
+    # first model before the claim, which writes assistant.started in its own transaction.
+    route = turn_route_of(turn_id=turn_id)
+    claim = turn_claim(turn_id=turn_id, owner=owner, start_model=route.target.model if route.chain else None)
     if claim is None:
         return
     try:
-        _run_claimed(claim)
+        _run_claimed(claim, route)
     except LeaseLost:
         log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
     except Exception as exc:
@@ -69,10 +71,7 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
             pass
 
 
-def _run_claimed(claim: ClaimedTurn) -> None:
-    user_event = SessionEvent.objects.get(pk=claim.user_event_id)
-    # Analysis, escalation and the fallback chain (conversations.services.routing).
-    route = turn_route_for(user_event=user_event)
+def _run_claimed(claim: ClaimedTurn, route: TurnRoute) -> None:
     if not route.chain:
         turn_route_record(claim=claim, route=route, answered=False)
         turn_finish(
@@ -81,7 +80,7 @@ def _run_claimed(claim: ClaimedTurn) -> None:
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    memories = turn_memories(claim=claim, query=str(user_event.payload.get("message", "")))
+    memories = turn_memories(claim=claim, query=claim.user_message)
     # The history window trimmed to the context budget, the session summary in place of older turns.
     summary = session_summary_text(session_id=claim.session_id)
     messages = context_fit(messages=build_messages(claim=claim, memories=memories), summary=summary)
@@ -90,16 +89,6 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         turn_route_record(claim=claim, route=route, answered=False)
         turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
         return
-    turn_emit(
-        claim=claim,
-        type=EventType.ASSISTANT_STARTED,
-        data={
-            "model": route.target.model,
-            "reply_to": str(claim.user_event_uuid),
-            "restart": claim.restart,
-            "request_id": adopt_request_id(user_event.payload.get("request_id")),
-        },
-    )
     generation = generate_with_tools(
         claim=claim, target=route.target, messages=messages, stream=partial(_stream, route=route)
     )
@@ -112,7 +101,9 @@ def _run_claimed(claim: ClaimedTurn) -> None:
         return
     if generation.error is not None:
         err = generation.error
-        data = {"code": err.code, "message": err.message, "retryable": err.retryable}
+        data: dict[str, object] = {"code": err.code, "message": err.message, "retryable": err.retryable}
+        if err.retry_after is not None:
+            data["retry_after"] = err.retry_after
         if generation.text:
             data["partial"] = generation.message
         turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=data, model=target.model)
@@ -147,8 +138,9 @@ def _stream(
     tool_choice: str | None = None,
     first_index: int = 0,
 ) -> Generation:
-    """One model round. The route decides the model (``target`` is where the turn began): it
-    starts at the model that answered the last round and falls back along the chain."""
+    """One model round. The route decides the model (``target`` is where the turn began): it starts
+    at the model that answered the last round; a call that fails before any output is retried
+    (bounded, jittered, honouring Retry-After), then falls back along the chain."""
     generation = Generation()
     request = ChatRequest(target=route.target, messages=messages, tools=tools, tool_choice=tool_choice)
     stream = route.open(

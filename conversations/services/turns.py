@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
+from somaagent.context import adopt_request_id
 from somaagent.outbox import outbox_enqueue, register_topic
 
 log = logging.getLogger(__name__)
@@ -53,15 +54,20 @@ class ClaimedTurn:
     owner: str
     attempt: int
     restart: bool
+    user_message: str = ""  # the text of user_event, loaded with the claim
 
 
 def _lease_delta() -> timedelta:
     return timedelta(seconds=settings.SOMA.turn_lease_seconds)
 
 
-def turn_dispatch(*, turn: Turn, reason: str) -> None:
-    """Queue a run of ``turn`` through the outbox (inside the caller's transaction)."""
-    Turn.objects.filter(pk=turn.pk).update(dispatched_at=timezone.now())
+def turn_dispatch(*, turn: Turn, reason: str, mark_dispatched: bool = True) -> None:
+    """Queue a run of ``turn`` through the outbox (inside the caller's transaction).
+
+    ``mark_dispatched=False`` when the caller already set ``dispatched_at``.
+    """
+    if mark_dispatched:
+        Turn.objects.filter(pk=turn.pk).update(dispatched_at=timezone.now())
     outbox_enqueue(
         topic=TURN_TOPIC,
         payload={"turn_id": str(turn.pk)},
@@ -77,8 +83,13 @@ def _has_active_predecessor(turn: Turn) -> bool:
     ).exists()
 
 
-def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
-    """Take the turn's lease, or return None if there is nothing for this worker to do."""
+def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None = None) -> ClaimedTurn | None:
+    """Take the turn's lease, or return None if there is nothing for this worker to do.
+
+    With ``start_model`` the claim also writes ``assistant.started`` (``restart``
+    on a later attempt) in the same transaction: one commit less before the
+    first delta.
+    """
     now = timezone.now()
     with transaction.atomic():
         turn = (
@@ -116,6 +127,17 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
         turn.lease_expires_at = now + _lease_delta()
         turn.started_at = turn.started_at or now
         turn.save(update_fields=["attempts", "status", "lease_owner", "lease_expires_at", "started_at"])
+        if start_model is not None:
+            event_append(
+                session_id=turn.session_id,
+                type=EventType.ASSISTANT_STARTED,
+                data={
+                    "model": start_model,
+                    "reply_to": str(turn.user_event.event_id),
+                    "restart": turn.attempts > 1,
+                    "request_id": adopt_request_id(turn.user_event.payload.get("request_id")),
+                },
+            )
         return ClaimedTurn(
             turn_id=turn.pk,
             session_id=turn.session_id,
@@ -127,6 +149,7 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str) -> ClaimedTurn | None:
             owner=owner,
             attempt=turn.attempts,
             restart=turn.attempts > 1,
+            user_message=str(turn.user_event.payload.get("message", "")),
         )
 
 

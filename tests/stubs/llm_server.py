@@ -11,8 +11,11 @@ parallel tests can share one server:
 - ``[[first_delay=S]]``     sleep S seconds before the first chunk
 - ``[[status=CODE]]``       answer HTTP CODE with an OpenAI-style error body
 - ``[[retry_after=S]]``     add ``Retry-After: S`` to an error answer
+- ``[[fail_first=N]]``      answer HTTP 500 to the first N requests with this last user
+                            message, then answer normally (to see the client retry)
 - ``[[break_after=N]]``     send N chunks, then drop the connection
 - ``[[hang]]``              accept the request and never answer
+- ``[[stall_after=N]]``     send N chunks, then go silent (the connection stays open)
 - ``[[no_usage]]``          omit the usage chunk
 - ``[[tool=NAME:JSON]]``    ask for a tool call (repeatable: parallel calls); once a
                             tool result is in the conversation, answer normally
@@ -21,7 +24,8 @@ parallel tests can share one server:
 - ``[[echo_tools]]``        once tool results are in, answer with their contents
 - ``[[ignore_tool_choice]]`` ask for tools even when the request says ``tool_choice: none``
 
-``GET /_requests`` returns the recorded request bodies; ``DELETE /_requests`` clears them.
+``GET /_requests`` returns the recorded request bodies (with ``_received_at``, epoch
+seconds); ``DELETE /_requests`` clears them.
 
 Several "providers" on one server: directives may also come from a path prefix
 ``/d/<name>=<value>,<name>=<value>/…`` before ``/v1/chat/completions`` (path
@@ -54,6 +58,7 @@ REQUESTS: list[dict[str, Any]] = []
 LOG: list[dict[str, Any]] = []
 PREFIX_COUNTS: dict[str, int] = {}
 DEFAULTS: dict[str, float] = {"delay": 0.0}
+SEEN: dict[str, int] = {}  # last user message -> requests so far (for fail_first)
 
 
 def _directives(body: dict[str, Any]) -> dict[str, list[str]]:
@@ -137,6 +142,13 @@ def _tool_results_text(body: dict[str, Any]) -> str:
     return " | ".join(str(m.get("content")) for m in body.get("messages") or [] if m.get("role") == "tool")
 
 
+def _last_user_content(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            return str(message.get("content") or "")
+    return ""
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -168,7 +180,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     except ValueError:
         await _send_json(send, 400, {"error": {"message": "body is not JSON"}})
         return
-    REQUESTS.append(body)
+    REQUESTS.append({**body, "_received_at": time.time()})
     del REQUESTS[:-500]
     headers = dict(scope.get("headers") or [])
     authorization = headers.get(b"authorization", b"").decode()
@@ -202,6 +214,12 @@ async def _complete(body: dict[str, Any], send: Any, overrides: dict[str, list[s
     model = str(body.get("model") or "stub-model")
     if "hang" in d:
         await asyncio.sleep(3600)
+    if "fail_first" in d:
+        last = _last_user_content(body)
+        SEEN[last] = SEEN.get(last, 0) + 1
+        if SEEN[last] <= int(d["fail_first"][0]):
+            await _send_json(send, 500, {"error": {"message": "stub failing on purpose", "type": "stub"}})
+            return
     if "status" in d:
         headers = [(b"retry-after", d["retry_after"][0].encode())] if "retry_after" in d else []
         await _send_json(
@@ -232,9 +250,13 @@ async def _complete(body: dict[str, Any], send: Any, overrides: dict[str, list[s
     )
     pieces = [] if tools else _reply_text(body, d)
     break_after = int(d["break_after"][0]) if "break_after" in d else None
+    stall_after = int(d["stall_after"][0]) if "stall_after" in d else None
     for i, piece in enumerate(pieces):
         if break_after is not None and i >= break_after:
+            await asyncio.sleep(0.1)  # let what was sent reach the client first
             raise ConnectionAbortedError("stub: breaking the stream on purpose")
+        if stall_after is not None and i >= stall_after:
+            await asyncio.sleep(3600)
         if delay:
             await asyncio.sleep(delay)
         await send(

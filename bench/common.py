@@ -1,0 +1,92 @@
+"""Shared pieces of the benchmarks: percentiles, result tables, the machine they ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of ``samples``."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Row:
+    metric: str
+    samples_ms: list[float]
+    target: str = ""
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples_ms, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.samples_ms, 99)
+
+
+@dataclass
+class Table:
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [
+            f"### {self.title}",
+            "",
+            "| metric | n | p50 ms | p99 ms | target |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        for row in self.rows:
+            lines.append(
+                f"| {row.metric} | {len(row.samples_ms)} | {row.p50:.1f} | {row.p99:.1f} | {row.target} |"
+            )
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine_description() -> str:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115 - read once
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = "?"
+    try:
+        for line in open("/proc/meminfo"):  # noqa: SIM115
+            if line.startswith("MemTotal"):
+                mem_gb = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB"
+                break
+    except OSError:
+        pass
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem_gb} RAM, "
+        f"Python {sys.version.split()[0]}, {_first_line(['psql', '--version'])}, "
+        f"load average at start {load}"
+    )

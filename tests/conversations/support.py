@@ -1,0 +1,65 @@
+"""Helpers shared by the conversation tests: sending, reading outcomes, checking cursors."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from conversations.models import SessionEvent, Turn
+from tests.live import TERMINAL, LiveSystem
+
+TERMINAL_TYPES = TERMINAL
+
+
+def send(system: LiveSystem, key: str, message: str, **extra: Any) -> dict[str, Any]:
+    with system.client(key) as c:
+        r = c.post("/v1/session/message", json={"message": message, **extra})
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def persisted_types(session_id: str) -> list[str]:
+    return list(
+        SessionEvent.objects.filter(session_id=session_id).order_by("seq").values_list("type", flat=True)
+    )
+
+
+def terminal_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] in TERMINAL_TYPES]
+
+
+def assert_gap_free(events: list[dict[str, Any]], *, start: int = 1) -> None:
+    """Cursors are consecutive from ``start``: no gap, no duplicate, in order."""
+    cursors = [int(e["id"]) for e in events]
+    assert cursors == list(range(start, start + len(cursors))), f"cursors not gap-free: {cursors}"
+
+
+def turn_status(turn_id: str) -> str:
+    return str(Turn.objects.values_list("status", flat=True).get(pk=turn_id))
+
+
+@contextmanager
+def own_system(env: dict[str, str], *, beat: bool = True) -> Iterator[LiveSystem]:
+    """A LiveSystem with settings of its own, alone in sweeping the shared test database.
+
+    Its own Redis key prefix keeps its queues (on a Redis broker), stream
+    buffers and cache apart from the session-wide system's.
+    """
+    prefix = f"{os.environ['SOMA_REDIS_PREFIX']}{uuid.uuid4().hex[:8]}:"
+    system = LiveSystem(env={"SOMA_REDIS_PREFIX": prefix, **env})
+    try:
+        system.start(beat=beat)
+        with system.solo():
+            yield system
+    except BaseException:
+        print(system.logs())
+        raise
+    finally:
+        system.stop()
+
+
+def stub_env(stub_url: str, **extra: str) -> dict[str, str]:
+    return {"SOMA_LLM_BASE_URL": f"{stub_url}/v1", "SOMA_LLM_MODEL": "stub-model", **extra}

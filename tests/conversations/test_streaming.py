@@ -1,0 +1,278 @@
+"""SessionFollower: merges the Redis stream buffer and the database by cursor, on real Redis and DB.
+
+Each test lays out a session the way a crash or an expiry can leave it: a
+persisted event whose buffer copy was lost, a delta that expired, copies in
+both places. The follower runs under ``async_to_sync`` so its database calls
+happen in this thread and see the test's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.utils import timezone
+
+from conversations import stream_buffer
+from conversations.envelope import Envelope, envelope_of, make_envelope
+from conversations.models import EventType, Session, SessionEvent
+from conversations.streaming import HEARTBEAT, SessionFollower
+from tests.conftest import make_tenant_key
+
+pytestmark = pytest.mark.django_db
+
+
+class Layout:
+    """A session whose events sit in the database, the buffer, both or neither, by cursor."""
+
+    def __init__(self) -> None:
+        tenant: Any = make_tenant_key().tenant
+        self.session = Session.objects.create(tenant=tenant)
+        self.sid = str(self.session.pk)
+
+    def persisted(self, seq: int, *, buffered: bool = True) -> Envelope:
+        event = SessionEvent.objects.create(
+            session=self.session,
+            seq=seq,
+            type=EventType.ASSISTANT_STARTED,
+            role="assistant",
+            payload={"n": seq},
+        )
+        Session.objects.filter(pk=self.session.pk, last_seq__lt=seq).update(last_seq=seq)
+        envelope = envelope_of(event)
+        if buffered:
+            stream_buffer.publish(envelope)
+        return envelope
+
+    def ahead(self, seq: int) -> None:
+        """Buffer a delta with cursor ``seq`` that the database has not handed out yet."""
+        stream_buffer.publish(
+            make_envelope(
+                seq=seq,
+                event_id=uuid.uuid4(),
+                session_id=self.sid,
+                type=EventType.ASSISTANT_DELTA,
+                role="assistant",
+                occurred_at=timezone.now(),
+                data={"text": f"d{seq}", "index": seq},
+            )
+        )
+
+    def delta(self, seq: int, *, buffered: bool = True) -> Envelope:
+        envelope = make_envelope(
+            seq=seq,
+            event_id=uuid.uuid4(),
+            session_id=self.sid,
+            type=EventType.ASSISTANT_DELTA,
+            role="assistant",
+            occurred_at=timezone.now(),
+            data={"text": f"d{seq}", "index": seq},
+        )
+        Session.objects.filter(pk=self.session.pk, last_seq__lt=seq).update(last_seq=seq)
+        if buffered:  # not buffered: it expired (deltas live only in the buffer)
+            stream_buffer.publish(envelope)
+        return envelope
+
+
+async def _take(follower: SessionFollower, it: Any, *, until_quiet: bool = True) -> list[int]:
+    """Cursors the follower yields until its first heartbeat (nothing more to say)."""
+    out: list[int] = []
+    async with asyncio.timeout(20):
+        while True:
+            envelope = await it.__anext__()
+            if envelope is HEARTBEAT:
+                return out
+            out.append(int(envelope["id"]))
+
+
+def follow(layout: Layout, after: int = 0, then: Callable[[Any], Awaitable[list[int]]] | None = None) -> Any:
+    """Run a follower: what it replays, then (optionally) what it yields after ``then``'s writes."""
+
+    async def run() -> tuple[list[int], list[int]]:
+        follower = SessionFollower(layout.session.pk, after, heartbeat=0.3)
+        it: Any = follower.__aiter__()
+        replayed = await _take(follower, it)
+        live: list[int] = []
+        if then is not None:
+            await then(layout)
+            live = await _take(follower, it)
+        await it.aclose()
+        return replayed, live
+
+    return async_to_sync(run)()
+
+
+def test_replay_merges_buffer_and_database_without_duplicates() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.persisted(2)
+    s.delta(3)
+    s.delta(4)
+    s.persisted(5)
+    replayed, _ = follow(s)
+    assert replayed == [1, 2, 3, 4, 5]
+
+
+def test_replay_fills_events_missing_from_the_buffer_from_the_database() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.persisted(2, buffered=False)  # its buffer publish failed after commit
+    s.delta(3)
+    s.persisted(4, buffered=False)
+    s.delta(5)
+    replayed, _ = follow(s)
+    assert replayed == [1, 2, 3, 4, 5]
+
+
+def test_replay_skips_expired_deltas() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.delta(2, buffered=False)
+    s.delta(3, buffered=False)
+    s.persisted(4)
+    s.delta(5)
+    replayed, _ = follow(s)
+    assert replayed == [1, 4, 5]
+
+
+def test_replay_with_an_empty_buffer_reads_the_database() -> None:
+    s = Layout()
+    for seq in range(1, 4):
+        s.persisted(seq, buffered=False)
+    assert follow(s)[0] == [1, 2, 3]
+
+
+def test_replay_starts_after_the_cursor() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.delta(2)
+    s.delta(3)
+    s.persisted(4)
+    assert follow(s, after=2)[0] == [3, 4]
+    assert follow(s, after=4)[0] == []
+
+
+def test_live_events_in_order_with_holes_filled() -> None:
+    s = Layout()
+    s.persisted(1)
+
+    async def writes(layout: Layout) -> list[int]:
+        def write() -> None:
+            layout.delta(2)
+            layout.persisted(3, buffered=False)  # only the database has it
+            layout.delta(4, buffered=False)  # expired before anyone read it
+            layout.delta(5)
+            six = layout.delta(6)
+            with pytest.raises(stream_buffer.OutOfOrder):
+                stream_buffer.publish(six)  # the buffer never holds a cursor twice
+            layout.persisted(7)
+
+        await sync_to_async(write)()
+        return []
+
+    replayed, live = follow(s, then=writes)
+    assert replayed == [1]
+    assert live == [2, 3, 5, 6, 7]
+
+
+def test_a_quiet_follower_catches_up_from_the_database() -> None:
+    """A persisted event whose buffer copy was lost still arrives, on the next quiet poll."""
+    s = Layout()
+    s.persisted(1)
+
+    async def writes(layout: Layout) -> list[int]:
+        await sync_to_async(layout.persisted)(2, buffered=False)
+        return []
+
+    replayed, live = follow(s, then=writes)
+    assert replayed == [1] and live == [2]
+
+
+def test_deltas_reach_the_buffer_only_after_their_cursor_is_committed() -> None:
+    """A delta buffered inside its transaction would keep a cursor that a rollback (a worker
+    killed before its commit) hands out again: readers would then drop the next event."""
+    from django.db import transaction
+
+    from conversations.services.events import delta_publish
+
+    s = Layout()
+    s.persisted(1)
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        delta_publish(session_id=s.session.pk, data={"text": "x", "index": 0})
+    assert [e["id"] for _, e in async_to_sync(stream_buffer.read_all)(s.sid)] == ["1"]
+    published = delta_publish(session_id=s.session.pk, data={"text": "x", "index": 0})
+    s.session.refresh_from_db()
+    assert published["id"] == "2" and s.session.last_seq == 2
+
+
+def test_an_event_that_loses_the_race_to_the_buffer_is_refused_and_read_from_the_database() -> None:
+    from conversations.services.events import delta_publish
+
+    s = Layout()
+    s.persisted(1)
+    late = s.persisted(2, buffered=False)  # committed, its buffer publish not done yet
+    s.delta(3)  # a later cursor reaches the buffer first
+    with pytest.raises(stream_buffer.OutOfOrder):
+        stream_buffer.publish(late)
+    stream_buffer.publish_best_effort(late)  # the after-commit hook shrugs it off
+    assert follow(s)[0] == [1, 2, 3]
+
+    # A delta that loses the race: its cursor is committed but never buffered; readers skip it.
+    s.ahead(5)  # as if cursor 5 were taken and buffered first
+    with pytest.raises(stream_buffer.OutOfOrder):
+        delta_publish(session_id=s.session.pk, data={"text": "resend me", "index": 1})  # takes cursor 4
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 4
+    Session.objects.filter(pk=s.session.pk).update(last_seq=5)
+    assert follow(s, after=3)[0] == [5]
+
+
+def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
+    from conversations.models import Turn
+    from conversations.services.publisher import DeltaPublisher
+    from conversations.services.turns import turn_claim
+
+    s = Layout()
+    user = s.persisted(1)
+    turn = Turn.objects.create(
+        tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
+    )
+    claim = turn_claim(turn_id=turn.pk, owner="w1")
+    assert claim is not None and user["id"] == "1"
+    s.ahead(3)  # cursors 2 and 3 will be refused by the buffer
+
+    publisher = DeltaPublisher(claim)
+    publisher.add("hello ")
+    publisher.add("world")
+    publisher._finishing = True
+    publisher.run()  # in this thread, to see the test's transaction
+
+    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    assert [(d["id"], d["data"]) for d in deltas] == [
+        ("3", {"text": "d3", "index": 3}),
+        ("4", {"text": "hello world", "index": 0}),
+    ]
+
+
+def test_a_quiet_stream_waits_a_whole_heartbeat_without_errors(caplog) -> None:  # type: ignore[no-untyped-def]
+    """The blocking read lasts one heartbeat; Redis's client must not time out before that
+    (redis-py's default read timeout is 5 s; production heartbeats are 15 s)."""
+    s = Layout()
+    s.persisted(1)
+
+    async def run() -> float:
+        follower = SessionFollower(s.session.pk, 1, heartbeat=6)
+        it: Any = follower.__aiter__()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(30):
+            assert await it.__anext__() is HEARTBEAT
+        return asyncio.get_running_loop().time() - started
+
+    with caplog.at_level("WARNING", logger="conversations.streaming"):
+        waited = async_to_sync(run)()
+    assert not [r for r in caplog.records if r.name == "conversations.streaming"], caplog.text
+    assert waited >= 5.5, "the heartbeat came early: the blocking read was cut short"
