@@ -8,30 +8,28 @@ registers its check the same way (``health.register_check``).
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
 import httpx
 from django.conf import settings
 
 from somaagent.health import register_check
+from somaagent.process_local import PerProcess
 
 MAX_ENDPOINTS = 3
-_client_lock = threading.Lock()
-_client: tuple[int, httpx.Client] | None = None
+
+
+def _new_client() -> httpx.Client:
+    timeout = settings.SOMA_OPS.readyz_timeout_seconds
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(1.0, timeout)))
+
+
+_client = PerProcess(_new_client)
 
 
 def _http() -> httpx.Client:
     """A short-timeout client for probes, one per process."""
-    global _client
-    pid = os.getpid()
-    if _client is None or _client[0] != pid:
-        with _client_lock:
-            if _client is None or _client[0] != pid:
-                timeout = settings.SOMA_OPS.readyz_timeout_seconds
-                _client = (pid, httpx.Client(timeout=httpx.Timeout(timeout, connect=min(1.0, timeout))))
-    return _client[1]
+    return _client.get()
 
 
 def _probe(base_url: str, api_key: str) -> dict[str, Any]:

@@ -3,37 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import weakref
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-_lock = threading.Lock()
-_sync: tuple[int, redis.Redis] | None = None
+from somaagent.process_local import PerProcess
+
 # Keyed by the loop itself (weakly): a new loop that reuses a dead loop's id() must
 # not get a client bound to the dead loop (tests run many short loops).
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
 
+_sync = PerProcess(
+    lambda: redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        max_connections=200,
+    )
+)
+
+
 def sync_redis() -> redis.Redis:
     """The process's client; rebuilt after fork (Celery prefork children)."""
-    global _sync
-    pid = os.getpid()
-    if _sync is None or _sync[0] != pid:
-        with _lock:
-            if _sync is None or _sync[0] != pid:
-                client = redis.Redis.from_url(
-                    settings.REDIS_URL,
-                    socket_timeout=5,
-                    socket_connect_timeout=2,
-                    health_check_interval=30,
-                    max_connections=200,
-                )
-                _sync = (pid, client)
-    return _sync[1]
+    return _sync.get()
 
 
 def async_redis() -> aioredis.Redis:

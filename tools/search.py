@@ -6,9 +6,7 @@ tool is unavailable and never offered to the model.
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +15,7 @@ from typing import Any, Protocol
 import httpx
 from django.conf import settings
 
+from somaagent.process_local import PerProcess
 from tools.registry import ToolError, ToolTimeout
 
 MAX_ATTEMPTS = 3
@@ -33,21 +32,13 @@ class SearchPort(Protocol):
     def search(self, *, query: str, max_results: int, timeout: float) -> list[SearchHit]: ...
 
 
-_client_lock = threading.Lock()
-_client: tuple[int, httpx.Client] | None = None
+_client = PerProcess(
+    lambda: httpx.Client(timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=20))
+)
 
 
 def _http() -> httpx.Client:
-    global _client
-    pid = os.getpid()
-    if _client is None or _client[0] != pid:
-        with _client_lock:
-            if _client is None or _client[0] != pid:
-                _client = (
-                    pid,
-                    httpx.Client(timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=20)),
-                )
-    return _client[1]
+    return _client.get()
 
 
 def _retry_after(response: httpx.Response) -> float | None:

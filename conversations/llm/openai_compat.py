@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,29 +12,28 @@ import httpx
 from django.conf import settings
 
 from conversations.llm.port import ChatChunk, ChatRequest, LlmError, ToolCallDelta
+from somaagent.process_local import PerProcess
 
 log = logging.getLogger(__name__)
 
-_client_lock = threading.Lock()
-_client: tuple[int, httpx.Client] | None = None
+
+def _new_client() -> httpx.Client:
+    timeout = httpx.Timeout(
+        connect=settings.SOMA.llm_connect_timeout,
+        read=settings.SOMA.llm_read_timeout,
+        write=10.0,
+        pool=10.0,
+    )
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return httpx.Client(timeout=timeout, limits=limits)
+
+
+_client = PerProcess(_new_client)
 
 
 def http_client() -> httpx.Client:
     """One pooled client per process: building one costs an SSL context each time."""
-    global _client
-    pid = os.getpid()
-    if _client is None or _client[0] != pid:
-        with _client_lock:
-            if _client is None or _client[0] != pid:
-                timeout = httpx.Timeout(
-                    connect=settings.SOMA.llm_connect_timeout,
-                    read=settings.SOMA.llm_read_timeout,
-                    write=10.0,
-                    pool=10.0,
-                )
-                limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-                _client = (pid, httpx.Client(timeout=timeout, limits=limits))
-    return _client[1]
+    return _client.get()
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -12,7 +12,6 @@ and records why.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from conversations.services.turns import (
     turn_renew_lease,
 )
 from conversations.stream_buffer import OutOfOrder
+from somaagent.process_local import PerProcess
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)
@@ -38,23 +38,14 @@ LEASE_LOST = "lease_lost"
 CHECK_INTERVAL = 0.25
 
 
-_executor_lock = threading.Lock()
-_executor: tuple[int, ThreadPoolExecutor] | None = None
+# Long-lived threads (per process, rebuilt after fork) that run the publishers: a
+# thread of its own per turn would open a new database connection for every
+# turn, right before the first delta; these threads keep theirs.
+_executor = PerProcess(lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="delta-publisher"))
 
 
 def _publisher_threads() -> ThreadPoolExecutor:
-    """Long-lived threads (per process, rebuilt after fork) that run the publishers.
-
-    A thread of its own per turn would open a new database connection for
-    every turn, right before the first delta; these threads keep theirs.
-    """
-    global _executor
-    pid = os.getpid()
-    if _executor is None or _executor[0] != pid:
-        with _executor_lock:
-            if _executor is None or _executor[0] != pid:
-                _executor = (pid, ThreadPoolExecutor(max_workers=32, thread_name_prefix="delta-publisher"))
-    return _executor[1]
+    return _executor.get()
 
 
 class DeltaPublisher:

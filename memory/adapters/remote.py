@@ -14,8 +14,6 @@ does not retry by itself: the write outbox retries writes, recall gives up.
 
 from __future__ import annotations
 
-import os
-import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,6 +22,7 @@ import httpx
 
 from memory.conf import MemorySettings
 from memory.port import Forget, MemoryHit, MemoryRejected, MemoryUnavailable, RecallQuery, Remember
+from somaagent.process_local import PerProcess
 
 RETRYABLE_STATUS = frozenset({408, 429})
 
@@ -52,34 +51,27 @@ class RemoteMemory:
     def __init__(self, config: MemorySettings) -> None:
         self.config = config
         self.base_url = config.url.rstrip("/")
-        self._lock = threading.Lock()
-        self._client: tuple[int, httpx.Client] | None = None
+        self._client = PerProcess(self._new_client)
+
+    def _new_client(self) -> httpx.Client:
+        timeout = httpx.Timeout(
+            connect=self.config.connect_timeout,
+            read=self.config.timeout,
+            write=self.config.timeout,
+            pool=self.config.timeout,
+        )
+        headers = {"Accept": "application/json"}
+        if self.config.token:
+            headers["Authorization"] = f"Bearer {self.config.token}"
+        return httpx.Client(
+            timeout=timeout,
+            headers=headers,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        )
 
     def client(self) -> httpx.Client:
         """One client per process (rebuilt after a fork): building one costs an SSL context."""
-        pid = os.getpid()
-        current = self._client
-        if current is None or current[0] != pid:
-            with self._lock:
-                current = self._client
-                if current is None or current[0] != pid:
-                    timeout = httpx.Timeout(
-                        connect=self.config.connect_timeout,
-                        read=self.config.timeout,
-                        write=self.config.timeout,
-                        pool=self.config.timeout,
-                    )
-                    headers = {"Accept": "application/json"}
-                    if self.config.token:
-                        headers["Authorization"] = f"Bearer {self.config.token}"
-                    client = httpx.Client(
-                        timeout=timeout,
-                        headers=headers,
-                        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-                    )
-                    current = (pid, client)
-                    self._client = current
-        return current[1]
+        return self._client.get()
 
     def _post(self, path: str, body: dict[str, Any], *, timeout: float | None = None) -> Any:
         url = f"{self.base_url}{path}"

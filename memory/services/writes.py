@@ -11,6 +11,7 @@ sweep catches whatever that fast path misses.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from memory.models import MemoryWrite
 from memory.port import namespace_for
 
 WRITE_TOPIC = "memory.write"
+log = logging.getLogger(__name__)
 
 
 def remember_key(event_id: uuid.UUID | str) -> str:
@@ -102,6 +104,8 @@ def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) ->
 
     if event_type != EventType.ASSISTANT_FINAL:
         return
+    if not _memory_write_allowed(turn):
+        return
     user_event = turn.user_event
     # The terminal event was appended just before the hooks run, under the session row lock.
     final = (
@@ -134,6 +138,28 @@ def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) ->
             )
         )
     memory_writes_enqueue(writes=writes)
+
+
+def _memory_write_allowed(turn: Any) -> bool:
+    """Policy ``memory.write``: a denied (or undecidable) write is left out, the turn stands."""
+    from somaagent.errors import PolicyDenied
+    from somaagent.policy import policy_authorize
+
+    try:
+        policy_authorize(
+            tenant=turn.tenant,
+            persona_id=turn.session.persona_id,
+            action="memory.write",
+            resource=f"session:{turn.session_id}",
+            context={"turn_id": str(turn.pk)},
+        )
+    except PolicyDenied as exc:
+        log.info(
+            "memory write not allowed; the turn is not remembered",
+            extra={"turn_id": str(turn.pk), "code": exc.code},
+        )
+        return False
+    return True
 
 
 def memory_forget_session(*, session: Any) -> None:

@@ -15,9 +15,7 @@ One pooled httpx client per process with short timeouts; a transport error,
 from __future__ import annotations
 
 import logging
-import os
 import random
-import threading
 import time
 from typing import Any
 
@@ -25,6 +23,7 @@ import httpx
 
 from somaagent.policy.data import TenantPolicyData
 from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
+from somaagent.process_local import PerProcess
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +38,17 @@ class OpaPolicy:
     def __init__(self, base_url: str, *, timeout: float = 2.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._lock = threading.Lock()
-        self._client: tuple[int, httpx.Client] | None = None
+        self._client = PerProcess(
+            lambda: httpx.Client(
+                base_url=self.base_url,
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            )
+        )
 
     def client(self) -> httpx.Client:
         """One client per process (rebuilt after fork): building one costs an SSL context."""
-        pid = os.getpid()
-        current = self._client
-        if current is None or current[0] != pid:
-            with self._lock:
-                current = self._client
-                if current is None or current[0] != pid:
-                    client = httpx.Client(
-                        base_url=self.base_url,
-                        timeout=httpx.Timeout(self.timeout),
-                        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-                    )
-                    current = (pid, client)
-                    self._client = current
-        return current[1]
+        return self._client.get()
 
     def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         last: Exception | None = None

@@ -9,31 +9,23 @@ refused, judged on the resolved address), ``max_bytes`` and
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 
+from somaagent.process_local import PerProcess
 from tools.netguard import Refused, host_allowed, resolve_checked
 from tools.registry import Tool, ToolContext, ToolError, ToolTimeout, register
 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript")
-_lock = threading.Lock()
-_client: tuple[int, httpx.Client] | None = None
+_client = PerProcess(lambda: httpx.Client(trust_env=False, follow_redirects=False, timeout=10.0))
 
 
 def _http() -> httpx.Client:
     """No proxies (the checked address must be the one connected to), no automatic redirects."""
-    global _client
-    pid = os.getpid()
-    if _client is None or _client[0] != pid:
-        with _lock:
-            if _client is None or _client[0] != pid:
-                _client = (pid, httpx.Client(trust_env=False, follow_redirects=False, timeout=10.0))
-    return _client[1]
+    return _client.get()
 
 
 def _request_for(url: str, config: dict[str, Any]) -> httpx.Request:
