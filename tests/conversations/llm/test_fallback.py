@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -14,6 +13,7 @@ from conversations.llm import openai_compat
 from conversations.llm.fallback import Fallback, ResilientChatStream, RetryPolicy
 from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, ModelTarget
+from somaagent.process_local import PerProcess
 from tests.live import free_port
 
 POLICY = RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, retry_after_cap=2.0)
@@ -23,7 +23,7 @@ POLICY = RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2, retry_after_
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 2 s read timeout so a hung provider fails fast (the setting is SOMA_LLM_READ_TIMEOUT)."""
     client = httpx.Client(timeout=httpx.Timeout(2.0, connect=2.0))
-    monkeypatch.setattr(openai_compat, "_client", (os.getpid(), client))
+    monkeypatch.setattr(openai_compat, "_client", PerProcess(lambda: client))
 
 
 def target(stub_url: str, directives: str = "", *, label: str = "") -> ModelTarget:
