@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from conversations import serializers as s
 from conversations.envelope import envelope_of
-from conversations.selectors import events_after, events_before, session_get, session_list
+from conversations.selectors import events_after, events_before, session_for, session_list
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.admission import gateway_admit
 from conversations.services.sessions import session_cancel, session_delete, session_rename
@@ -69,8 +69,11 @@ class SessionMessageView(APIView):
             persona_id=v.get("persona_id"),
             idempotency_key=key,
         )
+        principal = principal_of(request)
         body = message_accept(
-            tenant=principal_of(request).tenant,
+            tenant=principal.tenant,
+            created_by=principal.user,
+            owner=principal.session_owner,
             data=MessageInput(
                 message=v["message"],
                 session_id=v.get("session_id"),
@@ -97,7 +100,10 @@ class SessionListView(APIView):
         offset = parse_cursor(
             request.query_params.get("offset"), name="offset"
         )  # bounded: SQL OFFSET is 64-bit
-        rows = list(session_list(tenant=principal_of(request).tenant)[offset : offset + limit + 1])
+        principal = principal_of(request)
+        rows = list(
+            session_list(tenant=principal.tenant, owner=principal.session_owner)[offset : offset + limit + 1]
+        )
         return Response(
             {
                 "sessions": s.SessionSerializer(rows[:limit], many=True).data,
@@ -109,14 +115,14 @@ class SessionListView(APIView):
 class SessionDetailView(APIView):
     @extend_schema(responses={200: s.SessionSerializer}, summary="Read one session")
     def get(self, request: Request, session_id: str) -> Response:
-        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        session = session_for(principal_of(request), session_id)
         return Response(s.SessionSerializer(session).data)
 
     @extend_schema(
         request=s.SessionPatchSerializer, responses={200: s.SessionSerializer}, summary="Rename a session"
     )
     def patch(self, request: Request, session_id: str) -> Response:
-        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        session = session_for(principal_of(request), session_id)
         serializer = s.SessionPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         session = session_rename(session=session, title=serializer.validated_data["title"])
@@ -124,7 +130,7 @@ class SessionDetailView(APIView):
 
     @extend_schema(responses={204: None}, summary="Delete a session and its events")
     def delete(self, request: Request, session_id: str) -> Response:
-        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        session = session_for(principal_of(request), session_id)
         session_delete(session=session)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -142,7 +148,7 @@ class SessionEventsView(APIView):
         summary="Persisted events in order, with the cursor of the next page",
     )
     def get(self, request: Request, session_id: str) -> Response:
-        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        session = session_for(principal_of(request), session_id)
         after = parse_cursor(request.query_params.get("after"), name="after")
         limit = _int_param(request, "limit", 100, maximum=MAX_PAGE)
         if request.query_params.get("before"):
@@ -173,7 +179,7 @@ def _page_before(request: Request, session_pk: Any, *, after: int, limit: int) -
 class SessionCancelView(APIView):
     @extend_schema(request=None, responses={202: None}, summary="Stop the running reply")
     def post(self, request: Request, session_id: str) -> Response:
-        session = session_get(tenant=principal_of(request).tenant, session_id=session_id)
+        session = session_for(principal_of(request), session_id)
         cancelled = session_cancel(session=session)
         return Response(
             {"session_id": str(session.pk), "cancelled_turns": [str(t) for t in cancelled]},

@@ -98,6 +98,7 @@ class AttachmentUploadView(APIView):
             content=upload.read(limits.max_bytes + 1),
             session_id=data.get("session_id"),
             limits=limits,
+            owner=principal_of(request).session_owner,
         )
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 

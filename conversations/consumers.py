@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from conversations.selectors import session_get
+from conversations.selectors import session_for
 from conversations.sse import parse_cursor
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.ws_protocol import HEARTBEAT_FRAME, access_revoked, answer
@@ -83,8 +83,8 @@ class SessionStreamConsumer(RejectingConsumer):
             await database_sync_to_async(admit)(principal, sc.CONVERSATIONS_READ)  # scope + rate limit
             query = dict(_query_pairs(self.scope.get("query_string", b"")))
             after = parse_cursor(query.get("after"), name="after")
-            session = await database_sync_to_async(session_get)(
-                tenant=principal.tenant, session_id=self.scope["url_route"]["kwargs"]["session_id"]
+            session = await database_sync_to_async(session_for)(
+                principal, self.scope["url_route"]["kwargs"]["session_id"]
             )
         except SomaError as exc:
             await self.reject(exc)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import QuerySet
 
 from conversations.models import Attachment, EventType, Session, SessionEvent
 from somaagent.errors import NotFound
+from somaagent.identity import Principal
 from somaagent.models import Tenant
 
 HISTORY_TYPES = (EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL)
@@ -20,17 +22,31 @@ def parse_uuid(value: object, *, what: str = "session") -> uuid.UUID:
         raise NotFound(f"No such {what}.") from None
 
 
-def session_get(*, tenant: Tenant, session_id: object) -> Session:
-    """The caller's session; another tenant's is indistinguishable from a missing one."""
+def _visible(tenant: Tenant, owner: Any) -> QuerySet[Session]:
+    sessions = Session.objects.for_tenant(tenant)
+    return sessions if owner is None else sessions.filter(created_by=owner)
+
+
+def session_get(*, tenant: Tenant, session_id: object, owner: Any = None) -> Session:
+    """The caller's session; another tenant's (or, with ``owner``, another user's) is
+    indistinguishable from a missing one."""
     sid = parse_uuid(session_id)
-    session = Session.objects.for_tenant(tenant).filter(pk=sid).first()
+    session = _visible(tenant, owner).filter(pk=sid).first()
     if session is None:
         raise NotFound("No such session.")
     return session
 
 
-def session_list(*, tenant: Tenant) -> QuerySet[Session]:
-    return Session.objects.for_tenant(tenant).order_by("-updated_at", "-created_at")
+def session_for(principal: Principal, session_id: object) -> Session:
+    return session_get(tenant=principal.tenant, session_id=session_id, owner=principal.session_owner)
+
+
+def session_visible(*, principal: Principal, session_id: object) -> bool:
+    return _visible(principal.tenant, principal.session_owner).filter(pk=parse_uuid(session_id)).exists()
+
+
+def session_list(*, tenant: Tenant, owner: Any = None) -> QuerySet[Session]:
+    return _visible(tenant, owner).order_by("-updated_at", "-created_at")
 
 
 def events_after(*, session_id: uuid.UUID, after: int, limit: int) -> list[SessionEvent]:

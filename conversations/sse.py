@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
-from conversations.selectors import session_get
+from conversations.selectors import session_for
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
 from somaagent.async_auth import authenticate_request
@@ -51,7 +51,7 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         return error_response(SomaError("Use GET.", code="method_not_allowed"))
     try:
         principal = await authenticate_request(request)
-        session = await db_call(session_get)(tenant=principal.tenant, session_id=session_id)
+        session = await db_call(session_for)(principal, session_id)
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
     except SomaError as exc:
         return error_response(exc)

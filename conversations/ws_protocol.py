@@ -34,8 +34,7 @@ from django.conf import settings
 
 from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY_RE
-from conversations.models import Session
-from conversations.selectors import session_get
+from conversations.selectors import session_for, session_visible
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.admission import gateway_admit
 from conversations.services.sessions import session_cancel
@@ -98,7 +97,7 @@ def handle_frame(*, principal: Principal, session_id: uuid.UUID, frame: Frame, r
         unknown = sorted(set(frame) - {"type", "ref"})
         if unknown:
             raise ValidationFailed("Unknown field.", details={name: ["Unknown field."] for name in unknown})
-        session = session_get(tenant=principal.tenant, session_id=session_id)
+        session = session_for(principal, session_id)
         cancelled = session_cancel(session=session)
         body = {"session_id": str(session.pk), "cancelled_turns": [str(t) for t in cancelled]}
     else:
@@ -134,6 +133,8 @@ def _message(*, principal: Principal, session_id: uuid.UUID, frame: Frame) -> di
     )
     return message_accept(
         tenant=principal.tenant,
+        created_by=principal.user,
+        owner=principal.session_owner,
         data=MessageInput(
             message=v["message"],
             session_id=session_id,
@@ -153,7 +154,7 @@ def access_revoked(*, principal: Principal, session_id: uuid.UUID) -> SomaError 
     user = principal.user
     if user is not None and not type(user).objects.filter(pk=user.pk, is_active=True).exists():
         return Unauthenticated("The account was deactivated.")
-    if not Session.objects.for_tenant(principal.tenant).filter(pk=session_id).exists():
+    if not session_visible(principal=principal, session_id=session_id):
         return NotFound("The session was deleted.")
     return None
 

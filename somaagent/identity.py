@@ -44,6 +44,17 @@ class Principal:
         return f"user:{getattr(self.user, 'pk', '?')}"
 
     @property
+    def session_owner(self) -> Any:
+        """The user whose sessions alone this caller may see, or None for the whole tenant.
+
+        A member chatting through the web chat (or a JWT) sees the sessions they
+        started; tenant admins, staff and API keys (integrations) see the tenant's.
+        """
+        if self.user is None or self.role == Membership.Role.ADMIN or getattr(self.user, "is_staff", False):
+            return None
+        return self.user
+
+    @property
     def is_tenant_admin(self) -> bool:
         return self.has_scope(sc.ADMIN)
 

@@ -75,7 +75,12 @@ def _replay(*, tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any]:
 
 
 def message_accept(
-    *, tenant: Tenant, data: MessageInput, idempotency_key: str | None = None
+    *,
+    tenant: Tenant,
+    data: MessageInput,
+    idempotency_key: str | None = None,
+    created_by: Any = None,
+    owner: Any = None,
 ) -> dict[str, Any]:
     """Store the message and queue its turn; returns the 202 body."""
     fingerprint = data.fingerprint()
@@ -91,7 +96,7 @@ def message_accept(
                 record = IdempotencyRecord.objects.create(
                     tenant=tenant, key=idempotency_key, request_hash=fingerprint, response={}
                 )
-            response = _accept_in_transaction(tenant=tenant, data=data)
+            response = _accept_in_transaction(tenant=tenant, data=data, created_by=created_by, owner=owner)
             if record is not None:
                 record.response = response
                 record.save(update_fields=["response"])
@@ -102,14 +107,16 @@ def message_accept(
     return response
 
 
-def _accept_in_transaction(*, tenant: Tenant, data: MessageInput) -> dict[str, Any]:
+def _accept_in_transaction(
+    *, tenant: Tenant, data: MessageInput, created_by: Any, owner: Any
+) -> dict[str, Any]:
     persona = None
     if data.persona_id is not None:
         persona = Persona.objects.for_tenant(tenant).filter(pk=data.persona_id).first()
         if persona is None:
             raise NotFound("No such persona.", details={"persona_id": str(data.persona_id)})
     if data.session_id is not None:
-        session = session_get(tenant=tenant, session_id=data.session_id)
+        session = session_get(tenant=tenant, session_id=data.session_id, owner=owner)
         if persona is not None and session.persona_id not in (None, persona.pk):
             raise ValidationFailed(
                 "persona_id does not match the session's persona.",
@@ -117,7 +124,10 @@ def _accept_in_transaction(*, tenant: Tenant, data: MessageInput) -> dict[str, A
             )
     else:
         session = Session.objects.create(
-            tenant=tenant, persona=persona, title=data.message.strip()[:TITLE_CHARS]
+            tenant=tenant,
+            persona=persona,
+            title=data.message.strip()[:TITLE_CHARS],
+            created_by=created_by,
         )
     attachments = _attachments(tenant=tenant, ids=data.attachments)
     event = event_append(

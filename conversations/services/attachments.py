@@ -102,6 +102,7 @@ def attachment_create(
     content: bytes,
     session_id: object | None = None,
     limits: UploadLimits | None = None,
+    owner: Any = None,
 ) -> Attachment:
     """Check and store one upload; raises before writing anything when it is refused."""
     limits = limits or upload_limits()
@@ -116,7 +117,11 @@ def attachment_create(
             f"Files of type {mime} are not accepted.",
             details={"mime": mime, "allowed": list(limits.allowed_mime_types)},
         )
-    session = session_get(tenant=tenant, session_id=session_id) if session_id not in (None, "") else None
+    session = (
+        session_get(tenant=tenant, session_id=session_id, owner=owner)
+        if session_id not in (None, "")
+        else None
+    )
     reason = quarantine_reason(filename=name, declared_mime=mime, content=content)
     if reason:
         log.warning("upload quarantined", extra={"tenant": str(tenant.pk), "mime": mime, "reason": reason})

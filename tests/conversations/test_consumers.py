@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
 
-from conversations.models import EventType, SessionEvent, Turn
+from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.events import delta_publish, event_append
 from somaagent.asgi import application
@@ -182,6 +182,7 @@ def test_session_cookie_user_without_membership_chats_in_the_default_tenant():  
     cookie = _login_cookie(user)
     default, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)
     sid = accept(default, "from the page")["session_id"]
+    Session.objects.filter(pk=sid).update(created_by=user)  # started by this user on the page
     elsewhere = accept(make_tenant_key().tenant, "not yours")["session_id"]
 
     async def go() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conversations.models import Attachment, SessionEvent
+from conversations.models import Attachment, Session, SessionEvent
 from somaagent.audit import Actor
 from somaagent.budgets.services import budget_set
 from somaagent.policy.data import policy_data_set
@@ -41,6 +41,7 @@ def test_websocket_accepts_a_jwt_and_enforces_scopes():  # type: ignore[no-untyp
     user = new_user()
     member(user, tenant)
     sid = accept(tenant, "hello")["session_id"]
+    Session.objects.filter(pk=sid).update(created_by=user)  # a member sees the sessions they started
     token = (
         client_for()
         .post("/v1/auth/token", {"username": user.username, "password": "pw-Secret-123"}, format="json")

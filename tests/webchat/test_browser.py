@@ -231,9 +231,9 @@ def test_hostile_markdown_in_a_reply_is_inert(chat_page, live_system):  # type: 
     assert "<script>window.__pwned=1</script>" in found["text"]
 
 
-def _old_session(turns: int) -> Session:
+def _old_session(turns: int, owner: Any) -> Session:
     tenant, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)
-    session = Session.objects.create(tenant=tenant, title="A long talk")
+    session = Session.objects.create(tenant=tenant, title="A long talk", created_by=owner)
     for k in range(turns):
         with transaction.atomic():
             user = event_append(
@@ -252,9 +252,9 @@ def _old_session(turns: int) -> Session:
     return session
 
 
-def test_long_history_loads_older_turns_on_demand_then_rename_and_delete(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_long_history_loads_older_turns_on_demand_then_rename_and_delete(chat_page, live_system, chat_user):  # type: ignore[no-untyped-def]
     page = chat_page
-    session = _old_session(40)
+    session = _old_session(40, owner=chat_user.user)
     page.goto(f"{live_system.url}/c/{session.pk}/")
     page.get_by_text("answer 39", exact=True).wait_for()
     assert page.locator(REPLY).count() < 40
