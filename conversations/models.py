@@ -234,7 +234,7 @@ class SessionAlias(models.Model):
     """An external conversation key (the OpenAI ``user`` field) mapped to a session."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="session_aliases")
-    key = models.CharField(max_length=255)
+    key = models.CharField(max_length=320)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="aliases")
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 
 from conversations.models import IdempotencyRecord, SessionAlias, SessionEvent
 from conversations.openai_front.request import MODEL_ALIAS, CompletionRequest
-from conversations.selectors import parse_uuid, session_get
+from conversations.selectors import parse_uuid, session_for
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.admission import gateway_admit
 from somaagent.errors import IdempotencyConflict, NotFound
@@ -86,29 +86,40 @@ def front_accept(
             persona_id=persona_id,
             idempotency_key=idempotency_key,
         )
-        return message_accept(tenant=tenant, data=data(session_id), idempotency_key=idempotency_key)
+        return message_accept(
+            tenant=tenant,
+            data=data(session_id),
+            idempotency_key=idempotency_key,
+            created_by=principal.user,
+            owner=principal.session_owner,
+        )
 
     if idempotency_key:
         replay = _replay(tenant=tenant, key=idempotency_key, data=data)
         if replay is not None:
             return replay
     if session_header:
-        return _accepted(accept(session_get(tenant=tenant, session_id=parse_uuid(session_header)).pk))
+        return _accepted(accept(session_for(principal, parse_uuid(session_header)).pk))
     if not request.user:
         return _accepted(accept(None))
+    key = _alias_key(principal, request.user)
     for _ in range(2):
         try:
             with transaction.atomic():
-                alias = SessionAlias.objects.for_tenant(tenant).filter(key=request.user).first()
+                alias = SessionAlias.objects.for_tenant(tenant).filter(key=key).first()
                 body = accept(alias.session_id if alias else None)
                 if alias is None:
-                    SessionAlias.objects.create(
-                        tenant=tenant, key=request.user, session_id=body["session_id"]
-                    )
+                    SessionAlias.objects.create(tenant=tenant, key=key, session_id=body["session_id"])
                 return _accepted(body)
         except IntegrityError:
             continue  # a concurrent first request created the alias: use it
     raise NotFound("Could not map 'user' to a session; try again.", details={"param": "user"})
+
+
+def _alias_key(principal: Principal, user: str) -> str:
+    """``user`` names a conversation of the tenant; of the member, when members see only their own."""
+    owner = principal.session_owner
+    return user if owner is None else f"member:{owner.pk}:{user}"
 
 
 def _replay(

@@ -8,12 +8,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from django.contrib.auth import get_user_model
 
 from conversations.models import Session, SessionAlias
 from somaagent.apikeys import api_key_create
 from somaagent.audit import Actor
 from somaagent.budgets.services import budget_set
-from somaagent.models import Persona
+from somaagent.models import Membership, Persona
 from tests.live import read_stream
 
 pytestmark = pytest.mark.integration
@@ -292,3 +293,40 @@ def test_a_key_without_the_write_scope_cannot_send(live_system, tenant_key) -> N
     with pytest.raises(openai.PermissionDeniedError) as failure:
         client.chat.completions.create(model="somaagent", messages=[{"role": "user", "content": "hi"}])
     assert body_of(failure)["code"] == "insufficient_scope" and body_of(failure)["type"] == "permission_error"
+
+
+def member_token(system, tenant) -> str:  # type: ignore[no-untyped-def]
+    user = get_user_model().objects.create_user(
+        username=f"u-{uuid.uuid4().hex[:8]}", password="pw-Secret-123"
+    )
+    Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.MEMBER)
+    r = httpx.post(
+        f"{system.url}/v1/auth/token", json={"username": user.username, "password": "pw-Secret-123"}
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["access"])
+
+
+def test_members_with_a_jwt_keep_their_conversations_apart(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    alice = sdk(live_system, member_token(live_system, tenant_key.tenant))
+    bob = sdk(live_system, member_token(live_system, tenant_key.tenant))
+    messages: list[Any] = [{"role": "user", "content": "hello"}]
+    a = alice.chat.completions.with_raw_response.create(model="somaagent", messages=messages, user="chat")
+    b = bob.chat.completions.with_raw_response.create(model="somaagent", messages=messages, user="chat")
+    assert a.headers["x-soma-session-id"] != b.headers["x-soma-session-id"], "the same `user` of two members"
+    again = alice.chat.completions.with_raw_response.create(model="somaagent", messages=messages, user="chat")
+    assert again.headers["x-soma-session-id"] == a.headers["x-soma-session-id"]
+    with pytest.raises(openai.NotFoundError):
+        bob.chat.completions.create(
+            model="somaagent",
+            messages=messages,
+            extra_headers={"X-Soma-Session-Id": a.headers["x-soma-session-id"]},
+        )
+    # An API key (an integration) sees the whole tenant, Alice's session included.
+    key_client = sdk(live_system, tenant_key.key)
+    joined = key_client.chat.completions.with_raw_response.create(
+        model="somaagent",
+        messages=messages,
+        extra_headers={"X-Soma-Session-Id": a.headers["x-soma-session-id"]},
+    )
+    assert joined.headers["x-soma-session-id"] == a.headers["x-soma-session-id"]

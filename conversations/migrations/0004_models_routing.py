@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0002_attachment_quarantine_reason'),
+        ('conversations', '0003_session_created_by'),
         ('somaagent', '0001_initial'),
     ]
 
@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
             name='SessionAlias',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255)),
+                ('key', models.CharField(max_length=320)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='aliases', to='conversations.session')),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='session_aliases', to='somaagent.tenant')),
