@@ -12,9 +12,12 @@ analysis, the decision and the failed attempts per turn (``turn_analyses``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.db import IntegrityError
 
 from conversations.analysis import Analysis, analyse
 from conversations.escalation import EscalationDecision, escalation_decide, escalation_rules
@@ -24,6 +27,8 @@ from conversations.llm.resolve import Role, model_chain, profile_targets
 from conversations.models import EventType, Turn, TurnAnalysis
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.metrics import metered_stream
+
+log = logging.getLogger(__name__)
 
 
 class MeteredLlm:
@@ -119,18 +124,21 @@ def fallback_announce(*, claim: ClaimedTurn, switch: Fallback) -> None:
 def turn_route_record(*, claim: ClaimedTurn, route: TurnRoute, answered: bool) -> None:
     """Store (or update, on a restarted turn) the turn's analysis and routing for admin."""
     escalation = route.escalation or {}
-    TurnAnalysis.objects.update_or_create(
-        turn_id=claim.turn_id,
-        defaults={
-            "intent": route.analysis.intent,
-            "sentiment": route.analysis.sentiment,
-            "tags": route.analysis.tags,
-            "complexity": route.analysis.complexity,
-            "chars": route.analysis.chars,
-            "escalated": route.escalated,
-            "escalation_reason": route.decision.reason,
-            "escalation_detail": str(escalation.get("detail", ""))[:300],
-            "profile": (route.target.label or route.target.model) if answered and route.chain else "",
-            "attempts": route.attempts,
-        },
-    )
+    try:
+        TurnAnalysis.objects.update_or_create(
+            turn_id=claim.turn_id,
+            defaults={
+                "intent": route.analysis.intent,
+                "sentiment": route.analysis.sentiment,
+                "tags": route.analysis.tags,
+                "complexity": route.analysis.complexity,
+                "chars": route.analysis.chars,
+                "escalated": route.escalated,
+                "escalation_reason": route.decision.reason,
+                "escalation_detail": str(escalation.get("detail", ""))[:300],
+                "profile": (route.target.label or route.target.model) if answered and route.chain else "",
+                "attempts": route.attempts,
+            },
+        )
+    except IntegrityError:
+        log.info("turn gone before its analysis was stored", extra={"turn_id": str(claim.turn_id)})

@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from conversations.llm.fallback import ResilientChatStream
@@ -156,7 +156,10 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
     boundary = _window_boundary(sid)
     if boundary is None:
         return "nothing_to_do"
-    existing, _ = SessionSummary.objects.get_or_create(session_id=sid)
+    try:
+        existing, _ = SessionSummary.objects.get_or_create(session_id=sid)
+    except IntegrityError:
+        return "no_session"  # deleted just now
     covered = existing.covered_seq
     backlog = _outside_window(sid, covered, boundary, settings.SOMA.summary_batch_messages)
     if not backlog:
@@ -178,7 +181,9 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
     if not text:
         return "empty"
     with transaction.atomic():
-        row = SessionSummary.objects.select_for_update().get(session_id=sid)
+        row = SessionSummary.objects.select_for_update().filter(session_id=sid).first()
+        if row is None:
+            return "no_session"  # deleted while the model wrote the summary
         if row.covered_seq != covered:
             return "superseded"
         row.text = text

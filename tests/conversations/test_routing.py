@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from conversations.services.routing import turn_route
+from conversations.services.routing import turn_route, turn_route_record
 from somaagent.models import ModelProfile
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +74,23 @@ def test_the_env_default_ends_the_chain_when_there_are_no_dialogue_profiles(sett
 
 def test_no_model_at_all_is_an_empty_chain() -> None:
     assert turn_route(message="hi", metadata={}).chain == []
+
+
+@pytest.mark.django_db(transaction=True)  # foreign keys checked at each commit, as in production
+def test_recording_the_route_of_a_deleted_turn_is_harmless() -> None:
+    from conversations.models import Session, Turn, TurnAnalysis
+    from conversations.services.accept import MessageInput, message_accept
+    from conversations.services.turns import turn_claim
+    from tests.conftest import make_tenant_key
+
+    tenant = make_tenant_key().tenant
+    accepted = message_accept(tenant=tenant, data=MessageInput(message="hi"))  # type: ignore[arg-type]
+    claim = turn_claim(turn_id=accepted["turn_id"], owner="test")
+    assert claim is not None
+    route = turn_route(message="hi", metadata={})
+    turn_route_record(claim=claim, route=route, answered=False)
+    assert TurnAnalysis.objects.filter(turn_id=claim.turn_id).exists()
+    Session.objects.filter(pk=accepted["session_id"]).delete()
+    assert not Turn.objects.filter(pk=claim.turn_id).exists()
+    turn_route_record(claim=claim, route=route, answered=True)  # no IntegrityError
+    assert not TurnAnalysis.objects.filter(turn_id=claim.turn_id).exists()

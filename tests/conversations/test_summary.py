@@ -10,6 +10,7 @@ import pytest
 from django.db import transaction
 
 from conversations.llm.openai_compat import OpenAICompatibleLlm
+from conversations.llm.port import ChatChunk
 from conversations.models import EventType, Session, SessionSummary
 from conversations.services.events import event_append
 from conversations.services.summary import SUMMARY_TOPIC, session_summarise, summary_maybe_enqueue
@@ -129,3 +130,30 @@ def test_a_run_takes_only_what_fits_its_token_share_and_queues_the_rest(llm_stub
     assert OutboxMessage.objects.filter(topic=SUMMARY_TOPIC, dedupe_key__endswith=":more").count() == 1
     assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
     assert SessionSummary.objects.get(session=session).messages > summary.messages
+
+
+class DeletingPort:
+    """A model that takes so long that the session is deleted before it answers."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def open_stream(self, request):  # type: ignore[no-untyped-def]
+        session = self.session
+
+        class Stream:
+            def __iter__(self):  # type: ignore[no-untyped-def]
+                Session.objects.filter(pk=session.pk).delete()
+                yield ChatChunk(text="too late")
+
+            def close(self) -> None:
+                pass
+
+        return Stream()
+
+
+def test_a_session_deleted_while_the_model_writes_is_left_alone(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
+    session = session_with(30)
+    assert session_summarise(session_id=session.pk, port=DeletingPort(session)) == "no_session"
+    assert not SessionSummary.objects.filter(session_id=session.pk).exists()
