@@ -63,8 +63,6 @@ class SomaSettings:
     budget_completion_reserve_tokens: int
     llm_max_retries: int = 2
     llm_retry_after_max_seconds: float = 30.0
-    # --- models: context, summaries, the embedded local model (issue 7) ---
+    # --- models: context and summaries (issue 7; the local model is wired above the SOMA block) ---
     context_tokens: int = 6000
     summary_batch_messages: int = 200
-    local_llm_enabled: bool = True
-    local_llm_port: int = 8008

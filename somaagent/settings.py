@@ -224,8 +224,6 @@ SOMA = SomaSettings(
     # models: context, summaries, the embedded local model (issue 7)
     context_tokens=env_int("SOMA_CONTEXT_TOKENS", 6000),
     summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
-    local_llm_enabled=env_bool("SOMA_LOCAL_LLM", True),
-    local_llm_port=env_int("SOMA_LOCAL_LLM_PORT", 8008),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.
