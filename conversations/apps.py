@@ -6,5 +6,6 @@ class ConversationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the outbox topics this package publishes.
-        from conversations.services import turns  # noqa: F401
+        # Registers the outbox topics, finish hooks and UI settings this package owns.
+        from conversations import escalation  # noqa: F401
+        from conversations.services import summary, turns  # noqa: F401

@@ -183,3 +183,66 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class TurnAnalysis(models.Model):
+    """What the turn's analysis found and which models it went to (escalation, fallbacks)."""
+
+    turn = models.OneToOneField(Turn, on_delete=models.CASCADE, primary_key=True, related_name="analysis")
+    intent = models.CharField(max_length=20, db_index=True)
+    sentiment = models.CharField(max_length=10)
+    tags = models.JSONField(default=list, blank=True)
+    complexity = models.FloatField(default=0.0)
+    chars = models.PositiveIntegerField(default=0)
+    escalated = models.BooleanField(default=False, db_index=True)
+    escalation_reason = models.CharField(max_length=30, blank=True, default="")
+    escalation_detail = models.CharField(max_length=300, blank=True, default="")
+    profile = models.CharField(max_length=300, blank=True, default="", help_text="The model that answered.")
+    attempts = models.JSONField(default=list, blank=True, help_text="Failed calls: retries and fallbacks.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "turn_analyses"
+        ordering = ["-created_at"]
+        verbose_name_plural = "turn analyses"
+
+    def __str__(self) -> str:
+        return f"{self.intent}/{self.sentiment} ({self.turn_id})"
+
+
+class SessionSummary(models.Model):
+    """A running summary of a session's older messages, used in place of them in the prompt."""
+
+    session = models.OneToOneField(
+        Session, on_delete=models.CASCADE, primary_key=True, related_name="summary"
+    )
+    text = models.TextField(blank=True, default="")
+    # Every history message with seq <= covered_seq is in ``text``.
+    covered_seq = models.PositiveBigIntegerField(default=0)
+    messages = models.PositiveIntegerField(default=0, help_text="How many messages the summary covers.")
+    model = models.CharField(max_length=200, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "session_summaries"
+
+    def __str__(self) -> str:
+        return f"summary of {self.session_id} to #{self.covered_seq}"
+
+
+class SessionAlias(models.Model):
+    """An external conversation key (the OpenAI ``user`` field) mapped to a session."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="session_aliases")
+    key = models.CharField(max_length=320)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "session_aliases"
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="session_alias_unique_key")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -28,3 +28,18 @@ def run_turn(self, turn_id: str) -> None:  # type: ignore[no-untyped-def]
 @shared_task(name="conversation.turn_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
 def run_turn_sweep() -> dict[str, int]:
     return turn_sweep()
+
+
+@shared_task(
+    name="conversation.summarise_session",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=600,
+    soft_time_limit=570,
+    ignore_result=True,
+)
+def summarise_session(session_id: str) -> str:
+    from conversations.services.runner import llm_port
+    from conversations.services.summary import session_summarise
+
+    return session_summarise(session_id=session_id, port=llm_port())

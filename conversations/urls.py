@@ -1,6 +1,7 @@
 from django.urls import path
 
 from conversations import api, attachments_api, sse
+from conversations.openai_front import views as openai_views
 
 urlpatterns = [
     path("session/message", api.SessionMessageView.as_view(), name="session-message"),
@@ -18,4 +19,7 @@ urlpatterns = [
         attachments_api.AttachmentContentView.as_view(),
         name="attachment-content",
     ),
+    # OpenAI-compatible front door (conversations/openai_front)
+    path("chat/completions", openai_views.chat_completions, name="openai-chat-completions"),
+    path("models", openai_views.models, name="openai-models"),
 ]

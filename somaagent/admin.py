@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -195,6 +196,20 @@ class ModelProfileAdmin(admin.ModelAdmin):
     list_display = ["role", "deployment_mode", "model", "base_url", "priority", "enabled"]
     list_filter = ["role", "deployment_mode", "enabled"]
     search_fields = ["model", "base_url"]
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection (a one-token completion)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ModelProfile]) -> None:
+        from conversations.llm.probe import model_profile_probe
+
+        for profile in queryset.select_related("credential"):
+            result = model_profile_probe(profile=profile)
+            verdict = "OK" if result.ok else f"FAILED ({result.code})"
+            self.message_user(
+                request,
+                f"{profile} at {profile.base_url}: {verdict} in {result.latency_ms} ms — {result.detail}",
+                messages.SUCCESS if result.ok else messages.ERROR,
+            )
 
 
 class UISettingForm(forms.ModelForm):
@@ -222,8 +237,13 @@ class UISettingAdmin(admin.ModelAdmin):
     search_fields = ["key"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        from somaagent.ui_setting_schemas import REGISTRY
+
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request = request  # type: ignore[attr-defined]
+        known = "; ".join(f"{key}: {json.dumps(s.defaults)}" for key, s in sorted(REGISTRY.items()))
+        if known and "document" in form.base_fields:
+            form.base_fields["document"].help_text = f"Known keys and their defaults — {known}"
         return form
 
     def save_model(self, request: HttpRequest, obj: UISetting, form: Any, change: bool) -> None:

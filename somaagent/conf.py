@@ -63,3 +63,6 @@ class SomaSettings:
     budget_completion_reserve_tokens: int
     llm_max_retries: int = 2
     llm_retry_after_max_seconds: float = 30.0
+    # --- models: context and summaries (issue 7; the local model is wired above the SOMA block) ---
+    context_tokens: int = 6000
+    summary_batch_messages: int = 200

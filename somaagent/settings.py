@@ -7,7 +7,7 @@ from datetime import timedelta
 import dj_database_url
 
 from memory.conf import memory_settings_from_env
-from somaagent import config, ops_conf
+from somaagent import config, local_llm, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 
@@ -165,6 +165,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- product limits and behaviour --------------------------------------------------
+# With no SOMA_LLM_BASE_URL the default model is the embedded local one, when installed
+# (somaagent/local_llm.py; `make run` starts its server as the Procfile's `llm` process).
+_local_llm_url = (
+    local_llm.base_url(env_int("SOMA_LOCAL_LLM_PORT", 8008))
+    if not env("SOMA_LLM_BASE_URL") and env_bool("SOMA_LOCAL_LLM", True) and local_llm.installed()
+    else ""
+)
 SOMA = SomaSettings(
     max_message_chars=env_int("SOMA_MAX_MESSAGE_CHARS", 32_000),
     max_request_bytes=env_int("SOMA_MAX_REQUEST_BYTES", 256 * 1024),
@@ -181,9 +188,9 @@ SOMA = SomaSettings(
     outbox_sweep_seconds=env_float("SOMA_OUTBOX_SWEEP_SECONDS", 2.0),
     turn_sweep_seconds=env_float("SOMA_TURN_SWEEP_SECONDS", 5.0),
     outbox_sweep_min_age_seconds=env_float("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", 2.0),
-    llm_base_url=env("SOMA_LLM_BASE_URL"),
+    llm_base_url=env("SOMA_LLM_BASE_URL") or _local_llm_url,
     llm_api_key=env("SOMA_LLM_API_KEY"),
-    llm_model=env("SOMA_LLM_MODEL", "default"),
+    llm_model=env("SOMA_LLM_MODEL", local_llm.MODEL_ALIAS if _local_llm_url else "default"),
     llm_connect_timeout=env_float("SOMA_LLM_CONNECT_TIMEOUT", 5.0),
     llm_read_timeout=env_float("SOMA_LLM_READ_TIMEOUT", 60.0),
     opa_url=env("SOMA_OPA_URL").rstrip("/"),
@@ -214,6 +221,9 @@ SOMA = SomaSettings(
     ),
     llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
     llm_retry_after_max_seconds=env_float("SOMA_LLM_RETRY_AFTER_MAX_SECONDS", 30.0),
+    # models: context, summaries, the embedded local model (issue 7)
+    context_tokens=env_int("SOMA_CONTEXT_TOKENS", 6000),
+    summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.

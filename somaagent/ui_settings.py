@@ -11,6 +11,7 @@ from somaagent.errors import Forbidden, ValidationFailed
 from somaagent.models import AuditLog, UISetting
 from somaagent.policy import policy_authorize
 from somaagent.policy.actions import SETTINGS_UPDATE
+from somaagent.ui_setting_schemas import ui_setting_problems
 
 
 def ui_setting_check(*, key: str, document: Any, actor: Actor) -> str:
@@ -22,6 +23,11 @@ def ui_setting_check(*, key: str, document: Any, actor: Actor) -> str:
         raise ValidationFailed("key must be 1 to 100 characters.", details={"key": "invalid"})
     if not isinstance(document, dict):
         raise ValidationFailed("document must be a JSON object.", details={"document": "invalid"})
+    problems = ui_setting_problems(key, document)  # typed keys (ui_setting_schemas): escalation, context
+    if problems:
+        raise ValidationFailed(
+            f"document is not valid: {'; '.join(problems)}", details={"document": problems}
+        )
     policy_authorize(
         tenant=None,
         persona_id=None,

@@ -25,3 +25,5 @@ os.environ.setdefault("SOMA_TURN_REDISPATCH_AFTER_SECONDS", "5")
 os.environ.setdefault("SOMA_SSE_HEARTBEAT_SECONDS", "2")
 # Unit tests never reach a model unless a test points them at a stub.
 os.environ.pop("SOMA_LLM_BASE_URL", None)
+# ... nor the embedded local model, even when it is installed (its own test turns it on).
+os.environ["SOMA_LOCAL_LLM"] = "0"

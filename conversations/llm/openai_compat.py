@@ -79,7 +79,7 @@ class OpenAIChatStream:
                 self._response = response
                 if response.status_code >= 400:
                     response.read()
-                    raise _http_error(response)
+                    raise http_error(response)
                 yield from self._chunks(response)
         except LlmError:
             raise
@@ -162,7 +162,7 @@ def _parse_chunk(doc: dict[str, Any]) -> ChatChunk:
     return chunk
 
 
-def _http_error(response: httpx.Response) -> LlmError:
+def http_error(response: httpx.Response) -> LlmError:
     status = response.status_code
     try:
         detail = response.json().get("error", {})

@@ -18,6 +18,7 @@ class ModelTarget:
     extra: dict[str, Any] = field(default_factory=dict)
     profile_id: int | None = None
     label: str = ""
+    role: str = ""
 
 
 @dataclass(frozen=True)

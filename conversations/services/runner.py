@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
-from conversations.analysis import analyse
 from conversations.llm.openai_compat import OpenAICompatibleLlm
-from conversations.llm.port import ChatRequest, ChatStream, LlmError, LlmPort, ModelTarget, ToolCallDelta
-from conversations.llm.resolve import NO_MODEL_MESSAGE, model_targets
-from conversations.llm.retry import llm_retry_delay
+from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
+from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType
 from conversations.services.admission import turn_admit
+from conversations.services.context import context_fit, session_summary_text
 from conversations.services.prompt import build_messages
 from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
+from conversations.services.routing import TurnRoute, fallback_announce, turn_route_of, turn_route_record
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
 from memory.services.recall import turn_memories
-from somaagent.metrics import metered_stream
 from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
@@ -46,13 +45,14 @@ class Generation:
 
 def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     """The conversation task's body; idempotent, so any redelivery is harmless."""
-    targets = model_targets()
-    # With a model to call, the claim writes assistant.started in its own transaction.
-    claim = turn_claim(turn_id=turn_id, owner=owner, start_model=targets[0].model if targets else None)
+    # Analysis, escalation and the fallback chain (conversations.services.routing) decide the
+    # first model before the claim, which writes assistant.started in its own transaction.
+    route = turn_route_of(turn_id=turn_id)
+    claim = turn_claim(turn_id=turn_id, owner=owner, start_model=route.target.model if route.chain else None)
     if claim is None:
         return
     try:
-        _run_claimed(claim, targets)
+        _run_claimed(claim, route)
     except LeaseLost:
         log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
     except Exception as exc:
@@ -71,22 +71,29 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
             pass
 
 
-def _run_claimed(claim: ClaimedTurn, targets: list[ModelTarget]) -> None:
-    if not targets:
+def _run_claimed(claim: ClaimedTurn, route: TurnRoute) -> None:
+    if not route.chain:
+        turn_route_record(claim=claim, route=route, answered=False)
         turn_finish(
             claim=claim,
             type=EventType.ASSISTANT_ERROR,
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    target = targets[0]
     memories = turn_memories(claim=claim, query=claim.user_message)
-    messages = build_messages(claim=claim, memories=memories)
-    refusal = turn_admit(claim=claim, messages=messages, target=target)  # policy + budget reservation
+    # The history window trimmed to the context budget, the session summary in place of older turns.
+    summary = session_summary_text(session_id=claim.session_id)
+    messages = context_fit(messages=build_messages(claim=claim, memories=memories), summary=summary)
+    refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget reservation
     if refusal is not None:
+        turn_route_record(claim=claim, route=route, answered=False)
         turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
         return
-    generation = generate_with_tools(claim=claim, target=target, messages=messages, stream=_stream)
+    generation = generate_with_tools(
+        claim=claim, target=route.target, messages=messages, stream=partial(_stream, route=route)
+    )
+    target = route.target
+    turn_route_record(claim=claim, route=route, answered=generation.error is None)
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
     if generation.stop_reason == CANCELLED:
@@ -112,8 +119,8 @@ def _run_claimed(claim: ClaimedTurn, targets: list[ModelTarget]) -> None:
             "message": generation.message,
             "model": target.model,
             "usage": usage,
-            "analysis": analyse(claim.user_message).as_dict(),
-            "escalation": None,
+            "analysis": route.analysis.as_dict(),
+            "escalation": route.escalation,
             "memory": memories.references,
         },
         model=target.model,
@@ -126,57 +133,37 @@ def _stream(
     target: ModelTarget,
     messages: list[dict[str, object]],
     *,
+    route: TurnRoute,
     tools: list[dict[str, object]] | None = None,
     tool_choice: str | None = None,
     first_index: int = 0,
 ) -> Generation:
-    """One model round; a call that fails before any text is retried (bounded, jittered)."""
+    """One model round. The route decides the model (``target`` is where the turn began): it starts
+    at the model that answered the last round; a call that fails before any output is retried
+    (bounded, jittered, honouring Retry-After), then falls back along the chain."""
     generation = Generation()
-    request = ChatRequest(target=target, messages=messages, tools=tools, tool_choice=tool_choice)
-    stopped = threading.Event()
-    current: list[ChatStream] = []
-
-    def stop() -> None:  # from the publisher's thread: cancel or lease lost
-        stopped.set()
-        if current:
-            current[-1].close()
-
-    publisher = DeltaPublisher(claim, on_stop=stop, first_index=first_index)
+    request = ChatRequest(target=route.target, messages=messages, tools=tools, tool_choice=tool_choice)
+    stream = route.open(
+        llm_port(), request, on_fallback=lambda switch: fallback_announce(claim=claim, switch=switch)
+    )
+    publisher = DeltaPublisher(claim, on_stop=stream.close, first_index=first_index)
     publisher.start()
-    retries = 0
     try:
-        while not stopped.is_set():
-            stream = metered_stream(llm_port().open_stream(request), model=target.model)
-            current.append(stream)
-            if stopped.is_set():
+        for chunk in stream:
+            if publisher.stop_reason:
                 break
-            try:
-                for chunk in stream:
-                    if publisher.stop_reason:
-                        break
-                    if chunk.text:
-                        generation.text.append(chunk.text)
-                        publisher.add(chunk.text)
-                    if chunk.usage:
-                        generation.usage = chunk.usage
-                    generation.tool_calls.extend(chunk.tool_calls)
-                break
-            except LlmError as exc:
-                if publisher.stop_reason:
-                    break
-                retryable_now = not generation.tool_calls
-                delay = llm_retry_delay(exc, retries_done=retries, text_received=bool(generation.text))
-                if delay is None or not retryable_now:
-                    generation.error = exc
-                    break
-                retries += 1
-                log.warning(
-                    "model call failed; trying again",
-                    extra={"turn_id": str(claim.turn_id), "code": exc.code, "retry": retries, "delay": delay},
-                )
-                stopped.wait(delay)
+            if chunk.text:
+                generation.text.append(chunk.text)
+                publisher.add(chunk.text)
+            if chunk.usage:
+                generation.usage = chunk.usage
+            generation.tool_calls.extend(chunk.tool_calls)
+    except LlmError as exc:
+        if not publisher.stop_reason:
+            generation.error = exc
     finally:
         publisher.finish()
+        route.note_attempts(stream)
     generation.stop_reason = publisher.stop_reason
     generation.deltas_sent = publisher.deltas_sent
     return generation

@@ -200,6 +200,8 @@ def turn_finish(
 
 
 def _finish_locked(turn: Turn, type: str, data: dict[str, Any]) -> SessionEvent:
+    # reply_to names the user event this terminal event answers, like assistant.started's.
+    data = {**data, "reply_to": str(turn.user_event.event_id)}
     event = event_append(session_id=turn.session_id, type=type, data=data)
     turn.status = TERMINAL_STATUS[EventType(type)]
     turn.finished_at = timezone.now()

@@ -37,7 +37,7 @@ def test_message_streams_a_reply(live_system, tenant_key):  # type: ignore[no-un
     final = events[-1]["data"]
     assert text == final["message"] == "".join(f"t{i} " for i in range(40))
     assert final["usage"]["completion_tokens"] == 40
-    assert set(final["analysis"]) == {"intent", "sentiment", "tags"}
+    assert set(final["analysis"]) >= {"intent", "sentiment", "tags"}
     cursors = [int(e["id"]) for e in events]
     assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
     for e in events:

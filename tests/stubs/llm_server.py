@@ -26,6 +26,18 @@ parallel tests can share one server:
 
 ``GET /_requests`` returns the recorded request bodies (with ``_received_at``, epoch
 seconds); ``DELETE /_requests`` clears them.
+
+Several "providers" on one server: directives may also come from a path prefix
+``/d/<name>=<value>,<name>=<value>/…`` before ``/v1/chat/completions`` (path
+directives win over the message's), so two model profiles whose base URLs
+differ only in that prefix behave differently for the same user message.
+Two path-only directives count requests per prefix:
+
+- ``fail_first=N``   apply the prefix's other directives to the first N requests
+                     on this prefix only, then answer normally (retry tests)
+- ``key=anything``   only makes the prefix (and so its counter) unique to a test
+
+``GET /_log`` returns ``[{path, body, authorization}]`` for every recorded completion request.
 """
 
 from __future__ import annotations
@@ -43,6 +55,8 @@ import uvicorn
 
 DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
 REQUESTS: list[dict[str, Any]] = []
+LOG: list[dict[str, Any]] = []
+PREFIX_COUNTS: dict[str, int] = {}
 DEFAULTS: dict[str, float] = {"delay": 0.0}
 SEEN: dict[str, int] = {}  # last user message -> requests so far (for fail_first)
 
@@ -149,7 +163,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/_requests":
         if method == "DELETE":
             REQUESTS.clear()
+            LOG.clear()
         await _send_json(send, 200, REQUESTS)
+        return
+    if path == "/_log":
+        await _send_json(send, 200, LOG)
         return
     if path.endswith("/models"):
         await _send_json(send, 200, {"object": "list", "data": [{"id": "stub-model", "object": "model"}]})
@@ -164,11 +182,35 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     REQUESTS.append({**body, "_received_at": time.time()})
     del REQUESTS[:-500]
-    await _complete(body, send)
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode()
+    LOG.append({"path": path, "body": body, "authorization": authorization})
+    del LOG[:-500]
+    await _complete(body, send, _path_directives(path))
 
 
-async def _complete(body: dict[str, Any], send: Any) -> None:
-    d = _directives(body)
+def _path_directives(path: str) -> dict[str, list[str]]:
+    """Directives from a ``/d/a=1,b=2/`` prefix, with ``fail_first`` resolved per prefix."""
+    match = re.match(r"^/d/([^/]*)/", path)
+    if match is None:
+        return {}
+    found: dict[str, list[str]] = {}
+    for item in match.group(1).split(","):
+        name, _, value = item.partition("=")
+        if name:
+            found.setdefault(name, []).append(value)
+    if "fail_first" in found:
+        prefix = match.group(1)
+        PREFIX_COUNTS[prefix] = PREFIX_COUNTS.get(prefix, 0) + 1
+        if PREFIX_COUNTS[prefix] > int(found["fail_first"][0]):
+            return {}
+    found.pop("fail_first", None)
+    found.pop("key", None)
+    return found
+
+
+async def _complete(body: dict[str, Any], send: Any, overrides: dict[str, list[str]] | None = None) -> None:
+    d = {**_directives(body), **(overrides or {})}
     model = str(body.get("model") or "stub-model")
     if "hang" in d:
         await asyncio.sleep(3600)

@@ -134,3 +134,23 @@ def test_prepend_puts_older_turns_first():  # type: ignore[no-untyped-def]
         {"older": older, "newer": newer},
     )
     assert out["texts"] == ["hi", "first reply", "hi", "second reply"] and out["last"] == 10
+
+
+def test_a_fallback_start_only_changes_the_model():  # type: ignore[no-untyped-def]
+    events = [
+        ev(1, "user.message", message="hi", attachments=[]),
+        ev(2, "assistant.started", model="m1", reply_to="e1", restart=False),
+        ev(3, "assistant.delta", text="Hel", index=0),
+        ev(4, "tool.start", tool_name="current_time"),
+        ev(
+            5,
+            "assistant.started",
+            model="m2",
+            reply_to="e1",
+            restart=False,
+            fallback={"from": "a", "to": "b"},
+        ),
+        ev(6, "assistant.delta", text="lo", index=1),
+    ]
+    reply = fold(events)["items"][1]
+    assert reply["text"] == "Hello" and reply["model"] == "m2" and len(reply["tools"]) == 1

@@ -77,8 +77,11 @@
         var idx = this.pending.indexOf(data.reply_to);
         if (idx >= 0) this.pending.splice(idx, 1);
         reply = this._reply(data.reply_to);
-        reply.text = "";
-        reply.tools = [];
+        if (!data.fallback) {
+          // A fallback (another model takes over) keeps what the reply already showed.
+          reply.text = "";
+          reply.tools = [];
+        }
         reply.state = "streaming";
         reply.error = null;
         reply.model = String(data.model || "");

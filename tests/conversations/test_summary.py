@@ -1,0 +1,159 @@
+"""Background summaries of the messages that left the history window, by the summary profile."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import httpx
+import pytest
+from django.db import transaction
+
+from conversations.llm.openai_compat import OpenAICompatibleLlm
+from conversations.llm.port import ChatChunk
+from conversations.models import EventType, Session, SessionSummary
+from conversations.services.events import event_append
+from conversations.services.summary import SUMMARY_TOPIC, session_summarise, summary_maybe_enqueue
+from somaagent.models import ModelProfile, OutboxMessage
+from tests.conftest import make_tenant_key
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def small_window(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, history_window_events=10, summary_batch_messages=50)
+
+
+def session_with(messages: int) -> Session:
+    tenant = make_tenant_key().tenant
+    session = Session.objects.create(tenant=tenant)  # type: ignore[misc]
+    with transaction.atomic():
+        for i in range(messages):
+            kind = EventType.USER_MESSAGE if i % 2 == 0 else EventType.ASSISTANT_FINAL
+            event_append(session_id=session.pk, type=kind, data={"message": f"message m{i}"}, publish=False)
+    return session
+
+
+def profile(stub_url: str, role: str, directives: str = "") -> ModelProfile:
+    key = uuid.uuid4().hex[:8]
+    return ModelProfile.objects.create(
+        role=role,
+        deployment_mode="DEV",
+        model=f"{role}-model",
+        base_url=f"{stub_url}/d/key={key}{',' + directives if directives else ''}/v1",
+    )
+
+
+def test_nothing_is_queued_while_the_history_fits_the_window() -> None:
+    session = session_with(18)
+    with transaction.atomic():
+        assert summary_maybe_enqueue(session_id=session.pk) is False
+    assert not OutboxMessage.objects.filter(topic=SUMMARY_TOPIC).exists()
+
+
+def test_a_summary_is_queued_once_enough_messages_left_the_window() -> None:
+    session = session_with(30)
+    with transaction.atomic():
+        assert summary_maybe_enqueue(session_id=session.pk) is True
+        assert summary_maybe_enqueue(session_id=session.pk) is False, "deduplicated"
+    row = OutboxMessage.objects.get(topic=SUMMARY_TOPIC)
+    assert row.payload == {"session_id": str(session.pk)}
+
+
+def test_the_summary_profile_folds_old_messages_into_the_summary(llm_stub) -> None:  # type: ignore[no-untyped-def]
+    summary_profile = profile(llm_stub.url, "summary")
+    session = session_with(30)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    summary = SessionSummary.objects.get(session=session)
+    # 30 messages, the newest 10 stay in the window: m0..m19 are summarised.
+    assert summary.messages == 20
+    assert "message m0" in summary.text and "message m19" in summary.text
+    assert "message m20" not in summary.text
+    assert summary.model == summary_profile.model
+    log = httpx.get(f"{llm_stub.url}/_log").json()
+    sent = [
+        entry
+        for entry in log
+        if entry["path"].startswith(summary_profile.base_url.split("/v1")[0][len(llm_stub.url) :])
+    ]
+    assert len(sent) == 1 and "running summary" in sent[0]["body"]["messages"][0]["content"]
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "nothing_to_do"
+
+
+def test_the_next_run_builds_on_the_previous_summary(llm_stub) -> None:  # type: ignore[no-untyped-def]
+    profile(llm_stub.url, "summary")
+    session = session_with(30)
+    session_summarise(session_id=session.pk, port=OpenAICompatibleLlm())
+    first = SessionSummary.objects.get(session=session)
+    with transaction.atomic():
+        for i in range(30, 50):
+            kind = EventType.USER_MESSAGE if i % 2 == 0 else EventType.ASSISTANT_FINAL
+            event_append(session_id=session.pk, type=kind, data={"message": f"message m{i}"}, publish=False)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    second = SessionSummary.objects.get(session=session)
+    assert second.covered_seq > first.covered_seq and second.messages == 40
+    assert "Summary so far" in second.text and "message m39" in second.text
+
+
+def test_a_failing_summary_profile_falls_back_to_the_dialogue_model(llm_stub) -> None:  # type: ignore[no-untyped-def]
+    profile(llm_stub.url, "summary", "status=401")
+    dialogue = profile(llm_stub.url, "dialogue")
+    session = session_with(30)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    assert SessionSummary.objects.get(session=session).model == dialogue.model
+
+
+def test_when_every_model_fails_nothing_is_stored(llm_stub) -> None:  # type: ignore[no-untyped-def]
+    profile(llm_stub.url, "summary", "status=400")
+    session = session_with(30)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "model_failed"
+    assert SessionSummary.objects.get(session=session).covered_seq == 0
+
+
+def test_without_any_model_it_does_nothing() -> None:
+    session = session_with(30)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "no_model"
+
+
+def test_an_unknown_session_is_ignored() -> None:
+    assert session_summarise(session_id=uuid.uuid4(), port=OpenAICompatibleLlm()) == "no_session"
+
+
+def test_a_run_takes_only_what_fits_its_token_share_and_queues_the_rest(llm_stub, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, history_window_events=10, context_tokens=200)
+    profile(llm_stub.url, "summary", "reply=short")
+    session = session_with(40)
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    summary = SessionSummary.objects.get(session=session)
+    assert 0 < summary.messages < 30 and summary.text == "short"
+    assert OutboxMessage.objects.filter(topic=SUMMARY_TOPIC, dedupe_key__endswith=":more").count() == 1
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    assert SessionSummary.objects.get(session=session).messages > summary.messages
+
+
+class DeletingPort:
+    """A model that takes so long that the session is deleted before it answers."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def open_stream(self, request):  # type: ignore[no-untyped-def]
+        session = self.session
+
+        class Stream:
+            def __iter__(self):  # type: ignore[no-untyped-def]
+                Session.objects.filter(pk=session.pk).delete()
+                yield ChatChunk(text="too late")
+
+            def close(self) -> None:
+                pass
+
+        return Stream()
+
+
+def test_a_session_deleted_while_the_model_writes_is_left_alone(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
+    session = session_with(30)
+    assert session_summarise(session_id=session.pk, port=DeletingPort(session)) == "no_session"
+    assert not SessionSummary.objects.filter(session_id=session.pk).exists()
