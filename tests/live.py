@@ -249,6 +249,12 @@ class LiveSystem:
             if self.worker_for(queues) is None:
                 self.start_worker(queues=queues)
 
+    def kill_workers(self) -> None:
+        """SIGKILL every worker (main process and pool children), as a crash of all of them would."""
+        for worker in self.workers:
+            worker.kill()
+        self.workers.clear()
+
     def worker_for(self, queues: str) -> Proc | None:
         return next((w for w in self.workers if w.alive() and w.queues == queues), None)
 

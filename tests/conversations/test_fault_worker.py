@@ -29,10 +29,8 @@ def _kill_mid_reply_then_recover(system: LiveSystem, key: str) -> None:
     assert Turn.objects.get(pk=accepted["turn_id"]).status == Turn.Status.RUNNING
 
     killed_at = time.monotonic()
-    for worker in system.workers:
-        worker.kill()  # SIGKILL to the process group: main process and pool children
-    system.workers.clear()
-    system.start_worker()
+    system.kill_workers()  # SIGKILL to each process group: main process and pool children
+    system.ensure_worker()  # the same worker layout as before (conversation work, tool calls)
 
     events = read_stream(system, key, sid, timeout=60 - (time.monotonic() - killed_at))
     print(f"reply finished {time.monotonic() - killed_at:.1f} s after the worker was killed")

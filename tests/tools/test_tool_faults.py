@@ -73,7 +73,9 @@ def test_every_worker_killed_mid_run_the_turn_restarts_and_ends_once(live_system
     events = turn_events(live_system, tenant_key.key, accepted, timeout=120)
     assert events[-1]["type"] == "assistant.final"
     started = of_type(events, "assistant.started")
-    assert started[0]["data"]["restart"] is False and started[-1]["data"]["restart"] is True
+    assert started[0]["data"]["restart"] is False and started[-1]["data"]["restart"] is True, [
+        (e["id"], e["type"], e["data"]) for e in events if e["type"] != "assistant.delta"
+    ]
     last = of_type(events, "tool.result")[-1]
     assert last["data"]["status"] == "success" and last["data"]["result"]["stdout"] == "started\ndone\n"
     assert last["data"]["request_id"] != str(first_run.pk)

@@ -333,10 +333,8 @@ def test_reply_taken_over_after_a_worker_crash_replaces_the_partial_text(chat_pa
     page = chat_page
     send(page, "[[tokens=120]] [[delay=0.05]]")
     wait_partial(page, 10)
-    for worker in live_system.workers:
-        worker.kill()
-    live_system.workers.clear()
-    live_system.start_worker()
+    live_system.kill_workers()
+    live_system.ensure_worker()
     text = wait_reply(page, "done", timeout=120)
     assert text == tokens(120)
     assert page.locator(REPLY).count() == 1
