@@ -1,9 +1,15 @@
 """Embedded policy adapter: the shipped Rego files evaluated in-process by regopy (rego-cpp).
 
 One interpreter per (tenant, policy-data version), kept in a small LRU, so a
-decision costs one evaluation (about a millisecond) and an edit in admin is
-seen by the next decision. Interpreters are not shared between threads at the
-same time: a lock serialises evaluation.
+decision costs one evaluation (a few milliseconds of CPU) and an edit in admin
+is seen by the next decision. Interpreters are not shared between threads at
+the same time: a lock serialises evaluation.
+
+Rego without ``time``/``http``/random builtins (the shipped policy uses none)
+is a pure function of its modules, data and input, so decisions are memoised
+too, keyed by the tenant's data version and the whole input: a repeated
+question (the same caller sending again) costs a dictionary lookup, and a new
+data version can never be answered from an old entry.
 
 rego-cpp quirk: querying a rule that has a ``default`` directly
 (``data.soma.allow``) answers *undefined* instead of the default; binding it
@@ -56,12 +62,20 @@ def build_interpreter(modules: list[tuple[str, str]], data: dict[str, object]) -
 class RegoPolicy:
     name = "embedded"
 
-    def __init__(self, modules: list[tuple[str, str]] | None = None, *, cache_size: int = 256) -> None:
+    def __init__(
+        self,
+        modules: list[tuple[str, str]] | None = None,
+        *,
+        cache_size: int = 256,
+        decision_cache_size: int = 4096,
+    ) -> None:
         self._modules = modules if modules is not None else shipped_modules()
         if not self._modules:
             raise PolicyEngineError(f"no .rego files in {REGO_DIR}")
         self._cache: OrderedDict[tuple[str, int], Interpreter] = OrderedDict()
         self._cache_size = cache_size
+        self._decisions: OrderedDict[tuple[str, int, str], Decision] = OrderedDict()
+        self._decision_cache_size = decision_cache_size
         self._lock = threading.Lock()
         # Compile once now, so a broken policy file stops start-up rather than every request.
         evaluate(build_interpreter(self._modules, {"tenants": {}}), PolicyRequest.probe().as_input())
@@ -80,8 +94,18 @@ class RegoPolicy:
         return interpreter
 
     def decide(self, request: PolicyRequest, data: TenantPolicyData) -> Decision:
+        policy_input = request.as_input()
+        key = (data.tenant_id, data.version, json.dumps(policy_input, sort_keys=True))
         with self._lock:
-            return evaluate(self._interpreter(data), request.as_input())
+            decision = self._decisions.get(key)
+            if decision is not None:
+                self._decisions.move_to_end(key)
+                return decision
+            decision = evaluate(self._interpreter(data), policy_input)
+            self._decisions[key] = decision
+            while len(self._decisions) > self._decision_cache_size:
+                self._decisions.popitem(last=False)
+            return decision
 
     def data_changed(self, data: TenantPolicyData) -> None:
         """Nothing to do: interpreters are keyed by version, the next decision builds a new one."""

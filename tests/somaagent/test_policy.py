@@ -186,3 +186,34 @@ def test_another_tenants_persona_cannot_be_named_in_policy_data(world):  # type:
     with pytest.raises(ValidationFailed) as caught:
         policy_document_validate(tenant=tenant, document={"personas": {str(foreign.pk): {}}})
     assert f"personas.{foreign.pk}" in caught.value.details
+
+
+def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):  # type: ignore[no-untyped-def]
+    from somaagent.models import Tenant
+    from somaagent.policy import embedded as embedded_module
+
+    calls = []
+    real_evaluate = embedded_module.evaluate
+
+    def counting(interpreter, policy_input):  # type: ignore[no-untyped-def]
+        calls.append(policy_input)
+        return real_evaluate(interpreter, policy_input)
+
+    engine = RegoPolicy(decision_cache_size=2)
+    monkeypatch.setattr(embedded_module, "evaluate", counting)
+    case = ("B", None, "memory.write", "session:1", {}, True, ())
+    request, data = request_for(world, case)
+    assert engine.decide(request, data).allowed
+    assert engine.decide(request, data).allowed
+    assert len(calls) == 1  # the repeat is answered from the memo
+
+    policy_data_set(tenant=Tenant.objects.get(pk=world["B"]), document={"denied_actions": ["memory.write"]}, actor=STAFF)
+    request, data = request_for(world, case)
+    decision = engine.decide(request, data)
+    assert (decision.allowed, decision.reasons) == (False, ("action_denied_for_tenant",))
+    assert len(calls) == 2  # a new version is evaluated, never taken from the old entry
+
+    for resource in ("session:2", "session:3"):  # the memo stays bounded: the oldest entry goes
+        engine.decide(PolicyRequest(**{**request.__dict__, "resource": resource}), data)
+    engine.decide(request, data)
+    assert len(calls) == 5
