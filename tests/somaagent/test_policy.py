@@ -217,3 +217,10 @@ def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):  
         engine.decide(PolicyRequest(**{**request.__dict__, "resource": resource}), data)
     engine.decide(request, data)
     assert len(calls) == 5
+
+
+def test_a_policy_that_does_not_compile_stops_the_adapter():  # type: ignore[no-untyped-def]
+    from somaagent.policy.types import PolicyEngineError
+
+    with pytest.raises(PolicyEngineError, match="does not compile"):
+        RegoPolicy([("soma", "package soma\n\nallow if {{{ not rego")])
