@@ -9,6 +9,24 @@ import sys
 from dataclasses import dataclass, field
 
 
+def bench_environment() -> None:
+    """Settings every benchmark process and the processes it starts share: production-like."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+    # Measure what production runs: DEBUG off (no query log, no debug cursors).
+    os.environ.setdefault("DJANGO_DEBUG", "0")
+    # The per-key rate limit still runs on every request; it is set high enough not to refuse the load.
+    os.environ.setdefault("SOMA_RATE_LIMIT_PER_MINUTE", "100000000")
+    os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+
+
+def quiet_client_logs() -> None:
+    """The report goes to stdout: the benchmark's own HTTP client logs nothing there."""
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of ``samples``."""
     if not samples:

@@ -8,17 +8,19 @@ throw-away tenant, measures, and deletes the tenant with everything it made.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import time
 import uuid
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+from bench.common import bench_environment, quiet_client_logs
 
-import django
+bench_environment()
+
+import django  # noqa: E402
 
 django.setup()
+quiet_client_logs()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402

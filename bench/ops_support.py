@@ -16,26 +16,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.common import bench_environment, quiet_client_logs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def django_setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+    bench_environment()
     os.environ.setdefault("SOMA_REDIS_PREFIX", f"bench{uuid.uuid4().hex[:6]}:")
     if not os.environ.get("DATABASE_URL"):
         os.environ.setdefault("SOMA_SQLITE_PATH", str(ROOT / "var" / "bench.sqlite3"))
-    os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    # The per-key rate limit still runs on every request; it is set high enough not to refuse the load.
-    os.environ.setdefault("SOMA_RATE_LIMIT_PER_MINUTE", "100000000")
     import django
 
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)  # the report goes to stdout
+    quiet_client_logs()
 
 
 def api_key() -> str:

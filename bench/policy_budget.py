@@ -14,12 +14,15 @@ import time
 import uuid
 from collections.abc import Callable
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+from bench.common import bench_environment, quiet_client_logs
+
+bench_environment()
 os.environ.setdefault("SOMA_REDIS_PREFIX", f"bench{uuid.uuid4().hex[:6]}:")
 
-import django
+import django  # noqa: E402
 
 django.setup()
+quiet_client_logs()
 
 from somaagent.budgets import counters as cnt  # noqa: E402
 from somaagent.budgets.periods import current_periods  # noqa: E402

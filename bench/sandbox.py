@@ -8,16 +8,18 @@ next to a bare ``python -c`` subprocess for reference.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import time
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+from bench.common import bench_environment, quiet_client_logs
 
-import django
+bench_environment()
+
+import django  # noqa: E402
 
 django.setup()
+quiet_client_logs()
 
 from tools.sandbox import SandboxLimits, probe  # noqa: E402
 from tools.sandbox.adapters import BwrapSandbox, RlimitsSandbox  # noqa: E402

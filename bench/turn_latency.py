@@ -29,21 +29,18 @@ from typing import Any
 
 import httpx
 
-from bench.common import Row, Table
+from bench.common import Row, Table, bench_environment, quiet_client_logs
 
 CONCURRENCY = 32
 
 
 def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
-    # Measure what production runs: DEBUG off (no query log, no debug cursors).
-    os.environ.setdefault("DJANGO_DEBUG", "0")
-    # The per-key rate limit still runs on every request; it is set high enough not to refuse the load.
-    os.environ.setdefault("SOMA_RATE_LIMIT_PER_MINUTE", "100000000")
+    bench_environment()
     os.environ["SOMA_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}:"
     import django
 
     django.setup()
+    quiet_client_logs()
 
 
 def _migrate() -> None:

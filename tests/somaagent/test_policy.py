@@ -207,7 +207,9 @@ def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):  
     assert engine.decide(request, data).allowed
     assert len(calls) == 1  # the repeat is answered from the memo
 
-    policy_data_set(tenant=Tenant.objects.get(pk=world["B"]), document={"denied_actions": ["memory.write"]}, actor=STAFF)
+    policy_data_set(
+        tenant=Tenant.objects.get(pk=world["B"]), document={"denied_actions": ["memory.write"]}, actor=STAFF
+    )
     request, data = request_for(world, case)
     decision = engine.decide(request, data)
     assert (decision.allowed, decision.reasons) == (False, ("action_denied_for_tenant",))
