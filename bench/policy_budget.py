@@ -8,6 +8,7 @@ interpreter per request): it measures the HTTP path, not a real OPA server.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -27,7 +28,7 @@ quiet_client_logs()
 from somaagent.budgets import counters as cnt  # noqa: E402
 from somaagent.budgets.periods import current_periods  # noqa: E402
 from somaagent.policy.data import TenantPolicyData  # noqa: E402
-from somaagent.policy.embedded import RegoPolicy  # noqa: E402
+from somaagent.policy.embedded import QUERY, RegoPolicy  # noqa: E402
 from somaagent.policy.remote import OpaPolicy  # noqa: E402
 from somaagent.policy.types import PolicyRequest  # noqa: E402
 
@@ -57,7 +58,26 @@ def main() -> None:
         context={"policy_version": 1, "actor_role": "member"},
     )
     embedded = RegoPolicy()
-    print("policy decision, embedded (regopy):", timed(lambda: embedded.decide(request, data), args.n))
+    print(
+        "policy decision, embedded, repeated input (memo):",
+        timed(lambda: embedded.decide(request, data), args.n),
+    )
+    fresh = iter(range(10**9))
+
+    def new_resource() -> object:  # a question not asked before: the compiled bundle is queried
+        return embedded.decide(
+            PolicyRequest(**{**request.__dict__, "resource": f"session:{next(fresh)}"}), data
+        )
+
+    print("policy decision, embedded, new input (bundle query):", timed(new_resource, args.n))
+    interpreted = RegoPolicy()
+    compiled = interpreted._compiled(data)
+
+    def interpret() -> object:  # what a decision cost before bundles: the query interpreted each time
+        compiled.interpreter.set_input_term(json.dumps(request.as_input()))
+        return compiled.interpreter.query(QUERY)
+
+    print("policy decision, embedded, query interpreted (no bundle):", timed(interpret, args.n // 4))
 
     from tests.live import StubServer
 
