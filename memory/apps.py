@@ -24,9 +24,11 @@ class MemoryConfig(AppConfig):
         register_replayer(REPLICATE_TOPIC, memory_replication_replay)
         register_check("memory", memory_check, required=False)
 
-        from memory.ops import memory_metrics, memory_replica_prune
+        from memory.ops import memory_metrics, memory_replica_prune, memory_wal_prune, memory_writes_prune
         from somaagent.housekeeping import register_pruner
         from somaagent.metrics import register_scrape_source
 
         register_scrape_source("memory", memory_metrics)
         register_pruner("memory_replica", memory_replica_prune)
+        register_pruner("memory_wal", memory_wal_prune)
+        register_pruner("memory_writes", memory_writes_prune)

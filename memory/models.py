@@ -76,7 +76,7 @@ class MemoryWal(models.Model):
     """The write-ahead log of delivered writes; the replicator copies it into ``memory_replica``.
 
     A table rather than a Redis stream: it survives losing Redis, and the
-    replica can be rebuilt from it at any time.
+    replica can be rebuilt from it (within the replica retention, after which both are pruned).
     """
 
     class State(models.TextChoices):

@@ -1,4 +1,4 @@
-"""Memory's part in operations: its gauges on ``/metrics`` and the replica's retention."""
+"""Memory's part in operations: its gauges on ``/metrics`` and retention of what is done with."""
 
 from __future__ import annotations
 
@@ -46,3 +46,21 @@ def memory_replica_prune() -> int:
 
     cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.replica_retention_seconds)
     return delete_in_batches(MemoryReplica.objects.filter(created_at__lt=cutoff).order_by("id"))
+
+
+def memory_writes_prune() -> int:
+    """Delete delivered writes older than the outbox retention (pending and dead ones stay)."""
+    from somaagent.housekeeping import delete_in_batches
+
+    cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.outbox_retention_seconds)
+    done = MemoryWrite.objects.filter(state=MemoryWrite.State.DELIVERED, delivered_at__lt=cutoff)
+    return delete_in_batches(done.order_by("id"))
+
+
+def memory_wal_prune() -> int:
+    """Delete replicated WAL records as old as the replica's retention: the replica drops them too."""
+    from somaagent.housekeeping import delete_in_batches
+
+    cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.replica_retention_seconds)
+    done = MemoryWal.objects.filter(state=MemoryWal.State.REPLICATED, replicated_at__lt=cutoff)
+    return delete_in_batches(done.order_by("id"))

@@ -155,3 +155,53 @@ def test_a_real_worker_runs_housekeeping(live_system, tenant_key):  # type: igno
     orphan = _buffer(str(uuid.uuid4()))
     app.send_task("soma.housekeeping")
     wait_until(lambda: not sync_redis().exists(orphan), timeout=30, what="the orphan buffer to go")
+
+
+@pytest.mark.django_db
+def test_done_memory_writes_and_wal_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
+    from memory.models import MemoryWal, MemoryWrite
+
+    settings.SOMA_OPS = dataclasses.replace(
+        settings.SOMA_OPS, outbox_retention_seconds=86400, replica_retention_seconds=86400
+    )
+    tenant: Any = make_tenant_key().tenant
+    now = timezone.now()
+
+    def write(state: str, delivered_ago: timedelta | None) -> MemoryWrite:
+        return MemoryWrite.objects.create(
+            tenant=tenant,
+            session_id=uuid.uuid4(),
+            event_id=uuid.uuid4(),
+            payload={},
+            idempotency_key=uuid.uuid4().hex,
+            state=state,
+            retry_deadline=now,
+            created_at=now - timedelta(days=5),
+            delivered_at=None if delivered_ago is None else now - delivered_ago,
+        )
+
+    def wal(state: str, replicated_ago: timedelta | None) -> MemoryWal:
+        return MemoryWal.objects.create(
+            event_id=uuid.uuid4(),
+            tenant=tenant,
+            session_id=uuid.uuid4(),
+            state=state,
+            wal_timestamp=now - timedelta(days=5),
+            replicated_at=None if replicated_ago is None else now - replicated_ago,
+        )
+
+    old_delivered = write("delivered", timedelta(days=3))
+    kept_writes = {
+        write("delivered", timedelta(hours=1)).pk,
+        write("pending", None).pk,
+        write("dead", None).pk,  # a dead letter waits for staff, however old
+    }
+    old_replicated = wal("replicated", timedelta(days=3))
+    kept_wal = {wal("replicated", timedelta(hours=1)).pk, wal("pending", None).pk, wal("failed", None).pk}
+
+    counts = housekeeping_run()
+    assert counts["memory_writes"] >= 1 and counts["memory_wal"] >= 1
+    assert set(MemoryWrite.objects.filter(tenant=tenant).values_list("pk", flat=True)) == kept_writes
+    assert set(MemoryWal.objects.filter(tenant=tenant).values_list("pk", flat=True)) == kept_wal
+    assert not MemoryWrite.objects.filter(pk=old_delivered.pk).exists()
+    assert not MemoryWal.objects.filter(pk=old_replicated.pk).exists()
