@@ -124,21 +124,25 @@ def fallback_announce(*, claim: ClaimedTurn, switch: Fallback) -> None:
 def turn_route_record(*, claim: ClaimedTurn, route: TurnRoute, answered: bool) -> None:
     """Store (or update, on a restarted turn) the turn's analysis and routing for admin."""
     escalation = route.escalation or {}
+    fields = {
+        "intent": route.analysis.intent,
+        "sentiment": route.analysis.sentiment,
+        "tags": route.analysis.tags,
+        "complexity": route.analysis.complexity,
+        "chars": route.analysis.chars,
+        "escalated": route.escalated,
+        "escalation_reason": route.decision.reason,
+        "escalation_detail": str(escalation.get("detail", ""))[:300],
+        "profile": (route.target.label or route.target.model) if answered and route.chain else "",
+        "attempts": route.attempts,
+    }
     try:
-        TurnAnalysis.objects.update_or_create(
-            turn_id=claim.turn_id,
-            defaults={
-                "intent": route.analysis.intent,
-                "sentiment": route.analysis.sentiment,
-                "tags": route.analysis.tags,
-                "complexity": route.analysis.complexity,
-                "chars": route.analysis.chars,
-                "escalated": route.escalated,
-                "escalation_reason": route.decision.reason,
-                "escalation_detail": str(escalation.get("detail", ""))[:300],
-                "profile": (route.target.label or route.target.model) if answered and route.chain else "",
-                "attempts": route.attempts,
-            },
+        # One INSERT … ON CONFLICT DO UPDATE (update_or_create takes six statements).
+        TurnAnalysis.objects.bulk_create(
+            [TurnAnalysis(turn_id=claim.turn_id, **fields)],
+            update_conflicts=True,
+            unique_fields=["turn"],
+            update_fields=list(fields),
         )
     except IntegrityError:
         log.info("turn gone before its analysis was stored", extra={"turn_id": str(claim.turn_id)})

@@ -119,18 +119,22 @@ def turn_usage_record(*, turn: Any, event_type: str, data: dict[str, Any]) -> No
     persona_id = (reservation or {}).get("persona") or _session_persona(turn.session_id)
     total = prompt + completion
     if total:
-        TokenUsage.objects.get_or_create(
-            turn_id=turn.pk,
-            defaults={
-                "tenant_id": tenant_id,
-                "persona_id": persona_id or None,
-                "session_id": turn.session_id,
-                "model": turn.model or str(data.get("model") or ""),
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": total,
-                "estimated": estimated,
-            },
+        # One INSERT … ON CONFLICT DO NOTHING: a turn's usage is stored once, the first record wins.
+        TokenUsage.objects.bulk_create(
+            [
+                TokenUsage(
+                    turn_id=turn.pk,
+                    tenant_id=tenant_id,
+                    persona_id=persona_id or None,
+                    session_id=turn.session_id,
+                    model=turn.model or str(data.get("model") or ""),
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    total_tokens=total,
+                    estimated=estimated,
+                )
+            ],
+            ignore_conflicts=True,
         )
     transaction.on_commit(lambda: _settle(turn.pk, tenant_id, persona_id, total))
 

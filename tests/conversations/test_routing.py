@@ -89,7 +89,13 @@ def test_recording_the_route_of_a_deleted_turn_is_harmless() -> None:
     assert claim is not None
     route = turn_route(message="hi", metadata={})
     turn_route_record(claim=claim, route=route, answered=False)
-    assert TurnAnalysis.objects.filter(turn_id=claim.turn_id).exists()
+    assert TurnAnalysis.objects.get(turn_id=claim.turn_id).attempts == []
+    # A restarted turn records again: the one row is updated, its creation time kept.
+    created = TurnAnalysis.objects.get(turn_id=claim.turn_id).created_at
+    route.attempts.append({"model": "m", "error": "timeout"})
+    turn_route_record(claim=claim, route=route, answered=False)
+    again = TurnAnalysis.objects.get(turn_id=claim.turn_id)
+    assert (again.attempts, again.created_at) == ([{"model": "m", "error": "timeout"}], created)
     Session.objects.filter(pk=accepted["session_id"]).delete()
     assert not Turn.objects.filter(pk=claim.turn_id).exists()
     turn_route_record(claim=claim, route=route, answered=True)  # no IntegrityError
