@@ -22,6 +22,7 @@ import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from regopy import Interpreter, Output, RegoError
 
@@ -30,6 +31,9 @@ from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
 
 REGO_DIR = Path(__file__).resolve().parent / "rego"
 QUERY = "allow := data.soma.allow; deny := data.soma.deny"
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def shipped_modules() -> list[tuple[str, str]]:
@@ -54,14 +58,14 @@ class CompiledPolicy:
         except RegoError as exc:
             raise PolicyEngineError(f"the Rego policy does not compile: {str(exc)[:300]}") from exc
 
-    def query(self, policy_input: dict[str, object]) -> Output:
-        self.interpreter.set_input_term(json.dumps(policy_input))
+    def query(self, input_json: str) -> Output:
+        self.interpreter.set_input_term(input_json)
         return self.interpreter.query_bundle(self.bundle)
 
 
-def evaluate(policy: CompiledPolicy, policy_input: dict[str, object]) -> Decision:
-    """One decision from a compiled policy; anything but a clean answer raises."""
-    output = policy.query(policy_input)
+def evaluate(policy: CompiledPolicy, input_json: str) -> Decision:
+    """One decision from a compiled policy for a JSON input; anything but a clean answer raises."""
+    output = policy.query(input_json)
     if not output.ok() or len(output) == 0:
         raise PolicyEngineError(f"the Rego evaluation failed: {str(output)[:300]}")
     bindings = output[0].bindings
@@ -70,6 +74,26 @@ def evaluate(policy: CompiledPolicy, policy_input: dict[str, object]) -> Decisio
         raise PolicyEngineError(f"the policy answered {allow!r}, not a boolean")
     reasons = bindings.get("deny") or []
     return Decision(allowed=allow, reasons=tuple(sorted(str(r) for r in reasons)))
+
+
+class _Lru(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entry (callers hold the lock)."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self._items[key] = value
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
 
 
 class RegoPolicy:
@@ -85,41 +109,31 @@ class RegoPolicy:
         self._modules = modules if modules is not None else shipped_modules()
         if not self._modules:
             raise PolicyEngineError(f"no .rego files in {REGO_DIR}")
-        self._cache: OrderedDict[tuple[str, int], CompiledPolicy] = OrderedDict()
-        self._cache_size = cache_size
-        self._decisions: OrderedDict[tuple[str, int, str], Decision] = OrderedDict()
-        self._decision_cache_size = decision_cache_size
+        self._compiled_by_version: _Lru[tuple[str, int], CompiledPolicy] = _Lru(cache_size)
+        self._decisions: _Lru[tuple[str, int, str], Decision] = _Lru(decision_cache_size)
         self._lock = threading.Lock()
         # Compile once now, so a broken policy file stops start-up rather than every request.
-        evaluate(CompiledPolicy(self._modules, {"tenants": {}}), PolicyRequest.probe().as_input())
+        probe = json.dumps(PolicyRequest.probe().as_input())
+        evaluate(CompiledPolicy(self._modules, {"tenants": {}}), probe)
 
     def _compiled(self, data: TenantPolicyData) -> CompiledPolicy:
         # Tenants without data (version 0) all evaluate against the same empty document.
         versioned = bool(data.tenant_id and data.version)
-        cache_key = (data.tenant_id, data.version) if versioned else ("", 0)
-        compiled = self._cache.get(cache_key)
+        key = (data.tenant_id, data.version) if versioned else ("", 0)
+        compiled = self._compiled_by_version.get(key)
         if compiled is None:
             tenants = {data.tenant_id: data.as_data()} if versioned else {}
-            compiled = CompiledPolicy(self._modules, {"tenants": tenants})
-            self._cache[cache_key] = compiled
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(cache_key)
+            compiled = self._compiled_by_version.put(key, CompiledPolicy(self._modules, {"tenants": tenants}))
         return compiled
 
     def decide(self, request: PolicyRequest, data: TenantPolicyData) -> Decision:
-        policy_input = request.as_input()
-        key = (data.tenant_id, data.version, json.dumps(policy_input, sort_keys=True))
+        # The canonical JSON is both the memo key and the engine's input.
+        input_json = json.dumps(request.as_input(), sort_keys=True)
+        key = (data.tenant_id, data.version, input_json)
         with self._lock:
             decision = self._decisions.get(key)
-            if decision is not None:
-                self._decisions.move_to_end(key)
-                return decision
-            decision = evaluate(self._compiled(data), policy_input)
-            self._decisions[key] = decision
-            while len(self._decisions) > self._decision_cache_size:
-                self._decisions.popitem(last=False)
+            if decision is None:
+                decision = self._decisions.put(key, evaluate(self._compiled(data), input_json))
             return decision
 
     def data_changed(self, data: TenantPolicyData) -> None:
