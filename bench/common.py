@@ -27,6 +27,21 @@ def quiet_client_logs() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def noop_round_trips_ms(n: int, *, warmup: int = 10) -> list[float]:
+    """``n`` round trips of the bare ``soma.noop`` task (send, result back), in ms, after a warm-up."""
+    import time
+
+    from somaagent.celery import app
+
+    samples = []
+    for i in range(n + warmup):
+        started = time.perf_counter()
+        assert app.send_task("soma.noop").get(timeout=30) == "ok"
+        if i >= warmup:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of ``samples``."""
     if not samples:

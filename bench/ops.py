@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from bench import ops_support as s
+from bench.common import noop_round_trips_ms
 
 CONCURRENCIES = (1, 8, 32)
 
@@ -86,17 +87,6 @@ def _follow(live: Any, key: str, sid: str, after: int) -> dict[str, Any]:
     raise RuntimeError("stream ended early")
 
 
-def _noop_round_trips(n: int) -> list[float]:
-    from somaagent.celery import app
-
-    times = []
-    for _ in range(n):
-        started = s.now()
-        app.send_task("soma.noop").get(timeout=30)
-        times.append(s.now() - started)
-    return times
-
-
 def streaming(live: Any, key: str, *, tokens: int, runs: int) -> dict[str, Any]:
     """Accept → first delta at a client, and tokens per second end to end, zero-latency model."""
     samples = []
@@ -119,7 +109,7 @@ def streaming(live: Any, key: str, *, tokens: int, runs: int) -> dict[str, Any]:
                     "lossless": lossless,
                 }
             )
-    noop = _noop_round_trips(30)
+    noop = noop_round_trips_ms(30)
     first = s.median([x["first_delta_ms"] for x in samples])
     return {
         "tokens": tokens,
@@ -128,14 +118,12 @@ def streaming(live: Any, key: str, *, tokens: int, runs: int) -> dict[str, Any]:
         "median_tokens_per_s": round(s.median([x["tokens_per_s"] for x in samples])),
         "median_deltas": s.median([x["deltas"] for x in samples]),
         "all_lossless": all(x["lossless"] for x in samples),
-        "noop_round_trip_ms": round(s.median(noop) * 1000, 2),
-        "first_delta_over_noop": round(first / (s.median(noop) * 1000), 1),
+        "noop_round_trip_ms": round(s.median(noop), 2),
+        "first_delta_over_noop": round(first / s.median(noop), 1),
     }
 
 
 async def _sse_clients(live: Any, key: str, sessions: list[tuple[str, int]], tokens: int) -> dict[str, Any]:
-    from tests.live import iter_sse  # noqa: F401  (same framing as the tests)
-
     connected = asyncio.Event()
     ready = 0
     results: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench import turn_latency as tl
+from bench.common import noop_round_trips_ms
 
 FRAME_LINE = re.compile(r":\d+\)$")
 
@@ -94,7 +95,7 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="soma-profile-"))
     try:
         system.start()
-        tl._noop_round_trips(20)
+        noop_round_trips_ms(20)  # warm the broker connection up
         assert system.web is not None
         spies = _record([system.web.popen.pid], out, "web")
         time.sleep(1)

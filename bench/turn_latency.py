@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Row, Table, bench_environment, quiet_client_logs
+from bench.common import Row, Table, bench_environment, noop_round_trips_ms, quiet_client_logs
 
 CONCURRENCY = 32
 
@@ -109,18 +109,6 @@ def _drop_redis_keys() -> None:
     client = sync_redis()
     for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000):
         client.delete(key)
-
-
-def _noop_round_trips(n: int) -> list[float]:
-    from somaagent.celery import app
-
-    samples = []
-    for i in range(n + 10):
-        started = time.perf_counter()
-        assert app.send_task("soma.noop").get(timeout=30) == "ok"
-        if i >= 10:
-            samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def _first_delta(url: str, key: str, n: int) -> tuple[list[float], list[float]]:
@@ -223,9 +211,9 @@ def run(*, quick: bool = False) -> list[Table]:
     system = LiveSystem(env={"SOMA_LLM_BASE_URL": f"{stub.url}/v1", "SOMA_LLM_MODEL": "stub-model"})
     try:
         system.start()
-        noop = _noop_round_trips(n)
+        noop = noop_round_trips_ms(n)
         from_post, from_202 = _first_delta(system.url, key, n)
-        noop_after = _noop_round_trips(n)  # the broker's round trip again, after the turns
+        noop_after = noop_round_trips_ms(n)  # the broker's round trip again, after the turns
         assert system.web is not None
         web_pid = system.web.popen.pid
         cpu_before = _cpu_seconds(web_pid)
