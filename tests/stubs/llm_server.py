@@ -42,16 +42,14 @@ Two path-only directives count requests per prefix:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
 import re
-import socket
 import time
 from typing import Any
 
-import uvicorn
+from tests.stubs.asgi import read_body, respond, serve, stub_arguments
 
 DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
 REQUESTS: list[dict[str, Any]] = []
@@ -101,25 +99,7 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> byte
 async def _send_json(
     send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = json.dumps(doc).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            + (headers or []),
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+    await respond(send, status, json.dumps(doc).encode(), headers=headers)
 
 
 def _tool_rounds_done(body: dict[str, Any]) -> int:
@@ -159,7 +139,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path, method = scope["path"], scope["method"]
-    raw = await _read_body(receive)
+    raw = await read_body(receive)
     if path == "/_requests":
         if method == "DELETE":
             REQUESTS.clear()
@@ -325,19 +305,11 @@ def _non_streaming(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = stub_arguments()
     parser.add_argument("--delay", type=float, default=0.0, help="default seconds between chunks")
     args = parser.parse_args()
     DEFAULTS["delay"] = args.delay
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    serve(app, args)
 
 
 if __name__ == "__main__":

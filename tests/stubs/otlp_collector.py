@@ -8,18 +8,16 @@ OpenTelemetry exporter sends; ``GET /_spans`` returns what arrived as JSON:
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import gzip
 import json
-import socket
 from typing import Any
 
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tests.stubs.asgi import read_body, respond, serve, stub_arguments
 
 SPANS: list[dict[str, Any]] = []
 
@@ -59,53 +57,25 @@ def _record(body: bytes) -> None:
                 )
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _send(send: Any, status: int, body: bytes, content_type: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    body = await _read_body(receive)
+    body = await read_body(receive)
     if scope["path"] == "/_spans":
-        await _send(send, 200, json.dumps(SPANS).encode(), b"application/json")
+        await respond(send, 200, json.dumps(SPANS).encode(), "application/json")
         return
     if scope["path"] != "/v1/traces" or scope["method"] != "POST":
-        await _send(send, 404, b"{}", b"application/json")
+        await respond(send, 404, b"{}", "application/json")
         return
     headers = dict(scope["headers"])
     if headers.get(b"content-encoding") == b"gzip":
         body = gzip.decompress(body)
     _record(body)
-    await _send(send, 200, ExportTraceServiceResponse().SerializeToString(), b"application/x-protobuf")
+    await respond(send, 200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    asyncio.run(server.serve(sockets=[sock]))
+    serve(app, stub_arguments().parse_args())
 
 
 if __name__ == "__main__":

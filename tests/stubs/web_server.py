@@ -15,34 +15,17 @@ Run: ``python -m tests.stubs.web_server --port 0`` (prints ``PORT <n>`` when rea
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
-import socket
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
+from tests.stubs.asgi import respond, serve, stub_arguments
 
 DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
 REQUESTS: list[dict[str, Any]] = []
 FAILURES: dict[str, int] = {}
-
-
-async def _send(send: Any, status: int, body: bytes, content_type: str, headers: list | None = None) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            + (headers or []),
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _search(query: dict[str, list[str]], send: Any) -> None:
@@ -52,15 +35,15 @@ async def _search(query: dict[str, list[str]], send: Any) -> None:
     if "slow" in d:
         await asyncio.sleep(float(d["slow"]))
     if "status" in d:
-        await _send(send, int(d["status"]), b'{"error": "stub"}', "application/json", retry)
+        await respond(send, int(d["status"]), b'{"error": "stub"}', "application/json", retry)
         return
     if "fail_first" in d:
         FAILURES[q] = FAILURES.get(q, 0) + 1
         if FAILURES[q] <= int(d["fail_first"]):
-            await _send(send, 503, b'{"error": "busy"}', "application/json", retry)
+            await respond(send, 503, b'{"error": "busy"}', "application/json", retry)
             return
     if "not_json" in d:
-        await _send(send, 200, b"<html>nope</html>", "text/html")
+        await respond(send, 200, b"<html>nope</html>", "text/html")
         return
     clean = DIRECTIVE.sub("", q).strip()
     results = [
@@ -71,7 +54,7 @@ async def _search(query: dict[str, list[str]], send: Any) -> None:
         }
         for i in range(8)
     ]
-    await _send(send, 200, json.dumps({"query": clean, "results": results}).encode(), "application/json")
+    await respond(send, 200, json.dumps({"query": clean, "results": results}).encode(), "application/json")
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -84,38 +67,29 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         REQUESTS.append({"path": path, "query": query, "host": headers.get(b"host", b"").decode()})
         del REQUESTS[:-500]
     if path == "/_requests":
-        await _send(send, 200, json.dumps(REQUESTS).encode(), "application/json")
+        await respond(send, 200, json.dumps(REQUESTS).encode(), "application/json")
     elif path == "/search":
         await _search(query, send)
     elif path == "/page":
-        await _send(
+        await respond(
             send, 200, b"<html><body>hello from the stub page</body></html>", "text/html; charset=utf-8"
         )
     elif path == "/big":
-        await _send(send, 200, b"a" * (2 * 1024 * 1024), "text/plain")
+        await respond(send, 200, b"a" * (2 * 1024 * 1024), "text/plain")
     elif path == "/image":
-        await _send(send, 200, b"\x89PNG\r\n\x1a\n0000", "image/png")
+        await respond(send, 200, b"\x89PNG\r\n\x1a\n0000", "image/png")
     elif path == "/slow":
         await asyncio.sleep(float((query.get("s") or ["5"])[0]))
-        await _send(send, 200, b"slow answer", "text/plain")
+        await respond(send, 200, b"slow answer", "text/plain")
     elif path == "/redirect":
         target = (query.get("to") or ["/redirect"])[0]
-        await _send(send, 302, b"", "text/plain", [(b"location", target.encode())])
+        await respond(send, 302, b"", "text/plain", [(b"location", target.encode())])
     else:
-        await _send(send, 404, b"not found", "text/plain")
+        await respond(send, 404, b"not found", "text/plain")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    serve(app, stub_arguments().parse_args())
 
 
 if __name__ == "__main__":
