@@ -11,6 +11,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 
+from somaagent.admin_base import ImmutableAdmin
 from somaagent.audit import actor_from_request
 from somaagent.budgets.counters import ALL, used_in_database
 from somaagent.budgets.services import budget_counters, budget_delete, budget_set
@@ -77,7 +78,7 @@ class BudgetAdmin(admin.ModelAdmin):
 
 
 @admin.register(TokenUsage)
-class TokenUsageAdmin(admin.ModelAdmin):
+class TokenUsageAdmin(ImmutableAdmin):
     """Usage per reply, with totals per tenant and day for whatever the filters select."""
 
     change_list_template = "admin/somaagent/tokenusage/change_list.html"
@@ -96,15 +97,6 @@ class TokenUsageAdmin(admin.ModelAdmin):
     search_fields = ["session_id", "turn_id", "persona_id"]
     date_hierarchy = "created_at"
     list_select_related = ["tenant"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -176,7 +168,7 @@ class PolicyDataAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ImmutableAdmin):
     list_display = ["created_at", "actor", "action", "tenant_name", "target", "ip"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor", "target", "tenant_name"]
@@ -192,12 +184,3 @@ class AuditLogAdmin(admin.ModelAdmin):
         "target",
         "details",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
