@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse
 
 from somaagent.admin_base import ImmutableAdmin
 from somaagent.audit import actor_from_request
-from somaagent.budgets.counters import ALL, used_in_database
-from somaagent.budgets.services import budget_counters, budget_delete, budget_set
+from somaagent.budgets.counters import used_in_database
+from somaagent.budgets.services import budget_delete, budget_row_counters, budget_set
 from somaagent.errors import SomaError
 from somaagent.models import AuditLog, Budget, PolicyData, TokenUsage
 from somaagent.policy.data import EXAMPLE, policy_document_validate
@@ -44,10 +44,7 @@ class BudgetAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "persona"]
 
     def _used(self, obj: Budget, kind: str) -> int:
-        persona = str(obj.persona_id) if obj.persona_id else None
-        counters = budget_counters(tenant_id=obj.tenant_id, persona_id=persona)
-        scope = persona or ALL
-        counter = next(c for c in counters if c.persona == scope and c.period.kind == kind)
+        counter = next(c for c in budget_row_counters(obj) if c.period.kind == kind)
         return used_in_database(counter)
 
     @admin.display(description="used today (settled)")
