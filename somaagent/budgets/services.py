@@ -46,7 +46,8 @@ def budget_counters(*, tenant_id: Any, persona_id: Any, now: datetime | None = N
     """Counters a turn of this tenant/persona is charged to: the tenant's, and the persona's if any."""
     tenant_id = str(tenant_id)
     persona_id = str(persona_id) if persona_id else None
-    rows = Budget.objects.filter(tenant_id=tenant_id)
+    # order_by(): the model's ordering (tenant and persona names) would join two tables here.
+    rows = Budget.objects.filter(tenant_id=tenant_id).order_by()
     rows = rows.filter(Q(persona__isnull=True) | Q(persona_id=persona_id)) if persona_id else rows
     by_scope = {str(b.persona_id) if b.persona_id else ALL: b for b in rows if persona_id or not b.persona_id}
     return _counters(tenant_id, _charged_scopes(persona_id), by_scope, now)
