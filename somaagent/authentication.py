@@ -62,9 +62,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-BearerAuthentication = ApiKeyAuthentication
-
-
 def principal_of(request: Request) -> Principal:
     """The tenant-bound caller of an authenticated request."""
     cached = getattr(request, "_soma_principal", None)
