@@ -24,7 +24,7 @@ from conversations.models import (
 from conversations.selectors import parse_uuid
 from conversations.services.attachments import attachment_set_status
 from conversations.services.sessions import session_delete
-from somaagent.admin import ReadOnlyAdmin
+from somaagent.admin_base import ReadOnlyAdmin
 
 
 class EventInline(admin.TabularInline):

@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from memory.models import MemoryItem, MemoryReplica, MemoryWal, MemoryWrite
-from somaagent.admin import ReadOnlyAdmin
+from somaagent.admin_base import ReadOnlyAdmin
 
 
 class SessionFilterable(ReadOnlyAdmin):

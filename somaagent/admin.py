@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from somaagent import scopes as sc
+from somaagent.admin_base import ReadOnlyAdmin
 from somaagent.apikeys import api_key_create, api_key_revoke
 from somaagent.audit import actor_from_request
 from somaagent.credentials import llm_credential_save
@@ -28,16 +29,6 @@ from somaagent.models import (
 )
 from somaagent.outbox import dead_letter_replay
 from somaagent.ui_settings import ui_setting_check, ui_setting_save
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit-style rows: staff look, nobody edits."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class PersonaInline(admin.TabularInline):

@@ -11,9 +11,10 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 
+from somaagent.admin_base import ImmutableAdmin
 from somaagent.audit import actor_from_request
-from somaagent.budgets.counters import ALL, used_in_database
-from somaagent.budgets.services import budget_counters, budget_delete, budget_set
+from somaagent.budgets.counters import used_in_database
+from somaagent.budgets.services import budget_delete, budget_row_counters, budget_set
 from somaagent.errors import SomaError
 from somaagent.models import AuditLog, Budget, PolicyData, TokenUsage
 from somaagent.policy.data import EXAMPLE, policy_document_validate
@@ -43,10 +44,7 @@ class BudgetAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "persona"]
 
     def _used(self, obj: Budget, kind: str) -> int:
-        persona = str(obj.persona_id) if obj.persona_id else None
-        counters = budget_counters(tenant_id=obj.tenant_id, persona_id=persona)
-        scope = persona or ALL
-        counter = next(c for c in counters if c.persona == scope and c.period.kind == kind)
+        counter = next(c for c in budget_row_counters(obj) if c.period.kind == kind)
         return used_in_database(counter)
 
     @admin.display(description="used today (settled)")
@@ -77,7 +75,7 @@ class BudgetAdmin(admin.ModelAdmin):
 
 
 @admin.register(TokenUsage)
-class TokenUsageAdmin(admin.ModelAdmin):
+class TokenUsageAdmin(ImmutableAdmin):
     """Usage per reply, with totals per tenant and day for whatever the filters select."""
 
     change_list_template = "admin/somaagent/tokenusage/change_list.html"
@@ -96,15 +94,6 @@ class TokenUsageAdmin(admin.ModelAdmin):
     search_fields = ["session_id", "turn_id", "persona_id"]
     date_hierarchy = "created_at"
     list_select_related = ["tenant"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -176,7 +165,7 @@ class PolicyDataAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ImmutableAdmin):
     list_display = ["created_at", "actor", "action", "tenant_name", "target", "ip"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor", "target", "tenant_name"]
@@ -192,12 +181,3 @@ class AuditLogAdmin(admin.ModelAdmin):
         "target",
         "details",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

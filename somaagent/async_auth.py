@@ -1,7 +1,7 @@
 """Authentication for async views (SSE) and WebSocket handshakes: same rules as the API.
 
 ``authenticate_request`` also enforces a scope (reading by default) and the
-per-key rate limit, like ``IsTenantMember`` does for DRF views.
+per-key rate limit: ``admit``, as ``IsTenantMember`` does for DRF views.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from rest_framework import exceptions
 
 from somaagent import scopes as sc
 from somaagent.async_db import db_call
-from somaagent.authentication import bearer_token, principal_from_bearer, require_scope
+from somaagent.authentication import admit, bearer_token, principal_from_bearer
 from somaagent.errors import Unauthenticated
 from somaagent.identity import Principal, principal_for_user
-from somaagent.ratelimit import principal_rate_limit
 
 
 async def principal_from_token(token: str) -> Principal:
@@ -26,13 +25,6 @@ async def principal_from_user(user: object) -> Principal:
     if user is None or not getattr(user, "is_authenticated", False):
         raise Unauthenticated("Authentication credentials were not provided.")
     return await db_call(principal_for_user)(user)
-
-
-def admit(principal: Principal, scope: str | None) -> None:
-    """The scope check and per-key rate limit every caller passes (WebSocket handshakes too)."""
-    if scope is not None:
-        require_scope(principal, scope)
-    principal_rate_limit(principal)
 
 
 async def authenticate_request(

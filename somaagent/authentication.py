@@ -62,9 +62,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-BearerAuthentication = ApiKeyAuthentication
-
-
 def principal_of(request: Request) -> Principal:
     """The tenant-bound caller of an authenticated request."""
     cached = getattr(request, "_soma_principal", None)
@@ -93,6 +90,13 @@ def required_scope(view: Any, method: str) -> str | None:
     return sc.scope_for_method(method)
 
 
+def admit(principal: Principal, scope: str | None) -> None:
+    """The scope check and per-key rate limit every caller passes (API, SSE, WebSocket)."""
+    if scope is not None:
+        require_scope(principal, scope)
+    principal_rate_limit(principal)
+
+
 class IsTenantMember(permissions.BasePermission):
     """Authenticated, holding the scope the view needs, and within the key's rate limit."""
 
@@ -100,11 +104,7 @@ class IsTenantMember(permissions.BasePermission):
         user = request.user
         if user is None or not getattr(user, "is_authenticated", False):
             return False
-        principal = principal_of(request)
-        scope = required_scope(view, request.method or "GET")
-        if scope is not None:
-            require_scope(principal, scope)
-        principal_rate_limit(principal)
+        admit(principal_of(request), required_scope(view, request.method or "GET"))
         return True
 
 

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Celery message header that carries the request id to the task.
@@ -37,14 +37,6 @@ def sane_request_id(raw: str | None) -> str | None:
 
 def current_request_id() -> str | None:
     return request_id_var.get()
-
-
-def set_request_id(request_id: str | None) -> Token[str | None]:
-    return request_id_var.set(request_id)
-
-
-def reset_request_id(token: Token[str | None]) -> None:
-    request_id_var.reset(token)
 
 
 def request_id_data() -> dict[str, str]:

@@ -92,22 +92,20 @@ def stream_buffers_sweep(*, scan_count: int = 500) -> int:
 
     def flush() -> int:
         by_id = {k: _session_id_of(k, prefix) for k in keys}
-        alive = {
-            str(pk)
-            for pk in Session.objects.filter(pk__in=[s for s in by_id.values() if s]).values_list(
-                "pk", flat=True
-            )
-        }
-        orphans = [k for k, sid in by_id.items() if sid is None or str(sid) not in alive]
-        pipe = client.pipeline(transaction=False)
-        for k in keys:
-            if k not in orphans:
+        alive = set(
+            Session.objects.filter(pk__in=[s for s in by_id.values() if s]).values_list("pk", flat=True)
+        )
+        kept: list[str] = []
+        orphans: list[str] = []
+        for k, sid in by_id.items():
+            (kept if sid in alive else orphans).append(k)
+        if kept:
+            pipe = client.pipeline(transaction=False)
+            for k in kept:
                 pipe.ttl(k)
-        ttls = pipe.execute() if len(keys) > len(orphans) else []
-        kept = [k for k in keys if k not in orphans]
-        for k, ttl in zip(kept, ttls, strict=True):
-            if ttl == -1:
-                client.expire(k, settings.SOMA.stream_buffer_ttl_seconds)
+            for k, ttl in zip(kept, pipe.execute(), strict=True):
+                if ttl == -1:
+                    client.expire(k, settings.SOMA.stream_buffer_ttl_seconds)
         if orphans:
             client.delete(*orphans)
         keys.clear()

@@ -37,8 +37,6 @@ def async_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async.get(loop)
     if client is None:
-        # Blocking reads (XREAD BLOCK up to a heartbeat) must outlast the read timeout,
-        # whose redis-py default (5 s) would otherwise cut every quiet follower off.
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.REDIS_URL,
             max_connections=5000,

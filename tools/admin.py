@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from somaagent.admin import ReadOnlyAdmin
+from somaagent.admin_base import ReadOnlyAdmin
 from tools.models import ToolRun, ToolSetting
 from tools.registry import all_tools, config_error, get_tool
 

@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from somaagent.budgets import counters as cnt
-from somaagent.budgets.services import budget_counters
+from somaagent.budgets.services import budget_row_counters
 from somaagent.models import Budget, Tenant
 
 
@@ -18,11 +18,7 @@ def budget_status(*, tenant: Tenant) -> dict[str, Any]:
     budgets = []
     for budget in rows:
         persona_id = str(budget.persona_id) if budget.persona_id else None
-        counters = [
-            c
-            for c in budget_counters(tenant_id=tenant.pk, persona_id=persona_id)
-            if c.persona == (persona_id or cnt.ALL)
-        ]
+        counters = budget_row_counters(budget)
         try:
             used = cnt.read_used(counters)
         except redis.RedisError:

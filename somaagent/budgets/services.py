@@ -25,21 +25,38 @@ def estimate_tokens(chars: int) -> int:
     return chars // 4 + 1
 
 
+def _counters(
+    tenant_id: Any, scopes: list[str], budgets: dict[str, Budget], now: datetime | None = None
+) -> list[Counter]:
+    """A day and a month counter per scope, limited by that scope's budget row (none: no limit)."""
+    day, month = current_periods(now)
+    result = []
+    for scope in scopes:
+        budget = budgets.get(scope)
+        result.append(Counter(str(tenant_id), scope, day, budget.daily_tokens if budget else None))
+        result.append(Counter(str(tenant_id), scope, month, budget.monthly_tokens if budget else None))
+    return result
+
+
+def _charged_scopes(persona_id: str | None) -> list[str]:
+    return [ALL, persona_id] if persona_id else [ALL]
+
+
 def budget_counters(*, tenant_id: Any, persona_id: Any, now: datetime | None = None) -> list[Counter]:
     """Counters a turn of this tenant/persona is charged to: the tenant's, and the persona's if any."""
     tenant_id = str(tenant_id)
     persona_id = str(persona_id) if persona_id else None
-    rows = Budget.objects.filter(tenant_id=tenant_id)
+    # order_by(): the model's ordering (tenant and persona names) would join two tables here.
+    rows = Budget.objects.filter(tenant_id=tenant_id).order_by()
     rows = rows.filter(Q(persona__isnull=True) | Q(persona_id=persona_id)) if persona_id else rows
     by_scope = {str(b.persona_id) if b.persona_id else ALL: b for b in rows if persona_id or not b.persona_id}
-    day, month = current_periods(now)
-    scopes = [ALL] + ([persona_id] if persona_id else [])
-    result = []
-    for scope in scopes:
-        budget = by_scope.get(scope)
-        result.append(Counter(tenant_id, scope, day, budget.daily_tokens if budget else None))
-        result.append(Counter(tenant_id, scope, month, budget.monthly_tokens if budget else None))
-    return result
+    return _counters(tenant_id, _charged_scopes(persona_id), by_scope, now)
+
+
+def budget_row_counters(budget: Budget, now: datetime | None = None) -> list[Counter]:
+    """The day and month counters of one budget row's scope, limited by the row itself (no query)."""
+    scope = str(budget.persona_id) if budget.persona_id else ALL
+    return _counters(budget.tenant_id, [scope], {scope: budget}, now)
 
 
 def _exceeded(counter: Counter, used: int) -> BudgetExceeded:
@@ -148,7 +165,8 @@ def _session_persona(session_id: Any) -> str | None:
 
 def _settle(turn_id: Any, tenant_id: str, persona_id: str | None, total: int) -> None:
     try:
-        counters = budget_counters(tenant_id=tenant_id, persona_id=persona_id)
+        # Settling needs the counters' keys, not their limits: no Budget query here.
+        counters = _counters(tenant_id, _charged_scopes(persona_id), {})
         cnt.settle(turn_id=turn_id, counters=counters, actual=total)
     except redis.RedisError:
         log.warning("could not settle a budget reservation", extra={"turn_id": str(turn_id)}, exc_info=True)

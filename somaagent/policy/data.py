@@ -94,7 +94,8 @@ def tenant_policy_data(*, tenant_id: Any) -> TenantPolicyData:
     key = str(tenant_id) if tenant_id else ""
     if not key:
         return TenantPolicyData(tenant_id="", version=0, document={})
-    row = PolicyData.objects.filter(tenant_id=key).values("version", "document").first()
+    # order_by(): the model's ordering (tenant name) would join tenants on every decision.
+    row = PolicyData.objects.filter(tenant_id=key).order_by().values("version", "document").first()
     if row is None:
         return TenantPolicyData(tenant_id=key, version=0, document={})
     return TenantPolicyData(tenant_id=key, version=row["version"], document=row["document"] or {})

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from somaagent.apikeys import KEY_RE, api_key_revoke
 from somaagent.audit import Actor
+from somaagent.models import ApiKey
 
 
 class Command(BaseCommand):
@@ -23,9 +24,6 @@ class Command(BaseCommand):
             prefix = match.group(1)
         if not prefix or len(prefix) > 32:
             raise CommandError("give the key's prefix (12 characters)")
-        already = None
-        from somaagent.models import ApiKey
-
         already = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=False).exists()
         key = api_key_revoke(prefix=prefix, actor=Actor.cli())
         if key is None:

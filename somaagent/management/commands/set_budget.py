@@ -12,8 +12,6 @@ from somaagent.budgets.services import budget_set
 from somaagent.errors import SomaError
 from somaagent.models import Budget, Persona, Tenant
 
-UNSET = object()
-
 
 def limit(raw: str) -> int | None:
     if raw.lower() in ("none", "unlimited", "-"):
