@@ -36,57 +36,66 @@ def test_task_metrics_of_the_workers_show_on_the_web_and_on_the_worker_port(  # 
     metrics_url = f"{system.url}/metrics"
     try:
         system.start_web()
-        accepted = [_send(system, tenant_key.key, f"m{i} [[tokens=5]]").json() for i in range(3)]
-        samples = wait_until(
-            lambda: (
-                (s := scrape(metrics_url)) and value(s, "soma_queue_depth", queue="conversation") == 3 and s
-            ),
-            timeout=20,
-            what="three messages waiting in the conversation queue",
-        )
-        assert value(samples, "soma_queue_depth", queue="tools") == 0
-        assert value(samples, "soma_scrape_source_up", source="queues") == 1
-        assert (
-            value(
-                samples,
-                "soma_http_request_duration_seconds_count",
-                route="v1/session/message",
-                method="POST",
-                status="202",
+        # Alone in sweeping the shared test database: another system's turn sweep would
+        # re-dispatch these waiting turns to its own workers (and count them there).
+        with system.solo():
+            accepted = [_send(system, tenant_key.key, f"m{i} [[tokens=5]]").json() for i in range(3)]
+            samples = wait_until(
+                lambda: (
+                    (s := scrape(metrics_url))
+                    and value(s, "soma_queue_depth", queue="conversation") == 3
+                    and s
+                ),
+                timeout=20,
+                what="three messages waiting in the conversation queue",
             )
-            == 3
-        )
-        _check_active_sse_streams(system, tenant_key.key, accepted[0]["session_id"], metrics_url)
-        port = free_port()
-        system.start_worker(queues="conversation", env={"SOMA_METRICS_PORT": str(port)})
-        for a in accepted:
-            read_stream(system, tenant_key.key, a["session_id"])
-        samples = wait_until(
-            lambda: (
-                (s := scrape(metrics_url))
-                and (value(s, "soma_task_runs_total", task="conversation.run_turn") or 0) >= 3
-                and s
-            ),
-            timeout=20,
-            what="the worker's task runs on the web's /metrics",
-        )
-        assert value(samples, "soma_queue_depth", queue="conversation") == 0
-        assert (
-            value(samples, "soma_task_duration_seconds_count", task="conversation.run_turn", state="SUCCESS")
-            or 0
-        ) >= 3
-        assert (value(samples, "soma_turns_finished_total", outcome="final") or 0) >= 3
-        assert (value(samples, "soma_llm_time_to_first_token_seconds_count", model="stub-model") or 0) >= 3
-        assert (value(samples, "soma_llm_tokens_per_second_count", model="stub-model") or 0) >= 3
-        assert (value(samples, "soma_llm_completion_tokens_total", model="stub-model") or 0) >= 15
-        assert (value(samples, "soma_llm_streams_total", model="stub-model", outcome="ok") or 0) >= 3
-        assert value(samples, "soma_scrape_source_up", source="memory") == 1
-        assert value(samples, "soma_memory_write_backlog") is not None
-        assert value(samples, "soma_memory_replication_lag_seconds") is not None
-        worker_samples = scrape(f"http://127.0.0.1:{port}/metrics")
-        assert (value(worker_samples, "soma_task_runs_total", task="conversation.run_turn") or 0) >= 3
-        # the worker's port serves process metrics only, not the database gauges
-        assert value(worker_samples, "soma_queue_depth") is None
+            assert value(samples, "soma_queue_depth", queue="tools") == 0
+            assert value(samples, "soma_scrape_source_up", source="queues") == 1
+            assert (
+                value(
+                    samples,
+                    "soma_http_request_duration_seconds_count",
+                    route="v1/session/message",
+                    method="POST",
+                    status="202",
+                )
+                == 3
+            )
+            _check_active_sse_streams(system, tenant_key.key, accepted[0]["session_id"], metrics_url)
+            port = free_port()
+            system.start_worker(queues="conversation", env={"SOMA_METRICS_PORT": str(port)})
+            for a in accepted:
+                read_stream(system, tenant_key.key, a["session_id"])
+            samples = wait_until(
+                lambda: (
+                    (s := scrape(metrics_url))
+                    and (value(s, "soma_task_runs_total", task="conversation.run_turn") or 0) >= 3
+                    and s
+                ),
+                timeout=20,
+                what="the worker's task runs on the web's /metrics",
+            )
+            assert value(samples, "soma_queue_depth", queue="conversation") == 0
+            assert (
+                value(
+                    samples, "soma_task_duration_seconds_count", task="conversation.run_turn", state="SUCCESS"
+                )
+                or 0
+            ) >= 3
+            assert (value(samples, "soma_turns_finished_total", outcome="final") or 0) >= 3
+            assert (
+                value(samples, "soma_llm_time_to_first_token_seconds_count", model="stub-model") or 0
+            ) >= 3
+            assert (value(samples, "soma_llm_tokens_per_second_count", model="stub-model") or 0) >= 3
+            assert (value(samples, "soma_llm_completion_tokens_total", model="stub-model") or 0) >= 15
+            assert (value(samples, "soma_llm_streams_total", model="stub-model", outcome="ok") or 0) >= 3
+            assert value(samples, "soma_scrape_source_up", source="memory") == 1
+            assert value(samples, "soma_memory_write_backlog") is not None
+            assert value(samples, "soma_memory_replication_lag_seconds") is not None
+            worker_samples = scrape(f"http://127.0.0.1:{port}/metrics")
+            assert (value(worker_samples, "soma_task_runs_total", task="conversation.run_turn") or 0) >= 3
+            # the worker's port serves process metrics only, not the database gauges
+            assert value(worker_samples, "soma_queue_depth") is None
     finally:
         system.stop()
 
