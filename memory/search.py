@@ -69,36 +69,43 @@ def search_items(
         return _sqlite(tenant_id=tenant_id, namespace=namespace, terms=terms, top_k=top_k)
 
 
+# Every column of the model (not the PostgreSQL-only ``search_vector``): the ranking query
+# returns whole items, so there is no second query to load them.
+ITEM_COLUMNS = ", ".join(f'm."{f.column}"' for f in MemoryItem._meta.concrete_fields)
 POSTGRES_SQL = (
-    "SELECT m.id, ts_rank(m.search_vector, q) AS score "
+    f"SELECT {ITEM_COLUMNS}, ts_rank(m.search_vector, q) AS score "
     "FROM memory_items m, to_tsquery('english', %s) q "
     "WHERE m.tenant_id = %s AND m.namespace = %s AND m.search_vector @@ q "
     "ORDER BY score DESC, m.id DESC LIMIT %s"
 )
 SQLITE_SQL = (
-    "SELECT m.id, -bm25(memory_items_fts) AS score FROM memory_items_fts "
+    f"SELECT {ITEM_COLUMNS}, -bm25(memory_items_fts) AS score FROM memory_items_fts "
     "JOIN memory_items m ON m.id = memory_items_fts.rowid "
     "WHERE memory_items_fts MATCH %s AND m.tenant_id = %s AND m.namespace = %s "
     "ORDER BY score DESC, m.id DESC LIMIT %s"
 )
 
 
-def _postgres(*, tenant_id: uuid.UUID, namespace: str, terms: list[str], top_k: int) -> list:
+def _postgres(
+    *, tenant_id: uuid.UUID, namespace: str, terms: list[str], top_k: int
+) -> list[tuple[MemoryItem, float]]:
     return _ranked(POSTGRES_SQL, " | ".join(terms), tenant_id=tenant_id, namespace=namespace, top_k=top_k)
 
 
-def _sqlite(*, tenant_id: uuid.UUID, namespace: str, terms: list[str], top_k: int) -> list:
+def _sqlite(
+    *, tenant_id: uuid.UUID, namespace: str, terms: list[str], top_k: int
+) -> list[tuple[MemoryItem, float]]:
     match = " OR ".join(f'"{term}"' for term in terms)
     return _ranked(SQLITE_SQL, match, tenant_id=tenant_id, namespace=namespace, top_k=top_k)
 
 
-def _ranked(sql: str, match: str, *, tenant_id: uuid.UUID, namespace: str, top_k: int) -> list:
+def _ranked(
+    sql: str, match: str, *, tenant_id: uuid.UUID, namespace: str, top_k: int
+) -> list[tuple[MemoryItem, float]]:
     tenant = MemoryItem._meta.get_field("tenant").get_db_prep_value(tenant_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [match, tenant, namespace, top_k])
-        scored = [(int(row[0]), float(row[1])) for row in cursor.fetchall()]
-    items = MemoryItem.objects.in_bulk([pk for pk, _ in scored])
-    return [(items[pk], score) for pk, score in scored if pk in items]
+    rows = MemoryItem.objects.raw(sql, [match, tenant, namespace, top_k])
+    # ``score`` is the query's extra column, set on each item by the raw query set.
+    return [(item, float(item.score)) for item in rows]  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
+from functools import lru_cache
 
 from django.conf import settings
 
 from memory.port import MemoryPort
-
-_lock = threading.Lock()
-_port: MemoryPort | None = None
 
 
 def build_port() -> MemoryPort:
@@ -23,11 +20,7 @@ def build_port() -> MemoryPort:
     return EmbeddedMemory()
 
 
+@lru_cache(maxsize=1)
 def memory_port() -> MemoryPort:
     """The remote SomaBrain-compatible service if ``SOMA_MEMORY_URL`` is set, else the embedded store."""
-    global _port
-    if _port is None:
-        with _lock:
-            if _port is None:
-                _port = build_port()
-    return _port
+    return build_port()

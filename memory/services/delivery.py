@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from memory.adapters import memory_port
@@ -98,27 +98,33 @@ def _lease_free(now: datetime) -> Q:
     return Q(lease_until__isnull=True) | Q(lease_until__lte=now)
 
 
-def claim_head(
-    *, tenant_id: uuid.UUID, session_id: uuid.UUID, lease_seconds: float | None = None
-) -> Claim | None:
-    """Lease the head of a session's stream if it is due and nobody holds it."""
+def _stream(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> QuerySet[MemoryWrite]:
+    """A session's pending writes, head first."""
+    pending = MemoryWrite.objects.filter(tenant_id=tenant_id, session_id=session_id, state=PENDING)
+    return pending.order_by("id")
+
+
+def _lease_head(heads: QuerySet[Any], *, lease_seconds: float) -> tuple[Any, str] | None:
+    """Lease the first of ``heads`` (a stream, as rows or as ids) if it is due and nobody holds it;
+    returns that row (or id) and the lease token."""
     now = timezone.now()
-    head = (
-        MemoryWrite.objects.filter(tenant_id=tenant_id, session_id=session_id, state=PENDING)
-        .order_by("id")
-        .values_list("id", flat=True)
-        .first()
-    )
+    head = heads.first()
     if head is None:
         return None
     token = uuid.uuid4().hex
-    seconds = lease_seconds if lease_seconds is not None else settings.SOMA.memory.dispatch_lease_seconds
     taken = (
-        MemoryWrite.objects.filter(pk=head, state=PENDING, next_attempt_at__lte=now)
+        MemoryWrite.objects.filter(pk=getattr(head, "pk", head), state=PENDING, next_attempt_at__lte=now)
         .filter(_lease_free(now))
-        .update(lease_owner=token, lease_until=now + timedelta(seconds=seconds))
+        .update(lease_owner=token, lease_until=now + timedelta(seconds=lease_seconds))
     )
-    return Claim(write_id=head, token=token) if taken else None
+    return (head, token) if taken else None
+
+
+def claim_head(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> Claim | None:
+    """Lease the head of a session's stream for a task about to be queued, if it is due and free."""
+    ids = _stream(tenant_id=tenant_id, session_id=session_id).values_list("id", flat=True)
+    leased = _lease_head(ids, lease_seconds=settings.SOMA.memory.dispatch_lease_seconds)
+    return Claim(write_id=leased[0], token=leased[1]) if leased else None
 
 
 def release_claims(*, claims: list[Claim]) -> None:
@@ -145,15 +151,14 @@ def memory_deliver(*, write_id: int, token: str, port: MemoryPort | None = None)
     for _ in range(MAX_WRITES_PER_TASK):
         if not _attempt(write, owner=owner, port=port, result=result):
             return result
-        nxt = claim_head(
-            tenant_id=write.tenant_id,
-            session_id=write.session_id,
+        # The next head is leased and loaded in one read (claim_head would read it twice).
+        nxt = _lease_head(
+            _stream(tenant_id=write.tenant_id, session_id=write.session_id),
             lease_seconds=config.delivery_lease_seconds,
         )
         if nxt is None:
             return result
-        owner = nxt.token
-        write = MemoryWrite.objects.get(pk=nxt.write_id)
+        write, owner = nxt
     # A long stream: hand the rest to a new task so one task does not hog a worker.
     result.next_claim = Claim(write_id=write.pk, token=owner)
     return result

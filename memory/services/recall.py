@@ -142,7 +142,6 @@ def turn_memories(*, claim: Any, query: str, port: MemoryPort | None = None) -> 
         return TurnMemories()
     started = time.monotonic()
     try:
-        already_in_prompt = _window_event_ids(claim)
         found = memory_recall(
             tenant=claim.tenant_id,
             persona_id=claim.persona_id,
@@ -150,6 +149,8 @@ def turn_memories(*, claim: Any, query: str, port: MemoryPort | None = None) -> 
             top_k=config.recall_top_k * 2,
             port=port,
         )
+        # The history window is read only when there are memories to check against it.
+        already_in_prompt = _window_event_ids(claim) if found else set()
     except Exception as exc:  # recall is best effort: the reply must not depend on it
         log.warning(
             "memory recall failed; the turn goes on without memories",

@@ -100,11 +100,13 @@ def memory_writes_enqueue(*, writes: list[MemoryWrite]) -> None:
 
 def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) -> None:
     """FINISH hook: remember the user message and the reply of a turn that ended with a final answer."""
-    from conversations.models import EventType, SessionEvent
+    from conversations.models import EventType, Session, SessionEvent
 
     if event_type != EventType.ASSISTANT_FINAL:
         return
-    if not _memory_write_allowed(turn):
+    # Only the session's persona is needed, not the Session (nor the Tenant) object.
+    persona_id = Session.objects.filter(pk=turn.session_id).values_list("persona_id", flat=True).first()
+    if not _memory_write_allowed(turn, persona_id=persona_id):
         return
     user_event = turn.user_event
     # The terminal event was appended just before the hooks run, under the session row lock.
@@ -114,7 +116,6 @@ def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) ->
         .only("event_id", "occurred_at")
         .first()
     )
-    persona_id = turn.session.persona_id
     common = {"tenant_id": turn.tenant_id, "session_id": turn.session_id, "persona_id": persona_id}
     writes = [
         remember_write(
@@ -140,15 +141,15 @@ def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) ->
     memory_writes_enqueue(writes=writes)
 
 
-def _memory_write_allowed(turn: Any) -> bool:
+def _memory_write_allowed(turn: Any, *, persona_id: uuid.UUID | None) -> bool:
     """Policy ``memory.write``: a denied (or undecidable) write is left out, the turn stands."""
     from somaagent.errors import PolicyDenied
     from somaagent.policy import policy_authorize
 
     try:
         policy_authorize(
-            tenant=turn.tenant,
-            persona_id=turn.session.persona_id,
+            tenant=turn.tenant_id,
+            persona_id=persona_id,
             action="memory.write",
             resource=f"session:{turn.session_id}",
             context={"turn_id": str(turn.pk)},

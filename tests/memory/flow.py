@@ -7,14 +7,8 @@ from typing import Any
 import httpx
 
 from memory.models import MemoryWrite
+from tests.conversations.support import send
 from tests.live import LiveSystem, read_stream, wait_until
-
-
-def send(system: LiveSystem, key: str, message: str, **extra: Any) -> dict[str, Any]:
-    with system.client(key) as c:
-        r = c.post("/v1/session/message", json={"message": message, **extra})
-    assert r.status_code == 202, r.text
-    return r.json()
 
 
 def final_of(system: LiveSystem, key: str, accepted: dict[str, Any]) -> dict[str, Any]:

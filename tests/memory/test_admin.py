@@ -8,10 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from memory.models import MemoryReplica, MemoryWrite
-from memory.services.delivery import claim_head, memory_deliver
 from memory.services.replication import memory_replicate
 from somaagent.models import DeadLetter
-from tests.memory.helpers import enqueue, make_tenant
+from tests.memory.helpers import deliver_stream, enqueue, forget_session, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +27,7 @@ def staff(client):  # type: ignore[no-untyped-def]
 def dead_write(stub, port, tenant, text="POISON pill"):  # type: ignore[no-untyped-def]
     stub.control({"remember": {"reject_substring": "POISON"}})
     (write,) = enqueue(tenant, [text])
-    claim = claim_head(tenant_id=tenant.pk, session_id=write.session_id)
-    assert claim is not None
-    memory_deliver(write_id=claim.write_id, token=claim.token, port=port)
+    deliver_stream(write, port)
     write.refresh_from_db()
     assert write.state == "dead"
     return write, DeadLetter.objects.get(topic="memory.write", event__idempotency_key=write.idempotency_key)
@@ -52,9 +49,7 @@ def test_replaying_one_dead_write_delivers_it_once_the_service_accepts_it(staff,
     write.refresh_from_db()
     letter.refresh_from_db()
     assert write.state == "pending" and write.retry_count == 0 and letter.replayed_at is not None
-    claim = claim_head(tenant_id=tenant.pk, session_id=write.session_id)
-    assert claim is not None and claim.write_id == write.pk
-    assert memory_deliver(write_id=claim.write_id, token=claim.token, port=remote_memory).delivered == 1
+    assert deliver_stream(write, remote_memory).delivered == 1
     (stored,) = stub.stored(tenant=tenant)
     assert stored["key"] == write.idempotency_key and stored["count"] == 1
     memory_replicate()
@@ -82,17 +77,9 @@ def test_a_missing_write_is_recreated_from_its_dead_letter(staff, stub, remote_m
 
 
 def test_writes_of_a_forgotten_session_are_not_replayed(staff, stub, remote_memory):
-    from memory.services.writes import memory_forget_session
-
     tenant = make_tenant()
     write, letter = dead_write(stub, remote_memory, tenant)
-
-    class SessionLike:
-        pk = write.session_id
-        tenant_id = tenant.pk
-        persona_id = None
-
-    memory_forget_session(session=SessionLike())
+    forget_session(tenant, write.session_id)
     assert replay(staff, letter) == ["Replayed 0 of 1 dead letter(s)."]
     write.refresh_from_db()
     assert write.state == "dead"

@@ -13,15 +13,9 @@ from memory.port import MemoryUnavailable
 from memory.services.delivery import claim_head, memory_deliver, memory_sweep
 from somaagent.models import DeadLetter
 from tests.live import free_port
-from tests.memory.helpers import enqueue, make_tenant
+from tests.memory.helpers import deliver_stream, enqueue, forget_session, make_tenant
 
 pytestmark = pytest.mark.django_db
-
-
-def deliver_stream(write: MemoryWrite, port):  # type: ignore[no-untyped-def]
-    claim = claim_head(tenant_id=write.tenant_id, session_id=write.session_id)
-    assert claim is not None and claim.write_id == write.pk
-    return memory_deliver(write_id=claim.write_id, token=claim.token, port=port)
 
 
 def test_delivered_writes_reach_the_service_and_the_wal(stub, remote_memory):
@@ -218,21 +212,13 @@ def test_sweep_takes_each_due_head_once_and_again_after_its_lease_expires(remote
 
 
 def test_forget_reaches_the_service(stub, remote_memory):
-    from memory.services.writes import memory_forget_session
-
     tenant = make_tenant()
     session_id = uuid.uuid4()
     remembered, _ = enqueue(tenant, ["forget me", "ok"], session_id=session_id)
     deliver_stream(remembered, remote_memory)
     assert len(stub.stored(tenant=tenant)) == 2
 
-    class SessionLike:
-        pk = session_id
-        tenant_id = tenant.pk
-        persona_id = None
-
-    memory_forget_session(session=SessionLike())
-    forget = MemoryWrite.objects.get(idempotency_key=f"forget:{session_id}")
+    forget = forget_session(tenant, session_id)
     deliver_stream(forget, remote_memory)
     forget.refresh_from_db()
     assert forget.state == "delivered"

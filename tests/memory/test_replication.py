@@ -14,22 +14,17 @@ from django.utils import timezone
 from memory.adapters.embedded import EmbeddedMemory
 from memory.models import MemoryReplica, MemoryWal, MemoryWrite
 from memory.selectors import memory_outbox_depth, memory_replication_lag_seconds
-from memory.services.delivery import claim_head, memory_deliver
 from memory.services.replication import memory_replicate
 from somaagent.models import DeadLetter
 from somaagent.outbox import dead_letter_replay
-from tests.memory.helpers import enqueue, make_tenant
+from tests.memory.helpers import deliver_stream, enqueue, forget_session, make_tenant
 
 pytestmark = pytest.mark.django_db
 
 
 def delivered(tenant, texts, **kwargs):  # type: ignore[no-untyped-def]
     writes = enqueue(tenant, texts, **kwargs)
-    claim = claim_head(tenant_id=tenant.pk, session_id=writes[0].session_id)
-    assert claim is not None
-    assert memory_deliver(write_id=claim.write_id, token=claim.token, port=EmbeddedMemory()).delivered == len(
-        writes
-    )
+    assert deliver_stream(writes[0], EmbeddedMemory()).delivered == len(writes)
     return writes
 
 
@@ -73,8 +68,6 @@ def test_a_bad_record_fails_alone_goes_to_dead_letters_and_replays_once_fixed():
 
 
 def test_forget_removes_the_session_from_the_replica():
-    from memory.services.writes import memory_forget_session
-
     tenant = make_tenant()
     session_id = uuid.uuid4()
     delivered(tenant, ["one", "two"], session_id=session_id)
@@ -82,16 +75,7 @@ def test_forget_removes_the_session_from_the_replica():
     memory_replicate()
     assert MemoryReplica.objects.filter(tenant=tenant).count() == 3
 
-    class SessionLike:
-        pk = session_id
-        tenant_id = tenant.pk
-        persona_id = None
-
-    memory_forget_session(session=SessionLike())
-    forget = MemoryWrite.objects.get(idempotency_key=f"forget:{session_id}")
-    claim = claim_head(tenant_id=tenant.pk, session_id=session_id)
-    assert claim is not None and claim.write_id == forget.pk
-    memory_deliver(write_id=claim.write_id, token=claim.token, port=EmbeddedMemory())
+    deliver_stream(forget_session(tenant, session_id), EmbeddedMemory())
     memory_replicate()
     assert list(MemoryReplica.objects.filter(tenant=tenant).values_list("event_id", flat=True)) == [
         other.event_id

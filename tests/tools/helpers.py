@@ -11,13 +11,6 @@ import httpx
 from tests.live import TERMINAL, LiveSystem, read_stream
 
 
-def send(system: LiveSystem, key: str, message: str, **extra: Any) -> dict[str, Any]:
-    with system.client(key) as c:
-        r = c.post("/v1/session/message", json={"message": message, **extra})
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
 def call(name: str, args: dict[str, Any]) -> str:
     """A stub-model directive asking for one tool call with any JSON arguments."""
     encoded = base64.urlsafe_b64encode(json.dumps(args).encode()).decode()

@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
+from tests.conversations.support import send
 from tests.live import wait_until
 from tests.tools.conftest import MAIN_QUEUES, TOOL_QUEUES
-from tests.tools.helpers import call, of_type, send, turn_events
+from tests.tools.helpers import call, of_type, turn_events
 from tests.tools.test_sandbox import host_processes_with
 from tools.models import ToolRun
 

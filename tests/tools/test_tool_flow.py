@@ -7,8 +7,9 @@ import uuid
 import httpx
 import pytest
 
+from tests.conversations.support import send
 from tests.live import read_stream, wait_until
-from tests.tools.helpers import call, model_requests, of_type, send, turn_events
+from tests.tools.helpers import call, model_requests, of_type, turn_events
 from tools.models import ToolRun, ToolSetting
 
 pytestmark = pytest.mark.integration
