@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 from conversations import serializers as s
 from conversations.envelope import envelope_of
 from conversations.selectors import events_after, events_before, session_for, session_list
-from conversations.services.accept import MessageInput, message_accept
-from conversations.services.admission import gateway_admit
+from conversations.services.accept import MessageInput
+from conversations.services.admission import message_admit_accept
 from conversations.services.sessions import session_cancel, session_delete, session_rename
 from conversations.sse import parse_cursor
 from somaagent.authentication import principal_of
@@ -62,18 +62,8 @@ class SessionMessageView(APIView):
         serializer = s.MessageInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
-        gateway_admit(  # policy (403) and budget (429) before anything is written
+        body = message_admit_accept(  # policy (403) and budget (429) before anything is written
             principal=principal_of(request),
-            message=v["message"],
-            session_id=v.get("session_id"),
-            persona_id=v.get("persona_id"),
-            idempotency_key=key,
-        )
-        principal = principal_of(request)
-        body = message_accept(
-            tenant=principal.tenant,
-            created_by=principal.user,
-            owner=principal.session_owner,
             data=MessageInput(
                 message=v["message"],
                 session_id=v.get("session_id"),

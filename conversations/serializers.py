@@ -10,20 +10,9 @@ from rest_framework import serializers
 
 from conversations.models import Session
 from somaagent.errors import PayloadTooLarge
+from somaagent.serializers import StrictSerializer
 
 MAX_ATTACHMENTS = 10
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not know, so a typo is an error rather than silently ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class StringUUIDField(serializers.UUIDField):

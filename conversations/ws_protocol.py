@@ -35,8 +35,8 @@ from django.conf import settings
 from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY_RE
 from conversations.selectors import session_for, session_visible
-from conversations.services.accept import MessageInput, message_accept
-from conversations.services.admission import gateway_admit
+from conversations.services.accept import MessageInput
+from conversations.services.admission import message_admit_accept
 from conversations.services.sessions import session_cancel
 from somaagent import scopes as sc
 from somaagent.api_errors import error_body, exception_handler
@@ -124,17 +124,8 @@ def _message(*, principal: Principal, session_id: uuid.UUID, frame: Frame) -> di
         raise ValidationFailed(
             "session_id must be this socket's session.", details={"session_id": str(v["session_id"])}
         )
-    gateway_admit(  # policy (403) and budget (429) as for POST /v1/session/message
+    return message_admit_accept(  # policy (403) and budget (429) as for POST /v1/session/message
         principal=principal,
-        message=v["message"],
-        session_id=session_id,
-        persona_id=v.get("persona_id"),
-        idempotency_key=key,
-    )
-    return message_accept(
-        tenant=principal.tenant,
-        created_by=principal.user,
-        owner=principal.session_owner,
         data=MessageInput(
             message=v["message"],
             session_id=session_id,

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversations.openai_front.request import OpenAIError
+from conversations.openai_front.request import OpenAIError, error_payload
 from somaagent.errors import BudgetExceeded, PolicyDenied, SomaError
 
 TEXT, FINAL, ERROR, CANCELLED, RESTART = "text", "final", "error", "cancelled", "restart"
@@ -98,20 +98,7 @@ class ChunkWriter:
     def _frame(self, doc: dict[str, Any]) -> bytes:
         return b"data: " + json.dumps(doc, separators=(",", ":")).encode() + b"\n\n"
 
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        doc: dict[str, Any] = {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-        }
-        if self.include_usage:
-            doc["usage"] = None
-        return self._frame(doc)
-
-    def usage(self, usage: dict[str, int]) -> bytes:
+    def _chunk_frame(self, choices: list[dict[str, Any]], **usage: Any) -> bytes:
         return self._frame(
             {
                 "id": self.completion_id,
@@ -119,14 +106,19 @@ class ChunkWriter:
                 "created": self.created,
                 "model": self.model,
                 "system_fingerprint": None,
-                "choices": [],
-                "usage": usage,
+                "choices": choices,
+                **usage,
             }
         )
 
-    def error(self, exc: SomaError) -> bytes:
-        from conversations.openai_front.request import error_payload
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self._chunk_frame([choice], **({"usage": None} if self.include_usage else {}))
 
+    def usage(self, usage: dict[str, int]) -> bytes:
+        return self._chunk_frame([], usage=usage)
+
+    def error(self, exc: SomaError) -> bytes:
         return self._frame(error_payload(exc))
 
     @staticmethod

@@ -23,8 +23,8 @@ from django.db import IntegrityError, transaction
 from conversations.models import IdempotencyRecord, SessionAlias, SessionEvent
 from conversations.openai_front.request import MODEL_ALIAS, CompletionRequest
 from conversations.selectors import parse_uuid, session_for
-from conversations.services.accept import MessageInput, message_accept
-from conversations.services.admission import gateway_admit
+from conversations.services.accept import MessageInput
+from conversations.services.admission import message_admit_accept
 from somaagent.errors import IdempotencyConflict, NotFound
 from somaagent.identity import Principal
 from somaagent.models import Persona, Tenant
@@ -79,19 +79,8 @@ def front_accept(
 
     def accept(session_id: uuid.UUID | None) -> dict[str, Any]:
         # The gateway's policy (403) and budget (429) checks, as for POST /v1/session/message.
-        gateway_admit(
-            principal=principal,
-            message=request.message,
-            session_id=session_id,
-            persona_id=persona_id,
-            idempotency_key=idempotency_key,
-        )
-        return message_accept(
-            tenant=tenant,
-            data=data(session_id),
-            idempotency_key=idempotency_key,
-            created_by=principal.user,
-            owner=principal.session_owner,
+        return message_admit_accept(
+            principal=principal, data=data(session_id), idempotency_key=idempotency_key
         )
 
     if idempotency_key:

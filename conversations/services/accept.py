@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,11 @@ def stream_links(*, session_id: uuid.UUID | str, after: int) -> dict[str, str]:
     }
 
 
-def _replay(*, tenant: Tenant, key: str, fingerprint: str) -> dict[str, Any]:
-    record = IdempotencyRecord.objects.get(tenant=tenant, key=key)
+def _replay(record: IdempotencyRecord, *, fingerprint: str) -> dict[str, Any]:
     if record.request_hash != fingerprint:
         raise IdempotencyConflict(
             "This Idempotency-Key was already used with a different request body.",
-            details={"idempotency_key": key},
+            details={"idempotency_key": record.key},
         )
     return dict(record.response)
 
@@ -81,13 +81,20 @@ def message_accept(
     idempotency_key: str | None = None,
     created_by: Any = None,
     owner: Any = None,
+    admit: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Store the message and queue its turn; returns the 202 body."""
+    """Store the message and queue its turn; returns the 202 body.
+
+    ``admit`` (the gateway's policy and budget checks) runs before anything is
+    written, and not for a replay: that returns the stored answer and starts nothing.
+    """
     fingerprint = data.fingerprint()
     if idempotency_key:
         existing = IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).first()
         if existing is not None:
-            return _replay(tenant=tenant, key=idempotency_key, fingerprint=fingerprint)
+            return _replay(existing, fingerprint=fingerprint)
+    if admit is not None:
+        admit()
     try:
         with transaction.atomic():
             record = None
@@ -103,7 +110,9 @@ def message_accept(
     except IntegrityError:
         if not idempotency_key:
             raise
-        return _replay(tenant=tenant, key=idempotency_key, fingerprint=fingerprint)
+        return _replay(
+            IdempotencyRecord.objects.get(tenant=tenant, key=idempotency_key), fingerprint=fingerprint
+        )
     return response
 
 

@@ -1,8 +1,9 @@
 """Policy and budget gates of a conversation: at the gateway, in the turn, for uploads.
 
-Gateway (``gateway_admit``): ``conversation.send`` for the persona the turn
-will really use (an existing session's own persona, else the requested one),
-then the budget's room for the message. Turn (``turn_admit``): the same policy
+Gateway (``gateway_admit``, run by ``message_admit_accept`` before anything is
+written; not for an idempotent replay): ``conversation.send`` for the persona
+the turn will really use (an existing session's own persona, else the requested
+one), then the budget's room for the message. Turn (``turn_admit``): the same policy
 question again — the data or the session's persona may have changed since —
 and a budget reservation of the estimated prompt plus the completion reserve,
 settled when the turn ends (``FINISH_HOOKS``). Uploads
@@ -17,7 +18,8 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ModelTarget
-from conversations.models import IdempotencyRecord, Session, Turn
+from conversations.models import Session, Turn
+from conversations.services.accept import MessageInput, message_accept
 from conversations.services.sessions import DELETE_HOOKS
 from conversations.services.turns import FINISH_HOOKS, ClaimedTurn
 from somaagent import scopes as sc
@@ -43,18 +45,27 @@ if release_reservations_of_deleted_session not in DELETE_HOOKS:
     DELETE_HOOKS.append(release_reservations_of_deleted_session)
 
 
+def message_admit_accept(
+    *, principal: Principal, data: MessageInput, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Accept ``principal``'s message after the gateway's checks (a replay is not checked again)."""
+    return message_accept(
+        tenant=principal.tenant,
+        data=data,
+        idempotency_key=idempotency_key,
+        created_by=principal.user,
+        owner=principal.session_owner,
+        admit=lambda: gateway_admit(
+            principal=principal, message=data.message, session_id=data.session_id, persona_id=data.persona_id
+        ),
+    )
+
+
 def gateway_admit(
-    *,
-    principal: Principal,
-    message: str,
-    session_id: Any = None,
-    persona_id: Any = None,
-    idempotency_key: str | None = None,
+    *, principal: Principal, message: str, session_id: Any = None, persona_id: Any = None
 ) -> None:
     """Raise PolicyDenied (403) or BudgetExceeded (429) before anything is written."""
     tenant = principal.tenant
-    if idempotency_key and IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).exists():
-        return  # a replay returns the stored answer and starts nothing new
     resource = "session:new"
     if session_id is not None:
         session = Session.objects.for_tenant(tenant).filter(pk=session_id).only("persona_id").first()

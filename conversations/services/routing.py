@@ -23,7 +23,7 @@ from conversations.analysis import Analysis, analyse
 from conversations.escalation import EscalationDecision, escalation_decide, escalation_rules
 from conversations.llm.fallback import Fallback, ResilientChatStream
 from conversations.llm.port import ChatRequest, ChatStream, LlmPort, ModelTarget
-from conversations.llm.resolve import Role, model_chain, profile_targets
+from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Turn, TurnAnalysis
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.metrics import metered_stream
@@ -93,8 +93,9 @@ class TurnRoute:
 def turn_route(*, message: str, metadata: dict[str, Any] | None) -> TurnRoute:
     analysis = analyse(message)
     decision = escalation_decide(analysis=analysis, metadata=metadata, rules=escalation_rules())
-    escalated = decision.escalate and bool(profile_targets(role=Role.ESCALATION))
-    chain = model_chain(role=Role.ESCALATION if escalated else Role.DIALOGUE)
+    chain = model_chain(role=Role.ESCALATION if decision.escalate else Role.DIALOGUE)
+    # Without an escalation profile the escalation chain is the dialogue chain.
+    escalated = decision.escalate and bool(chain) and chain[0].role == Role.ESCALATION
     return TurnRoute(analysis=analysis, decision=decision, chain=chain, escalated=escalated)
 
 

@@ -172,8 +172,12 @@ def turn_emit(*, claim: ClaimedTurn, type: str, data: dict[str, Any]) -> Session
         return event_append(session_id=claim.session_id, type=type, data=data)
 
 
-def _lock_owned(claim: ClaimedTurn) -> Turn:
-    turn = Turn.objects.select_for_update().filter(pk=claim.turn_id).first()
+def _lock_owned(claim: ClaimedTurn, *, related: tuple[str, ...] = ()) -> Turn:
+    """Lock the turn's row; ``related`` rows are loaded in the same statement, not locked."""
+    rows = Turn.objects.select_for_update(of=("self",)).filter(pk=claim.turn_id)
+    if related:
+        rows = rows.select_related(*related)
+    turn = rows.first()
     if turn is None or turn.status != Turn.Status.RUNNING or turn.lease_owner != claim.owner:
         raise LeaseLost(str(claim.turn_id))
     return turn
@@ -193,7 +197,8 @@ def turn_finish(
 ) -> SessionEvent:
     """Write the turn's one terminal event and release it, if this worker still owns it."""
     with transaction.atomic():
-        turn = _lock_owned(claim)
+        # reply_to and the FINISH_HOOKS read these: loaded with the lock, not lazily one by one.
+        turn = _lock_owned(claim, related=("user_event", "session", "tenant"))
         turn.model = model
         turn.usage = usage or {}
         return _finish_locked(turn, type, data)

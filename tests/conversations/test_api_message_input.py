@@ -18,16 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def me() -> Any:
-    return make_tenant_key()
-
-
-@pytest.fixture
-def api(me: Any) -> Api:
-    return Api(key=me.key)
-
-
-@pytest.fixture
 def theirs() -> Session:
     other: Any = make_tenant_key()
     return Session.objects.create(tenant=other.tenant, title="not yours")

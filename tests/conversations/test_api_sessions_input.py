@@ -33,16 +33,6 @@ def _session_with_events(tenant: Any, *, n_events: int = 3, title: str = "t") ->
 
 
 @pytest.fixture
-def me() -> Any:
-    return make_tenant_key()
-
-
-@pytest.fixture
-def api(me: Any) -> Api:
-    return Api(key=me.key)
-
-
-@pytest.fixture
 def mine(me: Any) -> Session:
     return _session_with_events(me.tenant, title="mine")
 

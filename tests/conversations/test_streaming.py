@@ -48,22 +48,8 @@ class Layout:
             stream_buffer.publish(envelope)
         return envelope
 
-    def ahead(self, seq: int) -> None:
-        """Buffer a delta with cursor ``seq`` that the database has not handed out yet."""
-        stream_buffer.publish(
-            make_envelope(
-                seq=seq,
-                event_id=uuid.uuid4(),
-                session_id=self.sid,
-                type=EventType.ASSISTANT_DELTA,
-                role="assistant",
-                occurred_at=timezone.now(),
-                data={"text": f"d{seq}", "index": seq},
-            )
-        )
-
-    def delta(self, seq: int, *, buffered: bool = True) -> Envelope:
-        envelope = make_envelope(
+    def _delta_envelope(self, seq: int) -> Envelope:
+        return make_envelope(
             seq=seq,
             event_id=uuid.uuid4(),
             session_id=self.sid,
@@ -72,6 +58,13 @@ class Layout:
             occurred_at=timezone.now(),
             data={"text": f"d{seq}", "index": seq},
         )
+
+    def ahead(self, seq: int) -> None:
+        """Buffer a delta with cursor ``seq`` that the database has not handed out yet."""
+        stream_buffer.publish(self._delta_envelope(seq))
+
+    def delta(self, seq: int, *, buffered: bool = True) -> Envelope:
+        envelope = self._delta_envelope(seq)
         Session.objects.filter(pk=self.session.pk, last_seq__lt=seq).update(last_seq=seq)
         if buffered:  # not buffered: it expired (deltas live only in the buffer)
             stream_buffer.publish(envelope)
