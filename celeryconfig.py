@@ -4,6 +4,15 @@ Loaded by ``somaagent.celery`` with ``config_from_object``. Broker URLs come
 from the Django settings so that one set of environment variables configures
 every process.
 
+Execution: a worker runs its tasks on a pool of threads (``worker_pool``), as
+many as ``SOMA_WORKER_CONCURRENCY``. A turn spends nearly all its time waiting
+on the model's socket, which costs a thread (a few hundred kilobytes) and no
+database connection (``somaagent.db_hold``), so one process carries hundreds
+of conversations; the prefork pool spent a whole process (~125 MB and a
+connection) on each. Threads do not support Celery's time limits, so a turn
+keeps its own (``SOMA_TURN_TIME_LIMIT_SECONDS``, conversations.services.turn_watch)
+and every outside call has its own timeout.
+
 Worker loss: tasks are acknowledged late and rejected (requeued) when the
 worker process dies, so the broker redelivers them. Redis only redelivers an
 unacknowledged message after ``visibility_timeout``, which must be longer than
@@ -56,9 +65,15 @@ event_serializer = "json"
 # the first delta). Reuse it; somaagent.celery checks it before each task.
 CELERY_DB_REUSE_MAX = 1000
 
+worker_pool = "threads"
+worker_concurrency = settings.SOMA.worker_concurrency
 task_acks_late = True
 task_reject_on_worker_lost = True
+# With acks_late each thread holds at most one unacknowledged message: a worker
+# never reserves a turn it has no thread to run.
 worker_prefetch_multiplier = 1
+# Honoured by the prefork and gevent pools only (an operator's -P prefork); under
+# the thread pool the turn's own limit and the outside calls' timeouts apply.
 task_time_limit = 900
 task_soft_time_limit = 840
 

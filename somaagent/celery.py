@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_postrun, task_prerun
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
@@ -15,9 +15,16 @@ app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory"])
 
 import somaagent.celery_signals  # noqa: E402, F401  (metrics, request id, metrics files)
+from somaagent.db_hold import db_release  # noqa: E402
 
 
 @task_prerun.connect
 def _check_database_connections(**_: object) -> None:
     """Close a broken or too old connection before a task (connections are reused: celeryconfig)."""
     close_old_connections()
+
+
+@task_postrun.connect
+def _give_back_database_connections(**_: object) -> None:
+    """A task thread holds no connection between tasks: hundreds of threads share a small pool."""
+    db_release()

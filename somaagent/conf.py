@@ -38,6 +38,9 @@ class SomaSettings:
     max_metadata_bytes: int
     history_window_events: int
     turn_lease_seconds: float
+    turn_time_limit_seconds: float
+    worker_concurrency: int
+    delta_writers: int
     turn_max_attempts: int
     turn_redispatch_after_seconds: float
     delta_coalesce_seconds: float

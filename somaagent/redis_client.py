@@ -17,12 +17,16 @@ _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = w
 
 
 _sync = PerProcess(
-    lambda: redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=5,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-        max_connections=200,
+    lambda: redis.Redis(
+        connection_pool=redis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+            # A worker's threads (one per running turn) may each hold one, e.g. waiting on a tool.
+            max_connections=max(200, settings.SOMA.worker_concurrency + 50),
+            timeout=5,
+        )
     )
 )
 

@@ -178,6 +178,10 @@ SOMA = SomaSettings(
     max_metadata_bytes=env_int("SOMA_MAX_METADATA_BYTES", 16 * 1024),
     history_window_events=env_int("SOMA_HISTORY_WINDOW_EVENTS", 40),
     turn_lease_seconds=env_float("SOMA_TURN_LEASE_SECONDS", 15.0),
+    # A turn runs on a thread of the worker (celeryconfig.py); the worker ends it past this limit.
+    turn_time_limit_seconds=env_float("SOMA_TURN_TIME_LIMIT_SECONDS", 840.0),
+    worker_concurrency=env_int("SOMA_WORKER_CONCURRENCY", 500),
+    delta_writers=env_int("SOMA_DELTA_WRITERS", 4),
     turn_max_attempts=env_int("SOMA_TURN_MAX_ATTEMPTS", 3),
     turn_redispatch_after_seconds=env_float("SOMA_TURN_REDISPATCH_AFTER_SECONDS", 30.0),
     delta_coalesce_seconds=env_float("SOMA_DELTA_COALESCE_SECONDS", 0.05),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -126,6 +128,25 @@ class StubServer:
         self.proc.kill()
 
 
+def procfile_argv(name: str, env: dict[str, str]) -> list[str]:
+    """The Procfile's command for process ``name``, ``${VAR:-default}`` expanded from ``env``."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            command = re.sub(
+                r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), line.split(":", 1)[1]
+            )
+            return shlex.split(command)
+    raise AssertionError(f"no {name!r} process in the Procfile")
+
+
+def _with_option(argv: list[str], option: str, value: str) -> list[str]:
+    """``argv`` with ``option value`` set (replaced if present)."""
+    if option in argv:
+        at = argv.index(option)
+        return [*argv[:at], option, value, *argv[at + 2 :]]
+    return [*argv, option, value]
+
+
 class LiveSystem:
     """web + worker + beat against the test database, configured by ``env`` overrides."""
 
@@ -137,13 +158,13 @@ class LiveSystem:
         self,
         *,
         env: dict[str, str] | None = None,
-        worker_concurrency: int = 2,
+        worker_concurrency: int | None = None,
         worker_queues: tuple[str, ...] = (ALL_QUEUES,),
     ) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         # One metrics directory per system, shared by its processes (as on one host).
         self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="soma-metrics-"))
-        self.worker_concurrency = worker_concurrency
+        self.worker_concurrency = worker_concurrency  # None: the Procfile's (the product's default)
         # One worker per entry (e.g. the Procfile's split: conversation work, tool calls).
         self.worker_queues = worker_queues
         self.port = free_port()
@@ -192,28 +213,16 @@ class LiveSystem:
             return False
 
     def start_worker(self, *, queues: str = ALL_QUEUES, env: dict[str, str] | None = None) -> Proc:
+        """The Procfile's ``worker`` command, on ``queues``, under a name of this test's own."""
         self._worker_seq += 1
-        name = f"w{self._worker_seq}-{os.getpid()}@%h"
-        proc = Proc(
-            "worker",
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "somaagent",
-                "worker",
-                "-Q",
-                queues,
-                "-n",
-                name,
-                "--concurrency",
-                str(self.worker_concurrency),
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            {**self.env, **(env or {})},
-        )
+        env = {**self.env, **(env or {})}
+        argv = procfile_argv("worker", env)
+        argv = _with_option(argv, "-Q", queues)
+        argv = _with_option(argv, "-n", f"w{self._worker_seq}-{os.getpid()}@%h")
+        if self.worker_concurrency is not None:
+            argv = _with_option(argv, "--concurrency", str(self.worker_concurrency))
+        argv[0] = str(VENV_BIN / argv[0])
+        proc = Proc("worker", [*argv, "--without-gossip", "--without-mingle"], env)
         proc.queues = queues
         wait_until(lambda: self._ready(proc), timeout=60, what="celery worker")
         self.workers.append(proc)

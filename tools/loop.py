@@ -4,8 +4,8 @@ The conversation task never blocks on a Celery result. It records and
 dispatches the round's tool runs, then waits for their rows to finish: it
 blocks on a Redis list the tool tasks push to (a wake-up only) and reads the
 rows from the database, so a lost wake-up costs at most one poll interval.
-While it waits a ``DeltaPublisher`` with nothing to publish keeps renewing
-the turn's lease and watching for cancellation. A run still open at its
+While it waits, the process's turn watcher keeps renewing the turn's lease
+and watching for cancellation, and the turn holds no database connection. A run still open at its
 deadline is marked ``timeout`` by the turn itself; the model always gets one
 result per call.
 """
@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from conversations.llm.port import LlmError, ModelTarget, ToolCallDelta
 from conversations.models import EventType
-from conversations.services.publisher import DeltaPublisher
+from conversations.services.turn_watch import Watched
 from conversations.services.turns import ClaimedTurn, turn_emit
+from somaagent.db_hold import db_release
 from somaagent.redis_client import sync_redis
 from tools.breaker import breaker_record
 from tools.dispatch import PlannedCall, assemble_calls, plan_calls, result_event_data, runs_start
@@ -55,7 +56,12 @@ StreamFn = Callable[..., Round]
 
 
 def generate_with_tools(
-    *, claim: ClaimedTurn, target: ModelTarget, messages: list[dict[str, Any]], stream: StreamFn
+    *,
+    claim: ClaimedTurn,
+    target: ModelTarget,
+    messages: list[dict[str, Any]],
+    stream: StreamFn,
+    watched: Watched,
 ) -> Round:
     """Run model rounds until the model answers without tool calls; returns the merged result."""
     tools = tools_for(tenant_id=claim.tenant_id, persona_id=claim.persona_id)
@@ -90,7 +96,7 @@ def generate_with_tools(
         planned = plan_calls(claim=claim, calls=calls, tools=tools, used=used)
         used += len(calls)
         runs_start(claim=claim, round=number, planned=planned)
-        stop = wait_for_runs(claim=claim, planned=planned)
+        stop = wait_for_runs(claim=claim, planned=planned, watched=watched)
         if stop is not None:
             total.stop_reason = stop
             return total
@@ -138,21 +144,22 @@ def _round_messages(current: Round, planned: list[PlannedCall]) -> list[dict[str
     return out
 
 
-def wait_for_runs(*, claim: ClaimedTurn, planned: list[PlannedCall]) -> str | None:
+def wait_for_runs(*, claim: ClaimedTurn, planned: list[PlannedCall], watched: Watched) -> str | None:
     """Wait until every dispatched run of the round is final, emitting each ``tool.result`` as it lands.
 
-    Returns the publisher's stop reason (cancelled, lease lost) if the turn must stop instead.
+    Returns the reason the turn must stop instead (cancelled, lease lost, timed out), if any. The
+    process's turn watcher keeps the lease while the turn waits; between polls the turn holds no
+    database connection.
     """
     waiting = {p.run.pk: p for p in planned if p.run is not None and p.decided is None}
     if not waiting:
         return None
     stopped = threading.Event()
-    keeper = DeltaPublisher(claim, on_stop=stopped.set)
-    keeper.start()
+    forget = watched.on_stop(stopped.set)
     try:
         while waiting:
-            if keeper.stop_reason:
-                return keeper.stop_reason
+            if watched.stop_reason:
+                return watched.stop_reason
             for run in ToolRun.objects.filter(pk__in=list(waiting)).exclude(status__in=ToolRun.OPEN_STATUSES):
                 plan = waiting.pop(run.pk)
                 plan.run = run
@@ -160,10 +167,11 @@ def wait_for_runs(*, claim: ClaimedTurn, planned: list[PlannedCall]) -> str | No
             if not waiting:
                 break
             _expire_overdue(claim, waiting)
+            db_release()
             _sleep_until_woken(claim, stopped)
-        return keeper.stop_reason
+        return watched.stop_reason
     finally:
-        keeper.finish()
+        forget()
 
 
 def _expire_overdue(claim: ClaimedTurn, waiting: dict[Any, PlannedCall]) -> None:

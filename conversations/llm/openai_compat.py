@@ -24,7 +24,10 @@ def _new_client() -> httpx.Client:
         write=10.0,
         pool=10.0,
     )
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    # Every turn a worker runs at once may be streaming: one connection each.
+    limits = httpx.Limits(
+        max_connections=max(100, settings.SOMA.worker_concurrency), max_keepalive_connections=100
+    )
     return httpx.Client(timeout=timeout, limits=limits)
 
 

@@ -7,6 +7,9 @@ import uuid
 from dataclasses import dataclass, field
 from functools import partial
 
+from django.conf import settings
+
+from conversations.llm.fallback import Fallback
 from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
@@ -14,10 +17,17 @@ from conversations.models import EventType
 from conversations.services.admission import turn_admit
 from conversations.services.context import context_fit, session_summary_text
 from conversations.services.prompt import build_messages
-from conversations.services.publisher import CANCELLED, LEASE_LOST, DeltaPublisher
-from conversations.services.routing import TurnRoute, fallback_announce, turn_route_of, turn_route_record
+from conversations.services.publisher import DeltaPublisher
+from conversations.services.routing import (
+    TurnRoute,
+    fallback_announce,
+    turn_route_of,
+    turn_route_record,
+)
+from conversations.services.turn_watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
 from memory.services.recall import turn_memories
+from somaagent.db_hold import db_release
 from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
@@ -51,8 +61,10 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     claim = turn_claim(turn_id=turn_id, owner=owner, start_model=route.target.model if route.chain else None)
     if claim is None:
         return
+    watch = turn_watch()
+    watched = watch.watch(claim)
     try:
-        _run_claimed(claim, route)
+        _run_claimed(claim, route, watched)
     except LeaseLost:
         log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
     except Exception as exc:
@@ -69,9 +81,11 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
             )
         except LeaseLost:
             pass
+    finally:
+        watch.unwatch(watched)
 
 
-def _run_claimed(claim: ClaimedTurn, route: TurnRoute) -> None:
+def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None:
     if not route.chain:
         turn_route_record(claim=claim, route=route, answered=False)
         turn_finish(
@@ -90,7 +104,11 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute) -> None:
         turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
         return
     generation = generate_with_tools(
-        claim=claim, target=route.target, messages=messages, stream=partial(_stream, route=route)
+        claim=claim,
+        target=route.target,
+        messages=messages,
+        stream=partial(_stream, route=route, watched=watched),
+        watched=watched,
     )
     target = route.target
     turn_route_record(claim=claim, route=route, answered=generation.error is None)
@@ -99,6 +117,11 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute) -> None:
     if generation.stop_reason == CANCELLED:
         turn_finish(claim=claim, type=EventType.ASSISTANT_CANCELLED, data={"partial": generation.message})
         return
+    if generation.stop_reason == TIMED_OUT:
+        limit = settings.SOMA.turn_time_limit_seconds
+        generation.error = LlmError(
+            "turn_timeout", f"The reply took longer than the limit of {limit:g} s.", retryable=True
+        )
     if generation.error is not None:
         err = generation.error
         data: dict[str, object] = {"code": err.code, "message": err.message, "retryable": err.retryable}
@@ -134,6 +157,7 @@ def _stream(
     messages: list[dict[str, object]],
     *,
     route: TurnRoute,
+    watched: Watched,
     tools: list[dict[str, object]] | None = None,
     tool_choice: str | None = None,
     first_index: int = 0,
@@ -143,11 +167,15 @@ def _stream(
     (bounded, jittered, honouring Retry-After), then falls back along the chain."""
     generation = Generation()
     request = ChatRequest(target=route.target, messages=messages, tools=tools, tool_choice=tool_choice)
-    stream = route.open(
-        llm_port(), request, on_fallback=lambda switch: fallback_announce(claim=claim, switch=switch)
-    )
-    publisher = DeltaPublisher(claim, on_stop=stream.close, first_index=first_index)
-    publisher.start()
+
+    def on_fallback(switch: Fallback) -> None:
+        fallback_announce(claim=claim, switch=switch)
+        db_release()
+
+    stream = route.open(llm_port(), request, on_fallback=on_fallback)
+    publisher = DeltaPublisher(watched, first_index=first_index)
+    forget = watched.on_stop(stream.close)
+    db_release()  # waiting on the model holds no database connection
     try:
         for chunk in stream:
             if publisher.stop_reason:
@@ -162,6 +190,7 @@ def _stream(
         if not publisher.stop_reason:
             generation.error = exc
     finally:
+        forget()
         publisher.finish()
         route.note_attempts(stream)
     generation.stop_reason = publisher.stop_reason

@@ -161,6 +161,34 @@ def turn_renew_lease(*, turn_id: uuid.UUID, owner: str) -> bool:
     return updated == 1
 
 
+def turn_leases_renew(*, owners: dict[str, uuid.UUID], batch: int = 500) -> tuple[set[str], set[str]]:
+    """Extend the leases of many running turns (``owner -> turn_id``) in two statements per batch.
+
+    Returns the owners that still hold their turn, and those of them whose turn
+    was asked to cancel.
+    """
+    held: set[str] = set()
+    cancelled: set[str] = set()
+    expires = timezone.now() + _lease_delta()
+    pairs = list(owners.items())
+    for start in range(0, len(pairs), batch):
+        chunk = dict(pairs[start : start + batch])
+        rows = Turn.objects.filter(pk__in=list(chunk.values()), status=Turn.Status.RUNNING).values_list(
+            "pk", "lease_owner", "cancel_requested"
+        )
+        mine = [(pk, owner, cancel) for pk, owner, cancel in rows if chunk.get(owner) == pk]
+        if not mine:
+            continue
+        Turn.objects.filter(
+            pk__in=[pk for pk, _, _ in mine],
+            lease_owner__in=[owner for _, owner, _ in mine],
+            status=Turn.Status.RUNNING,
+        ).update(lease_expires_at=expires)
+        held.update(owner for _, owner, _ in mine)
+        cancelled.update(owner for _, owner, cancel in mine if cancel)
+    return held, cancelled
+
+
 def turn_is_cancel_requested(*, turn_id: uuid.UUID) -> bool:
     return Turn.objects.filter(pk=turn_id, cancel_requested=True).exists()
 

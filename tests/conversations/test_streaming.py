@@ -227,6 +227,7 @@ def test_an_event_that_loses_the_race_to_the_buffer_is_refused_and_read_from_the
 def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
     from conversations.models import Turn
     from conversations.services.publisher import DeltaPublisher
+    from conversations.services.turn_watch import Watched
     from conversations.services.turns import turn_claim
 
     s = Layout()
@@ -238,11 +239,14 @@ def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
     assert claim is not None and user["id"] == "1"
     s.ahead(3)  # cursors 2 and 3 will be refused by the buffer
 
-    publisher = DeltaPublisher(claim)
+    publisher = DeltaPublisher(Watched(claim))
+    publisher._busy = True  # as if a flush were scheduled: add() only buffers
     publisher.add("hello ")
     publisher.add("world")
-    publisher._finishing = True
-    publisher.run()  # in this thread, to see the test's transaction
+    # The delta writer's job, run in this thread to see the test's transaction, until done.
+    for _ in range(5):
+        if publisher._publish_pending() is None:
+            break
 
     deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
     assert [(d["id"], d["data"]) for d in deltas] == [

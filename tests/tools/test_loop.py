@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations.models import Session, SessionEvent, Turn
-from conversations.services.publisher import CANCELLED
+from conversations.services.turn_watch import CANCELLED, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, turn_claim
 from somaagent.models import Tenant
 from tools.dispatch import PlannedCall, ToolCall
@@ -31,6 +32,20 @@ def claimed_turn() -> ClaimedTurn:
     claim = turn_claim(turn_id=turn.pk, owner="test-owner")
     assert claim is not None
     return claim
+
+
+@pytest.fixture
+def watching() -> Iterator[Callable[[ClaimedTurn], Watched]]:
+    """Register turns with the process's watcher (lease, cancel) as the runner does; unregister after."""
+    watched: list[Watched] = []
+
+    def watch(claim: ClaimedTurn) -> Watched:
+        watched.append(turn_watch().watch(claim))
+        return watched[-1]
+
+    yield watch
+    for w in watched:
+        turn_watch().unwatch(w)
 
 
 def pending(claim: ClaimedTurn, *, deadline_in: float = 30) -> PlannedCall:
@@ -65,13 +80,13 @@ def results(claim: ClaimedTurn) -> list[dict]:  # type: ignore[type-arg]
     return [e.payload for e in SessionEvent.objects.filter(session_id=claim.session_id, type="tool.result")]
 
 
-def test_a_finished_run_is_picked_up_and_its_result_emitted() -> None:
+def test_a_finished_run_is_picked_up_and_its_result_emitted(watching) -> None:  # type: ignore[no-untyped-def]
     claim = claimed_turn()
     plan = pending(claim)
     run = plan.run
     assert run is not None
     worker = finish_later(run, wake=True)
-    assert wait_for_runs(claim=claim, planned=[plan]) is None
+    assert wait_for_runs(claim=claim, planned=[plan], watched=watching(claim)) is None
     worker.join()
     assert results(claim) == [
         {
@@ -84,7 +99,7 @@ def test_a_finished_run_is_picked_up_and_its_result_emitted() -> None:
     ]
 
 
-def test_without_redis_the_database_is_polled(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_redis_the_database_is_polled(monkeypatch, watching) -> None:  # type: ignore[no-untyped-def]
     def down():  # type: ignore[no-untyped-def]
         raise redis.ConnectionError("redis is down")
 
@@ -92,26 +107,26 @@ def test_without_redis_the_database_is_polled(monkeypatch) -> None:  # type: ign
     claim = claimed_turn()
     plan = pending(claim)
     worker = finish_later(plan.run, wake=False)  # type: ignore[arg-type]
-    assert wait_for_runs(claim=claim, planned=[plan]) is None
+    assert wait_for_runs(claim=claim, planned=[plan], watched=watching(claim)) is None
     worker.join()
     assert [r["status"] for r in results(claim)] == ["success"]
 
 
-def test_a_run_past_its_deadline_is_marked_timeout_by_the_turn() -> None:
+def test_a_run_past_its_deadline_is_marked_timeout_by_the_turn(watching) -> None:  # type: ignore[no-untyped-def]
     claim = claimed_turn()
     plan = pending(claim, deadline_in=0.5)
-    assert wait_for_runs(claim=claim, planned=[plan]) is None
+    assert wait_for_runs(claim=claim, planned=[plan], watched=watching(claim)) is None
     (result,) = results(claim)
     assert result["status"] == "timeout" and result["result"]["error"] == "timeout"
     assert ToolRun.objects.get(pk=plan.run.pk).status == "timeout"  # type: ignore[union-attr]
 
 
-def test_a_cancel_stops_the_wait() -> None:
+def test_a_cancel_stops_the_wait(watching) -> None:  # type: ignore[no-untyped-def]
     claim = claimed_turn()
     plan = pending(claim)
     Turn.objects.filter(pk=claim.turn_id).update(cancel_requested=True)
     from somaagent.redis_client import key, sync_redis
 
     sync_redis().set(key("cancel", claim.turn_id), "1", ex=60)
-    assert wait_for_runs(claim=claim, planned=[plan]) == CANCELLED
+    assert wait_for_runs(claim=claim, planned=[plan], watched=watching(claim)) == CANCELLED
     assert results(claim) == []
