@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "policy_budget": "bench.policy_budget",
     "memory_recall": "bench.memory_recall",
     "sandbox": "bench.sandbox",
+    "concurrency": "bench.concurrency",
 }
 # Script benchmarks (their own ``main``) that understand ``--quick``.
 ACCEPTS_QUICK = {"bench.ops"}

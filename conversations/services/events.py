@@ -6,12 +6,13 @@ a cursor is handed out only after the transaction that took the previous one
 has committed. Every event — persisted or a delta — goes to the stream buffer
 only after its cursor is committed: a cursor whose transaction rolled back (a
 worker killed mid-delta) is handed out again, so it must never be seen.
+A delta's cursor is one committed statement (``delta_cursor_take``) that also
+checks the turn's lease; the lease itself is renewed by the turn watcher.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, make_envelope
-from conversations.models import EventType, Session, SessionEvent
+from conversations.models import EventType, Session, SessionEvent, Turn
 from somaagent.errors import NotFound
 
 _ROLE_OF = {
@@ -68,21 +69,40 @@ class GuardFailed(Exception):
     """The writer's precondition (for a turn: still owning its lease) no longer holds."""
 
 
-def delta_publish(
-    *,
-    session_id: uuid.UUID | str,
-    data: dict[str, Any],
-    guard: Callable[[], bool] | None = None,
-) -> Envelope:
-    """Give a transient delta its cursor, commit it, then put the delta in the buffer.
+def delta_cursor_take(*, session_id: uuid.UUID | str, lease: tuple[uuid.UUID, str] | None = None) -> int:
+    """Take the next cursor for a transient delta in one committed statement.
+
+    With ``lease`` (turn id, owner) no cursor is taken, and ``GuardFailed`` is
+    raised, unless that owner still runs the turn.
+    """
+    session_pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)  # type: ignore[union-attr]
+    sql = f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s"
+    params: list[Any] = [session_pk]
+    if lease is not None:
+        turn_id, owner = lease
+        sql += (
+            f" AND EXISTS (SELECT 1 FROM {Turn._meta.db_table}"
+            " WHERE id = %s AND lease_owner = %s AND status = %s)"
+        )
+        turn_pk = Turn._meta.pk.get_db_prep_value(turn_id, connection)  # type: ignore[union-attr]
+        params += [turn_pk, owner, Turn.Status.RUNNING.value]
+    # Never inside a caller's transaction: the cursor is committed before the delta is buffered.
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING last_seq", params)
+        row = cursor.fetchone()
+    if row is None:
+        if lease is not None and Session.objects.filter(pk=session_id).exists():
+            raise GuardFailed()
+        raise NotFound("Session not found.")
+    return int(row[0])
+
+
+def delta_publish(*, session_id: uuid.UUID | str, seq: int, data: dict[str, Any]) -> Envelope:
+    """Put a transient delta with a committed cursor (``delta_cursor_take``) in the buffer.
 
     Raises ``stream_buffer.OutOfOrder`` when a later event reached the buffer
-    first (readers skip this cursor): send the text again in the next delta.
+    first (readers skip this cursor): send the text again with a new cursor.
     """
-    with transaction.atomic(durable=True):  # never inside a caller's transaction: it must commit here
-        if guard is not None and not guard():
-            raise GuardFailed()
-        seq = allocate_seq(session_id=session_id)
     envelope = make_envelope(
         seq=seq,
         event_id=uuid.uuid4(),

@@ -5,7 +5,8 @@ process's delta writers (``turn_watch``) publish it: the first text at once,
 then at most one delta per coalescing window, so a fast model costs one
 Redis/database round trip per window rather than per token. At most one flush
 of a publisher is scheduled or running at a time, so its deltas go out in
-order; text that arrives meanwhile waits for the next one. A flush that finds
+order; text that arrives meanwhile waits for the next one. A delta costs one
+SQL statement (its cursor, guarded by the turn's lease) and one Redis append. A flush that finds
 the turn's lease gone stops the turn (``Watched.stop``), which closes the
 model stream; ``finish`` publishes what is left and returns once nothing of
 this publisher is in flight.
@@ -21,9 +22,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError
 
-from conversations.services.events import GuardFailed, delta_publish
+from conversations.services.events import GuardFailed, delta_cursor_take, delta_publish
 from conversations.services.turn_watch import LEASE_LOST, Watched, turn_watch
-from conversations.services.turns import turn_renew_lease
 from conversations.stream_buffer import OutOfOrder
 
 log = logging.getLogger(__name__)
@@ -98,27 +98,19 @@ class DeltaPublisher:
         try:
             delta_publish(
                 session_id=self.claim.session_id,
+                seq=delta_cursor_take(
+                    session_id=self.claim.session_id, lease=(self.claim.turn_id, self.claim.owner)
+                ),
                 data={"text": text, "index": self.first_index + self.deltas_sent},
-                guard=lambda: turn_renew_lease(turn_id=self.claim.turn_id, owner=self.claim.owner),
             )
         except GuardFailed:
             self.watched.stop(LEASE_LOST)
             return None
         except OutOfOrder:
             # Another event of the session got a later cursor and reached the buffer
-            # first; readers skipped this one. The text goes out with the next delta.
+            # first; readers skipped this one. The text goes out again at once.
             self._keep(text)
             return 0.0
-        except (redis.RedisError, DatabaseError):
-            log.warning(
-                "could not publish a delta; it will be retried",
-                extra={"turn_id": str(self.claim.turn_id)},
-                exc_info=True,
-            )
-            if self._finishing:
-                return None  # the terminal event carries the whole text
-            self._keep(text)
-            return time.monotonic() + RETRY_SECONDS
         self.deltas_sent += 1
         self._last_flush = time.monotonic()
         return None

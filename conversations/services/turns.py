@@ -153,14 +153,6 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None 
         )
 
 
-def turn_renew_lease(*, turn_id: uuid.UUID, owner: str) -> bool:
-    """Extend the lease; False when this worker no longer owns the turn."""
-    updated = Turn.objects.filter(pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING).update(
-        lease_expires_at=timezone.now() + _lease_delta()
-    )
-    return updated == 1
-
-
 def turn_leases_renew(*, owners: dict[str, uuid.UUID], batch: int = 500) -> tuple[set[str], set[str]]:
     """Extend the leases of many running turns (``owner -> turn_id``) in two statements per batch.
 

@@ -18,7 +18,7 @@ from django.test import Client
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.accept import MessageInput, message_accept
-from conversations.services.events import delta_publish, event_append
+from conversations.services.events import delta_cursor_take, delta_publish, event_append
 from somaagent.asgi import application
 from somaagent.identity import DEFAULT_TENANT_NAME
 from somaagent.models import Tenant
@@ -217,6 +217,10 @@ def _append(sid: str, type: str, data: dict[str, Any]) -> int:
         return event_append(session_id=sid, type=type, data=data).seq
 
 
+def _delta(sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    return delta_publish(session_id=sid, seq=delta_cursor_take(session_id=sid), data=data)
+
+
 def test_replays_exactly_the_events_after_the_cursor_then_delivers_live_ones(tk):  # type: ignore[no-untyped-def]
     sid = accept(tk.tenant, "first")["session_id"]
     # A user.message only, so no worker can add to this session; build a turn by hand.
@@ -224,7 +228,7 @@ def test_replays_exactly_the_events_after_the_cursor_then_delivers_live_ones(tk)
     seq_started = _append(
         sid, EventType.ASSISTANT_STARTED, {"model": "m", "reply_to": str(user_event.event_id)}
     )
-    delta = delta_publish(session_id=sid, data={"text": "Hel", "index": 0})
+    delta = _delta(sid, {"text": "Hel", "index": 0})
     after = user_event.seq
 
     async def go() -> None:
@@ -233,7 +237,7 @@ def test_replays_exactly_the_events_after_the_cursor_then_delivers_live_ones(tk)
         reader = Reader(comm)
         await reader.until(lambda f: f["type"] == "assistant.delta")
         assert [int(f["id"]) for f in reader.events()] == [seq_started, int(delta["id"])]
-        await sync_to_async(delta_publish)(session_id=sid, data={"text": "lo", "index": 1})
+        await sync_to_async(_delta)(sid, {"text": "lo", "index": 1})
         await sync_to_async(_append)(sid, EventType.ASSISTANT_FINAL, {"message": "Hello", "model": "m"})
         await reader.until(lambda f: f["type"] == "assistant.final")
         events = reader.events()

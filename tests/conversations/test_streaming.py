@@ -190,20 +190,39 @@ def test_deltas_reach_the_buffer_only_after_their_cursor_is_committed() -> None:
     killed before its commit) hands out again: readers would then drop the next event."""
     from django.db import transaction
 
-    from conversations.services.events import delta_publish
+    from conversations.services.events import delta_cursor_take
 
     s = Layout()
     s.persisted(1)
     with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
-        delta_publish(session_id=s.session.pk, data={"text": "x", "index": 0})
-    assert [e["id"] for _, e in async_to_sync(stream_buffer.read_all)(s.sid)] == ["1"]
-    published = delta_publish(session_id=s.session.pk, data={"text": "x", "index": 0})
+        delta_cursor_take(session_id=s.session.pk)
     s.session.refresh_from_db()
-    assert published["id"] == "2" and s.session.last_seq == 2
+    assert s.session.last_seq == 1
+    assert delta_cursor_take(session_id=s.session.pk) == 2
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 2
+
+
+def test_a_delta_cursor_is_refused_to_a_worker_without_the_lease() -> None:
+    from conversations.models import Turn
+    from conversations.services.events import GuardFailed, delta_cursor_take
+    from conversations.services.turns import turn_claim
+
+    s = Layout()
+    s.persisted(1)
+    turn = Turn.objects.create(
+        tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
+    )
+    assert turn_claim(turn_id=turn.pk, owner="w1") is not None
+    assert delta_cursor_take(session_id=s.session.pk, lease=(turn.pk, "w1")) == 2
+    with pytest.raises(GuardFailed):
+        delta_cursor_take(session_id=s.session.pk, lease=(turn.pk, "w2"))
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 2, "a refused delta takes no cursor"
 
 
 def test_an_event_that_loses_the_race_to_the_buffer_is_refused_and_read_from_the_database() -> None:
-    from conversations.services.events import delta_publish
+    from conversations.services.events import delta_cursor_take, delta_publish
 
     s = Layout()
     s.persisted(1)
@@ -217,7 +236,11 @@ def test_an_event_that_loses_the_race_to_the_buffer_is_refused_and_read_from_the
     # A delta that loses the race: its cursor is committed but never buffered; readers skip it.
     s.ahead(5)  # as if cursor 5 were taken and buffered first
     with pytest.raises(stream_buffer.OutOfOrder):
-        delta_publish(session_id=s.session.pk, data={"text": "resend me", "index": 1})  # takes cursor 4
+        delta_publish(
+            session_id=s.session.pk,
+            seq=delta_cursor_take(session_id=s.session.pk),  # takes cursor 4
+            data={"text": "resend me", "index": 1},
+        )
     s.session.refresh_from_db()
     assert s.session.last_seq == 4
     Session.objects.filter(pk=s.session.pk).update(last_seq=5)

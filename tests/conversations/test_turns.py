@@ -16,7 +16,7 @@ from conversations.services.turns import (
     LeaseLost,
     turn_claim,
     turn_finish,
-    turn_renew_lease,
+    turn_leases_renew,
     turn_sweep,
 )
 from somaagent.models import OutboxMessage
@@ -86,7 +86,8 @@ def test_the_new_worker_restarts_the_turn_and_the_old_one_loses_it() -> None:
         (True, str(turn.user_event.event_id)),
     ]
 
-    assert turn_renew_lease(turn_id=turn.pk, owner="w1") is False
+    held, cancelled = turn_leases_renew(owners={"w1": turn.pk, "w2": turn.pk})
+    assert held == {"w2"} and cancelled == set(), "only the new owner keeps the lease"
     with pytest.raises(LeaseLost):
         turn_finish(claim=old, type=EventType.ASSISTANT_FINAL, data={"message": "late"})
     turn_finish(claim=new, type=EventType.ASSISTANT_FINAL, data={"message": "done"})

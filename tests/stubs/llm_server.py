@@ -37,6 +37,9 @@ Two path-only directives count requests per prefix:
                      on this prefix only, then answer normally (retry tests)
 - ``key=anything``   only makes the prefix (and so its counter) unique to a test
 
+``GET /_streams`` returns ``{"open": n, "max_open": m}``: streamed completions open now and
+the most open at once since the last ``DELETE /_streams`` (to see turns overlap).
+
 ``GET /_log`` returns ``[{path, body, authorization}]`` for every recorded completion request.
 """
 
@@ -57,6 +60,7 @@ LOG: list[dict[str, Any]] = []
 PREFIX_COUNTS: dict[str, int] = {}
 DEFAULTS: dict[str, float] = {"delay": 0.0}
 SEEN: dict[str, int] = {}  # last user message -> requests so far (for fail_first)
+STREAMS = {"open": 0, "max_open": 0}
 
 
 def _directives(body: dict[str, Any]) -> dict[str, list[str]]:
@@ -146,6 +150,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             LOG.clear()
         await _send_json(send, 200, REQUESTS)
         return
+    if path == "/_streams":
+        if method == "DELETE":
+            STREAMS["max_open"] = STREAMS["open"]
+        await _send_json(send, 200, STREAMS)
+        return
     if path == "/_log":
         await _send_json(send, 200, LOG)
         return
@@ -218,6 +227,17 @@ async def _complete(body: dict[str, Any], send: Any, overrides: dict[str, list[s
     if not body.get("stream"):
         await _send_json(send, 200, _non_streaming(model, body, d, tools))
         return
+    STREAMS["open"] += 1
+    STREAMS["max_open"] = max(STREAMS["max_open"], STREAMS["open"])
+    try:
+        await _stream(body, send, d, model, tools, delay)
+    finally:
+        STREAMS["open"] -= 1
+
+
+async def _stream(
+    body: dict[str, Any], send: Any, d: dict[str, list[str]], model: str, tools: list[str], delay: float
+) -> None:
     await send(
         {
             "type": "http.response.start",
