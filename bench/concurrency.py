@@ -223,8 +223,20 @@ def _setup() -> None:
 def _profile(pid: int, path: str) -> subprocess.Popen[bytes]:
     """py-spy samples ``pid`` (threads, idle ones left out) into collapsed stacks at ``path``."""
     return subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid),
-         "--format", "raw", "--output", path, "--rate", "200", "--nonblocking", "--gil"],
+        [
+            os.path.join(os.path.dirname(sys.executable), "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            path,
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--gil",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -266,11 +278,11 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
         system.stop()
         stub.stop()
     expected = "".join(f"t{i} " for i in range(TOKENS))
-    ended = [r for r in results if r.ended_at is not None]
+    ended = [r.ended_at for r in results if r.ended_at is not None]
     complete = [r for r in results if r.terminal == ["assistant.final"] and r.text == expected]
     firsts = [r.first_delta_at - r.sent_at for r in results if r.first_delta_at is not None]
     accepts = [r.accepted_at - r.sent_at for r in results if r.accepted_at is not None]
-    wall = max((r.ended_at for r in ended), default=time.perf_counter()) - began  # type: ignore[type-var]
+    wall = max(ended, default=time.perf_counter()) - began
     errors = [r.error or str(r.terminal) for r in results if r not in complete]
     return {
         "size": size,
@@ -295,9 +307,9 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
     lines = [
         f"### Concurrent turns, stub model streaming a {reply_seconds:g} s reply ({TOKENS} tokens)",
         "",
-        "| turns | all complete after | × one reply | 202 p50 / p95 | first delta p50 / p95 | complete, exactly once "
-        "| most model streams open at once | worker RSS idle → peak | worker threads peak "
-        "| PostgreSQL connections peak | worker CPU per turn |",
+        "| turns | all complete after | × one reply | 202 p50 / p95 | first delta p50 / p95 "
+        "| complete, exactly once | most model streams open at once | worker RSS idle → peak "
+        "| worker threads peak | PostgreSQL connections peak | worker CPU per turn |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
@@ -322,10 +334,14 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sizes", nargs="*", type=int, default=[10, 100, 300, 1000])
     parser.add_argument("--reply", type=float, default=5.0, help="seconds the stub takes for one reply")
-    parser.add_argument("--profile", default="", help="py-spy the worker and web into PREFIX-{worker,web}-N.txt")
+    parser.add_argument(
+        "--profile", default="", help="py-spy the worker and web into PREFIX-{worker,web}-N.txt"
+    )
     args = parser.parse_args()
     _setup()
     print(f"- machine: {machine_description()}")

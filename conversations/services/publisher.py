@@ -111,6 +111,16 @@ class DeltaPublisher:
             # first; readers skipped this one. The text goes out again at once.
             self._keep(text)
             return 0.0
+        except (redis.RedisError, DatabaseError):
+            log.warning(
+                "could not publish a delta; it will be retried",
+                extra={"turn_id": str(self.claim.turn_id)},
+                exc_info=True,
+            )
+            if self._finishing:
+                return None  # the terminal event carries the whole text
+            self._keep(text)
+            return time.monotonic() + RETRY_SECONDS
         self.deltas_sent += 1
         self._last_flush = time.monotonic()
         return None
