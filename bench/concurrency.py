@@ -169,6 +169,14 @@ def _rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -258,10 +266,12 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
         httpx.delete(f"{stub.url}/_streams")
         sampler = Sampler(worker.popen.pid)
         sampler.start()
+        assert system.web is not None
+        web_pid = system.web.popen.pid
         cpu_before = _cpu_seconds(_tree_pids(worker.popen.pid))
+        web_before, busy_before = _cpu_seconds([web_pid]), _machine_busy_seconds()
         profilers = []
         if profile:
-            assert system.web is not None
             profilers = [
                 _profile(worker.popen.pid, f"{profile}-worker-{size}.txt"),
                 _profile(system.web.popen.pid, f"{profile}-web-{size}.txt"),
@@ -271,6 +281,8 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
             profiler.send_signal(2)
             profiler.wait(timeout=60)
         cpu = _cpu_seconds(_tree_pids(worker.popen.pid)) - cpu_before
+        web_cpu = _cpu_seconds([web_pid]) - web_before
+        busy = _machine_busy_seconds() - busy_before
         sampler.done.set()
         sampler.join()
         streams = httpx.get(f"{stub.url}/_streams").json()
@@ -300,6 +312,8 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
         "threads_peak": sampler.threads,
         "pg_connections_peak": sampler.peak_connections,
         "cpu_ms_per_turn": cpu * 1000 / size,
+        "web_cpu_ms_per_turn": web_cpu * 1000 / size,
+        "machine_cpu_ms_per_turn": busy * 1000 / size,
     }
 
 
@@ -309,7 +323,7 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
         "",
         "| turns | all complete after | × one reply | 202 p50 / p95 | first delta p50 / p95 "
         "| complete, exactly once | most model streams open at once | worker RSS idle → peak "
-        "| worker threads peak | PostgreSQL connections peak | worker CPU per turn |",
+        "| worker threads peak | PostgreSQL connections peak | CPU per turn: worker / web / machine |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
@@ -319,7 +333,8 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
             f"{r['first_p50_s'] * 1000:.0f} / {r['first_p95_s'] * 1000:.0f} ms | "
             f"{r['complete']}/{r['size']} | {r['max_open_streams']} | "
             f"{r['rss_idle_mb']:.0f} → {r['rss_peak_mb']:.0f} MB | {r['threads_peak']} | "
-            f"{r['pg_connections_peak'] or 'n/a'} | {r['cpu_ms_per_turn']:.1f} ms |"
+            f"{r['pg_connections_peak'] or 'n/a'} | {r['cpu_ms_per_turn']:.0f} / "
+            f"{r['web_cpu_ms_per_turn']:.0f} / {r['machine_cpu_ms_per_turn']:.0f} ms |"
         )
     failures = [f"{r['size']}: {r['errors']}" for r in rows if r["errors"]]
     if failures:
@@ -329,6 +344,8 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
         "- targets: 100 turns complete within 2× one reply, first delta p95 ≤ 1 s, worker tree ≤ 300 MB",
         "- PostgreSQL connections: every connection to the database, all processes (web, worker, beat, "
         "this client's sampler)",
+        "- CPU per turn: the worker's process tree, the web process, and the whole machine (every "
+        "process: PostgreSQL, Redis, the stub model and this client included) while the turns ran",
     ]
     return "\n".join(lines)
 

@@ -160,6 +160,7 @@ class LiveSystem:
         env: dict[str, str] | None = None,
         worker_concurrency: int | None = None,
         worker_queues: tuple[str, ...] = (ALL_QUEUES,),
+        worker_env: dict[str, str] | None = None,
     ) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         # One metrics directory per system, shared by its processes (as on one host).
@@ -167,6 +168,7 @@ class LiveSystem:
         self.worker_concurrency = worker_concurrency  # None: the Procfile's (the product's default)
         # One worker per entry (e.g. the Procfile's split: conversation work, tool calls).
         self.worker_queues = worker_queues
+        self.worker_env = worker_env or {}  # settings of the workers only (on top of ``env``)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.web: Proc | None = None
@@ -215,7 +217,7 @@ class LiveSystem:
     def start_worker(self, *, queues: str = ALL_QUEUES, env: dict[str, str] | None = None) -> Proc:
         """The Procfile's ``worker`` command, on ``queues``, under a name of this test's own."""
         self._worker_seq += 1
-        env = {**self.env, **(env or {})}
+        env = {**self.env, **self.worker_env, **(env or {})}
         argv = procfile_argv("worker", env)
         argv = _with_option(argv, "-Q", queues)
         argv = _with_option(argv, "-n", f"w{self._worker_seq}-{os.getpid()}@%h")

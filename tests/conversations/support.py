@@ -42,14 +42,14 @@ def turn_status(turn_id: str) -> str:
 
 
 @contextmanager
-def own_system(env: dict[str, str], *, beat: bool = True) -> Iterator[LiveSystem]:
+def own_system(env: dict[str, str], *, beat: bool = True, **options: Any) -> Iterator[LiveSystem]:
     """A LiveSystem with settings of its own, alone in sweeping the shared test database.
 
     Its own Redis key prefix keeps its queues (on a Redis broker), stream
     buffers and cache apart from the session-wide system's.
     """
     prefix = f"{os.environ['SOMA_REDIS_PREFIX']}{uuid.uuid4().hex[:8]}:"
-    system = LiveSystem(env={"SOMA_REDIS_PREFIX": prefix, **env})
+    system = LiveSystem(env={"SOMA_REDIS_PREFIX": prefix, **env}, **options)
     try:
         system.start(beat=beat)
         with system.solo():
