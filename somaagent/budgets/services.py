@@ -8,7 +8,6 @@ from typing import Any
 
 import redis
 from django.db import transaction
-from django.db.models import Q
 
 from somaagent.audit import Actor, audit_record
 from somaagent.budgets import counters as cnt
@@ -16,6 +15,7 @@ from somaagent.budgets.counters import ALL, Counter
 from somaagent.budgets.periods import current_periods
 from somaagent.errors import BudgetExceeded, ValidationFailed
 from somaagent.models import AuditLog, Budget, Persona, Tenant, TokenUsage
+from somaagent.versioned import Versioned
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,24 @@ def _charged_scopes(persona_id: str | None) -> list[str]:
     return [ALL, persona_id] if persona_id else [ALL]
 
 
+def _tenant_budgets(tenant_id: Any) -> dict[str, Budget]:
+    """The tenant's budget rows by scope (``all`` or a persona id)."""
+    # order_by(): the model's ordering (tenant and persona names) would join two tables here.
+    rows = Budget.objects.filter(tenant_id=tenant_id).order_by()
+    return {str(b.persona_id) if b.persona_id else ALL: b for b in rows}
+
+
+# Read at every accept and every turn: once per version per process; budget_set/delete bump it.
+_budgets = Versioned("budgets", _tenant_budgets)
+
+
 def budget_counters(*, tenant_id: Any, persona_id: Any, now: datetime | None = None) -> list[Counter]:
     """Counters a turn of this tenant/persona is charged to: the tenant's, and the persona's if any."""
     tenant_id = str(tenant_id)
     persona_id = str(persona_id) if persona_id else None
-    # order_by(): the model's ordering (tenant and persona names) would join two tables here.
-    rows = Budget.objects.filter(tenant_id=tenant_id).order_by()
-    rows = rows.filter(Q(persona__isnull=True) | Q(persona_id=persona_id)) if persona_id else rows
-    by_scope = {str(b.persona_id) if b.persona_id else ALL: b for b in rows if persona_id or not b.persona_id}
-    return _counters(tenant_id, _charged_scopes(persona_id), by_scope, now)
+    scopes = _charged_scopes(persona_id)
+    budgets = _budgets.get(tenant_id)
+    return _counters(tenant_id, scopes, {s: budgets[s] for s in scopes if s in budgets}, now)
 
 
 def budget_row_counters(budget: Budget, now: datetime | None = None) -> list[Counter]:
@@ -211,6 +220,7 @@ def budget_set(
             budget = Budget(tenant=tenant, persona=persona)
         budget.daily_tokens, budget.monthly_tokens = daily, monthly
         budget.save()
+        _budgets.bump(str(tenant.pk))
         audit_record(
             actor=actor,
             action=AuditLog.Action.BUDGET_CHANGED,
@@ -234,3 +244,4 @@ def budget_delete(*, budget: Budget, actor: Actor) -> None:
             },
         )
         budget.delete()
+        _budgets.bump(str(budget.tenant_id))

@@ -4,7 +4,9 @@ Staff edit it in admin. Each change bumps ``version``; the server sends the
 version it expects with every decision (``context.policy_version``) and the
 policy denies when the engine holds another one, so a remote OPA that lost or
 missed an update can never decide on stale data (the remote adapter then
-pushes the current data and asks again).
+pushes the current data and asks again). Each process reads a tenant's data
+once per version (``somaagent.versioned``): a change applies everywhere within
+about a second.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from somaagent.audit import Actor, audit_record
 from somaagent.errors import ValidationFailed
 from somaagent.models import AuditLog, Persona, PolicyData, Tenant
 from somaagent.policy.actions import ACTIONS
+from somaagent.versioned import Versioned
 
 TENANT_KEYS = {"denied_actions", "denied_tools", "allowed_tools", "personas"}
 PERSONA_KEYS = {"denied_actions", "denied_tools"}
@@ -89,16 +92,25 @@ def policy_document_validate(*, tenant: Tenant, document: Any) -> dict[str, Any]
     return {**document, **({"personas": personas_norm} if personas_norm else {})}
 
 
-def tenant_policy_data(*, tenant_id: Any) -> TenantPolicyData:
-    """The tenant's current data (version 0 and empty when staff never set any)."""
-    key = str(tenant_id) if tenant_id else ""
-    if not key:
-        return TenantPolicyData(tenant_id="", version=0, document={})
+def _load(tenant_id: Any) -> TenantPolicyData:
+    key = str(tenant_id)
     # order_by(): the model's ordering (tenant name) would join tenants on every decision.
     row = PolicyData.objects.filter(tenant_id=key).order_by().values("version", "document").first()
     if row is None:
         return TenantPolicyData(tenant_id=key, version=0, document={})
     return TenantPolicyData(tenant_id=key, version=row["version"], document=row["document"] or {})
+
+
+# Read on every policy decision (gateway, turn, each tool call): once per version per process.
+_cached = Versioned("policy_data", _load)
+
+
+def tenant_policy_data(*, tenant_id: Any) -> TenantPolicyData:
+    """The tenant's current data (version 0 and empty when staff never set any)."""
+    key = str(tenant_id) if tenant_id else ""
+    if not key:
+        return TenantPolicyData(tenant_id="", version=0, document={})
+    return _cached.get(key)
 
 
 def policy_data_set(*, tenant: Tenant, document: Any, actor: Actor) -> PolicyData:
@@ -126,6 +138,7 @@ def policy_data_set(*, tenant: Tenant, document: Any, actor: Actor) -> PolicyDat
             details={"version": row.version, "before": before, "after": clean},
         )
         data = TenantPolicyData(tenant_id=str(tenant.pk), version=row.version, document=clean)
+        _cached.bump(str(tenant.pk))
         transaction.on_commit(lambda: _announce(data))
     return row
 

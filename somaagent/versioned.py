@@ -1,0 +1,118 @@
+"""Values read from the database once per version, not once per request or turn.
+
+Settings that staff change rarely and every request or turn reads (API keys,
+policy data, model profiles, escalation rules, tool settings, budgets' limits)
+are kept by each process in a ``Versioned`` cache: the value built from the
+database, under the version it was built at. A change bumps the version (a
+Redis counter per name and scope) after its transaction commits. A process
+trusts what it holds for at most ``fresh_for`` seconds (default 1 s); after
+that one Redis ``GET`` tells it whether the value is still current, and only
+a new version costs a database read. So a change (a revoked key, a denied
+tool, a new profile) applies everywhere within about a second, without a
+restart, and a hot path pays a dict lookup.
+
+If Redis cannot be asked, the value is read from the database: a cache that
+cannot be validated is never trusted past ``fresh_for``, so staleness stays
+bounded (fail closed). Writers that bypass ``bump`` (a raw SQL update, a
+bump lost with Redis) are covered by ``max_age``: no value is older than that.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import redis
+from django.db import transaction
+
+from somaagent.redis_client import key, sync_redis
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_ABSENT = "0"
+
+
+@dataclass
+class _Entry(Generic[T]):
+    value: T
+    version: str
+    checked: float  # time.monotonic() of the last check against Redis
+    built: float
+
+
+class Versioned(Generic[T]):
+    """``get(scope)`` returns ``load(scope)`` as of the scope's current version."""
+
+    def __init__(
+        self,
+        name: str,
+        load: Callable[[Hashable], T],
+        *,
+        fresh_for: float = 1.0,
+        max_age: float = 60.0,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.name = name
+        self._load = load
+        self.fresh_for = fresh_for
+        self.max_age = max_age
+        self.max_entries = max_entries
+        self._entries: dict[Hashable, _Entry[T]] = {}
+        self._dirty: set[Hashable] = set()  # changed by an open transaction of this process
+        self._lock = threading.Lock()
+
+    def _version_key(self, scope: Hashable) -> str:
+        return key("ver", self.name, scope)
+
+    def get(self, scope: Hashable = "") -> T:
+        if scope in self._dirty:
+            return self._load(scope)
+        now = time.monotonic()
+        entry = self._entries.get(scope)
+        if entry is not None and now - entry.checked < self.fresh_for and now - entry.built < self.max_age:
+            return entry.value
+        try:
+            version = str(sync_redis().get(self._version_key(scope)) or _ABSENT)
+        except redis.RedisError:
+            log.debug("version check failed; reading %s from the database", self.name, exc_info=True)
+            return self._load(scope)
+        if entry is not None and entry.version == version and now - entry.built < self.max_age:
+            entry.checked = now
+            return entry.value
+        value = self._load(scope)
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[scope] = _Entry(value=value, version=version, checked=now, built=now)
+        return value
+
+    def bump(self, scope: Hashable = "") -> None:
+        """Make every process read ``scope`` again once the current transaction commits.
+
+        Until then this process reads it from the database each time (it may see
+        its own uncommitted change; a rollback leaves it reading the database).
+        """
+        with self._lock:
+            self._dirty.add(scope)
+            self._entries.pop(scope, None)
+        transaction.on_commit(lambda: self._bump_now(scope))
+
+    def _bump_now(self, scope: Hashable) -> None:
+        with self._lock:
+            self._dirty.discard(scope)
+            self._entries.pop(scope, None)
+        try:
+            sync_redis().incr(self._version_key(scope))
+        except redis.RedisError:
+            # Other processes keep their value for at most max_age.
+            log.warning("could not announce a change of %s", self.name, extra={"scope": str(scope)})
+
+    def forget(self) -> None:
+        """Drop this process's values (tests)."""
+        with self._lock:
+            self._entries.clear()
