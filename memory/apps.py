@@ -6,18 +6,15 @@ class MemoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Hook memory into turns (remember), session deletion (forget), dead-letter replay, /readyz."""
+        """Hook memory into session deletion (forget), dead-letter replay, /readyz."""
         from conversations.services.sessions import DELETE_HOOKS
-        from conversations.services.turns import FINISH_HOOKS
         from memory.health import memory_check
         from memory.services.deadletters import memory_replication_replay, memory_write_replay
         from memory.services.replication import REPLICATE_TOPIC
-        from memory.services.writes import WRITE_TOPIC, memory_forget_session, memory_remember_turn
+        from memory.services.writes import WRITE_TOPIC, memory_forget_session
         from somaagent.health import register_check
         from somaagent.outbox import register_replayer
 
-        if memory_remember_turn not in FINISH_HOOKS:
-            FINISH_HOOKS.append(memory_remember_turn)
         if memory_forget_session not in DELETE_HOOKS:
             DELETE_HOOKS.append(memory_forget_session)
         register_replayer(WRITE_TOPIC, memory_write_replay)

@@ -7,9 +7,21 @@ class SomaAgentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Operations: turn metrics hooks, and tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+        # Tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set.
         from somaagent import tracing
-        from somaagent.metrics import hooks
 
-        hooks.install()
         tracing.tracing_setup()
+        self._invalidate_caches_on_change()
+
+    @staticmethod
+    def _invalidate_caches_on_change() -> None:
+        """Every process caches these per version (somaagent.versioned): a change is announced."""
+        from somaagent.budgets.services import budgets_changed
+        from somaagent.models import Budget, LlmCredential, ModelProfile, Persona, PolicyData, UISetting
+        from somaagent.policy.data import policy_data_changed
+        from somaagent.versioned import config_changed, invalidate_on_change
+
+        for model in (ModelProfile, LlmCredential, Persona, UISetting):
+            invalidate_on_change(model, lambda _: config_changed())
+        invalidate_on_change(Budget, budgets_changed)
+        invalidate_on_change(PolicyData, policy_data_changed)

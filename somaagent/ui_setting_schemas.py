@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from somaagent.models import UISetting
+from somaagent.versioned import config_cache
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,24 @@ def ui_setting_problems(key: str, document: Any) -> list[str]:
     return problems + registered.validate({**registered.defaults, **document})
 
 
+def _stored(key: Any) -> dict[str, Any] | None:
+    document = UISetting.objects.filter(key=key).values_list("document", flat=True).first()
+    return document if isinstance(document, dict) else None
+
+
+# Read by every turn (context budget, escalation rules): once per configuration version.
+_documents = config_cache("ui_settings", _stored)
+
+
 def ui_setting_get(key: str) -> dict[str, Any]:
     """The stored document over the registered defaults; an invalid document falls back to them."""
     registered = REGISTRY.get(key)
     defaults = registered.defaults if registered else {}
-    row = UISetting.objects.filter(key=key).only("document").first()
-    if row is None or not isinstance(row.document, dict):
+    document = _documents.get(key)
+    if document is None:
         return defaults
-    problems = ui_setting_problems(key, row.document)
+    problems = ui_setting_problems(key, document)
     if problems:
         log.warning("ui setting is invalid; using defaults", extra={"key": key, "problems": problems})
         return defaults
-    return {**defaults, **row.document}
+    return {**defaults, **document}

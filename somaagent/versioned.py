@@ -4,17 +4,20 @@ Settings that staff change rarely and every request or turn reads (API keys,
 policy data, model profiles, escalation rules, tool settings, budgets' limits)
 are kept by each process in a ``Versioned`` cache: the value built from the
 database, under the version it was built at. A change bumps the version (a
-Redis counter per name and scope) after its transaction commits. A process
-trusts what it holds for at most ``fresh_for`` seconds (default 1 s); after
-that one Redis ``GET`` tells it whether the value is still current, and only
-a new version costs a database read. So a change (a revoked key, a denied
+Redis counter per name and scope) after its transaction commits: any save or
+delete of the rows a cache is built from does (``invalidate_on_change``,
+connected in each app's ``ready()``), whoever makes it — admin, service,
+shell. A process trusts what it holds for at most ``SOMA_CACHE_FRESH_SECONDS``
+(default 1 s); after that one Redis ``GET`` tells it whether the value is
+still current, and only a new version costs a database read. So a change (a revoked key, a denied
 tool, a new profile) applies everywhere within about a second, without a
 restart, and a hot path pays a dict lookup.
 
 If Redis cannot be asked, the value is read from the database: a cache that
 cannot be validated is never trusted past ``fresh_for``, so staleness stays
-bounded (fail closed). Writers that bypass ``bump`` (a raw SQL update, a
-bump lost with Redis) are covered by ``max_age``: no value is older than that.
+bounded (fail closed). Writers that bypass the signals (``QuerySet.update``,
+raw SQL, a bump lost with Redis) are covered by ``max_age``: no value is older
+than that (60 s).
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
 
+from somaagent.config import env_float
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _ABSENT = "0"
+_ANY = object()  # in ``_dirty``: every scope is being changed
 
 
 @dataclass
@@ -53,13 +59,16 @@ class Versioned(Generic[T]):
         name: str,
         load: Callable[[Hashable], T],
         *,
-        fresh_for: float = 1.0,
+        fresh_for: float | None = None,
         max_age: float = 60.0,
         max_entries: int = 10_000,
+        shared_version: str | None = None,
     ) -> None:
         self.name = name
+        # Several caches may follow one version (CONFIG: whatever staff edit in the admin).
+        self.shared_version = shared_version
         self._load = load
-        self.fresh_for = fresh_for
+        self.fresh_for = env_float("SOMA_CACHE_FRESH_SECONDS", 1.0) if fresh_for is None else fresh_for
         self.max_age = max_age
         self.max_entries = max_entries
         self._entries: dict[Hashable, _Entry[T]] = {}
@@ -67,10 +76,12 @@ class Versioned(Generic[T]):
         self._lock = threading.Lock()
 
     def _version_key(self, scope: Hashable) -> str:
+        if self.shared_version is not None:
+            return key("ver", self.shared_version)
         return key("ver", self.name, scope)
 
     def get(self, scope: Hashable = "") -> T:
-        if scope in self._dirty:
+        if self._dirty and (scope in self._dirty or _ANY in self._dirty):
             return self._load(scope)
         now = time.monotonic()
         entry = self._entries.get(scope)
@@ -116,3 +127,47 @@ class Versioned(Generic[T]):
         """Drop this process's values (tests)."""
         with self._lock:
             self._entries.clear()
+
+
+# Staff-edited configuration (model profiles and credentials, personas, UI settings, tool
+# settings) shares one version: any change in the admin makes every process read it again.
+CONFIG = "config"
+_config_caches: list[Versioned[object]] = []
+
+
+def config_cache(name: str, load: Callable[[Hashable], T]) -> Versioned[T]:
+    """A cache of staff-edited configuration, read again after any ``config_changed``."""
+    cache: Versioned[T] = Versioned(name, load, shared_version=CONFIG)
+    _config_caches.append(cache)  # type: ignore[arg-type]
+    return cache
+
+
+def config_changed() -> None:
+    """After the current transaction commits, every process reads the configuration again."""
+    for cache in _config_caches:
+        with cache._lock:
+            cache._dirty.add(_ANY)
+            cache._entries.clear()
+
+    def announce() -> None:
+        for cache in _config_caches:
+            with cache._lock:
+                cache._dirty.discard(_ANY)
+                cache._entries.clear()
+        try:
+            sync_redis().incr(key("ver", CONFIG))
+        except redis.RedisError:
+            log.warning("could not announce a configuration change; processes see it within a minute")
+
+    transaction.on_commit(announce)
+
+
+def invalidate_on_change(model: type[models.Model], changed: Callable[[Any], None]) -> None:
+    """Call ``changed(instance)`` whenever a ``model`` row is saved or deleted (from ``ready()``)."""
+
+    def receiver(sender: Any, instance: Any, **_: Any) -> None:
+        changed(instance)
+
+    uid = f"versioned:{model._meta.label}:{getattr(changed, '__qualname__', id(changed))}"
+    post_save.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ":save")
+    post_delete.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ":delete")

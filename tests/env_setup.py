@@ -21,6 +21,9 @@ os.environ.setdefault("SOMA_TURN_SWEEP_SECONDS", "1")
 os.environ.setdefault("SOMA_OUTBOX_SWEEP_SECONDS", "1")
 os.environ.setdefault("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", "0.5")
 os.environ.setdefault("SOMA_TURN_REDISPATCH_AFTER_SECONDS", "5")
+# Cached configuration is checked against its version on every read, so a row a test
+# writes applies at once (production checks at most once a second).
+os.environ.setdefault("SOMA_CACHE_FRESH_SECONDS", "0")
 # Heartbeats often enough that a test reading a quiet stream notices its own deadline.
 os.environ.setdefault("SOMA_SSE_HEARTBEAT_SECONDS", "2")
 # Unit tests never reach a model unless a test points them at a stub.

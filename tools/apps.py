@@ -13,3 +13,8 @@ class ToolsConfig(AppConfig):
 
         load_builtins()
         register()
+
+        from somaagent.versioned import config_changed, invalidate_on_change
+        from tools.models import ToolSetting
+
+        invalidate_on_change(ToolSetting, lambda _: config_changed())

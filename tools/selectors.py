@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
 
+from somaagent.versioned import config_cache
 from tools.models import ToolRun, ToolSetting
 from tools.registry import Tool, all_tools
 
@@ -26,14 +26,20 @@ class EffectiveTool:
         return self.enabled and self.unavailable is None
 
 
+def _tenant_rows(tenant_id: Any) -> list[ToolSetting]:
+    return list(ToolSetting.objects.for_tenant(tenant_id).order_by())
+
+
+# Read by every turn: once per configuration version (the admin announces changes).
+_settings = config_cache("tool_settings", _tenant_rows)
+
+
 def tools_for(*, tenant_id: uuid.UUID | str, persona_id: uuid.UUID | str | None) -> dict[str, EffectiveTool]:
     """Every registered tool with its effective settings: persona row over tenant row over defaults."""
-    scope = Q(persona__isnull=True)
-    if persona_id:
-        scope |= Q(persona_id=persona_id)
-    rows = list(ToolSetting.objects.for_tenant(tenant_id).filter(scope))
+    rows = _settings.get(str(tenant_id))
     tenant_rows = {r.tool: r for r in rows if r.persona_id is None}
-    persona_rows = {r.tool: r for r in rows if r.persona_id is not None}
+    persona = str(persona_id) if persona_id else None
+    persona_rows = {r.tool: r for r in rows if r.persona_id is not None and str(r.persona_id) == persona}
     default_timeout = settings.SOMA.tools.default_timeout_seconds
     effective = {}
     for tool in all_tools():

@@ -9,10 +9,13 @@ the dialogue chain after them; summaries put the ``summary`` profiles first.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from conversations.llm.port import ModelTarget
 from somaagent.models import ModelProfile
+from somaagent.versioned import config_cache
 
 NO_MODEL_MESSAGE = (
     "No language model is configured. Set SOMA_LLM_BASE_URL (and SOMA_LLM_MODEL, "
@@ -41,14 +44,22 @@ def target_of(profile: ModelProfile) -> ModelTarget:
     )
 
 
-def profile_targets(*, role: str) -> list[ModelTarget]:
-    """The enabled profiles of ``role`` in this deployment mode, by priority."""
+def _load_targets(role: Any) -> list[ModelTarget]:
     profiles = (
         ModelProfile.objects.filter(role=role, deployment_mode=settings.DEPLOYMENT_MODE, enabled=True)
         .select_related("credential")
         .order_by("priority", "id")
     )
     return [target_of(p) for p in profiles]
+
+
+# Read by every turn: once per configuration version (the admin announces changes).
+_targets = config_cache("model_profiles", _load_targets)
+
+
+def profile_targets(*, role: str) -> list[ModelTarget]:
+    """The enabled profiles of ``role`` in this deployment mode, by priority."""
+    return list(_targets.get(role))
 
 
 def default_target() -> ModelTarget | None:

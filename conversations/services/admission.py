@@ -6,7 +6,7 @@ the turn will really use (an existing session's own persona, else the requested
 one), then the budget's room for the message. Turn (``turn_admit``): the same policy
 question again — the data or the session's persona may have changed since —
 and a budget reservation of the estimated prompt plus the completion reserve,
-settled when the turn ends (``FINISH_HOOKS``). Uploads
+settled when the turn ends (``turn_end``). Uploads
 (``attachment_upload_authorize``): the ``attachments:write`` scope and
 ``attachments.upload``. Contexts are built here, never from request fields.
 """
@@ -21,7 +21,7 @@ from conversations.llm.port import ModelTarget
 from conversations.models import Session, Turn
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.sessions import DELETE_HOOKS
-from conversations.services.turns import FINISH_HOOKS, ClaimedTurn
+from conversations.services.turns import ClaimedTurn
 from somaagent import scopes as sc
 from somaagent.authentication import require_scope
 from somaagent.budgets.services import budget_check, budget_reserve, estimate_tokens, turn_usage_record
@@ -36,11 +36,17 @@ from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
 def release_reservations_of_deleted_session(*, session: Session) -> None:
     """DELETE_HOOKS entry: a turn still running when its session goes settles like a cancel."""
     for turn in Turn.objects.filter(session=session, status__in=Turn.ACTIVE_STATUSES):
-        turn_usage_record(turn=turn, event_type="assistant.cancelled", data={"partial": ""})
+        turn_usage_record(
+            turn_id=turn.pk,
+            tenant_id=turn.tenant_id,
+            persona_id=session.persona_id,
+            session_id=session.pk,
+            model=turn.model,
+            usage=turn.usage,
+            event_type="assistant.cancelled",
+        )
 
 
-if turn_usage_record not in FINISH_HOOKS:
-    FINISH_HOOKS.append(turn_usage_record)
 if release_reservations_of_deleted_session not in DELETE_HOOKS:
     DELETE_HOOKS.append(release_reservations_of_deleted_session)
 

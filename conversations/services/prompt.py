@@ -1,18 +1,19 @@
-"""The messages sent to the model for one turn: persona, a bounded history window, the message."""
+"""The messages sent to the model for one turn: persona, memories, summary, a bounded window, the message."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
 from conversations.models import EventType, SessionEvent
 from conversations.selectors import session_history_window
+from conversations.services.context import context_fit
 from conversations.services.turns import ClaimedTurn
+from memory.services.recall import TurnMemories, turn_memories
 from somaagent.models import Persona
-
-if TYPE_CHECKING:
-    from memory.services.recall import TurnMemories
+from somaagent.versioned import config_cache
 
 DEFAULT_SYSTEM_PROMPT = "You are SomaAgent, a helpful assistant. Answer clearly and concisely."
 
@@ -22,22 +23,43 @@ def _content_of(event: SessionEvent) -> str:
     return str(event.payload.get(key, ""))
 
 
-def build_messages(*, claim: ClaimedTurn, memories: TurnMemories | None = None) -> list[dict[str, Any]]:
-    system = DEFAULT_SYSTEM_PROMPT
-    if claim.persona_id:
-        persona = Persona.objects.filter(pk=claim.persona_id).only("system_prompt").first()
-        if persona and persona.system_prompt:
-            system = persona.system_prompt
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
-    if memories is not None and memories.message:
-        messages.append(memories.message)
-    window = session_history_window(
-        session_id=claim.session_id,
-        before_seq=claim.user_seq,
-        limit=settings.SOMA.history_window_events,
+def _persona_prompt(persona_id: Any) -> str:
+    return str(Persona.objects.filter(pk=persona_id).values_list("system_prompt", flat=True).first() or "")
+
+
+# Read by every turn of a persona: once per configuration version (the admin announces changes).
+_prompts = config_cache("persona_prompts", _persona_prompt)
+
+
+@dataclass(frozen=True)
+class TurnPrompt:
+    messages: list[dict[str, Any]]
+    memories: TurnMemories
+    history_full: bool  # the window was full: the session has older messages than it holds
+
+
+def turn_prompt(*, claim: ClaimedTurn) -> TurnPrompt:
+    """The prompt of one turn: persona, recalled memories, summary, the history window trimmed to
+    the context budget, the message. Two reads: the window, and the memory search."""
+    limit = settings.SOMA.history_window_events
+    window = session_history_window(session_id=claim.session_id, before_seq=claim.user_seq, limit=limit)
+    memories = turn_memories(
+        tenant_id=claim.tenant_id,
+        persona_id=claim.persona_id,
+        query=claim.user_message,
+        exclude={str(e.event_id) for e in window} | {str(claim.user_event_uuid)},
+        turn_id=claim.turn_id,
     )
+    system = (_prompts.get(str(claim.persona_id)) if claim.persona_id else "") or DEFAULT_SYSTEM_PROMPT
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    if memories.message:
+        messages.append(memories.message)
     for event in window:
         role = "user" if event.type == EventType.USER_MESSAGE else "assistant"
         messages.append({"role": role, "content": _content_of(event)})
     messages.append({"role": "user", "content": claim.user_message})
-    return messages
+    return TurnPrompt(
+        messages=context_fit(messages=messages, summary=claim.summary),
+        memories=memories,
+        history_full=len(window) >= limit,
+    )

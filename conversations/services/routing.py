@@ -6,8 +6,8 @@ the dialogue chain). ``TurnRoute.open`` streams one model call over the chain
 from the current position; a fallback moves the position, so a later call of
 the same turn (after a tool round) starts at the model that worked, and is
 announced to the client as a second ``assistant.started`` carrying
-``fallback: {from, to, reason, message}``. ``turn_route_record`` keeps the
-analysis, the decision and the failed attempts per turn (``turn_analyses``).
+``fallback: {from, to, reason, message}``. ``route_record`` is what the turn's
+end keeps of the analysis, the decision and the failed attempts (``turn_analyses``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError
-
 from conversations.analysis import Analysis, analyse
 from conversations.escalation import EscalationDecision, escalation_decide, escalation_rules
 from conversations.llm.fallback import Fallback, ResilientChatStream
 from conversations.llm.port import ChatRequest, ChatStream, LlmPort, ModelTarget
 from conversations.llm.resolve import Role, model_chain
-from conversations.models import EventType, Turn, TurnAnalysis
+from conversations.models import EventType
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.metrics import metered_stream
 
@@ -99,15 +97,6 @@ def turn_route(*, message: str, metadata: dict[str, Any] | None) -> TurnRoute:
     return TurnRoute(analysis=analysis, decision=decision, chain=chain, escalated=escalated)
 
 
-def turn_route_of(*, turn_id: Any) -> TurnRoute:
-    """The route of a turn from its user message (an empty message if the turn is gone)."""
-    payload = Turn.objects.filter(pk=turn_id).values_list("user_event__payload", flat=True).first() or {}
-    metadata = payload.get("metadata")
-    return turn_route(
-        message=str(payload.get("message", "")), metadata=metadata if isinstance(metadata, dict) else None
-    )
-
-
 def fallback_announce(*, claim: ClaimedTurn, switch: Fallback) -> None:
     """Tell the client another model takes over (nothing of the reply was sent yet)."""
     turn_emit(
@@ -122,10 +111,10 @@ def fallback_announce(*, claim: ClaimedTurn, switch: Fallback) -> None:
     )
 
 
-def turn_route_record(*, claim: ClaimedTurn, route: TurnRoute, answered: bool) -> None:
-    """Store (or update, on a restarted turn) the turn's analysis and routing for admin."""
+def route_record(*, route: TurnRoute, answered: bool) -> dict[str, Any]:
+    """The turn's analysis and routing as ``turn_analyses`` keeps them for the admin."""
     escalation = route.escalation or {}
-    fields = {
+    return {
         "intent": route.analysis.intent,
         "sentiment": route.analysis.sentiment,
         "tags": route.analysis.tags,
@@ -137,13 +126,3 @@ def turn_route_record(*, claim: ClaimedTurn, route: TurnRoute, answered: bool) -
         "profile": (route.target.label or route.target.model) if answered and route.chain else "",
         "attempts": route.attempts,
     }
-    try:
-        # One INSERT … ON CONFLICT DO UPDATE (update_or_create takes six statements).
-        TurnAnalysis.objects.bulk_create(
-            [TurnAnalysis(turn_id=claim.turn_id, **fields)],
-            update_conflicts=True,
-            unique_fields=["turn"],
-            update_fields=list(fields),
-        )
-    except IntegrityError:
-        log.info("turn gone before its analysis was stored", extra={"turn_id": str(claim.turn_id)})

@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 
@@ -15,18 +16,17 @@ from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, 
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType
 from conversations.services.admission import turn_admit
-from conversations.services.context import context_fit, session_summary_text
-from conversations.services.prompt import build_messages
+from conversations.services.prompt import turn_prompt
 from conversations.services.publisher import DeltaPublisher
 from conversations.services.routing import (
     TurnRoute,
     fallback_announce,
-    turn_route_of,
-    turn_route_record,
+    route_record,
+    turn_route,
 )
+from conversations.services.turn_end import turn_ended
 from conversations.services.turn_watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
-from memory.services.recall import turn_memories
 from somaagent.db_hold import db_release
 from tools.loop import generate_with_tools
 
@@ -55,12 +55,18 @@ class Generation:
 
 def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     """The conversation task's body; idempotent, so any redelivery is harmless."""
-    # Analysis, escalation and the fallback chain (conversations.services.routing) decide the
-    # first model before the claim, which writes assistant.started in its own transaction.
-    route = turn_route_of(turn_id=turn_id)
-    claim = turn_claim(turn_id=turn_id, owner=owner, start_model=route.target.model if route.chain else None)
+    routes: list[TurnRoute] = []
+
+    def start(claim: ClaimedTurn) -> str | None:
+        # Analysis, escalation and the fallback chain decide the first model, which the claim's
+        # assistant.started names; pure computation over cached rules and profiles.
+        routes.append(turn_route(message=claim.user_message, metadata=claim.user_metadata))
+        return routes[-1].target.model if routes[-1].chain else None
+
+    claim = turn_claim(turn_id=turn_id, owner=owner, ended=turn_ended, start=start)
     if claim is None:
         return
+    route = routes[-1]
     watch = turn_watch()
     watched = watch.watch(claim)
     try:
@@ -70,8 +76,9 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     except Exception as exc:
         log.exception("turn failed unexpectedly", extra={"turn_id": str(turn_id)})
         try:
-            turn_finish(
-                claim=claim,
+            _end(
+                claim,
+                route,
                 type=EventType.ASSISTANT_ERROR,
                 data={
                     "code": "internal_error",
@@ -85,23 +92,43 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
         watch.unwatch(watched)
 
 
+def _end(
+    claim: ClaimedTurn,
+    route: TurnRoute,
+    *,
+    type: str,
+    data: dict[str, Any],
+    answered: bool = False,
+    model: str = "",
+    usage: dict[str, int] | None = None,
+    history_full: bool = False,
+) -> None:
+    turn_finish(
+        claim=claim,
+        type=type,
+        data=data,
+        ended=turn_ended,
+        model=model,
+        usage=usage,
+        analysis=route_record(route=route, answered=answered),
+        history_full=history_full,
+    )
+
+
 def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None:
     if not route.chain:
-        turn_route_record(claim=claim, route=route, answered=False)
-        turn_finish(
-            claim=claim,
+        _end(
+            claim,
+            route,
             type=EventType.ASSISTANT_ERROR,
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    memories = turn_memories(claim=claim, query=claim.user_message)
-    # The history window trimmed to the context budget, the session summary in place of older turns.
-    summary = session_summary_text(session_id=claim.session_id)
-    messages = context_fit(messages=build_messages(claim=claim, memories=memories), summary=summary)
+    prompt = turn_prompt(claim=claim)
+    messages = prompt.messages
     refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget reservation
     if refusal is not None:
-        turn_route_record(claim=claim, route=route, answered=False)
-        turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=refusal)
+        _end(claim, route, type=EventType.ASSISTANT_ERROR, data=refusal)
         return
     generation = generate_with_tools(
         claim=claim,
@@ -111,11 +138,17 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None
         watched=watched,
     )
     target = route.target
-    turn_route_record(claim=claim, route=route, answered=generation.error is None)
+    answered = generation.error is None
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
     if generation.stop_reason == CANCELLED:
-        turn_finish(claim=claim, type=EventType.ASSISTANT_CANCELLED, data={"partial": generation.message})
+        _end(
+            claim,
+            route,
+            type=EventType.ASSISTANT_CANCELLED,
+            data={"partial": generation.message},
+            answered=answered,
+        )
         return
     if generation.stop_reason == TIMED_OUT:
         limit = settings.SOMA.turn_time_limit_seconds
@@ -129,14 +162,15 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None
             data["retry_after"] = err.retry_after
         if generation.text:
             data["partial"] = generation.message
-        turn_finish(claim=claim, type=EventType.ASSISTANT_ERROR, data=data, model=target.model)
+        _end(claim, route, type=EventType.ASSISTANT_ERROR, data=data, model=target.model)
         return
     usage = generation.usage or {
         "prompt_tokens": sum(len(str(m.get("content", ""))) for m in messages) // 4,
         "completion_tokens": len(generation.message) // 4,
     }
-    turn_finish(
-        claim=claim,
+    _end(
+        claim,
+        route,
         type=EventType.ASSISTANT_FINAL,
         data={
             "message": generation.message,
@@ -144,10 +178,12 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None
             "usage": usage,
             "analysis": route.analysis.as_dict(),
             "escalation": route.escalation,
-            "memory": memories.references,
+            "memory": prompt.memories.references,
         },
+        answered=True,
         model=target.model,
         usage=usage,
+        history_full=prompt.history_full,
     )
 
 

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from conversations import stream_buffer
 from conversations.models import Session
+from conversations.services.turn_end import turn_ended
 from conversations.services.turns import turn_request_cancel
 from somaagent.errors import ValidationFailed
 
@@ -27,7 +28,7 @@ def session_rename(*, session: Session, title: str) -> Session:
 def session_delete(*, session: Session) -> None:
     """Stop its turns and delete the session with its events; the stream buffer goes too."""
     session_id: uuid.UUID = session.pk
-    turn_request_cancel(session=session)
+    turn_request_cancel(session=session, ended=turn_ended)
     with transaction.atomic():
         for hook in DELETE_HOOKS:
             hook(session=session)
@@ -36,4 +37,4 @@ def session_delete(*, session: Session) -> None:
 
 
 def session_cancel(*, session: Session) -> list[uuid.UUID]:
-    return turn_request_cancel(session=session)
+    return turn_request_cancel(session=session, ended=turn_ended)

@@ -3,7 +3,8 @@
 A turn's prompt holds the last ``SOMA_HISTORY_WINDOW_EVENTS`` messages (trimmed
 to the token budget). Messages older than that window are folded into one
 running summary per session (``session_summaries``), which the prompt carries
-as a system message. When a turn ends, a bounded check sees whether at least
+as a system message. When a turn of a session longer than the window ends
+(``conversations.services.turn_end``), a bounded check sees whether at least
 ``SUMMARY_STEP`` messages have left the window since the last summary; if so an
 outbox row (same transaction) queues ``conversation.summarise_session`` on the
 ``default`` queue (a backlog must not delay user turns on ``conversation``).
@@ -21,16 +22,15 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations.llm.fallback import ResilientChatStream
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
-from conversations.models import EventType, Session, SessionEvent, SessionSummary, Turn
+from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.selectors import HISTORY_TYPES
 from conversations.services.context import context_budget, estimate_tokens
-from conversations.services.turns import FINISH_HOOKS
 from somaagent.outbox import outbox_enqueue, register_topic
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _outside_window(session_id: uuid.UUID, covered: int, boundary: int, limit: i
     )
 
 
-def summary_maybe_enqueue(*, session_id: uuid.UUID) -> bool:
+def summary_after_turn(*, session_id: uuid.UUID) -> bool:
     """Queue a summary run when enough messages have left the window; bounded cost, in-transaction."""
     boundary = _window_boundary(session_id)
     if boundary is None:
@@ -101,20 +101,6 @@ def summary_continue(*, session_id: uuid.UUID, covered: int) -> None:
         payload={"session_id": str(session_id)},
         dedupe_key=f"summary:{session_id}:{covered}:more",
     )
-
-
-def _on_turn_finished(*, turn: Turn, event_type: str, data: dict[str, Any]) -> None:
-    """Runs inside the finishing transaction; a failure here must not undo the reply."""
-    if event_type != EventType.ASSISTANT_FINAL:
-        return
-    try:
-        with transaction.atomic():
-            summary_maybe_enqueue(session_id=turn.session_id)
-    except DatabaseError:
-        log.exception("could not check whether the session needs a summary", extra={"turn_id": str(turn.pk)})
-
-
-FINISH_HOOKS.append(_on_turn_finished)
 
 
 def _line(event: SessionEvent) -> str:

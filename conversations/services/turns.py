@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
 from somaagent.context import adopt_request_id
 from somaagent.outbox import outbox_enqueue, register_topic
+from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class ClaimedTurn:
+    """A turn this worker holds the lease of, with what its run needs from the claim's one read."""
+
     turn_id: uuid.UUID
     session_id: uuid.UUID
     tenant_id: uuid.UUID
@@ -55,6 +59,40 @@ class ClaimedTurn:
     attempt: int
     restart: bool
     user_message: str = ""  # the text of user_event, loaded with the claim
+    user_metadata: dict[str, Any] | None = None
+    user_occurred_at: datetime | None = None
+    summary: str = ""  # the session's running summary of older messages
+    summary_covered: int = 0  # the last cursor the summary covers
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """How a turn ended, for what follows its end (conversations.services.turn_end)."""
+
+    turn_id: uuid.UUID
+    tenant_id: uuid.UUID
+    session_id: uuid.UUID
+    persona_id: uuid.UUID | None
+    user_event_uuid: uuid.UUID
+    user_message: str
+    user_occurred_at: datetime | None
+    event: SessionEvent  # the terminal event
+    model: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+    claim: ClaimedTurn | None = None  # when a worker ran it
+    analysis: dict[str, Any] | None = None  # the route's record (turn_analyses)
+    history_full: bool = False  # the prompt's history window was full: older messages exist
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.event.payload)
+
+
+Ended = Callable[[TurnEnd], None]
 
 
 def _lease_delta() -> timedelta:
@@ -75,6 +113,17 @@ def turn_dispatch(*, turn: Turn, reason: str, mark_dispatched: bool = True) -> N
     )
 
 
+def _earlier_active() -> Exists:
+    """Whether an earlier turn of the same session is still queued or running (an annotation)."""
+    return Exists(
+        Turn.objects.filter(
+            session_id=OuterRef("session_id"),
+            status__in=Turn.ACTIVE_STATUSES,
+            user_event__seq__lt=OuterRef("user_event__seq"),
+        )
+    )
+
+
 def _has_active_predecessor(turn: Turn) -> bool:
     return Turn.objects.filter(
         session_id=turn.session_id,
@@ -83,18 +132,27 @@ def _has_active_predecessor(turn: Turn) -> bool:
     ).exists()
 
 
-def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None = None) -> ClaimedTurn | None:
+def turn_claim(
+    *,
+    turn_id: uuid.UUID | str,
+    owner: str,
+    ended: Ended,
+    start: Callable[[ClaimedTurn], str | None] | None = None,
+) -> ClaimedTurn | None:
     """Take the turn's lease, or return None if there is nothing for this worker to do.
 
-    With ``start_model`` the claim also writes ``assistant.started`` (``restart``
-    on a later attempt) in the same transaction: one commit less before the
-    first delta.
+    One read loads the turn with its user message, session and summary; then
+    ``start(claim)`` names the model that will answer (None: none will), and
+    ``assistant.started`` (``restart`` on a later attempt) is written in the
+    same transaction. A turn cancelled before it started, or out of attempts,
+    ends here (``ended`` follows).
     """
     now = timezone.now()
     with transaction.atomic():
         turn = (
-            Turn.objects.select_for_update()
-            .select_related("user_event", "session")
+            Turn.objects.select_for_update(of=("self",))
+            .select_related("user_event", "session", "session__summary")
+            .annotate(waits=_earlier_active())
             .filter(pk=turn_id)
             .first()
         )
@@ -105,10 +163,10 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None 
             return None
         if turn.lease_owner and turn.lease_expires_at and turn.lease_expires_at > now:
             return None
-        if _has_active_predecessor(turn):
+        if turn.waits:  # type: ignore[attr-defined]
             return None  # the predecessor dispatches this turn when it ends
         if turn.cancel_requested:
-            _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""})
+            _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""}, ended=ended)
             return None
         if turn.attempts >= settings.SOMA.turn_max_attempts:
             _finish_locked(
@@ -119,6 +177,7 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None 
                     "message": f"The reply failed {turn.attempts} times because its worker stopped.",
                     "retryable": True,
                 },
+                ended=ended,
             )
             return None
         turn.attempts += 1
@@ -127,18 +186,10 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None 
         turn.lease_expires_at = now + _lease_delta()
         turn.started_at = turn.started_at or now
         turn.save(update_fields=["attempts", "status", "lease_owner", "lease_expires_at", "started_at"])
-        if start_model is not None:
-            event_append(
-                session_id=turn.session_id,
-                type=EventType.ASSISTANT_STARTED,
-                data={
-                    "model": start_model,
-                    "reply_to": str(turn.user_event.event_id),
-                    "restart": turn.attempts > 1,
-                    "request_id": adopt_request_id(turn.user_event.payload.get("request_id")),
-                },
-            )
-        return ClaimedTurn(
+        payload = turn.user_event.payload
+        metadata = payload.get("metadata")
+        summary = getattr(turn.session, "summary", None)
+        claim = ClaimedTurn(
             turn_id=turn.pk,
             session_id=turn.session_id,
             tenant_id=turn.tenant_id,
@@ -149,8 +200,25 @@ def turn_claim(*, turn_id: uuid.UUID | str, owner: str, start_model: str | None 
             owner=owner,
             attempt=turn.attempts,
             restart=turn.attempts > 1,
-            user_message=str(turn.user_event.payload.get("message", "")),
+            user_message=str(payload.get("message", "")),
+            user_metadata=metadata if isinstance(metadata, dict) else None,
+            user_occurred_at=turn.user_event.occurred_at,
+            summary=summary.text if summary is not None else "",
+            summary_covered=summary.covered_seq if summary is not None else 0,
         )
+        model = start(claim) if start is not None else None
+        if model is not None:
+            event_append(
+                session_id=turn.session_id,
+                type=EventType.ASSISTANT_STARTED,
+                data={
+                    "model": model,
+                    "reply_to": str(turn.user_event.event_id),
+                    "restart": turn.attempts > 1,
+                    "request_id": adopt_request_id(payload.get("request_id")),
+                },
+            )
+        return claim
 
 
 def turn_leases_renew(*, owners: dict[str, uuid.UUID], batch: int = 500) -> tuple[set[str], set[str]]:
@@ -192,19 +260,15 @@ def turn_emit(*, claim: ClaimedTurn, type: str, data: dict[str, Any]) -> Session
         return event_append(session_id=claim.session_id, type=type, data=data)
 
 
-def _lock_owned(claim: ClaimedTurn, *, related: tuple[str, ...] = ()) -> Turn:
-    """Lock the turn's row; ``related`` rows are loaded in the same statement, not locked."""
-    rows = Turn.objects.select_for_update(of=("self",)).filter(pk=claim.turn_id)
-    if related:
-        rows = rows.select_related(*related)
-    turn = rows.first()
-    if turn is None or turn.status != Turn.Status.RUNNING or turn.lease_owner != claim.owner:
+def _lock_owned(claim: ClaimedTurn) -> None:
+    """Lock the turn's row, or raise LeaseLost if this worker no longer runs it."""
+    owned = (
+        Turn.objects.select_for_update()
+        .filter(pk=claim.turn_id, status=Turn.Status.RUNNING, lease_owner=claim.owner)
+        .exists()
+    )
+    if not owned:
         raise LeaseLost(str(claim.turn_id))
-    return turn
-
-
-# Hooks run inside the finishing transaction: (turn, event_type, data) -> None.
-FINISH_HOOKS: list[Any] = []
 
 
 def turn_finish(
@@ -212,68 +276,111 @@ def turn_finish(
     claim: ClaimedTurn,
     type: str,
     data: dict[str, Any],
+    ended: Ended,
     model: str = "",
     usage: dict[str, int] | None = None,
+    analysis: dict[str, Any] | None = None,
+    history_full: bool = False,
 ) -> SessionEvent:
-    """Write the turn's one terminal event and release it, if this worker still owns it."""
+    """Write the turn's one terminal event and release it, if this worker still owns it.
+
+    The turn's row is ended by one conditional update (it locks the row and
+    checks the lease at once); ``ended`` then runs in the same transaction.
+    """
+    status = TERMINAL_STATUS[EventType(type)]
     with transaction.atomic():
-        # reply_to and the FINISH_HOOKS read these: loaded with the lock, not lazily one by one.
-        turn = _lock_owned(claim, related=("user_event", "session", "tenant"))
-        turn.model = model
-        turn.usage = usage or {}
-        return _finish_locked(turn, type, data)
+        owned = Turn.objects.filter(
+            pk=claim.turn_id, status=Turn.Status.RUNNING, lease_owner=claim.owner
+        ).update(
+            status=status,
+            finished_at=timezone.now(),
+            lease_owner="",
+            lease_expires_at=None,
+            error_code=str(data.get("code", ""))[:50] if type == EventType.ASSISTANT_ERROR else "",
+            model=model,
+            usage=usage or {},
+        )
+        if owned != 1:
+            raise LeaseLost(str(claim.turn_id))
+        # reply_to names the user event this terminal event answers, like assistant.started's.
+        event = event_append(
+            session_id=claim.session_id, type=type, data={**data, "reply_to": str(claim.user_event_uuid)}
+        )
+        ended(
+            TurnEnd(
+                turn_id=claim.turn_id,
+                tenant_id=claim.tenant_id,
+                session_id=claim.session_id,
+                persona_id=claim.persona_id,
+                user_event_uuid=claim.user_event_uuid,
+                user_message=claim.user_message,
+                user_occurred_at=claim.user_occurred_at,
+                event=event,
+                model=model,
+                usage=usage or {},
+                claim=claim,
+                analysis=analysis,
+                history_full=history_full,
+            )
+        )
+        _dispatch_successor(claim.session_id)
+        return event
 
 
-def _finish_locked(turn: Turn, type: str, data: dict[str, Any]) -> SessionEvent:
-    # reply_to names the user event this terminal event answers, like assistant.started's.
-    data = {**data, "reply_to": str(turn.user_event.event_id)}
-    event = event_append(session_id=turn.session_id, type=type, data=data)
+def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended) -> SessionEvent:
+    """End a turn no worker runs (cancelled while queued, out of attempts); its row is locked."""
+    user_event = turn.user_event
+    event = event_append(
+        session_id=turn.session_id, type=type, data={**data, "reply_to": str(user_event.event_id)}
+    )
     turn.status = TERMINAL_STATUS[EventType(type)]
     turn.finished_at = timezone.now()
     turn.lease_owner = ""
     turn.lease_expires_at = None
     turn.error_code = data.get("code", "") if type == EventType.ASSISTANT_ERROR else ""
-    turn.save(
-        update_fields=[
-            "status",
-            "finished_at",
-            "lease_owner",
-            "lease_expires_at",
-            "error_code",
-            "model",
-            "usage",
-        ]
+    turn.save(update_fields=["status", "finished_at", "lease_owner", "lease_expires_at", "error_code"])
+    ended(
+        TurnEnd(
+            turn_id=turn.pk,
+            tenant_id=turn.tenant_id,
+            session_id=turn.session_id,
+            persona_id=turn.session.persona_id,
+            user_event_uuid=user_event.event_id,
+            user_message=str(user_event.payload.get("message", "")),
+            user_occurred_at=user_event.occurred_at,
+            event=event,
+        )
     )
-    for hook in FINISH_HOOKS:
-        hook(turn=turn, event_type=type, data=data)
+    _dispatch_successor(turn.session_id)
+    return event
+
+
+def _dispatch_successor(session_id: uuid.UUID) -> None:
     successor = (
-        Turn.objects.filter(session_id=turn.session_id, status=Turn.Status.QUEUED)
+        Turn.objects.filter(session_id=session_id, status=Turn.Status.QUEUED)
         .select_related("user_event")
         .order_by("user_event__seq")
         .first()
     )
     if successor is not None:
         turn_dispatch(turn=successor, reason="after")
-    return event
 
 
-def turn_request_cancel(*, session: Session) -> list[uuid.UUID]:
+def turn_request_cancel(*, session: Session, ended: Ended) -> list[uuid.UUID]:
     """Ask every active turn of the session to stop; queued ones end at once."""
-    from somaagent.redis_client import key, sync_redis
-
     cancelled: list[uuid.UUID] = []
     with transaction.atomic():
         turns = list(
-            Turn.objects.select_for_update()
+            Turn.objects.select_for_update(of=("self",))
             .filter(session=session, status__in=Turn.ACTIVE_STATUSES)
-            .select_related("user_event")
+            .select_related("user_event", "session")
         )
         for turn in turns:
             turn.cancel_requested = True
             turn.save(update_fields=["cancel_requested"])
             cancelled.append(turn.pk)
             if turn.status == Turn.Status.QUEUED:
-                _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""})
+                _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""}, ended=ended)
     for turn_id in cancelled:
         try:
             sync_redis().set(key("cancel", turn_id), "1", ex=3600)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -121,10 +121,36 @@ def _lease_head(heads: QuerySet[Any], *, lease_seconds: float) -> tuple[Any, str
 
 
 def claim_head(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> Claim | None:
-    """Lease the head of a session's stream for a task about to be queued, if it is due and free."""
-    ids = _stream(tenant_id=tenant_id, session_id=session_id).values_list("id", flat=True)
-    leased = _lease_head(ids, lease_seconds=settings.SOMA.memory.dispatch_lease_seconds)
-    return Claim(write_id=leased[0], token=leased[1]) if leased else None
+    """Lease the head of a session's stream for a task about to be queued, if it is due and free.
+
+    One statement: the head is found and leased by the same conditional update.
+    """
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    table = MemoryWrite._meta.db_table
+    at = connection.ops.adapt_datetimefield_value
+    pk = MemoryWrite._meta.get_field("session_id").get_db_prep_value
+    tenant = MemoryWrite._meta.get_field("tenant_id").get_db_prep_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET lease_owner = %s, lease_until = %s"
+            f" WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND session_id = %s AND state = %s"
+            " ORDER BY id LIMIT 1)"
+            " AND state = %s AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until <= %s)"
+            " RETURNING id",
+            [
+                token,
+                at(now + timedelta(seconds=settings.SOMA.memory.dispatch_lease_seconds)),
+                tenant(tenant_id, connection, prepared=False),
+                pk(session_id, connection, prepared=False),
+                PENDING.value,
+                PENDING.value,
+                at(now),
+                at(now),
+            ],
+        )
+        row = cursor.fetchone()
+    return Claim(write_id=int(row[0]), token=token) if row else None
 
 
 def release_claims(*, claims: list[Claim]) -> None:

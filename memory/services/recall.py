@@ -126,36 +126,32 @@ def memory_recall(
     return [_recalled(h, snippet_chars=config.recall_snippet_chars) for h in hits if h.text.strip()]
 
 
-def _window_event_ids(claim: Any) -> set[str]:
-    from conversations.selectors import session_history_window
+def turn_memories(
+    *,
+    tenant_id: Any,
+    persona_id: uuid.UUID | str | None,
+    query: str,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    turn_id: Any = None,
+    port: MemoryPort | None = None,
+) -> TurnMemories:
+    """Memories for one turn's prompt; empty (never an error) when recall fails or is slow.
 
-    window = session_history_window(
-        session_id=claim.session_id, before_seq=claim.user_seq, limit=settings.SOMA.history_window_events
-    )
-    return {str(e.event_id) for e in window} | {str(claim.user_event_uuid)}
-
-
-def turn_memories(*, claim: Any, query: str, port: MemoryPort | None = None) -> TurnMemories:
-    """Memories for one turn's prompt; empty (never an error) when recall fails or is slow."""
+    ``exclude``: event ids already in the prompt (its history window, the message itself).
+    """
     config = settings.SOMA.memory
     if config.recall_top_k <= 0 or not query.strip():
         return TurnMemories()
     started = time.monotonic()
     try:
         found = memory_recall(
-            tenant=claim.tenant_id,
-            persona_id=claim.persona_id,
-            query=query,
-            top_k=config.recall_top_k * 2,
-            port=port,
+            tenant=tenant_id, persona_id=persona_id, query=query, top_k=config.recall_top_k * 2, port=port
         )
-        # The history window is read only when there are memories to check against it.
-        already_in_prompt = _window_event_ids(claim) if found else set()
     except Exception as exc:  # recall is best effort: the reply must not depend on it
         log.warning(
             "memory recall failed; the turn goes on without memories",
             extra={
-                "turn_id": str(claim.turn_id),
+                "turn_id": str(turn_id),
                 "error": repr(exc)[:300],
                 "ms": round((time.monotonic() - started) * 1000),
             },
@@ -164,7 +160,7 @@ def turn_memories(*, claim: Any, query: str, port: MemoryPort | None = None) -> 
     chosen: list[RecalledMemory] = []
     budget = config.recall_max_chars
     for item in found:
-        if item.event_id in already_in_prompt or len(chosen) >= config.recall_top_k:
+        if item.event_id in exclude or len(chosen) >= config.recall_top_k:
             continue
         if len(item.text) > budget:
             break

@@ -1,10 +1,11 @@
 """Memory writes enter ``memory_write_outbox`` inside the transaction of the events they describe.
 
-``memory_remember_turn`` is a turn FINISH hook: in the transaction that stores
-``assistant.final`` it adds one write for the user message and one for the
-reply. ``memory_forget_session`` is a session DELETE hook: the forget goes the
-same durable way. Each write's idempotency key is derived from its event, so
-writing twice stores once, and the key is what the memory service dedupes by.
+``memory_remember_turn`` is called at the end of a turn (conversations'
+``turn_end``): in the transaction that stores ``assistant.final`` it adds one
+write for the user message and one for the reply. ``memory_forget_session``
+is a session DELETE hook: the forget goes the same durable way. Each write's
+idempotency key is derived from its event, so writing twice stores once, and
+the key is what the memory service dedupes by.
 After commit the session's write stream is dispatched (``dispatch``); the beat
 sweep catches whatever that fast path misses.
 """
@@ -22,6 +23,8 @@ from django.utils import timezone
 
 from memory.models import MemoryWrite
 from memory.port import namespace_for
+from somaagent.errors import PolicyDenied
+from somaagent.policy import policy_authorize
 
 WRITE_TOPIC = "memory.write"
 log = logging.getLogger(__name__)
@@ -98,66 +101,70 @@ def memory_writes_enqueue(*, writes: list[MemoryWrite]) -> None:
     transaction.on_commit(_dispatch)
 
 
-def memory_remember_turn(*, turn: Any, event_type: str, data: dict[str, Any]) -> None:
-    """FINISH hook: remember the user message and the reply of a turn that ended with a final answer."""
-    from conversations.models import EventType, Session, SessionEvent
+def memory_remember_turn(
+    *,
+    turn_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    persona_id: uuid.UUID | None,
+    user_event_id: uuid.UUID,
+    user_message: str,
+    user_occurred_at: datetime | None,
+    reply_event_id: uuid.UUID,
+    reply: str,
+    reply_occurred_at: datetime,
+) -> None:
+    """Remember a turn that ended with a final answer: its user message and the reply.
 
-    if event_type != EventType.ASSISTANT_FINAL:
+    Called in the transaction that stores the reply; a write the policy denies
+    (``memory.write``) is left out and the turn stands.
+    """
+    if not _memory_write_allowed(
+        tenant_id=tenant_id, persona_id=persona_id, session_id=session_id, turn_id=turn_id
+    ):
         return
-    # Only the session's persona is needed, not the Session (nor the Tenant) object.
-    persona_id = Session.objects.filter(pk=turn.session_id).values_list("persona_id", flat=True).first()
-    if not _memory_write_allowed(turn, persona_id=persona_id):
-        return
-    user_event = turn.user_event
-    # The terminal event was appended just before the hooks run, under the session row lock.
-    final = (
-        SessionEvent.objects.filter(session_id=turn.session_id, type=EventType.ASSISTANT_FINAL)
-        .order_by("-seq")
-        .only("event_id", "occurred_at")
-        .first()
-    )
-    common = {"tenant_id": turn.tenant_id, "session_id": turn.session_id, "persona_id": persona_id}
-    writes = [
-        remember_write(
-            **common,
-            event_id=user_event.event_id,
-            role="user",
-            text=str(user_event.payload.get("message", "")),
-            occurred_at=user_event.occurred_at,
-            extra={"turn_id": str(turn.pk)},
-        )
-    ]
-    if final is not None:
-        writes.append(
+    memory_writes_enqueue(
+        writes=[
             remember_write(
-                **common,
-                event_id=final.event_id,
+                tenant_id=tenant_id,
+                session_id=session_id,
+                persona_id=persona_id,
+                event_id=user_event_id,
+                role="user",
+                text=user_message,
+                occurred_at=user_occurred_at or reply_occurred_at,
+                extra={"turn_id": str(turn_id)},
+            ),
+            remember_write(
+                tenant_id=tenant_id,
+                session_id=session_id,
+                persona_id=persona_id,
+                event_id=reply_event_id,
                 role="assistant",
-                text=str(data.get("message", "")),
-                occurred_at=final.occurred_at,
-                extra={"turn_id": str(turn.pk), "reply_to": str(user_event.event_id)},
-            )
-        )
-    memory_writes_enqueue(writes=writes)
+                text=reply,
+                occurred_at=reply_occurred_at,
+                extra={"turn_id": str(turn_id), "reply_to": str(user_event_id)},
+            ),
+        ]
+    )
 
 
-def _memory_write_allowed(turn: Any, *, persona_id: uuid.UUID | None) -> bool:
+def _memory_write_allowed(
+    *, tenant_id: uuid.UUID, persona_id: uuid.UUID | None, session_id: uuid.UUID, turn_id: uuid.UUID
+) -> bool:
     """Policy ``memory.write``: a denied (or undecidable) write is left out, the turn stands."""
-    from somaagent.errors import PolicyDenied
-    from somaagent.policy import policy_authorize
-
     try:
         policy_authorize(
-            tenant=turn.tenant_id,
+            tenant=tenant_id,
             persona_id=persona_id,
             action="memory.write",
-            resource=f"session:{turn.session_id}",
-            context={"turn_id": str(turn.pk)},
+            resource=f"session:{session_id}",
+            context={"turn_id": str(turn_id)},
         )
     except PolicyDenied as exc:
         log.info(
             "memory write not allowed; the turn is not remembered",
-            extra={"turn_id": str(turn.pk), "code": exc.code},
+            extra={"turn_id": str(turn_id), "code": exc.code},
         )
         return False
     return True

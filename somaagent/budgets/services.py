@@ -49,8 +49,13 @@ def _tenant_budgets(tenant_id: Any) -> dict[str, Budget]:
     return {str(b.persona_id) if b.persona_id else ALL: b for b in rows}
 
 
-# Read at every accept and every turn: once per version per process; budget_set/delete bump it.
+# Read at every accept and every turn: once per version per process.
 _budgets = Versioned("budgets", _tenant_budgets)
+
+
+def budgets_changed(budget: Budget) -> None:
+    """A budget row was saved or deleted (connected in ``somaagent.apps``)."""
+    _budgets.bump(str(budget.tenant_id))
 
 
 def budget_counters(*, tenant_id: Any, persona_id: Any, now: datetime | None = None) -> list[Counter]:
@@ -121,14 +126,26 @@ def budget_reserve(
         raise _exceeded(refusal.counter, refusal.used)
 
 
-def turn_usage_record(*, turn: Any, event_type: str, data: dict[str, Any]) -> None:
-    """FINISH_HOOKS entry: store the turn's usage and, after commit, settle its reservation."""
+def turn_usage_record(
+    *,
+    turn_id: Any,
+    tenant_id: Any,
+    persona_id: Any,
+    session_id: Any,
+    model: str,
+    usage: dict[str, int] | None,
+    event_type: str,
+    partial: str = "",
+) -> None:
+    """At the end of a turn: store its token usage and, after commit, settle its reservation.
+
+    A final answer is charged what the model reported; a reply cancelled or
+    failed after the model was called, what it must have read and written.
+    """
     try:
-        reservation = cnt.reservation_of(turn.pk)
+        reservation = cnt.reservation_of(turn_id)
     except redis.RedisError:
         reservation = None
-    usage = turn.usage or {}
-    partial = str(data.get("partial") or "")
     if event_type == "assistant.final" and usage:
         prompt, completion, estimated = (
             int(usage.get("prompt_tokens", 0)),
@@ -136,24 +153,23 @@ def turn_usage_record(*, turn: Any, event_type: str, data: dict[str, Any]) -> No
             False,
         )
     elif reservation is not None:
-        # Cancelled or failed after the model was called: charge what it must have read and written.
         prompt = int(reservation.get("prompt", 0)) if (partial or event_type == "assistant.cancelled") else 0
         completion, estimated = (estimate_tokens(len(partial)) if partial else 0), True
     else:
         return
-    tenant_id = str(turn.tenant_id)
-    persona_id = (reservation or {}).get("persona") or _session_persona(turn.session_id)
+    tenant_id = str(tenant_id)
+    persona = (reservation or {}).get("persona") or (str(persona_id) if persona_id else None)
     total = prompt + completion
     if total:
         # One INSERT … ON CONFLICT DO NOTHING: a turn's usage is stored once, the first record wins.
         TokenUsage.objects.bulk_create(
             [
                 TokenUsage(
-                    turn_id=turn.pk,
+                    turn_id=turn_id,
                     tenant_id=tenant_id,
-                    persona_id=persona_id or None,
-                    session_id=turn.session_id,
-                    model=turn.model or str(data.get("model") or ""),
+                    persona_id=persona or None,
+                    session_id=session_id,
+                    model=model,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
                     total_tokens=total,
@@ -162,14 +178,7 @@ def turn_usage_record(*, turn: Any, event_type: str, data: dict[str, Any]) -> No
             ],
             ignore_conflicts=True,
         )
-    transaction.on_commit(lambda: _settle(turn.pk, tenant_id, persona_id, total))
-
-
-def _session_persona(session_id: Any) -> str | None:
-    from conversations.models import Session
-
-    value = Session.objects.filter(pk=session_id).values_list("persona_id", flat=True).first()
-    return str(value) if value else None
+    transaction.on_commit(lambda: _settle(turn_id, tenant_id, persona, total))
 
 
 def _settle(turn_id: Any, tenant_id: str, persona_id: str | None, total: int) -> None:
@@ -220,7 +229,6 @@ def budget_set(
             budget = Budget(tenant=tenant, persona=persona)
         budget.daily_tokens, budget.monthly_tokens = daily, monthly
         budget.save()
-        _budgets.bump(str(tenant.pk))
         audit_record(
             actor=actor,
             action=AuditLog.Action.BUDGET_CHANGED,
@@ -244,4 +252,3 @@ def budget_delete(*, budget: Budget, actor: Actor) -> None:
             },
         )
         budget.delete()
-        _budgets.bump(str(budget.tenant_id))

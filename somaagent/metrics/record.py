@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from django.db import transaction
+
 from somaagent.metrics import registry as m
 
 T = TypeVar("T")
@@ -19,6 +21,21 @@ def http_observed(*, route: str, method: str, status: int, seconds: float) -> No
 def budget_rejected(*, tenant: object, stage: str) -> None:
     """``stage``: ``gateway`` (429 at accept) or ``turn`` (``budget_exceeded`` mid-turn)."""
     m.BUDGET_REJECTIONS.labels(str(tenant), stage).inc()
+
+
+_OUTCOME = {"assistant.final": "final", "assistant.error": "error", "assistant.cancelled": "cancelled"}
+
+
+def turn_finished(*, tenant_id: object, event_type: str, code: str = "") -> None:
+    """A turn ended (``code``: the error's); counted once its transaction commits."""
+    outcome = _OUTCOME.get(event_type, event_type)
+
+    def record() -> None:
+        m.TURNS_FINISHED.labels(outcome, code).inc()
+        if code == "budget_exceeded":
+            budget_rejected(tenant=tenant_id, stage="turn")
+
+    transaction.on_commit(record)
 
 
 def policy_denied(*, tenant: object, action: str) -> None:

@@ -105,6 +105,11 @@ def _load(tenant_id: Any) -> TenantPolicyData:
 _cached = Versioned("policy_data", _load)
 
 
+def policy_data_changed(row: PolicyData) -> None:
+    """A tenant's policy data was saved or deleted (connected in ``somaagent.apps``)."""
+    _cached.bump(str(row.tenant_id))
+
+
 def tenant_policy_data(*, tenant_id: Any) -> TenantPolicyData:
     """The tenant's current data (version 0 and empty when staff never set any)."""
     key = str(tenant_id) if tenant_id else ""
@@ -138,7 +143,6 @@ def policy_data_set(*, tenant: Tenant, document: Any, actor: Actor) -> PolicyDat
             details={"version": row.version, "before": before, "after": clean},
         )
         data = TenantPolicyData(tenant_id=str(tenant.pk), version=row.version, document=clean)
-        _cached.bump(str(tenant.pk))
         transaction.on_commit(lambda: _announce(data))
     return row
 

@@ -102,7 +102,9 @@ def test_thresholds_from_the_ui_setting_decide(live_system, tenant_key, profiles
     _, events = turn(live_system, tenant_key.key, "Where is the station? [[tokens=2]]")
     data = events[-1]["data"]
     assert data["escalation"]["reason"] == "intent" and data["model"] == escalation.model
-    UISetting.objects.filter(key="escalation").update(document={"enabled": False})
+    setting = UISetting.objects.get(key="escalation")
+    setting.document = {"enabled": False}
+    setting.save()  # as the admin saves it: every process's cached settings follow
     _, events = turn(live_system, tenant_key.key, "Where is the station? [[tokens=2]]")
     assert events[-1]["data"]["escalation"] is None
 

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from conversations.services.routing import turn_route, turn_route_record
+from conversations.services.routing import route_record, turn_route
+from conversations.services.turn_end import turn_ended
 from somaagent.models import ModelProfile
 
 pytestmark = pytest.mark.django_db
@@ -77,26 +78,25 @@ def test_no_model_at_all_is_an_empty_chain() -> None:
 
 
 @pytest.mark.django_db(transaction=True)  # foreign keys checked at each commit, as in production
-def test_recording_the_route_of_a_deleted_turn_is_harmless() -> None:
-    from conversations.models import Session, Turn, TurnAnalysis
+def test_the_turns_end_stores_its_route_record() -> None:
+    from conversations.models import EventType, TurnAnalysis
     from conversations.services.accept import MessageInput, message_accept
-    from conversations.services.turns import turn_claim
+    from conversations.services.turns import turn_claim, turn_finish
     from tests.conftest import make_tenant_key
 
     tenant = make_tenant_key().tenant
     accepted = message_accept(tenant=tenant, data=MessageInput(message="hi"))  # type: ignore[arg-type]
-    claim = turn_claim(turn_id=accepted["turn_id"], owner="test")
+    claim = turn_claim(turn_id=accepted["turn_id"], owner="test", ended=turn_ended)
     assert claim is not None
     route = turn_route(message="hi", metadata={})
-    turn_route_record(claim=claim, route=route, answered=False)
-    assert TurnAnalysis.objects.get(turn_id=claim.turn_id).attempts == []
-    # A restarted turn records again: the one row is updated, its creation time kept.
-    created = TurnAnalysis.objects.get(turn_id=claim.turn_id).created_at
     route.attempts.append({"model": "m", "error": "timeout"})
-    turn_route_record(claim=claim, route=route, answered=False)
-    again = TurnAnalysis.objects.get(turn_id=claim.turn_id)
-    assert (again.attempts, again.created_at) == ([{"model": "m", "error": "timeout"}], created)
-    Session.objects.filter(pk=accepted["session_id"]).delete()
-    assert not Turn.objects.filter(pk=claim.turn_id).exists()
-    turn_route_record(claim=claim, route=route, answered=True)  # no IntegrityError
-    assert not TurnAnalysis.objects.filter(turn_id=claim.turn_id).exists()
+    turn_finish(
+        claim=claim,
+        type=EventType.ASSISTANT_ERROR,
+        data={"code": "llm_timeout", "message": "slow", "retryable": True},
+        ended=turn_ended,
+        analysis=route_record(route=route, answered=False),
+    )
+    row = TurnAnalysis.objects.get(turn_id=claim.turn_id)
+    assert row.attempts == [{"model": "m", "error": "timeout"}] and row.intent == route.analysis.intent
+    assert row.profile == ""

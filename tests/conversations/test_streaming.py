@@ -20,6 +20,7 @@ from django.utils import timezone
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, make_envelope
 from conversations.models import EventType, Session, SessionEvent
+from conversations.services.turn_end import turn_ended
 from conversations.streaming import HEARTBEAT, SessionFollower
 from tests.conftest import make_tenant_key
 
@@ -213,7 +214,7 @@ def test_a_delta_cursor_is_refused_to_a_worker_without_the_lease() -> None:
     turn = Turn.objects.create(
         tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
     )
-    assert turn_claim(turn_id=turn.pk, owner="w1") is not None
+    assert turn_claim(turn_id=turn.pk, owner="w1", ended=turn_ended) is not None
     assert delta_cursor_take(session_id=s.session.pk, lease=(turn.pk, "w1")) == 2
     with pytest.raises(GuardFailed):
         delta_cursor_take(session_id=s.session.pk, lease=(turn.pk, "w2"))
@@ -258,7 +259,7 @@ def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
     turn = Turn.objects.create(
         tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
     )
-    claim = turn_claim(turn_id=turn.pk, owner="w1")
+    claim = turn_claim(turn_id=turn.pk, owner="w1", ended=turn_ended)
     assert claim is not None and user["id"] == "1"
     s.ahead(3)  # cursors 2 and 3 will be refused by the buffer
 

@@ -13,7 +13,7 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatChunk
 from conversations.models import EventType, Session, SessionSummary
 from conversations.services.events import event_append
-from conversations.services.summary import SUMMARY_TOPIC, session_summarise, summary_maybe_enqueue
+from conversations.services.summary import SUMMARY_TOPIC, session_summarise, summary_after_turn
 from somaagent.models import ModelProfile, OutboxMessage
 from tests.conftest import make_tenant_key
 
@@ -48,15 +48,15 @@ def profile(stub_url: str, role: str, directives: str = "") -> ModelProfile:
 def test_nothing_is_queued_while_the_history_fits_the_window() -> None:
     session = session_with(18)
     with transaction.atomic():
-        assert summary_maybe_enqueue(session_id=session.pk) is False
+        assert summary_after_turn(session_id=session.pk) is False
     assert not OutboxMessage.objects.filter(topic=SUMMARY_TOPIC).exists()
 
 
 def test_a_summary_is_queued_once_enough_messages_left_the_window() -> None:
     session = session_with(30)
     with transaction.atomic():
-        assert summary_maybe_enqueue(session_id=session.pk) is True
-        assert summary_maybe_enqueue(session_id=session.pk) is False, "deduplicated"
+        assert summary_after_turn(session_id=session.pk) is True
+        assert summary_after_turn(session_id=session.pk) is False, "deduplicated"
     row = OutboxMessage.objects.get(topic=SUMMARY_TOPIC)
     assert row.payload == {"session_id": str(session.pk)}
 

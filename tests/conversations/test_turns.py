@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
+from conversations.services.turn_end import turn_ended
 from conversations.services.turns import (
     LeaseLost,
     turn_claim,
@@ -72,13 +73,15 @@ def test_an_expired_lease_is_dispatched_again_once() -> None:
 
 def test_the_new_worker_restarts_the_turn_and_the_old_one_loses_it() -> None:
     turn = _turn()
-    old = turn_claim(turn_id=turn.pk, owner="w1", start_model="m")
+    old = turn_claim(turn_id=turn.pk, owner="w1", start=lambda c: "m", ended=turn_ended)
     assert old is not None and old.attempt == 1 and old.restart is False
-    assert turn_claim(turn_id=turn.pk, owner="w2", start_model="m") is None, "a live lease is not taken"
+    assert turn_claim(turn_id=turn.pk, owner="w2", start=lambda c: "m", ended=turn_ended) is None, (
+        "a live lease is not taken"
+    )
 
     Turn.objects.filter(pk=turn.pk).update(lease_expires_at=_ago(1))
     turn_sweep()
-    new = turn_claim(turn_id=turn.pk, owner="w2", start_model="m")
+    new = turn_claim(turn_id=turn.pk, owner="w2", start=lambda c: "m", ended=turn_ended)
     assert new is not None and new.attempt == 2 and new.restart is True
     started = SessionEvent.objects.filter(session_id=turn.session_id, type=EventType.ASSISTANT_STARTED)
     assert [(e.payload["restart"], e.payload["reply_to"]) for e in started.order_by("seq")] == [
@@ -89,15 +92,17 @@ def test_the_new_worker_restarts_the_turn_and_the_old_one_loses_it() -> None:
     held, cancelled = turn_leases_renew(owners={"w1": turn.pk, "w2": turn.pk})
     assert held == {"w2"} and cancelled == set(), "only the new owner keeps the lease"
     with pytest.raises(LeaseLost):
-        turn_finish(claim=old, type=EventType.ASSISTANT_FINAL, data={"message": "late"})
-    turn_finish(claim=new, type=EventType.ASSISTANT_FINAL, data={"message": "done"})
+        turn_finish(claim=old, type=EventType.ASSISTANT_FINAL, data={"message": "late"}, ended=turn_ended)
+    turn_finish(claim=new, type=EventType.ASSISTANT_FINAL, data={"message": "done"}, ended=turn_ended)
     assert _types(turn.session_id) == [
         "user.message",
         "assistant.started",
         "assistant.started",
         "assistant.final",
     ]
-    assert turn_claim(turn_id=turn.pk, owner="w3") is None, "a finished turn is never run again"
+    assert turn_claim(turn_id=turn.pk, owner="w3", ended=turn_ended) is None, (
+        "a finished turn is never run again"
+    )
 
 
 def test_a_queued_turn_that_was_never_picked_up_is_dispatched_again() -> None:
@@ -117,18 +122,18 @@ def test_a_queued_turn_that_was_never_picked_up_is_dispatched_again() -> None:
 
 def test_a_queued_turn_behind_a_running_one_waits() -> None:
     first = _turn()
-    claim = turn_claim(turn_id=first.pk, owner="w1")
+    claim = turn_claim(turn_id=first.pk, owner="w1", ended=turn_ended)
     assert claim is not None
     second = _turn(first.session, dispatched_at=_ago(GRACE + 1))
 
     turn_sweep()
     assert _dispatches(second) == []
-    assert turn_claim(turn_id=second.pk, owner="w2") is None
+    assert turn_claim(turn_id=second.pk, owner="w2", ended=turn_ended) is None
 
     # When the first ends, it dispatches the second.
-    turn_finish(claim=claim, type=EventType.ASSISTANT_FINAL, data={"message": "ok"})
+    turn_finish(claim=claim, type=EventType.ASSISTANT_FINAL, data={"message": "ok"}, ended=turn_ended)
     assert _dispatches(second) == ["after"]
-    assert turn_claim(turn_id=second.pk, owner="w2") is not None
+    assert turn_claim(turn_id=second.pk, owner="w2", ended=turn_ended) is not None
 
 
 def test_after_the_last_attempt_the_turn_ends_with_worker_lost() -> None:
@@ -137,7 +142,7 @@ def test_after_the_last_attempt_the_turn_ends_with_worker_lost() -> None:
     successor = _turn(turn.session)
 
     turn_sweep()
-    assert turn_claim(turn_id=turn.pk, owner="w9") is None
+    assert turn_claim(turn_id=turn.pk, owner="w9", ended=turn_ended) is None
 
     turn.refresh_from_db()
     assert turn.status == Turn.Status.FAILED and turn.error_code == "worker_lost"
@@ -150,7 +155,7 @@ def test_after_the_last_attempt_the_turn_ends_with_worker_lost() -> None:
 
 def test_a_cancelled_queued_turn_ends_when_claimed() -> None:
     turn = _turn(cancel_requested=True)
-    assert turn_claim(turn_id=turn.pk, owner="w1") is None
+    assert turn_claim(turn_id=turn.pk, owner="w1", ended=turn_ended) is None
     turn.refresh_from_db()
     assert turn.status == Turn.Status.CANCELLED
     assert _types(turn.session_id) == ["user.message", "assistant.cancelled"]
@@ -160,4 +165,4 @@ def test_claiming_a_deleted_turn_does_nothing() -> None:
     turn = _turn()
     turn_id = turn.pk
     turn.session.delete()
-    assert turn_claim(turn_id=turn_id, owner="w1") is None
+    assert turn_claim(turn_id=turn_id, owner="w1", ended=turn_ended) is None

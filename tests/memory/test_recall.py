@@ -13,6 +13,7 @@ from django.utils import timezone
 from conversations.models import EventType, Turn
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.events import event_append
+from conversations.services.prompt import turn_prompt
 from conversations.services.turns import ClaimedTurn
 from memory.adapters.embedded import EmbeddedMemory
 from memory.port import Remember, namespace_for
@@ -65,6 +66,13 @@ def claim_for(tenant, message, *, session_id=None, persona=None):  # type: ignor
         owner="test",
         attempt=1,
         restart=False,
+        user_message=message,
+    )
+
+
+def recall_for(claim, query, *, port=None):  # type: ignore[no-untyped-def]
+    return turn_memories(
+        tenant_id=claim.tenant_id, persona_id=claim.persona_id, query=query, turn_id=claim.turn_id, port=port
     )
 
 
@@ -81,7 +89,8 @@ def test_memories_from_other_sessions_come_back_but_not_those_already_in_the_pro
     elsewhere = store_memory(tenant, "Rex the dog loves the beach at Nazaré")
     second = claim_for(tenant, "Where does my dog Rex like to go?", session_id=first.session_id)
 
-    memories = turn_memories(claim=second, query="Where does my dog Rex like to go?")
+    # The turn's prompt leaves out memories of events its history window already holds.
+    memories = turn_prompt(claim=second).memories
 
     ids = [r["id"] for r in memories.references]
     assert ids == [str(elsewhere)]
@@ -99,7 +108,7 @@ def test_recall_is_bounded_in_count_size_and_snippet_length(settings):
     tenant = make_tenant()
     for i in range(6):
         store_memory(tenant, f"kayak trip number {i} " + "with a long tail of words " * 5)
-    memories = turn_memories(claim=claim_for(tenant, "kayak"), query="kayak trip")
+    memories = recall_for(claim_for(tenant, "kayak"), "kayak trip")
     snippets = [r["snippet"] for r in memories.references]
     assert 1 <= len(snippets) <= 3
     assert all(len(s) <= 30 for s in snippets) and all(s.endswith("…") for s in snippets)
@@ -111,8 +120,8 @@ def test_recall_is_scoped_to_the_tenant_and_persona(settings):
     persona = Persona.objects.create(tenant=mine, name="p")
     store_memory(other, "The vault combination is 4-8-15")
     store_memory(mine, "The vault combination is 16-23-42", persona_id=persona.pk)
-    assert turn_memories(claim=claim_for(mine, "vault combination"), query="vault combination").items == ()
-    found = turn_memories(claim=claim_for(mine, "vault", persona=persona), query="vault combination")
+    assert recall_for(claim_for(mine, "vault combination"), "vault combination").items == ()
+    found = recall_for(claim_for(mine, "vault", persona=persona), "vault combination")
     assert [m.text for m in found.items] == ["The vault combination is 16-23-42"]
     assert [m.text for m in memory_recall(tenant=other, persona_id=None, query="vault", top_k=5)] == [
         "The vault combination is 4-8-15"
@@ -131,7 +140,7 @@ def test_a_failing_or_slow_service_gives_no_memories_and_a_log_line(
     tenant = make_tenant()
     claim = claim_for(tenant, "anything at all")
     with caplog.at_level(logging.WARNING, logger="memory.services.recall"):
-        memories = turn_memories(claim=claim, query="anything at all", port=remote_memory)
+        memories = recall_for(claim, "anything at all", port=remote_memory)
     assert memories.items == () and memories.message is None and memories.references == []
     assert any("memory recall failed" in r.getMessage() for r in caplog.records)
 
@@ -154,4 +163,4 @@ def test_recall_can_be_turned_off(settings):
     tune(settings, recall_top_k=0)
     tenant = make_tenant()
     store_memory(tenant, "zeppelin")
-    assert turn_memories(claim=claim_for(tenant, "zeppelin"), query="zeppelin").items == ()
+    assert recall_for(claim_for(tenant, "zeppelin"), "zeppelin").items == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import EventType, Turn
+from conversations.services.turn_end import turn_ended
 from conversations.services.turns import turn_claim, turn_finish
 from memory.models import MemoryWrite
 from somaagent.audit import Actor
@@ -18,9 +19,9 @@ STAFF = Actor(label="user:test-staff", is_staff=True)
 
 def finish(tenant, message):  # type: ignore[no-untyped-def]
     claimed = claim_for(tenant, message)
-    claim = turn_claim(turn_id=claimed.turn_id, owner="test")
+    claim = turn_claim(turn_id=claimed.turn_id, owner="test", ended=turn_ended)
     assert claim is not None
-    turn_finish(claim=claim, type=EventType.ASSISTANT_FINAL, data={"message": "noted"})
+    turn_finish(claim=claim, type=EventType.ASSISTANT_FINAL, data={"message": "noted"}, ended=turn_ended)
     return claim
 
 

@@ -219,20 +219,16 @@ def test_budget_endpoint_shows_limits_and_use_to_tenant_admins():  # type: ignor
 
 @pytest.mark.django_db
 def test_a_turns_usage_is_stored_once_whatever_records_it_again():  # type: ignore[no-untyped-def]
-    from types import SimpleNamespace
-
     from somaagent.budgets.services import turn_usage_record
 
     tenant = new_tenant()
-    turn = SimpleNamespace(
-        pk=uuid.uuid4(),
-        tenant_id=tenant.pk,
-        session_id=uuid.uuid4(),
-        model="m",
-        usage={"prompt_tokens": 10, "completion_tokens": 5},
+    turn = {"turn_id": uuid.uuid4(), "tenant_id": tenant.pk, "persona_id": None, "session_id": uuid.uuid4()}
+    turn_usage_record(
+        **turn, model="m", usage={"prompt_tokens": 10, "completion_tokens": 5}, event_type="assistant.final"
     )
-    turn_usage_record(turn=turn, event_type="assistant.final", data={})
-    turn.usage = {"prompt_tokens": 99, "completion_tokens": 99}
-    turn_usage_record(turn=turn, event_type="assistant.final", data={})  # e.g. a redelivered finish
-    rows = list(TokenUsage.objects.filter(turn_id=turn.pk).values_list("total_tokens", flat=True))
+    # e.g. a redelivered finish
+    turn_usage_record(
+        **turn, model="m", usage={"prompt_tokens": 99, "completion_tokens": 99}, event_type="assistant.final"
+    )
+    rows = list(TokenUsage.objects.filter(turn_id=turn["turn_id"]).values_list("total_tokens", flat=True))
     assert rows == [15]

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations.models import Session, SessionEvent, Turn
+from conversations.services.turn_end import turn_ended
 from conversations.services.turn_watch import CANCELLED, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, turn_claim
 from somaagent.models import Tenant
@@ -29,7 +30,7 @@ def claimed_turn() -> ClaimedTurn:
     session = Session.objects.create(tenant=tenant, last_seq=1)
     event = SessionEvent.objects.create(session=session, seq=1, type="user.message", role="user", payload={})
     turn = Turn.objects.create(tenant=tenant, session=session, user_event=event)
-    claim = turn_claim(turn_id=turn.pk, owner="test-owner")
+    claim = turn_claim(turn_id=turn.pk, owner="test-owner", ended=turn_ended)
     assert claim is not None
     return claim
 

@@ -1,0 +1,91 @@
+"""What follows the end of a turn, called explicitly and in this order.
+
+``turn_ended`` runs inside the transaction that writes the turn's terminal
+event (``turn_finish``, or a turn ended before it ran: cancelled while queued,
+out of attempts), with a ``TurnEnd`` that carries everything it needs, so
+nothing here reads the turn again:
+
+1. usage and budget: the turn's token usage is stored and, after commit, its
+   budget reservation is settled with what was really used;
+2. memory (a final answer only): the user message and the reply enter the
+   memory write outbox, delivered after commit;
+3. summary (a final answer in a long session only): a background summary run
+   is queued when enough messages have left the prompt's history window;
+4. the route's record (analysis, escalation, attempts) for the admin;
+5. metrics, after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError, transaction
+
+from conversations.models import EventType, TurnAnalysis
+from conversations.services.summary import summary_after_turn
+from conversations.services.turns import TurnEnd
+from memory.services.writes import memory_remember_turn
+from somaagent.budgets.services import turn_usage_record
+from somaagent.metrics.record import turn_finished
+
+log = logging.getLogger(__name__)
+
+
+def turn_ended(end: TurnEnd) -> None:
+    data = end.data
+    turn_usage_record(
+        turn_id=end.turn_id,
+        tenant_id=end.tenant_id,
+        persona_id=end.persona_id,
+        session_id=end.session_id,
+        model=end.model or str(data.get("model") or ""),
+        usage=end.usage,
+        event_type=end.type,
+        partial=str(data.get("partial") or ""),
+    )
+    if end.type == EventType.ASSISTANT_FINAL:
+        memory_remember_turn(
+            turn_id=end.turn_id,
+            tenant_id=end.tenant_id,
+            session_id=end.session_id,
+            persona_id=end.persona_id,
+            user_event_id=end.user_event_uuid,
+            user_message=end.user_message,
+            user_occurred_at=end.user_occurred_at,
+            reply_event_id=end.event.event_id,
+            reply=str(data.get("message", "")),
+            reply_occurred_at=end.event.occurred_at,
+        )
+        _summary(end)
+    if end.analysis is not None:
+        _analysis_store(end)
+    turn_finished(
+        tenant_id=end.tenant_id,
+        event_type=end.type,
+        code=str(data.get("code", "")) if end.type == EventType.ASSISTANT_ERROR else "",
+    )
+
+
+def _summary(end: TurnEnd) -> None:
+    """A failure here must not undo the reply: it runs in a savepoint of its own."""
+    if not end.history_full:
+        return  # the whole session fits the history window: nothing to summarise
+    try:
+        with transaction.atomic():
+            summary_after_turn(session_id=end.session_id)
+    except DatabaseError:
+        log.exception(
+            "could not check whether the session needs a summary", extra={"turn_id": str(end.turn_id)}
+        )
+
+
+def _analysis_store(end: TurnEnd) -> None:
+    """Store (or update, on a restarted turn) the turn's analysis and routing, in one upsert."""
+    fields = dict(end.analysis or {})
+    # The turn's row is locked by this transaction: it exists, so the insert cannot fail on it.
+    TurnAnalysis.objects.bulk_create(
+        [TurnAnalysis(turn_id=end.turn_id, **fields)],
+        update_conflicts=True,
+        unique_fields=["turn"],
+        update_fields=list(fields),
+    )

@@ -1,0 +1,89 @@
+"""What one turn costs the database: SQL statements and transactions, counted on every thread.
+
+A count, not a time: the test fails when a change adds statements to the hot
+path of a turn (claim, context, admission, deltas, finish). The turn runs in
+this process against the stub model over real HTTP, with a zero-latency reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.db.backends.signals import connection_created
+
+from conversations.models import EventType, Session, SessionEvent, Turn
+from conversations.services.runner import turn_run
+from somaagent.models import Tenant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclasses.dataclass
+class Statements:
+    sql: list[str] = dataclasses.field(default_factory=list)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        with self.lock:
+            self.sql.append(sql)
+        return execute(sql, params, many, context)
+
+    def count(self, prefix: str = "") -> int:
+        return sum(1 for s in self.sql if s.lstrip().upper().startswith(prefix))
+
+
+@contextmanager
+def statements_on_every_thread() -> Iterator[Statements]:
+    """Every statement run by any thread of this process while the block runs."""
+    seen = Statements()
+
+    def install(sender: Any, connection: Any, **_: Any) -> None:
+        if seen not in connection.execute_wrappers:
+            connection.execute_wrappers.append(seen)
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()  # every thread opens its connection anew, with the wrapper
+    connection_created.connect(install)
+    try:
+        yield seen
+    finally:
+        connection_created.disconnect(install)
+
+
+@pytest.fixture
+def stub_model(llm_stub: Any) -> Iterator[None]:
+    before = settings.SOMA
+    settings.SOMA = dataclasses.replace(settings.SOMA, llm_base_url=f"{llm_stub.url}/v1", llm_model="stub")
+    try:
+        yield
+    finally:
+        settings.SOMA = before
+
+
+def _queued_turn(tenant: Tenant, message: str) -> Turn:
+    session = Session.objects.create(tenant=tenant, last_seq=1)
+    event = SessionEvent.objects.create(
+        session=session, seq=1, type=EventType.USER_MESSAGE, role="user", payload={"message": message}
+    )
+    return Turn.objects.create(tenant=tenant, session=session, user_event=event)
+
+
+def test_a_turn_costs_a_bounded_number_of_statements(stub_model: None) -> None:
+    tenant = Tenant.objects.create(name=f"cost-{uuid.uuid4().hex[:8]}")
+    # The tenant's first turn in a process reads its settings and budgets; later ones do not.
+    turn_run(turn_id=_queued_turn(tenant, "warm up [[reply=ok]]").pk, owner="warm")
+    turn = _queued_turn(tenant, "hello [[reply=Hello there]]")
+    with statements_on_every_thread() as seen:
+        turn_run(turn_id=turn.pk, owner="w1")
+    turn.refresh_from_db()
+    assert turn.status == Turn.Status.COMPLETED
+    print(f"{len(seen.sql)} statements:\n" + "\n".join(s[:400] for s in seen.sql))
+    assert len(seen.sql) <= 100
