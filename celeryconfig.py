@@ -88,9 +88,11 @@ task_routes = {
     "soma.*": {"queue": "default", "routing_key": "default"},
 }
 
-# Flower and operators see the workers' task events. No "task-sent" event: it
-# is one more broker publish inside every accept request.
-worker_send_task_events = True
+# Task events (three broker publishes per task) are off unless someone watches:
+# Flower turns them on in the workers it follows (its enable_events option, on by
+# default) for as long as it runs. No "task-sent" event: it would be one more
+# broker publish inside every accept request.
+worker_send_task_events = False
 task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = False

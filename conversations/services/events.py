@@ -55,13 +55,53 @@ def event_append(
     """Persist one event in the current transaction; publish it to readers on commit."""
     if not connection.in_atomic_block:
         raise RuntimeError("event_append must run inside transaction.atomic()")
-    seq = allocate_seq(session_id=session_id)
-    event = SessionEvent.objects.create(
-        session_id=session_id, seq=seq, type=type, role=role_of(type), payload=data
-    )
+    if connection.vendor == "postgresql":
+        event = _append_in_one_statement(session_id=session_id, type=type, data=data)
+    else:
+        seq = allocate_seq(session_id=session_id)
+        event = SessionEvent.objects.create(
+            session_id=session_id, seq=seq, type=type, role=role_of(type), payload=data
+        )
     if publish:
         envelope = envelope_of(event)
         transaction.on_commit(lambda: stream_buffer.publish_best_effort(envelope))
+    return event
+
+
+def _append_in_one_statement(*, session_id: uuid.UUID | str, type: str, data: dict[str, Any]) -> SessionEvent:
+    """PostgreSQL: take the cursor and insert the event in one statement (a data-modifying CTE)."""
+    now = timezone.now()
+    event = SessionEvent(
+        session_id=uuid.UUID(str(session_id)),
+        type=str(type),
+        role=role_of(type),
+        payload=data,
+        occurred_at=now,
+    )
+    payload = SessionEvent._meta.get_field("payload").get_db_prep_save(data, connection)  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS (UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1, updated_at = %s"
+            " WHERE id = %s RETURNING id, last_seq)"
+            f" INSERT INTO {SessionEvent._meta.db_table}"
+            " (session_id, seq, event_id, type, role, occurred_at, payload)"
+            " SELECT s.id, s.last_seq, %s, %s, %s, %s, %s FROM s RETURNING id, seq",
+            [
+                now,
+                event.session_id,
+                event.event_id,
+                event.type,
+                event.role,
+                now,
+                payload,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Session not found.")
+    event.pk, event.seq = int(row[0]), int(row[1])
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
 
 

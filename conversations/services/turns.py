@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -287,21 +287,14 @@ def turn_finish(
     The turn's row is ended by one conditional update (it locks the row and
     checks the lease at once); ``ended`` then runs in the same transaction.
     """
-    status = TERMINAL_STATUS[EventType(type)]
     with transaction.atomic():
-        owned = Turn.objects.filter(
-            pk=claim.turn_id, status=Turn.Status.RUNNING, lease_owner=claim.owner
-        ).update(
-            status=status,
-            finished_at=timezone.now(),
-            lease_owner="",
-            lease_expires_at=None,
+        successor_waits = _end_owned(
+            claim,
+            status=TERMINAL_STATUS[EventType(type)],
             error_code=str(data.get("code", ""))[:50] if type == EventType.ASSISTANT_ERROR else "",
             model=model,
             usage=usage or {},
         )
-        if owned != 1:
-            raise LeaseLost(str(claim.turn_id))
         # reply_to names the user event this terminal event answers, like assistant.started's.
         event = event_append(
             session_id=claim.session_id, type=type, data={**data, "reply_to": str(claim.user_event_uuid)}
@@ -323,8 +316,42 @@ def turn_finish(
                 history_full=history_full,
             )
         )
-        _dispatch_successor(claim.session_id)
+        if successor_waits:
+            _dispatch_successor(claim.session_id)
         return event
+
+
+def _end_owned(
+    claim: ClaimedTurn, *, status: str, error_code: str, model: str, usage: dict[str, int]
+) -> bool:
+    """End the turn's row if this worker still owns it, in one statement (which also locks it);
+    returns whether a later turn of the session is queued. LeaseLost if the worker does not own it."""
+    table = Turn._meta.db_table
+    usage_value = Turn._meta.get_field("usage").get_db_prep_save(usage, connection)  # type: ignore[union-attr]
+    turn_pk = Turn._meta.pk.get_db_prep_value(claim.turn_id, connection)  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL,"
+            " error_code = %s, model = %s, usage = %s"
+            " WHERE id = %s AND status = %s AND lease_owner = %s"
+            f" RETURNING EXISTS (SELECT 1 FROM {table} q WHERE q.session_id = {table}.session_id"
+            " AND q.status = %s)",
+            [
+                str(status),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                error_code,
+                model,
+                usage_value,
+                turn_pk,
+                Turn.Status.RUNNING.value,
+                claim.owner,
+                Turn.Status.QUEUED.value,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise LeaseLost(str(claim.turn_id))
+    return bool(row[0])
 
 
 def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended) -> SessionEvent:

@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from memory.adapters import memory_port
@@ -98,59 +98,41 @@ def _lease_free(now: datetime) -> Q:
     return Q(lease_until__isnull=True) | Q(lease_until__lte=now)
 
 
-def _stream(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> QuerySet[MemoryWrite]:
-    """A session's pending writes, head first."""
-    pending = MemoryWrite.objects.filter(tenant_id=tenant_id, session_id=session_id, state=PENDING)
-    return pending.order_by("id")
-
-
-def _lease_head(heads: QuerySet[Any], *, lease_seconds: float) -> tuple[Any, str] | None:
-    """Lease the first of ``heads`` (a stream, as rows or as ids) if it is due and nobody holds it;
-    returns that row (or id) and the lease token."""
+def _lease_stream_head(*, tenant_id: Any, session_id: Any, lease_seconds: float) -> MemoryWrite | None:
+    """Lease the head of a session's stream if it is due and free, and load it: one statement
+    (the head is found, checked and leased by the same conditional update)."""
     now = timezone.now()
-    head = heads.first()
-    if head is None:
-        return None
-    token = uuid.uuid4().hex
-    taken = (
-        MemoryWrite.objects.filter(pk=getattr(head, "pk", head), state=PENDING, next_attempt_at__lte=now)
-        .filter(_lease_free(now))
-        .update(lease_owner=token, lease_until=now + timedelta(seconds=lease_seconds))
+    table = MemoryWrite._meta.db_table
+    at = connection.ops.adapt_datetimefield_value
+    tenant = MemoryWrite._meta.get_field("tenant_id").get_db_prep_value  # type: ignore[union-attr]
+    session = MemoryWrite._meta.get_field("session_id").get_db_prep_value  # type: ignore[union-attr]
+    rows = MemoryWrite.objects.raw(
+        f"UPDATE {table} SET lease_owner = %s, lease_until = %s"
+        f" WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND session_id = %s AND state = %s"
+        " ORDER BY id LIMIT 1)"
+        " AND state = %s AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until <= %s)"
+        " RETURNING *",
+        [
+            uuid.uuid4().hex,
+            at(now + timedelta(seconds=lease_seconds)),
+            tenant(tenant_id, connection, prepared=False),
+            session(session_id, connection, prepared=False),
+            PENDING.value,
+            PENDING.value,
+            at(now),
+            at(now),
+        ],
     )
-    return (head, token) if taken else None
+    found = list(rows)
+    return found[0] if found else None
 
 
 def claim_head(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> Claim | None:
-    """Lease the head of a session's stream for a task about to be queued, if it is due and free.
-
-    One statement: the head is found and leased by the same conditional update.
-    """
-    now = timezone.now()
-    token = uuid.uuid4().hex
-    table = MemoryWrite._meta.db_table
-    at = connection.ops.adapt_datetimefield_value
-    pk = MemoryWrite._meta.get_field("session_id").get_db_prep_value
-    tenant = MemoryWrite._meta.get_field("tenant_id").get_db_prep_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET lease_owner = %s, lease_until = %s"
-            f" WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND session_id = %s AND state = %s"
-            " ORDER BY id LIMIT 1)"
-            " AND state = %s AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until <= %s)"
-            " RETURNING id",
-            [
-                token,
-                at(now + timedelta(seconds=settings.SOMA.memory.dispatch_lease_seconds)),
-                tenant(tenant_id, connection, prepared=False),
-                pk(session_id, connection, prepared=False),
-                PENDING.value,
-                PENDING.value,
-                at(now),
-                at(now),
-            ],
-        )
-        row = cursor.fetchone()
-    return Claim(write_id=int(row[0]), token=token) if row else None
+    """Lease the head of a session's stream for a task about to be queued, if it is due and free."""
+    head = _lease_stream_head(
+        tenant_id=tenant_id, session_id=session_id, lease_seconds=settings.SOMA.memory.dispatch_lease_seconds
+    )
+    return Claim(write_id=head.pk, token=head.lease_owner) if head is not None else None
 
 
 def release_claims(*, claims: list[Claim]) -> None:
@@ -166,28 +148,44 @@ def memory_deliver(*, write_id: int, token: str, port: MemoryPort | None = None)
     port = port or memory_port()
     config = settings.SOMA.memory
     result = DeliveryResult()
-    owner = uuid.uuid4().hex
-    taken = MemoryWrite.objects.filter(pk=write_id, state=PENDING, lease_owner=token).update(
-        lease_owner=owner, lease_until=timezone.now() + timedelta(seconds=config.delivery_lease_seconds)
-    )
-    if not taken:
+    write = _take_over(write_id=write_id, token=token, lease_seconds=config.delivery_lease_seconds)
+    if write is None:
         result.stale = True
         return result
-    write = MemoryWrite.objects.get(pk=write_id)
     for _ in range(MAX_WRITES_PER_TASK):
-        if not _attempt(write, owner=owner, port=port, result=result):
+        if not _attempt(write, owner=write.lease_owner, port=port, result=result):
             return result
-        # The next head is leased and loaded in one read (claim_head would read it twice).
-        nxt = _lease_head(
-            _stream(tenant_id=write.tenant_id, session_id=write.session_id),
+        nxt = _lease_stream_head(
+            tenant_id=write.tenant_id,
+            session_id=write.session_id,
             lease_seconds=config.delivery_lease_seconds,
         )
         if nxt is None:
             return result
-        write, owner = nxt
+        write = nxt
     # A long stream: hand the rest to a new task so one task does not hog a worker.
-    result.next_claim = Claim(write_id=write.pk, token=owner)
+    result.next_claim = Claim(write_id=write.pk, token=write.lease_owner)
     return result
+
+
+def _take_over(*, write_id: int, token: str, lease_seconds: float) -> MemoryWrite | None:
+    """Swap the dispatch lease ``token`` for this task's own and load the write: one statement.
+    None when the lease is gone (a duplicate or stale task)."""
+    table = MemoryWrite._meta.db_table
+    at = connection.ops.adapt_datetimefield_value
+    rows = MemoryWrite.objects.raw(
+        f"UPDATE {table} SET lease_owner = %s, lease_until = %s"
+        " WHERE id = %s AND state = %s AND lease_owner = %s RETURNING *",
+        [
+            uuid.uuid4().hex,
+            at(timezone.now() + timedelta(seconds=lease_seconds)),
+            int(write_id),
+            PENDING.value,
+            token,
+        ],
+    )
+    found = list(rows)
+    return found[0] if found else None
 
 
 def _request(write: MemoryWrite) -> Remember | Forget:

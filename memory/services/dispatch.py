@@ -7,6 +7,7 @@ the beat sweep queues the write again later: nothing is lost, only delayed.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from memory.services.delivery import Claim, claim_head, release_claims
@@ -45,8 +46,20 @@ def memory_stream_kick(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> bool:
     return dispatch_claims(claims=[claim]) == 1
 
 
+REPLICATE_KICK_SECONDS = 0.5
+_last_kick = [0.0]
+
+
 def replicate_soon() -> None:
-    """Ask for a replication run now (the beat runs one every few seconds anyway)."""
+    """Ask for a replication run now (the beat runs one every few seconds anyway).
+
+    At most one ask per process every ``REPLICATE_KICK_SECONDS``: one run replicates
+    every write delivered before it, so a busy worker does not queue one per write.
+    """
+    now = time.monotonic()
+    if now - _last_kick[0] < REPLICATE_KICK_SECONDS:
+        return
+    _last_kick[0] = now
     try:
         _send("memory.replicate", {})
     except Exception as exc:  # kombu raises many connection error types

@@ -87,3 +87,22 @@ def test_a_turn_costs_a_bounded_number_of_statements(stub_model: None) -> None:
     assert turn.status == Turn.Status.COMPLETED
     print(f"{len(seen.sql)} statements:\n" + "\n".join(s[:400] for s in seen.sql))
     assert len(seen.sql) <= 100
+
+
+def test_delivering_a_turns_memory_costs_a_bounded_number_of_statements(stub_model: None) -> None:
+    from memory.models import MemoryWrite
+    from memory.services.delivery import claim_head, memory_deliver
+
+    tenant = Tenant.objects.create(name=f"cost-{uuid.uuid4().hex[:8]}")
+    turn = _queued_turn(tenant, "remember me [[reply=Noted]]")
+    turn_run(turn_id=turn.pk, owner="w1")
+    MemoryWrite.objects.filter(session_id=turn.session_id).update(lease_owner="", lease_until=None)
+    claim = claim_head(tenant_id=tenant.pk, session_id=turn.session_id)
+    assert claim is not None
+    with statements_on_every_thread() as seen:
+        memory_deliver(write_id=claim.write_id, token=claim.token)
+    assert set(MemoryWrite.objects.filter(session_id=turn.session_id).values_list("state", flat=True)) == {
+        "delivered"
+    }
+    print(f"{len(seen.sql)} statements:\n" + "\n".join(s[:300] for s in seen.sql))
+    assert len(seen.sql) <= 100

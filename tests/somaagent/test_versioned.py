@@ -50,7 +50,9 @@ def test_a_change_inside_an_open_transaction_is_read_from_the_database_until_it_
         Budget.objects.create(tenant=tenant, daily_tokens=7)
         cache.bump(str(tenant.pk))
         assert cache.get(str(tenant.pk)) == [7], "this process sees its own change at once"
-    assert cache.get(str(tenant.pk)) == [7] and cache.get(str(tenant.pk)) == [7]
+    assert cache.get(str(tenant.pk)) == [7]
+    after_commit = len(reads)
+    assert cache.get(str(tenant.pk)) == [7] and len(reads) == after_commit, "cached again once committed"
 
 
 def test_saving_a_budget_announces_it_to_the_real_cache() -> None:
