@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
-from memory.services.delivery import memory_deliver, memory_sweep
+from memory.services.delivery import Claim, DeliveryResult, memory_deliver, memory_sweep
 from memory.services.dispatch import dispatch_claims, replicate_soon
 from memory.services.replication import memory_replicate
 
@@ -17,13 +19,26 @@ from memory.services.replication import memory_replicate
     soft_time_limit=570,
     ignore_result=True,
 )
-def deliver(write_id: int, token: str) -> dict[str, object]:
-    result = memory_deliver(write_id=write_id, token=token)
-    if result.next_claim is not None:
-        dispatch_claims(claims=[result.next_claim])
-    if result.delivered:
+def deliver(
+    write_id: int | None = None, token: str = "", claims: list[list[Any]] | None = None
+) -> dict[str, object]:
+    """Deliver the streams of ``claims`` ([write id, lease token] each) one after another;
+    ``write_id``/``token``: one claim (messages queued before batches existed)."""
+    todo = [Claim(write_id=int(w), token=str(t)) for w, t in (claims or [])]
+    if write_id is not None:
+        todo.append(Claim(write_id=int(write_id), token=token))
+    total = DeliveryResult()
+    more: list[Claim] = []
+    for claim in todo:
+        result = memory_deliver(write_id=claim.write_id, token=claim.token)
+        total.merge(result)
+        if result.next_claim is not None:
+            more.append(result.next_claim)
+    if more:
+        dispatch_claims(claims=more)
+    if total.delivered:
         replicate_soon()
-    return result.as_dict()
+    return total.as_dict()
 
 
 @shared_task(name="memory.sweep", ignore_result=True, time_limit=60, soft_time_limit=50)

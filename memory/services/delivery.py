@@ -68,6 +68,13 @@ class DeliveryResult:
     next_claim: Claim | None = None
     errors: list[str] = field(default_factory=list)
 
+    def merge(self, other: DeliveryResult) -> None:
+        self.delivered += other.delivered
+        self.retrying += other.retrying
+        self.dead += other.dead
+        self.stale = self.stale or other.stale
+        self.errors += other.errors
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "delivered": self.delivered,
@@ -125,6 +132,37 @@ def _lease_stream_head(*, tenant_id: Any, session_id: Any, lease_seconds: float)
     )
     found = list(rows)
     return found[0] if found else None
+
+
+def claim_heads(*, session_ids: list[uuid.UUID]) -> list[Claim]:
+    """Lease the heads of these sessions' streams that are due and free, in one statement
+    (their tasks are about to be queued)."""
+    if not session_ids:
+        return []
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    table = MemoryWrite._meta.db_table
+    at = connection.ops.adapt_datetimefield_value
+    session = MemoryWrite._meta.get_field("session_id").get_db_prep_value  # type: ignore[union-attr]
+    marks = ", ".join(["%s"] * len(session_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET lease_owner = %s, lease_until = %s"
+            f" WHERE id IN (SELECT min(id) FROM {table} WHERE state = %s AND session_id IN ({marks})"
+            " GROUP BY session_id)"
+            " AND next_attempt_at <= %s AND (lease_until IS NULL OR lease_until <= %s)"
+            " RETURNING id",
+            [
+                token,
+                at(now + timedelta(seconds=settings.SOMA.memory.dispatch_lease_seconds)),
+                PENDING.value,
+                *[session(s, connection, prepared=False) for s in session_ids],
+                at(now),
+                at(now),
+            ],
+        )
+        ids = sorted(int(row[0]) for row in cursor.fetchall())
+    return [Claim(write_id=write_id, token=token) for write_id in ids]
 
 
 def claim_head(*, tenant_id: uuid.UUID, session_id: uuid.UUID) -> Claim | None:
