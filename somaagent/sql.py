@@ -1,0 +1,58 @@
+"""Parameters and values of hand-written SQL, the same way the ORM would convert them.
+
+The few statements on the hot paths that the ORM cannot express in one round
+trip (an update that returns a row, a read that joins four tables and locks
+one) are written by hand. These helpers give their parameters and results the
+ORM's conversions on both backends: PostgreSQL (psycopg adapts most types
+itself) and SQLite (UUIDs as 32 hex characters, datetimes as text, JSON as text).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+
+def p_uuid(value: uuid.UUID | str | None) -> Any:
+    """A UUID parameter."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return parsed if connection.vendor == "postgresql" else parsed.hex
+
+
+def p_datetime(value: datetime | None) -> Any:
+    """A datetime parameter (aware, as the ORM stores it)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def p_json(model: type[Model], field: str, value: Any) -> Any:
+    """A JSON parameter for ``model.field`` (its encoder, the backend's adapter)."""
+    return model._meta.get_field(field).get_db_prep_save(value, connection)  # type: ignore[union-attr]
+
+
+def v_uuid(value: Any) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
+
+
+def v_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)  # SQLite: stored naive, in UTC
+    return parsed
+
+
+def v_json(value: Any) -> Any:
+    """JSON read back: text on both backends (Django loads jsonb as text), or already decoded."""
+    return json.loads(value) if isinstance(value, str | bytes | bytearray) else value
