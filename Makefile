@@ -79,9 +79,10 @@ format: install-dev
 bench: install-dev
 	$(BIN)/python -m bench.run_all
 
-## Stop the embedded Redis server that the app starts on first use.
+## Stop the embedded Redis server (make run and make test stop the one they started themselves)
+## and say what was stopped.
 stop:
-	-$(BIN)/python -c "from pathlib import Path; from somaagent.embedded_redis import stop; from somaagent.config import VAR_DIR; stop(VAR_DIR)"
+	-@$(BIN)/python -m somaagent.embedded_redis stop
 
 clean: stop
 	rm -rf $(VENV) var

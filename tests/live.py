@@ -25,9 +25,10 @@ import httpx
 from django.conf import settings
 from django.db import connection
 
+from tests.run_logs import LOG_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-LOG_DIR = ROOT / "var" / "test-logs"
 ALL_QUEUES = "conversation,tools,memory,default"
 
 
