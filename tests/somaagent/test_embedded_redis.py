@@ -1,4 +1,4 @@
-"""The embedded Redis server: whoever starts it for a run stops it when the run ends; `make stop` says what it stopped."""
+"""The embedded Redis server: a run stops the server it started; `make stop` says what it stopped."""
 
 from __future__ import annotations
 
