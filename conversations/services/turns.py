@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
+from conversations.services.titles import title_proposal_enqueue
 from somaagent.context import adopt_request_id
 from somaagent.outbox import outbox_enqueue, register_topic
 
@@ -226,6 +227,8 @@ def _finish_locked(turn: Turn, type: str, data: dict[str, Any]) -> SessionEvent:
     )
     for hook in FINISH_HOOKS:
         hook(turn=turn, event_type=type, data=data)
+    if type == EventType.ASSISTANT_FINAL:
+        title_proposal_enqueue(turn=turn)  # the model names the chat after its first reply
     successor = (
         Turn.objects.filter(session_id=turn.session_id, status=Turn.Status.QUEUED)
         .select_related("user_event")
