@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ import httpx
 from django.conf import settings
 from django.db import connection
 
-from tests.run_logs import LOG_DIR
+from tests.run_logs import LOG_DIR, run_tmpdir
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -143,7 +142,7 @@ class LiveSystem:
     ) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         # One metrics directory per system, shared by its processes (as on one host).
-        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="soma-metrics-"))
+        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", run_tmpdir("soma-metrics-"))
         self.worker_concurrency = worker_concurrency
         # One worker per entry (e.g. the Procfile's split: conversation work, tool calls).
         self.worker_queues = worker_queues

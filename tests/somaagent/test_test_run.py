@@ -1,5 +1,6 @@
 """A test run leaves nothing behind: the embedded Redis server it started stops with it, and the
-logs of the processes it started are removed when it passes (kept, and named, when it fails)."""
+logs and metrics directories of the processes it started are removed when it passes (kept, and
+named, when it fails)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ INNER = """
 import os
 
 from somaagent.redis_client import sync_redis
-from tests.live import StubServer
+from tests.live import LiveSystem, StubServer
 
 
 def test_uses_the_embedded_redis_and_starts_a_process():
     assert sync_redis().ping()
     StubServer("tests.stubs.web_server").stop()
+    assert LiveSystem().env["PROMETHEUS_MULTIPROC_DIR"].startswith(os.environ["INNER_RUN_DIR"])
 
 
 def test_outcome():
@@ -43,6 +45,7 @@ LEAKS = (
     "REDIS_URL",
     "CELERY_BROKER_URL",
     "SOMA_VAR_DIR",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -61,14 +64,17 @@ def inner_run(var_dir: Path, *, outcome: str, workers: int) -> tuple[subprocess.
     test_file.write_text(INNER)
     run_id = f"inner{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if k not in LEAKS and not k.startswith("PYTEST_")}
-    env.update(SOMA_VAR_DIR=str(var_dir), SOMA_TEST_RUN=run_id, INNER_OUTCOME=outcome)
+    run_dir = Path(tempfile.gettempdir()) / f"soma-test-logs-{run_id}"
+    env.update(
+        SOMA_VAR_DIR=str(var_dir), SOMA_TEST_RUN=run_id, INNER_OUTCOME=outcome, INNER_RUN_DIR=str(run_dir)
+    )
     argv = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "-p", "no:cacheprovider", "-q"]
     if workers:
         argv += ["-n", str(workers)]
     done = subprocess.run(
         [*argv, str(test_file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
     )
-    return done, Path(tempfile.gettempdir()) / f"soma-test-logs-{run_id}"
+    return done, run_dir
 
 
 def test_a_passing_run_stops_its_redis_and_removes_its_logs(var_dir: Path) -> None:
@@ -85,6 +91,7 @@ def test_a_failing_run_keeps_its_logs_and_says_where(var_dir: Path) -> None:
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
         assert f"Logs of the processes this test run started: {logs}" in done.stdout
         assert any(logs.glob("web_server-*.log")), "the stub's log is kept"
+        assert any(logs.glob("soma-metrics-*")), "and the metrics directory"
         assert not embedded_redis.is_running(var_dir)
     finally:
         shutil.rmtree(logs, ignore_errors=True)
