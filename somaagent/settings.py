@@ -224,6 +224,7 @@ SOMA = SomaSettings(
     # models: context, summaries, the embedded local model (issue 7)
     context_tokens=env_int("SOMA_CONTEXT_TOKENS", 6000),
     summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
+    title_from_model=env_bool("SOMA_TITLE_FROM_MODEL", True),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.

@@ -11,7 +11,8 @@ never waits in front of user turns). The task asks the ``summary`` models
 the title is still the automatic one: a rename (``session_rename``, the admin)
 clears the flag, so it is never overwritten. One proposal per session: the flag
 is cleared whatever the model answered; without a model, or when it fails, the
-shortened title stays.
+shortened title stays. ``SOMA_TITLE_FROM_MODEL=0`` keeps the first words and
+never sends them to a model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import logging
 import re
 import uuid
 from dataclasses import replace
+
+from django.conf import settings
 
 from conversations.llm.fallback import ResilientChatStream
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
@@ -66,7 +69,7 @@ def title_clean(answer: str) -> str:
 def title_proposal_enqueue(*, turn: Turn) -> bool:
     """After a finished reply: queue the model's proposal while the title is still the automatic
     one (inside the finishing transaction; once per session by its dedupe key)."""
-    if not turn.session.title_automatic:
+    if not turn.session.title_automatic or not settings.SOMA.title_from_model:
         return False
     return (
         outbox_enqueue(

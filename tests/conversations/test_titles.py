@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,8 +25,8 @@ from conversations.services.titles import (
 )
 from somaagent.models import ModelProfile, OutboxMessage
 from tests.conftest import make_tenant_key
-from tests.conversations.support import send
-from tests.live import read_stream, wait_until
+from tests.conversations.support import own_system, send, stub_env
+from tests.live import LiveSystem, read_stream, wait_until
 
 LONG = (
     "Could you help me plan a three week trip through Portugal and Spain next spring, "
@@ -153,26 +154,46 @@ def test_without_a_model_or_with_a_failing_one_the_first_words_stay(settings, ll
 
 
 @pytest.mark.integration
-def test_after_the_first_reply_the_worker_names_the_chat_in_the_background(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
-    first = send(live_system, tenant_key.key, "Help me plan a rail trip [[reply=Iberian rail trip]]")
+def test_with_title_proposals_off_the_first_words_stay(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    """The suite's shared system runs with SOMA_TITLE_FROM_MODEL=0, as an operator may."""
+    accepted = send(live_system, tenant_key.key, "Keep my words [[reply=Model name]]")
+    read_stream(live_system, tenant_key.key, accepted["session_id"])
+    assert not OutboxMessage.objects.filter(dedupe_key=f"title:{accepted['session_id']}").exists()
+    assert Session.objects.get(pk=accepted["session_id"]).title == "Keep my words [[reply=Model name]]"
+
+
+@pytest.fixture(scope="module")
+def titling_system(llm_stub, django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+    """A live system of its own with the model's title proposals on (the suite turns them off)."""
+    with django_db_blocker.unblock(), own_system(stub_env(llm_stub.url, SOMA_TITLE_FROM_MODEL="1")) as system:
+        yield system
+
+
+@pytest.mark.integration
+def test_after_the_first_reply_the_worker_names_the_chat_in_the_background(
+    titling_system, tenant_key
+) -> None:  # type: ignore[no-untyped-def]
+    system = titling_system
+    first = send(system, tenant_key.key, "Help me plan a rail trip [[reply=Iberian rail trip]]")
     sid = first["session_id"]
-    read_stream(live_system, tenant_key.key, sid)
+    read_stream(system, tenant_key.key, sid)
     row = OutboxMessage.objects.get(dedupe_key=f"title:{sid}")
     assert row.topic == TITLE_TOPIC and row.payload == {"session_id": sid}
     wait_until(
         lambda: Session.objects.get(pk=sid).title == "Iberian rail trip", timeout=20, what="the model's title"
     )
-    second = send(live_system, tenant_key.key, "And back? [[reply=Fine]]", session_id=sid)
-    read_stream(live_system, tenant_key.key, sid, after=int(second["stream"]["sse"].rsplit("=", 1)[1]))
+    second = send(system, tenant_key.key, "And back? [[reply=Fine]]", session_id=sid)
+    read_stream(system, tenant_key.key, sid, after=int(second["stream"]["sse"].rsplit("=", 1)[1]))
     assert OutboxMessage.objects.filter(topic=TITLE_TOPIC, payload__session_id=sid).count() == 1
 
 
 @pytest.mark.integration
-def test_a_chat_renamed_before_its_first_reply_keeps_the_name(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
-    accepted = send(live_system, tenant_key.key, "Slow one [[first_delay=1.5]] [[reply=Model name]]")
+def test_a_chat_renamed_before_its_first_reply_keeps_the_name(titling_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    system = titling_system
+    accepted = send(system, tenant_key.key, "Slow one [[first_delay=1.5]] [[reply=Model name]]")
     sid = accepted["session_id"]
-    with live_system.client(tenant_key.key) as c:
+    with system.client(tenant_key.key) as c:
         assert c.patch(f"/v1/sessions/{sid}", json={"title": "Named by me"}).status_code == 200
-    read_stream(live_system, tenant_key.key, sid)
+    read_stream(system, tenant_key.key, sid)
     assert not OutboxMessage.objects.filter(dedupe_key=f"title:{sid}").exists()
     assert Session.objects.get(pk=sid).title == "Named by me"
