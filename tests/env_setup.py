@@ -29,7 +29,7 @@ os.environ.pop("SOMA_LLM_BASE_URL", None)
 os.environ["SOMA_LOCAL_LLM"] = "0"
 # No background title requests to the model after a first reply: tests that count the model's
 # requests or compare a session before and after see only their own (test_titles turns it on).
-os.environ.setdefault("SOMA_TITLE_FROM_MODEL", "0")
+os.environ["SOMA_TITLE_FROM_MODEL"] = "0"
 
 # --- what this run leaves behind --------------------------------------------------------------
 # The run (the xdist controller, or the only process) holds the embedded Redis server when it
