@@ -92,12 +92,3 @@ def test_the_favicon_is_served_by_the_app_on_every_page() -> None:
     assert b"\x89PNG" in r.content and "max-age" in r["Cache-Control"]
     page = Client().get("/login/").content.decode()
     assert '<link rel="icon" href="/static/webchat/favicon.svg" type="image/svg+xml">' in page
-
-
-@pytest.mark.integration
-def test_the_live_server_serves_both_icons(live_system) -> None:  # type: ignore[no-untyped-def]
-    with live_system.client() as c:
-        ico = c.get("/favicon.ico")
-        svg = c.get("/static/webchat/favicon.svg")
-    assert ico.status_code == 200 and ico.headers["content-type"] == "image/x-icon"
-    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
