@@ -18,8 +18,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,6 +73,7 @@ class Output:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.lines: list[str] = []
+        self.banner_seen: float | None = None  # when the banner's first line was read
         self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
         self._thread.start()
 
@@ -78,6 +81,8 @@ class Output:
         assert proc.stdout is not None
         for line in proc.stdout:
             self.lines.append(line.rstrip("\n"))
+            if self.banner_seen is None and BANNER_URL.match(self.lines[-1]):
+                self.banner_seen = time.time()
 
     def index(self, pattern: re.Pattern[str]) -> int | None:
         return next((i for i, line in enumerate(list(self.lines)) if pattern.search(line)), None)
@@ -100,6 +105,20 @@ def copy() -> Iterator[Path]:
             except ProcessLookupError:
                 pass
         shutil.rmtree(path, ignore_errors=True)
+
+
+def first_log(out: Output, match: Callable[[dict[str, Any]], bool]) -> float | None:
+    """The ``ts`` (epoch seconds) of the first JSON log line a process wrote that ``match``es."""
+    for line in list(out.lines):
+        _, bar, rest = line.partition("| ")
+        if bar and rest.startswith("{"):
+            try:
+                doc = json.loads(rest)
+            except ValueError:
+                continue
+            if match(doc):
+                return datetime.fromisoformat(doc["ts"]).timestamp()
+    return None
 
 
 def printed_commands(banner: list[str]) -> list[str]:
@@ -155,16 +174,26 @@ def test_make_run_prints_a_url_and_commands_that_work_and_stops_everything(
             what="make run's banner",
         )
         assert make.poll() is None, f"make run ended early:\n{out.text()[-6000:]}"
+        banner_seen = out.banner_seen
+        assert banner_seen is not None
         start = out.index(BANNER_URL)
         assert start is not None
         url = BANNER_URL.match(out.lines[start]).group(1)  # type: ignore[union-attr]
         assert url == f"http://127.0.0.1:{expected_port}"
         assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
 
-        # The banner came after readiness: the web answered /readyz and the workers were ready.
-        before = "\n".join(out.lines[:start])
-        assert re.search(r'"message": "GET /readyz 200"', before), before[-4000:]
-        assert re.search(r"@\S+ ready\.", before), "a Celery worker was ready"
+        # The banner came after readiness: by the clocks of the processes themselves (their JSON
+        # lines' ts; honcho may relay a line later than it was written), the web had answered
+        # /readyz and a Celery worker was ready before the banner was read.
+        readyz = wait_until(
+            lambda: first_log(out, lambda d: d.get("message") == "GET /readyz 200"), timeout=10, what="readyz"
+        )
+        worker = wait_until(
+            lambda: first_log(out, lambda d: str(d.get("message", "")).endswith(" ready.")),
+            timeout=10,
+            what="a worker's ready line",
+        )
+        assert readyz < banner_seen and worker < banner_seen, (readyz, worker, banner_seen)
         assert sum(bool(BANNER_URL.match(line)) for line in out.lines) == 1, "printed once"
         assert (copy / "var" / "dev-credentials.txt").exists()
 
@@ -182,11 +211,13 @@ def test_make_run_prints_a_url_and_commands_that_work_and_stops_everything(
             assert follow.stdout is not None
             deadline = time.monotonic() + 60
             events = []
-            for line in follow.stdout:
+            for line in follow.stdout:  # data lines, and a heartbeat comment every 15 s
                 if line.startswith("data:"):
                     events.append(json.loads(line[5:]))
-                    if events[-1]["type"] == "assistant.final" or time.monotonic() > deadline:
+                    if events[-1]["type"] == "assistant.final":
                         break
+                if time.monotonic() > deadline:
+                    break
             assert events and events[-1]["type"] == "assistant.final", events
             assert events[-1]["data"]["message"].startswith("You said: Hello!")
         finally:
@@ -200,6 +231,8 @@ def test_make_run_prints_a_url_and_commands_that_work_and_stops_everything(
         assert re.search(
             r"^Stopped the embedded Redis server \(pid \d+, .*redis\.sock\)\.$", out.text(), re.M
         )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- make run's output (end) ---\n{out.text()[-8000:]}") from exc
     finally:
         if make.poll() is None:
             os.killpg(make.pid, signal.SIGKILL)
