@@ -24,7 +24,8 @@ RUN DJANGO_SECRET_KEY=build-only-not-a-secret-build-only-not-a-secret \
     python manage.py collectstatic --noinput
 
 USER soma
+# The web listens on $PORT (8000 unless `docker run -e PORT=…` says otherwise).
 EXPOSE 8000
 # Empties the metrics directory, then runs the command (web, worker, beat, flower).
 ENTRYPOINT ["/app/deploy/docker-entrypoint.sh"]
-CMD ["uvicorn", "somaagent.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+CMD ["sh", "-c", "exec uvicorn somaagent.asgi:application --host 0.0.0.0 --port \"${PORT:-8000}\" --no-access-log"]

@@ -42,19 +42,14 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 ## Start web, worker and beat (FLOWER=1 adds Flower on :5555) on the embedded defaults
-## unless DATABASE_URL / REDIS_URL are set.
-## Every process shares one Prometheus multiprocess directory, emptied at each start,
-## so the web's /metrics shows the worker's task metrics too.
+## unless DATABASE_URL / REDIS_URL are set. The launcher (somaagent/devrun) migrates, creates
+## the development credentials, runs honcho with the web on PORT (default 8000), prints the
+## URL, login and API key once everything answers, and on Ctrl-C stops every process and the
+## embedded Redis server it started. Every process shares one Prometheus multiprocess directory
+## (var/prometheus, emptied at each start), so the web's /metrics shows the workers' metrics too.
 ## With no SOMA_LLM_BASE_URL the `llm` process serves the embedded local model (if installed).
-METRICS_DIR ?= $(CURDIR)/var/prometheus
-run: migrate $(if $(filter 1,$(LOCAL_MODEL)),install-local)
-	$(BIN)/python manage.py bootstrap_dev
-	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
-	@procs="$(PROCESSES)"; \
-	if [ "$(LOCAL_MODEL)" = 1 ] && [ -z "$$SOMA_LLM_BASE_URL" ] && $(BIN)/python -m somaagent.local_llm check; then \
-	  procs="$$procs llm"; echo "Serving the embedded local model (SmolLM2-135M-Instruct) as process llm"; \
-	else export SOMA_LOCAL_LLM=0; fi; \
-	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" $(BIN)/honcho start -f Procfile $$procs
+run: install $(if $(filter 1,$(LOCAL_MODEL)),install-local)
+	@$(BIN)/python -m somaagent.devrun --local-model $(LOCAL_MODEL) $(PROCESSES)
 
 ## The default suite (parallel); slow scenarios are `make test-slow`.
 test: install-dev
@@ -79,9 +74,10 @@ format: install-dev
 bench: install-dev
 	$(BIN)/python -m bench.run_all
 
-## Stop the embedded Redis server that the app starts on first use.
+## Stop the embedded Redis server (make run and make test stop the one they started themselves)
+## and say what was stopped.
 stop:
-	-$(BIN)/python -c "from pathlib import Path; from somaagent.embedded_redis import stop; from somaagent.config import VAR_DIR; stop(VAR_DIR)"
+	-@$(BIN)/python -m somaagent.embedded_redis stop
 
 clean: stop
 	rm -rf $(VENV) var

@@ -82,6 +82,7 @@ task_queues = [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
 task_routes = {
     # Background summaries must not queue ahead of user turns (exact names win over globs).
     "conversation.summarise_session": {"queue": "default", "routing_key": "default"},
+    "conversation.propose_title": {"queue": "default", "routing_key": "default"},
     "conversation.*": {"queue": "conversation", "routing_key": "conversation"},
     "tools.*": {"queue": "tools", "routing_key": "tools"},
     "memory.*": {"queue": "memory", "routing_key": "memory"},

@@ -46,12 +46,13 @@ class SessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "tenant"]
     search_fields = ["id", "title"]
     date_hierarchy = "created_at"
-    readonly_fields = ["id", "tenant", "last_seq", "created_at", "updated_at"]
+    readonly_fields = ["id", "tenant", "title_automatic", "last_seq", "created_at", "updated_at"]
     fields = [
         "id",
         "tenant",
         "persona",
         "title",
+        "title_automatic",
         "status",
         "metadata",
         "last_seq",
@@ -62,6 +63,11 @@ class SessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: Session, form: Any, change: bool) -> None:
+        if "title" in form.changed_data:
+            obj.title_automatic = False  # staff chose it: the model's proposal must not replace it
+        super().save_model(request, obj, form, change)
 
     def delete_model(self, request: HttpRequest, obj: Session) -> None:
         session_delete(session=obj)

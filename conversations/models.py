@@ -39,6 +39,9 @@ class Session(models.Model):
         Persona, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
     title = models.CharField(max_length=200, blank=True, default="")
+    # The title is the shortened first message and the model may still propose one (once);
+    # a rename clears it, so a user's title is never overwritten (services/titles.py).
+    title_automatic = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     # The web chat user (or JWT user) who started it; members see only their own sessions.

@@ -7,7 +7,8 @@ import uuid
 
 from celery import shared_task
 
-from conversations.services.runner import turn_run
+from conversations.services.runner import llm_port, turn_run
+from conversations.services.titles import session_title_propose
 from conversations.services.turns import turn_sweep
 
 
@@ -28,6 +29,18 @@ def run_turn(self, turn_id: str) -> None:  # type: ignore[no-untyped-def]
 @shared_task(name="conversation.turn_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
 def run_turn_sweep() -> dict[str, int]:
     return turn_sweep()
+
+
+@shared_task(
+    name="conversation.propose_title",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=120,
+    soft_time_limit=110,
+    ignore_result=True,
+)
+def propose_title(session_id: str) -> str:
+    return session_title_propose(session_id=session_id, port=llm_port())
 
 
 @shared_task(

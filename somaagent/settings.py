@@ -168,7 +168,7 @@ SPECTACULAR_SETTINGS = {
 # With no SOMA_LLM_BASE_URL the default model is the embedded local one, when installed
 # (somaagent/local_llm.py; `make run` starts its server as the Procfile's `llm` process).
 _local_llm_url = (
-    local_llm.base_url(env_int("SOMA_LOCAL_LLM_PORT", 8008))
+    local_llm.base_url(env_int("SOMA_LOCAL_LLM_PORT", local_llm.DEFAULT_PORT))
     if not env("SOMA_LLM_BASE_URL") and env_bool("SOMA_LOCAL_LLM", True) and local_llm.installed()
     else ""
 )
@@ -228,6 +228,7 @@ SOMA = SomaSettings(
     # models: context, summaries, the embedded local model (issue 7)
     context_tokens=env_int("SOMA_CONTEXT_TOKENS", 6000),
     summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
+    title_from_model=env_bool("SOMA_TITLE_FROM_MODEL", True),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.
@@ -247,9 +248,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "somaagent.logging.JsonFormatter"}},
+    # The beat sweeps' routine runs log at DEBUG unless they did something (somaagent/logging.py).
+    "filters": {"routine_tasks": {"()": "somaagent.logging.QuietRoutineTasks"}},
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+            "filters": ["routine_tasks"],
+        }
     },
     "root": {"handlers": ["stdout"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request at INFO (readiness probes, every model call): warnings only.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

@@ -30,3 +30,39 @@ os.environ.setdefault("SOMA_SSE_HEARTBEAT_SECONDS", "2")
 os.environ.pop("SOMA_LLM_BASE_URL", None)
 # ... nor the embedded local model, even when it is installed (its own test turns it on).
 os.environ["SOMA_LOCAL_LLM"] = "0"
+# No background title requests to the model after a first reply: tests that count the model's
+# requests or compare a session before and after see only their own (test_titles turns it on).
+os.environ["SOMA_TITLE_FROM_MODEL"] = "0"
+
+# --- what this run leaves behind --------------------------------------------------------------
+# The run (the xdist controller, or the only process) holds the embedded Redis server when it
+# is the one in use, so the server stops with the run if the run started it.
+_CONTROLLER = "PYTEST_XDIST_WORKER" not in os.environ
+_held = None
+if _CONTROLLER:
+    from somaagent import config as soma_config
+    from somaagent import embedded_redis
+
+    soma_config.load_dotenv_file()
+    if not soma_config.env("REDIS_URL"):
+        _held = embedded_redis.acquire(soma_config.VAR_DIR, label="a test run")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    from tests.run_logs import run_logs_finish
+
+    if _CONTROLLER:
+        note = run_logs_finish(passed=exitstatus in (0, 5))  # 5: no tests ran
+        if note:
+            terminalreporter.write_line(note)
+
+
+def pytest_unconfigure(config) -> None:  # type: ignore[no-untyped-def]
+    global _held
+    if _held is not None:
+        from somaagent import embedded_redis
+
+        released = embedded_redis.release(_held)
+        _held = None
+        if released.stopped_pid is not None or released.running:
+            print(released.message())

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,9 +26,10 @@ import httpx
 from django.conf import settings
 from django.db import connection
 
+from tests.run_logs import LOG_DIR, run_tmpdir
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-LOG_DIR = ROOT / "var" / "test-logs"
 ALL_QUEUES = "conversation,tools,memory,default"
 
 
@@ -164,7 +164,7 @@ class LiveSystem:
     ) -> None:
         self.env = {**os.environ, **database_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         # One metrics directory per system, shared by its processes (as on one host).
-        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="soma-metrics-"))
+        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", run_tmpdir("soma-metrics-"))
         self.worker_concurrency = worker_concurrency  # None: the Procfile's (the product's default)
         # One worker per entry (e.g. the Procfile's split: conversation work, tool calls).
         self.worker_queues = worker_queues

@@ -27,12 +27,11 @@ from conversations.models import (
 )
 from conversations.selectors import session_get
 from conversations.services.events import event_append
+from conversations.services.titles import title_from_message
 from conversations.services.turns import turn_dispatch
 from somaagent.context import request_id_data
 from somaagent.errors import IdempotencyConflict, NotFound, ValidationFailed
 from somaagent.models import Persona, Tenant
-
-TITLE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,8 @@ def _accept_in_transaction(
         session = Session.objects.create(
             tenant=tenant,
             persona=persona,
-            title=data.message.strip()[:TITLE_CHARS],
+            title=title_from_message(data.message),
+            title_automatic=True,
             created_by=created_by,
         )
     attachments = _attachments(tenant=tenant, ids=data.attachments)

@@ -21,7 +21,8 @@ def session_rename(*, session: Session, title: str) -> Session:
     if not title or len(title) > 200:
         raise ValidationFailed("title must be 1 to 200 characters.", details={"title": "invalid"})
     session.title = title
-    session.save(update_fields=["title"])
+    session.title_automatic = False  # the model's proposal never overwrites a chosen title
+    session.save(update_fields=["title", "title_automatic"])
     return session
 
 

@@ -11,6 +11,8 @@ nothing here reads the turn again:
    memory write outbox, delivered after commit;
 3. summary (a final answer in a long session only): a background summary run
    is queued when enough messages have left the prompt's history window;
+   title (a final answer while the chat still has its first words as title):
+   the model's proposal is queued;
 4. the route's record (analysis, escalation, attempts) for the admin;
 5. metrics, after commit.
 """
@@ -23,6 +25,7 @@ from django.db import DatabaseError, transaction
 
 from conversations.models import EventType, TurnAnalysis
 from conversations.services.summary import summary_after_turn
+from conversations.services.titles import title_proposal_enqueue
 from conversations.services.turns import TurnEnd
 from memory.services.writes import memory_remember_turn
 from somaagent.budgets.services import turn_usage_record
@@ -57,6 +60,8 @@ def turn_ended(end: TurnEnd) -> None:
             reply_occurred_at=end.event.occurred_at,
         )
         _summary(end)
+        # The model names the chat after its first reply.
+        title_proposal_enqueue(session_id=end.session_id, title_automatic=end.title_automatic)
     if end.analysis is not None:
         _analysis_store(end)
     turn_finished(

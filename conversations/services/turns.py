@@ -64,6 +64,7 @@ class ClaimedTurn:
     user_occurred_at: datetime | None = None
     summary: str = ""  # the session's running summary of older messages
     summary_covered: int = 0  # the last cursor the summary covers
+    title_automatic: bool = False  # the session's title is still its first words
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class TurnEnd:
     claim: ClaimedTurn | None = None  # when a worker ran it
     analysis: dict[str, Any] | None = None  # the route's record (turn_analyses)
     history_full: bool = False  # the prompt's history window was full: older messages exist
+    title_automatic: bool = False  # the session's title is still its first words
 
     @property
     def type(self) -> str:
@@ -191,6 +193,7 @@ def turn_claim(
             user_occurred_at=row.user_occurred_at,
             summary=row.summary,
             summary_covered=row.summary_covered,
+            title_automatic=row.title_automatic,
         )
         model = start(claim) if start is not None else None
         if model is not None:
@@ -226,6 +229,7 @@ class _ClaimRow:
     persona_id: uuid.UUID | None
     summary: str
     summary_covered: int
+    title_automatic: bool
     waits: bool
 
 
@@ -237,7 +241,7 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
     sql = (
         "SELECT t.id, t.status, t.attempts, t.lease_owner, t.lease_expires_at, t.cancel_requested,"
         " t.started_at, t.tenant_id, t.session_id, t.user_event_id, e.event_id, e.seq, e.payload,"
-        " e.occurred_at, s.persona_id, m.text, m.covered_seq,"
+        " e.occurred_at, s.persona_id, m.text, m.covered_seq, s.title_automatic,"
         f" EXISTS (SELECT 1 FROM {turns} p JOIN {events} pe ON pe.id = p.user_event_id"
         "  WHERE p.session_id = t.session_id AND p.status IN (%s, %s) AND pe.seq < e.seq)"
         f" FROM {turns} t JOIN {events} e ON e.id = t.user_event_id"
@@ -271,7 +275,8 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         persona_id=v_uuid(row[14]),
         summary=row[15] or "",
         summary_covered=int(row[16] or 0),
-        waits=bool(row[17]),
+        title_automatic=bool(row[17]),
+        waits=bool(row[18]),
     )
 
 
@@ -368,6 +373,7 @@ def turn_finish(
                 claim=claim,
                 analysis=analysis,
                 history_full=history_full,
+                title_automatic=claim.title_automatic,
             )
         )
         if successor_waits:

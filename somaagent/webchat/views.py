@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponseBase
+from django.contrib.staticfiles import finders
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET
 
 from conversations.services.attachments import upload_limits
 from somaagent.identity import principal_for_user
@@ -57,3 +60,20 @@ class ChatLoginView(auth_views.LoginView):
 
 class ChatLogoutView(auth_views.LogoutView):
     next_page = settings.LOGOUT_REDIRECT_URL
+
+
+@cache
+def _favicon_bytes() -> bytes:
+    path = finders.find("webchat/favicon.ico")
+    if not isinstance(path, str):
+        raise FileNotFoundError("webchat/favicon.ico is missing from the static files")
+    with open(path, "rb") as icon:
+        return icon.read()
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, which browsers ask for on every page (the admin and API pages too)."""
+    response = HttpResponse(_favicon_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

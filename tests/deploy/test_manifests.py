@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -90,3 +92,65 @@ def test_dockerfile_sets_only_known_variables() -> None:
     env_block = re.findall(r"^ENV ((?:.*\\\n)*.*)$", text, re.M)
     names = set(re.findall(r"([A-Z][A-Z0-9_]+)=", " ".join(env_block)))
     assert names and names <= variables_the_app_reads() | THIRD_PARTY
+
+
+# --- the web's port: PORT everywhere, 8000 unless set -----------------------------------------
+
+
+def _run_web_command(argv: list[str], tmp_path: Path, env: dict[str, str]) -> str:
+    """Run a web command with a stand-in ``uvicorn`` that prints its arguments."""
+    fake = tmp_path / "uvicorn"
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    done = subprocess.run(
+        argv, env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _port_argument(output: str) -> str:
+    words = output.split()
+    return words[words.index("--port") + 1]
+
+
+def test_the_docker_image_serves_on_port_and_8000_by_default(tmp_path: Path) -> None:
+    cmd = json.loads(re.search(r"^CMD (.*)$", (ROOT / "Dockerfile").read_text(), re.M).group(1))  # type: ignore[union-attr]
+    assert _port_argument(_run_web_command(cmd, tmp_path, {})) == "8000"
+    assert _port_argument(_run_web_command(cmd, tmp_path, {"PORT": "9123"})) == "9123"
+
+
+def test_the_procfile_web_serves_on_port_and_8000_by_default(tmp_path: Path) -> None:
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    command = line.split(":", 1)[1].strip()
+    assert _port_argument(_run_web_command(["sh", "-c", command], tmp_path, {})) == "8000"
+    assert _port_argument(_run_web_command(["sh", "-c", command], tmp_path, {"PORT": "9123"})) == "9123"
+
+
+def test_compose_publishes_the_web_on_port() -> None:
+    web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]
+    assert web["command"][web["command"].index("--port") + 1] == "${PORT:-8000}"
+    assert web["ports"] == ["${PORT:-8000}:${PORT:-8000}"]
+
+
+def test_k8s_web_listens_on_the_config_maps_port_and_probes_it() -> None:
+    docs = _k8s_docs()
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    web = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "web")
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][container["command"].index("--port") + 1] == "$(PORT)"
+    assert {"configMapRef": {"name": config_name(docs)}} in container["envFrom"]
+    (port,) = container["ports"]
+    assert port == {"name": "http", "containerPort": int(config["PORT"])}
+    assert web["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == config["PORT"]
+    assert (
+        container["livenessProbe"]["httpGet"]["port"]
+        == container["readinessProbe"]["httpGet"]["port"]
+        == "http"
+    )
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "web")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def config_name(docs: list[dict]) -> str:
+    return next(d for d in docs if d["kind"] == "ConfigMap")["metadata"]["name"]

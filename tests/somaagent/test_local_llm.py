@@ -87,6 +87,8 @@ def local_server() -> Iterator[str]:
 
     try:
         wait_until(up, timeout=180, interval=0.5, what="the local model server")
+        # --verbose false: not the ~170 lines of GGUF metadata a load prints otherwise.
+        assert "llama_model_loader" not in proc.log_tail(1_000_000), "the model's load chatter is quiet"
         yield str(port)
     finally:
         proc.kill()

@@ -8,7 +8,6 @@ vhost of its own) as the broker.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import uuid
 from contextlib import nullcontext
@@ -18,6 +17,7 @@ import pytest
 
 from conversations.models import SessionEvent, Turn
 from tests.live import LiveSystem, free_port, read_stream, wait_until
+from tests.run_logs import run_tmpdir
 from tests.somaagent.support import rabbit_vhost, scrape, value
 
 pytestmark = pytest.mark.integration
@@ -125,4 +125,4 @@ def test_two_webs_and_two_workers_behave_like_one(broker, live_db, llm_stub, ten
 
 
 def _fresh_dir() -> str:
-    return tempfile.mkdtemp(prefix="soma-metrics-worker-")
+    return run_tmpdir("soma-metrics-worker-")

@@ -83,3 +83,12 @@ def test_logout_is_a_post_and_ends_the_session(user):  # type: ignore[no-untyped
     r = client.post("/logout/")
     assert r.status_code == 302 and r["Location"] == "/login/"
     assert client.get("/")["Location"].startswith("/login/")
+
+
+def test_the_favicon_is_served_by_the_app_on_every_page() -> None:
+    r = Client().get("/favicon.ico")
+    assert r.status_code == 200 and r["Content-Type"] == "image/x-icon"
+    assert r.content[:4] == b"\x00\x00\x01\x00", "an ICO file"
+    assert b"\x89PNG" in r.content and "max-age" in r["Cache-Control"]
+    page = Client().get("/login/").content.decode()
+    assert '<link rel="icon" href="/static/webchat/favicon.svg" type="image/svg+xml">' in page

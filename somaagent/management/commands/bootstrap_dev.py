@@ -1,4 +1,9 @@
-"""First-run set-up for ``make run``: a development tenant, staff user and API key."""
+"""First-run set-up for ``make run``: a development tenant, staff user and API key.
+
+The credentials go to ``var/dev-credentials.txt``; ``make run``'s launcher
+prints them, with the URL it verified, once everything answers. A stored key
+that no longer works (the database was reset, the key revoked) is replaced.
+"""
 
 from __future__ import annotations
 
@@ -9,49 +14,53 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from somaagent.apikeys import api_key_create, tenant_get_or_create
+from somaagent.apikeys import api_key_authenticate, api_key_create, tenant_get_or_create
 from somaagent.config import VAR_DIR
+from somaagent.dev_credentials import (
+    DevCredentials,
+    dev_credentials_path,
+    dev_credentials_read,
+    dev_credentials_write,
+)
 from somaagent.models import Membership
 
 DEV_TENANT = "dev"
 DEV_USER = "admin"
+UNKNOWN_PASSWORD = f"(set earlier; `python manage.py changepassword {DEV_USER}` sets a new one)"
 
 
 class Command(BaseCommand):
-    help = "Create the development tenant, staff user and API key once; print how to use them."
+    help = "Create the development tenant, staff user and API key once (make run prints them)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.DEPLOYMENT_MODE != "DEV":
             self.stdout.write("bootstrap_dev: not in DEV mode, nothing to do.")
             return
-        credentials = VAR_DIR / "dev-credentials.txt"
-        if credentials.exists():
-            self.stdout.write(credentials.read_text())
+        path = dev_credentials_path(VAR_DIR)
+        stored = dev_credentials_read(path)
+        User = get_user_model()
+        if (
+            stored is not None
+            and api_key_authenticate(stored.api_key) is not None
+            and User.objects.filter(username=stored.user, is_active=True).exists()
+        ):
+            self.stdout.write(f"Development credentials: kept in {path}")
             return
         tenant = tenant_get_or_create(name=DEV_TENANT)
-        User = get_user_model()
-        password = secrets.token_urlsafe(12)
         user, created = User.objects.get_or_create(
             username=DEV_USER, defaults={"is_staff": True, "is_superuser": True}
         )
         if created:
+            password = secrets.token_urlsafe(12)
             user.set_password(password)
             user.save()
+        elif stored is not None and stored.user == DEV_USER and user.check_password(stored.password):
+            password = stored.password
         else:
-            password = "(unchanged: the user existed already)"
+            password = UNKNOWN_PASSWORD
         Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Membership.Role.ADMIN})
         _, raw_key = api_key_create(tenant=tenant, name="dev")
-        port = settings.PORT
-        text = (
-            "SomaAgent development credentials (DEV mode only)\n"
-            f"  web chat & admin: http://127.0.0.1:{port}/  user {DEV_USER}  password {password}\n"
-            f"  API key (tenant {DEV_TENANT}): {raw_key}\n"
-            "  try:\n"
-            f"    curl -s -X POST http://127.0.0.1:{port}/v1/session/message \\\n"
-            f"      -H 'Authorization: Bearer {raw_key}' -H 'Content-Type: application/json' \\\n"
-            '      -d \'{"message": "Hello!"}\'\n'
-            f"    curl -N -H 'Authorization: Bearer {raw_key}' http://127.0.0.1:{port}/v1/sessions/<session_id>/stream\n"
+        dev_credentials_write(
+            path, DevCredentials(user=DEV_USER, password=password, tenant=DEV_TENANT, api_key=raw_key)
         )
-        credentials.write_text(text)
-        credentials.chmod(0o600)
-        self.stdout.write(text)
+        self.stdout.write(f"Development credentials: created in {path} (make run prints them when ready)")
