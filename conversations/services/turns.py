@@ -64,7 +64,6 @@ class ClaimedTurn:
     user_occurred_at: datetime | None = None
     summary: str = ""  # the session's running summary of older messages
     summary_covered: int = 0  # the last cursor the summary covers
-    title_automatic: bool = False  # the session's title is still its first words
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,6 @@ def turn_claim(
             user_occurred_at=row.user_occurred_at,
             summary=row.summary,
             summary_covered=row.summary_covered,
-            title_automatic=row.title_automatic,
         )
         model = start(claim) if start is not None else None
         if model is not None:
@@ -229,7 +227,6 @@ class _ClaimRow:
     persona_id: uuid.UUID | None
     summary: str
     summary_covered: int
-    title_automatic: bool
     waits: bool
 
 
@@ -241,7 +238,7 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
     sql = (
         "SELECT t.id, t.status, t.attempts, t.lease_owner, t.lease_expires_at, t.cancel_requested,"
         " t.started_at, t.tenant_id, t.session_id, t.user_event_id, e.event_id, e.seq, e.payload,"
-        " e.occurred_at, s.persona_id, m.text, m.covered_seq, s.title_automatic,"
+        " e.occurred_at, s.persona_id, m.text, m.covered_seq,"
         f" EXISTS (SELECT 1 FROM {turns} p JOIN {events} pe ON pe.id = p.user_event_id"
         "  WHERE p.session_id = t.session_id AND p.status IN (%s, %s) AND pe.seq < e.seq)"
         f" FROM {turns} t JOIN {events} e ON e.id = t.user_event_id"
@@ -275,8 +272,7 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         persona_id=v_uuid(row[14]),
         summary=row[15] or "",
         summary_covered=int(row[16] or 0),
-        title_automatic=bool(row[17]),
-        waits=bool(row[18]),
+        waits=bool(row[17]),
     )
 
 
@@ -347,7 +343,7 @@ def turn_finish(
     checks the lease at once); ``ended`` then runs in the same transaction.
     """
     with transaction.atomic():
-        successor_waits = _end_owned(
+        successor_waits, title_automatic = _end_owned(
             claim,
             status=TERMINAL_STATUS[EventType(type)],
             error_code=str(data.get("code", ""))[:50] if type == EventType.ASSISTANT_ERROR else "",
@@ -373,7 +369,7 @@ def turn_finish(
                 claim=claim,
                 analysis=analysis,
                 history_full=history_full,
-                title_automatic=claim.title_automatic,
+                title_automatic=title_automatic,
             )
         )
         if successor_waits:
@@ -383,9 +379,10 @@ def turn_finish(
 
 def _end_owned(
     claim: ClaimedTurn, *, status: str, error_code: str, model: str, usage: dict[str, int]
-) -> bool:
+) -> tuple[bool, bool]:
     """End the turn's row if this worker still owns it, in one statement (which also locks it);
-    returns whether a later turn of the session is queued. LeaseLost if the worker does not own it."""
+    returns whether a later turn of the session is queued and whether the session's title is
+    still automatic. LeaseLost if the worker does not own it."""
     table = Turn._meta.db_table
     usage_value = Turn._meta.get_field("usage").get_db_prep_save(usage, connection)  # type: ignore[union-attr]
     turn_pk = Turn._meta.pk.get_db_prep_value(claim.turn_id, connection)  # type: ignore[union-attr]
@@ -395,7 +392,8 @@ def _end_owned(
             " error_code = %s, model = %s, usage = %s"
             " WHERE id = %s AND status = %s AND lease_owner = %s"
             f" RETURNING EXISTS (SELECT 1 FROM {table} q WHERE q.session_id = {table}.session_id"
-            " AND q.status = %s)",
+            " AND q.status = %s),"
+            f" (SELECT title_automatic FROM {Session._meta.db_table} s WHERE s.id = {table}.session_id)",
             [
                 str(status),
                 connection.ops.adapt_datetimefield_value(timezone.now()),
@@ -411,7 +409,7 @@ def _end_owned(
         row = cursor.fetchone()
     if row is None:
         raise LeaseLost(str(claim.turn_id))
-    return bool(row[0])
+    return bool(row[0]), bool(row[1])
 
 
 def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended) -> SessionEvent:
