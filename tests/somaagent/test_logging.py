@@ -13,7 +13,7 @@ import pytest
 
 from somaagent.logging import QuietRoutineTasks, did_something
 from tests.conversations.support import send
-from tests.live import LiveSystem, read_stream
+from tests.live import LiveSystem, read_stream, wait_until
 
 SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s"
 RECEIVED = "Task %(name)s[%(id)s] received"
@@ -125,8 +125,14 @@ def test_the_live_worker_and_beat_keep_sweeps_quiet_and_turns_visible(
     worker_docs = [
         d for w in live_system.workers for d in _json_lines(w.log_path.read_text(errors="replace"))
     ]
-    beat_docs = _json_lines(live_system.beat.log_path.read_text(errors="replace"))
-    assert any(d.get("message") == "beat: Starting..." for d in beat_docs)
+    beat = live_system.beat
+
+    def beat_docs_started() -> list[dict]:  # type: ignore[type-arg]
+        # Another test's solo() may have restarted the beat moments ago (a new log file).
+        docs = _json_lines(beat.log_path.read_text(errors="replace"))
+        return docs if any(d.get("message") == "beat: Starting..." for d in docs) else []
+
+    beat_docs = wait_until(beat_docs_started, timeout=20, interval=0.2, what="the beat's start line")
     noisy = []
     for doc in worker_docs + beat_docs:
         if doc.get("level") != "INFO" or doc.get("logger") not in ROUTINE_LOGGERS:
