@@ -11,7 +11,7 @@ PROCESSES ?= web worker tools beat$(if $(FLOWER), flower,)
 # endpoint is configured; LOCAL_MODEL=0 skips it, LOCAL_MODEL=1 forces the install.
 LOCAL_MODEL ?= $(if $(SOMA_LLM_BASE_URL),0,1)
 
-.PHONY: install install-dev install-local migrate run test test-slow test-embedded test-all lint format bench stop clean
+.PHONY: install install-dev install-local migrate run test test-slow test-embedded test-all lint format bench soak stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ format: install-dev
 
 bench: install-dev
 	$(BIN)/python -m bench.run_all
+
+## The crash and outage scenarios SOAK_TRIALS times each (default 20), with a table of outcomes.
+SOAK_TRIALS ?= 20
+soak: install-dev
+	$(BIN)/python -m bench.soak --trials $(SOAK_TRIALS)
 
 ## Stop the embedded Redis server (make run and make test stop the one they started themselves)
 ## and say what was stopped.

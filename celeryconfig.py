@@ -98,7 +98,7 @@ task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = False
 
-beat_scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
+beat_scheduler = "somaagent.beat:SomaScheduler"
 beat_schedule = {
     "outbox-sweep": {
         "task": "soma.outbox_sweep",

@@ -93,6 +93,7 @@ def main() -> None:
                     tenant_id=tenant.pk,
                     session_id=session_id,
                     persona_id=None,
+                    namespace=namespace,
                     event_id=uuid.uuid4(),
                     role="user",
                     text=sentence(rng),

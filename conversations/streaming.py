@@ -15,12 +15,14 @@ there is skipped. Duplicates are dropped by cursor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, seq_of
@@ -41,6 +43,18 @@ def _db_after(session_id: Any, after: int, limit: int) -> list[Envelope]:
 @db_call
 def _db_between(session_id: Any, first: int, before: int) -> list[Envelope]:
     return [envelope_of(e) for e in events_between(session_id=session_id, first=first, before=before)]
+
+
+DB_RETRY_SECONDS = 1.0
+
+
+async def _or_none(read: Awaitable[list[Envelope]]) -> list[Envelope] | None:
+    """The database's answer, or None while it cannot be reached (logged once a minute)."""
+    try:
+        return await read
+    except (OperationalError, InterfaceError):
+        log.warning("database unreachable; the stream goes on from the buffer", exc_info=True)
+        return None
 
 
 class SessionFollower:
@@ -68,10 +82,20 @@ class SessionFollower:
                     exc_info=True,
                 )
                 entries = []
+            if not entries and self._held:
+                # Events wait for a hole the database could not fill (it was away): try again.
+                released = False
+                async for envelope in self._release():
+                    released = True
+                    yield envelope
+                if not released:
+                    yield HEARTBEAT
+                continue
             if not entries:
-                # Quiet (or Redis is down): catch up from the database, then beat.
+                # Quiet (or Redis is down): catch up from the database, then beat. Without the
+                # database either, just beat: the next quiet moment tries again.
                 caught_up = False
-                for envelope in await _db_after(self.session_id, self.last, DB_PAGE):
+                for envelope in await _or_none(_db_after(self.session_id, self.last, DB_PAGE)) or []:
                     caught_up = True
                     yield self._emit(envelope)
                 if not caught_up:
@@ -98,7 +122,12 @@ class SessionFollower:
         for _, envelope in buffered:
             self._hold(envelope)
         while True:
-            page = await _db_after(self.session_id, self.last, DB_PAGE)
+            # The database has every persisted event: without it the replay cannot know what the
+            # buffer lacks, so it waits (beating) until the database answers.
+            page = await _or_none(_db_after(self.session_id, self.last, DB_PAGE))
+            while page is None:
+                await asyncio.sleep(min(self.heartbeat, DB_RETRY_SECONDS))
+                page = await _or_none(_db_after(self.session_id, self.last, DB_PAGE))
             for envelope in page:
                 for held in self._pop_held_before(seq_of(envelope)):
                     yield self._emit(held)
@@ -131,7 +160,10 @@ class SessionFollower:
                 yield self._emit(self._held.pop(nxt))
                 continue
             lowest = min(self._held)
-            for envelope in await _db_between(self.session_id, nxt, lowest):
+            filler = await _or_none(_db_between(self.session_id, nxt, lowest))
+            if filler is None:
+                return  # the database is away: keep what is held, fill the hole next time
+            for envelope in filler:
                 self._held.setdefault(seq_of(envelope), envelope)
             if nxt not in self._held:
                 # Not persisted and not buffered: an expired delta. Move on.

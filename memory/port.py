@@ -16,9 +16,17 @@ from typing import Any, Protocol
 DEFAULT_PERSONA = "default"
 
 
-def namespace_for(*, persona_id: uuid.UUID | str | None) -> str:
-    """Memories are scoped by tenant (a separate field) and by persona (the namespace)."""
-    return f"persona:{persona_id or DEFAULT_PERSONA}"
+API_OWNER = "api"
+
+
+def namespace_for(*, persona_id: uuid.UUID | str | None, owner: object = None, shared: bool = False) -> str:
+    """Memories are scoped by tenant (a separate field), then by the namespace: the persona and,
+    unless the persona shares its memory tenant-wide (``shared``), the session's owner — the
+    member who started it (``owner``: a user id), or every API-key session together."""
+    persona = f"persona:{persona_id or DEFAULT_PERSONA}"
+    if shared and persona_id:
+        return persona
+    return f"{persona}:owner:{owner if owner is not None else API_OWNER}"
 
 
 @dataclass(frozen=True)

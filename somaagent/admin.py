@@ -34,7 +34,7 @@ from somaagent.ui_settings import ui_setting_check, ui_setting_save
 class PersonaInline(admin.TabularInline):
     model = Persona
     extra = 0
-    fields = ["name", "system_prompt"]
+    fields = ["name", "system_prompt", "shared_memory"]
 
 
 @admin.register(Tenant)

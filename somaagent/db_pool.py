@@ -7,13 +7,21 @@ and, under concurrency, past PostgreSQL's connection limit (500 errors in the
 accept benchmark). A pool per process hands connections to whichever thread
 needs one and takes them back when Django closes them (end of request, end of
 task). Celery prefork children close the inherited pool and open their own.
+When the database goes away, requests are refused within about two seconds
+(``somaagent.db_unavailable``) and the pool reconnects on its own when it returns.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from somaagent.config import env_float, env_int
+
+
+def _celery_worker() -> bool:
+    return "worker" in sys.argv[1:] and os.path.basename(sys.argv[0]).startswith("celery")
 
 
 def pooled(database: Any) -> Any:
@@ -21,7 +29,18 @@ def pooled(database: Any) -> Any:
     options["pool"] = {
         "min_size": env_int("SOMA_DB_POOL_MIN_SIZE", 1),
         "max_size": env_int("SOMA_DB_POOL_MAX_SIZE", 20),
-        "timeout": env_float("SOMA_DB_POOL_TIMEOUT_SECONDS", 10.0),
+        # How long a request waits for a connection before it answers 503: briefly, so a
+        # database that went away is refused at once. A worker's hundreds of turn threads
+        # share its pool and may queue for a connection under load: they wait longer.
+        "timeout": env_float("SOMA_DB_POOL_TIMEOUT_SECONDS", 30.0 if _celery_worker() else 1.5),
     }
+    # A lost server is noticed in seconds, not at the kernel's TCP timeout (minutes): a new
+    # connection gives up after 2 s, an idle one is probed, unacknowledged data aborts it.
+    options.setdefault("connect_timeout", env_int("SOMA_DB_CONNECT_TIMEOUT_SECONDS", 2))
+    options.setdefault("keepalives", 1)
+    options.setdefault("keepalives_idle", 10)
+    options.setdefault("keepalives_interval", 2)
+    options.setdefault("keepalives_count", 3)
+    options.setdefault("tcp_user_timeout", 5000)
     # CONN_HEALTH_CHECKS makes the pool check a connection before handing it out.
     return {**database, "OPTIONS": options, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True}

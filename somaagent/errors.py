@@ -82,3 +82,27 @@ class BudgetExceeded(RateLimited):
 class ServiceUnavailable(SomaError):
     status_code = 503
     code = "unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (down, restarting, out of connections, disk full)."""
+
+    code = "database_unavailable"
+    retry_after = 5
+
+    def __init__(
+        self, message: str = "The database is unavailable; try again shortly.", **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    """Rate limits live in Redis: while it cannot be reached, requests are refused, not let through."""
+
+    code = "rate_limit_unavailable"
+    retry_after = 5
+
+    def __init__(
+        self, message: str = "Rate limits cannot be checked right now; try again shortly.", **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -102,3 +104,51 @@ class QuietRoutineTasks(logging.Filter):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+# --- outages -----------------------------------------------------------------------------------
+# While a dependency is down the same complaint repeats every second: the database pool's
+# reconnect attempts, the beat's schedule sync, each refused request. The first one of a kind
+# goes out; repeats within a minute are counted and the next one that goes out says how many.
+OUTAGE_LOGGERS = frozenset(
+    {
+        "psycopg.pool",
+        "django_celery_beat.schedulers",
+        "somaagent.api_errors",
+        "somaagent.outages",
+        "conversations.services.publisher",
+        "conversations.services.turn_watch",
+        "conversations.streaming",
+        "conversations.stream_buffer",
+        "somaagent.ratelimit",
+        "somaagent.outbox",
+        "somaagent.budgets.services",
+        "somaagent.beat",
+    }
+)
+
+
+class QuietRepeats(logging.Filter):
+    """One line per minute per (logger, message) of the outage loggers; repeats are counted."""
+
+    def __init__(self, window: float = 60.0, loggers: Iterable[str] = OUTAGE_LOGGERS) -> None:
+        super().__init__()
+        self.window = window
+        self.loggers = frozenset(loggers)
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name not in self.loggers:
+            return True
+        key = (record.name, str(record.msg)[:80])
+        now = time.monotonic()
+        with self._lock:
+            last, held = self._seen.get(key, (-self.window, 0))
+            if now - last < self.window:
+                self._seen[key] = (last, held + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if held:
+            record.suppressed_repeats = held  # shown by the JSON formatter
+        return True

@@ -2,8 +2,10 @@
 
 ``INCR`` + ``EXPIRE`` in one round trip; over the limit is ``RateLimited`` (429)
 with ``Retry-After`` = seconds until the window ends. If Redis cannot be reached
-the request goes through (logged): limits protect capacity, they are not a
-security boundary — authentication and policy are, and they fail closed.
+the limit cannot be checked, and the request is refused (503
+``rate_limit_unavailable``, ``Retry-After``) rather than let through: a limit
+that fails open is no limit at all when it matters (a flood is what takes
+Redis down). Logins are refused the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 import redis
 from django.conf import settings
 
-from somaagent.errors import RateLimited
+from somaagent.errors import RateLimited, RateLimitUnavailable
 from somaagent.identity import Principal
 from somaagent.redis_client import key, sync_redis
 
@@ -36,9 +38,9 @@ def rate_limit_hit(*, bucket: str, limit: int, window: int = WINDOW_SECONDS, wha
         pipe.incr(counter)
         pipe.expire(counter, window + 5)
         count, _ = pipe.execute()
-    except redis.RedisError:
-        log.warning("rate limit not checked: Redis unavailable", extra={"bucket": bucket})
-        return
+    except redis.RedisError as exc:
+        log.warning("rate limit cannot be checked: Redis unavailable; refusing", extra={"bucket": bucket})
+        raise RateLimitUnavailable() from exc
     if int(count) > limit:
         retry_after = max(1, math.ceil(start + window - now))
         raise RateLimited(

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "somaagent.db_unavailable.DatabaseUnavailableMiddleware",  # a lost database answers 503
     "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -249,13 +250,17 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "somaagent.logging.JsonFormatter"}},
     # The beat sweeps' routine runs log at DEBUG unless they did something (somaagent/logging.py).
-    "filters": {"routine_tasks": {"()": "somaagent.logging.QuietRoutineTasks"}},
+    # While a dependency is down, its repeated complaints go out once a minute (with a count).
+    "filters": {
+        "routine_tasks": {"()": "somaagent.logging.QuietRoutineTasks"},
+        "quiet_repeats": {"()": "somaagent.logging.QuietRepeats"},
+    },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
             "stream": "ext://sys.stdout",
-            "filters": ["routine_tasks"],
+            "filters": ["routine_tasks", "quiet_repeats"],
         }
     },
     "root": {"handlers": ["stdout"], "level": env("LOG_LEVEL", "INFO")},

@@ -237,20 +237,10 @@ class LiveSystem:
         return "ready." in proc.log_tail(200_000)
 
     def start_beat(self) -> Proc:
-        self.beat = Proc(
-            "beat",
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "somaagent",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--scheduler",
-                "django_celery_beat.schedulers:DatabaseScheduler",
-            ],
-            self.env,
-        )
+        """The Procfile's ``beat`` command."""
+        argv = procfile_argv("beat", self.env)
+        argv[0] = str(VENV_BIN / argv[0])
+        self.beat = Proc("beat", argv, self.env)
         return self.beat
 
     def ensure_worker(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from django.utils import timezone
 
+from memory.port import namespace_for
 from somaagent.redis_client import key, sync_redis
 from tools.breaker import breaker_record
 from tools.models import ToolRun
@@ -58,7 +59,7 @@ def tool_run_execute(*, request_id: uuid.UUID | str, worker: str = "") -> str | 
     if not claimed:
         log.info("tool run not claimable (finished, taken or expired)", extra={"request_id": str(request_id)})
         return None
-    run = ToolRun.objects.select_related("session").get(pk=request_id)
+    run = ToolRun.objects.select_related("session", "session__persona").get(pk=request_id)
     status, result = _execute(run)
     duration_ms = int((timezone.now() - now).total_seconds() * 1000)
     saved = ToolRun.objects.filter(pk=run.pk, status=ToolRun.Status.RUNNING).update(
@@ -85,13 +86,19 @@ def _execute(run: ToolRun) -> tuple[str, dict[str, Any]]:
     if tool is None:
         return ToolRun.Status.ERROR, {"error": "unknown_tool", "message": f"No tool named {run.tool!r}."}
     effective = tools_for(tenant_id=run.tenant_id, persona_id=run.session.persona_id)[tool.name]
+    session = run.session
     ctx = ToolContext(
         tenant_id=str(run.tenant_id),
-        persona_id=str(run.session.persona_id) if run.session.persona_id else None,
+        persona_id=str(session.persona_id) if session.persona_id else None,
         session_id=str(run.session_id),
         request_id=str(run.pk),
         timeout=run.timeout_seconds,
         config=effective.config,
+        memory_namespace=namespace_for(
+            persona_id=session.persona_id,
+            owner=session.created_by_id,
+            shared=bool(session.persona is not None and session.persona.shared_memory),
+        ),
     )
     started = time.monotonic()
     try:

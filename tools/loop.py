@@ -62,8 +62,13 @@ def generate_with_tools(
     messages: list[dict[str, Any]],
     stream: StreamFn,
     watched: Watched,
+    admit_round: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None,
 ) -> Round:
-    """Run model rounds until the model answers without tool calls; returns the merged result."""
+    """Run model rounds until the model answers without tool calls; returns the merged result.
+
+    ``admit_round(messages)`` runs before every round after the first (its budget
+    reservation): the ``assistant.error`` data that ends the turn instead, or None.
+    """
     tools = tools_for(tenant_id=claim.tenant_id, persona_id=claim.persona_id)
     specs = offered_specs(tools) or None
     limit = settings.SOMA.tools.max_calls_per_turn
@@ -74,6 +79,15 @@ def generate_with_tools(
     while True:
         number += 1
         at_limit = used >= limit
+        refusal = admit_round(messages) if admit_round is not None and total is not None else None
+        if refusal is not None and total is not None:
+            total.error = LlmError(
+                str(refusal["code"]),
+                str(refusal["message"]),
+                retryable=bool(refusal.get("retryable")),
+                retry_after=refusal.get("retry_after"),
+            )
+            return total
         current = stream(
             claim,
             target,

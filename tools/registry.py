@@ -49,6 +49,7 @@ class ToolContext:
     request_id: str
     timeout: float
     config: dict[str, Any]
+    memory_namespace: str = ""  # the session's memory scope (memory.port.namespace_for)
 
 
 def _always_available() -> str | None:

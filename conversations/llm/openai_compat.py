@@ -65,6 +65,9 @@ class OpenAIChatStream:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        limit = self._request.max_tokens
+        if limit and "max_tokens" not in target.extra and "max_completion_tokens" not in target.extra:
+            body["max_tokens"] = limit  # the reply never outgrows what its budget reserved
         if self._request.tools:
             body["tools"] = self._request.tools
             if self._request.tool_choice:

@@ -27,6 +27,7 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | None = None  # e.g. "none": tools stay defined but the model must answer
+    max_tokens: int | None = None  # sent unless the profile sets its own (max_tokens, max_completion_tokens)
 
 
 @dataclass

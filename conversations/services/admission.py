@@ -136,6 +136,25 @@ def turn_admit(
     return None
 
 
+def round_admit(
+    *, claim: ClaimedTurn, messages: list[dict[str, Any]], target: ModelTarget
+) -> dict[str, Any] | None:
+    """Before each model round after the first (the tool loop): grow the turn's budget
+    reservation by this round's estimate. None to go on; else the ``assistant.error`` data."""
+    try:
+        budget_reserve(
+            turn_id=claim.turn_id,
+            tenant_id=claim.tenant_id,
+            persona_id=claim.persona_id,
+            prompt_tokens=estimate_tokens(sum(len(str(m.get("content") or "")) for m in messages)),
+            completion_tokens=completion_reserve(target),
+            more=True,
+        )
+    except BudgetExceeded as exc:  # counted as a rejection when the turn ends (turn_end)
+        return {"code": exc.code, "message": exc.message, "retryable": False, "retry_after": exc.retry_after}
+    return None
+
+
 def attachment_upload_authorize(
     *, principal: Principal, mime: str, size: int, session_id: Any = None
 ) -> None:

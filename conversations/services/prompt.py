@@ -45,7 +45,7 @@ def turn_prompt(*, claim: ClaimedTurn) -> TurnPrompt:
     window = session_history_window(session_id=claim.session_id, before_seq=claim.user_seq, limit=limit)
     memories = turn_memories(
         tenant_id=claim.tenant_id,
-        persona_id=claim.persona_id,
+        namespace=claim.memory_namespace,
         query=claim.user_message,
         exclude={str(e.event_id) for e in window} | {str(claim.user_event_uuid)},
         turn_id=claim.turn_id,

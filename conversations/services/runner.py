@@ -15,7 +15,7 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType
-from conversations.services.admission import turn_admit
+from conversations.services.admission import completion_reserve, round_admit, turn_admit
 from conversations.services.prompt import turn_prompt
 from conversations.services.publisher import DeltaPublisher
 from conversations.services.routing import (
@@ -136,6 +136,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None
         messages=messages,
         stream=partial(_stream, route=route, watched=watched),
         watched=watched,
+        admit_round=lambda more: round_admit(claim=claim, messages=more, target=route.target),
     )
     target = route.target
     answered = generation.error is None
@@ -202,7 +203,13 @@ def _stream(
     at the model that answered the last round; a call that fails before any output is retried
     (bounded, jittered, honouring Retry-After), then falls back along the chain."""
     generation = Generation()
-    request = ChatRequest(target=route.target, messages=messages, tools=tools, tool_choice=tool_choice)
+    request = ChatRequest(
+        target=route.target,
+        messages=messages,
+        tools=tools,
+        tool_choice=tool_choice,
+        max_tokens=completion_reserve(route.target),  # what admission reserved for the reply
+    )
 
     def on_fallback(switch: Fallback) -> None:
         fallback_announce(claim=claim, switch=switch)

@@ -30,6 +30,7 @@ from conversations.services.turns import TurnEnd
 from memory.services.writes import memory_remember_turn
 from somaagent.budgets.services import turn_usage_record
 from somaagent.metrics.record import turn_finished
+from somaagent.sql import insert_objects
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,13 @@ def turn_ended(end: TurnEnd) -> None:
         event_type=end.type,
         partial=str(data.get("partial") or ""),
     )
-    if end.type == EventType.ASSISTANT_FINAL:
+    if end.type == EventType.ASSISTANT_FINAL and end.claim is not None:
         memory_remember_turn(
             turn_id=end.turn_id,
             tenant_id=end.tenant_id,
             session_id=end.session_id,
             persona_id=end.persona_id,
+            namespace=end.claim.memory_namespace,
             user_event_id=end.user_event_uuid,
             user_message=end.user_message,
             user_occurred_at=end.user_occurred_at,
@@ -88,9 +90,4 @@ def _analysis_store(end: TurnEnd) -> None:
     """Store (or update, on a restarted turn) the turn's analysis and routing, in one upsert."""
     fields = dict(end.analysis or {})
     # The turn's row is locked by this transaction: it exists, so the insert cannot fail on it.
-    TurnAnalysis.objects.bulk_create(
-        [TurnAnalysis(turn_id=end.turn_id, **fields)],
-        update_conflicts=True,
-        unique_fields=["turn"],
-        update_fields=list(fields),
-    )
+    insert_objects([TurnAnalysis(turn_id=end.turn_id, **fields)], update_on=(["turn"], list(fields)))

@@ -24,7 +24,9 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, SessionSummary, Turn
 from conversations.services.events import event_append
+from memory.port import namespace_for
 from somaagent.context import adopt_request_id
+from somaagent.models import Persona
 from somaagent.outbox import outbox_enqueue, register_topic
 from somaagent.redis_client import key, sync_redis
 from somaagent.sql import p_uuid, v_datetime, v_json, v_uuid
@@ -64,6 +66,7 @@ class ClaimedTurn:
     user_occurred_at: datetime | None = None
     summary: str = ""  # the session's running summary of older messages
     summary_covered: int = 0  # the last cursor the summary covers
+    memory_namespace: str = ""  # where its memories are written and recalled (memory.port)
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,9 @@ def turn_claim(
             user_occurred_at=row.user_occurred_at,
             summary=row.summary,
             summary_covered=row.summary_covered,
+            memory_namespace=namespace_for(
+                persona_id=row.persona_id, owner=row.created_by_id, shared=row.shared_memory
+            ),
         )
         model = start(claim) if start is not None else None
         if model is not None:
@@ -227,6 +233,8 @@ class _ClaimRow:
     persona_id: uuid.UUID | None
     summary: str
     summary_covered: int
+    created_by_id: int | None
+    shared_memory: bool
     waits: bool
 
 
@@ -238,12 +246,13 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
     sql = (
         "SELECT t.id, t.status, t.attempts, t.lease_owner, t.lease_expires_at, t.cancel_requested,"
         " t.started_at, t.tenant_id, t.session_id, t.user_event_id, e.event_id, e.seq, e.payload,"
-        " e.occurred_at, s.persona_id, m.text, m.covered_seq,"
-        f" EXISTS (SELECT 1 FROM {turns} p JOIN {events} pe ON pe.id = p.user_event_id"
-        "  WHERE p.session_id = t.session_id AND p.status IN (%s, %s) AND pe.seq < e.seq)"
+        " e.occurred_at, s.persona_id, m.text, m.covered_seq, s.created_by_id, p.shared_memory,"
+        f" EXISTS (SELECT 1 FROM {turns} q JOIN {events} qe ON qe.id = q.user_event_id"
+        "  WHERE q.session_id = t.session_id AND q.status IN (%s, %s) AND qe.seq < e.seq)"
         f" FROM {turns} t JOIN {events} e ON e.id = t.user_event_id"
         f" JOIN {Session._meta.db_table} s ON s.id = t.session_id"
         f" LEFT JOIN {SessionSummary._meta.db_table} m ON m.session_id = t.session_id"
+        f" LEFT JOIN {Persona._meta.db_table} p ON p.id = s.persona_id"
         " WHERE t.id = %s"
     )
     if connection.features.has_select_for_update_of:
@@ -272,7 +281,9 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         persona_id=v_uuid(row[14]),
         summary=row[15] or "",
         summary_covered=int(row[16] or 0),
-        waits=bool(row[17]),
+        created_by_id=int(row[17]) if row[17] is not None else None,
+        shared_memory=bool(row[18]),
+        waits=bool(row[19]),
     )
 
 

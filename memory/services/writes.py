@@ -25,6 +25,7 @@ from memory.models import MemoryWrite
 from memory.port import namespace_for
 from somaagent.errors import PolicyDenied
 from somaagent.policy import policy_authorize
+from somaagent.sql import insert_objects
 
 WRITE_TOPIC = "memory.write"
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def remember_write(
     tenant_id: uuid.UUID,
     session_id: uuid.UUID,
     persona_id: uuid.UUID | None,
+    namespace: str,
     event_id: uuid.UUID,
     role: str,
     text: str,
@@ -72,7 +74,7 @@ def remember_write(
         event_id=event_id,
         op=MemoryWrite.Op.REMEMBER,
         payload={
-            "namespace": namespace_for(persona_id=persona_id),
+            "namespace": namespace,
             "key": key,
             "value": value,
             "tags": ["conversation", f"role:{role}"],
@@ -89,7 +91,7 @@ def memory_writes_enqueue(*, writes: list[MemoryWrite]) -> None:
     writes = [w for w in writes if w.op == MemoryWrite.Op.FORGET or w.payload["value"]["text"].strip()]
     if not writes:
         return
-    MemoryWrite.objects.bulk_create(writes, ignore_conflicts=True)
+    insert_objects(writes, ignore_conflicts=True)
     streams = {(w.tenant_id, w.session_id) for w in writes}
 
     def _dispatch() -> None:
@@ -107,6 +109,7 @@ def memory_remember_turn(
     tenant_id: uuid.UUID,
     session_id: uuid.UUID,
     persona_id: uuid.UUID | None,
+    namespace: str,
     user_event_id: uuid.UUID,
     user_message: str,
     user_occurred_at: datetime | None,
@@ -129,6 +132,7 @@ def memory_remember_turn(
                 tenant_id=tenant_id,
                 session_id=session_id,
                 persona_id=persona_id,
+                namespace=namespace,
                 event_id=user_event_id,
                 role="user",
                 text=user_message,
@@ -139,6 +143,7 @@ def memory_remember_turn(
                 tenant_id=tenant_id,
                 session_id=session_id,
                 persona_id=persona_id,
+                namespace=namespace,
                 event_id=reply_event_id,
                 role="assistant",
                 text=reply,
@@ -171,26 +176,29 @@ def _memory_write_allowed(
 
 
 def memory_forget_session(*, session: Any) -> None:
-    """DELETE hook: ask the memory service to forget the session, through the write outbox."""
+    """DELETE hook: ask the memory service to forget the session, through the write outbox.
+
+    In the owner's namespace and, for a persona, in its shared one too (the persona's
+    setting may have changed while the session lived)."""
     now = timezone.now()
-    key = forget_key(session.pk)
-    memory_writes_enqueue(
-        writes=[
+    namespaces = [namespace_for(persona_id=session.persona_id, owner=session.created_by_id)]
+    if session.persona_id:
+        namespaces.append(namespace_for(persona_id=session.persona_id, shared=True))
+    writes = []
+    for index, namespace in enumerate(namespaces):
+        key = forget_key(session.pk) + ("" if index == 0 else ":shared")
+        writes.append(
             MemoryWrite(
                 tenant_id=session.tenant_id,
                 session_id=session.pk,
                 persona_id=session.persona_id,
                 event_id=uuid.uuid4(),
                 op=MemoryWrite.Op.FORGET,
-                payload={
-                    "namespace": namespace_for(persona_id=session.persona_id),
-                    "session_id": str(session.pk),
-                    "key": key,
-                },
+                payload={"namespace": namespace, "session_id": str(session.pk), "key": key},
                 idempotency_key=key,
                 created_at=now,
                 next_attempt_at=now,
                 retry_deadline=retry_deadline(now),
             )
-        ]
-    )
+        )
+    memory_writes_enqueue(writes=writes)

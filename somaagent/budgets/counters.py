@@ -48,6 +48,31 @@ redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[2]))
 return {1, 1, 0}
 """
 
+# Grow a turn's reservation by ARGV[1] (another model round): every limit is checked
+# first, then every counter and the reservation's amount grow together.
+EXTEND = """
+local amount = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return {2, i - 1, 0} end
+end
+for i = 2, #KEYS do
+  local limit = tonumber(ARGV[4 + 2 * (i - 2)])
+  if limit >= 0 then
+    local used = tonumber(redis.call('GET', KEYS[i]))
+    if used + amount > limit then return {0, i - 1, used} end
+  end
+end
+for i = 2, #KEYS do
+  redis.call('INCRBY', KEYS[i], amount)
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5 + 2 * (i - 2)]))
+end
+local raw = redis.call('GET', KEYS[1])
+local meta = raw and cjson.decode(raw) or cjson.decode(ARGV[3])
+meta['amount'] = (tonumber(meta['amount']) or 0) + amount
+redis.call('SET', KEYS[1], cjson.encode(meta), 'EX', tonumber(ARGV[2]))
+return {1, 1, 0}
+"""
+
 SETTLE = """
 local actual = tonumber(ARGV[1])
 local raw = redis.call('GET', KEYS[1])
@@ -130,6 +155,27 @@ def reserve(
     for counter in counters:
         args += [counter.limit if counter.limit is not None else -1, counter.period.ttl()]
     script = sync_redis().register_script(RESERVE)
+    for _ in range(3):
+        status, index, used = script(keys=[reservation_key(turn_id), *[c.key for c in counters]], args=args)
+        if status == MISSING:
+            rebuild_missing(counters)
+            continue
+        if status == 0:
+            return Refusal(counter=counters[int(index) - 1], used=int(used))
+        return None
+    raise RuntimeError("budget counters keep disappearing from Redis")
+
+
+def extend(
+    *, turn_id: Any, counters: list[Counter], amount: int, meta: dict[str, Any] | None = None
+) -> Refusal | None:
+    """Grow the turn's reservation by ``amount`` on every counter, or not at all if a limit has no
+    room (a later model round of the same turn). Not idempotent: call it once per round."""
+    doc = json.dumps({**(meta or {}), "amount": 0, "keys": [c.key for c in counters]})
+    args: list[Any] = [amount, RESERVATION_TTL, doc]
+    for counter in counters:
+        args += [counter.limit if counter.limit is not None else -1, counter.period.ttl()]
+    script = sync_redis().register_script(EXTEND)
     for _ in range(3):
         status, index, used = script(keys=[reservation_key(turn_id), *[c.key for c in counters]], args=args)
         if status == MISSING:

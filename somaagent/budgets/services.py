@@ -15,6 +15,7 @@ from somaagent.budgets.counters import ALL, Counter
 from somaagent.budgets.periods import current_periods
 from somaagent.errors import BudgetExceeded, ValidationFailed
 from somaagent.models import AuditLog, Budget, Persona, Tenant, TokenUsage
+from somaagent.sql import insert_objects
 from somaagent.versioned import Versioned
 
 log = logging.getLogger(__name__)
@@ -109,14 +110,27 @@ def budget_check(*, tenant_id: Any, persona_id: Any, estimate: int) -> None:
 
 
 def budget_reserve(
-    *, turn_id: Any, tenant_id: Any, persona_id: Any, prompt_tokens: int, completion_tokens: int
+    *,
+    turn_id: Any,
+    tenant_id: Any,
+    persona_id: Any,
+    prompt_tokens: int,
+    completion_tokens: int,
+    more: bool = False,
 ) -> None:
-    """Reserve the estimate of one model call before making it; BudgetExceeded if it does not fit."""
+    """Reserve the estimate of one model call before making it; BudgetExceeded if it does not fit.
+
+    The turn's first call reserves (idempotently: a restarted turn does not reserve twice);
+    each later call of the same turn (``more``: another round after tool results) grows
+    the reservation by its own estimate. Settling at the end replaces the whole of it by
+    what was really used.
+    """
     counters = budget_counters(tenant_id=tenant_id, persona_id=persona_id)
     amount = prompt_tokens + completion_tokens
     meta = {"prompt": prompt_tokens, "tenant": str(tenant_id), "persona": str(persona_id or "")}
+    take = cnt.extend if more else cnt.reserve
     try:
-        refusal = cnt.reserve(turn_id=turn_id, counters=counters, amount=amount, meta=meta)
+        refusal = take(turn_id=turn_id, counters=counters, amount=amount, meta=meta)
     except redis.RedisError:
         log.warning("budget counters unavailable; checking the usage table", exc_info=True)
         limited = [c for c in counters if c.limit is not None]
@@ -162,7 +176,7 @@ def turn_usage_record(
     total = prompt + completion
     if total:
         # One INSERT … ON CONFLICT DO NOTHING: a turn's usage is stored once, the first record wins.
-        TokenUsage.objects.bulk_create(
+        insert_objects(
             [
                 TokenUsage(
                     turn_id=turn_id,

@@ -31,6 +31,13 @@ class Persona(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="personas")
     name = models.CharField(max_length=100)
     system_prompt = models.TextField(blank=True, default="")
+    shared_memory = models.BooleanField(
+        default=False,
+        help_text=(
+            "Memories of this persona's conversations are shared by every member of the tenant. "
+            "Off: each member (and API keys, together) recalls only their own."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()

@@ -33,7 +33,7 @@ def _kill_mid_reply_then_recover(system: LiveSystem, key: str) -> None:
     system.ensure_worker()  # the same worker layout as before (conversation work, tool calls)
 
     events = read_stream(system, key, sid, timeout=60 - (time.monotonic() - killed_at))
-    print(f"reply finished {time.monotonic() - killed_at:.1f} s after the worker was killed")
+    print(f"RECOVERY {time.monotonic() - killed_at:.2f} s: reply finished after the worker was killed")
     types = [e["type"] for e in events]
     assert types.count("assistant.final") == 1 and events[-1]["type"] == "assistant.final", types
     assert "assistant.error" not in types and "assistant.cancelled" not in types

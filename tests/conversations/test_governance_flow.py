@@ -208,3 +208,30 @@ def test_deleting_a_session_mid_reply_releases_its_reservation(live_system, tena
         timeout=30,
         what="the reservation to be replaced by the prompt's cost",
     )
+
+
+def test_every_model_round_of_a_tool_loop_is_reserved_and_capped(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+    """Later rounds grow the reservation: a loop that would pass the budget stops instead of
+    overspending it, and every request caps the reply at what was reserved for it."""
+    from django.conf import settings
+
+    from tests.tools.helpers import model_requests
+
+    reserve = settings.SOMA.budget_completion_reserve_tokens
+    budget_set(
+        tenant=tenant_key.tenant, daily_tokens=reserve + reserve // 2, monthly_tokens=None, actor=STAFF
+    )
+    marker = f"loop-{uuid.uuid4().hex[:10]}"
+    accepted = send(live_system, tenant_key.key, f"{marker} [[tool=current_time:{{}}]] [[tool_rounds=5]]")
+    events = read_stream(live_system, tenant_key.key, accepted["session_id"])
+    error = events[-1]["data"]
+    assert events[-1]["type"] == "assistant.error" and error["code"] == "budget_exceeded", events[-1]
+    assert [e["type"] for e in events].count("tool.result") == 1, "the second round was refused before it ran"
+    requests = model_requests(llm_stub.url, marker)
+    assert len(requests) == 1 and requests[0]["max_tokens"] == reserve
+    counter = budget_counters(tenant_id=tenant_key.tenant.pk, persona_id=None)[0]
+    wait_until(
+        lambda: int(sync_redis().get(counter.key) or 0) <= reserve + reserve // 2,
+        timeout=10,
+        what="the counter to stay within the limit once settled",
+    )

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from django.utils import timezone
 
 from memory.models import MemoryWrite
+from memory.port import namespace_for
 from memory.services.delivery import claim_head, memory_deliver
 from memory.services.writes import memory_forget_session, memory_writes_enqueue, remember_write
 
@@ -26,6 +27,7 @@ def enqueue(tenant, texts, *, session_id=None, persona_id=None, roles=None):  # 
             tenant_id=tenant.pk,
             session_id=session_id,
             persona_id=persona_id,
+            namespace=namespace_for(persona_id=persona_id),
             event_id=uuid.uuid4(),
             role=(roles or ["user", "assistant"])[i % len(roles or ["user", "assistant"])],
             text=text,
@@ -48,5 +50,7 @@ def deliver_stream(write, port):  # type: ignore[no-untyped-def]
 
 def forget_session(tenant, session_id):  # type: ignore[no-untyped-def]
     """Run the session DELETE hook for ``session_id``; returns the forget write it stored."""
-    memory_forget_session(session=SimpleNamespace(pk=session_id, tenant_id=tenant.pk, persona_id=None))
+    memory_forget_session(
+        session=SimpleNamespace(pk=session_id, tenant_id=tenant.pk, persona_id=None, created_by_id=None)
+    )
     return MemoryWrite.objects.get(idempotency_key=f"forget:{session_id}")

@@ -113,7 +113,7 @@ def test_deleting_a_session_in_admin_queues_a_forget(staff):
     forget = MemoryWrite.objects.get(idempotency_key=f"forget:{accepted['session_id']}")
     assert forget.op == "forget" and forget.state == "pending" and forget.tenant_id == tenant.pk
     assert forget.payload == {
-        "namespace": "persona:default",
+        "namespace": "persona:default:owner:api",  # no persona, started with an API key
         "session_id": accepted["session_id"],
         "key": forget.idempotency_key,
     }

@@ -26,7 +26,7 @@ def test_delivered_writes_reach_the_service_and_the_wal(stub, remote_memory):
     stored = stub.stored(tenant=tenant)
     assert [s["key"] for s in stored] == [first.idempotency_key, second.idempotency_key]
     assert all(s["count"] == 1 for s in stored)
-    assert stored[0]["namespace"] == "persona:default"
+    assert stored[0]["namespace"] == "persona:default:owner:api"
     assert stored[0]["value"]["text"] == "I live in Lisbon" and stored[0]["value"]["role"] == "user"
     assert stored[0]["tags"] == ["conversation", "role:user"]
     for write in (first, second):

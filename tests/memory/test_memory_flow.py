@@ -207,7 +207,7 @@ def test_a_new_session_recalls_what_was_said_in_an_earlier_one(
     assert prompt[0]["role"] == "system" and prompt[1]["role"] == "system"
     assert "Zorblax" in prompt[1]["content"]
     (recall,) = [r for r in stub.requests("recall", tenant=tenant) if r["body"]["query"] == question]
-    assert recall["body"]["namespace"] == "persona:default"
+    assert recall["body"]["namespace"] == "persona:default:owner:api"  # API-key sessions share one
 
     # another tenant asking the same thing gets nothing of it
     _, other_final = chat(system, other_tenant_key.key, question)

@@ -67,12 +67,17 @@ def claim_for(tenant, message, *, session_id=None, persona=None):  # type: ignor
         attempt=1,
         restart=False,
         user_message=message,
+        memory_namespace=namespace_for(persona_id=turn.session.persona_id),
     )
 
 
 def recall_for(claim, query, *, port=None):  # type: ignore[no-untyped-def]
     return turn_memories(
-        tenant_id=claim.tenant_id, persona_id=claim.persona_id, query=query, turn_id=claim.turn_id, port=port
+        tenant_id=claim.tenant_id,
+        namespace=claim.memory_namespace,
+        query=query,
+        turn_id=claim.turn_id,
+        port=port,
     )
 
 
@@ -123,10 +128,14 @@ def test_recall_is_scoped_to_the_tenant_and_persona(settings):
     assert recall_for(claim_for(mine, "vault combination"), "vault combination").items == ()
     found = recall_for(claim_for(mine, "vault", persona=persona), "vault combination")
     assert [m.text for m in found.items] == ["The vault combination is 16-23-42"]
-    assert [m.text for m in memory_recall(tenant=other, persona_id=None, query="vault", top_k=5)] == [
-        "The vault combination is 4-8-15"
-    ]
-    assert memory_recall(tenant=other, persona_id=persona.pk, query="vault", top_k=5) == []
+    assert [
+        m.text
+        for m in memory_recall(tenant=other, namespace=namespace_for(persona_id=None), query="vault", top_k=5)
+    ] == ["The vault combination is 4-8-15"]
+    assert (
+        memory_recall(tenant=other, namespace=namespace_for(persona_id=persona.pk), query="vault", top_k=5)
+        == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,12 +157,13 @@ def test_a_failing_or_slow_service_gives_no_memories_and_a_log_line(
 def test_remote_recall_sends_tenant_and_persona_namespace(stub, remote_memory):
     tenant = make_tenant()
     persona_id = uuid.uuid4()
-    found = memory_recall(tenant=tenant, persona_id=persona_id, query="hello", top_k=4, port=remote_memory)
+    namespace = namespace_for(persona_id=persona_id, owner=42)
+    found = memory_recall(tenant=tenant, namespace=namespace, query="hello", top_k=4, port=remote_memory)
     assert found == []
     (request,) = stub.requests("recall", tenant=tenant)
     assert request["body"] == {
         "tenant": str(tenant.pk),
-        "namespace": f"persona:{persona_id}",
+        "namespace": f"persona:{persona_id}:owner:42",
         "query": "hello",
         "top_k": 4,
     }

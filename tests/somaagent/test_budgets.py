@@ -94,6 +94,24 @@ def test_reserve_then_settle_replaces_the_estimate_by_the_real_usage():  # type:
     assert cnt.read_used(counters) == [240, 240, 240, 240]
 
 
+@pytest.mark.django_db
+def test_each_later_model_round_grows_the_reservation_within_the_limits():  # type: ignore[no-untyped-def]
+    tenant = new_tenant()
+    budget_set(tenant=tenant, daily_tokens=2000, monthly_tokens=None, actor=CLI)
+    turn = uuid.uuid4()
+    args = {"turn_id": turn, "tenant_id": tenant.pk, "persona_id": None}
+    budget_reserve(**args, prompt_tokens=100, completion_tokens=500)
+    budget_reserve(**args, prompt_tokens=300, completion_tokens=500, more=True)  # round 2: a longer prompt
+    counters = budget_counters(tenant_id=tenant.pk, persona_id=None)
+    assert cnt.read_used(counters) == [1400, 1400]
+    assert cnt.reservation_of(turn)["amount"] == 1400  # type: ignore[index]
+    with pytest.raises(BudgetExceeded):  # round 3 would pass the daily limit: refused, nothing taken
+        budget_reserve(**args, prompt_tokens=200, completion_tokens=500, more=True)
+    assert cnt.read_used(counters) == [1400, 1400]
+    assert settle(turn, tenant, None, 900) == 1400  # the whole grown reservation is replaced
+    assert cnt.read_used(counters) == [900, 900]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_parallel_turns_cannot_overspend_by_more_than_one_reservation():  # type: ignore[no-untyped-def]
     tenant = new_tenant()

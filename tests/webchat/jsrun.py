@@ -15,7 +15,8 @@ NODE = shutil.which("node")
 
 
 def node_eval(module: str, body: str, payload: Any) -> Any:
-    """``body`` sees ``mod`` (the module's export) and ``input``; whatever it returns comes back as JSON."""
+    """``body`` sees ``mod`` (the module's export) and ``input``; whatever it returns (or the value
+    its promise resolves to) comes back as JSON."""
     if NODE is None:
         pytest.skip(
             "JS TESTS SKIPPED: no `node` on PATH — install Debian's nodejs (`apt-get install -y nodejs`, "
@@ -25,8 +26,8 @@ def node_eval(module: str, body: str, payload: Any) -> Any:
         f"const mod = require({json.dumps(str(STATIC / module))});"
         "let raw = ''; process.stdin.on('data', d => raw += d); process.stdin.on('end', () => {"
         "  const input = JSON.parse(raw);"
-        f"  const out = (function () {{ {body} }})();"
-        "  process.stdout.write(JSON.stringify(out));"
+        f"  Promise.resolve((function () {{ {body} }})())"
+        "    .then(out => process.stdout.write(JSON.stringify(out)));"
         "});"
     )
     done = subprocess.run(

@@ -13,7 +13,7 @@ def memory_recall(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     try:
         found = recall(
             tenant=ctx.tenant_id,
-            persona_id=ctx.persona_id,
+            namespace=ctx.memory_namespace,
             query=str(args["query"]),
             top_k=int(args.get("top_k") or 5),
             timeout=ctx.timeout,

@@ -275,7 +275,13 @@
     if (!state.sessionId) {
       var body = { message: text };
       if (attachmentIds.length) body.attachments = attachmentIds;
-      return api("POST", "/v1/session/message", body, { "Idempotency-Key": key }).then(function (res) {
+      var waiting = function (seconds) {
+        setStatus("Can't reach the server, retrying in " + seconds + " s… (your message is kept)");
+      };
+      return SomaHttp.apiRetrying("POST", "/v1/session/message", body, { "Idempotency-Key": key }, {
+        onWaiting: waiting,
+      }).then(function (res) {
+        setStatus("");
         if (!res.ok) throw new Error(errorText(res));
         var sid = res.data.session_id;
         resetSession(sid);

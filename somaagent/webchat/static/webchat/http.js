@@ -29,9 +29,58 @@
         } catch (e) {
           data = null;
         }
-        return { status: r.status, ok: r.ok, data: data };
+        var retryAfter = parseInt(r.headers.get("Retry-After") || "", 10);
+        return { status: r.status, ok: r.ok, data: data, retryAfter: retryAfter > 0 ? retryAfter : 0 };
       });
     });
+  }
+
+  /* While the server cannot be reached (the network, or a 502/503/504 such as
+     database_unavailable) a call is tried again, after its Retry-After or a growing pause,
+     for up to `giveUpMs`; onWaiting(seconds) tells the page. The caller passes an
+     Idempotency-Key, so a call that did land before its answer was lost is not done twice.
+     Resolves to the last {status, ok, data}; rejects only when the network never answered. */
+  var UNREACHABLE = { 502: true, 503: true, 504: true };
+
+  function apiRetrying(method, url, body, headers, options) {
+    options = options || {};
+    var call = options.call || api;
+    var sleep =
+      options.sleep ||
+      function (ms) {
+        return new Promise(function (resolve) {
+          setTimeout(resolve, ms);
+        });
+      };
+    var giveUpMs = options.giveUpMs === undefined ? 120000 : options.giveUpMs;
+    var waited = 0;
+    var attempt = 0;
+
+    function again(res, error) {
+      attempt += 1;
+      var pause = Math.min(10000, 1000 * Math.pow(2, attempt - 1));
+      if (res && res.retryAfter) pause = Math.max(pause, Math.min(30000, res.retryAfter * 1000));
+      if (waited + pause > giveUpMs) {
+        if (error) throw error;
+        return res;
+      }
+      waited += pause;
+      if (options.onWaiting) options.onWaiting(Math.round(pause / 1000));
+      return sleep(pause).then(tryOnce);
+    }
+
+    function tryOnce() {
+      return call(method, url, body, headers).then(
+        function (res) {
+          if (!UNREACHABLE[res.status]) return res;
+          return again(res, null);
+        },
+        function (error) {
+          return again(null, error);
+        }
+      );
+    }
+    return tryOnce();
   }
 
   function errorText(res) {
@@ -48,6 +97,7 @@
     return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
   }
 
-  var SomaHttp = { api: api, errorText: errorText, uuid: uuid, loginUrl: "/login/" };
-  root.SomaHttp = SomaHttp;
-})(window);
+  var SomaHttp = { api: api, apiRetrying: apiRetrying, errorText: errorText, uuid: uuid, loginUrl: "/login/" };
+  if (typeof module === "object" && module.exports) module.exports = SomaHttp;
+  else root.SomaHttp = SomaHttp;
+})(typeof window !== "undefined" ? window : this);
