@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from conversations.models import IdempotencyRecord, SessionAlias, SessionEvent
 from conversations.openai_front.request import MODEL_ALIAS, CompletionRequest
 from conversations.selectors import parse_uuid, session_for
-from conversations.services.accept import MessageInput
+from conversations.services.accept import MessageInput, replay_owner_check
 from conversations.services.admission import message_admit_accept
 from somaagent.errors import IdempotencyConflict, NotFound
 from somaagent.identity import Principal
@@ -84,7 +84,7 @@ def front_accept(
         )
 
     if idempotency_key:
-        replay = _replay(tenant=tenant, key=idempotency_key, data=data)
+        replay = _replay(tenant=tenant, key=idempotency_key, data=data, owner=principal.session_owner)
         if replay is not None:
             return replay
     if session_header:
@@ -112,7 +112,7 @@ def _alias_key(principal: Principal, user: str) -> str:
 
 
 def _replay(
-    *, tenant: Tenant, key: str, data: Callable[[uuid.UUID | None], MessageInput]
+    *, tenant: Tenant, key: str, data: Callable[[uuid.UUID | None], MessageInput], owner: Any
 ) -> AcceptedTurn | None:
     """The stored answer for a repeated ``Idempotency-Key``, or None if the key is new.
 
@@ -128,6 +128,7 @@ def _replay(
             "This Idempotency-Key was already used with a different request body.",
             details={"param": None},
         )
+    replay_owner_check(record, owner=owner)
     return _accepted(dict(record.response))
 
 

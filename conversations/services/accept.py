@@ -25,7 +25,7 @@ from conversations.models import (
     Session,
     Turn,
 )
-from conversations.selectors import session_get
+from conversations.selectors import session_get, session_owned
 from conversations.services.events import event_append
 from conversations.services.titles import title_from_message
 from conversations.services.turns import turn_dispatch
@@ -64,13 +64,32 @@ def stream_links(*, session_id: uuid.UUID | str, after: int) -> dict[str, str]:
     }
 
 
-def _replay(record: IdempotencyRecord, *, fingerprint: str) -> dict[str, Any]:
+def _replay(record: IdempotencyRecord, *, fingerprint: str, owner: Any) -> dict[str, Any]:
     if record.request_hash != fingerprint:
         raise IdempotencyConflict(
             "This Idempotency-Key was already used with a different request body.",
             details={"idempotency_key": record.key},
         )
+    replay_owner_check(record, owner=owner)
     return dict(record.response)
+
+
+def replay_owner_check(record: IdempotencyRecord, *, owner: Any) -> None:
+    """A member who sees only their own sessions cannot replay another member's key.
+
+    Keys are unique per tenant, so another member reusing one (same body) would otherwise
+    be handed the first member's turn — and, at the OpenAI door, its reply.
+    """
+    if owner is None:
+        return
+    session_id = record.response.get("session_id")
+    if session_id is None or not session_owned(
+        tenant_id=record.tenant_id, session_id=session_id, owner=owner
+    ):
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used by another member of the tenant; use a new key.",
+            details={"idempotency_key": record.key},
+        )
 
 
 def message_accept(
@@ -91,7 +110,7 @@ def message_accept(
     if idempotency_key:
         existing = IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).first()
         if existing is not None:
-            return _replay(existing, fingerprint=fingerprint)
+            return _replay(existing, fingerprint=fingerprint, owner=owner)
     if admit is not None:
         admit()
     try:
@@ -110,7 +129,9 @@ def message_accept(
         if not idempotency_key:
             raise
         return _replay(
-            IdempotencyRecord.objects.get(tenant=tenant, key=idempotency_key), fingerprint=fingerprint
+            IdempotencyRecord.objects.get(tenant=tenant, key=idempotency_key),
+            fingerprint=fingerprint,
+            owner=owner,
         )
     return response
 

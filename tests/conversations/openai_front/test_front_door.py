@@ -330,3 +330,27 @@ def test_members_with_a_jwt_keep_their_conversations_apart(live_system, tenant_k
         extra_headers={"X-Soma-Session-Id": a.headers["x-soma-session-id"]},
     )
     assert joined.headers["x-soma-session-id"] == a.headers["x-soma-session-id"]
+
+
+def test_another_member_cannot_replay_a_members_idempotency_key(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+    alice = sdk(live_system, member_token(live_system, tenant_key.tenant))
+    bob = sdk(live_system, member_token(live_system, tenant_key.tenant))
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    messages: list[Any] = [{"role": "user", "content": "my secret plan"}]
+    first = alice.chat.completions.create(model="somaagent", messages=messages, extra_headers=key)
+    assert (
+        alice.chat.completions.create(model="somaagent", messages=messages, extra_headers=key).id == first.id
+    )
+    with pytest.raises(openai.ConflictError) as failure:
+        bob.chat.completions.create(model="somaagent", messages=messages, extra_headers=key)
+    assert "another member" in body_of(failure)["message"]
+    # The gateway's own door holds the same line.
+    client = httpx.Client(base_url=live_system.url)
+    token = member_token(live_system, tenant_key.tenant)
+    answer = client.post(
+        "/v1/session/message",
+        json={"message": "my secret plan"},
+        headers={**key, "Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 409, answer.text
+    assert "session_id" not in answer.text
