@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from somaagent import scopes as sc
 from somaagent import serializers as s
-from somaagent.apikeys import api_key_create, api_key_revoke
+from somaagent.apikeys import api_key_create, api_key_revoke, key_limit_check
 from somaagent.audit import actor_from_request, client_ip
 from somaagent.authentication import principal_of
 from somaagent.budgets.selectors import budget_status
@@ -114,8 +114,12 @@ class KeyListView(APIView):
         serializer = s.KeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
+        principal = principal_of(request)
+        key_limit_check(
+            v.get("rate_limit_per_minute"), by_staff=bool(getattr(principal.user, "is_staff", False))
+        )
         key, raw = api_key_create(
-            tenant=principal_of(request).tenant,
+            tenant=principal.tenant,
             name=v.get("name", ""),
             scopes=v.get("scopes") or [],
             rate_limit_per_minute=v.get("rate_limit_per_minute"),
