@@ -45,7 +45,7 @@ def session_visible(*, principal: Principal, session_id: object) -> bool:
     return _visible(principal.tenant, principal.session_owner).filter(pk=parse_uuid(session_id)).exists()
 
 
-def session_owned(*, tenant_id: object, session_id: object, owner: Any) -> bool:
+def session_owned(*, tenant_id: uuid.UUID, session_id: object, owner: Any) -> bool:
     """Whether ``owner`` created the tenant's session (one indexed read)."""
     sid = parse_uuid(session_id)
     return Session.objects.filter(tenant_id=tenant_id, pk=sid, created_by=owner).exists()

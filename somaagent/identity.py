@@ -14,7 +14,8 @@ from typing import Any
 from django.db import transaction
 
 from somaagent import scopes as sc
-from somaagent.models import ApiKey, Membership, Tenant
+from somaagent.errors import Forbidden
+from somaagent.models import ApiKey, FirstMembership, Membership, Tenant
 
 DEFAULT_TENANT_NAME = "default"
 
@@ -79,15 +80,36 @@ def principal_for_membership(membership: Membership, *, via: str, token_scopes: 
 
 
 def principal_for_user(user: Any) -> Principal:
-    """A logged-in user chats in their tenant; users without one use the default tenant."""
-    membership = Membership.objects.select_related("tenant").filter(user=user).order_by("created_at").first()
+    """A logged-in user chats in their tenant.
+
+    A user who never was a member of any tenant is enrolled in the ``default`` tenant; a
+    user an administrator removed from every tenant is refused (403), not enrolled again.
+    """
+    membership = _first_membership(user)
     if membership is None:
-        with transaction.atomic():
-            tenant, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)
-            role = Membership.Role.ADMIN if user.is_superuser else Membership.Role.MEMBER
-            membership, _ = Membership.objects.get_or_create(
-                user=user, tenant=tenant, defaults={"role": role}
-            )
-            membership.tenant = tenant
+        membership = _enroll_in_default(user)
     membership.user = user
     return principal_for_membership(membership, via="session")
+
+
+def _first_membership(user: Any) -> Membership | None:
+    return Membership.objects.select_related("tenant").filter(user=user).order_by("created_at").first()
+
+
+def _enroll_in_default(user: Any) -> Membership:
+    with transaction.atomic():
+        _, first_time = FirstMembership.objects.get_or_create(user=user)
+        if not first_time:
+            # Removed by an administrator — or a concurrent first request just enrolled them.
+            membership = _first_membership(user)
+            if membership is None:
+                raise Forbidden(
+                    "You are not a member of any tenant; ask an administrator to add you.",
+                    code="no_membership",
+                )
+            return membership
+        tenant, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)
+        role = Membership.Role.ADMIN if user.is_superuser else Membership.Role.MEMBER
+        membership, _ = Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
+        membership.tenant = tenant
+        return membership

@@ -27,7 +27,7 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 
 from somaagent.authentication import principal_from_bearer
-from somaagent.errors import Unauthenticated
+from somaagent.errors import Forbidden, Unauthenticated
 from somaagent.identity import Principal, principal_for_user
 
 APP_SUBPROTOCOL = "soma.v1"
@@ -104,7 +104,10 @@ class _UserAuth:
         if user is None or not getattr(user, "is_authenticated", False):
             scope["soma_auth_error"] = Unauthenticated("Log in, or send an API key.")
         else:
-            scope["soma_principal"] = await _principal_for_user(user)
+            try:
+                scope["soma_principal"] = await _principal_for_user(user)
+            except Forbidden as exc:  # removed from every tenant
+                scope["soma_auth_error"] = exc
         return await self.inner(scope, receive, send)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 
 
 class TenantScopedQuerySet(models.QuerySet):
@@ -77,6 +78,32 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant} ({self.role})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        with transaction.atomic():
+            if self._state.adding:
+                FirstMembership.objects.get_or_create(user_id=self.user_id)
+            super().save(*args, **kwargs)
+
+
+class FirstMembership(models.Model):
+    """When a user first became a member of any tenant.
+
+    A user who never was one is enrolled in the ``default`` tenant on first login; a
+    user an administrator later removed from every tenant stays removed (refused),
+    instead of being silently enrolled again.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="soma_first_membership"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "tenant_first_memberships"
+
+    def __str__(self) -> str:
+        return f"{self.user} first a member at {self.created_at}"
 
 
 class ApiKey(models.Model):

@@ -10,12 +10,13 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from conversations.services.attachments import upload_limits
+from somaagent.errors import Forbidden
 from somaagent.identity import principal_for_user
 
 
@@ -38,7 +39,10 @@ def _secure(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBas
 @login_required
 @ensure_csrf_cookie
 def chat(request: HttpRequest, session_id: uuid.UUID | None = None) -> HttpResponseBase:
-    principal = principal_for_user(request.user)
+    try:
+        principal = principal_for_user(request.user)
+    except Forbidden as exc:
+        return _secure(request, HttpResponseForbidden(exc.message, content_type="text/plain; charset=utf-8"))
     config = {
         "sessionId": str(session_id) if session_id else None,
         "user": request.user.get_username(),

@@ -259,6 +259,25 @@ def test_removing_a_membership_invalidates_access_and_refresh():  # type: ignore
     assert refreshed.status_code == 401
 
 
+def test_a_user_removed_from_every_tenant_is_not_enrolled_again():  # type: ignore[no-untyped-def]
+    from somaagent.identity import principal_for_user
+    from somaagent.models import Membership
+
+    newcomer = new_user()
+    assert principal_for_user(newcomer).tenant.name == "default"  # first login: enrolled once
+    added = new_user()
+    member(added, new_tenant())  # added by an administrator
+    for user in (newcomer, added):
+        Membership.objects.filter(user=user).delete()  # ... and removed by one
+        web = Client()
+        web.force_login(user)
+        for path in ("/v1/sessions", "/"):
+            response = web.get(path)
+            assert response.status_code == 403, (path, response.status_code)
+        assert error_code(web.get("/v1/sessions")) == "no_membership"
+        assert not Membership.objects.filter(user=user).exists()
+
+
 def test_role_changes_apply_to_existing_tokens():  # type: ignore[no-untyped-def]
     tenant = new_tenant()
     user = new_user()
