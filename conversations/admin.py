@@ -24,7 +24,7 @@ from conversations.models import (
 from conversations.selectors import parse_uuid
 from conversations.services.attachments import attachment_set_status
 from conversations.services.sessions import session_delete
-from somaagent.admin_base import ReadOnlyAdmin
+from somaagent.admin_base import ReadOnlyAdmin, may
 
 
 class EventInline(admin.TabularInline):
@@ -206,7 +206,10 @@ class AttachmentAdmin(admin.ModelAdmin):
         url = reverse("admin:conversations_attachment_download", args=[obj.pk])
         return format_html('<a href="{}">download</a>', url)
 
-    @admin.action(description="Quarantine selected attachments")
+    def has_quarantine_permission(self, request: HttpRequest) -> bool:
+        return may(request, self, "quarantine")
+
+    @admin.action(description="Quarantine selected attachments", permissions=["quarantine"])
     def quarantine(self, request: HttpRequest, queryset: QuerySet[Attachment]) -> None:
         for attachment in queryset:
             attachment_set_status(
@@ -214,7 +217,7 @@ class AttachmentAdmin(admin.ModelAdmin):
             )
         self.message_user(request, f"Quarantined {queryset.count()} attachment(s).")
 
-    @admin.action(description="Release selected attachments from quarantine")
+    @admin.action(description="Release selected attachments from quarantine", permissions=["quarantine"])
     def release(self, request: HttpRequest, queryset: QuerySet[Attachment]) -> None:
         for attachment in queryset:
             attachment_set_status(attachment=attachment, status=Attachment.Status.CLEAN)

@@ -165,6 +165,7 @@ class Attachment(models.Model):
     class Meta:
         db_table = "attachments"
         ordering = ["-created_at"]
+        permissions = [("quarantine_attachment", "Can quarantine attachments and release them")]
 
     def __str__(self) -> str:
         return self.filename

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from somaagent import scopes as sc
-from somaagent.admin_base import ReadOnlyAdmin
+from somaagent.admin_base import ReadOnlyAdmin, may
 from somaagent.apikeys import api_key_create, api_key_revoke
 from somaagent.audit import actor_from_request
 from somaagent.credentials import llm_credential_save
@@ -115,7 +115,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: the row keeps the key's history
 
-    @admin.action(description="Revoke selected keys")
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return may(request, self, "revoke")
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         actor = actor_from_request(request)
         active = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
@@ -144,7 +147,10 @@ class DeadLetterAdmin(ReadOnlyAdmin):
         # Needed for the replay action to show; the form itself stays read-only.
         return request.user.is_staff and obj is None
 
-    @admin.action(description="Replay selected dead letters")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return may(request, self, "replay")
+
+    @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         actor = actor_from_request(request)
         replayed = sum(1 for letter in queryset if dead_letter_replay(dead_letter=letter, actor=actor))
@@ -189,7 +195,10 @@ class ModelProfileAdmin(admin.ModelAdmin):
     search_fields = ["model", "base_url"]
     actions = ["test_connection"]
 
-    @admin.action(description="Test connection (a one-token completion)")
+    def has_test_permission(self, request: HttpRequest) -> bool:
+        return may(request, self, "test")
+
+    @admin.action(description="Test connection (a one-token completion)", permissions=["test"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[ModelProfile]) -> None:
         from conversations.llm.probe import model_profile_probe
 

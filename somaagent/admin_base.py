@@ -9,6 +9,16 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 
+def may(request: HttpRequest, model_admin: admin.ModelAdmin, verb: str) -> bool:
+    """Whether the user holds the model's ``<verb>_<model>`` permission (an admin action's own).
+
+    Actions that change what the system does (revoke keys, replay dead letters, release
+    quarantined files, spend tokens on a connection test) need more than being staff.
+    """
+    opts = model_admin.opts
+    return bool(request.user.has_perm(f"{opts.app_label}.{verb}_{opts.model_name}"))
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Audit-style rows: staff look, nobody edits."""
 

@@ -33,12 +33,12 @@ class FeatureFlagAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset)
         flags_changed()
 
-    @admin.action(description="Turn selected flags on")
+    @admin.action(description="Turn selected flags on", permissions=["change"])
     def turn_on(self, request: HttpRequest, queryset: QuerySet[FeatureFlag]) -> None:
         self.message_user(request, f"Turned on {queryset.update(enabled=True)} flag(s).")
         flags_changed()
 
-    @admin.action(description="Turn selected flags off")
+    @admin.action(description="Turn selected flags off", permissions=["change"])
     def turn_off(self, request: HttpRequest, queryset: QuerySet[FeatureFlag]) -> None:
         self.message_user(request, f"Turned off {queryset.update(enabled=False)} flag(s).")
         flags_changed()

@@ -50,6 +50,7 @@ class ModelProfile(models.Model):
 
     class Meta:
         db_table = "model_profiles"
+        permissions = [("test_modelprofile", "Can test a model profile's connection (spends tokens)")]
         ordering = ["deployment_mode", "role", "priority"]
         constraints = [
             models.CheckConstraint(

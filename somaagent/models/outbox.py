@@ -48,6 +48,7 @@ class DeadLetter(models.Model):
         db_table = "dlq"
         ordering = ["-id"]
         verbose_name = "dead letter"
+        permissions = [("replay_deadletter", "Can replay dead letters")]
 
     def __str__(self) -> str:
         return f"{self.topic} #{self.pk}"

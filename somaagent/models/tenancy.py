@@ -128,6 +128,7 @@ class ApiKey(models.Model):
     class Meta:
         db_table = "api_keys"
         ordering = ["-created_at"]
+        permissions = [("revoke_apikey", "Can revoke API keys")]
 
     def __str__(self) -> str:
         return f"{self.prefix} ({self.name or 'unnamed'})"

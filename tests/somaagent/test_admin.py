@@ -201,3 +201,29 @@ def test_tenant_admins_without_staff_status_cannot_enter_admin():  # type: ignor
     client.force_login(user)
     response = client.get("/admin/somaagent/apikey/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_admin_actions_need_their_own_permission_not_just_staff():  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Permission
+
+    tenant = new_tenant()
+    key, raw = new_key(tenant)
+    clerk = new_user("clerk-" + tenant.name, is_staff=True)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_apikey", "change_apikey", "view_deadletter"])
+    )
+    client = Client(REMOTE_ADDR=IP)
+    client.force_login(clerk)
+    page = client.get("/admin/somaagent/apikey/")
+    assert page.status_code == 200 and b'value="revoke"' not in page.content
+    client.post("/admin/somaagent/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is None, "a staff member without revoke_apikey revoked a key"
+    assert b'value="replay"' not in client.get("/admin/somaagent/deadletter/").content
+
+    clerk.user_permissions.add(Permission.objects.get(codename="revoke_apikey"))
+    client.force_login(type(clerk).objects.get(pk=clerk.pk))  # permissions are cached per user object
+    assert b'value="revoke"' in client.get("/admin/somaagent/apikey/").content
+    client.post("/admin/somaagent/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is not None
