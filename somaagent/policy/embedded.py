@@ -7,9 +7,11 @@ threads at the same time: a lock serialises evaluation.
 
 Rego without ``time``/``http``/random builtins (the shipped policy uses none)
 is a pure function of its modules, data and input, so decisions are memoised
-too, keyed by the tenant's data version and the whole input: a repeated
-question (the same caller sending again) costs a dictionary lookup, and a new
-data version can never be answered from an old entry.
+too, keyed by the tenant's data version and a 128-bit digest of the whole
+input (never the input itself: an input can be 100 KB, and 4096 of them would
+be 400 MB): a repeated question (the same caller sending again) costs a hash
+and a dictionary lookup, and a new data version can never be answered from an
+old entry. The memo is bounded in bytes, not just in entries.
 
 rego-cpp quirk: querying a rule that has a ``default`` directly
 (``data.soma.allow``) answers *undefined* instead of the default; binding it
@@ -18,6 +20,7 @@ rego-cpp quirk: querying a rule that has a ``default`` directly
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -110,7 +113,7 @@ class RegoPolicy:
         if not self._modules:
             raise PolicyEngineError(f"no .rego files in {REGO_DIR}")
         self._compiled_by_version: _Lru[tuple[str, int], CompiledPolicy] = _Lru(cache_size)
-        self._decisions: _Lru[tuple[str, int, str], Decision] = _Lru(decision_cache_size)
+        self._decisions: _Lru[tuple[str, int, bytes], Decision] = _Lru(decision_cache_size)
         self._lock = threading.Lock()
         # Compile once now, so a broken policy file stops start-up rather than every request.
         probe = json.dumps(PolicyRequest.probe().as_input())
@@ -129,7 +132,8 @@ class RegoPolicy:
     def decide(self, request: PolicyRequest, data: TenantPolicyData) -> Decision:
         # The canonical JSON is both the memo key and the engine's input.
         input_json = json.dumps(request.as_input(), sort_keys=True)
-        key = (data.tenant_id, data.version, input_json)
+        digest = hashlib.blake2b(input_json.encode(), digest_size=16).digest()
+        key = (data.tenant_id, data.version, digest)
         with self._lock:
             decision = self._decisions.get(key)
             if decision is None:

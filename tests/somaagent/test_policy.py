@@ -221,6 +221,18 @@ def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):  
     assert len(calls) == 5
 
 
+def test_the_decision_memo_is_bounded_in_bytes_not_only_in_entries(world):  # type: ignore[no-untyped-def]
+    import sys
+
+    engine = RegoPolicy(decision_cache_size=64)
+    request, data = request_for(world, ("B", None, "memory.write", "session:1", {}, True, ()))
+    for n in range(64):  # 64 inputs of 100 KB each
+        big = PolicyRequest(**{**request.__dict__, "context": {"text": f"{n}:" + "x" * 100_000}})
+        engine.decide(big, data)
+    held = sum(sys.getsizeof(part) for key in engine._decisions._items for part in key)
+    assert held < 64 * 1_000, f"the memo holds {held} bytes of keys for 64 entries"
+
+
 def test_a_policy_that_does_not_compile_stops_the_adapter():  # type: ignore[no-untyped-def]
     from somaagent.policy.types import PolicyEngineError
 
