@@ -33,15 +33,42 @@ def host_allowed(host: str, patterns: list[str]) -> bool:
     return False
 
 
+# IPv6 ranges that carry an IPv4 address a gateway or the kernel would reach.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix: the last 32 bits
+_REFUSED_V6 = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated), :: and ::1 included
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64: the embedding varies
+    ipaddress.IPv6Network("2001::/32"),  # Teredo
+)
+
+
 def _normalise(ip: IPAddress) -> IPAddress:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
 
 
-def address_is_public(ip: IPAddress) -> bool:
-    ip = _normalise(ip)
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address leads to."""
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
+def _public(ip: IPAddress) -> bool:
     return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+
+
+def address_is_public(ip: IPAddress) -> bool:
+    """Public, and for the IPv6 transition ranges, the IPv4 address inside is public too."""
+    ip = _normalise(ip)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _REFUSED_V6):
+            return False
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            return _public(inner)
+    return _public(ip)
 
 
 @dataclass(frozen=True)

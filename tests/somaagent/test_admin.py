@@ -207,7 +207,7 @@ def test_admin_actions_need_their_own_permission_not_just_staff():  # type: igno
     from django.contrib.auth.models import Permission
 
     tenant = new_tenant()
-    key, raw = new_key(tenant)
+    key, _ = new_key(tenant)
     clerk = new_user("clerk-" + tenant.name, is_staff=True)
     clerk.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_apikey", "change_apikey", "view_deadletter"])

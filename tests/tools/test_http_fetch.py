@@ -139,6 +139,17 @@ def test_credentials_in_urls_are_refused() -> None:
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),
         ("::ffff:10.0.0.1", False),
+        # IPv6 transition ranges that carry an IPv4 address a gateway would reach
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254 (cloud metadata)
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: a public address stays reachable
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:c0a8:101::1", False),  # 6to4 of 192.168.1.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("::7f00:1", False),  # IPv4-compatible (deprecated) 127.0.0.1
+        ("::808:808", False),  # IPv4-compatible, even of a public address
+        ("2001::1", False),  # Teredo
     ],
 )
 def test_address_classification(address: str, public: bool) -> None:
