@@ -68,6 +68,17 @@ def stub_model(llm_stub: Any) -> Iterator[None]:
         settings.SOMA = before
 
 
+# Measured: 14 statements per turn and 11 per memory delivery on PostgreSQL, 17 to 18 and 14 on
+# SQLite (no RETURNING-combined writes there); the bound leaves a statement or two for the
+# memory-kick thread, which may or may not fire inside the window.
+TURN_LIMIT = {"postgresql": 16, "sqlite": 20}
+MEMORY_LIMIT = {"postgresql": 12, "sqlite": 15}
+
+
+def _limit(limits: dict[str, int]) -> int:
+    return limits[connections["default"].vendor]
+
+
 def _queued_turn(tenant: Tenant, message: str) -> Turn:
     session = Session.objects.create(tenant=tenant, last_seq=1)
     event = SessionEvent.objects.create(
@@ -86,7 +97,7 @@ def test_a_turn_costs_a_bounded_number_of_statements(stub_model: None) -> None:
     turn.refresh_from_db()
     assert turn.status == Turn.Status.COMPLETED
     print(f"{len(seen.sql)} statements:\n" + "\n".join(s[:400] for s in seen.sql))
-    assert len(seen.sql) <= 100
+    assert len(seen.sql) <= _limit(TURN_LIMIT)
 
 
 def test_delivering_a_turns_memory_costs_a_bounded_number_of_statements(stub_model: None) -> None:
@@ -105,4 +116,4 @@ def test_delivering_a_turns_memory_costs_a_bounded_number_of_statements(stub_mod
         "delivered"
     }
     print(f"{len(seen.sql)} statements:\n" + "\n".join(s[:300] for s in seen.sql))
-    assert len(seen.sql) <= 100
+    assert len(seen.sql) <= _limit(MEMORY_LIMIT)
