@@ -34,6 +34,7 @@ from somaagent.async_auth import admit
 from somaagent.errors import NotFound, SomaError, Unauthenticated
 from somaagent.identity import Principal
 from somaagent.metrics.record import stream_tracked
+from somaagent.stream_slots import StreamSlot, slot_kept, stream_slot_take
 from somaagent.ws_auth import APP_SUBPROTOCOL
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class SessionStreamConsumer(RejectingConsumer):
     principal: Principal
     session_id: uuid.UUID
     follower_task: asyncio.Task[None] | None = None
+    slot: StreamSlot | None = None
 
     async def connect(self) -> None:
         try:
@@ -86,6 +88,7 @@ class SessionStreamConsumer(RejectingConsumer):
             session = await database_sync_to_async(session_for)(
                 principal, self.scope["url_route"]["kwargs"]["session_id"]
             )
+            self.slot = await stream_slot_take(principal)
         except SomaError as exc:
             await self.reject(exc)
             return
@@ -107,7 +110,8 @@ class SessionStreamConsumer(RejectingConsumer):
                 await self.close(code=1011)
 
     async def _relay(self, after: int) -> None:
-        async for envelope in SessionFollower(self.session_id, after):
+        slot, self.slot = self.slot, None  # slot_kept releases it now
+        async for envelope in slot_kept(slot, SessionFollower(self.session_id, after)):
             if envelope is HEARTBEAT:
                 revoked = await database_sync_to_async(access_revoked)(
                     principal=self.principal, session_id=self.session_id
@@ -128,6 +132,8 @@ class SessionStreamConsumer(RejectingConsumer):
             self.follower_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.follower_task
+        if self.slot is not None:  # taken, but the relay never started
+            await self.slot.release()
 
 
 def _query_pairs(raw: bytes) -> list[tuple[str, str]]:

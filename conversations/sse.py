@@ -9,10 +9,11 @@ are heartbeats. Disconnecting stops only this reader, never the reply.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
+from conversations.envelope import Envelope
 from conversations.selectors import session_for
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
@@ -20,6 +21,7 @@ from somaagent.async_auth import authenticate_request
 from somaagent.async_db import db_call
 from somaagent.errors import SomaError, ValidationFailed
 from somaagent.metrics import track_stream
+from somaagent.stream_slots import slot_kept, stream_slot_take
 
 MAX_CURSOR = 2**63 - 1  # cursors are 64-bit in the database; a larger one cannot be queried
 
@@ -36,7 +38,7 @@ def parse_cursor(raw: str | None, *, name: str) -> int:
     return value
 
 
-async def sse_frames(follower: SessionFollower) -> AsyncIterator[bytes]:
+async def sse_frames(follower: AsyncIterable[Envelope | None]) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n: connected\n\n"
     async for envelope in follower:
         if envelope is HEARTBEAT:
@@ -53,11 +55,11 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         principal = await authenticate_request(request)
         session = await db_call(session_for)(principal, session_id)
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
+        slot = await stream_slot_take(principal)
     except SomaError as exc:
         return error_response(exc)
-    response = StreamingHttpResponse(
-        track_stream("sse", sse_frames(SessionFollower(session.pk, after))), content_type="text/event-stream"
-    )
+    frames = sse_frames(slot_kept(slot, SessionFollower(session.pk, after)))
+    response = StreamingHttpResponse(track_stream("sse", frames), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -202,6 +202,7 @@ SOMA = SomaSettings(
     opa_timeout_seconds=env_float("SOMA_OPA_TIMEOUT_SECONDS", 2.0),
     rate_limit_per_minute=env_int("SOMA_RATE_LIMIT_PER_MINUTE", 600),
     login_attempts_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_MINUTE", 10),
+    max_streams_per_credential=env_int("SOMA_MAX_STREAMS_PER_CREDENTIAL", 100),
     budget_completion_reserve_tokens=env_int("SOMA_BUDGET_COMPLETION_RESERVE_TOKENS", 1024),
     memory=memory_settings_from_env(),
     tools=ToolSettings(

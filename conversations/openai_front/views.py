@@ -46,6 +46,7 @@ from somaagent.authentication import bearer_token, require_scope
 from somaagent.errors import SomaError, Unauthenticated, ValidationFailed
 from somaagent.identity import Principal
 from somaagent.metrics import track_stream
+from somaagent.stream_slots import slot_kept, stream_slot_take
 
 COMPLETION_TIMEOUT = 600.0
 
@@ -103,6 +104,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
             raise ValidationFailed("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        # Reading the reply holds a stream: counted before anything is accepted.
+        slot = await stream_slot_take(principal)
+    except SomaError as exc:
+        return error_response(exc)
+    try:
         accepted = await db_call(front_accept)(
             principal=principal,
             request=parsed,
@@ -110,16 +116,23 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
             idempotency_key=key,
         )
     except SomaError as exc:
+        if slot is not None:
+            await slot.release()
         return error_response(exc)
     completion_id = f"chatcmpl-{accepted.turn_id.hex}"
     if parsed.stream:
+        frames = slot_kept(slot, _stream(accepted, parsed, completion_id))
         response: HttpResponseBase = StreamingHttpResponse(
-            track_stream("openai", _stream(accepted, parsed, completion_id)), content_type="text/event-stream"
+            track_stream("openai", frames), content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
     else:
-        response = await _complete(accepted, parsed, completion_id)
+        try:
+            response = await _complete(accepted, parsed, completion_id)
+        finally:
+            if slot is not None:
+                await slot.release()
     response[SESSION_HEADER] = str(accepted.session_id)
     response[TURN_HEADER] = str(accepted.turn_id)
     return response
