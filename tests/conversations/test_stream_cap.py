@@ -15,7 +15,6 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from conversations.models import Session
-from tests.conftest import TenantKey
 from tests.live import LiveSystem, wait_until
 
 pytestmark = pytest.mark.integration
@@ -50,9 +49,9 @@ def status_of_one_more(system: LiveSystem, key: str, session_id: str) -> tuple[i
         return response.status_code, response.read() if response.status_code != 200 else None
 
 
-def test_a_credential_holds_at_most_its_cap_of_open_streams(
-    capped_web: LiveSystem, tenant_key: TenantKey, other_tenant_key: TenantKey
-) -> None:
+def test_a_credential_holds_at_most_its_cap_of_open_streams(  # type: ignore[no-untyped-def]
+    capped_web, tenant_key, other_tenant_key
+):
     session = str(Session.objects.create(tenant=tenant_key.tenant).pk)
     other = str(Session.objects.create(tenant=other_tenant_key.tenant).pk)
     ws_url = f"ws://127.0.0.1:{capped_web.port}/ws/sessions/{session}/?after=0"
