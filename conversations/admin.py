@@ -222,3 +222,6 @@ class AttachmentAdmin(admin.ModelAdmin):
         for attachment in queryset:
             attachment_set_status(attachment=attachment, status=Attachment.Status.CLEAN)
         self.message_user(request, f"Released {queryset.count()} attachment(s).")
+
+
+from conversations.llm import admin as llm_admin  # noqa: E402,F401  (model profiles)

@@ -13,3 +13,14 @@ class ConversationsConfig(AppConfig):
         from somaagent.outbox import register_topic
 
         register_topic(TITLE_TOPIC, task=TITLE_TASK, queue="default")
+
+        from conversations.llm.health import llm_check
+        from conversations.ops import idempotency_prune, stream_buffers_sweep, turns_source
+        from somaagent.health import register_check
+        from somaagent.housekeeping import register_pruner
+        from somaagent.metrics import register_scrape_source
+
+        register_pruner("idempotency", idempotency_prune)
+        register_pruner("stream_buffers", stream_buffers_sweep)
+        register_scrape_source("turns", turns_source)
+        register_check("llm", llm_check, required=False)

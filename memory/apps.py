@@ -6,17 +6,15 @@ class MemoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Hook memory into session deletion (forget), dead-letter replay, /readyz."""
-        from conversations.services.sessions import DELETE_HOOKS
+        """Memory's dead-letter replay, /readyz check, metrics and pruners (session deletion
+        calls ``memory_forget_session`` itself)."""
         from memory.health import memory_check
         from memory.services.deadletters import memory_replication_replay, memory_write_replay
         from memory.services.replication import REPLICATE_TOPIC
-        from memory.services.writes import WRITE_TOPIC, memory_forget_session
+        from memory.services.writes import WRITE_TOPIC
         from somaagent.health import register_check
         from somaagent.outbox import register_replayer
 
-        if memory_forget_session not in DELETE_HOOKS:
-            DELETE_HOOKS.append(memory_forget_session)
         register_replayer(WRITE_TOPIC, memory_write_replay)
         register_replayer(REPLICATE_TOPIC, memory_replication_replay)
         register_check("memory", memory_check, required=False)

@@ -21,7 +21,6 @@ from somaagent.models import (
     DeadLetter,
     LlmCredential,
     Membership,
-    ModelProfile,
     OutboxMessage,
     Persona,
     Tenant,
@@ -186,30 +185,6 @@ class LlmCredentialAdmin(admin.ModelAdmin):
         llm_credential_save(
             credential=obj, secret=form.cleaned_data.get("secret") or None, actor=actor_from_request(request)
         )
-
-
-@admin.register(ModelProfile)
-class ModelProfileAdmin(admin.ModelAdmin):
-    list_display = ["role", "deployment_mode", "model", "base_url", "priority", "enabled"]
-    list_filter = ["role", "deployment_mode", "enabled"]
-    search_fields = ["model", "base_url"]
-    actions = ["test_connection"]
-
-    def has_test_permission(self, request: HttpRequest) -> bool:
-        return may(request, self, "test")
-
-    @admin.action(description="Test connection (a one-token completion)", permissions=["test"])
-    def test_connection(self, request: HttpRequest, queryset: QuerySet[ModelProfile]) -> None:
-        from conversations.llm.probe import model_profile_probe
-
-        for profile in queryset.select_related("credential"):
-            result = model_profile_probe(profile=profile)
-            verdict = "OK" if result.ok else f"FAILED ({result.code})"
-            self.message_user(
-                request,
-                f"{profile} at {profile.base_url}: {verdict} in {result.latency_ms} ms — {result.detail}",
-                messages.SUCCESS if result.ok else messages.ERROR,
-            )
 
 
 class UISettingForm(forms.ModelForm):

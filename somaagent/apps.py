@@ -12,6 +12,13 @@ class SomaAgentConfig(AppConfig):
 
         tracing.tracing_setup()
         self._invalidate_caches_on_change()
+        from somaagent.health import core_checks_register
+        from somaagent.housekeeping import outbox_prune, register_pruner
+        from somaagent.metrics.scrape import core_sources_register
+
+        register_pruner("outbox", outbox_prune)
+        core_checks_register()
+        core_sources_register()
 
     @staticmethod
     def _invalidate_caches_on_change() -> None:

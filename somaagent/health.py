@@ -39,18 +39,18 @@ def register_check(name: str, check: Check, *, required: bool = True) -> None:
     CHECKS[name] = (check, required)
 
 
-def _database() -> dict[str, Any]:
+def database_check() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"vendor": connection.vendor}
 
 
-def _redis() -> dict[str, Any]:
+def redis_check() -> dict[str, Any]:
     sync_redis().ping()
     return {}
 
 
-def _broker() -> dict[str, Any]:
+def broker_check() -> dict[str, Any]:
     from somaagent.celery import app
 
     with app.connection_for_write() as conn:
@@ -62,9 +62,27 @@ def _broker() -> dict[str, Any]:
         }
 
 
-register_check("database", _database)
-register_check("redis", _redis)
-register_check("broker", _broker)
+def policy_check() -> dict[str, Any]:
+    """The policy adapter in use; its own ``health()`` when it has one (OPA answers ``/health``).
+
+    Not required by default: the policy port fails closed on its own.
+    """
+    from somaagent.policy import policy_port
+
+    port = policy_port()
+    info: dict[str, Any] = {"adapter": getattr(port, "name", type(port).__name__)}
+    health = getattr(port, "health", None)
+    if callable(health):
+        info.update(health() or {})
+    return info
+
+
+def core_checks_register() -> None:
+    """The core's own checks (``SomaAgentConfig.ready``); the apps add their adapters' checks."""
+    register_check("database", database_check)
+    register_check("redis", redis_check)
+    register_check("broker", broker_check)
+    register_check("policy", policy_check, required=False)
 
 
 def _is_required(name: str, default: bool) -> bool:
@@ -149,6 +167,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
 async def readyz(request: HttpRequest) -> JsonResponse:
     status, body = await readiness()
     return JsonResponse(body, status=status)
-
-
-from somaagent import readiness_checks  # noqa: E402, F401  (the adapters' checks)

@@ -7,8 +7,11 @@ class ToolsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the outbox topic, the built-in tools and the readiness checks.
-        from tools import dispatch  # noqa: F401
+        from somaagent.outbox import register_topic
+        from tools.execute import TOOL_TOPIC
         from tools.health import register
+
+        register_topic(TOOL_TOPIC, task="tools.run", queue="tools")
         from tools.registry import load_builtins
 
         load_builtins()

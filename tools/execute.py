@@ -26,6 +26,8 @@ from tools.registry import ToolContext, ToolError, get_tool
 from tools.selectors import tools_for
 
 log = logging.getLogger(__name__)
+# The outbox topic a turn dispatches tool calls on (registered in ToolsConfig.ready()).
+TOOL_TOPIC = "tools.run"
 WAKE_TTL_SECONDS = 600
 LOST_AFTER_SECONDS = 60
 

@@ -18,37 +18,18 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ModelTarget
-from conversations.models import Session, Turn
+from conversations.models import Session
 from conversations.services.accept import MessageInput, message_accept
-from conversations.services.sessions import DELETE_HOOKS
 from conversations.services.turns import ClaimedTurn
 from somaagent import scopes as sc
 from somaagent.authentication import require_scope
-from somaagent.budgets.services import budget_check, budget_reserve, estimate_tokens, turn_usage_record
+from somaagent.budgets.services import budget_check, budget_reserve, estimate_tokens
 from somaagent.errors import BudgetExceeded, PolicyDenied
 from somaagent.identity import Principal
 from somaagent.metrics.record import budget_rejected
 from somaagent.models import Persona
 from somaagent.policy import policy_authorize, principal_authorize
 from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
-
-
-def release_reservations_of_deleted_session(*, session: Session) -> None:
-    """DELETE_HOOKS entry: a turn still running when its session goes settles like a cancel."""
-    for turn in Turn.objects.filter(session=session, status__in=Turn.ACTIVE_STATUSES):
-        turn_usage_record(
-            turn_id=turn.pk,
-            tenant_id=turn.tenant_id,
-            persona_id=session.persona_id,
-            session_id=session.pk,
-            model=turn.model,
-            usage=turn.usage,
-            event_type="assistant.cancelled",
-        )
-
-
-if release_reservations_of_deleted_session not in DELETE_HOOKS:
-    DELETE_HOOKS.append(release_reservations_of_deleted_session)
 
 
 def message_admit_accept(

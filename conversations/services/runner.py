@@ -24,11 +24,11 @@ from conversations.services.routing import (
     route_record,
     turn_route,
 )
+from conversations.services.tool_loop import generate_with_tools
 from conversations.services.turn_end import turn_ended
 from conversations.services.turn_watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
 from somaagent.db_hold import db_release
-from tools.loop import generate_with_tools
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,12 @@ import uuid
 from django.db import transaction
 
 from conversations import stream_buffer
-from conversations.models import Session
+from conversations.models import Session, Turn
 from conversations.services.turn_end import turn_ended
 from conversations.services.turns import turn_request_cancel
+from memory.services.writes import memory_forget_session
+from somaagent.budgets.services import turn_usage_record
 from somaagent.errors import ValidationFailed
-
-# Hooks run inside the deleting transaction: (session) -> None (memory forgets it, …).
-DELETE_HOOKS: list = []
 
 
 def session_rename(*, session: Session, title: str) -> Session:
@@ -31,10 +30,24 @@ def session_delete(*, session: Session) -> None:
     session_id: uuid.UUID = session.pk
     turn_request_cancel(session=session, ended=turn_ended)
     with transaction.atomic():
-        for hook in DELETE_HOOKS:
-            hook(session=session)
+        _settle_running_turns(session)
+        memory_forget_session(session=session)  # through the memory write outbox
         session.delete()
     stream_buffer.delete(str(session_id))
+
+
+def _settle_running_turns(session: Session) -> None:
+    """A turn still running when its session goes settles its budget like a cancel."""
+    for turn in Turn.objects.filter(session=session, status__in=Turn.ACTIVE_STATUSES):
+        turn_usage_record(
+            turn_id=turn.pk,
+            tenant_id=turn.tenant_id,
+            persona_id=session.persona_id,
+            session_id=session.pk,
+            model=turn.model,
+            usage=turn.usage,
+            event_type="assistant.cancelled",
+        )
 
 
 def session_cancel(*, session: Session) -> list[uuid.UUID]:

@@ -176,7 +176,7 @@ def _memory_write_allowed(
 
 
 def memory_forget_session(*, session: Any) -> None:
-    """DELETE hook: ask the memory service to forget the session, through the write outbox.
+    """Ask the memory service to forget the session, through the write outbox (session_delete).
 
     In the owner's namespace and, for a persona, in its shared one too (the persona's
     setting may have changed while the session lived)."""

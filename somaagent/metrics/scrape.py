@@ -57,23 +57,6 @@ def outbox_source() -> Iterable[Any]:
     return [backlog, age, dlq]
 
 
-def turns_source() -> Iterable[Any]:
-    from conversations.models import Turn
-
-    gauge = GaugeMetricFamily("soma_turns_active", "Turns queued or running now.", labels=["status"])
-    counts: dict[str, int] = {str(s): 0 for s in Turn.ACTIVE_STATUSES}
-    for row in (
-        Turn.objects.filter(status__in=Turn.ACTIVE_STATUSES)
-        .values("status")
-        .annotate(n=Count("id"))
-        .order_by()
-    ):
-        counts[str(row["status"])] = row["n"]
-    for status, n in counts.items():
-        gauge.add_metric([status], n)
-    return [gauge]
-
-
 def queue_source() -> Iterable[Any]:
     from celeryconfig import QUEUES
     from somaagent.celery import app
@@ -104,9 +87,10 @@ def _queue_size(conn: Any, name: str, *, passive: bool) -> int:
             pass
 
 
-register_scrape_source("outbox", outbox_source)
-register_scrape_source("turns", turns_source)
-register_scrape_source("queues", queue_source)
+def core_sources_register() -> None:
+    """The core's own sources (``SomaAgentConfig.ready``); the apps add theirs."""
+    register_scrape_source("outbox", outbox_source)
+    register_scrape_source("queues", queue_source)
 
 
 class ScrapeCollector:

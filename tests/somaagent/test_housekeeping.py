@@ -13,15 +13,10 @@ from django.utils import timezone
 
 from celeryconfig import beat_schedule
 from conversations.models import IdempotencyRecord, Session
+from conversations.ops import idempotency_prune, stream_buffers_sweep
 from conversations.stream_buffer import stream_key
 from somaagent.celery import app
-from somaagent.housekeeping import (
-    delete_in_batches,
-    housekeeping_run,
-    idempotency_prune,
-    outbox_prune,
-    stream_buffers_sweep,
-)
+from somaagent.housekeeping import delete_in_batches, housekeeping_run, outbox_prune
 from somaagent.models import OutboxMessage
 from somaagent.redis_client import sync_redis
 from tests.conftest import make_tenant_key

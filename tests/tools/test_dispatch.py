@@ -7,12 +7,12 @@ import uuid
 import pytest
 
 from conversations.llm.port import ToolCallDelta
+from conversations.services.tool_calls import ToolCall, assemble_calls, plan_calls
 from conversations.services.turns import ClaimedTurn
 from somaagent.errors import PolicyDenied
 from somaagent.models import Tenant
 from tests.tools.conftest import tool_settings
 from tools.breaker import breaker_record
-from tools.dispatch import ToolCall, assemble_calls, plan_calls
 from tools.models import ToolSetting
 from tools.selectors import tools_for
 
@@ -105,7 +105,7 @@ def test_policy_is_asked_for_each_call_and_denial_blocks(claim: ClaimedTurn, mon
         if kwargs["resource"] == "python":
             raise PolicyDenied("Policy denies tool.execute on python.")
 
-    monkeypatch.setattr("tools.dispatch.policy_authorize", deny_python)
+    monkeypatch.setattr("conversations.services.tool_calls.policy_authorize", deny_python)
     assert plan(claim, ("python", '{"code": "1"}'), ("current_time", "{}")) == [
         ("blocked", "policy_denied"),
         ("run", None),

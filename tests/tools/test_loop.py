@@ -13,13 +13,13 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations.models import Session, SessionEvent, Turn
+from conversations.services.tool_calls import PlannedCall, ToolCall
+from conversations.services.tool_loop import wait_for_runs
 from conversations.services.turn_end import turn_ended
 from conversations.services.turn_watch import CANCELLED, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, turn_claim
 from somaagent.models import Tenant
-from tools.dispatch import PlannedCall, ToolCall
 from tools.execute import wake_turn
-from tools.loop import wait_for_runs
 from tools.models import ToolRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,7 +104,7 @@ def test_without_redis_the_database_is_polled(monkeypatch, watching) -> None:  #
     def down():  # type: ignore[no-untyped-def]
         raise redis.ConnectionError("redis is down")
 
-    monkeypatch.setattr("tools.loop.sync_redis", down)
+    monkeypatch.setattr("conversations.services.tool_loop.sync_redis", down)
     claim = claimed_turn()
     plan = pending(claim)
     worker = finish_later(plan.run, wake=False)  # type: ignore[arg-type]

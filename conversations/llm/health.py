@@ -1,9 +1,8 @@
-"""Readiness checks of the configured adapters: the language model and the policy engine.
+"""Readiness of the language model: each distinct endpoint of the dialogue models answers.
 
-Not required by default (``SOMA_READYZ_REQUIRED`` makes them so): with the
-model down a web process still accepts messages (turns end with a retryable
-error), and the policy port fails closed on its own. The memory package
-registers its check the same way (``health.register_check``).
+Not required by default (``SOMA_READYZ_REQUIRED`` makes it so): with the model
+down a web process still accepts messages (turns end with a retryable error).
+Registered with ``somaagent.health`` in ``ConversationsConfig.ready()``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from somaagent.health import register_check
+from conversations.llm.resolve import model_targets
 from somaagent.process_local import PerProcess
 
 MAX_ENDPOINTS = 3
@@ -45,7 +44,6 @@ def _probe(base_url: str, api_key: str) -> dict[str, Any]:
 
 def llm_check() -> dict[str, Any]:
     """Each distinct endpoint of the dialogue models answers ``GET {base}/models``."""
-    from conversations.llm.resolve import model_targets
 
     targets = model_targets()
     if not targets:
@@ -58,19 +56,3 @@ def llm_check() -> dict[str, Any]:
     if not endpoints[0]["ok"]:
         raise RuntimeError(f"the primary model endpoint does not answer: {endpoints[0]}")
     return {"configured": True, "model": targets[0].model, "endpoints": endpoints}
-
-
-def policy_check() -> dict[str, Any]:
-    """The policy adapter in use; its own ``health()`` when it has one (OPA answers ``/health``)."""
-    from somaagent.policy import policy_port
-
-    port = policy_port()
-    info: dict[str, Any] = {"adapter": getattr(port, "name", type(port).__name__)}
-    health = getattr(port, "health", None)
-    if callable(health):
-        info.update(health() or {})
-    return info
-
-
-register_check("llm", llm_check, required=False)
-register_check("policy", policy_check, required=False)

@@ -25,15 +25,13 @@ from conversations.llm.port import ToolCallDelta
 from conversations.models import EventType
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.errors import PolicyDenied
-from somaagent.outbox import outbox_enqueue, register_topic
+from somaagent.outbox import outbox_enqueue
 from somaagent.policy import policy_authorize
 from tools.breaker import breaker_open_for
+from tools.execute import TOOL_TOPIC
 from tools.models import ToolRun
 from tools.registry import args_error
 from tools.selectors import EffectiveTool
-
-TOOL_TOPIC = "tools.run"
-register_topic(TOOL_TOPIC, task="tools.run", queue="tools")
 
 
 @dataclass

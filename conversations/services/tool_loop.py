@@ -24,12 +24,18 @@ from django.utils import timezone
 
 from conversations.llm.port import LlmError, ModelTarget, ToolCallDelta
 from conversations.models import EventType
+from conversations.services.tool_calls import (
+    PlannedCall,
+    assemble_calls,
+    plan_calls,
+    result_event_data,
+    runs_start,
+)
 from conversations.services.turn_watch import Watched
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.db_hold import db_release
 from somaagent.redis_client import sync_redis
 from tools.breaker import breaker_record
-from tools.dispatch import PlannedCall, assemble_calls, plan_calls, result_event_data, runs_start
 from tools.execute import wake_key
 from tools.models import ToolRun
 from tools.selectors import offered_specs, tools_for
