@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import redis
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models.signals import post_delete, post_save
 
 from somaagent.config import env_float
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _ABSENT = "0"
-_ANY = object()  # in ``_dirty``: every scope is being changed
+_ANY = object()  # in ``dirty()``: every scope is being changed
 
 
 @dataclass
@@ -72,8 +72,22 @@ class Versioned(Generic[T]):
         self.max_age = max_age
         self.max_entries = max_entries
         self._entries: dict[Hashable, _Entry[T]] = {}
-        self._dirty: set[Hashable] = set()  # changed by an open transaction of this process
+        self._local = threading.local()  # .dirty: scopes changed by this thread's open transaction
         self._lock = threading.Lock()
+
+    def dirty(self) -> set[Hashable]:
+        """Scopes this thread's open transaction changed (it must see its own change).
+
+        Cleared when the transaction commits (the bump) and, if it rolled back, at the
+        first read outside any transaction: a rollback never leaves a thread reading
+        the database for good.
+        """
+        dirty: set[Hashable] | None = getattr(self._local, "dirty", None)
+        if dirty is None:
+            dirty = self._local.dirty = set()
+        elif dirty and not connection.in_atomic_block:
+            dirty.clear()
+        return dirty
 
     def _version_key(self, scope: Hashable) -> str:
         if self.shared_version is not None:
@@ -81,7 +95,8 @@ class Versioned(Generic[T]):
         return key("ver", self.name, scope)
 
     def get(self, scope: Hashable = "") -> T:
-        if self._dirty and (scope in self._dirty or _ANY in self._dirty):
+        dirty = self.dirty()
+        if dirty and (scope in dirty or _ANY in dirty):
             return self._load(scope)
         now = time.monotonic()
         entry = self._entries.get(scope)
@@ -105,17 +120,17 @@ class Versioned(Generic[T]):
     def bump(self, scope: Hashable = "") -> None:
         """Make every process read ``scope`` again once the current transaction commits.
 
-        Until then this process reads it from the database each time (it may see
-        its own uncommitted change; a rollback leaves it reading the database).
+        Until then this thread reads it from the database each time (it may see its
+        own uncommitted change); other threads keep the committed value.
         """
+        self.dirty().add(scope)
         with self._lock:
-            self._dirty.add(scope)
             self._entries.pop(scope, None)
         transaction.on_commit(lambda: self._bump_now(scope))
 
     def _bump_now(self, scope: Hashable) -> None:
+        self.dirty().discard(scope)
         with self._lock:
-            self._dirty.discard(scope)
             self._entries.pop(scope, None)
         try:
             sync_redis().incr(self._version_key(scope))
@@ -145,14 +160,14 @@ def config_cache(name: str, load: Callable[[Hashable], T]) -> Versioned[T]:
 def config_changed() -> None:
     """After the current transaction commits, every process reads the configuration again."""
     for cache in _config_caches:
+        cache.dirty().add(_ANY)
         with cache._lock:
-            cache._dirty.add(_ANY)
             cache._entries.clear()
 
     def announce() -> None:
         for cache in _config_caches:
+            cache.dirty().discard(_ANY)
             with cache._lock:
-                cache._dirty.discard(_ANY)
                 cache._entries.clear()
         try:
             sync_redis().incr(key("ver", CONFIG))

@@ -60,12 +60,15 @@ def statements_on_every_thread() -> Iterator[Statements]:
 
 @pytest.fixture
 def stub_model(llm_stub: Any) -> Iterator[None]:
-    before = settings.SOMA
+    """The stub model, and Redis keys of this test's own: a configuration change made by a
+    test running beside this one bumps the shared cache version and would cost re-reads."""
+    before, prefix = settings.SOMA, settings.REDIS_KEY_PREFIX
     settings.SOMA = dataclasses.replace(settings.SOMA, llm_base_url=f"{llm_stub.url}/v1", llm_model="stub")
+    settings.REDIS_KEY_PREFIX = f"{prefix}cost-{uuid.uuid4().hex[:8]}:"
     try:
         yield
     finally:
-        settings.SOMA = before
+        settings.SOMA, settings.REDIS_KEY_PREFIX = before, prefix
 
 
 # Measured: 14 statements per turn and 11 per memory delivery on PostgreSQL, 17 to 18 and 14 on

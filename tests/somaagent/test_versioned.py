@@ -55,6 +55,39 @@ def test_a_change_inside_an_open_transaction_is_read_from_the_database_until_it_
     assert cache.get(str(tenant.pk)) == [7] and len(reads) == after_commit, "cached again once committed"
 
 
+def test_a_rolled_back_change_does_not_leave_the_cache_reading_the_database() -> None:
+    tenant = Tenant.objects.create(name=f"v{uuid.uuid4().hex[:8]}")
+    cache, reads = _counting("budgets", fresh_for=60)
+    assert cache.get(str(tenant.pk)) == []
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Budget.objects.create(tenant=tenant, daily_tokens=7)
+        cache.bump(str(tenant.pk))
+        raise RuntimeError("the admin form failed after the save")
+    assert cache.get(str(tenant.pk)) == []
+    settled = len(reads)
+    assert cache.get(str(tenant.pk)) == [] and len(reads) == settled, "cached again after the rollback"
+
+
+def test_another_threads_open_change_does_not_stop_this_thread_using_its_cache() -> None:
+    import threading
+
+    tenant = Tenant.objects.create(name=f"v{uuid.uuid4().hex[:8]}")
+    cache, reads = _counting("budgets", fresh_for=60)
+    assert cache.get(str(tenant.pk)) == []
+    with transaction.atomic():
+        cache.bump(str(tenant.pk))
+        before = len(reads)
+        seen: list[Any] = []
+
+        def twice() -> None:
+            seen.extend([cache.get(str(tenant.pk)), cache.get(str(tenant.pk))])
+
+        other = threading.Thread(target=twice)
+        other.start()
+        other.join()
+        assert seen == [[], []] and len(reads) <= before + 1, "the other thread caches the committed value"
+
+
 def test_saving_a_budget_announces_it_to_the_real_cache() -> None:
     from somaagent.budgets.services import budget_counters
 
