@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from somaagent.private_files import private_dir, tighten, write_private
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SOMA_VAR_DIR", BASE_DIR / "var")).resolve()
 
@@ -90,13 +92,10 @@ def redis_config() -> RedisConfig:
 
 def _generated_secret(name: str, factory) -> str:  # type: ignore[no-untyped-def]
     """A DEV-only secret generated once into var/ and reused after."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / name
+    path = private_dir(VAR_DIR) / name
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(factory())
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, factory(), keep_existing=True)
+    tighten(path)
     return path.read_text().strip()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import dj_database_url
 
@@ -10,6 +11,7 @@ from memory.conf import memory_settings_from_env
 from somaagent import config, local_llm, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
+from somaagent.private_files import create_private_file
 
 config.load_dotenv_file()
 
@@ -86,11 +88,12 @@ if _database_url:
 
         DATABASES["default"] = pooled(DATABASES["default"])
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _sqlite_path = env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3"))
+    create_private_file(Path(_sqlite_path))  # 0600 before SQLite creates it at the umask's mode
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3")),
+            "NAME": _sqlite_path,
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE takes
                 # the write lock at BEGIN so concurrent writers queue on
