@@ -180,7 +180,38 @@ def check_production(mode: str) -> None:
     opa = env("SOMA_OPA_URL")
     if opa and urlparse(opa).scheme not in ("http", "https"):
         problems.add(f"SOMA_OPA_URL must be an http(s) URL, got {opa!r}")
+    for problem in _https_and_ops_problems():
+        problems.add(problem)
     problems.raise_if_any(mode)
+
+
+HSTS_DEFAULT_SECONDS = 365 * 24 * 3600
+HSTS_MIN_SECONDS = 24 * 3600
+METRICS_TOKEN_MIN_CHARS = 16
+BOOLEAN_WORDS = ("1", "0", "true", "false", "yes", "no", "on", "off")
+
+
+def _https_and_ops_problems() -> list[str]:
+    """PROD's HTTPS and operator endpoints: what settings.py cannot fix on its own. (It fixes the
+    rest: secure session and CSRF cookies, HSTS for a year.)"""
+    problems = []
+    token = env("SOMA_METRICS_TOKEN")
+    if not token:
+        problems.append(
+            "SOMA_METRICS_TOKEN is not set: /metrics, a worker's metrics port and /readyz details "
+            "need a bearer token in PROD"
+        )
+    elif len(token) < METRICS_TOKEN_MIN_CHARS:
+        problems.append(f"SOMA_METRICS_TOKEN is too short: use {METRICS_TOKEN_MIN_CHARS}+ random characters")
+    if env("SOMA_BEHIND_TLS_PROXY").lower() not in BOOLEAN_WORDS:
+        problems.append(
+            "SOMA_BEHIND_TLS_PROXY is not set: 1 when a TLS-terminating proxy in front sets "
+            "X-Forwarded-Proto (and drops the client's; this sets SECURE_PROXY_SSL_HEADER), "
+            "0 when the server itself speaks HTTPS"
+        )
+    if env("SOMA_HSTS_SECONDS") and env_int("SOMA_HSTS_SECONDS", 0) < HSTS_MIN_SECONDS:
+        problems.append(f"SOMA_HSTS_SECONDS is below {HSTS_MIN_SECONDS} (one day): HSTS must be on in PROD")
+    return problems
 
 
 def secret_key(mode: str) -> str:

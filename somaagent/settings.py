@@ -111,6 +111,15 @@ else:
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- HTTPS (PROD): cookies over HTTPS only, HSTS; config.check_production refuses the rest ---------
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOYMENT_MODE == "PROD"
+SECURE_HSTS_SECONDS = env_int(
+    "SOMA_HSTS_SECONDS", config.HSTS_DEFAULT_SECONDS if DEPLOYMENT_MODE == "PROD" else 0
+)
+if env_bool("SOMA_BEHIND_TLS_PROXY", False):
+    # Only behind a proxy that sets this header and drops the one a client sends.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # --- redis ------------------------------------------------------------------
 _redis = config.redis_config()
 REDIS_URL = _redis.url
