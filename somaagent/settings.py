@@ -26,7 +26,7 @@ FERNET_KEYS = config.fernet_keys(DEPLOYMENT_MODE)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "somaagent.admin_app.SomaAdminConfig",  # django.contrib.admin, its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -144,8 +144,11 @@ CHANNEL_LAYERS = {
 }
 
 # --- auth, i18n, static --------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [
+AUTH_PASSWORD_VALIDATORS = [  # Django's standard set (createsuperuser, admin and password forms)
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.webchat)
 LOGIN_REDIRECT_URL = "/"
@@ -214,6 +217,7 @@ SOMA = SomaSettings(
     opa_timeout_seconds=env_float("SOMA_OPA_TIMEOUT_SECONDS", 2.0),
     rate_limit_per_minute=env_int("SOMA_RATE_LIMIT_PER_MINUTE", 600),
     login_attempts_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_MINUTE", 10),
+    login_attempts_per_address_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", 30),
     budget_completion_reserve_tokens=env_int("SOMA_BUDGET_COMPLETION_RESERVE_TOKENS", 1024),
     memory=memory_settings_from_env(),
     tools=ToolSettings(
