@@ -3,7 +3,8 @@
 Async (ASGI): one coroutine per client, blocked in Redis between events.
 Resumes after ``Last-Event-ID`` (or ``?after=``). Each event is one
 ``id:``/``data:`` frame whose data is the SPEC §7 envelope; comment lines
-are heartbeats. Disconnecting stops only this reader, never the reply.
+are heartbeats. Disconnecting stops only this reader, never the reply. When the
+caller's access lapses (``stream_access``) a last ``event: error`` frame ends it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from conversations.selectors import session_for
+from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
 from somaagent.async_auth import authenticate_request
@@ -36,9 +38,15 @@ def parse_cursor(raw: str | None, *, name: str) -> int:
     return value
 
 
-async def sse_frames(follower: SessionFollower) -> AsyncIterator[bytes]:
+async def sse_frames(follower: SessionFollower, access: StreamAccess) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n: connected\n\n"
     async for envelope in follower:
+        refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
+        if refused is not None:
+            # The last frame: an ``error`` event (no id: the cursor stays where it was).
+            data = json.dumps(refusal_frame(refused), separators=(",", ":"))
+            yield f"event: error\ndata: {data}\n\n".encode()
+            return
         if envelope is HEARTBEAT:
             yield b": heartbeat\n\n"
             continue
@@ -55,8 +63,10 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
     except SomaError as exc:
         return error_response(exc)
+    access = StreamAccess(principal=principal, session_id=session.pk)
     response = StreamingHttpResponse(
-        track_stream("sse", sse_frames(SessionFollower(session.pk, after))), content_type="text/event-stream"
+        track_stream("sse", sse_frames(SessionFollower(session.pk, after), access)),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
