@@ -26,8 +26,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from conversations.selectors import session_for
 from conversations.sse import parse_cursor
+from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
-from conversations.ws_protocol import HEARTBEAT_FRAME, access_revoked, answer
+from conversations.ws_protocol import HEARTBEAT_FRAME, answer
 from somaagent import scopes as sc
 from somaagent.api_errors import error_body
 from somaagent.async_auth import admit
@@ -110,15 +111,14 @@ class SessionStreamConsumer(RejectingConsumer):
                 await self.close(code=1011)
 
     async def _relay(self, after: int) -> None:
+        access = StreamAccess(principal=self.principal, session_id=self.session_id)
         slot, self.slot = self.slot, None  # slot_kept releases it now
         async for envelope in slot_kept(slot, SessionFollower(self.session_id, after)):
-            if envelope is HEARTBEAT:
-                revoked = await database_sync_to_async(access_revoked)(
-                    principal=self.principal, session_id=self.session_id
-                )
-                if revoked is not None:
-                    await self.close(code=4000 + revoked.status_code, reason=revoked.message[:120])
-                    return
+            refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
+            if refused is not None:
+                await self.send(text_data=_dumps(refusal_frame(refused)))  # the last frame says why
+                await self.close(code=4000 + refused.status_code, reason=refused.message[:120])
+                return
             await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -3,7 +3,8 @@
 Async (ASGI): one coroutine per client, blocked in Redis between events.
 Resumes after ``Last-Event-ID`` (or ``?after=``). Each event is one
 ``id:``/``data:`` frame whose data is the SPEC §7 envelope; comment lines
-are heartbeats. Disconnecting stops only this reader, never the reply.
+are heartbeats. Disconnecting stops only this reader, never the reply. When the
+caller's access lapses (``stream_access``) a last ``event: error`` frame ends it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from conversations.envelope import Envelope
 from conversations.selectors import session_for
+from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
 from somaagent.async_auth import authenticate_request
@@ -38,9 +40,15 @@ def parse_cursor(raw: str | None, *, name: str) -> int:
     return value
 
 
-async def sse_frames(follower: AsyncIterable[Envelope | None]) -> AsyncIterator[bytes]:
+async def sse_frames(follower: AsyncIterable[Envelope | None], access: StreamAccess) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n: connected\n\n"
     async for envelope in follower:
+        refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
+        if refused is not None:
+            # The last frame: an ``error`` event (no id: the cursor stays where it was).
+            data = json.dumps(refusal_frame(refused), separators=(",", ":"))
+            yield f"event: error\ndata: {data}\n\n".encode()
+            return
         if envelope is HEARTBEAT:
             yield b": heartbeat\n\n"
             continue
@@ -58,7 +66,8 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
         slot = await stream_slot_take(principal)
     except SomaError as exc:
         return error_response(exc)
-    frames = sse_frames(slot_kept(slot, SessionFollower(session.pk, after)))
+    access = StreamAccess(principal=principal, session_id=session.pk)
+    frames = sse_frames(slot_kept(slot, SessionFollower(session.pk, after)), access)
     response = StreamingHttpResponse(track_stream("sse", frames), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

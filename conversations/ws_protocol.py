@@ -15,9 +15,11 @@ Server control frames (besides the event envelopes, whose types contain a dot):
 - ``{"type": "error", "ref", "status": 4xx, "error": {code, message, details}}``.
 - ``{"type": "heartbeat"}`` — nothing happened for a while; the socket is alive.
 
-On each heartbeat the server checks that the key is not revoked, the user still
-active and the session not deleted; if one fails it closes the socket with
-``4401`` or ``4404``.
+On each heartbeat (and between events at least as often) the server checks that
+the key is not revoked, the user still active and a member of the tenant, the
+JWT not expired and the session not deleted (``stream_access``); if one fails
+it sends a last ``error`` frame saying why and closes the socket with ``4401``
+or ``4404``.
 
 ``ref`` is any short string the client chooses; it is echoed so the client can
 match answers to frames.
@@ -34,16 +36,15 @@ from django.conf import settings
 
 from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY_RE
-from conversations.selectors import session_for, session_visible
+from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
 from conversations.services.admission import message_admit_accept
 from conversations.services.sessions import session_cancel
 from somaagent import scopes as sc
 from somaagent.api_errors import error_body, exception_handler
 from somaagent.async_auth import admit
-from somaagent.errors import NotFound, PayloadTooLarge, SomaError, Unauthenticated, ValidationFailed
+from somaagent.errors import PayloadTooLarge, ValidationFailed
 from somaagent.identity import Principal
-from somaagent.models import ApiKey
 
 log = logging.getLogger(__name__)
 
@@ -135,19 +136,6 @@ def _message(*, principal: Principal, session_id: uuid.UUID, frame: Frame) -> di
         ),
         idempotency_key=key,
     )
-
-
-def access_revoked(*, principal: Principal, session_id: uuid.UUID) -> SomaError | None:
-    """Checked on every heartbeat of an open socket: why it must close now, or None."""
-    key = principal.api_key
-    if key is not None and not ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).exists():
-        return Unauthenticated("The API key was revoked.")
-    user = principal.user
-    if user is not None and not type(user).objects.filter(pk=user.pk, is_active=True).exists():
-        return Unauthenticated("The account was deactivated.")
-    if not session_visible(principal=principal, session_id=session_id):
-        return NotFound("The session was deleted.")
-    return None
 
 
 def answer(*, principal: Principal, session_id: uuid.UUID, text: str | None, binary: bytes | None) -> Frame:

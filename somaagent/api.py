@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
@@ -13,13 +12,13 @@ from rest_framework.views import APIView
 from somaagent import scopes as sc
 from somaagent import serializers as s
 from somaagent.apikeys import api_key_create, api_key_revoke, key_limit_check
-from somaagent.audit import actor_from_request, client_ip
+from somaagent.audit import actor_from_request
 from somaagent.authentication import principal_of
 from somaagent.budgets.selectors import budget_status
 from somaagent.errors import NotFound
 from somaagent.jwt_auth import token_obtain, token_refresh
+from somaagent.login_throttle import login_attempt
 from somaagent.models import ApiKey
-from somaagent.ratelimit import rate_limit_hit
 
 ADMIN_ONLY = {"GET": sc.ADMIN, "POST": sc.ADMIN, "DELETE": sc.ADMIN}
 
@@ -47,11 +46,7 @@ class TokenObtainView(APIView):
     )
     def post(self, request: Request) -> Response:
         username = request.data.get("username") if isinstance(request.data, dict) else None
-        rate_limit_hit(  # per source address and account: slows password guessing
-            bucket=f"login:{client_ip(request._request) or 'unknown'}:{str(username or '')[:150].lower()}",
-            limit=settings.SOMA.login_attempts_per_minute,
-            what="login attempts",
-        )
+        login_attempt(request=request._request, username=username)  # per account and per address
         serializer = s.TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 from django.db import close_old_connections
 
+from somaagent.flower_auth import check_flower_start
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
+check_flower_start(sys.argv)  # Flower outside DEV only behind a real password
 
 app = Celery("somaagent")
 app.config_from_object("celeryconfig")

@@ -62,7 +62,8 @@ class SomaSettings:
     opa_url: str
     opa_timeout_seconds: float
     rate_limit_per_minute: int
-    login_attempts_per_minute: int
+    login_attempts_per_minute: int  # per account (normalised username), every login path
+    login_attempts_per_address_per_minute: int  # per client address, every login path
     budget_completion_reserve_tokens: int
     llm_max_retries: int = 2
     max_streams_per_credential: int = 100

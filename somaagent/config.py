@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from somaagent.private_files import private_dir, tighten, write_private
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SOMA_VAR_DIR", BASE_DIR / "var")).resolve()
 
@@ -90,13 +92,10 @@ def redis_config() -> RedisConfig:
 
 def _generated_secret(name: str, factory) -> str:  # type: ignore[no-untyped-def]
     """A DEV-only secret generated once into var/ and reused after."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / name
+    path = private_dir(VAR_DIR) / name
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(factory())
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, factory(), keep_existing=True)
+    tighten(path)
     return path.read_text().strip()
 
 
@@ -181,7 +180,38 @@ def check_production(mode: str) -> None:
     opa = env("SOMA_OPA_URL")
     if opa and urlparse(opa).scheme not in ("http", "https"):
         problems.add(f"SOMA_OPA_URL must be an http(s) URL, got {opa!r}")
+    for problem in _https_and_ops_problems():
+        problems.add(problem)
     problems.raise_if_any(mode)
+
+
+HSTS_DEFAULT_SECONDS = 365 * 24 * 3600
+HSTS_MIN_SECONDS = 24 * 3600
+METRICS_TOKEN_MIN_CHARS = 16
+BOOLEAN_WORDS = ("1", "0", "true", "false", "yes", "no", "on", "off")
+
+
+def _https_and_ops_problems() -> list[str]:
+    """PROD's HTTPS and operator endpoints: what settings.py cannot fix on its own. (It fixes the
+    rest: secure session and CSRF cookies, HSTS for a year.)"""
+    problems = []
+    token = env("SOMA_METRICS_TOKEN")
+    if not token:
+        problems.append(
+            "SOMA_METRICS_TOKEN is not set: /metrics, a worker's metrics port and /readyz details "
+            "need a bearer token in PROD"
+        )
+    elif len(token) < METRICS_TOKEN_MIN_CHARS:
+        problems.append(f"SOMA_METRICS_TOKEN is too short: use {METRICS_TOKEN_MIN_CHARS}+ random characters")
+    if env("SOMA_BEHIND_TLS_PROXY").lower() not in BOOLEAN_WORDS:
+        problems.append(
+            "SOMA_BEHIND_TLS_PROXY is not set: 1 when a TLS-terminating proxy in front sets "
+            "X-Forwarded-Proto (and drops the client's; this sets SECURE_PROXY_SSL_HEADER), "
+            "0 when the server itself speaks HTTPS"
+        )
+    if env("SOMA_HSTS_SECONDS") and env_int("SOMA_HSTS_SECONDS", 0) < HSTS_MIN_SECONDS:
+        problems.append(f"SOMA_HSTS_SECONDS is below {HSTS_MIN_SECONDS} (one day): HSTS must be on in PROD")
+    return problems
 
 
 def secret_key(mode: str) -> str:

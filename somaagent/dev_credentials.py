@@ -13,6 +13,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from somaagent.private_files import write_private
+
 FILE_NAME = "dev-credentials.txt"
 HEADER = (
     "# SomaAgent development credentials (DEV mode only). `make run` prints them with the URL\n"
@@ -61,9 +63,4 @@ def dev_credentials_read(path: Path) -> DevCredentials | None:
 def dev_credentials_write(path: Path, credentials: DevCredentials) -> None:
     """Write the file readable by its owner only (created 0600, never world-readable)."""
     lines = [f"{name}={shlex.quote(getattr(credentials, field))}" for name, field in _FIELDS.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.touch(mode=0o600)
-    tmp.write_text(HEADER + "\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_private(path, HEADER + "\n".join(lines) + "\n")

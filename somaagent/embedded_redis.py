@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from somaagent.private_files import private_dir
+
 
 class EmbeddedRedisError(RuntimeError):
     pass
@@ -76,7 +78,7 @@ def is_running(var_dir: Path) -> bool:
 
 @contextmanager
 def _locked(var_dir: Path) -> Iterator[None]:
-    var_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(var_dir)
     with open(var_dir / "redis.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -152,7 +154,7 @@ def _start_locked(var_dir: Path) -> Path:
 
 def ensure_running(var_dir: Path) -> Path:
     """Start the embedded server if it is not answering; return its socket path."""
-    var_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(var_dir)
     sock_path = socket_path(var_dir)
     if _answers(sock_path):
         return sock_path

@@ -23,6 +23,7 @@ from django.db import close_old_connections, connection, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from somaagent.ops_auth import bearer_is_ops_token
 from somaagent.redis_client import sync_redis
 
 Check = Callable[[], dict[str, Any]]
@@ -163,7 +164,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+PUBLIC_CHECK_FIELDS = ("ok", "required", "ms")
+
+
+def redacted(body: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see: ready or not, and each check's ok/required/ms; no error text,
+    versions or addresses (they help an attacker more than a load balancer)."""
+    checks = {
+        name: {k: v for k, v in result.items() if k in PUBLIC_CHECK_FIELDS}
+        for name, result in body["checks"].items()
+    }
+    return {"status": body["status"], "checks": checks, "details": "need the metrics token (PROD)"}
+
+
 @require_GET
 async def readyz(request: HttpRequest) -> JsonResponse:
     status, body = await readiness()
+    if not settings.SOMA_OPS.details_public and not bearer_is_ops_token(
+        request.headers.get("Authorization", "")
+    ):
+        body = redacted(body)
     return JsonResponse(body, status=status)

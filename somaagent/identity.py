@@ -8,13 +8,14 @@ tenant from the admin site. A key's role follows its scopes: a key with the
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 
 from somaagent import scopes as sc
-from somaagent.errors import Forbidden
+from somaagent.errors import Forbidden, Unauthenticated
 from somaagent.models import ApiKey, FirstMembership, Membership, Tenant
 
 DEFAULT_TENANT_NAME = "default"
@@ -28,6 +29,7 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     role: str = Membership.Role.MEMBER
     via: str = "session"  # "key", "jwt" or "session" (the web chat's login)
+    expires_at: float | None = None  # a JWT's ``exp`` (Unix time): open streams end then
 
     is_authenticated = True
     is_anonymous = False
@@ -69,13 +71,20 @@ def principal_for_key(key: ApiKey) -> Principal:
     return Principal(tenant=key.tenant, api_key=key, scopes=scopes, role=role, via="key")
 
 
-def principal_for_membership(membership: Membership, *, via: str, token_scopes: Any = None) -> Principal:
+def principal_for_membership(
+    membership: Membership, *, via: str, token_scopes: Any = None, expires_at: float | None = None
+) -> Principal:
     """A user acting in one tenant; a token's scopes can only narrow what the role allows."""
     scopes = sc.ROLE_SCOPES.get(membership.role, sc.DEFAULT_SCOPES)
     if token_scopes is not None:
         scopes = scopes & frozenset(token_scopes)
     return Principal(
-        tenant=membership.tenant, user=membership.user, role=membership.role, scopes=scopes, via=via
+        tenant=membership.tenant,
+        user=membership.user,
+        role=membership.role,
+        scopes=scopes,
+        via=via,
+        expires_at=expires_at,
     )
 
 
@@ -113,3 +122,27 @@ def _enroll_in_default(user: Any) -> Membership:
         membership, _ = Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
         membership.tenant = tenant
         return membership
+
+
+def principal_lapsed(principal: Principal) -> Unauthenticated | None:
+    """Why credentials accepted earlier no longer hold — the JWT expired, the key was revoked,
+    the user was deactivated or left the tenant — or None. For open streams, which re-check
+    this every heartbeat: no query for an expiry, one small query otherwise."""
+    if principal.expires_at is not None and time.time() >= principal.expires_at:
+        return Unauthenticated("The access token expired.", code="token_expired")
+    if principal.api_key is not None:
+        if not ApiKey.objects.filter(pk=principal.api_key.pk, revoked_at__isnull=True).exists():
+            return Unauthenticated("The API key was revoked.", code="key_revoked")
+        return None
+    if principal.user is None:
+        return None
+    active = (
+        Membership.objects.filter(user_id=principal.user.pk, tenant_id=principal.tenant.pk)
+        .values_list("user__is_active", flat=True)
+        .first()
+    )
+    if active is None:
+        return Unauthenticated("You are no longer a member of this tenant.", code="membership_removed")
+    if not active:
+        return Unauthenticated("The account was deactivated.", code="account_deactivated")
+    return None

@@ -111,4 +111,6 @@ def principal_for_access_token(raw: str) -> Principal:
     except TokenError:
         raise Unauthenticated(INVALID) from None
     membership = _live_membership(token)
-    return principal_for_membership(membership, via="jwt", token_scopes=token.get("scopes") or [])
+    return principal_for_membership(
+        membership, via="jwt", token_scopes=token.get("scopes") or [], expires_at=float(token["exp"])
+    )

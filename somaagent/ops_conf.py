@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from somaagent.config import env, env_bool, env_float, env_int
+from somaagent.config import deployment_mode, env, env_bool, env_float, env_int
 
 DAY = 24 * 3600
 
@@ -13,6 +13,8 @@ DAY = 24 * 3600
 class OpsSettings:
     metrics_token: str
     metrics_port: int
+    metrics_addr: str
+    details_public: bool
     metrics_scrape_cache_seconds: float
     access_log: bool
     readyz_timeout_seconds: float
@@ -30,6 +32,9 @@ def load() -> OpsSettings:
     return OpsSettings(
         metrics_token=env("SOMA_METRICS_TOKEN"),
         metrics_port=env_int("SOMA_METRICS_PORT", 0),
+        metrics_addr=env("SOMA_METRICS_ADDR", "127.0.0.1"),
+        # PROD: /readyz shows only ok/not ok per check unless the caller has the metrics token.
+        details_public=deployment_mode() != "PROD",
         metrics_scrape_cache_seconds=env_float("SOMA_METRICS_SCRAPE_CACHE_SECONDS", 5.0),
         access_log=env_bool("SOMA_ACCESS_LOG", True),
         readyz_timeout_seconds=env_float("SOMA_READYZ_TIMEOUT_SECONDS", 2.0),

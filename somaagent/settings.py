@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import dj_database_url
 
@@ -10,6 +11,7 @@ from memory.conf import memory_settings_from_env
 from somaagent import config, local_llm, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
+from somaagent.private_files import create_private_file
 
 config.load_dotenv_file()
 
@@ -24,7 +26,7 @@ FERNET_KEYS = config.fernet_keys(DEPLOYMENT_MODE)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "somaagent.admin_app.SomaAdminConfig",  # django.contrib.admin, its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -86,11 +88,12 @@ if _database_url:
 
         DATABASES["default"] = pooled(DATABASES["default"])
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _sqlite_path = env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3"))
+    create_private_file(Path(_sqlite_path))  # 0600 before SQLite creates it at the umask's mode
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3")),
+            "NAME": _sqlite_path,
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE takes
                 # the write lock at BEGIN so concurrent writers queue on
@@ -107,6 +110,15 @@ else:
     }
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- HTTPS (PROD): cookies over HTTPS only, HSTS; config.check_production refuses the rest ---------
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOYMENT_MODE == "PROD"
+SECURE_HSTS_SECONDS = env_int(
+    "SOMA_HSTS_SECONDS", config.HSTS_DEFAULT_SECONDS if DEPLOYMENT_MODE == "PROD" else 0
+)
+if env_bool("SOMA_BEHIND_TLS_PROXY", False):
+    # Only behind a proxy that sets this header and drops the one a client sends.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- redis ------------------------------------------------------------------
 _redis = config.redis_config()
@@ -132,8 +144,11 @@ CHANNEL_LAYERS = {
 }
 
 # --- auth, i18n, static --------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [
+AUTH_PASSWORD_VALIDATORS = [  # Django's standard set (createsuperuser, admin and password forms)
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.webchat)
 LOGIN_REDIRECT_URL = "/"
@@ -203,6 +218,7 @@ SOMA = SomaSettings(
     rate_limit_per_minute=env_int("SOMA_RATE_LIMIT_PER_MINUTE", 600),
     login_attempts_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_MINUTE", 10),
     max_streams_per_credential=env_int("SOMA_MAX_STREAMS_PER_CREDENTIAL", 100),
+    login_attempts_per_address_per_minute=env_int("SOMA_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", 30),
     budget_completion_reserve_tokens=env_int("SOMA_BUDGET_COMPLETION_RESERVE_TOKENS", 1024),
     memory=memory_settings_from_env(),
     tools=ToolSettings(

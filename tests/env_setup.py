@@ -24,6 +24,9 @@ os.environ.setdefault("SOMA_TURN_REDISPATCH_AFTER_SECONDS", "5")
 # Cached configuration is checked against its version on every read, so a row a test
 # writes applies at once (production checks at most once a second).
 os.environ.setdefault("SOMA_CACHE_FRESH_SECONDS", "0")
+# Every test client logs in from 127.0.0.1: the per-address login limit would count all of a
+# worker's logins together (tests/somaagent/test_login_throttle.py sets its own limits).
+os.environ.setdefault("SOMA_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100000")
 # Heartbeats often enough that a test reading a quiet stream notices its own deadline.
 os.environ.setdefault("SOMA_SSE_HEARTBEAT_SECONDS", "2")
 # Unit tests never reach a model unless a test points them at a stub.

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
@@ -67,6 +67,17 @@ class ToolSettingAdmin(admin.ModelAdmin):
     search_fields = ["tool", "tenant__name", "persona__name"]
     list_select_related = ["tenant", "persona"]
     autocomplete_fields = ["tenant", "persona"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # A tool this deployment cannot run (the python tool without proven isolation) is said
+        # at the top of the list, not only in the form's help text.
+        for tool in all_tools():
+            why = tool.unavailable()
+            if why:
+                self.message_user(
+                    request, f"Tool {tool.name} is not offered to the model: {why}", messages.WARNING
+                )
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(ToolRun)

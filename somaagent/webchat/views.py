@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from conversations.services.attachments import upload_limits
 from somaagent.errors import Forbidden
 from somaagent.identity import principal_for_user
+from somaagent.login_throttle import ThrottledLoginMixin
 
 
 def content_security_policy(request: HttpRequest) -> str:
@@ -54,7 +55,7 @@ def chat(request: HttpRequest, session_id: uuid.UUID | None = None) -> HttpRespo
     return _secure(request, render(request, "webchat/chat.html", context))
 
 
-class ChatLoginView(auth_views.LoginView):
+class ChatLoginView(ThrottledLoginMixin, auth_views.LoginView):
     template_name = "webchat/login.html"
     redirect_authenticated_user = True
 

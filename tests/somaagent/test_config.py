@@ -20,6 +20,9 @@ GOOD = {
     "ALLOWED_HOSTS": "soma.example.com",
     "DJANGO_DEBUG": "",
     "SOMA_OPA_URL": "",
+    "SOMA_METRICS_TOKEN": "Jq5-Tr8vXw2zLm7Nb4Kd",
+    "SOMA_BEHIND_TLS_PROXY": "1",
+    "SOMA_HSTS_SECONDS": "",
 }
 
 
@@ -61,6 +64,10 @@ def test_a_sound_production_configuration_passes(prod_env):  # type: ignore[no-u
         ({"ALLOWED_HOSTS": ""}, ["ALLOWED_HOSTS is not set"]),
         ({"ALLOWED_HOSTS": "*"}, ["ALLOWED_HOSTS contains '*'"]),
         ({"SOMA_OPA_URL": "opa:8181"}, ["SOMA_OPA_URL must be an http(s) URL"]),
+        ({"SOMA_METRICS_TOKEN": ""}, ["SOMA_METRICS_TOKEN is not set"]),
+        ({"SOMA_METRICS_TOKEN": "short"}, ["SOMA_METRICS_TOKEN is too short"]),
+        ({"SOMA_BEHIND_TLS_PROXY": ""}, ["SOMA_BEHIND_TLS_PROXY is not set", "X-Forwarded-Proto"]),
+        ({"SOMA_HSTS_SECONDS": "0"}, ["SOMA_HSTS_SECONDS is below"]),
     ],
 )
 def test_each_problem_is_named(prod_env, changes, expected):  # type: ignore[no-untyped-def]

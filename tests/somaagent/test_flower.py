@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import yaml
 
-from tests.live import VENV_BIN, LiveSystem, Proc, free_port, read_stream, wait_until
+from somaagent.flower_auth import flower_auth_problems, is_flower_command
+from tests.live import ROOT, VENV_BIN, LiveSystem, Proc, free_port, read_stream, wait_until
 
-pytestmark = pytest.mark.integration
 AUTH = ("ops", "flower-pw-123")
 
 
@@ -46,6 +48,7 @@ def flower(live_system: LiveSystem) -> Iterator[str]:
         proc.kill()
 
 
+@pytest.mark.integration
 def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):  # type: ignore[no-untyped-def]
     assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
     assert httpx.get(f"{flower}/api/workers", auth=("ops", "wrong"), timeout=10).status_code == 401
@@ -90,3 +93,47 @@ def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):
     lengths = httpx.get(f"{flower}/api/queues/length", auth=AUTH, timeout=20)
     assert lengths.status_code == 200
     assert "conversation" in {q["name"] for q in lengths.json()["active_queues"]}
+
+
+# --- outside DEV Flower starts only behind a real password (issue 14, item 10) ------------------
+
+
+@pytest.mark.parametrize(
+    "basic_auth", [None, "", "ops:", ":pw-long-enough-123", "admin:CHANGE-ME", "ops:short"]
+)
+def test_flower_refuses_to_start_outside_dev_without_a_real_password(basic_auth) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
+    env.update(
+        {"SOMA_DEPLOYMENT_MODE": "STAGING", "REDIS_URL": env.get("REDIS_URL") or "redis://127.0.0.1:1/0"}
+    )
+    if basic_auth is not None:
+        env["FLOWER_BASIC_AUTH"] = basic_auth  # compose passes an unset variable as ""
+    argv = [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "somaagent",
+        "flower",
+        "--address=127.0.0.1",
+        f"--port={free_port()}",
+    ]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "Flower refuses to start in STAGING mode" in done.stderr and "FLOWER_BASIC_AUTH" in done.stderr
+
+
+def test_a_real_password_passes_and_dev_needs_none() -> None:
+    assert flower_auth_problems(mode="PROD", basic_auth="ops:Zq8-v7Lr2xT9mK4w") == []
+    assert flower_auth_problems(mode="DEV", basic_auth=None) == []
+    assert is_flower_command(["/srv/.venv/bin/celery", "-A", "somaagent", "flower"])
+    assert is_flower_command(
+        ["/usr/lib/python3/site-packages/celery/__main__.py", "-A", "somaagent", "flower"]
+    )
+    assert not is_flower_command(["/srv/.venv/bin/pytest", "-k", "flower"])
+    assert not is_flower_command(["/srv/.venv/bin/celery", "-A", "somaagent", "worker"])
+
+
+def test_the_deployment_examples_ship_no_flower_password() -> None:
+    secret = yaml.safe_load((ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())
+    assert flower_auth_problems(mode="PROD", basic_auth=secret["stringData"].get("FLOWER_BASIC_AUTH"))
+    flower = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["flower"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]  # not on every interface of the host

@@ -60,3 +60,17 @@ def test_a_tool_run_shows_its_args_and_result(staff) -> None:  # type: ignore[no
     page = staff.get(f"/admin/tools/toolrun/{run.pk}/change/")
     assert page.status_code == 200
     assert b"&lt;b&gt;2030&lt;/b&gt;" in page.content and b"<b>2030</b>" not in page.content
+
+
+def test_the_tool_list_warns_when_the_python_tool_is_disabled(staff) -> None:  # type: ignore[no-untyped-def]
+    import tools.sandbox as chooser
+    from tests.tools.conftest import tool_settings
+
+    chooser.sandbox_reset()
+    try:
+        with tool_settings(sandbox_mode="off"):
+            response = staff.get("/admin/tools/toolsetting/")
+    finally:
+        chooser.sandbox_reset()
+    assert response.status_code == 200
+    assert b"Tool python is not offered to the model" in response.content

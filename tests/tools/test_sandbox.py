@@ -39,7 +39,7 @@ def _level(name: str):  # type: ignore[no-untyped-def]
     box = (
         BwrapSandbox(python=PYTHON, uids=UIDS) if name == BWRAP else RlimitsSandbox(python=PYTHON, uids=UIDS)
     )
-    why = probe(box)
+    why = probe(box, isolation=name == BWRAP)
     if why is not None:
         message = f"isolation level {name} is not available on this machine: {why}"
         if os.environ.get("CI"):
@@ -290,7 +290,7 @@ def test_no_working_level_means_refusal_not_a_silent_fallback(tmp_path) -> None:
     marker = tmp_path / "ran"
     chosen = choose(mode="auto", python="/nonexistent/python3", uids=UIDS)
     assert isinstance(chosen, DisabledSandbox)
-    assert "bwrap" in chosen.detail and "rlimits" in chosen.detail
+    assert "bwrap" in chosen.detail and "apt-get install bubblewrap" in chosen.detail
     with pytest.raises(SandboxUnavailable):
         chosen.run_python(code=f"open({str(marker)!r}, 'w')", limits=LIMITS)
     assert not marker.exists()
@@ -340,3 +340,64 @@ def test_a_weaker_choice_is_reconsidered_and_the_strongest_is_kept(monkeypatch, 
             assert chooser.sandbox().level == BWRAP  # the strongest level is kept
     finally:
         chooser.sandbox_reset()
+
+
+@pytest.fixture
+def without_bubblewrap(monkeypatch):  # type: ignore[no-untyped-def]
+    """This machine as if the Debian package bubblewrap were not installed."""
+    from tools.sandbox import adapters
+
+    real = adapters._tool
+
+    def tool(name: str) -> str:
+        if name == "bwrap":
+            raise SandboxUnavailable(f"the helper binary {name!r} is not installed")
+        return real(name)
+
+    monkeypatch.setattr(adapters, "_tool", tool)
+
+
+def test_auto_without_bubblewrap_refuses_code_instead_of_the_weaker_level(without_bubblewrap) -> None:  # type: ignore[no-untyped-def]
+    chosen = choose(mode="auto", python=PYTHON, uids=UIDS)
+    assert chosen.level == OFF, chosen.detail
+    assert "apt-get install bubblewrap" in chosen.detail and "'bwrap' is not installed" in chosen.detail
+    with pytest.raises(SandboxUnavailable):
+        chosen.run_python(code="print(1)", limits=LIMITS)
+
+
+def test_the_weaker_level_only_when_the_operator_names_it(without_bubblewrap) -> None:  # type: ignore[no-untyped-def]
+    _level(RLIMITS)  # skips where unshare cannot take the network away
+    assert choose(mode=RLIMITS, python=PYTHON, uids=UIDS).level == RLIMITS
+    assert choose(mode=BWRAP, python=PYTHON, uids=UIDS).level == OFF
+
+
+def test_the_probe_proves_a_private_filesystem_not_just_no_network() -> None:
+    weaker = _level(RLIMITS)  # passes the network-only probe
+    why = probe(weaker, isolation=True)
+    assert why is not None and f"visible:{ROOT}" in why, why
+
+
+def test_bubblewrap_passes_the_isolation_probe(bwrap_box) -> None:  # type: ignore[no-untyped-def]
+    assert probe(bwrap_box, isolation=True) is None
+
+
+@pytest.mark.django_db
+def test_without_isolation_the_python_tool_is_not_offered_and_says_why(without_bubblewrap) -> None:  # type: ignore[no-untyped-def]
+    import tools.sandbox as chooser
+    from somaagent.models import Tenant
+    from tests.tools.conftest import tool_settings
+    from tools.health import tools_check
+    from tools.selectors import offered_specs, tools_for
+
+    tenant = Tenant.objects.create(name="acme")
+    chooser.sandbox_reset()
+    try:
+        with tool_settings(sandbox_mode="auto"):
+            effective = tools_for(tenant_id=tenant.pk, persona_id=None)
+            offered = [spec["function"]["name"] for spec in offered_specs(effective)]
+            readyz_tools = tools_check()
+    finally:
+        chooser.sandbox_reset()
+    assert "python" not in offered and "current_time" in offered
+    assert "apt-get install bubblewrap" in (effective["python"].unavailable or "")
+    assert "apt-get install bubblewrap" in readyz_tools["unavailable"]["python"]

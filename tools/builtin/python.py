@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from tools.registry import Tool, ToolContext, ToolError, ToolTimeout, register
-from tools.sandbox import SandboxLimits, SandboxUnavailable, sandbox
+from tools.sandbox import SandboxLimits, SandboxUnavailable, sandbox, unavailable
 
 
 def run_python(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -37,5 +37,7 @@ register(
             "additionalProperties": False,
         },
         run=run_python,
+        # Offered to the model only where the probe proved real isolation (tools/sandbox).
+        unavailable=unavailable,
     )
 )

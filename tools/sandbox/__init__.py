@@ -1,19 +1,27 @@
 """The code sandbox: which isolation level is active, chosen once per process.
 
-``SOMA_SANDBOX`` = ``auto`` (bubblewrap, else the rlimits-only level, else
-off), ``bwrap``, ``rlimits`` or ``off``. A level is used only after a probe
-run proves it starts and has no network; when nothing qualifies, code is
-refused — it never runs in the worker process.
+``SOMA_SANDBOX`` = ``auto`` or ``bwrap`` (bubblewrap, else off), ``rlimits``
+(the weaker level, only when the operator names it: no filesystem isolation)
+or ``off``. A level is used only after a probe run proves what it promises:
+every level, that it starts and has no network; ``bwrap``, also a private
+filesystem view (no project directory, ``var/``, sockets or host ``/tmp``, and
+no writable place but its own tmpfs). When nothing qualifies, code is
+refused — it never runs in the worker process, nor at a weaker level that
+nobody asked for — and the ``python`` tool is not offered to the model.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 
+from somaagent.config import BASE_DIR, VAR_DIR
 from tools.sandbox.adapters import BwrapSandbox, DisabledSandbox, RlimitsSandbox
 from tools.sandbox.port import (
     BWRAP,
@@ -28,11 +36,18 @@ from tools.sandbox.port import (
 log = logging.getLogger(__name__)
 
 MODES = ("auto", BWRAP, RLIMITS, OFF)
+NO_ISOLATION = (
+    "the python tool is disabled: no proven isolation. Install bubblewrap (apt-get install bubblewrap) "
+    "and restart the workers (SOMA_SANDBOX=rlimits would run code WITHOUT filesystem isolation: unsafe)"
+)
 
-# The probe must print exactly this: it ran, it sees no interface but its own loopback, and
-# the outside world is unreachable (ENETUNREACH), not merely silent.
-PROBE_CODE = """
-import errno, socket
+# The probe prints one line per finding and "ok" at the end. Network: it sees no interface but
+# its own loopback and the outside world is unreachable (ENETUNREACH), not merely silent.
+# Filesystem (when asked): none of the host paths it is given exists, no unix socket is in
+# sight, and no directory outside its private /work and /tmp takes a new file.
+_PROBE = """
+import errno, json, os, socket, stat
+hidden, check_fs = json.loads(%r)
 names = sorted(name for _, name in socket.if_nameindex())
 s = socket.socket()
 s.settimeout(2)
@@ -40,15 +55,51 @@ try:
     s.connect(("192.0.2.1", 9))
     print("net-open")
 except OSError as e:
-    if names == ["lo"] and e.errno == errno.ENETUNREACH:
-        print("net-denied")
-    else:
+    if names != ["lo"] or e.errno != errno.ENETUNREACH:
         print(f"net-open:{names}:{e.errno}")
+if check_fs:
+    for path in hidden:
+        if os.path.lexists(path):
+            print("visible:" + path)
+    seen = 0
+    skip = {"/proc", "/sys", "/usr", "/work"}
+    for top in sorted(os.listdir("/")):
+        start = "/" + top
+        if start in skip or os.path.islink(start):
+            continue
+        for root, dirs, files in os.walk(start):
+            for name in dirs + files:
+                seen += 1
+                full = os.path.join(root, name)
+                try:
+                    if stat.S_ISSOCK(os.lstat(full).st_mode):
+                        print("socket:" + full)
+                except OSError:
+                    pass
+            if seen > 20000:
+                print("too-many-files:" + start)
+                break
+    for place in ["/", "/usr", "/dev", "/dev/shm", "/run", "/var/tmp"]:
+        try:
+            with open(os.path.join(place, ".soma-probe"), "x") as f:
+                f.write("x")
+            print("writable:" + place)
+        except OSError:
+            pass
+print("ok")
 """
 
 
-def probe(candidate: SandboxPort) -> str | None:
-    """None if ``candidate`` runs code without network; else why not."""
+def hidden_paths(marker: Path) -> list[str]:
+    """Host paths the code must not see: the project, ``var/`` (secrets, SQLite, the embedded
+    Redis socket), the host's /tmp (``marker`` is a file there) and the usual homes of sockets
+    and credentials."""
+    return [str(BASE_DIR), str(VAR_DIR), str(marker), "/run", "/var", "/home", "/root", "/etc"]
+
+
+def probe(candidate: SandboxPort, *, isolation: bool = True) -> str | None:
+    """None if ``candidate`` runs code without network (and, with ``isolation``, in a private
+    filesystem view); else why not."""
     limits = SandboxLimits(
         cpu_seconds=5,
         wall_seconds=20,
@@ -58,35 +109,40 @@ def probe(candidate: SandboxPort) -> str | None:
         max_output_bytes=4096,
         tmpfs_bytes=8 * 1024 * 1024,
     )
-    try:
-        result = candidate.run_python(code=PROBE_CODE, limits=limits)
-    except (SandboxUnavailable, OSError) as exc:
-        return str(exc)
-    if result.exit_status != 0 or result.stdout.strip() != "net-denied":
+    with tempfile.NamedTemporaryFile(prefix="soma-sandbox-probe-") as marker:
+        code = _PROBE % json.dumps([hidden_paths(Path(marker.name)), isolation])
+        try:
+            result = candidate.run_python(code=code, limits=limits)
+        except (SandboxUnavailable, OSError) as exc:
+            return str(exc)
+    findings = result.stdout.split()
+    if result.exit_status != 0 or findings != ["ok"]:
         return (
-            f"probe failed (exit {result.exit_status}, stdout {result.stdout.strip()[:100]!r}, "
+            f"probe failed (exit {result.exit_status}, found {' '.join(findings)[:300]!r}, "
             f"stderr {result.stderr.strip()[-300:]!r})"
         )
     return None
 
 
 def choose(*, mode: str, python: str, uids: range) -> SandboxPort:
-    reasons: list[str] = []
+    """The level ``mode`` allows, proven by a probe; otherwise a sandbox that refuses code.
+    ``auto`` never falls back to ``rlimits``: only an operator who names it gets it."""
     if mode not in MODES:
         return DisabledSandbox(f"SOMA_SANDBOX={mode!r} is not one of {', '.join(MODES)}")
     if mode == OFF:
         return DisabledSandbox("SOMA_SANDBOX=off")
-    candidates: list[SandboxPort] = []
-    if mode in ("auto", BWRAP):
-        candidates.append(BwrapSandbox(python=python, uids=uids))
-    if mode in ("auto", RLIMITS):
-        candidates.append(RlimitsSandbox(python=python, uids=uids))
-    for candidate in candidates:
-        why = probe(candidate)
-        if why is None:
-            return candidate
-        reasons.append(f"{candidate.level}: {why}")
-    return DisabledSandbox("; ".join(reasons))
+    candidate: SandboxPort
+    if mode == RLIMITS:
+        candidate = RlimitsSandbox(python=python, uids=uids)
+        why = probe(candidate, isolation=False)
+    else:
+        candidate = BwrapSandbox(python=python, uids=uids)
+        why = probe(candidate, isolation=True)
+    if why is None:
+        return candidate
+    if candidate.level == BWRAP:
+        return DisabledSandbox(f"{NO_ISOLATION}. Probe of {candidate.level}: {why}")
+    return DisabledSandbox(f"the python tool is disabled: probe of {candidate.level}: {why}")
 
 
 STRONGEST = {"auto": BWRAP, BWRAP: BWRAP, RLIMITS: RLIMITS, OFF: OFF}
@@ -115,7 +171,7 @@ def sandbox() -> SandboxPort:
     if chosen.level == BWRAP:
         log.info("code sandbox active", extra=extra)
     elif chosen.level == RLIMITS:
-        log.warning("code sandbox at the WEAKER level", extra=extra)
+        log.warning("code sandbox at the WEAKER level (SOMA_SANDBOX=rlimits: unsafe)", extra=extra)
     else:
         log.error("code sandbox unavailable: code is refused", extra=extra)
     return chosen
@@ -126,6 +182,12 @@ def sandbox_reset() -> None:
     global _chosen
     with _lock:
         _chosen = None
+
+
+def unavailable() -> str | None:
+    """Why code cannot run in this process (the ``python`` tool is then not offered), or None."""
+    active = sandbox()
+    return active.detail if active.level == OFF else None
 
 
 def run_python(*, code: str, limits: SandboxLimits | None = None) -> SandboxResult:
@@ -144,4 +206,5 @@ __all__ = [
     "run_python",
     "sandbox",
     "sandbox_reset",
+    "unavailable",
 ]

@@ -1,0 +1,42 @@
+"""The admin site: Django's, with its login throttled like every other login path
+(somaagent/login_throttle.py). Installed through ``SomaAdminConfig`` (somaagent/admin_app.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+
+from somaagent.errors import RateLimited, RateLimitUnavailable
+from somaagent.login_throttle import login_attempt, refused_form, with_retry_after
+
+
+class SomaAdminSite(admin.AdminSite):
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "POST":
+            try:
+                login_attempt(request=request, username=request.POST.get("username"))
+            except (RateLimited, RateLimitUnavailable) as exc:
+                return self._refused(request, exc, extra_context)
+        return super().login(request, extra_context)
+
+    def _refused(
+        self, request: HttpRequest, exc: RateLimited | RateLimitUnavailable, extra: dict[str, Any] | None
+    ) -> HttpResponse:
+        request.current_app = self.name
+        context = {
+            **self.each_context(request),
+            "title": _("Log in"),
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": "",
+            "next": request.POST.get("next", ""),
+            "form": refused_form(self.login_form or AdminAuthenticationForm, request, exc),
+            **(extra or {}),
+        }
+        response = TemplateResponse(request, self.login_template or "admin/login.html", context)
+        return with_retry_after(response, exc)
