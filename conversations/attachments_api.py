@@ -8,7 +8,6 @@ from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +19,7 @@ from conversations.services.attachments import attachment_create, too_large, upl
 from somaagent import scopes as sc
 from somaagent.authentication import principal_of
 from somaagent.errors import PolicyDenied, ValidationFailed
-from somaagent.json_input import text_storable
+from somaagent.json_input import MultiPartParser
 
 # Room for the multipart envelope around the file when checking Content-Length.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -105,7 +104,6 @@ class AttachmentUploadView(APIView):
         if len(files) != 1:
             raise ValidationFailed("Send exactly one file in the 'file' field.", details={"file": "required"})
         upload = files[0]
-        text_storable(upload.name or "", field="file")  # its name: no NUL (PostgreSQL cannot store it)
         if upload.size is not None and upload.size > limits.max_bytes:
             raise too_large(limits, upload.size)
         attachment_upload_authorize(  # attachments.upload policy (403) before anything is stored

@@ -7,7 +7,8 @@ answered the same everywhere: 400 ``invalid_json`` for anything that is not plai
 document nested 100,000 deep used to escape as ``RecursionError`` and a 500), and 400
 ``validation_error`` naming the field for a string or key PostgreSQL cannot store (a NUL
 character or a lone surrogate, which used to reach the database as a ``DataError`` 500).
-``text_storable`` is the same text check for what does not come as JSON (file names).
+``text_storable`` is the same text check for what does not come as JSON: ``MultiPartParser``
+refuses a file name with NUL (400) where Django would silently drop the character.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import json
 import re
 from typing import Any
 
-from rest_framework.parsers import BaseParser, get_encoding  # type: ignore[attr-defined]
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser, DataAndFiles, get_encoding  # type: ignore[attr-defined]
 
 from somaagent.errors import ValidationFailed
 
@@ -100,3 +104,27 @@ class JsonParser(BaseParser):
         except (LookupError, UnicodeDecodeError):
             raise InvalidJson(f"The body is not valid {charset} text.") from None
         return json_loads(text)
+
+
+class _NamesChecked(DjangoMultiPartParser):
+    def sanitize_file_name(self, file_name: str) -> str | None:
+        text_storable(file_name, field="file")
+        return super().sanitize_file_name(file_name)  # type: ignore[no-any-return]
+
+
+class MultiPartParser(BaseParser):
+    """DRF's multipart parser, with file names checked by ``text_storable`` (400, not altered)."""
+
+    media_type = "multipart/form-data"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        parser_context = parser_context or {}
+        request = parser_context["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        parser = _NamesChecked(meta, stream, request.upload_handlers, get_encoding(parser_context))
+        try:
+            data, files = parser.parse()
+        except MultiPartParserError as exc:
+            raise ParseError(f"Multipart form parse error - {exc}") from None
+        return DataAndFiles(data, files)

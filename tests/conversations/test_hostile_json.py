@@ -98,3 +98,19 @@ def test_nul_in_a_title_or_the_openai_door_is_400(api: Api, session: Session) ->
     response = api.call("post", "/v1/chat/completions", json_body=body)
     assert response.status_code == 400 and _code(response) == "validation_error"
     assert row_counts() == before
+
+
+@pytest.mark.parametrize("filename", [b"a\x00b.txt", b"\x00"])
+def test_an_attachment_name_with_nul_is_400(api: Api, filename: bytes) -> None:
+    boundary = b"hostile"
+    body = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b"Content-Type: text/plain\r\n\r\nhello\r\n--" + boundary + b"--\r\n"
+    )
+    before = row_counts()
+    response = api.call(
+        "post", "/v1/attachments", raw=body, content_type=f"multipart/form-data; boundary={boundary.decode()}"
+    )
+    assert_error(response, 400, "validation_error")
+    assert row_counts() == before
