@@ -82,7 +82,9 @@ class AttachmentUploadView(APIView):
                 "type": "object",
                 "properties": {
                     "file": {"type": "string", "format": "binary", "minLength": 1},
-                    "session_id": {"type": "string", "format": "uuid"},
+                    "session_id": {  # empty: no session, as when left out
+                        "anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]
+                    },
                 },
                 "required": ["file"],
                 "additionalProperties": False,

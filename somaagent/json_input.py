@@ -41,6 +41,7 @@ def text_storable(value: str, *, field: str) -> str:
     lone surrogate."""
     if _UNSTORABLE.search(value):
         message = "Contains a character that cannot be stored (NUL or an unpaired surrogate)."
+        field = field[:200]  # a path built of hostile keys is echoed, not its whole length
         raise ValidationFailed(f"{field}: {message}", details={field: [message]})
     return value
 
