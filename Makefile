@@ -11,7 +11,7 @@ PROCESSES ?= web worker tools beat$(if $(FLOWER), flower,)
 # endpoint is configured; LOCAL_MODEL=0 skips it, LOCAL_MODEL=1 forces the install.
 LOCAL_MODEL ?= $(if $(SOMA_LLM_BASE_URL),0,1)
 
-.PHONY: install install-dev install-local migrate run test test-slow test-embedded test-all lint format bench soak stop clean
+.PHONY: install install-dev install-local migrate run test test-slow test-embedded test-all lint format bench soak fuzz stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,12 @@ bench: install-dev
 SOAK_TRIALS ?= 20
 soak: install-dev
 	$(BIN)/python -m bench.soak --trials $(SOAK_TRIALS)
+
+## The OpenAPI fuzz (schemathesis, seeded) with FUZZ_EXAMPLES examples per operation and mode
+## (default 300; the suite runs 4): every failure is listed at the end.
+FUZZ_EXAMPLES ?= 300
+fuzz: install-dev
+	SOMA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:xdist --timeout 0 -q tests/somaagent/test_openapi.py $(PYTEST_ARGS)
 
 ## Stop the embedded Redis server (make run and make test stop the one they started themselves)
 ## and say what was stopped.

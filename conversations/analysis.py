@@ -11,10 +11,20 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
-_LIST_ITEM = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+")
-_CODE = re.compile(r"```|`[^`\n]+`|\bdef \w+\(|\bclass \w+[:(]|[{};]\s*$|Traceback \(most recent", re.M)
+# Linear time on any input (issue 14): every repeat is possessive (no backtracking into it), none
+# is nested in another, and a pattern starts with one character or an anchor (or, for the word
+# tokenizer, with a run that always matches), so an attempt never rescans a run that an earlier
+# start already covered. The sentence end is the last
+# mark of a run (the one followed by a space), counted once per run as before. No analysis ever
+# reads more than ``MAX_ANALYSED_CHARS`` characters of a message.
+MAX_ANALYSED_CHARS = 8000
+_WORD = re.compile(r"[a-z0-9]++(?:'[a-z]++)?")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+_LIST_ITEM = re.compile(r"(?m)^[^\S\n]*+(?:[-*•]|\d++[.)])\s")
+_CODE = re.compile(
+    r"```|`[^`\n]++`|\bdef \w++\(|\bclass \w++[:(]|[{};][^\S\n]*+$|Traceback \(most recent", re.M
+)
+PATTERNS = (_WORD, _SENTENCE_END, _LIST_ITEM, _CODE)
 
 
 def _vocab(words: str) -> frozenset[str]:
@@ -162,6 +172,9 @@ def _complexity(text: str, words: list[str], tags: list[str]) -> float:
 
 
 def analyse(text: str) -> Analysis:
+    """The analysis of the message's first ``MAX_ANALYSED_CHARS`` characters (``chars`` is its length)."""
+    chars = len(text)
+    text = text[:MAX_ANALYSED_CHARS]
     lowered = text.lower()
     words = _WORD.findall(lowered)
     word_set = set(words)
@@ -171,7 +184,7 @@ def analyse(text: str) -> Analysis:
         sentiment=_sentiment(lowered, words),
         tags=tags,
         complexity=_complexity(text, words, tags),
-        chars=len(text),
+        chars=chars,
     )
 
 

@@ -18,7 +18,7 @@ from conversations.selectors import events_after, events_before, session_for, se
 from conversations.services.accept import MessageInput
 from conversations.services.admission import message_admit_accept
 from conversations.services.sessions import session_cancel, session_delete, session_rename
-from conversations.sse import parse_cursor
+from conversations.sse import MAX_CURSOR, parse_cursor
 from somaagent.authentication import principal_of
 from somaagent.errors import PayloadTooLarge, ValidationFailed
 
@@ -30,20 +30,48 @@ def _int_param(request: Request, name: str, default: int, *, maximum: int) -> in
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)  # type: ignore[arg-type]
-    except ValueError:
-        raise ValidationFailed(f"{name} must be an integer.", details={name: raw}) from None
+    assert raw is not None
+    message = f"{name} must be an integer between 1 and {maximum}."
+    # Digits only: int() would also take " 5", "+5" and "5_0", which the document does not.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        raise ValidationFailed(message, details={name: raw[:40]})
+    value = int(raw)
     if value < 1 or value > maximum:
-        raise ValidationFailed(f"{name} must be between 1 and {maximum}.", details={name: raw})
+        raise ValidationFailed(message, details={name: raw})
     return value
+
+
+def _page_size(default: int, maximum: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": maximum},
+        description=f"page size (1-{maximum}, default {default})",
+    )
+
+
+def _cursor(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name, {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR}, description=description
+    )
+
+
+SESSION_ID = OpenApiParameter(
+    "session_id", {"type": "string", "format": "uuid"}, OpenApiParameter.PATH, description="another: 404"
+)
 
 
 class SessionMessageView(APIView):
     @extend_schema(
         request=s.MessageInSerializer,
         responses={202: s.MessageAcceptedSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                OpenApiParameter.HEADER,
+                description="1 to 255 printable ASCII characters; the same key and body: the same answer",
+            )
+        ],
         summary="Send a message; the reply streams on the returned URLs",
     )
     def post(self, request: Request) -> Response:
@@ -78,12 +106,10 @@ class SessionMessageView(APIView):
 
 class SessionListView(APIView):
     @extend_schema(
-        responses={200: s.SessionSerializer(many=True)},
-        parameters=[
-            OpenApiParameter("limit", int, description="page size (1-200, default 50)"),
-            OpenApiParameter("offset", int),
-        ],
+        responses={200: s.SessionPageSerializer},
+        parameters=[_page_size(50, 200), _cursor("offset", "sessions to skip")],
         summary="List your sessions, most recent first",
+        operation_id="sessions_list",
     )
     def get(self, request: Request) -> Response:
         limit = _int_param(request, "limit", 50, maximum=200)
@@ -103,13 +129,16 @@ class SessionListView(APIView):
 
 
 class SessionDetailView(APIView):
-    @extend_schema(responses={200: s.SessionSerializer}, summary="Read one session")
+    @extend_schema(responses={200: s.SessionSerializer}, parameters=[SESSION_ID], summary="Read one session")
     def get(self, request: Request, session_id: str) -> Response:
         session = session_for(principal_of(request), session_id)
         return Response(s.SessionSerializer(session).data)
 
     @extend_schema(
-        request=s.SessionPatchSerializer, responses={200: s.SessionSerializer}, summary="Rename a session"
+        request=s.SessionPatchSerializer,
+        responses={200: s.SessionSerializer},
+        parameters=[SESSION_ID],
+        summary="Rename a session",
     )
     def patch(self, request: Request, session_id: str) -> Response:
         session = session_for(principal_of(request), session_id)
@@ -118,7 +147,7 @@ class SessionDetailView(APIView):
         session = session_rename(session=session, title=serializer.validated_data["title"])
         return Response(s.SessionSerializer(session).data)
 
-    @extend_schema(responses={204: None}, summary="Delete a session and its events")
+    @extend_schema(responses={204: None}, parameters=[SESSION_ID], summary="Delete a session and its events")
     def delete(self, request: Request, session_id: str) -> Response:
         session = session_for(principal_of(request), session_id)
         session_delete(session=session)
@@ -129,11 +158,10 @@ class SessionEventsView(APIView):
     @extend_schema(
         responses={200: s.EventPageSerializer},
         parameters=[
-            OpenApiParameter("after", int, description="cursor: events after this id"),
-            OpenApiParameter(
-                "before", int, description="cursor: the last `limit` events before this id (older pages)"
-            ),
-            OpenApiParameter("limit", int, description="page size (1-500, default 100)"),
+            SESSION_ID,
+            _cursor("after", "cursor: events after this id"),
+            _cursor("before", "cursor: the last `limit` events before this id (older pages); not with after"),
+            _page_size(100, MAX_PAGE),
         ],
         summary="Persisted events in order, with the cursor of the next page",
     )
@@ -153,11 +181,12 @@ class SessionEventsView(APIView):
 
 
 def _page_before(request: Request, session_pk: Any, *, after: int, limit: int) -> dict[str, Any]:
-    """Older history, upwards: ``prev_cursor`` is the ``before`` of the page before, null at the start."""
-    if after:
-        raise ValidationFailed("Use either after or before, not both.", details={"before": "with after"})
+    """Older history, upwards: ``prev_cursor`` is the ``before`` of the page before, null at the start
+    (or at ``after``, when given too: the page then lies between the two cursors)."""
     before = parse_cursor(request.query_params.get("before"), name="before")
-    events = events_before(session_id=session_pk, before=before, limit=limit + 1)
+    events = [
+        e for e in events_before(session_id=session_pk, before=before, limit=limit + 1) if e.seq > after
+    ]
     page = events[-limit:]
     return {
         "events": [envelope_of(e) for e in page],
@@ -167,7 +196,12 @@ def _page_before(request: Request, session_pk: Any, *, after: int, limit: int) -
 
 
 class SessionCancelView(APIView):
-    @extend_schema(request=None, responses={202: None}, summary="Stop the running reply")
+    @extend_schema(
+        request=None,
+        responses={202: s.CancelledSerializer},
+        parameters=[SESSION_ID],
+        summary="Stop the running reply",
+    )
     def post(self, request: Request, session_id: str) -> Response:
         session = session_for(principal_of(request), session_id)
         cancelled = session_cancel(session=session)

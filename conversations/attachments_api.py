@@ -6,9 +6,8 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
-from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,11 +19,32 @@ from conversations.services.attachments import attachment_create, too_large, upl
 from somaagent import scopes as sc
 from somaagent.authentication import principal_of
 from somaagent.errors import PolicyDenied, ValidationFailed
+from somaagent.json_input import MultiPartParser
 
 # Room for the multipart envelope around the file when checking Content-Length.
 MULTIPART_OVERHEAD = 64 * 1024
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 UPLOAD_FIELDS = frozenset({"file", "session_id"})
+FLAG_VALUES = ("0", "1", "false", "true")
+ATTACHMENT_ID = OpenApiParameter(
+    "attachment_id", {"type": "string", "format": "uuid"}, OpenApiParameter.PATH, description="another: 404"
+)
+# The stored bytes come back with the stored type: any the uploads setting allowed.
+BYTES = OpenApiResponse(OpenApiTypes.BINARY, description="the file's bytes, with its stored type")
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A 0/1/false/true query flag; anything else is 400 (not silently false)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    if raw not in FLAG_VALUES:
+        raise ValidationFailed(f"{name} must be one of {', '.join(FLAG_VALUES)}.", details={name: raw[:40]})
+    return raw in ("1", "true")
+
+
+def _flag_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, {"type": "string", "enum": list(FLAG_VALUES)}, description=description)
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
@@ -61,10 +81,13 @@ class AttachmentUploadView(APIView):
             "multipart/form-data": {
                 "type": "object",
                 "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "session_id": {"type": "string", "format": "uuid"},
+                    "file": {"type": "string", "format": "binary", "minLength": 1},
+                    "session_id": {  # empty: no session, as when left out
+                        "anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]
+                    },
                 },
                 "required": ["file"],
+                "additionalProperties": False,
             }
         },
         responses={201: AttachmentSerializer},
@@ -118,12 +141,12 @@ def content_response(attachment: Attachment, *, inline: bool = False) -> HttpRes
 
 class AttachmentDetailView(APIView):
     @extend_schema(
-        responses={200: AttachmentSerializer},
-        parameters=[OpenApiParameter("download", bool, description="1: the file's bytes instead")],
+        responses={(200, "application/json"): AttachmentSerializer, (200, "*/*"): BYTES},
+        parameters=[ATTACHMENT_ID, _flag_parameter("download", "1 or true: the file's bytes instead")],
         summary="An attachment's metadata (or its bytes with ?download=1)",
     )
     def get(self, request: Request, attachment_id: str) -> HttpResponse:
-        if request.query_params.get("download") in ("1", "true"):
+        if _flag(request, "download"):
             return _download(request, attachment_id)
         attachment = attachment_get(tenant=principal_of(request).tenant, attachment_id=attachment_id)
         return Response(AttachmentSerializer(attachment).data)
@@ -131,8 +154,8 @@ class AttachmentDetailView(APIView):
 
 class AttachmentContentView(APIView):
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
-        parameters=[OpenApiParameter("inline", bool, description="1: show images inline")],
+        responses={(200, "*/*"): BYTES},
+        parameters=[ATTACHMENT_ID, _flag_parameter("inline", "1 or true: show images inline")],
         summary="An attachment's bytes (quarantined files: 403)",
     )
     def get(self, request: Request, attachment_id: str) -> HttpResponse:
@@ -140,6 +163,7 @@ class AttachmentContentView(APIView):
 
 
 def _download(request: Request, attachment_id: str) -> HttpResponse:
+    inline = _flag(request, "inline")
     attachment = attachment_get(
         tenant=principal_of(request).tenant, attachment_id=attachment_id, with_content=True
     )
@@ -149,4 +173,4 @@ def _download(request: Request, attachment_id: str) -> HttpResponse:
             code="attachment_quarantined",
             details={"reason": attachment.quarantine_reason},
         )
-    return content_response(attachment, inline=request.query_params.get("inline") in ("1", "true"))
+    return content_response(attachment, inline=inline)

@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.models import Session
 from somaagent.errors import PayloadTooLarge
+from somaagent.json_input import MAX_JSON_DEPTH
+from somaagent.openapi import NO_NUL, NOT_BLANK
 from somaagent.serializers import StrictSerializer
 
 MAX_ATTACHMENTS = 10
@@ -33,12 +36,43 @@ class StringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": settings.SOMA.max_message_chars,
+        "pattern": NOT_BLANK,
+        "description": "not only white space; longer than the limit: 413",
+    }
+)
+class MessageField(StringField):
+    """The message: kept as written (not trimmed), refused when only white space."""
+
+
+# Metadata as the code takes it: any JSON object whose strings and keys hold no NUL (the
+# JsonValue component), nested at most MAX_JSON_DEPTH levels with the body, at most
+# SOMA_MAX_METADATA_BYTES serialized (else 413).
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": NO_NUL},
+        "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+        "description": (
+            f"any JSON object: no NUL in its strings or keys, at most {MAX_JSON_DEPTH} levels deep "
+            "with the body; larger than SOMA_MAX_METADATA_BYTES: 413"
+        ),
+    }
+)
+class MetadataField(serializers.DictField):
+    pass
+
+
 class MessageInSerializer(StrictSerializer):
     session_id = StringUUIDField(required=False, allow_null=True)
     persona_id = StringUUIDField(required=False, allow_null=True)
-    message = StringField(trim_whitespace=False, allow_blank=True)
+    message = MessageField(trim_whitespace=False)
     attachments = serializers.ListField(child=StringUUIDField(), required=False, max_length=MAX_ATTACHMENTS)
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
 
     def validate_message(self, value: str) -> str:
         if not value.strip():
@@ -90,6 +124,16 @@ class SessionSerializer(serializers.ModelSerializer):
             "last_event_id",
         ]
         read_only_fields = fields
+
+
+class SessionPageSerializer(serializers.Serializer):
+    sessions = SessionSerializer(many=True)
+    next_offset = serializers.IntegerField(allow_null=True)
+
+
+class CancelledSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    cancelled_turns = serializers.ListField(child=serializers.UUIDField())
 
 
 class SessionPatchSerializer(StrictSerializer):

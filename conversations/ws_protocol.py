@@ -27,7 +27,6 @@ match answers to frames.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -45,6 +44,7 @@ from somaagent.api_errors import error_body, exception_handler
 from somaagent.async_auth import admit
 from somaagent.errors import PayloadTooLarge, ValidationFailed
 from somaagent.identity import Principal
+from somaagent.json_input import json_loads
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,7 @@ def parse_frame(text: str | None, binary: bytes | None) -> tuple[Frame, str | No
         raise PayloadTooLarge(
             "The frame is too large.", details={"max_bytes": settings.SOMA.max_request_bytes}
         )
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        raise ValidationFailed("The frame is not valid JSON.", code="malformed_frame") from None
+    frame = json_loads(text, what="frame")
     if not isinstance(frame, dict):
         raise ValidationFailed("The frame must be a JSON object.", code="malformed_frame")
     ref = frame.get("ref")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from somaagent import scopes as sc
 from somaagent import serializers as s
-from somaagent.apikeys import api_key_create, api_key_revoke, key_limit_check
+from somaagent.apikeys import PREFIX_PATTERN, api_key_create, api_key_revoke, key_limit_check
 from somaagent.audit import actor_from_request
 from somaagent.authentication import principal_of
 from somaagent.budgets.selectors import budget_status
@@ -95,7 +95,7 @@ class MeView(APIView):
 class KeyListView(APIView):
     required_scopes = ADMIN_ONLY
 
-    @extend_schema(responses={200: s.KeySerializer(many=True)}, summary="The tenant's API keys (admin)")
+    @extend_schema(responses={200: s.KeyListSerializer}, summary="The tenant's API keys (admin)")
     def get(self, request: Request) -> Response:
         keys = ApiKey.objects.for_tenant(principal_of(request).tenant).order_by("-created_at")[:500]
         return Response({"keys": [key_body(k) for k in keys]})
@@ -129,11 +129,14 @@ class KeyDetailView(APIView):
     @extend_schema(
         request=None,
         responses={200: s.KeySerializer, 404: OpenApiResponse(description="no such key in your tenant")},
+        parameters=[
+            OpenApiParameter("prefix", {"type": "string", "pattern": PREFIX_PATTERN}, OpenApiParameter.PATH)
+        ],
         summary="Revoke one of your tenant's API keys (admin)",
     )
     def delete(self, request: Request, prefix: str) -> Response:
         key = api_key_revoke(
-            prefix=prefix[:32], tenant=principal_of(request).tenant, actor=actor_from_request(request)
+            prefix=prefix, tenant=principal_of(request).tenant, actor=actor_from_request(request)
         )
         if key is None:
             raise NotFound("No such API key.")

@@ -24,6 +24,8 @@ from somaagent.models import ApiKey, AuditLog, Tenant
 
 KEY_PREFIX = "soma_"
 KEY_RE = re.compile(r"^soma_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+PREFIX_PATTERN = "^[a-z0-9]{12}$"
+PREFIX_RE = re.compile(PREFIX_PATTERN)
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 _UNKNOWN_KEY_HASH = "0" * 64
 
@@ -112,6 +114,8 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
 
 def api_key_revoke(*, prefix: str, actor: Actor | None = None, tenant: Tenant | None = None) -> ApiKey | None:
     """Revoke the key with ``prefix`` (only within ``tenant`` when given); None if there is none."""
+    if not PREFIX_RE.match(prefix):
+        return None  # not a prefix (and never text the database cannot hold)
     with transaction.atomic():
         keys = ApiKey.objects.select_for_update().select_related("tenant").filter(prefix=prefix)
         if tenant is not None:

@@ -11,16 +11,25 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from conversations.attachments_api import MULTIPART_OVERHEAD  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+from somaagent.body_limit import BodyLimit  # noqa: E402
 from somaagent.ws_auth import WebsocketAuthStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Static files (web chat, admin) come from the apps' static/ folders via
-        # the staticfiles finders, under ASGI too: no collectstatic, no CDN.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        # Bodies over the limit are refused (413) as they stream in, before Django reads them,
+        # authenticates or spools them to disk; uploads have their own, larger limit.
+        "http": BodyLimit(
+            # Static files (web chat, admin) come from the apps' static/ folders via
+            # the staticfiles finders, under ASGI too: no collectstatic, no CDN.
+            ASGIStaticFilesHandler(django_asgi_app),
+            max_bytes=settings.SOMA.max_request_bytes,
+            path_limits={"/v1/attachments": settings.SOMA.max_upload_bytes + MULTIPART_OVERHEAD},
+        ),
         "websocket": WebsocketAuthStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,4 +1,8 @@
-"""OpenAPI: describe the bearer authentication (API key or JWT access token)."""
+"""OpenAPI: describe the bearer authentication (API key or JWT access token).
+
+The rest of the document's rules (strict request schemas, error responses) is in
+somaagent/openapi.py.
+"""
 
 from __future__ import annotations
 

@@ -70,5 +70,9 @@ class KeySerializer(serializers.Serializer):
     revoked_at = serializers.DateTimeField(allow_null=True)
 
 
+class KeyListSerializer(serializers.Serializer):
+    keys = KeySerializer(many=True)
+
+
 class KeyCreatedSerializer(KeySerializer):
     key = serializers.CharField(help_text="the key itself: shown only in this answer")

@@ -167,10 +167,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["somaagent.authentication.IsTenantMember"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["somaagent.json_input.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "somaagent.api_errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "somaagent.openapi.SomaAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -178,6 +178,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Conversational agent backend: accept messages, stream replies.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request components apart from responses, so that request schemas can be stricter.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_SPLIT_PATCH": False,  # PATCH takes the same required fields (the code does)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "somaagent.openapi.error_responses",
+    ],
 }
 
 # --- product limits and behaviour --------------------------------------------------
@@ -247,6 +254,7 @@ SOMA = SomaSettings(
     context_tokens=env_int("SOMA_CONTEXT_TOKENS", 6000),
     summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
     title_from_model=env_bool("SOMA_TITLE_FROM_MODEL", True),
+    max_upload_bytes=env_int("SOMA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.

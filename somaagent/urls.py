@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 
 from somaagent import health, views
@@ -7,7 +8,17 @@ from somaagent.metrics.exposition import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    # JSON at .json (application/json first, so */* and application/json get it), YAML at .yaml.
+    path(
+        "v1/openapi.json",
+        SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer2, OpenApiJsonRenderer]),
+        name="openapi",
+    ),
+    path(
+        "v1/openapi.yaml",
+        SpectacularAPIView.as_view(renderer_classes=[OpenApiYamlRenderer]),
+        name="openapi-yaml",
+    ),
     path("v1/", include("conversations.urls")),
     path("v1/", include("somaagent.api_urls")),
     path("healthz", health.healthz, name="healthz"),

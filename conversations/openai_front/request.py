@@ -17,6 +17,7 @@ from somaagent.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from somaagent.json_input import json_loads
 
 MODEL_ALIAS = "somaagent"
 SESSION_HEADER = "X-Soma-Session-Id"
@@ -111,9 +112,9 @@ def parse_completion_request(raw: bytes) -> CompletionRequest:
     if len(raw) > settings.SOMA.max_request_bytes:
         raise PayloadTooLarge("The request body is too large.", details={"param": None})
     try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("The body is not valid JSON.", details={"param": None}) from None
+        body = json_loads(raw or b"null")
+    except ValidationFailed as exc:  # invalid_json / invalid_text, in the OpenAI error shape
+        raise ValidationFailed(exc.message, code=exc.code, details={"param": None}) from None
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be a JSON object.", details={"param": None})
     model = body.get("model")

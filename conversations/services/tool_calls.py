@@ -11,7 +11,6 @@ outbox sweep publishes them) rather than losing them.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +23,8 @@ from django.utils import timezone
 from conversations.llm.port import ToolCallDelta
 from conversations.models import EventType
 from conversations.services.turns import ClaimedTurn, turn_emit
-from somaagent.errors import PolicyDenied
+from somaagent.errors import PolicyDenied, ValidationFailed
+from somaagent.json_input import json_loads, text_scrubbed
 from somaagent.outbox import outbox_enqueue
 from somaagent.policy import policy_authorize
 from tools.breaker import breaker_open_for
@@ -84,12 +84,10 @@ def plan_calls(
         planned.append(plan)
         used += 1
         try:
-            parsed = json.loads(call.arguments) if call.arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            plan.args = {"_raw": call.arguments[:2000]}
-            plan.decided = _decided(
-                "error", "invalid_arguments", f"The arguments are not valid JSON: {exc.msg}."
-            )
+            parsed = json_loads(call.arguments, what="arguments") if call.arguments.strip() else {}
+        except ValidationFailed as exc:  # not JSON, too deep, or text the database cannot store
+            plan.args = {"_raw": text_scrubbed(call.arguments[:2000])}
+            plan.decided = _decided("error", "invalid_arguments", exc.message)
             continue
         plan.args = parsed if isinstance(parsed, dict) else {"_raw": parsed}
         if effective is None:

@@ -134,7 +134,7 @@ def test_rename_rejects_bad_titles(api, mine, body):  # type: ignore[no-untyped-
 
 def test_rename_rejects_malformed_json_and_wrong_content_type(api, mine):  # type: ignore[no-untyped-def]
     path = f"/v1/sessions/{mine.pk}"
-    assert_error(_unchanged(lambda: api.call("patch", path, raw=b"{")), 400, "malformed_request")
+    assert_error(_unchanged(lambda: api.call("patch", path, raw=b"{")), 400, "invalid_json")
     response = _unchanged(lambda: api.call("patch", path, raw=b"title=x", content_type="text/plain"))
     assert_error(response, 415, "unsupported_media_type")
 

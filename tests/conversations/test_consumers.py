@@ -308,7 +308,11 @@ def test_malformed_frames_get_error_frames_and_the_socket_stays_up(tk):  # type:
     sid = accept(tk.tenant, "first")["session_id"]
     other_sid = accept(tk.tenant, "other")["session_id"]
     cases: list[tuple[Any, int, str]] = [
-        ("not json", 400, "malformed_frame"),
+        ("not json", 400, "invalid_json"),
+        ("[" * 100_000 + "]" * 100_000, 400, "invalid_json"),
+        ('{"type": "message", "message": NaN}', 400, "invalid_json"),
+        (json.dumps({"type": "message", "message": "a\x00b"}), 400, "validation_error"),
+        (json.dumps({"type": "message", "message": "x", "metadata": {"k": "\x00"}}), 400, "validation_error"),
         ("[1, 2]", 400, "malformed_frame"),
         (json.dumps({"type": "dance"}), 400, "unknown_frame_type"),
         (json.dumps({"type": "message"}), 400, "validation_error"),

@@ -54,7 +54,8 @@ def test_a_persona_model_names_the_persona() -> None:
 @pytest.mark.parametrize(
     ("raw", "status", "code", "param"),
     [
-        (b"{not json", 400, "validation_error", None),
+        (b"{not json", 400, "invalid_json", None),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json", None),
         (b"[]", 400, "validation_error", None),
         (body(model=...), 400, "validation_error", "model"),
         (body(model="gpt-4o"), 404, "model_not_found", "model"),

@@ -1,0 +1,103 @@
+"""Request bodies over the limit are refused while they stream in: 413, before anything else.
+
+Django's ASGI handler reads the whole body (spooling it to a temporary file past
+``FILE_UPLOAD_MAX_MEMORY_SIZE``) before any middleware, authentication or view runs, so
+an endless chunked body from anyone was read to its end. ``BodyLimit`` wraps the ASGI
+application (somaagent/asgi.py) and for every HTTP request:
+
+- answers 413 at once when ``Content-Length`` exceeds the limit (nothing is read);
+- otherwise counts the body as it arrives and, at the first byte over the limit, tells
+  the application the client went away (``http.disconnect``: Django drops the request
+  without a response) and answers 413 itself; the rest is never read, and the server
+  closes the connection.
+
+The limit is ``SOMA_MAX_REQUEST_BYTES``, or a larger one for the paths given (uploads).
+WebSocket and lifespan traffic pass through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from somaagent.api_errors import error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[..., Awaitable[None]]
+
+
+class BodyLimit:
+    def __init__(self, app: AsgiApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
+
+    def limit_for(self, scope: Scope) -> int:
+        return self.path_limits.get(str(scope.get("path", "")).rstrip("/"), self.max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(send, limit)
+            return
+        received = 0
+        over = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    over = True
+                    return {"type": "http.disconnect"}  # the app stops reading and answers nothing
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counting_receive, tracking_send)
+        if over and not started:
+            await _too_large(send, limit)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server rejects a malformed length itself
+    return None
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        error_body("payload_too_large", "The request body is too large.", {"max_bytes": limit})
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

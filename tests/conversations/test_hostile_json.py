@@ -1,0 +1,116 @@
+"""Hostile JSON on every HTTP door (issue 14 items 2 and 6): nested 100,000 deep, NaN, text the
+database cannot store. Each is a 400 in the door's error shape and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from conversations.models import Session
+from somaagent.apikeys import api_key_create
+from somaagent.scopes import ALL_SCOPES
+from tests.conversations.api_support import Api, assert_error, row_counts
+
+pytestmark = pytest.mark.django_db
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # 200 kB: under SOMA_MAX_REQUEST_BYTES, far past recursion
+DEEP_OBJECT = b'{"a":' * 40_000 + b"1" + b"}" * 40_000
+NESTED_65 = json.dumps({"message": "hi", "metadata": json.loads("[" * 64 + "]" * 64)}).encode()
+
+
+@pytest.fixture
+def session(me: Any) -> Session:
+    return Session.objects.create(tenant=me.tenant, title="mine")
+
+
+@pytest.fixture
+def api(me: Any) -> Api:
+    """A key with every scope, so that the admin endpoints parse the body too."""
+    _, raw = api_key_create(tenant=me.tenant, name="all", scopes=list(ALL_SCOPES))
+    return Api(key=raw)
+
+
+def _doors(session: Session) -> list[tuple[str, str]]:
+    """Every endpoint that takes a JSON body."""
+    return [
+        ("post", "/v1/session/message"),
+        ("patch", f"/v1/sessions/{session.pk}"),
+        ("post", "/v1/keys"),
+        ("post", "/v1/auth/token"),
+        ("post", "/v1/auth/token/refresh"),
+        ("post", "/v1/chat/completions"),
+    ]
+
+
+def _code(response: Any) -> str:
+    """The error code in SPEC §6's shape, or in OpenAI's at /v1/chat/completions."""
+    body = json.loads(response.content)
+    return str(body["error"]["code"])
+
+
+@pytest.mark.parametrize("raw", [DEEP, DEEP_OBJECT, NESTED_65], ids=["array", "object", "65-levels"])
+def test_deeply_nested_json_is_400_invalid_json_everywhere(api: Api, session: Session, raw: bytes) -> None:
+    for method, path in _doors(session):
+        before = row_counts()
+        response = api.call(method, path, raw=raw)
+        assert response.status_code == 400, (path, response.status_code, response.content[:300])
+        assert _code(response) == "invalid_json", path
+        assert row_counts() == before, path
+
+
+@pytest.mark.parametrize("raw", [b'{"message": NaN}', b'{"message": "hi", "metadata": {"x": -Infinity}}'])
+def test_non_json_constants_are_400_invalid_json(api: Api, raw: bytes) -> None:
+    assert_error(api.post_message(raw=raw), 400, "invalid_json")
+
+
+def test_sixty_four_levels_are_still_accepted(api: Api) -> None:
+    metadata = json.loads("[" * 62 + "]" * 62)  # with the body and metadata: 64 levels
+    response = api.post_message({"message": "hi", "metadata": {"deep": metadata}})
+    assert response.status_code == 202, response.content[:300]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"message": "a\x00b"}, "message"),
+        ({"message": "hi", "metadata": {"note": "a\x00b"}}, "metadata.note"),
+        ({"message": "hi", "metadata": {"a\x00": 1}}, "metadata.a\x00"),
+        ({"message": "hi", "metadata": {"list": ["ok", "\x00"]}}, "metadata.list.1"),
+        ({"message": "hi \ud800"}, "message"),
+    ],
+)
+def test_text_the_database_cannot_store_is_400(api: Api, body: dict[str, Any], field: str) -> None:
+    before = row_counts()
+    error = assert_error(api.post_message(raw=json.dumps(body).encode()), 400, "validation_error")
+    assert field in error["details"], error
+    assert row_counts() == before
+
+
+def test_nul_in_a_title_or_the_openai_door_is_400(api: Api, session: Session) -> None:
+    path = f"/v1/sessions/{session.pk}"
+    assert_error(api.call("patch", path, json_body={"title": "a\x00b"}), 400, "validation_error")
+    session.refresh_from_db()
+    assert session.title == "mine"
+    before = row_counts()
+    body = {"model": "somaagent", "messages": [{"role": "user", "content": "a\x00b"}]}
+    response = api.call("post", "/v1/chat/completions", json_body=body)
+    assert response.status_code == 400 and _code(response) == "validation_error"
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("filename", [b"a\x00b.txt", b"\x00"])
+def test_an_attachment_name_with_nul_is_400(api: Api, filename: bytes) -> None:
+    boundary = b"hostile"
+    body = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b"Content-Type: text/plain\r\n\r\nhello\r\n--" + boundary + b"--\r\n"
+    )
+    before = row_counts()
+    response = api.call(
+        "post", "/v1/attachments", raw=body, content_type=f"multipart/form-data; boundary={boundary.decode()}"
+    )
+    assert_error(response, 400, "validation_error")
+    assert row_counts() == before

@@ -1,0 +1,103 @@
+"""Bodies over SOMA_MAX_REQUEST_BYTES against the real ASGI server (issue 14 item 3): 413 while the
+body is still streaming in, before authentication, whatever the path."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.live import LiveSystem
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 64 * 1024
+UPLOAD_LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+    system = LiveSystem(
+        env={"SOMA_MAX_REQUEST_BYTES": str(LIMIT), "SOMA_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    )
+    try:
+        system.start_web()
+        yield system
+    finally:
+        system.stop()
+
+
+def _response_head(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and everything the server sent until it closed or 5 s of silence."""
+    sock.settimeout(5)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    assert data.startswith(b"HTTP/1.1 "), data[:200]
+    return int(data.split(b" ", 2)[1]), data
+
+
+def _open(web: LiveSystem, path: str, headers: dict[str, str]) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", web.port), timeout=5)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    sock.sendall(head.encode())
+    return sock
+
+
+@pytest.mark.parametrize("path", ["/v1/session/message", "/v1/chat/completions", "/v1/auth/token", "/login/"])
+def test_an_endless_chunked_body_without_credentials_is_413_before_its_end(
+    web: LiveSystem, path: str
+) -> None:
+    """The body never ends: without the limit the server waits for the rest (no answer at all)."""
+    sock = _open(web, path, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    try:
+        chunk = b"[" * 8192
+        sent = 0
+        while sent <= LIMIT + len(chunk):  # just over the limit, and never the final empty chunk
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        status, data = _response_head(sock)
+    finally:
+        sock.close()
+    assert status == 413, data[:300]
+    body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == "payload_too_large"
+    assert body["error"]["details"] == {"max_bytes": LIMIT}
+
+
+def test_a_declared_length_over_the_limit_is_413_before_any_byte_of_the_body(web: LiveSystem) -> None:
+    sock = _open(
+        web, "/v1/session/message", {"Content-Type": "application/json", "Content-Length": "10000000000"}
+    )
+    try:
+        status, _ = _response_head(sock)
+    finally:
+        sock.close()
+    assert status == 413
+
+
+def test_bodies_within_the_limit_reach_the_application(web: LiveSystem) -> None:
+    """Just under the limit: authentication answers (401), not the limit."""
+    body = json.dumps({"message": "x" * (LIMIT - 100)})
+    r = httpx.post(
+        f"{web.url}/v1/session/message", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 401, r.text[:300]
+
+
+def test_uploads_have_their_own_larger_limit(web: LiveSystem) -> None:
+    files = {"file": ("a.txt", b"a" * (LIMIT * 2), "text/plain")}
+    assert httpx.post(f"{web.url}/v1/attachments", files=files).status_code == 401
+    files = {"file": ("a.txt", b"a" * (UPLOAD_LIMIT + 128 * 1024), "text/plain")}
+    try:
+        r = httpx.post(f"{web.url}/v1/attachments", files=files)
+    except httpx.HTTPError:  # the server may close while the client is still writing
+        return
+    assert r.status_code == 413
