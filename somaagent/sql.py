@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,26 +64,31 @@ def insert_objects(
     *,
     ignore_conflicts: bool = False,
     update_on: tuple[list[str], list[str]] | None = None,
-) -> None:
+    expressions: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """INSERT unsaved model instances of one model in one statement, like ``bulk_create`` without
     its query compiler (a hot path inserts the same shape thousands of times).
 
     ``ignore_conflicts``: ON CONFLICT DO NOTHING. ``update_on=(unique fields, fields)``: ON
-    CONFLICT (unique) DO UPDATE SET each field to the new row's. Auto primary keys are left to
-    the database and not read back.
+    CONFLICT (unique) DO UPDATE SET each field to the new row's. ``expressions``: field name ->
+    (SQL, params) computed by the database instead of the object's value (a subquery, a CASE).
+    ``returning``: columns of the rows inserted, read back raw (``v_*`` convert them); a row
+    that a conflict skipped returns nothing. Auto primary keys are left to the database.
     """
     if not objs:
-        return
+        return []
     model = type(objs[0])
     meta = model._meta
     fields = [
         f for f in meta.concrete_fields if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
     ]
+    computed = expressions or {}
 
     def quote(name: Any) -> str:
         return str(connection.ops.quote_name(str(name)))
 
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    row = "(" + ", ".join(f"({computed[f.name][0]})" if f.name in computed else "%s" for f in fields) + ")"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
         f" VALUES {', '.join([row] * len(objs))}"
@@ -98,6 +103,15 @@ def insert_objects(
         sql += f" ON CONFLICT ({', '.join(quote(c) for c in columns)}) DO UPDATE SET {sets}"
     elif ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    if returning:
+        sql += " RETURNING " + ", ".join(quote(meta.get_field(n).column) for n in returning)  # type: ignore[union-attr]
+    params: list[Any] = []
+    for obj in objs:
+        for f in fields:
+            if f.name in computed:
+                params.extend(computed[f.name][1])
+            else:
+                params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return [tuple(r) for r in cursor.fetchall()] if returning else []
