@@ -3,7 +3,7 @@
 A statement inside ``transaction.atomic()`` belongs to the transaction of its
 outermost block (a run of statements under one outermost ``Atomic`` on one
 connection); a statement outside any block is a transaction of its own
-(autocommit).
+(autocommit). SQLite's ``BEGIN`` is not counted: PostgreSQL begins implicitly.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ class Statements:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().upper().startswith("BEGIN"):  # SQLite's explicit start (implicit on PostgreSQL)
+            return execute(sql, params, many, context)
         conn = context["connection"]
         outer = conn.atomic_blocks[0] if conn.in_atomic_block and conn.atomic_blocks else None
         with self.lock:
