@@ -9,6 +9,7 @@ itself) and SQLite (UUIDs as 32 hex characters, datetimes as text, JSON as text)
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -68,7 +69,7 @@ def insert_objects(
     returning: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """INSERT unsaved model instances of one model in one statement, like ``bulk_create`` without
-    its query compiler (a hot path inserts the same shape thousands of times).
+    its query compiler (a hot path inserts the same shape thousands of times; its SQL is built once).
 
     ``ignore_conflicts``: ON CONFLICT DO NOTHING. ``update_on=(unique fields, fields)``: ON
     CONFLICT (unique) DO UPDATE SET each field to the new row's. ``expressions``: field name ->
@@ -79,32 +80,17 @@ def insert_objects(
     if not objs:
         return []
     model = type(objs[0])
-    meta = model._meta
-    fields = [
-        f for f in meta.concrete_fields if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
-    ]
     computed = expressions or {}
-
-    def quote(name: Any) -> str:
-        return str(connection.ops.quote_name(str(name)))
-
-    row = "(" + ", ".join(f"({computed[f.name][0]})" if f.name in computed else "%s" for f in fields) + ")"
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES {', '.join([row] * len(objs))}"
+    sql = _insert_sql(
+        model,
+        len(objs),
+        connection.vendor,
+        ignore_conflicts=ignore_conflicts,
+        update_on=(tuple(update_on[0]), tuple(update_on[1])) if update_on is not None else None,
+        expressions=tuple((name, expr) for name, (expr, _) in computed.items()),
+        returning=tuple(returning),
     )
-    if update_on is not None:
-        unique, updates = update_on
-        columns = [meta.get_field(name).column for name in unique]  # type: ignore[union-attr]
-        sets = ", ".join(
-            f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}"  # type: ignore[union-attr]
-            for name in updates
-        )
-        sql += f" ON CONFLICT ({', '.join(quote(c) for c in columns)}) DO UPDATE SET {sets}"
-    elif ignore_conflicts:
-        sql += " ON CONFLICT DO NOTHING"
-    if returning:
-        sql += " RETURNING " + ", ".join(quote(meta.get_field(n).column) for n in returning)  # type: ignore[union-attr]
+    fields = _insert_fields(model)
     params: list[Any] = []
     for obj in objs:
         for f in fields:
@@ -115,3 +101,49 @@ def insert_objects(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(r) for r in cursor.fetchall()] if returning else []
+
+
+@functools.cache
+def _insert_fields(model: type[Model]) -> list[Any]:
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(
+    model: type[Model],
+    rows: int,
+    vendor: str,  # the key of the cache: quoting differs per backend
+    *,
+    ignore_conflicts: bool,
+    update_on: tuple[tuple[str, ...], tuple[str, ...]] | None,
+    expressions: tuple[tuple[str, str], ...],
+    returning: tuple[str, ...],
+) -> str:
+    meta = model._meta
+    fields = _insert_fields(model)
+    computed = dict(expressions)
+
+    def quote(name: Any) -> str:
+        return str(connection.ops.quote_name(str(name)))
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)  # type: ignore[union-attr]
+
+    row = "(" + ", ".join(f"({computed[f.name]})" if f.name in computed else "%s" for f in fields) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" VALUES {', '.join([row] * rows)}"
+    )
+    if update_on is not None:
+        unique, updates = update_on
+        sets = ", ".join(f"{column(name)} = EXCLUDED.{column(name)}" for name in updates)
+        sql += f" ON CONFLICT ({', '.join(column(name) for name in unique)}) DO UPDATE SET {sets}"
+    elif ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    if returning:
+        sql += " RETURNING " + ", ".join(column(name) for name in returning)
+    return sql

@@ -20,6 +20,7 @@ from django.db import connection
 from conversations.models import IdempotencyRecord, Turn
 from somaagent import outbox
 from somaagent.apikeys import KEY_RE, api_key_revoke
+from somaagent.batcher import Batcher
 from somaagent.models import OutboxMessage
 from somaagent.outbox import outbox_marks_flush
 from somaagent.versioned import Versioned
@@ -36,7 +37,7 @@ ACCEPT_STATEMENTS = 4 if connection.vendor == "postgresql" else 5
 @pytest.fixture(autouse=True)
 def _marks_only_when_flushed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The published marks of this test's accepts wait for ``outbox_marks_flush`` (no timer)."""
-    monkeypatch.setattr(outbox, "_marks", outbox._PublishedMarks(interval=3600))
+    monkeypatch.setattr(outbox, "_marks", Batcher("test-marks", outbox._mark_many, interval=3600))
 
 
 def _accept(api: Api, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
