@@ -135,6 +135,9 @@ def _send(messages: list[OutboxMessage]) -> None:
                     routing_key=route.queue,
                     retry=False,
                     producer=producer,
+                    # What Flower shows, without Celery's saferepr walking the payload each time.
+                    argsrepr="()",
+                    kwargsrepr=repr(message.payload),
                     # Nobody waits for these results; without this every publish subscribes
                     # to the result channel (and builds a result backend per web thread).
                     ignore_result=True,
