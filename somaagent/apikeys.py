@@ -3,6 +3,13 @@
 Keys are 256-bit random, so a fast hash is right (a slow KDF on every request
 would be a denial-of-service lever); the unique prefix salts it. Comparison is
 constant-time.
+
+Each process keeps the key rows it has seen per data version
+(``somaagent.versioned``): a request pays a dict lookup, not a query. Any save
+of a key (revocation, new scopes or limit) or its deletion bumps that key's
+version after commit, so a revoked key stops working everywhere within
+``SOMA_CACHE_FRESH_SECONDS`` (1 s); a process that cannot ask Redis reads the
+database.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import timedelta
+from collections.abc import Hashable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -21,6 +29,7 @@ from somaagent import scopes as sc
 from somaagent.audit import Actor, audit_record
 from somaagent.errors import ValidationFailed
 from somaagent.models import ApiKey, AuditLog, Tenant
+from somaagent.versioned import Versioned
 
 KEY_PREFIX = "soma_"
 KEY_RE = re.compile(r"^soma_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
@@ -93,23 +102,48 @@ def api_key_create(
     return key, raw
 
 
+def _key_row(prefix: Hashable) -> ApiKey | None:
+    return ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+
+
+# Read on every API request: once per version per process. The rows are shared: read-only.
+_keys: Versioned[ApiKey | None] = Versioned("api_keys", _key_row)
+# When this process last wrote each key's last_used_at (the cached row keeps the old value).
+_last_used: dict[str, datetime] = {}
+
+
+def api_key_changed(key: ApiKey) -> None:
+    """A key row was saved or deleted (connected in ``somaagent.apps``): every process reads it again."""
+    _keys.bump(key.prefix)
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The active key matching ``raw_key``, or None; never raises on bad input."""
     match = KEY_RE.match(raw_key or "")
     if match is None:
         return None
     digest = _hash(raw_key)
-    key = ApiKey.objects.select_related("tenant").filter(prefix=match.group(1)).first()
+    key = _keys.get(match.group(1))
     # Compare against a dummy when the prefix is unknown, so both paths do the same work.
     stored = key.secret_hash if key is not None else _UNKNOWN_KEY_HASH
     if not hmac.compare_digest(stored, digest) or key is None:
         return None
     if key.revoked_at is not None:
         return None
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    _touch(key)
     return key
+
+
+def _touch(key: ApiKey) -> None:
+    """Record use at most once per ``LAST_USED_RESOLUTION`` per process (one UPDATE, no signal)."""
+    now = timezone.now()
+    last = max(filter(None, (key.last_used_at, _last_used.get(key.prefix))), default=None)
+    if last is not None and now - last <= LAST_USED_RESOLUTION:
+        return
+    if len(_last_used) >= 10_000:
+        _last_used.clear()
+    _last_used[key.prefix] = now
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
 
 
 def api_key_revoke(*, prefix: str, actor: Actor | None = None, tenant: Tenant | None = None) -> ApiKey | None:

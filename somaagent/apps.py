@@ -23,8 +23,17 @@ class SomaAgentConfig(AppConfig):
     @staticmethod
     def _invalidate_caches_on_change() -> None:
         """Every process caches these per version (somaagent.versioned): a change is announced."""
+        from somaagent.apikeys import api_key_changed
         from somaagent.budgets.services import budgets_changed
-        from somaagent.models import Budget, LlmCredential, ModelProfile, Persona, PolicyData, UISetting
+        from somaagent.models import (
+            ApiKey,
+            Budget,
+            LlmCredential,
+            ModelProfile,
+            Persona,
+            PolicyData,
+            UISetting,
+        )
         from somaagent.policy.data import policy_data_changed
         from somaagent.versioned import config_changed, invalidate_on_change
 
@@ -32,3 +41,4 @@ class SomaAgentConfig(AppConfig):
             invalidate_on_change(model, lambda _: config_changed())
         invalidate_on_change(Budget, budgets_changed)
         invalidate_on_change(PolicyData, policy_data_changed)
+        invalidate_on_change(ApiKey, api_key_changed)

@@ -9,6 +9,20 @@ within ``SOMA_OUTBOX_MAX_AGE_SECONDS`` moves to the dead-letter queue.
 
 Consumers are idempotent, so publishing a row twice (fast path and sweep racing)
 is harmless.
+
+The fast path runs off the request: after commit the row goes to the
+process's publisher thread (``somaagent.batcher``), which publishes whatever
+has committed since its last round through one producer in one Redis pipeline
+(kombu's ``Producer.batch``), and hands the ids to the marker thread, which
+sets ``published_at`` for all of them in one UPDATE per
+``SOMA_OUTBOX_MARK_INTERVAL_SECONDS`` (0.2 s). An accept is then one
+transaction and no broker round trip. Both stay well inside the sweep's
+minimum age (``SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS``, 2 s): the sweep does not
+publish a row the fast path sent unless its mark was lost (process killed,
+database away), and then it is one harmless duplicate. Run inside a
+transaction that is still open (a caller's, a test's), the fast path
+publishes and marks on the caller's thread and connection, the only one that
+sees the row.
 """
 
 from __future__ import annotations
@@ -23,9 +37,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from somaagent.batcher import Batcher
+from somaagent.config import env_float
 from somaagent.models import DeadLetter, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -65,7 +81,7 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
         OutboxMessage(topic=topic, payload=payload, dedupe_key=dedupe_key, next_attempt_at=timezone.now())
     )
     if message is not None:
-        transaction.on_commit(lambda: outbox_publish_now(message_id=message.pk, message=message))
+        transaction.on_commit(lambda: _after_commit(message))
     return message
 
 
@@ -95,30 +111,37 @@ def _insert_unless_duplicate(message: OutboxMessage) -> OutboxMessage | None:
     return message
 
 
-def _send(message: OutboxMessage) -> None:
+def _send(messages: list[OutboxMessage]) -> None:
     """Publish once, failing fast: the outbox retries, so nothing here waits for the broker.
 
     ``retry=False`` alone does not do it: a pooled connection that has to
     reconnect goes through kombu's ``default_channel``, which keeps retrying
     (sleeping) for ``broker_connection_timeout`` — 2 s inside the request that
-    accepted the message. One connection attempt, then the error.
+    accepted the message. One connection attempt, then the error. Several
+    messages go out in one round trip (one Redis pipeline; other transports
+    publish them one by one).
     """
     from somaagent.celery import app
 
-    route = ROUTES[message.topic]
     with app.producer_pool.acquire(block=True) as producer:
         producer.connection.ensure_connection(max_retries=0, timeout=app.conf.broker_connection_timeout)
-        app.send_task(
-            route.task,
-            kwargs=message.payload,
-            queue=route.queue,
-            routing_key=route.queue,
-            retry=False,
-            producer=producer,
-            # Nobody waits for these results; without this every publish subscribes
-            # to the result channel (and builds a result backend per web thread).
-            ignore_result=True,
-        )
+        with producer.batch():
+            for message in messages:
+                route = ROUTES[message.topic]
+                app.send_task(
+                    route.task,
+                    kwargs=message.payload,
+                    queue=route.queue,
+                    routing_key=route.queue,
+                    retry=False,
+                    producer=producer,
+                    # What Flower shows, without Celery's saferepr walking the payload each time.
+                    argsrepr="()",
+                    kwargsrepr=repr(message.payload),
+                    # Nobody waits for these results; without this every publish subscribes
+                    # to the result channel (and builds a result backend per web thread).
+                    ignore_result=True,
+                )
 
 
 def _broker_presumed_down() -> bool:
@@ -143,22 +166,64 @@ def outbox_publish_now(*, message_id: int, message: OutboxMessage | None = None)
         message = OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).first()
         if message is None:
             return False
+    return _publish([message])
+
+
+def _after_commit(message: OutboxMessage) -> None:
+    if connection.in_atomic_block:
+        _publish([message])
+    else:
+        _publisher.add(message)
+
+
+def _publish(messages: list[OutboxMessage]) -> bool:
+    """The fast path for rows just committed; a failure is recorded on them and left for the sweep."""
+    if _broker_presumed_down():
+        return False
     try:
-        _send(message)
+        _send(messages)
     except Exception as exc:  # kombu raises many connection error types
         _mark_broker_down()
         log.warning(
             "outbox fast-path publish failed; the sweep will retry",
-            extra={"outbox_id": message_id, "topic": message.topic, "error": repr(exc)},
+            extra={"outbox_ids": [m.pk for m in messages], "error": repr(exc)},
         )
-        OutboxMessage.objects.filter(pk=message_id).update(last_error=repr(exc)[:2000])
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(last_error=repr(exc)[:2000])
         return False
-    _mark_published(message_id)
+    for message in messages:
+        _mark_published(message.pk)
     return True
 
 
 def _mark_published(message_id: int) -> None:
-    OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(published_at=timezone.now())
+    if connection.in_atomic_block:
+        _update_published([message_id])  # rides on the open transaction
+    else:
+        _marks.add(message_id)
+
+
+def _update_published(ids: list[int]) -> None:
+    OutboxMessage.objects.filter(pk__in=ids, published_at__isnull=True).update(published_at=timezone.now())
+
+
+def _mark_many(ids: list[int]) -> None:
+    try:
+        _update_published(ids)
+    except (DatabaseError, RuntimeError) as exc:  # RuntimeError: no database access (tests)
+        # Unmarked rows are published again by the sweep; consumers are idempotent.
+        log.warning("could not mark published outbox rows", extra={"rows": len(ids), "error": repr(exc)})
+
+
+_marks: Batcher[int] = Batcher(
+    "outbox-marks", _mark_many, interval=env_float("SOMA_OUTBOX_MARK_INTERVAL_SECONDS", 0.2)
+)
+_publisher: Batcher[OutboxMessage] = Batcher("outbox-publisher", _publish)
+
+
+def outbox_marks_flush() -> int:
+    """Publish what the fast path holds and mark its published rows now (tests, benchmarks)."""
+    _publisher.flush()
+    return _marks.flush()
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -180,7 +245,7 @@ def outbox_sweep(*, batch_size: int = 200) -> dict[str, int]:
         )
         for message in due:
             try:
-                _send(message)
+                _send([message])
             except Exception as exc:  # kombu raises many connection error types
                 message.attempts += 1
                 message.last_error = repr(exc)[:2000]

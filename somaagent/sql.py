@@ -9,9 +9,10 @@ itself) and SQLite (UUIDs as 32 hex characters, datetimes as text, JSON as text)
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,40 +65,85 @@ def insert_objects(
     *,
     ignore_conflicts: bool = False,
     update_on: tuple[list[str], list[str]] | None = None,
-) -> None:
+    expressions: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """INSERT unsaved model instances of one model in one statement, like ``bulk_create`` without
-    its query compiler (a hot path inserts the same shape thousands of times).
+    its query compiler (a hot path inserts the same shape thousands of times; its SQL is built once).
 
     ``ignore_conflicts``: ON CONFLICT DO NOTHING. ``update_on=(unique fields, fields)``: ON
-    CONFLICT (unique) DO UPDATE SET each field to the new row's. Auto primary keys are left to
-    the database and not read back.
+    CONFLICT (unique) DO UPDATE SET each field to the new row's. ``expressions``: field name ->
+    (SQL, params) computed by the database instead of the object's value (a subquery, a CASE).
+    ``returning``: columns of the rows inserted, read back raw (``v_*`` convert them); a row
+    that a conflict skipped returns nothing. Auto primary keys are left to the database.
     """
     if not objs:
-        return
+        return []
     model = type(objs[0])
-    meta = model._meta
-    fields = [
-        f for f in meta.concrete_fields if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
+    computed = expressions or {}
+    sql = _insert_sql(
+        model,
+        len(objs),
+        connection.vendor,
+        ignore_conflicts=ignore_conflicts,
+        update_on=(tuple(update_on[0]), tuple(update_on[1])) if update_on is not None else None,
+        expressions=tuple((name, expr) for name, (expr, _) in computed.items()),
+        returning=tuple(returning),
+    )
+    fields = _insert_fields(model)
+    params: list[Any] = []
+    for obj in objs:
+        for f in fields:
+            if f.name in computed:
+                params.extend(computed[f.name][1])
+            else:
+                params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(r) for r in cursor.fetchall()] if returning else []
+
+
+@functools.cache
+def _insert_fields(model: type[Model]) -> list[Any]:
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
     ]
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(
+    model: type[Model],
+    rows: int,
+    vendor: str,  # the key of the cache: quoting differs per backend
+    *,
+    ignore_conflicts: bool,
+    update_on: tuple[tuple[str, ...], tuple[str, ...]] | None,
+    expressions: tuple[tuple[str, str], ...],
+    returning: tuple[str, ...],
+) -> str:
+    meta = model._meta
+    fields = _insert_fields(model)
+    computed = dict(expressions)
 
     def quote(name: Any) -> str:
         return str(connection.ops.quote_name(str(name)))
 
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)  # type: ignore[union-attr]
+
+    row = "(" + ", ".join(f"({computed[f.name]})" if f.name in computed else "%s" for f in fields) + ")"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES {', '.join([row] * len(objs))}"
+        f" VALUES {', '.join([row] * rows)}"
     )
     if update_on is not None:
         unique, updates = update_on
-        columns = [meta.get_field(name).column for name in unique]  # type: ignore[union-attr]
-        sets = ", ".join(
-            f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}"  # type: ignore[union-attr]
-            for name in updates
-        )
-        sql += f" ON CONFLICT ({', '.join(quote(c) for c in columns)}) DO UPDATE SET {sets}"
+        sets = ", ".join(f"{column(name)} = EXCLUDED.{column(name)}" for name in updates)
+        sql += f" ON CONFLICT ({', '.join(column(name) for name in unique)}) DO UPDATE SET {sets}"
     elif ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    if returning:
+        sql += " RETURNING " + ", ".join(column(name) for name in returning)
+    return sql

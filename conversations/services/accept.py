@@ -1,9 +1,19 @@
 """Accepting a user message: one transaction for session, event, turn and outbox row.
 
-With an ``Idempotency-Key`` the first answer is stored with the same
-transaction; a replay with the same body returns it and starts nothing, a
-replay with another body is a conflict. Two concurrent requests with one key
-race on the key's unique constraint: the loser's transaction rolls back whole.
+The whole accept is that one transaction, reads included: the Idempotency-Key
+check, the session (or persona) the message goes to, the gateway's policy and
+budget checks (``admit``: nothing is written before they pass), then the
+writes — about four statements on PostgreSQL (session or session read, event,
+turn, outbox row). The API key, policy data and budgets come from per-version
+caches (``somaagent.versioned``); the broker publish and its bookkeeping come
+after commit (``somaagent.outbox``).
+
+With an ``Idempotency-Key`` the first answer is stored as the transaction's
+last write (``INSERT … ON CONFLICT DO NOTHING``); a replay with the same body
+returns it and starts nothing, a replay with another body is a conflict. Two
+concurrent requests with one key meet on the key's unique constraint: the
+second one's insert waits for the first to commit, finds the key taken, and
+its transaction rolls back whole before it answers as a replay.
 """
 
 from __future__ import annotations
@@ -15,23 +25,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from conversations.models import (
     Attachment,
     EventType,
     IdempotencyRecord,
     Session,
-    Turn,
 )
 from conversations.selectors import session_get, session_owned
 from conversations.services.events import event_append
 from conversations.services.titles import title_from_message
-from conversations.services.turns import turn_dispatch
+from conversations.services.turns import turn_dispatch, turn_insert
 from somaagent.context import request_id_data
 from somaagent.errors import IdempotencyConflict, NotFound, ValidationFailed
 from somaagent.models import Persona, Tenant
+from somaagent.sql import insert_objects
+
+# The gateway's checks: admit(session_id, persona_id) raises PolicyDenied or BudgetExceeded.
+Admit = Callable[[uuid.UUID | None, uuid.UUID | None], None]
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,10 @@ def replay_owner_check(record: IdempotencyRecord, *, owner: Any) -> None:
         )
 
 
+class _KeyTaken(Exception):
+    """A concurrent request stored this Idempotency-Key first: roll back, answer as it did."""
+
+
 def message_accept(
     *,
     tenant: Tenant,
@@ -99,35 +115,30 @@ def message_accept(
     idempotency_key: str | None = None,
     created_by: Any = None,
     owner: Any = None,
-    admit: Callable[[], None] | None = None,
+    admit: Admit | None = None,
 ) -> dict[str, Any]:
     """Store the message and queue its turn; returns the 202 body.
 
     ``admit`` (the gateway's policy and budget checks) runs before anything is
     written, and not for a replay: that returns the stored answer and starts nothing.
     """
-    fingerprint = data.fingerprint()
-    if idempotency_key:
-        existing = IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).first()
-        if existing is not None:
-            return _replay(existing, fingerprint=fingerprint, owner=owner)
-    if admit is not None:
-        admit()
+    fingerprint = data.fingerprint() if idempotency_key else ""
     try:
         with transaction.atomic():
-            record = None
             if idempotency_key:
-                # First statement: a concurrent twin blocks here and then fails whole.
-                record = IdempotencyRecord.objects.create(
-                    tenant=tenant, key=idempotency_key, request_hash=fingerprint, response={}
+                existing = IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).first()
+                if existing is not None:
+                    return _replay(existing, fingerprint=fingerprint, owner=owner)
+            response = _accept_in_transaction(
+                tenant=tenant, data=data, created_by=created_by, owner=owner, admit=admit
+            )
+            if idempotency_key:
+                record = IdempotencyRecord(
+                    tenant=tenant, key=idempotency_key, request_hash=fingerprint, response=response
                 )
-            response = _accept_in_transaction(tenant=tenant, data=data, created_by=created_by, owner=owner)
-            if record is not None:
-                record.response = response
-                record.save(update_fields=["response"])
-    except IntegrityError:
-        if not idempotency_key:
-            raise
+                if not insert_objects([record], ignore_conflicts=True, returning=("id",)):
+                    raise _KeyTaken
+    except _KeyTaken:
         return _replay(
             IdempotencyRecord.objects.get(tenant=tenant, key=idempotency_key),
             fingerprint=fingerprint,
@@ -137,28 +148,34 @@ def message_accept(
 
 
 def _accept_in_transaction(
-    *, tenant: Tenant, data: MessageInput, created_by: Any, owner: Any
+    *, tenant: Tenant, data: MessageInput, created_by: Any, owner: Any, admit: Admit | None
 ) -> dict[str, Any]:
-    persona = None
-    if data.persona_id is not None:
-        persona = Persona.objects.for_tenant(tenant).filter(pk=data.persona_id).first()
-        if persona is None:
-            raise NotFound("No such persona.", details={"persona_id": str(data.persona_id)})
+    if (
+        data.persona_id is not None
+        and not Persona.objects.for_tenant(tenant).filter(pk=data.persona_id).exists()
+    ):
+        raise NotFound("No such persona.", details={"persona_id": str(data.persona_id)})
+    session = None
+    persona_id = data.persona_id
     if data.session_id is not None:
         session = session_get(tenant=tenant, session_id=data.session_id, owner=owner)
-        if persona is not None and session.persona_id not in (None, persona.pk):
-            raise ValidationFailed(
-                "persona_id does not match the session's persona.",
-                details={"persona_id": str(persona.pk)},
-            )
-    else:
-        session = Session.objects.create(
+        persona_id = session.persona_id  # the persona the turn will really use
+    if admit is not None:
+        admit(data.session_id, persona_id)
+    if session is not None and data.persona_id is not None and persona_id not in (None, data.persona_id):
+        raise ValidationFailed(
+            "persona_id does not match the session's persona.",
+            details={"persona_id": str(data.persona_id)},
+        )
+    if session is None:
+        session = Session(
             tenant=tenant,
-            persona=persona,
+            persona_id=persona_id,
             title=title_from_message(data.message),
             title_automatic=True,
             created_by=created_by,
         )
+        insert_objects([session])
     attachments = _attachments(tenant=tenant, ids=data.attachments)
     event = event_append(
         session_id=session.pk,
@@ -176,17 +193,10 @@ def _accept_in_transaction(
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(
             session=session
         )
-    # A turn waits while an earlier one of its session is active (that one dispatches it).
-    waits = (
-        data.session_id is not None
-        and Turn.objects.filter(
-            session=session, status__in=Turn.ACTIVE_STATUSES, user_event__seq__lt=event.seq
-        ).exists()
+    turn = turn_insert(
+        tenant_id=tenant.pk, session_id=session.pk, user_event=event, new_session=data.session_id is None
     )
-    turn = Turn.objects.create(
-        tenant=tenant, session=session, user_event=event, dispatched_at=None if waits else timezone.now()
-    )
-    if not waits:
+    if turn.dispatched_at is not None:
         turn_dispatch(turn=turn, reason="accept", mark_dispatched=False)
     return {
         "session_id": str(session.pk),

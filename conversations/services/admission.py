@@ -1,9 +1,10 @@
 """Policy and budget gates of a conversation: at the gateway, in the turn, for uploads.
 
-Gateway (``gateway_admit``, run by ``message_admit_accept`` before anything is
-written; not for an idempotent replay): ``conversation.send`` for the persona
-the turn will really use (an existing session's own persona, else the requested
-one), then the budget's room for the message. Turn (``turn_admit``): the same policy
+Gateway (``gateway_admit``, run by ``message_accept`` inside its transaction
+before anything is written; not for an idempotent replay): ``conversation.send``
+for the persona the turn will really use (an existing session's own persona,
+else the requested one; ``message_accept`` has read it, and answered 404 for a
+missing one), then the budget's room for the message. Turn (``turn_admit``): the same policy
 question again — the data or the session's persona may have changed since —
 and a budget reservation of the estimated prompt plus the completion reserve,
 settled when the turn ends (``turn_end``). Uploads
@@ -18,7 +19,6 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ModelTarget
-from conversations.models import Session
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.turns import ClaimedTurn
 from somaagent import scopes as sc
@@ -27,7 +27,6 @@ from somaagent.budgets.services import budget_check, budget_reserve, estimate_to
 from somaagent.errors import BudgetExceeded, PolicyDenied
 from somaagent.identity import Principal
 from somaagent.metrics.record import budget_rejected
-from somaagent.models import Persona
 from somaagent.policy import policy_authorize, principal_authorize
 from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
 
@@ -42,8 +41,8 @@ def message_admit_accept(
         idempotency_key=idempotency_key,
         created_by=principal.user,
         owner=principal.session_owner,
-        admit=lambda: gateway_admit(
-            principal=principal, message=data.message, session_id=data.session_id, persona_id=data.persona_id
+        admit=lambda session_id, persona_id: gateway_admit(
+            principal=principal, message=data.message, session_id=session_id, persona_id=persona_id
         ),
     )
 
@@ -51,17 +50,12 @@ def message_admit_accept(
 def gateway_admit(
     *, principal: Principal, message: str, session_id: Any = None, persona_id: Any = None
 ) -> None:
-    """Raise PolicyDenied (403) or BudgetExceeded (429) before anything is written."""
+    """Raise PolicyDenied (403) or BudgetExceeded (429) before anything is written.
+
+    ``session_id`` is an existing session of the caller, ``persona_id`` the persona its turn uses.
+    """
     tenant = principal.tenant
-    resource = "session:new"
-    if session_id is not None:
-        session = Session.objects.for_tenant(tenant).filter(pk=session_id).only("persona_id").first()
-        if session is None:
-            return  # accepting answers 404
-        resource = f"session:{session.pk}"
-        persona_id = session.persona_id
-    elif persona_id is not None and not Persona.objects.for_tenant(tenant).filter(pk=persona_id).exists():
-        return  # accepting answers 404
+    resource = f"session:{session_id}" if session_id is not None else "session:new"
     principal_authorize(
         principal=principal,
         action=CONVERSATION_SEND,

@@ -29,7 +29,7 @@ from somaagent.context import adopt_request_id
 from somaagent.models import Persona
 from somaagent.outbox import outbox_enqueue, register_topic
 from somaagent.redis_client import key, sync_redis
-from somaagent.sql import p_uuid, v_datetime, v_json, v_uuid
+from somaagent.sql import insert_objects, p_datetime, p_uuid, v_datetime, v_json, v_uuid
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,35 @@ def turn_dispatch(*, turn: Turn, reason: str, mark_dispatched: bool = True) -> N
         payload={"turn_id": str(turn.pk)},
         dedupe_key=f"turn:{turn.pk}:{reason}:{uuid.uuid4().hex[:12]}",
     )
+
+
+def turn_insert(
+    *, tenant_id: uuid.UUID, session_id: uuid.UUID, user_event: SessionEvent, new_session: bool
+) -> Turn:
+    """Insert the turn that answers ``user_event`` in the current transaction, in one statement.
+
+    It is dispatched now (``dispatched_at`` set) unless an earlier turn of its
+    session is still active: then it waits, and that one dispatches it when it
+    ends. The check runs in the INSERT itself, after the event took the
+    session's cursor (the row lock orders concurrent accepts of one session).
+    """
+    turn = Turn(tenant_id=tenant_id, session_id=session_id, user_event_id=user_event.pk)
+    now = timezone.now()
+    if new_session:
+        turn.dispatched_at = now
+        insert_objects([turn])
+        return turn
+    waits = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM {Turn._meta.db_table} t INNER JOIN {SessionEvent._meta.db_table} e"
+        " ON t.user_event_id = e.id WHERE t.session_id = %s AND t.status IN (%s, %s) AND e.seq < %s)"
+        " THEN NULL ELSE %s END"
+    )
+    params = [p_uuid(session_id), *map(str, Turn.ACTIVE_STATUSES), user_event.seq, p_datetime(now)]
+    [(dispatched_at,)] = insert_objects(
+        [turn], expressions={"dispatched_at": (waits, params)}, returning=("dispatched_at",)
+    )
+    turn.dispatched_at = v_datetime(dispatched_at)
+    return turn
 
 
 def _has_active_predecessor(turn: Turn) -> bool:

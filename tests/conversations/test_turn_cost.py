@@ -8,54 +8,19 @@ this process against the stub model over real HTTP, with a zero-latency reply.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections
-from django.db.backends.signals import connection_created
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.runner import turn_run
 from somaagent.models import Tenant
+from tests.statements import statements_on_every_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@dataclasses.dataclass
-class Statements:
-    sql: list[str] = dataclasses.field(default_factory=list)
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-
-    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        with self.lock:
-            self.sql.append(sql)
-        return execute(sql, params, many, context)
-
-    def count(self, prefix: str = "") -> int:
-        return sum(1 for s in self.sql if s.lstrip().upper().startswith(prefix))
-
-
-@contextmanager
-def statements_on_every_thread() -> Iterator[Statements]:
-    """Every statement run by any thread of this process while the block runs."""
-    seen = Statements()
-
-    def install(sender: Any, connection: Any, **_: Any) -> None:
-        if seen not in connection.execute_wrappers:
-            connection.execute_wrappers.append(seen)
-
-    for conn in connections.all(initialized_only=True):
-        conn.close()  # every thread opens its connection anew, with the wrapper
-    connection_created.connect(install)
-    try:
-        yield seen
-    finally:
-        connection_created.disconnect(install)
 
 
 @pytest.fixture
