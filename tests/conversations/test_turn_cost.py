@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.runner import turn_run
