@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from somaagent import scopes as sc
 from somaagent import serializers as s
-from somaagent.apikeys import PREFIX_PATTERN, api_key_create, api_key_revoke, key_limit_check
+from somaagent.apikeys import PREFIX_PATTERN, api_key_create, api_key_revoke
 from somaagent.audit import actor_from_request
 from somaagent.authentication import principal_of
 from somaagent.budgets.selectors import budget_status
@@ -110,9 +110,6 @@ class KeyListView(APIView):
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
         principal = principal_of(request)
-        key_limit_check(
-            v.get("rate_limit_per_minute"), by_staff=bool(getattr(principal.user, "is_staff", False))
-        )
         key, raw = api_key_create(
             tenant=principal.tenant,
             name=v.get("name", ""),

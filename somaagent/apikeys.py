@@ -21,7 +21,6 @@ import secrets
 from collections.abc import Hashable
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,23 +45,6 @@ def _hash(raw_key: str) -> str:
 def tenant_get_or_create(*, name: str) -> Tenant:
     tenant, _ = Tenant.objects.get_or_create(name=name)
     return tenant
-
-
-def key_limit_check(limit: int | None, *, by_staff: bool) -> None:
-    """A tenant admin may tighten a key's rate limit, never lift it past the operator's.
-
-    ``0`` (no limit) and anything above ``SOMA_RATE_LIMIT_PER_MINUTE`` are for staff
-    (Django admin) only; ``None`` means the operator's default.
-    """
-    if limit is None or by_staff:
-        return
-    ceiling = settings.SOMA.rate_limit_per_minute
-    if limit < 1 or (ceiling > 0 and limit > ceiling):
-        bound = f"1 to {ceiling}" if ceiling > 0 else "at least 1"
-        raise ValidationFailed(
-            f"rate_limit_per_minute must be {bound}; only staff can lift a key's limit.",
-            details={"rate_limit_per_minute": [f"must be {bound}"]},
-        )
 
 
 def api_key_create(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from somaagent import scopes as sc
@@ -57,7 +58,19 @@ class KeyCreateSerializer(StrictSerializer):
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=sc.ALL_SCOPES), required=False, max_length=len(sc.ALL_SCOPES)
     )
-    rate_limit_per_minute = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    # A tenant admin may tighten a key's limit, never lift it past the operator's: 0 (no limit)
+    # and anything above SOMA_RATE_LIMIT_PER_MINUTE are for staff, in the Django admin.
+    rate_limit_per_minute = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.SOMA.rate_limit_per_minute or None,
+        required=False,
+        allow_null=True,
+        help_text="Requests per minute, 1 to the server's SOMA_RATE_LIMIT_PER_MINUTE; empty: that default.",
+        error_messages={
+            "min_value": "must be at least {min_value}; only staff can lift a key's limit.",
+            "max_value": "must be at most {max_value}; only staff can lift a key's limit.",
+        },
+    )
 
 
 class KeySerializer(serializers.Serializer):
