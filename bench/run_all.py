@@ -28,9 +28,10 @@ BENCHMARKS: dict[str, str] = {
     "memory_recall": "bench.memory_recall",
     "sandbox": "bench.sandbox",
     "concurrency": "bench.concurrency",
+    "accept_cost": "bench.accept_cost",
 }
 # Script benchmarks (their own ``main``) that understand ``--quick``.
-ACCEPTS_QUICK = {"bench.ops"}
+ACCEPTS_QUICK = {"bench.ops", "bench.accept_cost"}
 
 
 def main(argv: list[str] | None = None) -> int:

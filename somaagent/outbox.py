@@ -27,6 +27,8 @@ sees the row.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import random
 import threading
@@ -111,7 +113,7 @@ def _insert_unless_duplicate(message: OutboxMessage) -> OutboxMessage | None:
     return message
 
 
-def _send(messages: list[OutboxMessage]) -> None:
+def _send(messages: list[OutboxMessage], contexts: list[contextvars.Context] | None = None) -> None:
     """Publish once, failing fast: the outbox retries, so nothing here waits for the broker.
 
     ``retry=False`` alone does not do it: a pooled connection that has to
@@ -119,16 +121,18 @@ def _send(messages: list[OutboxMessage]) -> None:
     (sleeping) for ``broker_connection_timeout`` — 2 s inside the request that
     accepted the message. One connection attempt, then the error. Several
     messages go out in one round trip (one Redis pipeline; other transports
-    publish them one by one).
+    publish them one by one). ``contexts``: each message is published in the
+    context of the request that committed it (its request id and trace).
     """
     from somaagent.celery import app
 
     with app.producer_pool.acquire(block=True) as producer:
         producer.connection.ensure_connection(max_retries=0, timeout=app.conf.broker_connection_timeout)
         with producer.batch():
-            for message in messages:
+            for i, message in enumerate(messages):
                 route = ROUTES[message.topic]
-                app.send_task(
+                publish = functools.partial(
+                    app.send_task,
                     route.task,
                     kwargs=message.payload,
                     queue=route.queue,
@@ -142,6 +146,10 @@ def _send(messages: list[OutboxMessage]) -> None:
                     # to the result channel (and builds a result backend per web thread).
                     ignore_result=True,
                 )
+                if contexts is not None:
+                    contexts[i].run(publish)
+                else:
+                    publish()
 
 
 def _broker_presumed_down() -> bool:
@@ -173,15 +181,19 @@ def _after_commit(message: OutboxMessage) -> None:
     if connection.in_atomic_block:
         _publish([message])
     else:
-        _publisher.add(message)
+        _publisher.add((message, contextvars.copy_context()))
 
 
-def _publish(messages: list[OutboxMessage]) -> bool:
+def _publish_handed_over(batch: list[tuple[OutboxMessage, contextvars.Context]]) -> None:
+    _publish([message for message, _ in batch], [context for _, context in batch])
+
+
+def _publish(messages: list[OutboxMessage], contexts: list[contextvars.Context] | None = None) -> bool:
     """The fast path for rows just committed; a failure is recorded on them and left for the sweep."""
     if _broker_presumed_down():
         return False
     try:
-        _send(messages)
+        _send(messages, contexts)
     except Exception as exc:  # kombu raises many connection error types
         _mark_broker_down()
         log.warning(
@@ -217,7 +229,9 @@ def _mark_many(ids: list[int]) -> None:
 _marks: Batcher[int] = Batcher(
     "outbox-marks", _mark_many, interval=env_float("SOMA_OUTBOX_MARK_INTERVAL_SECONDS", 0.2)
 )
-_publisher: Batcher[OutboxMessage] = Batcher("outbox-publisher", _publish)
+_publisher: Batcher[tuple[OutboxMessage, contextvars.Context]] = Batcher(
+    "outbox-publisher", _publish_handed_over
+)
 
 
 def outbox_marks_flush() -> int:
