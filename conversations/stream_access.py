@@ -7,6 +7,12 @@ revoked key, a deactivated user, a removed tenant membership, an expired JWT
 (``somaagent.identity.principal_lapsed``) — or the session deleted: the
 stream sends one final error frame and ends, within a heartbeat or two
 (``SOMA_SSE_HEARTBEAT_SECONDS``, 15 s). A check is two indexed lookups at most.
+
+While the database cannot be reached the check cannot be made, and the stream
+goes on delivering what Redis holds (a database outage must not cut every open
+stream): access last confirmed less than ``GRACE_INTERVALS`` intervals ago
+(a minute by default) still counts; past that the stream ends with a 503
+``database_unavailable`` frame, and the client resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 from django.conf import settings
 
 from conversations.selectors import session_visible
-from somaagent.api_errors import error_body
+from somaagent.api_errors import error_body, unavailable_database
 from somaagent.async_db import db_call
 from somaagent.errors import NotFound, SomaError
 from somaagent.identity import Principal, principal_lapsed
@@ -42,6 +48,9 @@ def refusal_frame(exc: SomaError) -> dict[str, Any]:
     return {"type": "error", "ref": None, "status": exc.status_code, **error_body(exc.code, exc.message)}
 
 
+GRACE_INTERVALS = 4
+
+
 class StreamAccess:
     """Re-checks one open stream's access: at every heartbeat, and at least once per interval."""
 
@@ -50,6 +59,7 @@ class StreamAccess:
         self.session_id = session_id
         self.interval = settings.SOMA.sse_heartbeat_seconds if interval is None else interval
         self._next_check = time.monotonic() + self.interval
+        self._confirmed = time.monotonic()  # when access was last checked and held
 
     async def refusal(self, *, heartbeat: bool) -> SomaError | None:
         """Why the stream must end before sending what comes next, or None."""
@@ -57,4 +67,14 @@ class StreamAccess:
         if not heartbeat and now < self._next_check:
             return None
         self._next_check = now + self.interval
-        return await _access_revoked_async(principal=self.principal, session_id=self.session_id)
+        try:
+            refused = await _access_revoked_async(principal=self.principal, session_id=self.session_id)
+        except Exception as exc:
+            down = unavailable_database(exc)
+            if down is None:
+                raise
+            # Cannot check now: keep going on the last confirmation, for a while.
+            return down if now - self._confirmed > GRACE_INTERVALS * self.interval else None
+        if refused is None:
+            self._confirmed = now
+        return refused

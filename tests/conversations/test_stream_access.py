@@ -208,3 +208,29 @@ def test_a_busy_stream_is_checked_between_events_too(live_db) -> None:  # type: 
     assert seen[0] is None  # the check is not run for every event …
     assert seen[-1] is not None and seen[-1].code == "key_revoked"  # … but within the interval
     assert len(seen) <= 0.3 / 0.05 + 2
+
+
+def test_while_the_database_is_away_a_stream_goes_on_for_a_grace_period(live_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import OperationalError
+
+    from conversations import stream_access
+
+    tk = make_tenant_key()
+    key = ApiKey.objects.get(prefix=tk.key.split("_")[1])
+    access = StreamAccess(principal=principal_for_key(key), session_id=uuid.uuid4(), interval=0.1)
+
+    async def database_away(**_: Any) -> None:
+        raise OperationalError("couldn't get a connection after 1.50 sec")
+
+    monkeypatch.setattr(stream_access, "_access_revoked_async", database_away)
+
+    async def heartbeats() -> list[Any]:
+        seen = []
+        for _ in range(12):  # 0.6 s of heartbeats, against a grace of 4 x 0.1 s
+            seen.append(await access.refusal(heartbeat=True))
+            await asyncio.sleep(0.05)
+        return seen
+
+    seen = async_to_sync(heartbeats)()
+    assert seen[0] is None, "a check that cannot be made does not end the stream at once"
+    assert seen[-1] is not None and seen[-1].code == "database_unavailable", "but not for ever"
