@@ -10,9 +10,9 @@ stream sends one final error frame and ends, within a heartbeat or two
 
 While the database cannot be reached the check cannot be made, and the stream
 goes on delivering what Redis holds (a database outage must not cut every open
-stream): access last confirmed less than ``GRACE_INTERVALS`` intervals ago
-(a minute by default) still counts; past that the stream ends with a 503
-``database_unavailable`` frame, and the client resumes from its cursor.
+stream): access last confirmed less than ``GRACE_SECONDS`` (a minute, or four
+heartbeat intervals if longer) ago still counts; past that the stream ends with
+a 503 ``database_unavailable`` frame, and the client resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -48,16 +48,24 @@ def refusal_frame(exc: SomaError) -> dict[str, Any]:
     return {"type": "error", "ref": None, "status": exc.status_code, **error_body(exc.code, exc.message)}
 
 
-GRACE_INTERVALS = 4
+GRACE_SECONDS = 60.0
 
 
 class StreamAccess:
     """Re-checks one open stream's access: at every heartbeat, and at least once per interval."""
 
-    def __init__(self, *, principal: Principal, session_id: uuid.UUID, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        principal: Principal,
+        session_id: uuid.UUID,
+        interval: float | None = None,
+        grace: float | None = None,
+    ) -> None:
         self.principal = principal
         self.session_id = session_id
         self.interval = settings.SOMA.sse_heartbeat_seconds if interval is None else interval
+        self.grace = max(GRACE_SECONDS, 4 * self.interval) if grace is None else grace
         self._next_check = time.monotonic() + self.interval
         self._confirmed = time.monotonic()  # when access was last checked and held
 
@@ -74,7 +82,7 @@ class StreamAccess:
             if down is None:
                 raise
             # Cannot check now: keep going on the last confirmation, for a while.
-            return down if now - self._confirmed > GRACE_INTERVALS * self.interval else None
+            return down if now - self._confirmed > self.grace else None
         if refused is None:
             self._confirmed = now
         return refused
