@@ -114,6 +114,7 @@ OUTAGE_LOGGERS = frozenset(
     {
         "psycopg.pool",
         "django_celery_beat.schedulers",
+        "celery.beat",  # "Message Error: Couldn't apply scheduled task …" while the broker is down
         "somaagent.api_errors",
         "somaagent.outages",
         "conversations.services.publisher",
