@@ -57,7 +57,10 @@ class KeyCreateSerializer(StrictSerializer):
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=sc.ALL_SCOPES), required=False, max_length=len(sc.ALL_SCOPES)
     )
-    rate_limit_per_minute = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    # The column is a PositiveIntegerField (32-bit on PostgreSQL): larger was a DataError, a 500.
+    rate_limit_per_minute = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, required=False, allow_null=True
+    )
 
 
 class KeySerializer(serializers.Serializer):

@@ -114,3 +114,11 @@ def test_an_attachment_name_with_nul_is_400(api: Api, filename: bytes) -> None:
     )
     assert_error(response, 400, "validation_error")
     assert row_counts() == before
+
+
+def test_a_key_rate_limit_past_the_column_is_400(api: Api) -> None:
+    """Found by the long fuzz: 71,366,529,577 overflowed the 32-bit column (DataError, 500)."""
+    response = api.call("post", "/v1/keys", json_body={"rate_limit_per_minute": 71_366_529_577})
+    error = assert_error(response, 400, "validation_error")
+    assert "rate_limit_per_minute" in error["details"]
+    assert api.call("post", "/v1/keys", json_body={"rate_limit_per_minute": 2**31 - 1}).status_code == 201
