@@ -102,6 +102,9 @@ class AttachmentUploadView(APIView):
         unknown = sorted((set(data.keys()) | set(request.FILES.keys())) - UPLOAD_FIELDS)
         if unknown:
             raise ValidationFailed("Unknown field.", details={name: ["Unknown field."] for name in unknown})
+        repeated = sorted(k for k in data if len(data.getlist(k)) > 1)
+        if repeated:  # the last one would win silently
+            raise ValidationFailed("Send each field once.", details={k: ["Sent twice."] for k in repeated})
         files = request.FILES.getlist("file")
         if len(files) != 1:
             raise ValidationFailed("Send exactly one file in the 'file' field.", details={"file": "required"})

@@ -13,7 +13,7 @@ from conversations.models import Session
 from somaagent.errors import PayloadTooLarge
 from somaagent.json_input import MAX_JSON_DEPTH
 from somaagent.openapi import NO_NUL, NOT_BLANK
-from somaagent.serializers import StrictSerializer
+from somaagent.serializers import StrictSerializer, StringField
 
 MAX_ATTACHMENTS = 10
 
@@ -24,15 +24,6 @@ class StringUUIDField(serializers.UUIDField):
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str):
             self.fail("invalid", value=data)
-        return super().to_internal_value(data)
-
-
-class StringField(serializers.CharField):
-    """Text given as a JSON string; DRF's CharField also turns numbers into text."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Must be a string.")
         return super().to_internal_value(data)
 
 
@@ -137,7 +128,7 @@ class CancelledSerializer(serializers.Serializer):
 
 
 class SessionPatchSerializer(StrictSerializer):
-    title = serializers.CharField(max_length=200)
+    title = StringField(max_length=200)
 
 
 class EventSerializer(serializers.Serializer):

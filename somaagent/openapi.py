@@ -19,7 +19,9 @@ from somaagent.serializers import StrictSerializer
 
 # JSON-schema (ECMA) patterns; they describe what is accepted, they never run on the server.
 NO_NUL = r"^[^\x00]*$"
-NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# Python's white space (str.isspace, what DRF's trimming removes), listed: ECMA's \s differs.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
 
 
 class SomaAutoSchema(AutoSchema):

@@ -22,17 +22,26 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StringField(serializers.CharField):
+    """Text given as a JSON string; DRF's CharField also turns numbers into text."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
 class TokenObtainSerializer(StrictSerializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=1024, trim_whitespace=False)
-    tenant = serializers.CharField(max_length=100, required=False, help_text="tenant name or id")
+    username = StringField(max_length=150)
+    password = StringField(max_length=1024, trim_whitespace=False)
+    tenant = StringField(max_length=100, required=False, help_text="tenant name or id")
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=sc.ALL_SCOPES), required=False, max_length=len(sc.ALL_SCOPES)
     )
 
 
 class TokenRefreshSerializer(StrictSerializer):
-    refresh = serializers.CharField(max_length=4096)
+    refresh = StringField(max_length=4096)
 
 
 class TokenPairSerializer(serializers.Serializer):
@@ -54,7 +63,7 @@ class MeSerializer(serializers.Serializer):
 
 
 class KeyCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = StringField(max_length=100, required=False, allow_blank=True, default="")
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=sc.ALL_SCOPES), required=False, max_length=len(sc.ALL_SCOPES)
     )
@@ -62,7 +71,8 @@ class KeyCreateSerializer(StrictSerializer):
     # and anything above SOMA_RATE_LIMIT_PER_MINUTE are for staff, in the Django admin.
     rate_limit_per_minute = serializers.IntegerField(
         min_value=1,
-        max_value=settings.SOMA.rate_limit_per_minute or None,
+        # (the column is 32-bit on PostgreSQL: larger was a DataError, a 500)
+        max_value=settings.SOMA.rate_limit_per_minute or 2**31 - 1,
         required=False,
         allow_null=True,
         help_text="Requests per minute, 1 to the server's SOMA_RATE_LIMIT_PER_MINUTE; empty: that default.",

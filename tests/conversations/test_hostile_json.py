@@ -114,3 +114,34 @@ def test_an_attachment_name_with_nul_is_400(api: Api, filename: bytes) -> None:
     )
     assert_error(response, 400, "validation_error")
     assert row_counts() == before
+
+
+def test_a_key_rate_limit_past_the_column_is_400(api: Api) -> None:
+    """Found by the long fuzz: 71,366,529,577 overflowed the 32-bit column (DataError, 500)."""
+    response = api.call("post", "/v1/keys", json_body={"rate_limit_per_minute": 71_366_529_577})
+    error = assert_error(response, 400, "validation_error")
+    assert "rate_limit_per_minute" in error["details"]
+    # A tenant admin's ceiling is the server's SOMA_RATE_LIMIT_PER_MINUTE (600 here).
+    assert api.call("post", "/v1/keys", json_body={"rate_limit_per_minute": 600}).status_code == 201
+
+
+def test_numbers_for_text_and_repeated_form_fields_are_400(api: Api) -> None:
+    """Found by the long fuzz: DRF turned a number into a key name; the last of two session_id
+    form fields won silently."""
+    error = assert_error(api.call("post", "/v1/keys", json_body={"name": 2.6e16}), 400, "validation_error")
+    assert "name" in error["details"]
+    boundary = "twice"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="session_id"\r\n\r\n{value}\r\n'
+        for value in ("false", "")
+    ]
+    body = "".join(parts) + (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
+    )
+    before = row_counts()
+    response = api.call(
+        "post", "/v1/attachments", raw=body.encode(), content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert "session_id" in assert_error(response, 400, "validation_error")["details"]
+    assert row_counts() == before
