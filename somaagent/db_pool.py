@@ -29,10 +29,10 @@ def pooled(database: Any) -> Any:
     options["pool"] = {
         "min_size": env_int("SOMA_DB_POOL_MIN_SIZE", 1),
         "max_size": env_int("SOMA_DB_POOL_MAX_SIZE", 20),
-        # How long a request waits for a connection before it answers 503: briefly, so a
-        # database that went away is refused at once. A worker's hundreds of turn threads
-        # share its pool and may queue for a connection under load: they wait longer.
-        "timeout": env_float("SOMA_DB_POOL_TIMEOUT_SECONDS", 30.0 if _celery_worker() else 1.5),
+        # How long a request may queue for a connection while the database is busy (a burst
+        # of sends); a database that is gone is refused within a slice or two instead
+        # (somaagent/db_backend). A worker's hundreds of turn threads wait longer.
+        "timeout": env_float("SOMA_DB_POOL_TIMEOUT_SECONDS", 30.0 if _celery_worker() else 10.0),
     }
     # A lost server is noticed in seconds, not at the kernel's TCP timeout (minutes): a new
     # connection gives up after 2 s, an idle one is probed, unacknowledged data aborts it.
@@ -43,4 +43,10 @@ def pooled(database: Any) -> Any:
     options.setdefault("keepalives_count", 3)
     options.setdefault("tcp_user_timeout", 5000)
     # CONN_HEALTH_CHECKS makes the pool check a connection before handing it out.
-    return {**database, "OPTIONS": options, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True}
+    return {
+        **database,
+        "ENGINE": "somaagent.db_backend",
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
+    }

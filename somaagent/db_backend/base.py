@@ -1,0 +1,56 @@
+"""``ENGINE = "somaagent.db_backend"``: see the package's docstring."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from django.db.backends.postgresql import base
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+SLICE_SECONDS = 0.5
+# Failed connection attempts this recent mean the database is unreachable, not busy.
+DOWN_WINDOW_SECONDS = 10.0
+
+
+class _Reachability:
+    """When the pool last saw its count of failed connection attempts grow."""
+
+    def __init__(self) -> None:
+        self._errors = 0
+        self._failed_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def unreachable(self, pool: ConnectionPool) -> bool:
+        errors = pool.get_stats().get("connections_errors", 0)
+        now = time.monotonic()
+        with self._lock:
+            if errors > self._errors:
+                self._errors, self._failed_at = errors, now
+            return now - self._failed_at < DOWN_WINDOW_SECONDS
+
+
+def _sliced_getconn(
+    pool: ConnectionPool, getconn: Any, reach: _Reachability, timeout: float | None = None
+) -> Any:
+    deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return getconn(timeout=max(0.01, min(SLICE_SECONDS, left)))
+        except PoolTimeout:
+            if left <= SLICE_SECONDS or reach.unreachable(pool):
+                raise
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    @property
+    def pool(self) -> Any:
+        pool = super().pool
+        if pool is not None and not getattr(pool, "_soma_sliced", False):
+            reach = _Reachability()
+            original = pool.getconn
+            pool.getconn = lambda timeout=None: _sliced_getconn(pool, original, reach, timeout)  # type: ignore[method-assign]
+            pool._soma_sliced = True  # type: ignore[attr-defined]
+        return pool
