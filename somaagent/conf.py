@@ -66,7 +66,7 @@ class SomaSettings:
     login_attempts_per_address_per_minute: int  # per client address, every login path
     budget_completion_reserve_tokens: int
     llm_max_retries: int = 2
-    max_streams_per_credential: int = 100
+    max_streams_per_credential: int = 1000
     llm_retry_after_max_seconds: float = 30.0
     # --- models: context and summaries (issue 7; the local model is wired above the SOMA block) ---
     context_tokens: int = 6000
