@@ -9,7 +9,10 @@ from typing import Any
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-SLICE_SECONDS = 0.5
+# The first wait; then, unless the database is unreachable, one more for the rest of the
+# timeout. Not many short slices: each retry goes to the back of the pool's queue, and
+# under a burst the unlucky waiters starved (a 5 s reply took 38 s to reach everyone).
+FIRST_WAIT_SECONDS = 1.5
 # Failed connection attempts this recent mean the database is unreachable, not busy.
 DOWN_WINDOW_SECONDS = 10.0
 
@@ -34,21 +37,28 @@ class _Reachability:
 def _sliced_getconn(
     pool: ConnectionPool, getconn: Any, reach: _Reachability, timeout: float | None = None
 ) -> Any:
-    deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            return getconn(timeout=max(0.01, min(SLICE_SECONDS, left)))
-        except PoolTimeout:
-            if left <= SLICE_SECONDS or reach.unreachable(pool):
-                raise
+    total = pool.timeout if timeout is None else timeout
+    if reach.unreachable(pool):
+        return getconn(timeout=min(total, FIRST_WAIT_SECONDS))
+    started = time.monotonic()
+    try:
+        return getconn(timeout=min(total, FIRST_WAIT_SECONDS))
+    except PoolTimeout:
+        left = total - (time.monotonic() - started)
+        if left <= 0 or reach.unreachable(pool):
+            raise
+    return getconn(timeout=left)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self) -> Any:
         pool = super().pool
-        if pool is not None and not getattr(pool, "_soma_sliced", False):
+        if (
+            pool is not None
+            and pool.timeout > FIRST_WAIT_SECONDS
+            and not getattr(pool, "_soma_sliced", False)
+        ):
             reach = _Reachability()
             original = pool.getconn
             pool.getconn = lambda timeout=None: _sliced_getconn(pool, original, reach, timeout)  # type: ignore[method-assign]
