@@ -20,7 +20,8 @@ from typing import Any
 from somaagent.config import env_float, env_int
 
 
-def _celery_worker() -> bool:
+def celery_worker() -> bool:
+    """Whether this process is a Celery worker (``celery … worker``)."""
     return "worker" in sys.argv[1:] and os.path.basename(sys.argv[0]).startswith("celery")
 
 
@@ -32,7 +33,7 @@ def pooled(database: Any) -> Any:
         # How long a request may queue for a connection while the database is busy (a burst
         # of sends); a database that is gone is refused within a slice or two instead
         # (somaagent/db_backend). A worker's hundreds of turn threads wait longer.
-        "timeout": env_float("SOMA_DB_POOL_TIMEOUT_SECONDS", 30.0 if _celery_worker() else 10.0),
+        "timeout": env_float("SOMA_DB_POOL_TIMEOUT_SECONDS", 30.0 if celery_worker() else 10.0),
     }
     # A lost server is noticed in seconds, not at the kernel's TCP timeout (minutes): a new
     # connection gives up after 2 s, an idle one is probed, unacknowledged data aborts it.

@@ -9,6 +9,8 @@ from typing import Any
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from somaagent.db_pool import celery_worker
+
 # The first wait; then, unless the database is unreachable, one more for the rest of the
 # timeout. Not many short slices: each retry goes to the back of the pool's queue, and
 # under a burst the unlucky waiters starved (a 5 s reply took 38 s to reach everyone).
@@ -54,8 +56,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self) -> Any:
         pool = super().pool
+        # A worker's turns and tasks wait out a short outage on the pool's whole timeout
+        # (30 s) instead: failing them fast would only make the sweep redo them.
         if (
             pool is not None
+            and not celery_worker()
             and pool.timeout > FIRST_WAIT_SECONDS
             and not getattr(pool, "_soma_sliced", False)
         ):
