@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from memory.conf import MemorySettings
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,8 @@ class SomaSettings:
     llm_model: str
     llm_connect_timeout: float
     llm_read_timeout: float
-    memory: MemorySettings
+    # memory.conf.MemorySettings: built by the project's settings; the core does not import memory.
+    memory: Any
     tools: ToolSettings
     # identity, policy, budgets (issue 4)
     opa_url: str

@@ -27,9 +27,9 @@ ALL = "all"
 RESERVATION_TTL = 2 * 86400
 MISSING = 2
 
-RESERVE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {1, 0, 0} end
-local amount = tonumber(ARGV[1])
+# Check every counter (KEYS[2:]) against its limit, then add ``amount`` to all of them:
+# the part the reservation and its extension share.
+_CHECK_AND_ADD = """
 for i = 2, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then return {2, i - 1, 0} end
 end
@@ -44,34 +44,33 @@ for i = 2, #KEYS do
   redis.call('INCRBY', KEYS[i], amount)
   redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5 + 2 * (i - 2)]))
 end
-redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[2]))
+"""
+
+RESERVE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {1, 0, 0} end
+local amount = tonumber(ARGV[1])
+"""
+RESERVE += (
+    _CHECK_AND_ADD
+    + """redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[2]))
 return {1, 1, 0}
 """
+)
 
 # Grow a turn's reservation by ARGV[1] (another model round): every limit is checked
 # first, then every counter and the reservation's amount grow together.
 EXTEND = """
 local amount = tonumber(ARGV[1])
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return {2, i - 1, 0} end
-end
-for i = 2, #KEYS do
-  local limit = tonumber(ARGV[4 + 2 * (i - 2)])
-  if limit >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[i]))
-    if used + amount > limit then return {0, i - 1, used} end
-  end
-end
-for i = 2, #KEYS do
-  redis.call('INCRBY', KEYS[i], amount)
-  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5 + 2 * (i - 2)]))
-end
-local raw = redis.call('GET', KEYS[1])
+"""
+EXTEND += (
+    _CHECK_AND_ADD
+    + """local raw = redis.call('GET', KEYS[1])
 local meta = raw and cjson.decode(raw) or cjson.decode(ARGV[3])
 meta['amount'] = (tonumber(meta['amount']) or 0) + amount
 redis.call('SET', KEYS[1], cjson.encode(meta), 'EX', tonumber(ARGV[2]))
 return {1, 1, 0}
 """
+)
 
 SETTLE = """
 local actual = tonumber(ARGV[1])
