@@ -37,8 +37,16 @@ def session_delete(*, session: Session) -> None:
 
 
 def _settle_running_turns(session: Session) -> None:
-    """A turn still running when its session goes settles its budget like a cancel."""
-    for turn in Turn.objects.filter(session=session, status__in=Turn.ACTIVE_STATUSES):
+    """A turn still running when its session goes settles its budget like a cancel.
+
+    Its row is locked first, as the worker's own end of the turn does (``turn_finish``
+    locks the turn, then writes its usage): taken in the other order, the two
+    transactions wait on each other (our usage row, their turn row) and PostgreSQL
+    kills one as a deadlock. Locked, a turn the worker has just ended is not active any
+    more and is skipped; one it has not ended stays ours, and its worker loses the lease.
+    """
+    running = Turn.objects.select_for_update().filter(session=session, status__in=Turn.ACTIVE_STATUSES)
+    for turn in list(running):
         turn_usage_record(
             turn_id=turn.pk,
             tenant_id=turn.tenant_id,
