@@ -33,11 +33,18 @@ from bench.common import bench_environment, machine_description, percentile, qui
 class Counted:
     statements: int = 0
     transactions: int = 0
+    log: list[str] | None = None  # the statements themselves, when asked for (--sql)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        # A statement outside any transaction block is a transaction of its own (autocommit).
+        alone = not context["connection"].in_atomic_block and context["connection"].get_autocommit()
         with self.lock:
             self.statements += 1
+            self.transactions += int(alone)
+            if self.log is not None:
+                mark = " (autocommit)" if alone else ""
+                self.log.append(f"[{threading.current_thread().name}] {sql[:150]}{mark}")
         return execute(sql, params, many, context)
 
 
@@ -71,6 +78,8 @@ def _count_everything() -> Counted:
     def counting_commit(self: Any) -> None:
         with counted.lock:
             counted.transactions += 1
+            if counted.log is not None:
+                counted.log.append(f"[{threading.current_thread().name}] COMMIT")
         commit(self)
 
     BaseDatabaseWrapper.commit = counting_commit  # type: ignore[method-assign]
@@ -83,6 +92,7 @@ def main() -> int:
     )
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--profile", action="store_true", help="cProfile the turns, print the heaviest")
+    parser.add_argument("--sql", action="store_true", help="print the statements of the last turn")
     args = parser.parse_args()
     _setup()
     from django.conf import settings
@@ -117,6 +127,8 @@ def main() -> int:
         cpu: list[float] = []
         profiler = cProfile.Profile() if args.profile else None
         for turn in turns:
+            if args.sql:
+                counted.log = []
             started = time.process_time()
             if profiler is not None:
                 profiler.enable()
@@ -127,6 +139,9 @@ def main() -> int:
         if profiler is not None:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
         turn_statements, turn_transactions = counted.statements, counted.transactions
+        if counted.log is not None:
+            print("\n".join(counted.log), end="\n\n")
+            counted.log = None
         MemoryWrite.objects.filter(session_id__in=[t.session_id for t in turns]).update(
             lease_owner="", lease_until=None
         )
@@ -163,7 +178,8 @@ def main() -> int:
         )
     print()
     print(
-        "- statements and transactions counted on every thread (the delta writers' too); "
+        "- statements and transactions counted on every thread (the delta writers' too; a "
+        "statement in autocommit counts as a transaction); "
         "CPU is this process's, every thread"
     )
     return 0

@@ -24,9 +24,12 @@ class Statements:
     # one entry per statement: the outermost atomic block it ran in (None: autocommit)
     blocks: list[tuple[int, object | None]] = dataclasses.field(default_factory=list)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    closed: bool = False  # the counting block has ended (the wrapper stays on open connections)
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if sql.lstrip().upper().startswith("BEGIN"):  # SQLite's explicit start (implicit on PostgreSQL)
+            return execute(sql, params, many, context)
+        if self.closed:
             return execute(sql, params, many, context)
         conn = context["connection"]
         outer = conn.atomic_blocks[0] if conn.in_atomic_block and conn.atomic_blocks else None
@@ -71,3 +74,5 @@ def statements_on_every_thread() -> Iterator[Statements]:
         yield seen
     finally:
         connection_created.disconnect(install)
+        with seen.lock:
+            seen.closed = True

@@ -7,7 +7,9 @@ has committed. Every event — persisted or a delta — goes to the stream buffe
 only after its cursor is committed: a cursor whose transaction rolled back (a
 worker killed mid-delta) is handed out again, so it must never be seen.
 A delta's cursor is one committed statement (``delta_cursor_take``) that also
-checks the turn's lease; the lease itself is renewed by the turn watcher.
+checks the turn's lease; the lease itself is renewed by the turn watcher. The
+turn's first delta needs none: ``assistant.started`` takes its event's cursor
+and the next one together (``reserve``), committed in the claim.
 """
 
 from __future__ import annotations
@@ -34,31 +36,51 @@ def role_of(event_type: str) -> str:
     return _ROLE_OF.get(EventType(event_type), "assistant")
 
 
-def allocate_seq(*, session_id: uuid.UUID | str) -> int:
-    """Take the session's next cursor; must run inside a transaction."""
+# The session's cursor after taking one (or reusing ``reuse``, if it is still the last one
+# handed out), plus ``reserve`` more.
+_NEXT_LAST_SEQ = "CASE WHEN last_seq = %s THEN last_seq ELSE last_seq + 1 END + %s"
+
+
+def allocate_seq(*, session_id: uuid.UUID | str, reserve: int = 0, reuse: int | None = None) -> int:
+    """Take the session's next cursor (see ``event_append``); must run inside a transaction."""
     pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)  # type: ignore[union-attr]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1, updated_at = %s "
+            f"UPDATE {Session._meta.db_table} SET last_seq = {_NEXT_LAST_SEQ}, updated_at = %s "
             "WHERE id = %s RETURNING last_seq",
-            [timezone.now(), pk],
+            [reuse, reserve, timezone.now(), pk],
         )
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Session not found.")
-    return int(row[0])
+    return int(row[0]) - reserve
 
 
 def event_append(
-    *, session_id: uuid.UUID | str, type: str, data: dict[str, Any], publish: bool = True
+    *,
+    session_id: uuid.UUID | str,
+    type: str,
+    data: dict[str, Any],
+    publish: bool = True,
+    reserve: int = 0,
+    reuse: int | None = None,
 ) -> SessionEvent:
-    """Persist one event in the current transaction; publish it to readers on commit."""
+    """Persist one event in the current transaction; publish it to readers on commit.
+
+    ``reserve``: also take that many cursors after the event's, for the caller to give
+    transient deltas (they are committed with the event, like ``delta_cursor_take``'s).
+    ``reuse``: such a cursor the caller did not need; the event takes it instead of a new
+    one if no later cursor was handed out (no reader can have skipped it then), so an
+    unused reservation leaves no hole.
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("event_append must run inside transaction.atomic()")
     if connection.vendor == "postgresql":
-        event = _append_in_one_statement(session_id=session_id, type=type, data=data)
+        event = _append_in_one_statement(
+            session_id=session_id, type=type, data=data, reserve=reserve, reuse=reuse
+        )
     else:
-        seq = allocate_seq(session_id=session_id)
+        seq = allocate_seq(session_id=session_id, reserve=reserve, reuse=reuse)
         event = SessionEvent.objects.create(
             session_id=session_id, seq=seq, type=type, role=role_of(type), payload=data
         )
@@ -68,7 +90,9 @@ def event_append(
     return event
 
 
-def _append_in_one_statement(*, session_id: uuid.UUID | str, type: str, data: dict[str, Any]) -> SessionEvent:
+def _append_in_one_statement(
+    *, session_id: uuid.UUID | str, type: str, data: dict[str, Any], reserve: int, reuse: int | None
+) -> SessionEvent:
     """PostgreSQL: take the cursor and insert the event in one statement (a data-modifying CTE)."""
     now = timezone.now()
     event = SessionEvent(
@@ -81,14 +105,17 @@ def _append_in_one_statement(*, session_id: uuid.UUID | str, type: str, data: di
     payload = SessionEvent._meta.get_field("payload").get_db_prep_save(data, connection)  # type: ignore[union-attr]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH s AS (UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1, updated_at = %s"
-            " WHERE id = %s RETURNING id, last_seq)"
+            f"WITH s AS (UPDATE {Session._meta.db_table} SET last_seq = {_NEXT_LAST_SEQ}, updated_at = %s"
+            " WHERE id = %s RETURNING id, last_seq - %s AS seq)"
             f" INSERT INTO {SessionEvent._meta.db_table}"
             " (session_id, seq, event_id, type, role, occurred_at, payload)"
-            " SELECT s.id, s.last_seq, %s, %s, %s, %s, %s FROM s RETURNING id, seq",
+            " SELECT s.id, s.seq, %s, %s, %s, %s, %s FROM s RETURNING id, seq",
             [
+                reuse,
+                reserve,
                 now,
                 event.session_id,
+                reserve,
                 event.event_id,
                 event.type,
                 event.role,

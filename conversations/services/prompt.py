@@ -38,11 +38,18 @@ class TurnPrompt:
     history_full: bool  # the window was full: the session has older messages than it holds
 
 
-def turn_prompt(*, claim: ClaimedTurn) -> TurnPrompt:
-    """The prompt of one turn: persona, recalled memories, summary, the history window trimmed to
-    the context budget, the message. Two reads: the window, and the memory search."""
+def prompt_window(claim: ClaimedTurn) -> list[SessionEvent]:
+    """The history window of the turn's prompt: one read, which the runner makes inside the
+    claim's transaction (so it costs no transaction of its own)."""
+    return session_history_window(
+        session_id=claim.session_id, before_seq=claim.user_seq, limit=settings.SOMA.history_window_events
+    )
+
+
+def turn_prompt(*, claim: ClaimedTurn, window: list[SessionEvent]) -> TurnPrompt:
+    """The prompt of one turn: persona, recalled memories, summary, the history window
+    (``prompt_window``) trimmed to the context budget, the message. One read: the memory search."""
     limit = settings.SOMA.history_window_events
-    window = session_history_window(session_id=claim.session_id, before_seq=claim.user_seq, limit=limit)
     memories = turn_memories(
         tenant_id=claim.tenant_id,
         namespace=claim.memory_namespace,

@@ -6,7 +6,12 @@ then at most one delta per coalescing window, so a fast model costs one
 Redis/database round trip per window rather than per token. At most one flush
 of a publisher is scheduled or running at a time, so its deltas go out in
 order; text that arrives meanwhile waits for the next one. A delta costs one
-SQL statement (its cursor, guarded by the turn's lease) and one Redis append. A flush that finds
+SQL statement (its cursor, guarded by the turn's lease) and one Redis append;
+the turn's first costs only the append: its cursor was committed with the
+claim, under the lease just taken. (Were the lease lost before it goes out, a
+later event of the session is in the buffer first and it is refused as out of
+order, then sent again with a guarded cursor; or it lands before the new
+owner's ``assistant.started`` with ``restart``, which tells clients to drop it.) A flush that finds
 the turn's lease gone stops the turn (``Watched.stop``), which closes the
 model stream; ``finish`` publishes what is left and returns once nothing of
 this publisher is in flight.
@@ -96,11 +101,13 @@ class DeltaPublisher:
         if not text or self.stop_reason:
             return None
         try:
+            # The turn's first delta has the cursor its claim took; the rest take one each.
+            seq = self.claim.reserved_cursor_take() or delta_cursor_take(
+                session_id=self.claim.session_id, lease=(self.claim.turn_id, self.claim.owner)
+            )
             delta_publish(
                 session_id=self.claim.session_id,
-                seq=delta_cursor_take(
-                    session_id=self.claim.session_id, lease=(self.claim.turn_id, self.claim.owner)
-                ),
+                seq=seq,
                 data={"text": text, "index": self.first_index + self.deltas_sent},
             )
         except GuardFailed:

@@ -14,9 +14,9 @@ from conversations.llm.fallback import Fallback
 from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
-from conversations.models import EventType
+from conversations.models import EventType, SessionEvent
 from conversations.services.admission import completion_reserve, round_admit, turn_admit
-from conversations.services.prompt import turn_prompt
+from conversations.services.prompt import prompt_window, turn_prompt
 from conversations.services.publisher import DeltaPublisher
 from conversations.services.routing import (
     TurnRoute,
@@ -56,12 +56,17 @@ class Generation:
 def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     """The conversation task's body; idempotent, so any redelivery is harmless."""
     routes: list[TurnRoute] = []
+    windows: list[list[SessionEvent]] = []
 
     def start(claim: ClaimedTurn) -> str | None:
         # Analysis, escalation and the fallback chain decide the first model, which the claim's
-        # assistant.started names; pure computation over cached rules and profiles.
+        # assistant.started names; pure computation over cached rules and profiles. The prompt's
+        # history window is read here too, in the claim's transaction, before its writes.
         routes.append(turn_route(message=claim.user_message, metadata=claim.user_metadata))
-        return routes[-1].target.model if routes[-1].chain else None
+        if not routes[-1].chain:
+            return None
+        windows.append(prompt_window(claim))
+        return routes[-1].target.model
 
     claim = turn_claim(turn_id=turn_id, owner=owner, ended=turn_ended, start=start)
     if claim is None:
@@ -70,7 +75,7 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     watch = turn_watch()
     watched = watch.watch(claim)
     try:
-        _run_claimed(claim, route, watched)
+        _run_claimed(claim, route, watched, windows[-1] if windows else [])
     except LeaseLost:
         log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
     except Exception as exc:
@@ -115,7 +120,7 @@ def _end(
     )
 
 
-def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None:
+def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, window: list[SessionEvent]) -> None:
     if not route.chain:
         _end(
             claim,
@@ -124,7 +129,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched) -> None
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    prompt = turn_prompt(claim=claim)
+    prompt = turn_prompt(claim=claim, window=window)
     messages = prompt.messages
     refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget reservation
     if refusal is not None:

@@ -10,7 +10,9 @@ the turn again; the next claim restarts the reply (``assistant.started`` with
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +69,25 @@ class ClaimedTurn:
     summary: str = ""  # the session's running summary of older messages
     summary_covered: int = 0  # the last cursor the summary covers
     memory_namespace: str = ""  # where its memories are written and recalled (memory.port)
+    # The cursor assistant.started took for the turn's first delta (``reserved_cursor_take``).
+    first_cursor: ReservedCursor | None = field(default=None, compare=False)
+
+    def reserved_cursor_take(self) -> int | None:
+        """The cursor the claim committed for the turn's first delta, to whichever of the turn's
+        writers needs a cursor first (a delta, or a persisted event when no delta came first:
+        it reuses it, so an unused reservation leaves no hole); None once taken."""
+        return self.first_cursor.take() if self.first_cursor is not None else None
+
+
+class ReservedCursor:
+    def __init__(self, seq: int) -> None:
+        self.seq: int | None = seq
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            seq, self.seq = self.seq, None
+        return seq
 
 
 @dataclass(frozen=True)
@@ -230,7 +251,7 @@ def turn_claim(
         )
         model = start(claim) if start is not None else None
         if model is not None:
-            event_append(
+            started = event_append(
                 session_id=claim.session_id,
                 type=EventType.ASSISTANT_STARTED,
                 data={
@@ -239,7 +260,9 @@ def turn_claim(
                     "restart": claim.restart,
                     "request_id": adopt_request_id(payload.get("request_id")),
                 },
+                reserve=1,  # the first delta's cursor: it needs no statement of its own
             )
+            claim = dataclasses.replace(claim, first_cursor=ReservedCursor(started.seq + 1))
         return claim
 
 
@@ -352,7 +375,9 @@ def turn_emit(*, claim: ClaimedTurn, type: str, data: dict[str, Any]) -> Session
     """Persist a non-terminal event of a running turn, if this worker still owns it."""
     with transaction.atomic():
         _lock_owned(claim)
-        return event_append(session_id=claim.session_id, type=type, data=data)
+        return event_append(
+            session_id=claim.session_id, type=type, data=data, reuse=claim.reserved_cursor_take()
+        )
 
 
 def _lock_owned(claim: ClaimedTurn) -> None:
@@ -392,7 +417,10 @@ def turn_finish(
         )
         # reply_to names the user event this terminal event answers, like assistant.started's.
         event = event_append(
-            session_id=claim.session_id, type=type, data={**data, "reply_to": str(claim.user_event_uuid)}
+            session_id=claim.session_id,
+            type=type,
+            data={**data, "reply_to": str(claim.user_event_uuid)},
+            reuse=claim.reserved_cursor_take(),
         )
         ended(
             TurnEnd(

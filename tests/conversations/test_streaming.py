@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace as dataclass_replace
 from typing import Any
 
 import pytest
@@ -277,6 +278,98 @@ def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
         ("3", {"text": "d3", "index": 3}),
         ("4", {"text": "hello world", "index": 0}),
     ]
+
+
+def _publish(publisher: Any, text: str) -> None:
+    publisher._busy = True  # as if a flush were scheduled: add() only buffers
+    publisher.add(text)
+    for _ in range(5):  # the delta writer's job, in this thread to see the test's transaction
+        if publisher._publish_pending() is None:
+            break
+
+
+def _started_turn(s: Layout) -> Any:
+    """A user message at cursor 1 and its turn claimed by w1 (assistant.started at 2)."""
+    from conversations.models import Turn
+    from conversations.services.turns import turn_claim
+
+    s.persisted(1)
+    turn = Turn.objects.create(
+        tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
+    )
+    return turn_claim(turn_id=turn.pk, owner="w1", ended=turn_ended, start=lambda c: "stub")
+
+
+def test_the_turns_first_delta_has_the_cursor_its_claim_took() -> None:
+    """assistant.started takes two cursors: its own and the first delta's, which then costs
+    no statement; later deltas take theirs one by one, guarded by the lease."""
+    from conversations.services.publisher import DeltaPublisher
+    from conversations.services.turn_watch import Watched
+
+    s = Layout()
+    claim = _started_turn(s)
+    assert claim is not None and claim.first_cursor is not None and claim.first_cursor.seq == 3
+    assert SessionEvent.objects.get(session=s.session, seq=2).payload["model"] == "stub"
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 3
+
+    publisher = DeltaPublisher(Watched(claim))
+    _publish(publisher, "hello")
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 3, "the first delta took no cursor of its own"
+    _publish(publisher, " world")
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 4
+
+    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    assert [(d["id"], d["data"]["text"]) for d in deltas] == [("3", "hello"), ("4", " world")]
+
+
+def test_a_turn_that_ends_before_any_delta_gives_its_end_the_reserved_cursor() -> None:
+    """No hole: the terminal event reuses the cursor taken for a first delta that never came."""
+    from conversations.services.turns import turn_finish
+
+    s = Layout()
+    claim = _started_turn(s)
+    assert claim is not None
+    error = turn_finish(
+        claim=claim,
+        type=EventType.ASSISTANT_ERROR,
+        data={"code": "llm_unavailable", "message": "down", "retryable": True},
+        ended=turn_ended,
+    )
+    assert error.seq == 3
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 3
+    assert list(
+        SessionEvent.objects.filter(session=s.session).order_by("seq").values_list("seq", flat=True)
+    ) == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_a_first_delta_whose_taken_cursor_lost_the_race_goes_out_with_a_guarded_one() -> None:
+    from conversations.services.publisher import DeltaPublisher
+    from conversations.services.turn_watch import LEASE_LOST, Watched
+
+    s = Layout()
+    claim = _started_turn(s)
+    assert claim is not None and claim.first_cursor is not None and claim.first_cursor.seq == 3
+    s.ahead(4)  # a later event reached the buffer before the first delta
+
+    publisher = DeltaPublisher(Watched(claim))
+    _publish(publisher, "hello")
+    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    assert [(d["id"], d["data"]["text"]) for d in deltas] == [("4", "d4"), ("5", "hello")]
+
+    # Had the worker lost the lease meanwhile, the guarded cursor is refused and the turn stops.
+    other = DeltaPublisher(Watched(dataclass_replace(claim, owner="w2")))
+    _publish(other, "stale")
+    assert other.stop_reason == LEASE_LOST
+    s.session.refresh_from_db()
+    assert s.session.last_seq == 5
 
 
 def test_a_quiet_stream_waits_a_whole_heartbeat_without_errors(caplog) -> None:  # type: ignore[no-untyped-def]

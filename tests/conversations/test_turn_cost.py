@@ -37,10 +37,11 @@ def stub_model(llm_stub: Any) -> Iterator[None]:
         settings.SOMA, settings.REDIS_KEY_PREFIX = before, prefix
 
 
-# Measured: 14 statements per turn and 11 per memory delivery on PostgreSQL, 17 to 18 and 14 on
-# SQLite (no RETURNING-combined writes there); the bound leaves a statement or two for the
-# memory-kick thread, which may or may not fire inside the window.
-TURN_LIMIT = {"postgresql": 16, "sqlite": 20}
+# Measured: 11 statements in 3 transactions per turn on PostgreSQL, 12 on SQLite (no
+# RETURNING-combined writes there); 10 per memory delivery. The bounds leave a statement and its
+# transaction for the memory-kick thread, which may or may not fire inside the window.
+TURN_LIMIT = {"postgresql": 12, "sqlite": 13}
+TURN_TRANSACTIONS = 4
 MEMORY_LIMIT = {"postgresql": 12, "sqlite": 15}
 
 
@@ -65,8 +66,9 @@ def test_a_turn_costs_a_bounded_number_of_statements(stub_model: None) -> None:
         turn_run(turn_id=turn.pk, owner="w1")
     turn.refresh_from_db()
     assert turn.status == Turn.Status.COMPLETED
-    print(f"{len(seen.sql)} statements:\n" + "\n".join(s[:400] for s in seen.sql))
+    print(f"{len(seen.sql)} statements, {seen.transactions()} transactions:\n" + seen.listing(400))
     assert len(seen.sql) <= _limit(TURN_LIMIT)
+    assert seen.transactions() <= TURN_TRANSACTIONS
 
 
 def test_delivering_a_turns_memory_costs_a_bounded_number_of_statements(stub_model: None) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from conversations.models import EventType, Turn
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.events import event_append
-from conversations.services.prompt import turn_prompt
+from conversations.services.prompt import prompt_window, turn_prompt
 from conversations.services.turns import ClaimedTurn
 from memory.adapters.embedded import EmbeddedMemory
 from memory.port import Remember, namespace_for
@@ -95,7 +95,7 @@ def test_memories_from_other_sessions_come_back_but_not_those_already_in_the_pro
     second = claim_for(tenant, "Where does my dog Rex like to go?", session_id=first.session_id)
 
     # The turn's prompt leaves out memories of events its history window already holds.
-    memories = turn_prompt(claim=second).memories
+    memories = turn_prompt(claim=second, window=prompt_window(second)).memories
 
     ids = [r["id"] for r in memories.references]
     assert ids == [str(elsewhere)]
