@@ -294,6 +294,7 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
     complete = [r for r in results if r.terminal == ["assistant.final"] and r.text == expected]
     firsts = [r.first_delta_at - r.sent_at for r in results if r.first_delta_at is not None]
     accepts = [r.accepted_at - r.sent_at for r in results if r.accepted_at is not None]
+    lasts = [r.ended_at - r.sent_at for r in results if r.ended_at is not None]
     wall = max(ended, default=time.perf_counter()) - began
     errors = [r.error or str(r.terminal) for r in results if r not in complete]
     return {
@@ -304,6 +305,9 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
         "first_p95_s": percentile(firsts, 95),
         "accept_p50_s": percentile(accepts, 50),
         "accept_p95_s": percentile(accepts, 95),
+        "end_p50_s": percentile(lasts, 50),
+        "end_p95_s": percentile(lasts, 95),
+        "end_spread": sorted(round(x, 1) for x in lasts)[:: max(1, len(lasts) // 20)],
         "complete": len(complete),
         "errors": errors[:3],
         "max_open_streams": streams["max_open"],

@@ -266,7 +266,7 @@ def run(*, quick: bool = False) -> list[Table]:
         f"{cpu_many * 1000 / (CONCURRENCY * (per_client + 2)):.1f} ms ({CONCURRENCY} clients); "
         f"{CONCURRENCY} clients: {CONCURRENCY * (per_client + 2) / elapsed:.0f} accepts/s, "
         f"the web process used {cpu_many / elapsed:.2f} of a core",
-        "processes: 1 uvicorn, 1 Celery worker (prefork, concurrency 2), celery-beat, stub model; "
+        "processes: 1 uvicorn, 1 Celery worker (the Procfile's: the thread pool), celery-beat, stub model; "
         "all on the same machine as the client",
     ]
     return [table]

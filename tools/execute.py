@@ -19,6 +19,7 @@ import redis
 from django.utils import timezone
 
 from memory.port import namespace_for
+from somaagent.db_hold import db_release
 from somaagent.redis_client import key, sync_redis
 from tools.breaker import breaker_record
 from tools.models import ToolRun
@@ -103,6 +104,7 @@ def _execute(run: ToolRun) -> tuple[str, dict[str, Any]]:
         ),
     )
     started = time.monotonic()
+    db_release()  # a tool may wait seconds (a fetch, the sandbox): it holds no pooled connection
     try:
         return ToolRun.Status.SUCCESS, _jsonable(tool.run(dict(run.args), ctx))
     except ToolError as exc:

@@ -31,6 +31,7 @@ from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.selectors import HISTORY_TYPES
 from conversations.services.context import context_budget, estimate_tokens
+from somaagent.db_hold import db_release
 from somaagent.outbox import outbox_enqueue, register_topic
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
         return "no_model"
     request = ChatRequest(target=chain[0], messages=summary_messages(previous=existing.text, events=events))
     stream = ResilientChatStream(port, chain, request)
+    db_release()  # waiting on the model holds no database connection
     try:
         text = "".join(chunk.text for chunk in stream).strip()
     except LlmError as exc:

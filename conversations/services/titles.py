@@ -28,6 +28,7 @@ from conversations.llm.fallback import ResilientChatStream
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent
+from somaagent.db_hold import db_release
 from somaagent.outbox import outbox_enqueue
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def _ask(port: LlmPort, *, message: str, reply: str) -> str | None:
     if not chain:
         return None
     request = ChatRequest(target=chain[0], messages=title_messages(message=message, reply=reply))
+    db_release()  # waiting on the model holds no database connection
     return "".join(chunk.text for chunk in ResilientChatStream(port, chain, request))
 
 

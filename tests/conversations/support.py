@@ -63,3 +63,31 @@ def own_system(env: dict[str, str], *, beat: bool = True, **options: Any) -> Ite
 
 def stub_env(stub_url: str, **extra: str) -> dict[str, str]:
     return {"SOMA_LLM_BASE_URL": f"{stub_url}/v1", "SOMA_LLM_MODEL": "stub-model", **extra}
+
+
+class ConnectionProbePort:
+    """A model that answers ``text`` and records, while it writes, whether the calling thread
+    holds a database connection (it should not: a slow model must not hold the pool)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.held: list[bool] = []
+
+    def open_stream(self, request: Any) -> Any:
+        from django.db import connections
+
+        from conversations.llm.port import ChatChunk
+
+        probe = self
+
+        class Stream:
+            def __iter__(self) -> Iterator[Any]:
+                probe.held.append(
+                    any(c.connection is not None for c in connections.all(initialized_only=True))
+                )
+                yield ChatChunk(text=probe.text)
+
+            def close(self) -> None:
+                pass
+
+        return Stream()

@@ -16,6 +16,7 @@ from conversations.services.events import event_append
 from conversations.services.summary import SUMMARY_TOPIC, session_summarise, summary_after_turn
 from somaagent.models import ModelProfile, OutboxMessage
 from tests.conftest import make_tenant_key
+from tests.conversations.support import ConnectionProbePort
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +158,12 @@ def test_a_session_deleted_while_the_model_writes_is_left_alone(settings) -> Non
     session = session_with(30)
     assert session_summarise(session_id=session.pk, port=DeletingPort(session)) == "no_session"
     assert not SessionSummary.objects.filter(session_id=session.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_summary_model_call_holds_no_database_connection(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
+    session = session_with(30)
+    port = ConnectionProbePort("a short summary")
+    assert session_summarise(session_id=session.pk, port=port) == "summarised"
+    assert port.held == [False]

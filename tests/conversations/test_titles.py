@@ -25,7 +25,7 @@ from conversations.services.titles import (
 )
 from somaagent.models import ModelProfile, OutboxMessage
 from tests.conftest import make_tenant_key
-from tests.conversations.support import own_system, send, stub_env
+from tests.conversations.support import ConnectionProbePort, own_system, send, stub_env
 from tests.live import LiveSystem, read_stream, wait_until
 
 LONG = (
@@ -197,3 +197,14 @@ def test_a_chat_renamed_before_its_first_reply_keeps_the_name(titling_system, te
     read_stream(system, tenant_key.key, sid)
     assert not OutboxMessage.objects.filter(dedupe_key=f"title:{sid}").exists()
     assert Session.objects.get(pk=sid).title == "Named by me"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_title_model_call_holds_no_database_connection(settings) -> None:  # type: ignore[no-untyped-def]
+    """A title task waits seconds on a real model; holding its pooled connection meanwhile
+    starved the worker's turns (100 at once: half finished a whole reply later)."""
+    settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
+    session = session_with_reply("Plan my trip")
+    port = ConnectionProbePort("Rail trip")
+    assert session_title_propose(session_id=session.pk, port=port) == "titled"
+    assert port.held == [False]

@@ -78,3 +78,24 @@ def test_the_sweep_closes_runs_nobody_will_finish() -> None:
     recent.refresh_from_db()
     assert lost.status == "error" and lost.result["error"] == "lost"
     assert recent.status == "running"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tool_runs_without_holding_a_database_connection(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from django.db import connections
+
+    from tools.registry import REGISTRY, load_builtins
+
+    load_builtins()
+    held: list[bool] = []
+
+    def probe(args: dict, ctx: object) -> dict:  # type: ignore[type-arg]
+        held.append(any(c.connection is not None for c in connections.all(initialized_only=True)))
+        return {"ok": True}
+
+    monkeypatch.setitem(REGISTRY, "current_time", replace(REGISTRY["current_time"], run=probe))
+    run = make_run()
+    assert tool_run_execute(request_id=run.pk, worker="w1") == "success"
+    assert held == [False]
