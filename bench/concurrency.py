@@ -12,7 +12,9 @@ to the last complete reply (against one reply), first delta after the send
 (p50/p95), every turn ending exactly once with the whole reply, the most
 streams the stub model had open at once, the peak resident memory of the
 worker's process tree, the peak number of PostgreSQL connections to the
-database, and the worker's CPU per turn.
+database, and the worker's CPU per turn. A send or stream answered 503 or 429
+is sent again after its ``Retry-After``, with the same ``Idempotency-Key``, as a
+well-behaved client would; how many were is reported under the table.
 
 The clients are raw asyncio sockets so that the load generator costs far less
 CPU than the system it measures (it runs on the same machine).
@@ -38,6 +40,8 @@ import httpx
 from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
 
 TOKENS = 20
+RETRIED = (429, 503)
+MAX_TRIES = 10
 
 
 @dataclass
@@ -49,6 +53,7 @@ class UserResult:
     terminal: list[str] = field(default_factory=list)
     text: str = ""
     error: str = ""
+    retries: int = 0  # requests answered 503/429 and sent again after Retry-After
 
 
 async def _request(
@@ -85,24 +90,41 @@ async def _user(url: str, key: str, n: int, start: asyncio.Event, result: UserRe
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         body = json.dumps({"message": f"user {n} [[tokens={TOKENS}]]"}).encode()
         result.sent_at = time.perf_counter()
-        status, headers = await _request(
-            reader,
-            writer,
-            f"POST /v1/session/message HTTP/1.1\r\n{auth}Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n",
-            body,
-        )
-        accepted = json.loads(await reader.readexactly(int(headers["content-length"])))
+        # As a well-behaved client: a 503/429 is sent again after its Retry-After, with the
+        # same Idempotency-Key, so a retried send can never make a second turn.
+        idempotency = f"Idempotency-Key: bench-{uuid.uuid4().hex}\r\n"
+        for _ in range(MAX_TRIES):
+            status, headers = await _request(
+                reader,
+                writer,
+                f"POST /v1/session/message HTTP/1.1\r\n{auth}{idempotency}"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n",
+                body,
+            )
+            accepted = json.loads(await reader.readexactly(int(headers["content-length"])))
+            if status not in RETRIED:
+                break
+            writer.close()  # the server may close an idle keep-alive connection while we wait
+            result.retries += 1
+            await asyncio.sleep(float(headers.get("retry-after") or 1))
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         result.accepted_at = time.perf_counter()
         if status != 202:
             result.error = f"HTTP {status}: {accepted}"
             return
-        status, headers = await _request(
-            reader,
-            writer,
+        stream_head = (
             f"GET /v1/sessions/{accepted['session_id']}/stream?after=0 HTTP/1.1\r\n{auth}"
-            "Accept: text/event-stream\r\n",
+            "Accept: text/event-stream\r\n"
         )
+        for _ in range(MAX_TRIES):
+            status, headers = await _request(reader, writer, stream_head)
+            if status not in RETRIED:
+                break
+            # The refusal may be chunked: a new connection is simpler than draining it.
+            writer.close()
+            result.retries += 1
+            await asyncio.sleep(float(headers.get("retry-after") or 1))
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         if status != 200:
             result.error = f"stream HTTP {status}"
             return
@@ -127,7 +149,7 @@ async def _user(url: str, key: str, n: int, start: asyncio.Event, result: UserRe
                             result.text = event["data"]["message"]
                         writer.close()
                         return
-    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError, KeyError) as exc:
         result.error = repr(exc)
 
 
@@ -309,6 +331,8 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
         "end_p95_s": percentile(lasts, 95),
         "end_spread": sorted(round(x, 1) for x in lasts)[:: max(1, len(lasts) // 20)],
         "complete": len(complete),
+        "retries": sum(r.retries for r in results),
+        "retried_users": sum(1 for r in results if r.retries),
         "errors": errors[:3],
         "max_open_streams": streams["max_open"],
         "rss_idle_mb": rss_idle,
@@ -340,6 +364,12 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
             f"{r['pg_connections_peak'] or 'n/a'} | {r['cpu_ms_per_turn']:.0f} / "
             f"{r['web_cpu_ms_per_turn']:.0f} / {r['machine_cpu_ms_per_turn']:.0f} ms |"
         )
+    lines += [
+        f"- {r['size']} turns: {r['retried_users']} users were answered 503/429 and sent again after "
+        f"Retry-After ({r['retries']} requests sent again; same Idempotency-Key)"
+        for r in rows
+        if r.get("retries")
+    ]
     failures = [f"{r['size']}: {r['errors']}" for r in rows if r["errors"]]
     if failures:
         lines += ["", *(f"- incomplete turns, first reasons: {f}" for f in failures)]
