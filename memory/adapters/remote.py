@@ -22,6 +22,7 @@ import httpx
 
 from memory.conf import MemorySettings
 from memory.port import Forget, MemoryHit, MemoryRejected, MemoryUnavailable, RecallQuery, Remember
+from somaagent.db_hold import db_release
 from somaagent.process_local import PerProcess
 
 RETRYABLE_STATUS = frozenset({408, 429})
@@ -78,6 +79,7 @@ class RemoteMemory:
         kwargs: dict[str, Any] = {"json": body}
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, self.config.connect_timeout))
+        db_release()  # a slow service must not hold this thread's pooled database connection
         try:
             response = self.client().post(url, **kwargs)
         except httpx.TimeoutException as exc:

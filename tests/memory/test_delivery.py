@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from memory.models import MemoryWal, MemoryWrite
-from memory.port import MemoryUnavailable
+from memory.port import MemoryUnavailable, Remember
 from memory.services.delivery import claim_head, memory_deliver, memory_sweep
 from somaagent.models import DeadLetter
 from tests.live import free_port
@@ -238,3 +238,18 @@ def test_recall_failures_are_reported_as_unavailable(stub, remote_memory):
                 tenant=str(uuid.uuid4()), namespace="persona:default", query="x", top_k=3, timeout=0.5
             )
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_remote_service_is_called_without_holding_a_database_connection(stub, remote_memory):  # type: ignore[no-untyped-def]
+    """Many deliveries (and recalls) waiting on a slow memory service must not take the
+    worker's connection pool from the turns."""
+    from django.db import connection
+
+    (write,) = enqueue(make_tenant(), ["remember me"])
+    write.refresh_from_db()
+    assert connection.connection is not None  # the thread holds one before the call
+    remote_memory.remember(
+        Remember(tenant=str(write.tenant_id), namespace="default", key="k1", value={"text": "remember me"})
+    )
+    assert connection.connection is None
