@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from django.utils import timezone
 from somaagent.batcher import Batcher
 from somaagent.config import env_float
 from somaagent.models import DeadLetter, OutboxMessage
+from somaagent.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +241,7 @@ def outbox_marks_flush() -> int:
 
 
 def _backoff(attempts: int) -> timedelta:
-    base = min(60.0, 1.0 * 2 ** max(0, attempts - 1))
-    return timedelta(seconds=base * random.uniform(0.5, 1.0))
+    return timedelta(seconds=backoff_delay(attempts, base=1.0, cap=60.0))
 
 
 def outbox_sweep(*, batch_size: int = 200) -> dict[str, int]:

@@ -6,7 +6,6 @@ tool is unavailable and never offered to the model.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,9 +15,11 @@ import httpx
 from django.conf import settings
 
 from somaagent.process_local import PerProcess
+from somaagent.retry import backoff_delay, parse_retry_after
 from tools.registry import ToolError, ToolTimeout
 
 MAX_ATTEMPTS = 3
+MAX_BACKOFF_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,6 @@ _client = PerProcess(
 
 def _http() -> httpx.Client:
     return _client.get()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
 
 
 class SearxngSearch:
@@ -78,9 +72,9 @@ class SearxngSearch:
                 last_error = f"the search service answered HTTP {response.status_code}"
                 if response.status_code != 429 and response.status_code < 500:
                     raise ToolError(last_error, code="search_failed")
-                wait = _retry_after(response)
+                wait = parse_retry_after(response.headers.get("retry-after"))
             if attempt < MAX_ATTEMPTS:
-                backoff = wait if wait is not None else 0.25 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                backoff = backoff_delay(attempt, base=0.25, cap=MAX_BACKOFF_SECONDS, retry_after=wait)
                 if time.monotonic() + backoff >= deadline:
                     break
                 time.sleep(backoff)

@@ -15,7 +15,6 @@ restarting it. When every target has failed the last error is raised.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ChatChunk, ChatRequest, ChatStream, LlmError, LlmPort, ModelTarget
+from somaagent.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ class RetryPolicy:
             if error.retry_after > self.retry_after_cap:
                 return None
             return max(0.0, error.retry_after)
-        ceiling = min(self.max_delay, self.base_delay * (2**retry))
-        return random.uniform(ceiling / 2, ceiling)
+        return backoff_delay(retry + 1, base=self.base_delay, cap=self.max_delay)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from conversations.llm.port import ChatChunk, ChatRequest, LlmError, ToolCallDelta
 from somaagent.process_local import PerProcess
+from somaagent.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,6 @@ _client = PerProcess(_new_client)
 def http_client() -> httpx.Client:
     """One pooled client per process: building one costs an SSL context each time."""
     return _client.get()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
 
 
 class OpenAIChatStream:
@@ -176,14 +169,11 @@ def http_error(response: httpx.Response) -> LlmError:
     except (ValueError, AttributeError):
         message = response.text[:200]
     message = f"The model endpoint answered HTTP {status}: {message or response.reason_phrase}"
+    wait = parse_retry_after(response.headers.get("retry-after"))
     if status == 429:
-        return LlmError(
-            "llm_rate_limited", message, retryable=True, status=status, retry_after=_retry_after(response)
-        )
+        return LlmError("llm_rate_limited", message, retryable=True, status=status, retry_after=wait)
     if status >= 500:
-        return LlmError(
-            "llm_unavailable", message, retryable=True, status=status, retry_after=_retry_after(response)
-        )
+        return LlmError("llm_unavailable", message, retryable=True, status=status, retry_after=wait)
     if status in (401, 403):
         return LlmError("llm_auth_failed", message, retryable=False, status=status)
     return LlmError("llm_rejected", message, retryable=False, status=status)

@@ -23,12 +23,13 @@ from conversations.services.accept import MessageInput, message_accept
 from conversations.services.turns import ClaimedTurn
 from somaagent import scopes as sc
 from somaagent.authentication import require_scope
-from somaagent.budgets.services import budget_check, budget_reserve, estimate_tokens
+from somaagent.budgets.services import budget_check, budget_reserve
 from somaagent.errors import BudgetExceeded, PolicyDenied
 from somaagent.identity import Principal
 from somaagent.metrics.record import budget_rejected
 from somaagent.policy import policy_authorize, principal_authorize
 from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND
+from somaagent.tokens import tokens_of_chars
 
 
 def message_admit_accept(
@@ -64,7 +65,7 @@ def gateway_admit(
         extra={"stage": "gateway"},
     )
     try:
-        budget_check(tenant_id=tenant.pk, persona_id=persona_id, estimate=estimate_tokens(len(message)))
+        budget_check(tenant_id=tenant.pk, persona_id=persona_id, estimate=tokens_of_chars(len(message)))
     except BudgetExceeded:
         budget_rejected(tenant=tenant.pk, stage="gateway")
         raise
@@ -91,7 +92,7 @@ def turn_admit(
             resource=f"session:{claim.session_id}",
             context={"stage": "turn", "actor_kind": "worker"},
         )
-        prompt = estimate_tokens(sum(len(str(m.get("content") or "")) for m in messages))
+        prompt = tokens_of_chars(sum(len(str(m.get("content") or "")) for m in messages))
         budget_reserve(
             turn_id=claim.turn_id,
             tenant_id=claim.tenant_id,
@@ -121,7 +122,7 @@ def round_admit(
             turn_id=claim.turn_id,
             tenant_id=claim.tenant_id,
             persona_id=claim.persona_id,
-            prompt_tokens=estimate_tokens(sum(len(str(m.get("content") or "")) for m in messages)),
+            prompt_tokens=tokens_of_chars(sum(len(str(m.get("content") or "")) for m in messages)),
             completion_tokens=completion_reserve(target),
             more=True,
         )

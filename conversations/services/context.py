@@ -19,11 +19,11 @@ from typing import Any
 from django.conf import settings
 
 from conversations.models import SessionSummary
+from somaagent.tokens import estimate_tokens
 from somaagent.ui_setting_schemas import register_ui_setting, ui_setting_get
 
 # A message costs its text (about four characters a token for English) plus the
 # chat template's framing (role markers, separators).
-CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation:\n"
 SETTING_KEY = "context"
@@ -48,10 +48,6 @@ register_ui_setting(
 def context_budget() -> int:
     """Tokens a prompt may take: the ``context`` UI setting, else ``SOMA_CONTEXT_TOKENS``."""
     return int(ui_setting_get(SETTING_KEY)["context_tokens"])
-
-
-def estimate_tokens(text: str) -> int:
-    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
 def _content_text(content: Any) -> str:

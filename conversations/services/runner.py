@@ -29,6 +29,7 @@ from conversations.services.turn_end import turn_ended
 from conversations.services.turn_watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
 from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
 from somaagent.db_hold import db_release
+from somaagent.tokens import estimate_tokens, tokens_of_chars
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,8 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, window:
         _end(claim, route, type=EventType.ASSISTANT_ERROR, data=data, model=target.model)
         return
     usage = generation.usage or {
-        "prompt_tokens": sum(len(str(m.get("content", ""))) for m in messages) // 4,
-        "completion_tokens": len(generation.message) // 4,
+        "prompt_tokens": tokens_of_chars(sum(len(str(m.get("content", ""))) for m in messages)),
+        "completion_tokens": estimate_tokens(generation.message),
     }
     _end(
         claim,

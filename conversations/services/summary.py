@@ -30,9 +30,10 @@ from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.selectors import HISTORY_TYPES
-from conversations.services.context import context_budget, estimate_tokens
+from conversations.services.context import context_budget
 from somaagent.db_hold import db_release
 from somaagent.outbox import outbox_enqueue, register_topic
+from somaagent.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,6 @@ does not retry by itself: the write outbox retries writes, recall gives up.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -24,26 +22,9 @@ from memory.conf import MemorySettings
 from memory.port import Forget, MemoryHit, MemoryRejected, MemoryUnavailable, RecallQuery, Remember
 from somaagent.db_hold import db_release
 from somaagent.process_local import PerProcess
+from somaagent.retry import parse_retry_after
 
 RETRYABLE_STATUS = frozenset({408, 429})
-
-
-def parse_retry_after(raw: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class RemoteMemory:

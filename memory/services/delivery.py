@@ -23,7 +23,6 @@ matters on SQLite where a write transaction locks the whole database).
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +45,7 @@ from memory.port import (
 )
 from memory.services.writes import WRITE_TOPIC
 from somaagent.models import DeadLetter
+from somaagent.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +82,6 @@ class DeliveryResult:
             "dead": self.dead,
             "stale": self.stale,
         }
-
-
-def backoff_delay(
-    retry_count: int,
-    *,
-    retry_after: float | None = None,
-    base: float = 1.0,
-    cap: float = 60.0,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds before the next attempt: ``base`` doubling per failure up to ``cap``, jittered
-    into [half, full], and never sooner than the service's ``Retry-After``."""
-    nominal = min(cap, base * 2 ** max(0, retry_count - 1))
-    delay = nominal * (rng or random).uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
 
 
 def _lease_free(now: datetime) -> Q:

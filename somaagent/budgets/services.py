@@ -16,14 +16,10 @@ from somaagent.budgets.periods import current_periods
 from somaagent.errors import BudgetExceeded, ValidationFailed
 from somaagent.models import AuditLog, Budget, Persona, Tenant, TokenUsage
 from somaagent.sql import insert_objects
+from somaagent.tokens import tokens_of_chars
 from somaagent.versioned import Versioned
 
 log = logging.getLogger(__name__)
-
-
-def estimate_tokens(chars: int) -> int:
-    """A cheap upper-leaning estimate: about four characters per token."""
-    return chars // 4 + 1
 
 
 def _counters(
@@ -168,7 +164,7 @@ def turn_usage_record(
         )
     elif reservation is not None:
         prompt = int(reservation.get("prompt", 0)) if (partial or event_type == "assistant.cancelled") else 0
-        completion, estimated = (estimate_tokens(len(partial)) if partial else 0), True
+        completion, estimated = (tokens_of_chars(len(partial)) if partial else 0), True
     else:
         return
     tenant_id = str(tenant_id)

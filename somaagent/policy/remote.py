@@ -15,7 +15,6 @@ One pooled httpx client per process with short timeouts; a transport error,
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ import httpx
 from somaagent.policy.data import TenantPolicyData
 from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
 from somaagent.process_local import PerProcess
+from somaagent.retry import backoff_delay, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class OpaPolicy:
         last: Exception | None = None
         for attempt in range(ATTEMPTS):
             if attempt:
-                time.sleep(random.uniform(0.05, 0.15))
+                time.sleep(backoff_delay(attempt, base=0.1, cap=0.1))
             try:
                 response = self.client().request(method, path, json=body)
             except httpx.HTTPError as exc:
@@ -62,7 +62,7 @@ class OpaPolicy:
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 last = PolicyEngineError(f"OPA answered HTTP {response.status_code} to {path}")
-                wait = _retry_after(response)
+                wait = parse_retry_after(response.headers.get("retry-after"))
                 if wait is not None and wait > MAX_RETRY_AFTER:
                     break
                 if wait:
@@ -117,11 +117,3 @@ class OpaPolicy:
         except PolicyEngineError:
             # Not fatal: the next decision sees policy_data_stale and pushes again.
             log.warning("could not push policy data to OPA", extra={"tenant": data.tenant_id}, exc_info=True)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw else None
-    except ValueError:
-        return None

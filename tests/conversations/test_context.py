@@ -11,11 +11,11 @@ from conversations.services.context import (
     SUMMARY_PREFIX,
     context_budget,
     context_fit,
-    estimate_tokens,
     message_tokens,
     prompt_tokens,
 )
 from somaagent.models import UISetting
+from somaagent.tokens import estimate_tokens
 from somaagent.ui_setting_schemas import ui_setting_problems
 
 

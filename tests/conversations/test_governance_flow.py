@@ -10,10 +10,11 @@ from django.db.models import Sum
 from conversations.models import Session, Turn
 from conversations.services.prompt import DEFAULT_SYSTEM_PROMPT
 from somaagent.audit import Actor
-from somaagent.budgets.services import budget_counters, budget_set, estimate_tokens
+from somaagent.budgets.services import budget_counters, budget_set
 from somaagent.models import LlmCredential, ModelProfile, Persona, TokenUsage
 from somaagent.policy.data import policy_data_set
 from somaagent.redis_client import sync_redis
+from somaagent.tokens import tokens_of_chars
 from tests.live import read_stream, wait_until
 from tests.somaagent.support import scrape, value
 
@@ -128,7 +129,7 @@ def test_parallel_turns_cannot_overspend_by_more_than_one_reservation(live_syste
 
     messages = [f"parallel {i} [[tokens=25]] [[delay=0.01]]" for i in range(8)]
     reservation = (
-        estimate_tokens(len(DEFAULT_SYSTEM_PROMPT) + len(messages[0]))
+        tokens_of_chars(len(DEFAULT_SYSTEM_PROMPT) + len(messages[0]))
         + settings.SOMA.budget_completion_reserve_tokens
     )
     limit = reservation + 150

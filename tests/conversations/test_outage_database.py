@@ -24,13 +24,12 @@ import psycopg
 import pytest
 
 from tests.conversations.support import stub_env
-from tests.live import ROOT, LiveSystem, iter_sse, stub_llm, wait_until
+from tests.live import ROOT, TERMINAL, LiveSystem, iter_sse, stub_llm, wait_until
 from tests.servers import PgServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BOUND = 2.0  # seconds
-TERMINAL = ("assistant.final", "assistant.error", "assistant.cancelled")
 
 
 @dataclass

@@ -23,10 +23,9 @@ import pytest
 
 from tests.conversations.support import stub_env
 from tests.conversations.test_outage_database import BOUND, Traffic
-from tests.live import ROOT, LiveSystem, stub_llm, wait_until
+from tests.live import ROOT, TERMINAL, LiveSystem, stub_llm, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TERMINAL = ("assistant.final", "assistant.error", "assistant.cancelled")
 
 
 @pytest.fixture
@@ -136,7 +135,7 @@ def test_a_full_disk_is_refused_cleanly_and_recovers(small_disk: Path) -> None:
                         "SELECT t.id, (SELECT count(*) FROM session_events e"
                         " WHERE e.session_id = t.session_id"
                         f" AND e.type IN ({','.join('?' * len(TERMINAL))})) FROM turns t",
-                        TERMINAL,
+                        tuple(TERMINAL),
                     ).fetchall()
                 counts = {uuid.UUID(hex=r[0]).hex: int(r[1]) for r in rows}
                 mine = {t: counts.get(uuid.UUID(t).hex, 0) for t in accepted}

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import make_tenant_key
 from tests.conversations.support import stub_env
 from tests.conversations.test_outage_database import BOUND, Traffic, _repeated_complaints
-from tests.live import LiveSystem, stub_llm, wait_until
+from tests.live import TERMINAL, LiveSystem, stub_llm, wait_until
 from tests.servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -80,13 +80,11 @@ def test_a_redis_outage_is_refused_or_queued_and_nothing_accepted_is_lost(live_d
                     print(f"RECOVERY {back - up_at:.2f} s: first send accepted after the return")
                 assert any(a.status == 202 and a.at > up_at + 3 for a in answers), "no recovery"
 
-                terminal = ("assistant.final", "assistant.error", "assistant.cancelled")
-
                 def ends() -> dict[str, int] | None:
                     counts = {}
                     for turn in Turn.objects.filter(pk__in=accepted).values("pk", "session_id"):
                         counts[str(turn["pk"])] = SessionEvent.objects.filter(
-                            session_id=turn["session_id"], type__in=terminal
+                            session_id=turn["session_id"], type__in=TERMINAL
                         ).count()
                     return counts if len(counts) == len(accepted) and all(counts.values()) else None
 

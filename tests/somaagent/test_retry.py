@@ -1,4 +1,5 @@
-"""The retry schedule: 1 s doubling to 60 s, jittered, never sooner than Retry-After."""
+"""One retry schedule for every client (1 s doubling to 60 s, jittered, never sooner than
+Retry-After) and one reading of Retry-After."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from memory.adapters.remote import parse_retry_after
-from memory.services.delivery import backoff_delay
+from somaagent.retry import backoff_delay, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,13 @@ def test_retry_after_header_in_seconds_or_as_a_date():
     assert parse_retry_after("-3", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "1e400", "", "   ", "Thu, 99 Foo 2026"])
+def test_an_unreadable_or_endless_retry_after_is_ignored(raw: str) -> None:
+    """A hostile or broken server cannot make a client wait forever (inf) or compare with NaN."""
+    assert parse_retry_after(raw) is None
+
+
+def test_a_huge_failure_count_stays_at_the_cap() -> None:
+    assert 30.0 <= backoff_delay(100_000, rng=random.Random(1)) <= 60.0
