@@ -147,6 +147,21 @@ def test_network_loss_mid_stream_resumes_without_gap_or_duplicate(chat_page, liv
         relay.close()
 
 
+def test_the_offline_banner_clears_when_the_network_comes_back(chat_page, live_system):  # type: ignore[no-untyped-def]
+    """Issue 18: after a 4 s drop the reply completed but "Offline — the reply keeps going…"
+    stayed. The socket had outlived the drop (Chromium's offline mode, like a short Wi-Fi
+    loss, leaves open WebSockets alone), so no reconnect came to clear the banner."""
+    page = chat_page
+    send(page, "[[tokens=120]] [[delay=0.05]]")
+    wait_partial(page, 5)
+    page.context.set_offline(True)
+    page.locator("#status", has_text="Offline").wait_for()
+    page.wait_for_timeout(1500)
+    page.context.set_offline(False)
+    assert wait_reply(page, "done") == tokens(120)
+    wait_until(lambda: page.locator("#status").inner_text() == "", timeout=10, what="the banner to clear")
+
+
 def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-untyped-def]
     page = chat_page
     send(page, "[[tokens=400]] [[delay=0.05]]")

@@ -58,6 +58,10 @@
   function setStatus(text) {
     $("status").textContent = text || "";
   }
+  var OFFLINE_TEXT = "Offline — the reply keeps going and will be here when you are back.";
+  function clearOffline() {
+    if ($("status").textContent === OFFLINE_TEXT) setStatus("");
+  }
   function showComposerError(text) {
     $("composer-error").textContent = text || "";
   }
@@ -255,6 +259,7 @@
   }
 
   function onFrame(frame, sent) {
+    if (Timeline.isEvent(frame) && navigator.onLine !== false) clearOffline(); // the stream is live
     if (Timeline.isEvent(frame)) {
       var item = state.timeline.apply(frame);
       if (item) queueRender(item);
@@ -418,10 +423,13 @@
     if (ev.key === "Escape" && sidebar.close()) $("open-sidebar").focus();
   });
   window.addEventListener("online", function () {
-    if (state.stream) state.stream.nudge();
+    if (!state.stream) return clearOffline();
+    // A short drop can leave the socket open: then no reconnect comes to clear the banner.
+    if (state.stream.isOpen()) clearOffline();
+    else state.stream.nudge();
   });
   window.addEventListener("offline", function () {
-    setStatus("Offline — the reply keeps going and will be here when you are back.");
+    setStatus(OFFLINE_TEXT);
   });
   window.addEventListener("popstate", function () {
     var m = location.pathname.match(/^\/c\/([0-9a-f-]{36})\/?$/);
