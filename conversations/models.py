@@ -229,6 +229,7 @@ class SessionSummary(models.Model):
 
     class Meta:
         db_table = "session_summaries"
+        verbose_name_plural = "session summaries"
 
     def __str__(self) -> str:
         return f"summary of {self.session_id} to #{self.covered_seq}"
@@ -246,6 +247,7 @@ class SessionAlias(models.Model):
 
     class Meta:
         db_table = "session_aliases"
+        verbose_name_plural = "session aliases"
         constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="session_alias_unique_key")]
 
     def __str__(self) -> str:

@@ -1,5 +1,7 @@
-"""The admin site: Django's, with its login throttled like every other login path
-(somaagent/login_throttle.py). Installed through ``SomaAdminConfig`` (somaagent/admin_app.py)."""
+"""The admin site: SomaAgent's name, its models grouped by what staff do, a dashboard of the
+operational gauges on the front page (somaagent/admin_dashboard.py), and its login throttled
+like every other login path (somaagent/login_throttle.py). Installed through
+``SomaAdminConfig`` (somaagent/admin_app.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,25 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
+from somaagent.admin_dashboard import dashboard_figures, grouped_app_list
 from somaagent.errors import RateLimited, RateLimitUnavailable
 from somaagent.login_throttle import login_attempt, refused_form, with_retry_after
 
 
 class SomaAdminSite(admin.AdminSite):
+    site_header = "SomaAgent administration"
+    site_title = "SomaAgent admin"
+    index_title = "Dashboard"
+    index_template = "admin/soma_index.html"
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        app_list = super().get_app_list(request, app_label)
+        return app_list if app_label is not None else grouped_app_list(app_list)
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        context = {"dashboard": dashboard_figures(), **(extra_context or {})}
+        return super().index(request, context)
+
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "POST":
             try:

@@ -16,6 +16,8 @@ class LlmCredential(models.Model):
 
     class Meta:
         db_table = "llm_credentials"
+        verbose_name = "LLM credential"
+        verbose_name_plural = "LLM credentials"
         ordering = ["name"]
 
     def __str__(self) -> str:

@@ -127,6 +127,8 @@ class ApiKey(models.Model):
 
     class Meta:
         db_table = "api_keys"
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
         ordering = ["-created_at"]
         permissions = [("revoke_apikey", "Can revoke API keys")]
 

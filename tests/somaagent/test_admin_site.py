@@ -1,0 +1,64 @@
+"""The admin as SomaAgent's own: its name, models grouped by what staff do, and a dashboard."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from conversations.models import Session, SessionEvent, Turn
+from somaagent.models import DeadLetter, OutboxMessage
+from tests.somaagent.conftest import new_tenant, new_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client()
+    client.force_login(new_user("staff-" + new_tenant().name, is_staff=True, is_superuser=True))
+    return client
+
+
+def test_the_admin_is_named_for_somaagent_and_its_models_read_properly(staff: Client) -> None:
+    page = staff.get("/admin/").content.decode()
+    assert "SomaAgent administration" in page and "Django administration" not in page
+    for wrong in ("summarys", "aliass", "Llm credentials", "Api keys"):
+        assert wrong not in page
+    for right in ("Session summaries", "LLM credentials", "API keys"):
+        assert right in page
+
+
+def test_the_index_groups_models_by_what_staff_do(staff: Client) -> None:
+    response = staff.get("/admin/")
+    sections = [app["name"] for app in response.context["app_list"]]
+    assert sections == ["Conversations", "People & access", "Models", "Tools", "Memory", "Operations"]
+    by_section = {
+        app["name"]: [m["object_name"] for m in app["models"]] for app in response.context["app_list"]
+    }
+    assert "ApiKey" in by_section["People & access"] and "User" in by_section["People & access"]
+    assert by_section["Conversations"][:3] == ["Session", "SessionEvent", "Turn"]
+    assert "DeadLetter" in by_section["Operations"]
+    # An app's own page still lists that app alone.
+    assert staff.get("/admin/conversations/").status_code == 200
+
+
+def test_the_dashboard_shows_the_operational_figures_with_links(staff: Client) -> None:
+    tenant = new_tenant()
+    session = Session.objects.create(tenant=tenant)
+    event = SessionEvent.objects.create(session=session, seq=1, type="user.message", role="user", payload={})
+    Turn.objects.create(tenant=tenant, session=session, user_event=event)
+    OutboxMessage.objects.create(topic="conversation.turn", payload={}, dedupe_key="dash-1")
+    DeadLetter.objects.create(topic="memory.write", event={}, error="x")
+
+    page = staff.get("/admin/").content.decode()
+    dashboard = page[page.index('id="soma-dashboard"') :]
+    row = re.search(
+        r'href="(/admin/conversations/turn/\?status=queued)">([^<]*)</a></th>\s*<td[^>]*>(\d+)<', dashboard
+    )
+    assert row is not None, dashboard[:2000]
+    assert int(row.group(3)) >= 1
+    assert staff.get(row.group(1).replace("&amp;", "&")).status_code == 200
+    assert "/admin/somaagent/outboxmessage/?published_at__isnull=True" in dashboard
+    assert "/admin/somaagent/deadletter/?replayed_at__isnull=True&amp;topic=memory.write" in dashboard
