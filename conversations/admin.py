@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from conversations.attachments_api import content_response
 from conversations.models import (
     Attachment,
+    Feedback,
     Session,
     SessionAlias,
     SessionEvent,
@@ -225,3 +226,27 @@ class AttachmentAdmin(admin.ModelAdmin):
 
 
 from conversations.llm import admin as llm_admin  # noqa: E402,F401  (model profiles)
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    """Readers' thumbs up and down on replies, to find what the models get wrong."""
+
+    list_display = [
+        "updated_at",
+        "rating",
+        "model",
+        "persona",
+        "tenant",
+        "author",
+        "comment_start",
+        "session",
+    ]
+    list_filter = ["rating", "model", "persona", "tenant"]
+    search_fields = ["comment", "session__id", "author"]
+    date_hierarchy = "updated_at"
+    list_select_related = ["persona", "tenant"]
+
+    @admin.display(description="comment")
+    def comment_start(self, obj: Feedback) -> str:
+        return obj.comment if len(obj.comment) <= 80 else obj.comment[:79] + "…"

@@ -252,3 +252,41 @@ class SessionAlias(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Feedback(models.Model):
+    """A reader's thumbs up or down on one reply, with an optional comment and tags.
+
+    One per reply and author (``user:<id>`` or ``key:<prefix>``); giving it again replaces it.
+    ``model`` and ``persona`` are copied from the reply so staff can filter by them.
+    """
+
+    class Rating(models.TextChoices):
+        UP = "up"
+        DOWN = "down"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="feedback")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="feedback")
+    event = models.ForeignKey(SessionEvent, on_delete=models.CASCADE, related_name="feedback")
+    author = models.CharField(max_length=120)
+    rating = models.CharField(max_length=4, choices=Rating.choices)
+    comment = models.TextField(blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "feedback"
+        ordering = ["-updated_at"]
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "author"], name="feedback_one_per_author"),
+            models.CheckConstraint(condition=Q(rating__in=["up", "down"]), name="feedback_rating_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating} on {self.event_id} by {self.author}"

@@ -147,3 +147,19 @@ class EventPageSerializer(serializers.Serializer):
     events = EventSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
     prev_cursor = serializers.CharField(allow_null=True, required=False)
+
+
+class FeedbackInputSerializer(StrictSerializer):
+    rating = serializers.ChoiceField(choices=["up", "down"])
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, max_length=10, default=list
+    )
+
+
+class FeedbackSerializer(serializers.Serializer):
+    event_id = serializers.UUIDField(source="event.event_id")
+    rating = serializers.CharField()
+    comment = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    updated_at = serializers.DateTimeField()

@@ -27,6 +27,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "conversations.SessionEvent",
         "conversations.Turn",
         "conversations.TurnAnalysis",
+        "conversations.Feedback",
         "conversations.SessionSummary",
         "conversations.SessionAlias",
         "conversations.Attachment",
