@@ -162,6 +162,29 @@ def test_the_offline_banner_clears_when_the_network_comes_back(chat_page, live_s
     wait_until(lambda: page.locator("#status").inner_text() == "", timeout=10, what="the banner to clear")
 
 
+def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, live_system):  # type: ignore[no-untyped-def]
+    from conversations.models import Feedback
+
+    page = chat_page
+    send(page, "[[reply=Paris is the capital.]]")
+    wait_reply(page, "done")
+    down = page.locator(f"{REPLY} .feedback button[data-rating=down]")
+    down.click()
+    wait_until(lambda: down.get_attribute("aria-pressed") == "true", timeout=10, what="the thumb to show")
+    sid = session_of(page)
+    wait_until(
+        lambda: Feedback.objects.filter(session_id=sid, rating="down").exists(), timeout=10, what="feedback"
+    )
+    page.locator(f"{REPLY} .feedback button[data-rating=up]").click()
+    wait_until(
+        lambda: list(Feedback.objects.filter(session_id=sid).values_list("rating", flat=True)) == ["up"],
+        timeout=10,
+        what="the rating to change",
+    )
+    page.locator(f"{REPLY} .feedback button[data-rating=up]").click()  # the same thumb again: taken back
+    wait_until(lambda: not Feedback.objects.filter(session_id=sid).exists(), timeout=10, what="withdrawal")
+
+
 def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-untyped-def]
     page = chat_page
     send(page, "[[tokens=400]] [[delay=0.05]]")

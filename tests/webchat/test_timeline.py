@@ -154,3 +154,12 @@ def test_a_fallback_start_only_changes_the_model():  # type: ignore[no-untyped-d
     ]
     reply = fold(events)["items"][1]
     assert reply["text"] == "Hello" and reply["model"] == "m2" and len(reply["tools"]) == 1
+
+
+def test_a_finished_reply_knows_the_event_its_feedback_is_about():  # type: ignore[no-untyped-def]
+    _, reply = fold(turn(1))["items"]
+    assert reply["finalEventId"] == "e5" and reply["feedback"] is None
+    errored = fold([*turn(1)[:3], ev(4, "assistant.error", code="x", message="m", retryable=True)])["items"][
+        1
+    ]
+    assert errored["finalEventId"] is None

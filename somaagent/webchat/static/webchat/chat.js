@@ -85,7 +85,7 @@
       }
       return node;
     }
-    node = V.replyNode(item, node, retry);
+    node = V.replyNode(item, node, retry, rate);
     state.nodes.set(item, node);
     return node;
   }
@@ -335,6 +335,18 @@
       })
     );
     $("composer-input").focus();
+  }
+
+  /* Thumbs up or down on a finished reply; the same thumb again takes it back. */
+  function rate(reply, rating) {
+    if (!state.sessionId || !reply.finalEventId) return;
+    var url = "/v1/sessions/" + state.sessionId + "/events/" + reply.finalEventId + "/feedback";
+    var undo = reply.feedback === rating;
+    (undo ? api("DELETE", url) : api("PUT", url, { rating: rating })).then(function (res) {
+      if (!res.ok) return setStatus(errorText(res));
+      reply.feedback = undo ? null : rating;
+      queueRender(reply);
+    });
   }
 
   function stop() {

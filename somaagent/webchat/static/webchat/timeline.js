@@ -7,7 +7,7 @@
  * event's full message replaces the streamed text.
  *
  * items: [{kind:"user", eventId, seq, text, attachments}
- *         {kind:"reply", replyTo, model, text, state, error, tools, restarted}]
+ *         {kind:"reply", replyTo, model, text, state, error, tools, restarted, finalEventId, feedback}]
  * reply.state: "waiting" | "streaming" | "done" | "error" | "cancelled"
  */
 (function (root) {
@@ -39,6 +39,8 @@
         error: null,
         tools: [],
         restarted: false,
+        finalEventId: null, // the assistant.final's event_id: what feedback is given on
+        feedback: null, // "up" | "down" once the reader rated it here
       };
       if (replyTo) this.replies[replyTo] = reply;
       this.items.push(reply);
@@ -104,6 +106,7 @@
         this.current = null;
         if (event.type === "assistant.final") {
           reply.state = "done";
+          reply.finalEventId = event.event_id ? String(event.event_id) : null;
           reply.text = String(data.message || "");
           if (data.model) reply.model = String(data.model);
         } else if (event.type === "assistant.error") {

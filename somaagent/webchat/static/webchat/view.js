@@ -45,8 +45,25 @@
     cancelled: "Stopped.",
   };
 
-  /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button. */
-  function replyNode(item, existing, onRetry) {
+  function rateButton(item, rating, symbol, label, onRate) {
+    var button = h("button", {
+      type: "button",
+      className: "rate",
+      "data-rating": rating,
+      "aria-label": label,
+      title: label,
+      "aria-pressed": item.feedback === rating ? "true" : "false",
+      text: symbol,
+    });
+    button.addEventListener("click", function () {
+      onRate(item, rating);
+    });
+    return button;
+  }
+
+  /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button, and
+   * onRate(reply, "up"|"down") by its feedback buttons (a finished reply only). */
+  function replyNode(item, existing, onRetry, onRate) {
     var node = existing || h("article", { className: "msg assistant", "aria-label": "SomaAgent" });
     node.setAttribute("data-state", item.state);
     node.setAttribute("aria-busy", item.state === "waiting" || item.state === "streaming" ? "true" : "false");
@@ -87,6 +104,13 @@
       );
     } else if (STATE_TEXT[item.state]) {
       parts.push(h("div", { className: "state muted", text: STATE_TEXT[item.state] }));
+    } else if (item.state === "done" && item.finalEventId && onRate) {
+      parts.push(
+        h("div", { className: "feedback", role: "group", "aria-label": "Rate this reply" }, [
+          rateButton(item, "up", "\uD83D\uDC4D", "Good reply", onRate),
+          rateButton(item, "down", "\uD83D\uDC4E", "Bad reply", onRate),
+        ])
+      );
     }
     node.replaceChildren.apply(node, parts);
     return node;
