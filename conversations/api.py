@@ -17,7 +17,13 @@ from conversations.envelope import envelope_of
 from conversations.selectors import events_after, events_before, session_for, session_list
 from conversations.services.accept import MessageInput
 from conversations.services.admission import message_admit_accept
-from conversations.services.feedback import feedback_give, feedback_of, feedback_reply, feedback_withdraw
+from conversations.services.feedback import (
+    feedback_give,
+    feedback_in_session,
+    feedback_of,
+    feedback_reply,
+    feedback_withdraw,
+)
 from conversations.services.sessions import session_cancel, session_delete, session_rename
 from conversations.sse import MAX_CURSOR, parse_cursor
 from somaagent.authentication import principal_of
@@ -260,3 +266,16 @@ class FeedbackView(APIView):
         _, reply = self._reply(request, session_id, event_id)
         feedback_withdraw(principal=principal_of(request), event=reply)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionFeedbackView(APIView):
+    @extend_schema(
+        responses={200: s.FeedbackListSerializer},
+        parameters=[SESSION_ID],
+        summary="Your feedback on this session's replies",
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        session = session_for(principal, session_id)
+        rows = feedback_in_session(principal=principal, session=session)
+        return Response({"feedback": s.FeedbackSerializer(rows, many=True).data})

@@ -163,3 +163,7 @@ class FeedbackSerializer(serializers.Serializer):
     comment = serializers.CharField()
     tags = serializers.ListField(child=serializers.CharField())
     updated_at = serializers.DateTimeField()
+
+
+class FeedbackListSerializer(serializers.Serializer):
+    feedback = FeedbackSerializer(many=True)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
     path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
+    path("sessions/<str:session_id>/feedback", api.SessionFeedbackView.as_view(), name="session-feedback"),
     path(
         "sessions/<str:session_id>/events/<str:event_id>/feedback",
         api.FeedbackView.as_view(),

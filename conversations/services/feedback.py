@@ -82,3 +82,12 @@ def feedback_of(*, principal: Principal, event: SessionEvent) -> Feedback | None
 def feedback_withdraw(*, principal: Principal, event: SessionEvent) -> bool:
     deleted, _ = Feedback.objects.filter(event=event, author=principal.label).delete()
     return bool(deleted)
+
+
+MAX_LISTED = 1000
+
+
+def feedback_in_session(*, principal: Principal, session: Session) -> list[Feedback]:
+    """The caller's feedback on the session's replies, newest first (at most ``MAX_LISTED``)."""
+    rows = Feedback.objects.filter(session=session, author=principal.label).select_related("event")
+    return list(rows.order_by("-updated_at")[:MAX_LISTED])

@@ -52,6 +52,8 @@ def test_give_read_replace_and_withdraw_feedback_on_a_reply(api: Api, me: Any) -
     again = api.call("put", url, json_body={"rating": "up"})
     assert json.loads(again.content)["rating"] == "up" and Feedback.objects.count() == 1
     assert json.loads(api.call("get", url).content)["rating"] == "up"
+    listed = json.loads(api.call("get", f"/v1/sessions/{session.pk}/feedback").content)["feedback"]
+    assert [(f["event_id"], f["rating"]) for f in listed] == [(str(reply.event_id), "up")]
 
     assert api.call("delete", url).status_code == 204
     assert not Feedback.objects.exists()

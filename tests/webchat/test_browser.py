@@ -181,7 +181,12 @@ def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, l
         timeout=10,
         what="the rating to change",
     )
-    page.locator(f"{REPLY} .feedback button[data-rating=up]").click()  # the same thumb again: taken back
+    page.reload()  # the thumbs show what was given before
+    up = page.locator(f"{REPLY} .feedback button[data-rating=up]")
+    wait_until(
+        lambda: up.get_attribute("aria-pressed") == "true", timeout=10, what="the thumb after a reload"
+    )
+    up.click()  # the same thumb again: taken back
     wait_until(lambda: not Feedback.objects.filter(session_id=sid).exists(), timeout=10, what="withdrawal")
 
 

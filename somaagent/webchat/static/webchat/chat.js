@@ -32,6 +32,7 @@
     renderQueued: new Set(),
     renderScheduled: false,
     loadingOlder: false,
+    feedback: {}, // event_id of a reply -> "up" | "down": what you rated in this chat
   };
 
   var sidebar = new window.SomaSidebar({
@@ -84,6 +85,9 @@
         state.nodes.set(item, node);
       }
       return node;
+    }
+    if (item.kind === "reply" && item.finalEventId && item.feedback === null) {
+      item.feedback = state.feedback[item.finalEventId] || null;
     }
     node = V.replyNode(item, node, retry, rate);
     state.nodes.set(item, node);
@@ -140,6 +144,7 @@
     state.timeline = new Timeline(0);
     state.nodes = new Map();
     state.olderCursor = null;
+    state.feedback = {};
     state.renderQueued.clear();
     showComposerError("");
     setStatus("");
@@ -207,6 +212,7 @@
         renderAll();
         scrollToBottom();
         connect();
+        loadFeedback(gen);
       })
       .catch(function (err) {
         setStatus("Could not load this chat: " + err.message);
@@ -337,6 +343,19 @@
     $("composer-input").focus();
   }
 
+  /* What you rated before in this chat, so the thumbs show it after a reload. */
+  function loadFeedback(gen) {
+    api("GET", "/v1/sessions/" + state.sessionId + "/feedback").then(function (res) {
+      if (gen !== state.generation || !res.ok) return;
+      res.data.feedback.forEach(function (f) {
+        state.feedback[f.event_id] = f.rating;
+      });
+      state.timeline.items.forEach(function (item) {
+        if (item.kind === "reply" && item.finalEventId && state.feedback[item.finalEventId]) queueRender(item);
+      });
+    });
+  }
+
   /* Thumbs up or down on a finished reply; the same thumb again takes it back. */
   function rate(reply, rating) {
     if (!state.sessionId || !reply.finalEventId) return;
@@ -345,6 +364,8 @@
     (undo ? api("DELETE", url) : api("PUT", url, { rating: rating })).then(function (res) {
       if (!res.ok) return setStatus(errorText(res));
       reply.feedback = undo ? null : rating;
+      if (undo) delete state.feedback[reply.finalEventId];
+      else state.feedback[reply.finalEventId] = rating;
       queueRender(reply);
     });
   }
