@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import api, attachments_api, sse
+from conversations import api, attachments_api, export_api, feedback_api, sse
 from conversations.openai_front import views as openai_views
 
 urlpatterns = [
@@ -10,10 +10,16 @@ urlpatterns = [
     path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
     path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
-    path("sessions/<str:session_id>/feedback", api.SessionFeedbackView.as_view(), name="session-feedback"),
+    path(
+        "sessions/<str:session_id>/feedback",
+        feedback_api.SessionFeedbackView.as_view(),
+        name="session-feedback",
+    ),
+    path("sessions/<str:session_id>/export", export_api.SessionExportView.as_view(), name="session-export"),
+    path("export", export_api.ExportAllView.as_view(), name="export-all"),
     path(
         "sessions/<str:session_id>/events/<str:event_id>/feedback",
-        api.FeedbackView.as_view(),
+        feedback_api.FeedbackView.as_view(),
         name="session-event-feedback",
     ),
     path("attachments", attachments_api.AttachmentUploadView.as_view(), name="attachment-upload"),

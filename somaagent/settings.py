@@ -169,6 +169,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["somaagent.authentication.IsTenantMember"],
     "DEFAULT_PARSER_CLASSES": ["somaagent.json_input.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only: ``?format=`` is ours (exports: json or markdown), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "somaagent.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "somaagent.openapi.SomaAutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -189,6 +189,12 @@ def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, l
     up.click()  # the same thumb again: taken back
     wait_until(lambda: not Feedback.objects.filter(session_id=sid).exists(), timeout=10, what="withdrawal")
 
+    # The header's Export gives the chat as Markdown, with the page's own login.
+    href = page.locator("#export").get_attribute("href")
+    assert href == f"/v1/sessions/{sid}/export?format=markdown"
+    exported = page.request.get(f"{live_system.url}{href}")
+    assert exported.ok and "Paris is the capital." in exported.text()
+
 
 def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-untyped-def]
     page = chat_page

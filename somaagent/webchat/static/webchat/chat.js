@@ -124,6 +124,8 @@
     var hasSession = !!state.sessionId;
     $("empty").hidden = state.timeline.items.length > 0;
     $("rename").hidden = !hasSession;
+    $("export").hidden = !hasSession;
+    if (hasSession) $("export").href = "/v1/sessions/" + state.sessionId + "/export?format=markdown";
     $("delete").hidden = !hasSession;
     $("stop").hidden = !(hasSession && state.timeline.busy());
     $("load-older").hidden = state.olderCursor === null;

@@ -1,0 +1,77 @@
+"""Exporting chats over the API (issue 18): one chat as JSON or Markdown, all of yours as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from django.http import HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from conversations.api import SESSION_ID
+from conversations.selectors import session_for
+from conversations.services.export import CHAT_PAGE, FORMAT, chat_document, chat_markdown, chats_page
+from somaagent.async_db import db_call
+from somaagent.authentication import principal_of
+from somaagent.errors import ValidationFailed
+
+EXPORT_FORMAT = OpenApiParameter(
+    "format", str, OpenApiParameter.QUERY, enum=["json", "markdown"], description="json (default) or markdown"
+)
+
+
+def _export_format(request: Request, allowed: tuple[str, ...]) -> str:
+    fmt = request.query_params.get("format", "json")
+    if fmt not in allowed:
+        raise ValidationFailed(f"format must be one of {', '.join(allowed)}.", details={"format": "invalid"})
+    return fmt
+
+
+def _download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class SessionExportView(APIView):
+    @extend_schema(
+        parameters=[SESSION_ID, EXPORT_FORMAT],
+        responses={200: dict},
+        summary="Export one chat as JSON (lossless) or Markdown",
+    )
+    def get(self, request: Request, session_id: str) -> HttpResponseBase:
+        principal = principal_of(request)
+        session = session_for(principal, session_id)
+        if _export_format(request, ("json", "markdown")) == "markdown":
+            text = chat_markdown(session=session)
+            return _download(
+                HttpResponse(text, content_type="text/markdown; charset=utf-8"), f"chat-{session.pk}.md"
+            )
+        return _download(
+            JsonResponse(chat_document(principal=principal, session=session)), f"chat-{session.pk}.json"
+        )
+
+
+class ExportAllView(APIView):
+    @extend_schema(responses={200: dict}, summary="Export all your chats as one JSON document (streamed)")
+    def get(self, request: Request) -> HttpResponseBase:
+        _export_format(request, ("json",))
+        principal = principal_of(request)
+        page = db_call(chats_page)
+
+        async def chunks() -> AsyncIterator[str]:
+            yield f'{{"format":"{FORMAT}","exported_at":"{timezone.now().isoformat()}","chats":['
+            offset, first = 0, True
+            while True:
+                docs = await page(principal=principal, offset=offset)
+                for doc in docs:
+                    yield doc if first else "," + doc
+                    first = False
+                if len(docs) < CHAT_PAGE:
+                    break
+                offset += len(docs)
+            yield "]}"
+
+        response = StreamingHttpResponse(chunks(), content_type="application/json")
+        return _download(response, "chats.json")
