@@ -1,4 +1,5 @@
-"""Exporting chats over the API (issue 18): one chat as JSON or Markdown, all of yours as JSON."""
+"""Exporting and importing chats over the API (issue 18): one chat as JSON or Markdown, all of
+yours as JSON; import SomaAgent's JSON or ChatGPT's ``conversations.json`` as new chats."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import AsyncIterator
 from django.http import HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.api import SESSION_ID
 from conversations.selectors import session_for
 from conversations.services.export import CHAT_PAGE, FORMAT, chat_document, chat_markdown, chats_page
+from conversations.services.importing import import_chats, import_parse
 from somaagent.async_db import db_call
 from somaagent.authentication import principal_of
 from somaagent.errors import ValidationFailed
@@ -75,3 +79,20 @@ class ExportAllView(APIView):
 
         response = StreamingHttpResponse(chunks(), content_type="application/json")
         return _download(response, "chats.json")
+
+
+class ImportView(APIView):
+    @extend_schema(
+        request=dict,
+        responses={201: dict},
+        summary="Import chats: a SomaAgent export (one chat or all) or ChatGPT's conversations.json",
+    )
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        chats = import_parse(request.data)
+        sessions = import_chats(principal=principal, chats=chats)
+        body = [
+            {"session_id": str(session.pk), "title": session.title, "messages": len(chat.messages)}
+            for session, chat in zip(sessions, chats, strict=True)
+        ]
+        return Response({"sessions": body}, status=status.HTTP_201_CREATED)

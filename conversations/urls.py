@@ -17,6 +17,7 @@ urlpatterns = [
     ),
     path("sessions/<str:session_id>/export", export_api.SessionExportView.as_view(), name="session-export"),
     path("export", export_api.ExportAllView.as_view(), name="export-all"),
+    path("import", export_api.ImportView.as_view(), name="import"),
     path(
         "sessions/<str:session_id>/events/<str:event_id>/feedback",
         feedback_api.FeedbackView.as_view(),

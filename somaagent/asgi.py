@@ -28,7 +28,10 @@ application = ProtocolTypeRouter(
             # the staticfiles finders, under ASGI too: no collectstatic, no CDN.
             ASGIStaticFilesHandler(django_asgi_app),
             max_bytes=settings.SOMA.max_request_bytes,
-            path_limits={"/v1/attachments": settings.SOMA.max_upload_bytes + MULTIPART_OVERHEAD},
+            path_limits={
+                "/v1/attachments": settings.SOMA.max_upload_bytes + MULTIPART_OVERHEAD,
+                "/v1/import": settings.SOMA.max_import_bytes,
+            },
         ),
         "websocket": WebsocketAuthStack(URLRouter(websocket_urlpatterns)),
     }

@@ -75,3 +75,4 @@ class SomaSettings:
     title_from_model: bool = True
     # The largest body the web server reads on the upload path (somaagent/body_limit.py).
     max_upload_bytes: int = 64 * 1024 * 1024
+    max_import_bytes: int = 32 * 1024 * 1024

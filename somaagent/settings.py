@@ -257,6 +257,7 @@ SOMA = SomaSettings(
     summary_batch_messages=env_int("SOMA_SUMMARY_BATCH_MESSAGES", 200),
     title_from_model=env_bool("SOMA_TITLE_FROM_MODEL", True),
     max_upload_bytes=env_int("SOMA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024),
+    max_import_bytes=env_int("SOMA_MAX_IMPORT_BYTES", 32 * 1024 * 1024),
 )
 
 # --- JWT (djangorestframework-simplejwt): short access tokens, refresh re-checks the membership.

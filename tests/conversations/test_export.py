@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import transaction
 
-from conversations.models import Attachment, EventType, Session
+from conversations.models import Attachment, EventType, Session, SessionEvent
 from conversations.services.events import event_append
 from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error
@@ -111,3 +112,85 @@ def test_the_export_of_all_chats_streams_from_the_real_asgi_server(live_system, 
         response = client.get("/v1/export")
     assert response.status_code == 200
     assert [c["session"]["title"] for c in response.json()["chats"]] == ["live 0", "live 1", "live 2"]
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def _messages(session_id: Any) -> list[tuple[str, str]]:
+    events = SessionEvent.objects.filter(session_id=session_id).order_by("seq")
+    return [(e.type, e.payload["message"]) for e in events]
+
+
+def test_an_exported_chat_imports_back_as_a_new_chat_with_the_same_messages(api: Api, me: Any) -> None:
+    session = _chat(me.tenant, "Trip")
+    exported = json.loads(_body(api.call("get", f"/v1/sessions/{session.pk}/export")))
+    response = api.call("post", "/v1/import", json_body=exported)
+    assert response.status_code == 201, response.content
+    (created,) = json.loads(response.content)["sessions"]
+    assert (
+        created["title"] == "Trip" and created["messages"] == 2 and created["session_id"] != str(session.pk)
+    )
+    assert _messages(created["session_id"]) == _messages(session.pk)
+    copy = Session.objects.get(pk=created["session_id"])
+    assert copy.tenant_id == me.tenant.pk and copy.last_seq == 2
+    # … and it reads like any chat: its history and its own export.
+    again = json.loads(_body(api.call("get", f"/v1/sessions/{copy.pk}/export")))
+    assert [e["data"]["message"] for e in again["events"]] == [
+        e["data"]["message"] for e in exported["events"]
+    ]
+
+
+def test_all_chats_import_back(api: Api, me: Any) -> None:
+    for title in ("one", "two"):
+        _chat(me.tenant, title)
+    everything = json.loads(_body(api.call("get", "/v1/export")))
+    created = json.loads(api.call("post", "/v1/import", json_body=everything).content)["sessions"]
+    assert [c["title"] for c in created] == ["one", "two"]
+
+
+def test_a_chatgpt_export_imports_the_branch_its_user_last_saw(api: Api) -> None:
+    doc = json.loads((DATA / "chatgpt_conversations.json").read_text())
+    response = api.call("post", "/v1/import", json_body=doc)
+    assert response.status_code == 201, response.content
+    (created,) = json.loads(response.content)["sessions"]
+    assert created["title"] == "Rail trip through Iberia"
+    assert _messages(created["session_id"]) == [
+        ("user.message", "Plan a rail trip from Lisbon to Barcelona."),
+        ("assistant.final", "Take the train to Madrid, then the AVE to Barcelona."),
+        ("user.message", "How long does it take?"),
+    ]
+    final = SessionEvent.objects.get(session_id=created["session_id"], type="assistant.final")
+    assert final.payload["model"] == "gpt-4o" and final.occurred_at.timestamp() == 1764806420.0
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"hello": "world"},
+        [],
+        {"format": "somaagent.chat.v1"},
+        {"format": "somaagent.chat.v1", "events": [{"type": "user.message", "data": {"message": 5}}]},
+        {
+            "format": "somaagent.chat.v1",
+            "events": [{"type": "user.message", "data": {"message": "a\u0000b"}}],
+        },
+        [{"mapping": {"a": {"parent": "b"}, "b": {"parent": "a"}}, "current_node": "a"}],  # a loop
+        [{"mapping": {"a": {"parent": "gone"}}, "current_node": "a"}],
+        [{"mapping": {}, "current_node": "x"}],
+        [{"mapping": "nope", "current_node": "x"}],
+        [{"title": 7, "mapping": {"a": {"parent": None}}, "current_node": "a"}],
+    ],
+)
+def test_a_bad_or_hostile_file_is_refused_and_creates_nothing(api: Api, doc: Any) -> None:
+    before = (Session.objects.count(), SessionEvent.objects.count())
+    assert_error(api.call("post", "/v1/import", json_body=doc), 400)
+    assert (Session.objects.count(), SessionEvent.objects.count()) == before
+
+
+def test_a_file_with_one_bad_chat_among_good_ones_creates_nothing(api: Api, me: Any) -> None:
+    good = json.loads((DATA / "chatgpt_conversations.json").read_text())[0]
+    bad = {"mapping": {"a": {"parent": "a"}}, "current_node": "a"}
+    before = Session.objects.count()
+    assert_error(api.call("post", "/v1/import", json_body=[good, good, bad]), 400)
+    assert Session.objects.count() == before

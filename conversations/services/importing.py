@@ -1,0 +1,196 @@
+"""Importing chats (issue 18): SomaAgent's own export and ChatGPT's ``conversations.json``.
+
+Each imported chat becomes a new session of the caller's, holding its messages and
+replies as ``user.message`` and ``assistant.final`` events in their order (tool calls,
+errors and attachments' bytes are not carried over; no turn runs, nothing is sent to
+memory). The whole file is read and checked before anything is written, and every chat
+is written in one transaction: a bad or hostile file gets a 400 naming what is wrong,
+and creates nothing.
+
+ChatGPT keeps a conversation as a tree (``mapping``: node → parent, children); the
+chat imported is the branch that ends at its ``current_node``, the one its user last saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import EventType, Session, SessionEvent
+from conversations.services.events import role_of
+from conversations.services.export import FORMAT
+from somaagent.errors import ValidationFailed
+from somaagent.identity import Principal
+from somaagent.json_input import text_storable
+
+MAX_CHATS = 1000
+MAX_MESSAGES = 10_000  # per chat
+MAX_TEXT_CHARS = 200_000  # per message
+MAX_TOTAL_MESSAGES = 100_000
+
+
+@dataclass
+class ImportedChat:
+    title: str
+    messages: list[tuple[str, str, datetime | None, str]] = field(
+        default_factory=list
+    )  # type, text, at, model
+    source: str = ""
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _bad(message: str, where: str = "file") -> ValidationFailed:
+    return ValidationFailed(f"Cannot import: {message}", details={where: "invalid_import"})
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(f"{where} is not text.", where)
+    if len(value) > MAX_TEXT_CHARS:
+        raise _bad(f"{where} is longer than {MAX_TEXT_CHARS} characters.", where)
+    return text_storable(value, field=where)
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1e11:
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        if isinstance(value, str) and value:
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def _title(value: Any, where: str) -> str:
+    return _text(value, where).strip()[:200] if value is not None else ""
+
+
+def _own_chat(doc: Any, where: str) -> ImportedChat:
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise _bad("a chat needs its events.", where)
+    session = _obj(doc.get("session"))
+    chat = ImportedChat(title=_title(session.get("title"), f"{where}.session.title"), source="somaagent")
+    for i, event in enumerate(doc["events"]):
+        at = f"{where}.events[{i}]"
+        if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+            raise _bad("an event is not an object with data.", at)
+        kind = event.get("type")
+        if kind == EventType.USER_MESSAGE:
+            text, model = _text(event["data"].get("message", ""), f"{at}.data.message"), ""
+        elif kind == EventType.ASSISTANT_FINAL:
+            text = _text(event["data"].get("message", ""), f"{at}.data.message")
+            model = _text(event["data"].get("model") or "", f"{at}.data.model")[:200]
+        else:
+            continue  # deltas, tool calls, errors: not part of an imported history
+        chat.messages.append((kind, text, _when(event.get("occurred_at")), model))
+    return chat
+
+
+def _chatgpt_chat(doc: Any, where: str) -> ImportedChat:
+    if not isinstance(doc, dict) or not isinstance(doc.get("mapping"), dict):
+        raise _bad("a ChatGPT conversation needs its mapping.", where)
+    mapping: dict[str, Any] = doc["mapping"]
+    node_id = doc.get("current_node")
+    if not isinstance(node_id, str) or node_id not in mapping:
+        raise _bad("current_node does not name a node of the mapping.", f"{where}.current_node")
+    branch: list[Any] = []
+    seen: set[str] = set()
+    while isinstance(node_id, str):
+        if node_id in seen or len(seen) > MAX_MESSAGES * 2:
+            raise _bad("the mapping's parent links loop or run too long.", f"{where}.mapping")
+        seen.add(node_id)
+        node = mapping.get(node_id)
+        if not isinstance(node, dict):
+            raise _bad(f"node {node_id[:60]!r} is missing.", f"{where}.mapping")
+        branch.append(node)
+        node_id = node.get("parent")
+    chat = ImportedChat(title=_title(doc.get("title"), f"{where}.title"), source="chatgpt")
+    for node in reversed(branch):
+        message = node.get("message")
+        if not isinstance(message, dict):
+            continue
+        role = _obj(message.get("author")).get("role")
+        parts = _list(_obj(message.get("content")).get("parts"))
+        text = "\n".join(p for p in parts if isinstance(p, str)).strip()
+        if role not in ("user", "assistant") or not text:
+            continue  # system prompts, tool output, images only
+        text = _text(text, f"{where}.mapping.{str(node.get('id', ''))[:60]}")
+        model = (
+            str(_obj(message.get("metadata")).get("model_slug") or "")[:200] if role == "assistant" else ""
+        )
+        kind = EventType.USER_MESSAGE if role == "user" else EventType.ASSISTANT_FINAL
+        chat.messages.append((kind, text, _when(message.get("create_time")), model))
+    return chat
+
+
+def import_parse(doc: Any) -> list[ImportedChat]:
+    """The chats of an uploaded document, checked whole; ValidationFailed (400) otherwise."""
+    if isinstance(doc, list):  # ChatGPT's conversations.json
+        if len(doc) > MAX_CHATS:
+            raise _bad(f"more than {MAX_CHATS} conversations.")
+        chats = [_chatgpt_chat(c, f"[{i}]") for i, c in enumerate(doc)]
+    elif isinstance(doc, dict) and doc.get("format") == FORMAT:
+        if isinstance(doc.get("chats"), list):
+            if len(doc["chats"]) > MAX_CHATS:
+                raise _bad(f"more than {MAX_CHATS} chats.")
+            chats = [_own_chat(c, f"chats[{i}]") for i, c in enumerate(doc["chats"])]
+        else:
+            chats = [_own_chat(doc, "chat")]
+    else:
+        raise _bad(f'not a SomaAgent export ("format": "{FORMAT}") nor ChatGPT\'s conversations.json.')
+    if not chats:
+        raise _bad("there is no chat in it.")
+    for i, chat in enumerate(chats):
+        if len(chat.messages) > MAX_MESSAGES:
+            raise _bad(f"chat {i} has more than {MAX_MESSAGES} messages.")
+    if sum(len(c.messages) for c in chats) > MAX_TOTAL_MESSAGES:
+        raise _bad(f"more than {MAX_TOTAL_MESSAGES} messages in all.")
+    return chats
+
+
+def import_chats(*, principal: Principal, chats: list[ImportedChat]) -> list[Session]:
+    """Create one session per chat, with its messages, all in one transaction."""
+    now = timezone.now()
+    sessions: list[Session] = []
+    with transaction.atomic():
+        for chat in chats:
+            session = Session.objects.create(
+                tenant=principal.tenant,
+                created_by=principal.user,
+                title=chat.title or "Imported chat",
+                metadata={"imported_from": chat.source},
+                last_seq=len(chat.messages),
+            )
+            SessionEvent.objects.bulk_create(
+                [
+                    SessionEvent(
+                        session=session,
+                        seq=seq,
+                        type=kind,
+                        role=role_of(kind),
+                        occurred_at=at or now,
+                        payload=(
+                            {"message": text, "attachments": [], "metadata": {"imported": True}}
+                            if kind == EventType.USER_MESSAGE
+                            else {"message": text, "model": model, "imported": True}
+                        ),
+                    )
+                    for seq, (kind, text, at, model) in enumerate(chat.messages, start=1)
+                ],
+                batch_size=500,
+            )
+            sessions.append(session)
+    return sessions
