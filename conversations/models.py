@@ -290,3 +290,27 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating} on {self.event_id} by {self.author}"
+
+
+class ShareLink(models.Model):
+    """A read-only link to a snapshot of a chat: its messages up to ``up_to_seq``, for anyone
+    holding the token, until revoked."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.CharField(max_length=64, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="share_links")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="share_links")
+    author = models.CharField(max_length=120)
+    up_to_seq = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "share_links"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "author"], name="share_link_author")]
+
+    def __str__(self) -> str:
+        return f"share of {self.session_id} to #{self.up_to_seq}"

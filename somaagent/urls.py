@@ -23,6 +23,7 @@ urlpatterns = [
     path("v1/", include("somaagent.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("s/", include("conversations.share_urls")),  # read-only share links (no login)
     path("", include("somaagent.webchat.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -196,6 +196,25 @@ def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, l
     assert exported.ok and "Paris is the capital." in exported.text()
 
 
+def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_system, browser):  # type: ignore[no-untyped-def]
+    page = chat_page
+    send(page, "[[reply=Lisbon has trams.]]")
+    wait_reply(page, "done")
+    page.locator("#share").click()
+    status = page.locator("#status", has_text="Read-only link")
+    status.wait_for()
+    url = status.inner_text().rsplit(" ", 1)[-1]
+    assert "/s/" in url
+    stranger = browser.new_context()  # no login cookie
+    try:
+        shared = stranger.new_page()
+        shared.goto(url)
+        assert "Lisbon has trams." in shared.locator("#messages").inner_text()
+        assert shared.locator("#composer-input").count() == 0
+    finally:
+        stranger.close()
+
+
 def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-untyped-def]
     page = chat_page
     send(page, "[[tokens=400]] [[delay=0.05]]")

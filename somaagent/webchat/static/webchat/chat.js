@@ -125,6 +125,7 @@
     $("empty").hidden = state.timeline.items.length > 0;
     $("rename").hidden = !hasSession;
     $("export").hidden = !hasSession;
+    $("share").hidden = !hasSession;
     if (hasSession) $("export").href = "/v1/sessions/" + state.sessionId + "/export?format=markdown";
     $("delete").hidden = !hasSession;
     $("stop").hidden = !(hasSession && state.timeline.busy());
@@ -358,6 +359,17 @@
     });
   }
 
+  /* A read-only link to the chat as it is now; shown, and copied when the browser allows. */
+  function share() {
+    if (!state.sessionId) return;
+    api("POST", "/v1/sessions/" + state.sessionId + "/shares", {}).then(function (res) {
+      if (!res.ok) return setStatus(errorText(res));
+      var url = res.data.url;
+      setStatus("Read-only link to this chat as it is now: " + url);
+      if (navigator.clipboard) navigator.clipboard.writeText(url).catch(function () {});
+    });
+  }
+
   /* Thumbs up or down on a finished reply; the same thumb again takes it back. */
   function rate(reply, rating) {
     if (!state.sessionId || !reply.finalEventId) return;
@@ -447,6 +459,7 @@
     if (ev.key === "Escape") endRename();
   });
   $("delete").addEventListener("click", deleteSession);
+  $("share").addEventListener("click", share);
   $("open-sidebar").addEventListener("click", function () {
     sidebar.open();
   });

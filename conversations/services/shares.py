@@ -1,0 +1,82 @@
+"""Read-only share links to a snapshot of a chat (issue 18).
+
+A link shows the chat's messages and replies up to the event chosen when it was made
+(later ones never appear), to anyone holding its token, without a login, until its
+author revokes it or the chat is deleted. Staff turn sharing off for a tenant with the
+feature flag ``share_links`` (on by default): no new links, and existing ones stop
+opening.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.utils import timezone
+
+from conversations.models import EventType, Session, SessionEvent, ShareLink
+from conversations.selectors import parse_uuid
+from somaagent.errors import Forbidden, NotFound
+from somaagent.flags.services import flag_enabled
+from somaagent.identity import Principal
+
+FLAG = "share_links"
+MAX_SHOWN = 10_000  # events on a shared page
+
+
+def _sharing_on(tenant: object) -> bool:
+    return flag_enabled(FLAG, tenant, default=True)
+
+
+def share_create(*, principal: Principal, session: Session, up_to_event_id: object = None) -> ShareLink:
+    if not _sharing_on(session.tenant_id):
+        raise Forbidden("Sharing is turned off for this tenant.")
+    if up_to_event_id is None:
+        up_to = session.last_seq
+    else:
+        event = SessionEvent.objects.filter(
+            session=session, event_id=parse_uuid(up_to_event_id, what="event")
+        )
+        seq = event.values_list("seq", flat=True).first()
+        if seq is None:
+            raise NotFound("No event with that id in this session.")
+        up_to = seq
+    return ShareLink.objects.create(
+        token=secrets.token_urlsafe(24),
+        tenant_id=session.tenant_id,
+        session=session,
+        author=principal.label,
+        up_to_seq=up_to,
+    )
+
+
+def share_list(*, principal: Principal) -> list[ShareLink]:
+    rows = ShareLink.objects.filter(tenant=principal.tenant, author=principal.label, revoked_at__isnull=True)
+    return list(rows.select_related("session").order_by("-created_at")[:1000])
+
+
+def share_revoke(*, principal: Principal, share_id: object) -> None:
+    revoked = ShareLink.objects.filter(
+        pk=parse_uuid(share_id, what="share link"),
+        tenant=principal.tenant,
+        author=principal.label,
+        revoked_at__isnull=True,
+    ).update(revoked_at=timezone.now())
+    if not revoked:
+        raise NotFound("No such share link.")
+
+
+def share_open(*, token: str) -> tuple[ShareLink, list[SessionEvent]]:
+    """The link and the messages it shows; NotFound when unknown, revoked or turned off."""
+    link = (
+        ShareLink.objects.filter(token=str(token)[:64], revoked_at__isnull=True)
+        .select_related("session")
+        .first()
+    )
+    if link is None or not _sharing_on(link.tenant_id):
+        raise NotFound("This link does not exist or was revoked.")
+    events = SessionEvent.objects.filter(
+        session_id=link.session_id,
+        seq__lte=link.up_to_seq,
+        type__in=[EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL],
+    ).order_by("seq")
+    return link, list(events[:MAX_SHOWN])
