@@ -26,17 +26,18 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 MAX_PAGE = 500
 
 
-def _int_param(request: Request, name: str, default: int, *, maximum: int) -> int:
+def int_param(request: Request, name: str, default: int, *, maximum: int, minimum: int = 1) -> int:
+    """A whole-number query parameter within bounds; 400 naming it otherwise."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
     assert raw is not None
-    message = f"{name} must be an integer between 1 and {maximum}."
+    message = f"{name} must be an integer between {minimum} and {maximum}."
     # Digits only: int() would also take " 5", "+5" and "5_0", which the document does not.
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         raise ValidationFailed(message, details={name: raw[:40]})
     value = int(raw)
-    if value < 1 or value > maximum:
+    if value < minimum or value > maximum:
         raise ValidationFailed(message, details={name: raw})
     return value
 
@@ -112,7 +113,7 @@ class SessionListView(APIView):
         operation_id="sessions_list",
     )
     def get(self, request: Request) -> Response:
-        limit = _int_param(request, "limit", 50, maximum=200)
+        limit = int_param(request, "limit", 50, maximum=200)
         offset = parse_cursor(
             request.query_params.get("offset"), name="offset"
         )  # bounded: SQL OFFSET is 64-bit
@@ -168,7 +169,7 @@ class SessionEventsView(APIView):
     def get(self, request: Request, session_id: str) -> Response:
         session = session_for(principal_of(request), session_id)
         after = parse_cursor(request.query_params.get("after"), name="after")
-        limit = _int_param(request, "limit", 100, maximum=MAX_PAGE)
+        limit = int_param(request, "limit", 100, maximum=MAX_PAGE)
         if request.query_params.get("before"):
             return Response(_page_before(request, session.pk, after=after, limit=limit))
         events = events_after(session_id=session.pk, after=after, limit=limit + 1)

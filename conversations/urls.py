@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import api, attachments_api, export_api, feedback_api, share_api, sse
+from conversations import api, attachments_api, export_api, feedback_api, search_api, share_api, sse
 from conversations.openai_front import views as openai_views
 
 urlpatterns = [
@@ -18,6 +18,7 @@ urlpatterns = [
     path("sessions/<str:session_id>/export", export_api.SessionExportView.as_view(), name="session-export"),
     path("export", export_api.ExportAllView.as_view(), name="export-all"),
     path("import", export_api.ImportView.as_view(), name="import"),
+    path("search", search_api.SearchView.as_view(), name="search"),
     path("sessions/<str:session_id>/shares", share_api.SessionShareView.as_view(), name="session-shares"),
     path("shares", share_api.ShareListView.as_view(), name="shares"),
     path("shares/<str:share_id>", share_api.ShareDetailView.as_view(), name="share"),

@@ -63,7 +63,7 @@ def search_items(
     terms = query_terms(text)
     if not terms or top_k <= 0:
         return []
-    with _time_bound(timeout):
+    with time_bound(timeout):
         if connection.vendor == "postgresql":
             return _postgres(tenant_id=tenant_id, namespace=namespace, terms=terms, top_k=top_k)
         return _sqlite(tenant_id=tenant_id, namespace=namespace, terms=terms, top_k=top_k)
@@ -109,7 +109,7 @@ def _ranked(
 
 
 @contextmanager
-def _time_bound(timeout: float) -> Iterator[None]:
+def time_bound(timeout: float, *, what: str = "memory search") -> Iterator[None]:
     """Abort the database work inside after ``timeout`` seconds (statement_timeout / progress handler)."""
     if connection.vendor == "postgresql":
         with transaction.atomic():
@@ -130,7 +130,7 @@ def _time_bound(timeout: float) -> Iterator[None]:
         yield
     except Exception as exc:
         if time.monotonic() > deadline:
-            raise SearchTimeout(f"memory search took longer than {timeout}s") from exc
+            raise SearchTimeout(f"{what} took longer than {timeout}s") from exc
         raise
     finally:
         raw.set_progress_handler(None, 10_000)
