@@ -215,6 +215,22 @@ def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_syste
         stranger.close()
 
 
+def test_search_your_chats_and_open_one_from_a_result(chat_page, live_system):  # type: ignore[no-untyped-def]
+    page = chat_page
+    send(page, "Tell me about narwhals [[reply=Narwhals have a long tusk.]]")
+    wait_reply(page, "done")
+    sid = session_of(page)
+    page.locator("#new-chat").click()
+    page.locator("#search-input").fill("narwhal tusk")
+    hit = page.locator("#search-results a.hit").first
+    hit.wait_for()
+    marks = {m.lower() for m in hit.locator("mark").all_inner_texts()}
+    assert marks == {"narwhals", "tusk"}  # the matches are marked, as text
+    hit.click()
+    wait_until(lambda: session_of(page) == sid, timeout=10, what="the chat to open")
+    page.locator(REPLY, has_text="Narwhals have a long tusk.").wait_for()
+
+
 def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-untyped-def]
     page = chat_page
     send(page, "[[tokens=400]] [[delay=0.05]]")

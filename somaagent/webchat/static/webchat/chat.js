@@ -460,6 +460,18 @@
   });
   $("delete").addEventListener("click", deleteSession);
   $("share").addEventListener("click", share);
+  var searchTimer = null;
+  $("search-input").addEventListener("input", function () {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(function () {
+      sidebar.search($("search-input").value);
+    }, 250);
+  });
+  $("search-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    clearTimeout(searchTimer);
+    sidebar.search($("search-input").value);
+  });
   $("open-sidebar").addEventListener("click", function () {
     sidebar.open();
   });

@@ -42,6 +42,40 @@
     $("more-sessions").hidden = this.nextOffset === null || this.nextOffset === undefined;
   };
 
+  /* Search your chats: results replace the list until the box is emptied. */
+  SomaSidebar.prototype.search = function (query) {
+    var self = this;
+    var results = $("search-results");
+    query = query.trim();
+    this.query = query;
+    if (!query) {
+      results.hidden = true;
+      results.replaceChildren();
+      return Promise.resolve();
+    }
+    return Http.api("GET", "/v1/search?limit=20&q=" + encodeURIComponent(query)).then(function (res) {
+      if (self.query !== query) return; // a later search has started
+      results.hidden = false;
+      if (!res.ok) {
+        results.replaceChildren(V.h("li", { className: "muted", text: Http.errorText(res) }));
+        return;
+      }
+      if (!res.data.results.length) {
+        results.replaceChildren(V.h("li", { className: "muted", text: "Nothing found." }));
+        return;
+      }
+      results.replaceChildren.apply(
+        results,
+        res.data.results.map(function (hit) {
+          return V.searchHit(hit, function (id) {
+            self.opts.onOpen(id);
+            self.close();
+          });
+        })
+      );
+    });
+  };
+
   SomaSidebar.prototype.open = function () {
     document.body.classList.add("sidebar-open");
     $("open-sidebar").setAttribute("aria-expanded", "true");

@@ -133,6 +133,28 @@
     return h("li", {}, [button]);
   }
 
+  /* One search result: the chat's title and the snippet, its matches marked as text (<mark>). */
+  function searchHit(hit, onOpen) {
+    var snippet = h("span", { className: "snippet" });
+    var at = 0;
+    hit.highlights.forEach(function (span) {
+      if (span[0] > at) snippet.appendChild(doc.createTextNode(hit.snippet.slice(at, span[0])));
+      snippet.appendChild(h("mark", { text: hit.snippet.slice(span[0], span[1]) }));
+      at = span[1];
+    });
+    if (at < hit.snippet.length) snippet.appendChild(doc.createTextNode(hit.snippet.slice(at)));
+    var link = h("a", { href: "/c/" + hit.session_id + "/", className: "hit", "data-session-id": hit.session_id }, [
+      h("strong", { text: hit.session_title || "Untitled chat" }),
+      snippet,
+    ]);
+    link.addEventListener("click", function (ev) {
+      if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
+      ev.preventDefault();
+      onOpen(hit.session_id);
+    });
+    return h("li", {}, [link]);
+  }
+
   function uploadChip(upload, onRemove) {
     var status = {
       uploading: "uploading…",
@@ -156,6 +178,7 @@
     userNode: userNode,
     replyNode: replyNode,
     sessionItem: sessionItem,
+    searchHit: searchHit,
     uploadChip: uploadChip,
     formatBytes: formatBytes,
   };
