@@ -20,10 +20,20 @@ class SearchView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "q", str, OpenApiParameter.QUERY, required=True, description="the words to find"
+                "q",
+                {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": r"\S"},
+                OpenApiParameter.QUERY,
+                required=True,
+                description="the words to find",
             ),
-            OpenApiParameter("limit", int, OpenApiParameter.QUERY, description="1 to 50 (20)"),
-            OpenApiParameter("offset", int, OpenApiParameter.QUERY, description=f"0 to {MAX_OFFSET}"),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 50}, description="page size (20)"
+            ),
+            OpenApiParameter(
+                "offset",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                description="skip this many",
+            ),
         ],
         responses={200: dict},
         summary="Search your messages and the replies to them",

@@ -167,3 +167,7 @@ class FeedbackSerializer(serializers.Serializer):
 
 class FeedbackListSerializer(serializers.Serializer):
     feedback = FeedbackSerializer(many=True)
+
+
+class ShareCreateSerializer(StrictSerializer):
+    up_to_event_id = serializers.UUIDField(required=False)

@@ -10,12 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from conversations import serializers as s
 from conversations.api import SESSION_ID
 from conversations.models import ShareLink
 from conversations.selectors import session_for
 from conversations.services.shares import share_create, share_list, share_revoke
 from somaagent.authentication import principal_of
-from somaagent.errors import ValidationFailed
 
 
 def _link(request: Request, link: ShareLink) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def _link(request: Request, link: ShareLink) -> dict[str, Any]:
 
 class SessionShareView(APIView):
     @extend_schema(
-        request=dict,
+        request=s.ShareCreateSerializer,
         responses={201: dict},
         parameters=[SESSION_ID],
         summary="Make a read-only link to this chat as it is now (or up to one of its events)",
@@ -38,11 +38,10 @@ class SessionShareView(APIView):
     def post(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         session = session_for(principal, session_id)
-        body = request.data if isinstance(request.data, dict) else {}
-        unknown = set(body) - {"up_to_event_id"}
-        if unknown:
-            raise ValidationFailed("Unknown fields.", details={name: "unknown" for name in sorted(unknown)})
-        link = share_create(principal=principal, session=session, up_to_event_id=body.get("up_to_event_id"))
+        serializer = s.ShareCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        up_to = serializer.validated_data.get("up_to_event_id")
+        link = share_create(principal=principal, session=session, up_to_event_id=up_to)
         return Response(_link(request, link), status=status.HTTP_201_CREATED)
 
 

@@ -85,7 +85,13 @@ def test_unknown_tokens_other_tenants_and_bad_input(api: Api, me: Any) -> None:
     assert_error(api.call("post", f"/v1/sessions/{theirs.pk}/shares", json_body={}), 404, "not_found")
     mine = _chat(me.tenant)
     bad = api.call("post", f"/v1/sessions/{mine.pk}/shares", json_body={"up_to_event_id": "nope"})
-    assert_error(bad, 404, "not_found")
+    assert_error(bad, 400, "validation_error")
+    elsewhere = str(theirs.events.get(seq=1).event_id)  # an event, but of another chat
+    assert_error(
+        api.call("post", f"/v1/sessions/{mine.pk}/shares", json_body={"up_to_event_id": elsewhere}),
+        404,
+        "not_found",
+    )
     assert_error(api.call("post", f"/v1/sessions/{mine.pk}/shares", json_body={"everything": 1}), 400)
     other_key = Api(key=make_tenant_key().key)
     link = _share(api, mine)
