@@ -127,8 +127,21 @@ def test_readyz_shows_memory_backlog_without_requiring_it(client, settings):
     import dataclasses
 
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, readyz_cache_seconds=0)
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from memory.models import MemoryWrite
+
     tenant = make_tenant()
-    enqueue(tenant, ["waiting"])
+    # Leased before it commits: the test run's live worker (started by another test) would
+    # otherwise deliver it at once, and the backlog this test reads would be empty.
+    with transaction.atomic():
+        (write,) = enqueue(tenant, ["waiting"])
+        MemoryWrite.objects.filter(pk=write.pk).update(
+            lease_owner="held-by-this-test", lease_until=timezone.now() + timedelta(hours=1)
+        )
     body = client.get("/readyz").json()
     memory = body["checks"]["memory"]
     assert memory["required"] is False and memory["ok"] is True
