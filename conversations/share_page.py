@@ -16,7 +16,7 @@ def _guarded(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "private, no-store"  # a revoked link must not live on in caches
     response["Referrer-Policy"] = "no-referrer"
     response["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
         "form-action 'none'; frame-ancestors 'none'"
     )
     return response

@@ -198,7 +198,7 @@ def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, l
 
 def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_system, browser):  # type: ignore[no-untyped-def]
     page = chat_page
-    send(page, "[[reply=Lisbon has trams.]]")
+    send(page, "[[reply=Lisbon has **trams**.]]")
     wait_reply(page, "done")
     page.locator("#share").click()
     status = page.locator("#status", has_text="Read-only link")
@@ -210,6 +210,7 @@ def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_syste
         shared = stranger.new_page()
         shared.goto(url)
         assert "Lisbon has trams." in shared.locator("#messages").inner_text()
+        assert shared.locator("#messages strong").all_inner_texts() == ["trams"]  # the reply's Markdown
         assert shared.locator("#composer-input").count() == 0
     finally:
         stranger.close()
