@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ChatChunk, ChatRequest, ChatStream, LlmError, LlmPort, ModelTarget
+from somaagent.db_hold import db_release
 from somaagent.retry import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -161,3 +162,13 @@ class ResilientChatStream:
         current = self._current
         if current is not None:
             current.close()
+
+
+def model_answer(port: LlmPort, chain: list[ModelTarget], request: ChatRequest) -> tuple[str, ModelTarget]:
+    """The whole answer of a background model call (a title, a summary) and the model that gave
+    it, waited for with no database connection held: the wait lasts seconds and the pool is
+    shared with the turns."""
+    stream = ResilientChatStream(port, chain, request)
+    db_release()
+    text = "".join(chunk.text for chunk in stream)
+    return text, stream.target

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations.models import EventType, Feedback, Session, SessionEvent
@@ -63,16 +62,11 @@ def feedback_give(
         "persona_id": session.persona_id,
         "updated_at": timezone.now(),
     }
-    for _ in range(2):  # a concurrent twin may insert first: then update theirs
-        try:
-            with transaction.atomic():
-                feedback, _created = Feedback.objects.update_or_create(
-                    event=event, author=principal.label, defaults=values
-                )
-            return feedback
-        except IntegrityError:
-            continue
-    raise ValidationFailed("The feedback changed while it was saved; send it again.")
+    # update_or_create locks the row, and a twin that inserted first is read and updated.
+    feedback, _created = Feedback.objects.update_or_create(
+        event=event, author=principal.label, defaults=values
+    )
+    return feedback
 
 
 def feedback_of(*, principal: Principal, event: SessionEvent) -> Feedback | None:

@@ -25,13 +25,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.llm.fallback import ResilientChatStream
+from conversations.llm.fallback import model_answer
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.selectors import HISTORY_TYPES
 from conversations.services.context import context_budget
-from somaagent.db_hold import db_release
 from somaagent.outbox import outbox_enqueue, register_topic
 from somaagent.tokens import estimate_tokens
 
@@ -157,10 +156,9 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
     if not chain:
         return "no_model"
     request = ChatRequest(target=chain[0], messages=summary_messages(previous=existing.text, events=events))
-    stream = ResilientChatStream(port, chain, request)
-    db_release()  # waiting on the model holds no database connection
     try:
-        text = "".join(chunk.text for chunk in stream).strip()
+        text, answered_by = model_answer(port, chain, request)
+        text = text.strip()
     except LlmError as exc:
         log.warning(
             "summary failed; a later turn will queue it again",
@@ -178,7 +176,7 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
         row.text = text
         row.covered_seq = events[-1].seq
         row.messages += len(events)
-        row.model = stream.target.model
+        row.model = answered_by.model
         row.updated_at = timezone.now()
         row.save()
         if len(events) < len(backlog) or len(backlog) == settings.SOMA.summary_batch_messages:

@@ -24,11 +24,10 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from conversations.llm.fallback import ResilientChatStream
+from conversations.llm.fallback import model_answer
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent
-from somaagent.db_hold import db_release
 from somaagent.outbox import outbox_enqueue
 
 log = logging.getLogger(__name__)
@@ -107,8 +106,7 @@ def _ask(port: LlmPort, *, message: str, reply: str) -> str | None:
     if not chain:
         return None
     request = ChatRequest(target=chain[0], messages=title_messages(message=message, reply=reply))
-    db_release()  # waiting on the model holds no database connection
-    return "".join(chunk.text for chunk in ResilientChatStream(port, chain, request))
+    return model_answer(port, chain, request)[0]
 
 
 def session_title_propose(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
