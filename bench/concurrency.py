@@ -250,8 +250,10 @@ def _setup() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], check=True)
 
 
-def _profile(pid: int, path: str) -> subprocess.Popen[bytes]:
-    """py-spy samples ``pid`` (threads, idle ones left out) into collapsed stacks at ``path``."""
+def _profile(pid: int, path: str, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy samples ``pid`` (threads, idle ones left out) into collapsed stacks at ``path``,
+    for ``seconds`` from the send (0: until every turn ended)."""
+    duration = ["--duration", str(max(1, round(seconds + 0.2)))] if seconds else []
     return subprocess.Popen(
         [
             os.path.join(os.path.dirname(sys.executable), "py-spy"),
@@ -266,13 +268,16 @@ def _profile(pid: int, path: str) -> subprocess.Popen[bytes]:
             "200",
             "--nonblocking",
             "--gil",
+            *duration,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, Any]:
+def measure(
+    size: int, *, reply_seconds: float, profile: str = "", profile_seconds: float = 0
+) -> dict[str, Any]:
     from somaagent.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem, StubServer
 
@@ -295,8 +300,8 @@ def measure(size: int, *, reply_seconds: float, profile: str = "") -> dict[str, 
         profilers = []
         if profile:
             profilers = [
-                _profile(worker.popen.pid, f"{profile}-worker-{size}.txt"),
-                _profile(system.web.popen.pid, f"{profile}-web-{size}.txt"),
+                _profile(worker.popen.pid, f"{profile}-worker-{size}.txt", profile_seconds),
+                _profile(system.web.popen.pid, f"{profile}-web-{size}.txt", profile_seconds),
             ]
         began, results = asyncio.run(_all_users(system.url, key, size))
         for profiler in profilers:
@@ -393,6 +398,12 @@ def main() -> int:
     parser.add_argument(
         "--profile", default="", help="py-spy the worker and web into PREFIX-{worker,web}-N.txt"
     )
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=0,
+        help="profile only this many seconds from the send (e.g. the burst before the first deltas)",
+    )
     args = parser.parse_args()
     _setup()
     print(f"- machine: {machine_description()}")
@@ -401,7 +412,11 @@ def main() -> int:
         print(f"- {var}: {os.environ.get(var) or '(unset: embedded default)'}")
     rows = []
     for size in args.sizes:
-        rows.append(measure(size, reply_seconds=args.reply, profile=args.profile))
+        rows.append(
+            measure(
+                size, reply_seconds=args.reply, profile=args.profile, profile_seconds=args.profile_seconds
+            )
+        )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print()
     print(table(rows, args.reply))

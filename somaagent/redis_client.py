@@ -11,6 +11,12 @@ from django.conf import settings
 
 from somaagent.process_local import PerProcess
 
+# redis-py names itself to the server on every new connection (two CLIENT SETINFO round
+# trips) and finds its own version in the installed package's metadata each time, which
+# reads files: under a burst that opens many connections at once it was a tenth of the web
+# process's CPU. None turns both off; the server then lists these clients without a library.
+NO_CLIENT_SETINFO = None
+
 # Keyed by the loop itself (weakly): a new loop that reuses a dead loop's id() must
 # not get a client bound to the dead loop (tests run many short loops).
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
@@ -26,6 +32,7 @@ _sync = PerProcess(
             # A worker's threads (one per running turn) may each hold one, e.g. waiting on a tool.
             max_connections=max(200, settings.SOMA.worker_concurrency + 50),
             timeout=5,
+            driver_info=NO_CLIENT_SETINFO,
         )
     )
 )
@@ -49,6 +56,7 @@ def async_redis() -> aioredis.Redis:
             # redis-py's default read timeout (5 s) is shorter than a stream's blocking
             # XREAD (one heartbeat, 15 s): every quiet stream would time out.
             socket_timeout=settings.SOMA.sse_heartbeat_seconds + 10,
+            driver_info=NO_CLIENT_SETINFO,
         )
         client = aioredis.Redis(connection_pool=pool)
         _async[loop] = client

@@ -47,13 +47,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "somaagent.db_unavailable.DatabaseUnavailableMiddleware",  # a lost database answers 503
     "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django's own, declared sync-only so they run in one thread hop (see the module)
+    "somaagent.django_middleware.SecurityMiddleware",
+    "somaagent.django_middleware.SessionMiddleware",
+    "somaagent.django_middleware.CommonMiddleware",
+    "somaagent.django_middleware.CsrfViewMiddleware",
+    "somaagent.django_middleware.AuthenticationMiddleware",
+    "somaagent.django_middleware.MessageMiddleware",
+    "somaagent.django_middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "somaagent.urls"

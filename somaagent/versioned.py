@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ABSENT = "0"
 _ANY = object()  # in ``dirty()``: every scope is being changed
+REFRESH_WAIT_SECONDS = 0.5  # how long a reader waits for another thread's refresh of its scope
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Versioned(Generic[T]):
         self._entries: dict[Hashable, _Entry[T]] = {}
         self._local = threading.local()  # .dirty: scopes changed by this thread's open transaction
         self._lock = threading.Lock()
+        self._gates: dict[Hashable, threading.RLock] = {}  # one refresh per scope at a time
 
     def dirty(self) -> set[Hashable]:
         """Scopes this thread's open transaction changed (it must see its own change).
@@ -102,6 +104,37 @@ class Versioned(Generic[T]):
         entry = self._entries.get(scope)
         if entry is not None and now - entry.checked < self.fresh_for and now - entry.built < self.max_age:
             return entry.value
+        # One thread per scope checks and reads while the others wait for its answer: a
+        # burst of requests for one key in a new process reads the key once, not once each.
+        # The wait is short and bounded, so a reader stuck behind a busy connection pool
+        # never holds the others up for long: past it, each reads for itself as before.
+        gate = self._gate(scope)
+        got = gate.acquire(timeout=REFRESH_WAIT_SECONDS)
+        try:
+            if got:
+                entry = self._entries.get(scope)
+                now = time.monotonic()
+                if (
+                    entry is not None
+                    and now - entry.checked < self.fresh_for
+                    and now - entry.built < self.max_age
+                ):
+                    return entry.value  # refreshed by the thread this one waited for
+            return self._refresh(scope, entry, now)
+        finally:
+            if got:
+                gate.release()
+
+    def _gate(self, scope: Hashable) -> threading.RLock:
+        gate = self._gates.get(scope)
+        if gate is None:
+            with self._lock:
+                if len(self._gates) >= self.max_entries:
+                    self._gates.clear()
+                gate = self._gates.setdefault(scope, threading.RLock())
+        return gate
+
+    def _refresh(self, scope: Hashable, entry: _Entry[T] | None, now: float) -> T:
         try:
             version = str(sync_redis().get(self._version_key(scope)) or _ABSENT)
         except redis.RedisError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any
@@ -69,8 +70,6 @@ def test_a_rolled_back_change_does_not_leave_the_cache_reading_the_database() ->
 
 
 def test_another_threads_open_change_does_not_stop_this_thread_using_its_cache() -> None:
-    import threading
-
     tenant = Tenant.objects.create(name=f"v{uuid.uuid4().hex[:8]}")
     cache, reads = _counting("budgets", fresh_for=60)
     assert cache.get(str(tenant.pk)) == []
@@ -108,3 +107,55 @@ def test_without_redis_the_database_is_read_every_time(monkeypatch) -> None:  # 
     cache.get(str(tenant.pk))
     cache.get(str(tenant.pk))
     assert len(reads) == 2, "a value that cannot be checked is never trusted"
+
+
+def test_threads_asking_at_once_for_a_value_not_yet_held_read_it_once() -> None:
+    """A burst for one key in a new process: one thread reads, the others take its answer."""
+    reads: list[Any] = []
+    started = threading.Barrier(20)
+
+    def load(scope: Any) -> Any:
+        reads.append(scope)
+        time.sleep(0.1)  # a database read long enough for every other thread to arrive
+        return f"value of {scope}"
+
+    cache: Versioned[Any] = Versioned(f"herd-{uuid.uuid4().hex[:6]}", load, fresh_for=60)
+    answers: list[Any] = []
+
+    def ask() -> None:
+        started.wait()
+        answers.append(cache.get("k"))
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == ["value of k"] * 20
+    assert reads == ["k"], f"read {len(reads)} times"
+
+
+def test_a_reader_does_not_wait_long_for_a_refresh_that_is_stuck() -> None:
+    """Another thread's refresh that hangs (e.g. queued for a pooled connection) delays a
+    reader of the same scope by the bounded wait only; it then reads for itself."""
+    release = threading.Event()
+    calls: list[str] = []
+
+    def load(scope: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            release.wait(5)
+        return "v"
+
+    cache: Versioned[Any] = Versioned(f"stuck-{uuid.uuid4().hex[:6]}", load, fresh_for=60)
+    stuck = threading.Thread(target=cache.get, args=("k",), name="stuck")
+    stuck.start()
+    while not calls:
+        time.sleep(0.01)
+    began = time.monotonic()
+    assert cache.get("k") == "v"
+    waited = time.monotonic() - began
+    release.set()
+    stuck.join()
+    assert len(calls) == 2, "the second reader read for itself"
+    assert waited < 3, f"waited {waited:.1f} s behind a stuck refresh"
