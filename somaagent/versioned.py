@@ -81,14 +81,21 @@ class Versioned(Generic[T]):
         """Scopes this thread's open transaction changed (it must see its own change).
 
         Cleared when the transaction commits (the bump) and, if it rolled back, at the
-        first read outside any transaction: a rollback never leaves a thread reading
-        the database for good.
+        first read outside it (outside any transaction, or in the next one): a rollback
+        never leaves a thread reading the database for good.
         """
-        dirty: set[Hashable] | None = getattr(self._local, "dirty", None)
+        local = self._local
+        # The transaction is known by its outermost atomic block: a set left by one that rolled
+        # back is dropped as soon as the thread is outside it, or inside another one.
+        outer = (
+            connection.atomic_blocks[0] if connection.in_atomic_block and connection.atomic_blocks else None
+        )
+        dirty: set[Hashable] | None = getattr(local, "dirty", None)
         if dirty is None:
-            dirty = self._local.dirty = set()
-        elif dirty and not connection.in_atomic_block:
+            dirty = local.dirty = set()
+        elif dirty and (outer is None or outer is not getattr(local, "outer", None)):
             dirty.clear()
+        local.outer = outer
         return dirty
 
     def _version_key(self, scope: Hashable) -> str:

@@ -69,6 +69,21 @@ def test_a_rolled_back_change_does_not_leave_the_cache_reading_the_database() ->
     assert cache.get(str(tenant.pk)) == [] and len(reads) == settled, "cached again after the rollback"
 
 
+def test_a_rolled_back_change_does_not_leave_the_next_transaction_reading_the_database() -> None:
+    """The thread goes from the rolled-back transaction straight into another one (a worker's
+    next task, the next test): the next one uses the cache."""
+    tenant = Tenant.objects.create(name=f"v{uuid.uuid4().hex[:8]}")
+    cache, reads = _counting("budgets", fresh_for=60)
+    assert cache.get(str(tenant.pk)) == []
+    with pytest.raises(RuntimeError), transaction.atomic():
+        cache.bump(str(tenant.pk))
+        raise RuntimeError("rolled back")
+    with transaction.atomic():
+        cache.get(str(tenant.pk))
+        settled = len(reads)
+        assert cache.get(str(tenant.pk)) == [] and len(reads) == settled, "the next transaction reads the cache"
+
+
 def test_another_threads_open_change_does_not_stop_this_thread_using_its_cache() -> None:
     tenant = Tenant.objects.create(name=f"v{uuid.uuid4().hex[:8]}")
     cache, reads = _counting("budgets", fresh_for=60)
