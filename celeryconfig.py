@@ -32,6 +32,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 
 from django.conf import settings
 
+from somaagent.config import env_float
+
 QUEUES = ("conversation", "tools", "memory", "default")
 
 broker_url = settings.CELERY_BROKER_URL
@@ -87,6 +89,7 @@ task_routes = {
     "tools.*": {"queue": "tools", "routing_key": "tools"},
     "memory.*": {"queue": "memory", "routing_key": "memory"},
     "soma.*": {"queue": "default", "routing_key": "default"},
+    "webhooks.*": {"queue": "default", "routing_key": "default"},
 }
 
 # Task events (three broker publishes per task) are off unless someone watches:
@@ -114,6 +117,7 @@ beat_schedule = {
         "task": "tools.sweep",
         "schedule": 30.0,
     },
+    "webhook-sweep": {"task": "webhooks.sweep", "schedule": env_float("SOMA_WEBHOOK_SWEEP_SECONDS", 5.0)},
     "housekeeping": {
         "task": "soma.housekeeping",
         "schedule": settings.SOMA_OPS.housekeeping_seconds,

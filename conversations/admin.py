@@ -250,3 +250,6 @@ class FeedbackAdmin(ReadOnlyAdmin):
     @admin.display(description="comment")
     def comment_start(self, obj: Feedback) -> str:
         return obj.comment if len(obj.comment) <= 80 else obj.comment[:79] + "…"
+
+
+from conversations.webhooks import admin as webhooks_admin  # noqa: E402,F401  (registers the webhook admins)

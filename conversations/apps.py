@@ -14,6 +14,15 @@ class ConversationsConfig(AppConfig):
 
         register_topic(TITLE_TOPIC, task=TITLE_TASK, queue="default")
 
+        from conversations.webhooks.delivery import DEAD_LETTER_TOPIC, webhook_replay
+        from conversations.webhooks.emit import DELIVER_TASK, DELIVER_TOPIC
+        from conversations.webhooks.endpoints import subscriptions_follow_changes
+        from somaagent.outbox import register_replayer
+
+        register_topic(DELIVER_TOPIC, task=DELIVER_TASK, queue="default")
+        register_replayer(DEAD_LETTER_TOPIC, webhook_replay)
+        subscriptions_follow_changes()
+
         from conversations.llm.health import llm_check
         from conversations.ops import idempotency_prune, stream_buffers_sweep, turns_source
         from somaagent.health import register_check

@@ -314,3 +314,9 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"share of {self.session_id} to #{self.up_to_seq}"
+
+
+# Webhooks keep their models in their own package; imported here so Django finds them.
+from conversations.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
+
+__all__ = ["WebhookDelivery", "WebhookEndpoint"]

@@ -10,6 +10,7 @@ from celery import shared_task
 from conversations.services.runner import llm_port, turn_run
 from conversations.services.titles import session_title_propose
 from conversations.services.turns import turn_sweep
+from conversations.webhooks.delivery import webhook_deliver_many, webhook_due
 
 
 @shared_task(
@@ -56,3 +57,25 @@ def summarise_session(session_id: str) -> str:
     from conversations.services.summary import session_summarise
 
     return session_summarise(session_id=session_id, port=llm_port())
+
+
+@shared_task(
+    name="webhooks.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=300,
+    soft_time_limit=280,
+    ignore_result=True,
+)
+def webhook_deliver(delivery_ids: list[str]) -> dict[str, int]:
+    """One try of each delivery (the outbox's kick after commit, or the sweep's batch)."""
+    return webhook_deliver_many(delivery_ids)
+
+
+@shared_task(name="webhooks.sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
+def webhook_sweep() -> int:
+    """Due deliveries (a retry's time, a lost kick, an expired lease) go to the workers."""
+    due = webhook_due()
+    for start in range(0, len(due), 10):
+        webhook_deliver.delay(due[start : start + 10])
+    return len(due)

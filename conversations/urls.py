@@ -2,6 +2,7 @@ from django.urls import path
 
 from conversations import api, attachments_api, export_api, feedback_api, search_api, share_api, sse
 from conversations.openai_front import views as openai_views
+from conversations.webhooks import api as webhooks_api
 
 urlpatterns = [
     path("session/message", api.SessionMessageView.as_view(), name="session-message"),
@@ -35,6 +36,18 @@ urlpatterns = [
         "attachments/<str:attachment_id>/content",
         attachments_api.AttachmentContentView.as_view(),
         name="attachment-content",
+    ),
+    path("webhooks", webhooks_api.WebhookListView.as_view(), name="webhooks"),
+    path("webhooks/<str:webhook_id>", webhooks_api.WebhookDetailView.as_view(), name="webhook"),
+    path(
+        "webhooks/<str:webhook_id>/rotate-secret",
+        webhooks_api.WebhookRotateView.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path(
+        "webhooks/<str:webhook_id>/deliveries",
+        webhooks_api.WebhookDeliveriesView.as_view(),
+        name="webhook-deliveries",
     ),
     # OpenAI-compatible front door (conversations/openai_front)
     path("chat/completions", openai_views.chat_completions, name="openai-chat-completions"),

@@ -54,6 +54,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "somaagent.TokenUsage",
         "somaagent.OutboxMessage",
         "somaagent.DeadLetter",
+        "conversations.WebhookEndpoint",
+        "conversations.WebhookDelivery",
         "flags.FeatureFlag",
         "django_celery_beat.PeriodicTask",
         "django_celery_beat.IntervalSchedule",

@@ -14,7 +14,9 @@ nothing here reads the turn again:
    title (a final answer while the chat still has its first words as title):
    the model's proposal is queued;
 4. the route's record (analysis, escalation, attempts) for the admin;
-5. metrics, after commit.
+5. webhooks: the tenant's endpoints that want ``turn.finished``/``turn.failed``/
+   ``turn.cancelled`` get a delivery, sent after commit;
+6. metrics, after commit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from conversations.models import EventType, TurnAnalysis
 from conversations.services.summary import summary_after_turn
 from conversations.services.titles import title_proposal_enqueue
 from conversations.services.turns import TurnEnd
+from conversations.webhooks.emit import webhook_emit
 from memory.services.writes import memory_remember_turn
 from somaagent.budgets.services import turn_usage_record
 from somaagent.metrics.record import turn_finished
@@ -66,11 +69,40 @@ def turn_ended(end: TurnEnd) -> None:
         title_proposal_enqueue(session_id=end.session_id, title_automatic=end.title_automatic)
     if end.analysis is not None:
         _analysis_store(end)
+    _webhooks(end)
     turn_finished(
         tenant_id=end.tenant_id,
         event_type=end.type,
         code=str(data.get("code", "")) if end.type == EventType.ASSISTANT_ERROR else "",
     )
+
+
+WEBHOOK_EVENTS = {
+    EventType.ASSISTANT_FINAL: "turn.finished",
+    EventType.ASSISTANT_ERROR: "turn.failed",
+    EventType.ASSISTANT_CANCELLED: "turn.cancelled",
+}
+
+
+def _webhooks(end: TurnEnd) -> None:
+    event = WEBHOOK_EVENTS.get(end.type)  # type: ignore[call-overload]
+    if event is None:
+        return
+    data = end.data
+    body: dict[str, object] = {
+        "turn_id": str(end.turn_id),
+        "session_id": str(end.session_id),
+        "persona_id": str(end.persona_id) if end.persona_id else None,
+        "user_event_id": str(end.user_event_uuid),
+        "event_id": str(end.event.event_id),
+        "model": end.model or data.get("model") or None,
+        "usage": end.usage,
+    }
+    if end.type == EventType.ASSISTANT_FINAL:
+        body["reply"] = str(data.get("message", ""))
+    elif end.type == EventType.ASSISTANT_ERROR:
+        body["error"] = {"code": data.get("code", ""), "message": data.get("message", "")}
+    webhook_emit(tenant_id=end.tenant_id, event=event, subject=str(end.turn_id), data=body)
 
 
 def _summary(end: TurnEnd) -> None:
