@@ -81,7 +81,7 @@ def test_a_rolled_back_change_does_not_leave_the_next_transaction_reading_the_da
     with transaction.atomic():
         cache.get(str(tenant.pk))
         settled = len(reads)
-        assert cache.get(str(tenant.pk)) == [] and len(reads) == settled, "the next transaction reads the cache"
+        assert cache.get(str(tenant.pk)) == [] and len(reads) == settled, "the next one uses the cache"
 
 
 def test_another_threads_open_change_does_not_stop_this_thread_using_its_cache() -> None:
