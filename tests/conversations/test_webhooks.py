@@ -128,7 +128,7 @@ def test_only_the_tenants_admins_manage_its_endpoints(admin_api: Api, api: Api, 
     )
     assert_error(api.call("get", "/v1/webhooks"), 403, "insufficient_scope")  # a member's key
     other = make_tenant_key()
-    _, other_admin = api_key_create(tenant=other.tenant, name="admin", scopes=["admin"])
+    _, other_admin = api_key_create(tenant=other.tenant, name="admin", scopes=["admin"])  # type: ignore[arg-type]
     outsider = Api(key=other_admin)
     assert json.loads(outsider.call("get", "/v1/webhooks").content)["webhooks"] == []
     for method in ("get", "patch", "delete"):
