@@ -90,6 +90,7 @@ task_routes = {
     "memory.*": {"queue": "memory", "routing_key": "memory"},
     "soma.*": {"queue": "default", "routing_key": "default"},
     "webhooks.*": {"queue": "default", "routing_key": "default"},
+    "schedules.*": {"queue": "default", "routing_key": "default"},
 }
 
 # Task events (three broker publishes per task) are off unless someone watches:
@@ -117,6 +118,7 @@ beat_schedule = {
         "task": "tools.sweep",
         "schedule": 30.0,
     },
+    "schedules-tick": {"task": "schedules.tick", "schedule": env_float("SOMA_SCHEDULE_TICK_SECONDS", 5.0)},
     "webhook-sweep": {"task": "webhooks.sweep", "schedule": env_float("SOMA_WEBHOOK_SWEEP_SECONDS", 5.0)},
     "housekeeping": {
         "task": "soma.housekeeping",

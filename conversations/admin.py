@@ -252,4 +252,5 @@ class FeedbackAdmin(ReadOnlyAdmin):
         return obj.comment if len(obj.comment) <= 80 else obj.comment[:79] + "…"
 
 
+from conversations.schedules import admin as schedules_admin  # noqa: E402,F401  (registers the schedule admins)
 from conversations.webhooks import admin as webhooks_admin  # noqa: E402,F401  (registers the webhook admins)

@@ -316,7 +316,8 @@ class ShareLink(models.Model):
         return f"share of {self.session_id} to #{self.up_to_seq}"
 
 
-# Webhooks keep their models in their own package; imported here so Django finds them.
+# Webhooks and schedules keep their models in their own packages; imported here so Django finds them.
+from conversations.schedules.models import Schedule, ScheduleRun  # noqa: E402
 from conversations.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
 
-__all__ = ["WebhookDelivery", "WebhookEndpoint"]
+__all__ = ["Schedule", "ScheduleRun", "WebhookDelivery", "WebhookEndpoint"]

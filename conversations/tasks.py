@@ -7,6 +7,7 @@ import uuid
 
 from celery import shared_task
 
+from conversations.schedules.services import schedule_tick
 from conversations.services.runner import llm_port, turn_run
 from conversations.services.titles import session_title_propose
 from conversations.services.turns import turn_sweep
@@ -79,3 +80,9 @@ def webhook_sweep() -> int:
     for start in range(0, len(due), 10):
         webhook_deliver.delay(due[start : start + 10])
     return len(due)
+
+
+@shared_task(name="schedules.tick", ignore_result=True, time_limit=120, soft_time_limit=110)
+def schedules_tick() -> int:
+    """The beat's tick: every schedule whose due time has come runs (once per due time)."""
+    return schedule_tick()

@@ -2,6 +2,7 @@ from django.urls import path
 
 from conversations import api, attachments_api, export_api, feedback_api, search_api, share_api, sse
 from conversations.openai_front import views as openai_views
+from conversations.schedules import api as schedules_api
 from conversations.webhooks import api as webhooks_api
 
 urlpatterns = [
@@ -37,6 +38,10 @@ urlpatterns = [
         attachments_api.AttachmentContentView.as_view(),
         name="attachment-content",
     ),
+    path("schedules", schedules_api.ScheduleListView.as_view(), name="schedules"),
+    path("schedules/<str:schedule_id>", schedules_api.ScheduleDetailView.as_view(), name="schedule"),
+    path("schedules/<str:schedule_id>/run", schedules_api.ScheduleRunView.as_view(), name="schedule-run"),
+    path("schedules/<str:schedule_id>/runs", schedules_api.ScheduleRunsView.as_view(), name="schedule-runs"),
     path("webhooks", webhooks_api.WebhookListView.as_view(), name="webhooks"),
     path("webhooks/<str:webhook_id>", webhooks_api.WebhookDetailView.as_view(), name="webhook"),
     path(

@@ -31,6 +31,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "conversations.SessionSummary",
         "conversations.SessionAlias",
         "conversations.Attachment",
+        "conversations.Schedule",
+        "conversations.ScheduleRun",
     ),
     "People & access": (
         "somaagent.Tenant",

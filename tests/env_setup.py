@@ -21,6 +21,7 @@ os.environ.setdefault("SOMA_TURN_SWEEP_SECONDS", "1")
 os.environ.setdefault("SOMA_OUTBOX_SWEEP_SECONDS", "1")
 os.environ.setdefault("SOMA_OUTBOX_SWEEP_MIN_AGE_SECONDS", "0.5")
 os.environ.setdefault("SOMA_TURN_REDISPATCH_AFTER_SECONDS", "5")
+os.environ.setdefault("SOMA_SCHEDULE_TICK_SECONDS", "1")  # schedules due within a second in live tests
 # Cached configuration is checked against its version on every read, so a row a test
 # writes applies at once (production checks at most once a second).
 os.environ.setdefault("SOMA_CACHE_FRESH_SECONDS", "0")

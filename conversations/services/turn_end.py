@@ -16,7 +16,8 @@ nothing here reads the turn again:
 4. the route's record (analysis, escalation, attempts) for the admin;
 5. webhooks: the tenant's endpoints that want ``turn.finished``/``turn.failed``/
    ``turn.cancelled`` get a delivery, sent after commit;
-6. metrics, after commit.
+6. a schedule's run (a turn a schedule sent): its outcome and the schedule's failure streak;
+7. metrics, after commit.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 from django.db import DatabaseError, transaction
 
 from conversations.models import EventType, TurnAnalysis
+from conversations.schedules.services import schedule_run_ended
 from conversations.services.summary import summary_after_turn
 from conversations.services.titles import title_proposal_enqueue
 from conversations.services.turns import TurnEnd
@@ -70,6 +72,7 @@ def turn_ended(end: TurnEnd) -> None:
     if end.analysis is not None:
         _analysis_store(end)
     _webhooks(end)
+    schedule_run_ended(end)
     turn_finished(
         tenant_id=end.tenant_id,
         event_type=end.type,

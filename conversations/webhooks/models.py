@@ -9,7 +9,12 @@ from django.utils import timezone
 
 from somaagent.models import Tenant, TenantScopedQuerySet
 
-EVENTS = ("turn.finished", "turn.failed", "turn.cancelled")  # what an endpoint can subscribe to
+EVENTS = (
+    "turn.finished",
+    "turn.failed",
+    "turn.cancelled",
+    "schedule.run_finished",
+)  # what an endpoint can subscribe to
 ALL_EVENTS = "*"
 
 

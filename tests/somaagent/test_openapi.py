@@ -81,12 +81,13 @@ def api_schema(fuzz_web: LiveSystem) -> Any:
             # conversation's current_node must name a node of its mapping): a generated file
             # that fits the schema may still be a bad file, which is a 400 by design. Every
             # other check runs on it (no 5xx, statuses and bodies as documented).
-            # A webhook's URL must parse as an https URL, and a tenant has at most 20 endpoints:
-            # neither is a JSON Schema constraint, so a generated body may be refused by design.
+            # A webhook's URL must parse as an https URL, a schedule's cron must parse and name a
+            # time zone that exists, and a tenant has at most so many of each: none of it is a
+            # JSON Schema constraint, so a generated body may be refused by design.
             "operations": [
                 {"include-path": "/v1/import", "checks": {"positive_data_acceptance": {"enabled": False}}},
                 {
-                    "include-path-regex": "^/v1/webhooks",
+                    "include-path-regex": "^/v1/(webhooks|schedules)",
                     "checks": {"positive_data_acceptance": {"enabled": False}},
                 },
             ],

@@ -1,0 +1,285 @@
+"""Schedules (issue 19): cron and intervals in a time zone, once per due time, failures pause."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from conversations.models import Session, Turn
+from conversations.schedules.models import Schedule, ScheduleRun
+from conversations.schedules.services import render, schedule_tick
+from conversations.schedules.timing import cron_next, cron_parse, zone
+from somaagent.apikeys import api_key_revoke
+from somaagent.errors import ValidationFailed
+from somaagent.flags.services import flag_set
+from tests.conftest import make_tenant_key
+from tests.conversations.api_support import Api, assert_error
+
+PARIS = zone("Europe/Paris")
+
+
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def _nexts(expression: str, tz: Any, after: datetime, n: int) -> list[str]:
+    cron, out = cron_parse(expression), []
+    for _ in range(n):
+        found = cron_next(cron, tz, after)
+        assert found is not None
+        out.append(found.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z"))
+        after = found
+    return out
+
+
+def test_weekday_mornings_in_a_time_zone() -> None:
+    assert _nexts("0 9 * * mon-fri", PARIS, _utc(2026, 12, 4, 10, 0), 3) == [
+        "Mon 2026-12-07 09:00 CET",
+        "Tue 2026-12-08 09:00 CET",
+        "Wed 2026-12-09 09:00 CET",
+    ]
+
+
+def test_a_wall_time_the_clock_skips_is_not_due_and_one_it_repeats_is_due_once() -> None:
+    # Paris springs forward on 2026-03-29 (02:00 → 03:00): 02:30 does not exist that day.
+    assert _nexts("30 2 * * *", PARIS, _utc(2026, 3, 27, 12, 0), 3) == [
+        "Sat 2026-03-28 02:30 CET",
+        "Mon 2026-03-30 02:30 CEST",
+        "Tue 2026-03-31 02:30 CEST",
+    ]
+    # It falls back on 2026-10-25 (03:00 → 02:00): 02:30 happens twice, the run once.
+    assert _nexts("30 2 * * *", PARIS, _utc(2026, 10, 24, 12, 0), 2) == [
+        "Sun 2026-10-25 02:30 CEST",
+        "Mon 2026-10-26 02:30 CET",
+    ]
+    # Every hour across the fall-back: the repeated hour is not run twice.
+    hours = _nexts("0 * * * *", PARIS, _utc(2026, 10, 24, 22, 30), 5)
+    assert hours == [
+        "Sun 2026-10-25 01:00 CEST",
+        "Sun 2026-10-25 02:00 CEST",
+        "Sun 2026-10-25 03:00 CET",
+        "Sun 2026-10-25 04:00 CET",
+        "Sun 2026-10-25 05:00 CET",
+    ]
+
+
+def test_day_of_month_or_day_of_week_when_both_are_given() -> None:
+    # The 1st of the month, or any Friday (as cron has always read it).
+    assert _nexts("0 12 1 * fri", zone("UTC"), _utc(2026, 12, 1, 13, 0), 3) == [
+        "Fri 2026-12-04 12:00 UTC",
+        "Fri 2026-12-11 12:00 UTC",
+        "Fri 2026-12-18 12:00 UTC",
+    ]
+    assert cron_next(cron_parse("0 0 30 2 *"), PARIS, _utc(2026, 1, 1)) is None  # February 30th
+
+
+@pytest.mark.parametrize("bad", ["", "* * * *", "61 * * * *", "* 25 * * *", "* * * * funday", "a b c d e"])
+def test_bad_cron_is_refused(bad: str) -> None:
+    with pytest.raises(ValidationFailed):
+        cron_parse(bad)
+
+
+def test_the_message_names_its_due_time_without_format_surprises() -> None:
+    due = _utc(2026, 12, 7, 8, 0)
+    assert render("Digest for {date} at {time}", due, "Europe/Paris") == "Digest for 2026-12-07 at 09:00"
+    assert render("{0} {__class__} {datetime}", due, "UTC") == "{0} {__class__} 2026-12-07 08:00 UTC"
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+def _create(api: Api, **body: Any) -> Any:
+    return api.call("post", "/v1/schedules", json_body={"name": "Digest", "message": "News {date}", **body})
+
+
+@pytest.mark.django_db
+def test_make_read_change_and_delete_a_schedule(api: Api, me: Any) -> None:
+    made = _create(api, cron="0 9 * * mon-fri", timezone="Europe/Paris")
+    assert made.status_code == 201, made.content
+    body = json.loads(made.content)
+    assert body["cron"] == "0 9 * * mon-fri" and body["enabled"] is True
+    next_run = datetime.fromisoformat(body["next_run_at"]).astimezone(PARIS)
+    assert (next_run.hour, next_run.minute) == (9, 0) and next_run.weekday() < 5
+    assert [s["id"] for s in json.loads(api.call("get", "/v1/schedules").content)["schedules"]] == [
+        body["id"]
+    ]
+    changed = api.call(
+        "put",
+        f"/v1/schedules/{body['id']}",
+        json_body={"name": "Hourly", "message": "x", "interval_seconds": 3600},
+    )
+    assert changed.status_code == 200 and json.loads(changed.content)["cron"] is None
+    assert api.call("delete", f"/v1/schedules/{body['id']}").status_code == 204
+    assert_error(api.call("get", f"/v1/schedules/{body['id']}"), 404, "not_found")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"cron": "0 9 * * *", "interval_seconds": 60},  # both
+        {},  # neither
+        {"cron": "every morning"},
+        {"interval_seconds": 5},  # below the minimum (60 s)
+        {"cron": "0 9 * * *", "timezone": "Mars/Olympus"},
+        {"cron": "0 9 * * *", "missed": "sometimes"},
+        {"cron": "0 9 * * *", "surprise": 1},
+        {"cron": "0 9 * * *", "session_id": "00000000-0000-0000-0000-000000000000"},  # not yours: 404
+    ],
+)
+def test_bad_schedules_are_refused_and_nothing_is_stored(api: Api, body: Any) -> None:
+    response = _create(api, **body)
+    assert response.status_code in (400, 404), response.content
+    assert Schedule.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_another_tenants_schedules_are_not_found(api: Api) -> None:
+    made = json.loads(_create(api, cron="0 9 * * *").content)
+    other = Api(key=make_tenant_key().key)
+    assert json.loads(other.call("get", "/v1/schedules").content)["schedules"] == []
+    for method, path in [
+        ("get", f"/v1/schedules/{made['id']}"),
+        ("delete", f"/v1/schedules/{made['id']}"),
+        ("post", f"/v1/schedules/{made['id']}/run"),
+        ("get", f"/v1/schedules/{made['id']}/runs"),
+    ]:
+        assert_error(other.call(method, path), 404, "not_found")
+    assert Schedule.objects.filter(pk=made["id"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_can_turn_a_tenants_schedules_off(api: Api, me: Any) -> None:
+    from somaagent.flags import services as flag_services
+
+    flag_set(name="schedules", enabled=False, tenant=me.tenant)
+    flag_services._cache.snapshot = None  # as if this process's refresh period had passed
+    assert_error(_create(api, cron="0 9 * * *"), 403, "schedules_disabled")
+    assert Schedule.objects.filter(tenant=me.tenant).count() == 0
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def _schedule(api: Api, **body: Any) -> Schedule:
+    made = _create(api, **body)
+    assert made.status_code == 201, made.content
+    return Schedule.objects.get(pk=json.loads(made.content)["id"])
+
+
+def _first_due(schedule: Schedule) -> datetime:
+    assert schedule.next_run_at is not None
+    return schedule.next_run_at
+
+
+@pytest.mark.django_db
+def test_a_due_schedule_runs_once_per_due_time(api: Api, me: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_MIN_INTERVAL_SECONDS", "1")
+    schedule = _schedule(api, interval_seconds=60, message="Ping {time}")
+    now = _first_due(schedule) + timedelta(seconds=1)
+    assert schedule_tick(now=now) == 1
+    assert schedule_tick(now=now) == 0, "the same due time again: nothing"
+    [run] = ScheduleRun.objects.filter(schedule=schedule)
+    assert run.due_at == schedule.next_run_at and run.status == "queued"
+    turn = Turn.objects.get(pk=str(run.turn_id))
+    assert turn.user_event.payload["message"].startswith("Ping ")
+    assert turn.user_event.payload["metadata"]["schedule_run"] == str(run.pk)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == run.due_at + timedelta(seconds=60)
+    assert Session.objects.get(pk=str(run.session_id)).tenant_id == me.tenant.pk
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("policy", "runs", "statuses"), [("run_once", 1, ["queued"]), ("skip", 0, ["skipped"])]
+)
+def test_due_times_missed_while_down_run_once_or_are_skipped(
+    api: Api, monkeypatch: pytest.MonkeyPatch, policy: str, runs: int, statuses: list[str]
+) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_MIN_INTERVAL_SECONDS", "1")
+    schedule = _schedule(api, interval_seconds=60, missed=policy)
+    now = _first_due(schedule) + timedelta(hours=2)  # 120 due times passed while everything was down
+    assert schedule_tick(now=now) == runs
+    assert list(ScheduleRun.objects.filter(schedule=schedule).values_list("status", flat=True)) == statuses
+    assert Turn.objects.count() == runs
+    schedule.refresh_from_db()
+    assert now < _first_due(schedule) <= now + timedelta(seconds=60)
+
+
+@pytest.mark.django_db
+def test_a_schedule_past_its_end_stops(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_MIN_INTERVAL_SECONDS", "1")
+    ends = timezone.now() + timedelta(seconds=90)
+    schedule = _schedule(api, interval_seconds=60, ends_at=ends.isoformat())
+    assert schedule_tick(now=_first_due(schedule)) == 1
+    schedule.refresh_from_db()
+    assert schedule.enabled is False and schedule.next_run_at is None
+
+
+@pytest.mark.django_db
+def test_runs_that_are_refused_pause_the_schedule_after_three(api: Api, me: Any) -> None:
+    schedule = _schedule(api, cron="* * * * *")
+    assert schedule.owner_key is not None
+    api_key_revoke(prefix=schedule.owner_key.prefix, tenant=me.tenant)
+    for minute in range(3):
+        Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(seconds=minute))
+        schedule_tick()
+    runs = list(ScheduleRun.objects.filter(schedule=schedule).order_by("due_at"))
+    assert [r.status for r in runs] == ["refused"] * 3 and "revoked" in runs[0].error
+    schedule.refresh_from_db()
+    assert schedule.enabled is False and schedule.paused_reason.startswith("Paused after 3 failed runs")
+    assert Turn.objects.count() == 0
+    body = json.loads(Api(key=make_tenant_key().key).call("get", "/v1/schedules").content)
+    assert body["schedules"] == []
+
+
+@pytest.mark.django_db
+def test_run_now_and_the_run_history(api: Api) -> None:
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    ran = api.call("post", f"/v1/schedules/{schedule.pk}/run")
+    assert ran.status_code == 202, ran.content
+    run = json.loads(ran.content)
+    assert run["manual"] is True and run["turn_id"] and run["status"] == "queued"
+    history = json.loads(api.call("get", f"/v1/schedules/{schedule.pk}/runs").content)["runs"]
+    assert [r["id"] for r in history] == [run["id"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_ticks_at_once_run_a_due_time_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two beats (or a tick that overlaps the previous one) race for the same due time."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED are PostgreSQL's; SQLite serialises writers anyway")
+    monkeypatch.setenv("SOMA_SCHEDULE_MIN_INTERVAL_SECONDS", "1")
+    me = make_tenant_key()
+    api = Api(key=me.key)
+    schedules = [_schedule(api, interval_seconds=3600, name=f"s{i}") for i in range(10)]
+    Schedule.objects.filter(pk__in=[s.pk for s in schedules]).update(
+        next_run_at=timezone.now() - timedelta(seconds=1)
+    )
+    barrier = threading.Barrier(2)
+    counts: list[int] = []
+
+    def tick() -> None:
+        barrier.wait()
+        try:
+            counts.append(schedule_tick())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # (The run's live beat, if one is up, may run some of them: still once each.)
+    assert sum(counts) <= 10
+    runs = ScheduleRun.objects.filter(schedule__in=schedules)
+    assert runs.count() == 10 and len({(r.schedule_id, r.due_at) for r in runs}) == 10
+    with transaction.atomic():
+        Schedule.objects.filter(pk__in=[s.pk for s in schedules]).delete()
