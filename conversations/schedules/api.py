@@ -88,7 +88,8 @@ def run_body(run: ScheduleRun) -> dict[str, Any]:
         "turn_id": str(run.turn_id) if run.turn_id else None,
         "error": run.error or None,
         "tokens": run.tokens,
-        "started_at": run.started_at.isoformat(),
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,
     }
 

@@ -61,7 +61,8 @@ class Schedule(models.Model):
 
 class ScheduleRun(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued"
+        WAITING = "waiting"  # due, waiting for a background slot (fairness between tenants)
+        QUEUED = "queued"  # its message was accepted: the turn is queued or running
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"
@@ -73,12 +74,13 @@ class ScheduleRun(models.Model):
     tenant_id = models.UUIDField(db_index=True)
     due_at = models.DateTimeField()
     manual = models.BooleanField(default=False)  # "run now"
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
     session_id = models.UUIDField(null=True, blank=True)
     turn_id = models.UUIDField(null=True, blank=True, db_index=True)
     error = models.CharField(max_length=500, blank=True, default="")
     tokens = models.PositiveIntegerField(null=True, blank=True)
-    started_at = models.DateTimeField(default=now)
+    created_at = models.DateTimeField(default=now)
+    started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -87,6 +89,9 @@ class ScheduleRun(models.Model):
         constraints = [
             # Exactly once per due time (a manual run has its own moment).
             models.UniqueConstraint(fields=["schedule", "due_at"], name="schedule_run_once"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "tenant_id", "due_at"], name="schedule_run_slots"),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from conversations.models import EventType
@@ -159,19 +161,32 @@ def render(template: str, due_at: datetime, tz_name: str) -> str:
     )
 
 
-def _run(schedule: Schedule, due_at: datetime, *, manual: bool = False) -> ScheduleRun:
-    """Write the run and send its message, in the caller's transaction (the schedule is locked)."""
-    run = ScheduleRun.objects.create(
-        schedule=schedule, tenant_id=schedule.tenant_id, due_at=due_at, manual=manual
-    )
+def tenant_slots() -> int:
+    """Background runs of one tenant at once (its other due runs wait their turn)."""
+    return env_int("SOMA_SCHEDULE_TENANT_CONCURRENCY", 4)
+
+
+def total_slots() -> int:
+    """Background runs of all tenants at once: the worker keeps the rest for people."""
+    return env_int("SOMA_SCHEDULE_MAX_RUNNING", 32)
+
+
+def stale_after() -> timedelta:
+    """A run still ``queued`` after this (its chat was deleted with the turn) frees its slot."""
+    return timedelta(seconds=env_float("SOMA_SCHEDULE_RUN_STALE_SECONDS", 3600.0))
+
+
+def _start(run: ScheduleRun) -> None:
+    """Send the run's message as the schedule's owner (in the caller's transaction)."""
+    schedule = run.schedule
+    now = timezone.now()
     try:
         if not flag_enabled(FLAG, schedule.tenant_id, default=True):
             raise Forbidden("Schedules are turned off for this tenant.", code="schedules_disabled")
-        principal = owner_principal(schedule)
         accepted = message_admit_accept(
-            principal=principal,
+            principal=owner_principal(schedule),
             data=MessageInput(
-                message=render(schedule.message, due_at, schedule.timezone),
+                message=render(schedule.message, run.due_at, schedule.timezone),
                 session_id=schedule.session_id,
                 persona_id=schedule.persona_id if schedule.session_id is None else None,
                 metadata={RUN_KEY: str(run.pk)},
@@ -180,73 +195,131 @@ def _run(schedule: Schedule, due_at: datetime, *, manual: bool = False) -> Sched
         )
     except SomaError as exc:
         # Refused before anything was written (policy, budget, the owner's access): no turn.
-        run.status, run.error, run.ended_at = ScheduleRun.Status.REFUSED, exc.message[:500], timezone.now()
-        run.save(update_fields=["status", "error", "ended_at"])
+        ScheduleRun.objects.filter(pk=run.pk).update(
+            status=ScheduleRun.Status.REFUSED, error=exc.message[:500], started_at=now, ended_at=now
+        )
         _failed(schedule, exc.message)
-        return run
-    run.session_id, run.turn_id = accepted["session_id"], accepted["turn_id"]
-    run.save(update_fields=["session_id", "turn_id"])
-    return run
+        return
+    ScheduleRun.objects.filter(pk=run.pk).update(
+        status=ScheduleRun.Status.QUEUED,
+        session_id=accepted["session_id"],
+        turn_id=accepted["turn_id"],
+        started_at=now,
+    )
 
 
 def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
-    with transaction.atomic():
-        locked = Schedule.objects.select_for_update().get(pk=schedule.pk)
-        return _run(locked, timezone.now(), manual=True)
+    """A run outside the schedule's times; it waits for a slot like any other."""
+    return ScheduleRun.objects.create(
+        schedule=schedule, tenant_id=schedule.tenant_id, due_at=timezone.now(), manual=True
+    )
 
 
 def schedule_tick(*, now: datetime | None = None) -> int:
-    """Run every schedule whose due time has come, each in a transaction of its own; returns runs."""
+    """The beat's tick: due times become waiting runs, then waiting runs start as slots allow.
+    Returns how many runs started."""
     now = now or timezone.now()
+    _materialise(now)
+    return _start_waiting(now)
+
+
+def _materialise(now: datetime) -> None:
     due = list(
         Schedule.objects.filter(enabled=True, next_run_at__lte=now)
         .order_by("next_run_at")
         .values_list("pk", flat=True)[:TICK_BATCH]
     )
-    runs = 0
     for pk in due:
         with transaction.atomic():
-            # Another tick (a second beat, an overlapping one) holding it runs it; this one moves on.
+            # Another tick (a second beat, an overlapping one) holding it does it; this one moves on.
             schedule = (
                 Schedule.objects.select_for_update(skip_locked=True)
                 .filter(pk=pk, enabled=True, next_run_at__lte=now)
                 .first()
             )
-            if schedule is None or schedule.next_run_at is None:
-                continue
-            runs += _due(schedule, now)
-    return runs
+            if schedule is not None and schedule.next_run_at is not None:
+                _due(schedule, now)
 
 
-def _due(schedule: Schedule, now: datetime) -> int:
+def _due(schedule: Schedule, now: datetime) -> None:
+    """Write the run of the schedule's due time (one, however many passed) and move on."""
     assert schedule.next_run_at is not None
     due_at = schedule.next_run_at
-    latest = due_at  # of the due times that passed, the last one (others were missed)
+    latest = due_at  # of the due times that passed, the last one (the others were missed)
     following = next_due(schedule, due_at)
     while following is not None and following <= now:
         latest, following = following, next_due(schedule, following)
-    # The first due time not yet run is long past: the system was down (or the beat was),
-    # and the schedule says whether what was missed runs once now or is skipped.
-    missed = now - due_at > late_grace()
-    ran = 0
-    if missed and schedule.missed == Schedule.Missed.SKIP:
-        ScheduleRun.objects.create(
-            schedule=schedule,
-            tenant_id=schedule.tenant_id,
-            due_at=latest,
-            status=ScheduleRun.Status.SKIPPED,
-            error="missed while the system was down",
-            ended_at=now,
-        )
-    else:
-        _run(schedule, latest)
-        ran = 1
-    schedule.refresh_from_db(fields=["enabled", "consecutive_failures", "paused_reason"])
+    # The first due time not yet run is long past: the system (or the beat) was down, and the
+    # schedule says whether what was missed runs once now or is skipped.
+    skipped = now - due_at > late_grace() and schedule.missed == Schedule.Missed.SKIP
+    ScheduleRun.objects.create(
+        schedule=schedule,
+        tenant_id=schedule.tenant_id,
+        due_at=latest,
+        **(
+            {
+                "status": ScheduleRun.Status.SKIPPED,
+                "error": "missed while the system was down",
+                "ended_at": now,
+            }
+            if skipped
+            else {}
+        ),
+    )
     schedule.next_run_at = following
     if following is None:
         schedule.enabled = False  # past its end: done
     schedule.save(update_fields=["next_run_at", "enabled"])
-    return ran
+
+
+def _start_waiting(now: datetime) -> int:
+    """Start waiting runs, fairly: at most ``tenant_slots()`` running per tenant and
+    ``total_slots()`` in all, the oldest of each tenant first, tenants taking turns (the one
+    with the fewest running first), so a tenant with a thousand due runs takes its share and
+    no more."""
+    fresh = Q(status=ScheduleRun.Status.QUEUED, started_at__gt=now - stale_after())
+    running = dict(
+        ScheduleRun.objects.filter(fresh)
+        .values("tenant_id")
+        .annotate(n=Count("id"))
+        .values_list("tenant_id", "n")
+    )
+    free = total_slots() - sum(running.values())
+    if free <= 0:
+        return 0
+    # The oldest few waiting runs of each tenant (never more than it could start now).
+    ranked = (
+        ScheduleRun.objects.filter(status=ScheduleRun.Status.WAITING)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("tenant_id")], order_by=[F("due_at").asc()]))
+        .filter(rank__lte=tenant_slots())
+        .values_list("pk", "tenant_id", "rank")
+    )
+    queues: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for pk, tenant_id, _rank in sorted(ranked, key=lambda row: row[2]):
+        queues.setdefault(tenant_id, []).append(pk)
+    order: list[uuid.UUID] = []
+    while queues and len(order) < free:
+        for tenant_id in sorted(queues, key=lambda t: running.get(t, 0)):
+            if running.get(tenant_id, 0) < tenant_slots() and queues[tenant_id]:
+                order.append(queues[tenant_id].pop(0))
+                running[tenant_id] = running.get(tenant_id, 0) + 1
+            if not queues[tenant_id] or running.get(tenant_id, 0) >= tenant_slots():
+                del queues[tenant_id]
+            if len(order) >= free:
+                break
+    started = 0
+    for pk in order:
+        with transaction.atomic():
+            run = (
+                ScheduleRun.objects.select_for_update(skip_locked=True)
+                .select_related("schedule")
+                .filter(pk=pk, status=ScheduleRun.Status.WAITING)
+                .first()
+            )
+            if run is not None:
+                _start(run)
+                started += 1
+    return started
 
 
 def _failed(schedule: Schedule, reason: str) -> None:

@@ -245,9 +245,60 @@ def test_run_now_and_the_run_history(api: Api) -> None:
     ran = api.call("post", f"/v1/schedules/{schedule.pk}/run")
     assert ran.status_code == 202, ran.content
     run = json.loads(ran.content)
-    assert run["manual"] is True and run["turn_id"] and run["status"] == "queued"
+    assert run["manual"] is True and run["status"] == "waiting" and run["turn_id"] is None
+    assert schedule_tick() == 1  # it waits for a slot like any run; the next tick starts it
     history = json.loads(api.call("get", f"/v1/schedules/{schedule.pk}/runs").content)["runs"]
-    assert [r["id"] for r in history] == [run["id"]]
+    assert [(r["id"], r["status"]) for r in history] == [(run["id"], "queued")] and history[0]["turn_id"]
+
+
+def _waiting(schedule: Schedule, n: int) -> None:
+    start = timezone.now() - timedelta(hours=1)
+    ScheduleRun.objects.bulk_create(
+        ScheduleRun(schedule=schedule, tenant_id=schedule.tenant_id, due_at=start + timedelta(seconds=i))
+        for i in range(n)
+    )
+
+
+def _running(tenant: Any) -> int:
+    return ScheduleRun.objects.filter(tenant_id=tenant.pk, status="queued").count()
+
+
+@pytest.mark.django_db
+def test_background_runs_are_shared_fairly_between_tenants(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_TENANT_CONCURRENCY", "2")
+    monkeypatch.setenv("SOMA_SCHEDULE_MAX_RUNNING", "3")
+    busy, quiet = make_tenant_key(), make_tenant_key()
+    flood = _schedule(Api(key=busy.key), cron="0 9 1 1 *", name="flood")
+    _waiting(flood, 50)  # a thousand due runs would do the same; fifty are enough to see it
+    few = _schedule(Api(key=quiet.key), cron="0 9 1 1 *", name="few")
+    _waiting(few, 3)
+
+    for _ in range(3):  # each round: slots fill, the running runs end
+        started = schedule_tick()
+        assert started == 3 or (started == 2 and _running(quiet.tenant) == 0), "every free slot used"
+        busy_now, quiet_now = _running(busy.tenant), _running(quiet.tenant)
+        assert busy_now <= 2, "the flood takes its share only"
+        assert quiet_now >= 1 or not ScheduleRun.objects.filter(schedule=few, status="waiting").exists()
+        assert schedule_tick() == 0, "all slots busy: the rest wait"
+        ScheduleRun.objects.filter(status="queued").update(status="completed")
+    assert not ScheduleRun.objects.filter(schedule=few, status="waiting").exists(), "the quiet tenant is done"
+    # Each tenant's oldest went first.
+    done = list(ScheduleRun.objects.filter(schedule=flood, status="completed").order_by("due_at"))
+    first = list(ScheduleRun.objects.filter(schedule=flood).order_by("due_at")[: len(done)])
+    assert done == first
+
+
+@pytest.mark.django_db
+def test_a_run_whose_chat_was_deleted_frees_its_slot_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_TENANT_CONCURRENCY", "1")
+    me = make_tenant_key()
+    schedule = _schedule(Api(key=me.key), cron="0 9 1 1 *")
+    _waiting(schedule, 2)
+    assert schedule_tick() == 1
+    assert schedule_tick() == 0
+    # Its turn went with its chat: it will never end, so after the stale period it stops counting.
+    ScheduleRun.objects.filter(status="queued").update(started_at=timezone.now() - timedelta(hours=2))
+    assert schedule_tick() == 1
 
 
 @pytest.mark.django_db(transaction=True)

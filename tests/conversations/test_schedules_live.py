@@ -4,13 +4,18 @@ answers it as an ordinary turn, the run history records it, and failures pause t
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+from django.utils import timezone
 
 from conversations.schedules.models import Schedule, ScheduleRun
 from tests.conversations.api_support import Api
-from tests.live import VENV_BIN, LiveSystem, Proc, procfile_argv, wait_until
+from tests.conversations.support import send
+from tests.live import VENV_BIN, LiveSystem, Proc, StubServer, procfile_argv, read_stream, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +75,39 @@ def test_a_schedule_whose_runs_keep_failing_is_paused(
     assert len(failed) == 3
     body = json.loads(Api(key=tenant_key.key).call("get", f"/v1/schedules/{schedule.pk}").content)
     assert body["enabled"] is False and body["paused_reason"].startswith("Paused after 3")
+
+
+def _user_texts(stub: StubServer) -> list[str]:
+    bodies = httpx.get(f"{stub.url}/_requests", timeout=10).json()
+    return [str(b["messages"][-1]["content"]) for b in bodies]
+
+
+def test_a_tenants_flood_of_background_runs_does_not_hold_up_another_tenants_chat(
+    live_system: LiveSystem, tenant_key: Any, other_tenant_key: Any, llm_stub: StubServer
+) -> None:
+    """Tenant A has 1,000 due runs (more than a worker has threads); tenant B sends a message. Told by the order in which the
+    model is asked (not by wall time): B's request comes after at most a few of A's."""
+    bg, fg = f"bg-{uuid.uuid4().hex}", f"fg-{uuid.uuid4().hex}"
+    flood = _make(tenant_key.key, message=f"{bg} [[tokens=5]] [[delay=0.3]]", cron="0 9 1 1 *")
+    start = timezone.now() - timedelta(minutes=10)
+    ScheduleRun.objects.bulk_create(
+        ScheduleRun(schedule=flood, tenant_id=flood.tenant_id, due_at=start + timedelta(seconds=i))
+        for i in range(1000)
+    )
+    try:
+        wait_until(
+            lambda: sum(bg in t for t in _user_texts(llm_stub)) >= 4, timeout=30, what="the flood flowing"
+        )
+        before = sum(bg in t for t in _user_texts(llm_stub))
+        accepted = send(live_system, other_tenant_key.key, f"{fg} [[reply=hello]]")
+        read_stream(live_system, other_tenant_key.key, accepted["session_id"])
+        texts = _user_texts(llm_stub)
+        position = next(i for i, t in enumerate(texts) if fg in t)
+        ahead = sum(bg in t for t in texts[:position]) - before
+        # At most SOMA_SCHEDULE_TENANT_CONCURRENCY (4) of A's run at once: B's turn waits behind
+        # those already queued, not behind the 1,000.
+        assert ahead <= 8, f"{ahead} of the flood's turns reached the model first"
+        running = ScheduleRun.objects.filter(schedule=flood, status="queued").count()
+        assert running <= 4
+    finally:
+        ScheduleRun.objects.filter(schedule=flood, status="waiting").update(status="skipped")
