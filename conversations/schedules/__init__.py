@@ -10,7 +10,7 @@ while background slots are free (per tenant and in all, tenants taking turns): e
 locks the run, accepts its message as the schedule's owner (policy and budget checks
 included, the turn queued through the outbox) and marks it queued, in one transaction.
 People's messages never wait for a slot, so a tenant's flood of due runs holds up no one
-else's chat. The turn itself is an ordinary turn with its lease. When the turn ends, ``schedule_run_ended`` (called from
-the end of the turn) records the outcome, and a schedule failing
-``SOMA_SCHEDULE_MAX_FAILURES`` times in a row is paused.
+else's chat. The turn itself is an ordinary turn with its lease. When the turn ends,
+``schedule_run_ended`` (called from the end of the turn) records the outcome, and a
+schedule failing ``SOMA_SCHEDULE_MAX_FAILURES`` times in a row is paused.
 """

@@ -85,8 +85,9 @@ def _user_texts(stub: StubServer) -> list[str]:
 def test_a_tenants_flood_of_background_runs_does_not_hold_up_another_tenants_chat(
     live_system: LiveSystem, tenant_key: Any, other_tenant_key: Any, llm_stub: StubServer
 ) -> None:
-    """Tenant A has 1,000 due runs (more than a worker has threads); tenant B sends a message. Told by the order in which the
-    model is asked (not by wall time): B's request comes after at most a few of A's."""
+    """Tenant A has 1,000 due runs (more than a worker has threads); tenant B sends a message.
+    Told by the order in which the model is asked and by what runs at once (not by wall time):
+    B's request comes after at most a few of A's, and A has four turns in the workers at a time."""
     bg, fg = f"bg-{uuid.uuid4().hex}", f"fg-{uuid.uuid4().hex}"
     flood = _make(tenant_key.key, message=f"{bg} [[tokens=5]] [[delay=0.3]]", cron="0 9 1 1 *")
     start = timezone.now() - timedelta(minutes=10)
