@@ -311,7 +311,7 @@ def _start_waiting(now: datetime) -> int:
     for pk in order:
         with transaction.atomic():
             run = (
-                ScheduleRun.objects.select_for_update(skip_locked=True)
+                ScheduleRun.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("schedule")
                 .filter(pk=pk, status=ScheduleRun.Status.WAITING)
                 .first()

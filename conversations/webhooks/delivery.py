@@ -31,10 +31,16 @@ from somaagent.config import env_float, env_int
 from somaagent.db_hold import db_release
 from somaagent.models import DeadLetter
 from somaagent.outbox import outbox_enqueue
+from somaagent.process_local import PerProcess
 from somaagent.retry import backoff_delay, parse_retry_after
 from tools.netguard import Refused, resolve_checked
 
 log = logging.getLogger(__name__)
+
+# One client per process (connections kept alive per checked address). No redirects (one could
+# lead past the address check), no proxies from the environment (the checked address must be
+# the one connected to).
+_client = PerProcess(lambda: httpx.Client(follow_redirects=False, trust_env=False))
 
 DEAD_LETTER_TOPIC = "webhook.delivery"
 USER_AGENT = "SomaAgent-Webhook/1"
@@ -69,7 +75,9 @@ def _lease(delivery_id: uuid.UUID) -> WebhookDelivery | None:
     now = timezone.now()
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            # Only the delivery's row: locking its endpoint too would make concurrent tries of
+            # one endpoint's deliveries skip each other.
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("endpoint")
             .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
@@ -112,11 +120,9 @@ def _send(delivery: WebhookDelivery) -> Outcome:
         return Outcome(ok=False, error=f"address refused: {exc}")
     db_release()  # no pooled connection held while the receiver takes its time
     began = time.monotonic()
-    timeout = httpx.Timeout(delivery.endpoint.timeout_seconds)
+    request.extensions["timeout"] = httpx.Timeout(delivery.endpoint.timeout_seconds).as_dict()
     try:
-        # No redirects (a redirect could lead past the address check), no proxies from the environment.
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            response = client.send(request)
+        response = _client.get().send(request)
     except httpx.TimeoutException:
         return Outcome(ok=False, error="timed out", duration_ms=(time.monotonic() - began) * 1000)
     except httpx.HTTPError as exc:

@@ -248,3 +248,41 @@ def test_the_delivery_log_over_the_api(admin_api: Api, me: Any, receiver: Receiv
     log = json.loads(admin_api.call("get", f"/v1/webhooks/{endpoint.pk}/deliveries").content)["deliveries"]
     assert len(log) == 1
     assert log[0]["status"] == "pending" and log[0]["last_status_code"] == 502 and log[0]["attempts"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_of_one_endpoint_are_tried_side_by_side(receiver: Receiver) -> None:
+    """Another try holding its lease (its transaction open) does not make this one skip its own
+    delivery: only the delivery's row is locked, not the endpoint both belong to."""
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    me = make_tenant_key()
+    endpoint = _endpoint(me.tenant, receiver.url)
+    first = _emit(me.tenant)[0]
+    second = _emit(me.tenant)[-1]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                WebhookDelivery.objects.select_for_update().filter(pk=first.pk).first()
+                WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert webhook_deliver(delivery_id=second.pk) == "delivered"
+    finally:
+        release.set()
+        holder.join()
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
