@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -79,14 +80,18 @@ def test_no_model_at_all_is_an_empty_chain() -> None:
 
 @pytest.mark.django_db(transaction=True)  # foreign keys checked at each commit, as in production
 def test_the_turns_end_stores_its_route_record() -> None:
-    from conversations.models import EventType, TurnAnalysis
-    from conversations.services.accept import MessageInput, message_accept
+    from conversations.models import EventType, Session, SessionEvent, Turn, TurnAnalysis
     from conversations.services.turns import turn_claim, turn_finish
     from tests.conftest import make_tenant_key
 
-    tenant = make_tenant_key().tenant
-    accepted = message_accept(tenant=tenant, data=MessageInput(message="hi"))  # type: ignore[arg-type]
-    claim = turn_claim(turn_id=accepted["turn_id"], owner="test", ended=turn_ended)
+    tenant: Any = make_tenant_key().tenant
+    # Stored without being queued: the run's live worker would otherwise claim it first.
+    session = Session.objects.create(tenant=tenant, last_seq=1)
+    event = SessionEvent.objects.create(
+        session=session, seq=1, type=EventType.USER_MESSAGE, role="user", payload={"message": "hi"}
+    )
+    turn = Turn.objects.create(tenant=tenant, session=session, user_event=event)
+    claim = turn_claim(turn_id=turn.pk, owner="test", ended=turn_ended)
     assert claim is not None
     route = turn_route(message="hi", metadata={})
     route.attempts.append({"model": "m", "error": "timeout"})

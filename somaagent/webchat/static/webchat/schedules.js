@@ -1,0 +1,161 @@
+/* SomaSchedules: the "Schedules" panel: your schedules, their next run and state, on/off,
+   run now, delete, and a form to add one (a cron or every N minutes, in your time zone). */
+(function (root) {
+  "use strict";
+
+  var V = root.SomaView;
+  var Http = root.SomaHttp;
+  var h = V.h;
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+
+  function localTime(iso) {
+    if (!iso) return "—";
+    try {
+      return new Date(iso).toLocaleString();
+    } catch (e) {
+      return iso;
+    }
+  }
+
+  function when(s) {
+    if (s.cron) return "cron " + s.cron + " (" + s.timezone + ")";
+    var minutes = Math.round((s.interval_seconds || 0) / 60);
+    return "every " + minutes + " min";
+  }
+
+  function errorText(res) {
+    var e = res.data && res.data.error;
+    return e ? e.message : "Something went wrong (" + res.status + ").";
+  }
+
+  function SomaSchedules() {
+    this.dialog = $("schedules");
+  }
+
+  SomaSchedules.prototype.open = function () {
+    $("schedule-tz").value = $("schedule-tz").value || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    if (this.dialog.showModal) this.dialog.showModal();
+    else this.dialog.setAttribute("open", "");
+    return this.load();
+  };
+
+  SomaSchedules.prototype.close = function () {
+    if (this.dialog.close) this.dialog.close();
+    else this.dialog.removeAttribute("open");
+  };
+
+  SomaSchedules.prototype.say = function (text) {
+    $("schedule-error").textContent = text || "";
+  };
+
+  SomaSchedules.prototype.load = function () {
+    var self = this;
+    return Http.api("GET", "/v1/schedules").then(function (res) {
+      if (!res.ok) return self.say(errorText(res));
+      self.render(res.data.schedules);
+    });
+  };
+
+  SomaSchedules.prototype.render = function (schedules) {
+    var self = this;
+    var list = $("schedule-list");
+    $("schedules-empty").hidden = schedules.length > 0;
+    list.replaceChildren.apply(
+      list,
+      schedules.map(function (s) {
+        var state = s.paused_reason
+          ? h("p", { className: "schedule-paused", role: "note", text: s.paused_reason })
+          : h("p", { className: "muted", text: s.enabled ? "Next run: " + localTime(s.next_run_at) : "Off" });
+        var toggle = h("button", { type: "button", text: s.enabled ? "Turn off" : "Turn on" });
+        toggle.addEventListener("click", function () {
+          self.change(s, { enabled: !s.enabled });
+        });
+        var now = h("button", { type: "button", text: "Run now" });
+        now.addEventListener("click", function () {
+          Http.api("POST", "/v1/schedules/" + encodeURIComponent(s.id) + "/run").then(function (res) {
+            self.say(res.ok ? "“" + s.name + "” will run in a few seconds." : errorText(res));
+          });
+        });
+        var remove = h("button", { type: "button", text: "Delete" });
+        remove.addEventListener("click", function () {
+          if (!root.confirm("Delete the schedule “" + s.name + "” and its history?")) return;
+          Http.api("DELETE", "/v1/schedules/" + encodeURIComponent(s.id)).then(function () {
+            self.load();
+          });
+        });
+        return h("li", { className: "schedule", "data-schedule-id": s.id }, [
+          h("strong", { text: s.name }),
+          h("span", { className: "muted", text: " · " + when(s) }),
+          h("p", { className: "schedule-message plain", text: s.message }),
+          state,
+          h("div", { className: "schedule-actions" }, [toggle, now, remove]),
+        ]);
+      })
+    );
+  };
+
+  /* PUT takes the whole schedule: send what it has, with the change. */
+  SomaSchedules.prototype.change = function (s, changes) {
+    var self = this;
+    var body = Object.assign(
+      {
+        name: s.name,
+        message: s.message,
+        timezone: s.timezone,
+        session_id: s.session_id,
+        persona_id: s.persona_id,
+        ends_at: s.ends_at,
+        missed: s.missed,
+        enabled: s.enabled,
+      },
+      s.cron ? { cron: s.cron } : { interval_seconds: s.interval_seconds },
+      changes
+    );
+    return Http.api("PUT", "/v1/schedules/" + encodeURIComponent(s.id), body).then(function (res) {
+      self.say(res.ok ? "" : errorText(res));
+      return self.load();
+    });
+  };
+
+  SomaSchedules.prototype.add = function () {
+    var self = this;
+    var body = {
+      name: $("schedule-name").value.trim(),
+      message: $("schedule-message").value,
+      timezone: $("schedule-tz").value.trim() || "UTC",
+    };
+    var every = $("schedule-every").value;
+    if (every === "cron") body.cron = $("schedule-cron").value.trim();
+    else body.interval_seconds = parseInt(every, 10);
+    return Http.api("POST", "/v1/schedules", body).then(function (res) {
+      if (!res.ok) return self.say(errorText(res));
+      self.say("Saved: the first run is " + localTime(res.data.next_run_at) + ".");
+      $("schedule-form").reset();
+      return self.load();
+    });
+  };
+
+  SomaSchedules.prototype.bind = function () {
+    var self = this;
+    $("open-schedules").addEventListener("click", function () {
+      self.open();
+    });
+    $("close-schedules").addEventListener("click", function () {
+      self.close();
+    });
+    $("schedule-every").addEventListener("change", function () {
+      $("schedule-cron-row").hidden = $("schedule-every").value !== "cron";
+    });
+    $("schedule-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      self.add();
+    });
+  };
+
+  root.SomaSchedules = SomaSchedules;
+  document.addEventListener("DOMContentLoaded", function () {
+    if ($("schedules")) new SomaSchedules().bind();
+  });
+})(window);

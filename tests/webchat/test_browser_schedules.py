@@ -1,0 +1,76 @@
+"""The web chat's Schedules panel in headless Chromium (issue 19): add, see, turn off, run now,
+delete, and a paused schedule that says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conversations.schedules.models import Schedule, ScheduleRun
+from tests.live import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def _open(page: Any) -> Any:
+    page.get_by_role("button", name="Schedules").click()
+    dialog = page.locator("dialog#schedules")
+    dialog.wait_for()
+    return dialog
+
+
+def test_add_see_turn_off_run_and_delete_a_schedule(chat_page: Any, chat_user: Any) -> None:
+    page = chat_page
+    dialog = _open(page)
+    assert dialog.get_by_text("No schedules yet.").is_visible()
+    dialog.get_by_label("Name").fill("Morning digest")
+    dialog.get_by_label("Message ({date} and {time} become the run's)").fill("News for {date} [[reply=ok]]")
+    dialog.get_by_label("When").select_option("cron")
+    dialog.get_by_label("Cron (minute hour day month weekday)").fill("0 8 * * mon-fri")
+    dialog.get_by_label("Time zone").fill("Europe/Paris")
+    dialog.get_by_role("button", name="Add schedule").click()
+    item = dialog.locator("li.schedule", has_text="Morning digest")
+    item.wait_for()
+    assert "cron 0 8 * * mon-fri (Europe/Paris)" in item.inner_text()
+    assert "Next run:" in item.inner_text()
+    schedule = Schedule.objects.get(owner_user=chat_user.user, name="Morning digest")
+    assert schedule.cron == "0 8 * * mon-fri" and schedule.timezone == "Europe/Paris"
+
+    item.get_by_role("button", name="Turn off").click()
+    item.get_by_role("button", name="Turn on").wait_for()
+    assert "Off" in item.inner_text()
+    assert Schedule.objects.get(pk=schedule.pk).enabled is False
+
+    item.get_by_role("button", name="Run now").click()
+    dialog.get_by_text("will run in a few seconds").wait_for()
+    wait_until(
+        lambda: ScheduleRun.objects.filter(schedule=schedule, manual=True, status="completed").exists(),
+        timeout=30,
+        what="the manual run answered",
+    )
+
+    page.once("dialog", lambda d: d.accept())  # the browser's "Delete …?" confirmation
+    item.get_by_role("button", name="Delete").click()
+    dialog.get_by_text("No schedules yet.").wait_for()
+    assert not Schedule.objects.filter(pk=schedule.pk).exists()
+
+
+def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
+    from somaagent.identity import DEFAULT_TENANT_NAME
+    from somaagent.models import Tenant
+
+    Schedule.objects.create(
+        tenant=Tenant.objects.get(name=DEFAULT_TENANT_NAME),
+        name="Broken",
+        message="x",
+        kind=Schedule.Kind.INTERVAL,
+        interval_seconds=3600,
+        enabled=False,
+        paused_reason="Paused after 3 failed runs in a row; the last: the model refused",
+        owner_user=chat_user.user,
+    )
+    dialog = _open(chat_page)
+    note = dialog.locator("li.schedule", has_text="Broken").get_by_role("note")
+    note.wait_for()
+    assert "Paused after 3 failed runs" in note.inner_text()
