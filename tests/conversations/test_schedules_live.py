@@ -4,6 +4,7 @@ answers it as an ordinary turn, the run history records it, and failures pause t
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from conversations.models import SessionEvent, Turn
 from conversations.schedules.models import Schedule, ScheduleRun
 from tests.conversations.api_support import Api
 from tests.conversations.support import send
@@ -112,3 +114,54 @@ def test_a_tenants_flood_of_background_runs_does_not_hold_up_another_tenants_cha
         assert running <= 4
     finally:
         ScheduleRun.objects.filter(schedule=flood, status="waiting").update(status="skipped")
+
+
+def test_a_killed_worker_and_a_restarted_beat_still_run_each_due_time_once(
+    live_system: LiveSystem, tenant_key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_MIN_INTERVAL_SECONDS", "1")
+    schedule = _make(tenant_key.key, message="Count [[tokens=20]] [[delay=0.1]]", interval_seconds=2)
+    try:
+
+        def running_run() -> ScheduleRun | None:
+            for run in _runs(schedule):
+                if run.turn_id and Turn.objects.filter(pk=run.turn_id, status=Turn.Status.RUNNING).exists():
+                    return run
+            return None
+
+        killed = wait_until(running_run, timeout=30, what="a scheduled turn running")
+        live_system.kill_workers()  # SIGKILL mid-reply
+        assert live_system.beat is not None
+        live_system.beat.kill()  # and the beat, which starts again a moment later
+        live_system.ensure_worker()
+        time.sleep(1)
+        live_system.start_beat()
+        wait_until(
+            lambda: sum(r.status == "completed" and r.due_at > killed.due_at for r in _runs(schedule)) >= 2,
+            timeout=60,
+            what="runs after the restart",
+        )
+    finally:
+        Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
+    wait_until(
+        lambda: Turn.objects.get(pk=killed.turn_id).status == Turn.Status.COMPLETED,
+        timeout=60,
+        what="the killed run's turn finished elsewhere",
+    )
+    runs = _runs(schedule)
+    assert len({r.due_at for r in runs}) == len(runs), "a due time ran twice"
+    # Every due time is on the schedule's grid (anchor + k * 2 s): none invented by a restart.
+    assert all(((r.due_at - schedule.anchor).total_seconds() / 2).is_integer() for r in runs)
+    for run in runs:
+        if run.turn_id:
+            finals = SessionEvent.objects.filter(
+                session_id=str(run.session_id), type="assistant.final"
+            ).count()
+            assert finals <= 1, f"run {run.pk} answered {finals} times"
+    turn = Turn.objects.get(pk=killed.turn_id)
+    assert turn.attempts == 2
+    wait_until(
+        lambda: ScheduleRun.objects.get(pk=killed.pk).status == "completed",
+        timeout=10,
+        what="the run recorded",
+    )
