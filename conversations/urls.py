@@ -3,6 +3,7 @@ from django.urls import path
 from conversations import api, attachments_api, export_api, feedback_api, search_api, share_api, sse
 from conversations.openai_front import views as openai_views
 from conversations.schedules import api as schedules_api
+from conversations.usage_api import UsageView
 from conversations.webhooks import api as webhooks_api
 
 urlpatterns = [
@@ -38,6 +39,7 @@ urlpatterns = [
         attachments_api.AttachmentContentView.as_view(),
         name="attachment-content",
     ),
+    path("usage", UsageView.as_view(), name="usage"),
     path("schedules", schedules_api.ScheduleListView.as_view(), name="schedules"),
     path("schedules/<str:schedule_id>", schedules_api.ScheduleDetailView.as_view(), name="schedule"),
     path("schedules/<str:schedule_id>/run", schedules_api.ScheduleRunView.as_view(), name="schedule-run"),

@@ -7,6 +7,7 @@ from somaagent import health, views
 from somaagent.metrics.exposition import metrics_view
 
 urlpatterns = [
+    path("admin/usage/", include("conversations.usage_admin")),  # before the admin's own catch-all
     path("admin/", admin.site.urls),
     # JSON at .json (application/json first, so */* and application/json get it), YAML at .yaml.
     path(
