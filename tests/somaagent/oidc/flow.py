@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from django.test import Client
 
 from tests.live import StubServer
@@ -25,13 +23,6 @@ GROUP_MAP = (
     '{"acme-users": "acme:member", "acme-admins": "acme:admin", "beta-users": "beta:member",'
     ' "soma-ops": ["staff", "ops:admin"], "soma-staff": "staff"}'
 )
-
-
-@pytest.fixture(scope="session")
-def oidc_stub() -> Iterator[StubServer]:
-    server = StubServer("tests.stubs.oidc_provider")
-    yield server
-    server.stop()
 
 
 class Provider:
@@ -71,19 +62,6 @@ def oidc_settings(issuer: str, **overrides: Any) -> Any:
         group_map=parse_group_map(GROUP_MAP),
     )
     return dataclasses.replace(base, **overrides)
-
-
-@pytest.fixture
-def provider(oidc_stub: StubServer, settings: Any) -> Iterator[Provider]:
-    """Single sign-on on, against a freshly reset stub, with nothing cached from another test."""
-    from somaagent.oidc.provider import forget_provider
-
-    provider = Provider(oidc_stub)
-    provider.control("/_reset")
-    settings.SOMA_OIDC = oidc_settings(oidc_stub.url)
-    forget_provider()
-    yield provider
-    forget_provider()
 
 
 def authorize_redirect(client: Client, *, next_url: str = "/") -> str:

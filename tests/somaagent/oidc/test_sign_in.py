@@ -10,12 +10,10 @@ from django.test import Client
 
 from somaagent.models import AuditLog, OidcIdentity
 from tests.somaagent.conftest import new_user
-from tests.somaagent.oidc_flow import (
+from tests.somaagent.oidc.flow import (
     CLIENT_ID,
     audit_actions,
     authorize_redirect,
-    oidc_stub,  # noqa: F401  (fixture)
-    provider,  # noqa: F401  (fixture)
     provider_answer,
     refusal_reason,
     sign_in,
@@ -48,7 +46,9 @@ def test_both_login_pages_offer_the_provider(provider) -> None:  # type: ignore[
 
 
 def test_first_sign_in_creates_the_user_and_lands_in_the_chat(provider) -> None:  # type: ignore[no-untyped-def]
-    sub = provider.user(preferred_username="ada", email="ada@example.com", given_name="Ada", groups=["acme-users"])
+    sub = provider.user(
+        preferred_username="ada", email="ada@example.com", given_name="Ada", groups=["acme-users"]
+    )
     client = Client()
     authorize = authorize_redirect(client, next_url="/")
     query = parse_qs(urlsplit(authorize).query)

@@ -1,0 +1,31 @@
+"""Fixtures of the single sign-on tests: the stub OpenID provider and sign-on turned on against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.live import StubServer
+from tests.somaagent.oidc.flow import Provider, oidc_settings
+
+
+@pytest.fixture(scope="session")
+def oidc_stub() -> Iterator[StubServer]:
+    server = StubServer("tests.stubs.oidc_provider")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def provider(oidc_stub: StubServer, settings: Any) -> Iterator[Provider]:
+    """Single sign-on on, against a freshly reset stub, with nothing cached from another test."""
+    from somaagent.oidc.provider import forget_provider
+
+    provider = Provider(oidc_stub)
+    provider.control("/_reset")
+    settings.SOMA_OIDC = oidc_settings(oidc_stub.url)
+    forget_provider()
+    yield provider
+    forget_provider()
