@@ -52,6 +52,12 @@ class OidcSettings:
         return bool(self.groups_claim)
 
     @property
+    def origin(self) -> str:
+        """The provider's origin: logging out redirects there (a form's target, for CSP)."""
+        parts = urlparse(self.issuer)
+        return f"{parts.scheme}://{parts.netloc}" if self.enabled else ""
+
+    @property
     def button_label(self) -> str:
         return f"Sign in with {self.provider_name}"
 

@@ -31,10 +31,13 @@ from somaagent.oidc.views import provider_logout_url, sign_in_choices
 def content_security_policy(request: HttpRequest) -> str:
     """Only our own scripts and styles run; even an injection bug could not load or run anything."""
     host = request.get_host()
+    # Logging out of a single sign-on session redirects the logout form to the provider, and
+    # Chromium applies form-action to a form's redirects too.
+    form_action = f"'self' {settings.SOMA_OIDC.origin}".strip()
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src 'self' ws://{host} wss://{host}; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
+        f"form-action {form_action}; frame-ancestors 'none'"
     )
 
 

@@ -1,4 +1,5 @@
-"""Fixtures of the single sign-on tests: the stub OpenID provider and sign-on turned on against it."""
+"""Fixtures of the single sign-on tests: sign-on turned on against the stub OpenID provider
+(``oidc_stub``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,6 @@ import pytest
 
 from tests.live import StubServer
 from tests.somaagent.oidc.flow import Provider, oidc_settings
-
-
-@pytest.fixture(scope="session")
-def oidc_stub() -> Iterator[StubServer]:
-    server = StubServer("tests.stubs.oidc_provider")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
