@@ -45,7 +45,10 @@ class SomaAdminSite(admin.AdminSite):
                 return self._refused(request, exc, extra_context)
         return super().login(request, extra_context)
 
-    def logout(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    # A redirect to the provider, or Django's page.
+    def logout(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         """Ends the local session; a session from single sign-on then ends at the provider too."""
         at_provider = provider_logout_url(request) if request.method == "POST" else None
         response = super().logout(request, extra_context)

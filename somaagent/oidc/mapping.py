@@ -83,15 +83,15 @@ def access_apply(*, user: Any, access: Access, actor: Actor) -> int:
             changes += 1
     for name, tenant in wanted.items():
         role = access.roles[name]
-        membership = current.get(name)
-        previous = membership.role if membership is not None else None
+        existing = current.get(name)
+        previous = existing.role if existing is not None else None
         if previous == role:
             continue
-        if membership is None:
+        if existing is None:
             Membership.objects.create(user=user, tenant=tenant, role=role)
         else:
-            membership.role = role
-            membership.save(update_fields=["role"])
+            existing.role = role
+            existing.save(update_fields=["role"])
         _role_changed(actor, user, tenant, {"tenant_role": {"from": previous, "to": role}})
         changes += 1
     if bool(user.is_staff) != access.staff:

@@ -173,7 +173,7 @@ def token_exchange(*, code: str, redirect_uri: str, code_verifier: str) -> dict[
         "code_verifier": code_verifier,
         "client_id": config.client_id,
     }
-    auth: httpx.BasicAuth | None = None
+    auth: httpx.Auth | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
     if "client_secret_basic" in metadata.token_auth_methods:
         auth = httpx.BasicAuth(config.client_id, config.client_secret)
     else:

@@ -84,7 +84,7 @@ class ChatLogoutView(auth_views.LogoutView):
 
     next_page = settings.LOGOUT_REDIRECT_URL
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         at_provider = provider_logout_url(request)
         response = super().post(request, *args, **kwargs)
         return HttpResponseRedirect(at_provider) if at_provider else response

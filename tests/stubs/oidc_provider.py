@@ -119,7 +119,7 @@ def _id_token(issuer: str, grant: dict[str, Any]) -> str:
         **grant["user"],
     }
     if tamper.get("alg_none"):
-        return jwt.encode(claims, None, algorithm="none", headers={"kid": STATE["key"]["kid"]})
+        return jwt.encode(claims, "", algorithm="none", headers={"kid": STATE["key"]["kid"]})
     key = _new_key()["private"] if tamper.get("bad_signature") else STATE["key"]["private"]
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": STATE["key"]["kid"]})
 
