@@ -38,8 +38,11 @@ def _username(claims: dict[str, Any]) -> str:
     base = USERNAME_UNSAFE.sub("-", raw)[:100].strip("-.") or "user"
     if not User.objects.filter(username__iexact=base).exists():
         return base
-    digest = hashlib.sha256(f"{claims['iss']}|{claims['sub']}".encode()).hexdigest()[:10]
-    return f"{base}-{digest}"
+    digest = hashlib.sha256(f"{claims['iss']}|{claims['sub']}".encode()).hexdigest()
+    suffixed = f"{base}-{digest[:10]}"
+    if not User.objects.filter(username__iexact=suffixed).exists():
+        return suffixed
+    return f"{base}-{digest[:32]}"
 
 
 def _profile(claims: dict[str, Any]) -> dict[str, str]:

@@ -62,7 +62,7 @@ def _get_json(url: str, what: str) -> Any:
             time.sleep(0.2)
         try:
             response = _client.get().get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             last = exc
             continue
         if response.status_code >= 500:
@@ -149,17 +149,27 @@ def _fetch_keys(jwks_uri: str) -> dict[str, dict[str, Any]]:
     return keys
 
 
+def _pick(keys: dict[str, dict[str, Any]], kid: str) -> dict[str, Any] | None:
+    """The key with this id; a token without a key id may use the provider's only key."""
+    if kid in keys:
+        return keys[kid]
+    if not kid and len(keys) == 1:
+        return next(iter(keys.values()))
+    return None
+
+
 def signing_key(kid: str) -> dict[str, Any] | None:
     """The provider's public key (a JWK) with this key id, fetching the JWKS again once when unknown."""
     metadata = provider_metadata()
     with _cache.lock:
         known = _cache.keys if _cache.keys_uri == metadata.jwks_uri else {}
-    if kid in known:
-        return known[kid]
+    found = _pick(known, kid)
+    if found is not None:
+        return found
     keys = _fetch_keys(metadata.jwks_uri)
     with _cache.lock:
         _cache.keys, _cache.keys_uri = keys, metadata.jwks_uri
-    return keys.get(kid)
+    return _pick(keys, kid)
 
 
 def token_exchange(*, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
@@ -180,7 +190,7 @@ def token_exchange(*, code: str, redirect_uri: str, code_verifier: str) -> dict[
         form["client_secret"] = config.client_secret
     try:
         response = _client.get().post(metadata.token_endpoint, data=form, auth=auth)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         logger.warning("oidc token endpoint unreachable: %s", exc)
         raise ProviderUnavailable("The identity provider's token endpoint cannot be reached.") from None
     try:

@@ -13,7 +13,7 @@ is ``http://127.0.0.1:<port>``; the client is ``soma-test`` with secret ``soma-t
 
 Controls: ``POST /_user`` (claims of whoever signs in next: ``sub``, ``groups``, …),
 ``POST /_tamper`` (how the next ID tokens are spoiled: ``aud``, ``iss``, ``exp_offset``,
-``nonce``, ``bad_signature``, ``alg_none``), ``POST /_fail`` ``{"discovery": 500}``,
+``nonce``, ``bad_signature``, ``alg_none``, ``kid``, ``no_kid``), ``POST /_fail`` ``{"discovery": 500}``,
 ``POST /_rotate``, ``POST /_reset``, ``GET /_log`` (requests seen, with their query/form).
 """
 
@@ -121,7 +121,8 @@ def _id_token(issuer: str, grant: dict[str, Any]) -> str:
     if tamper.get("alg_none"):
         return jwt.encode(claims, "", algorithm="none", headers={"kid": STATE["key"]["kid"]})
     key = _new_key()["private"] if tamper.get("bad_signature") else STATE["key"]["private"]
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": STATE["key"]["kid"]})
+    headers = {} if tamper.get("no_kid") else {"kid": tamper.get("kid", STATE["key"]["kid"])}
+    return jwt.encode(claims, key, algorithm="RS256", headers=headers)
 
 
 def _token(issuer: str, form: dict[str, str], headers: dict[bytes, bytes]) -> tuple[int, dict[str, Any]]:

@@ -150,3 +150,11 @@ def test_logout_of_a_password_session_stays_local(provider) -> None:  # type: ig
     client.force_login(user)
     response = client.post("/logout/")
     assert response.status_code == 302 and response["Location"] == "/login/"
+
+
+def test_next_may_not_leave_the_site(provider) -> None:  # type: ignore[no-untyped-def]
+    provider.user(groups=["acme-users"])
+    response = sign_in(Client(), next_url="https://evil.example/steal")
+    assert response.status_code == 302 and response["Location"] == "/"
+    response = sign_in(Client(), next_url="/c/11111111-1111-1111-1111-111111111111/")
+    assert response["Location"] == "/c/11111111-1111-1111-1111-111111111111/"

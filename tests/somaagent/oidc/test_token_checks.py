@@ -157,3 +157,24 @@ def test_keys_unreachable_at_the_callback_refuse_the_sign_in(provider) -> None: 
     callback = provider_answer(authorize_redirect(client))
     provider.control("/_fail", {"jwks": 503})
     refused(client.get(callback), "provider_unavailable", 503)
+
+
+def test_a_key_id_the_provider_does_not_publish_is_refused(provider) -> None:  # type: ignore[no-untyped-def]
+    provider.user(groups=["acme-users"])
+    assert sign_in(Client()).status_code == 302  # the key set is cached now
+    provider.tamper(kid="never-published")
+    refused(sign_in(Client()), "unknown_key")
+    assert len(provider.log("/jwks")) == 2  # asked once more (a rotation?), then refused
+
+
+def test_a_token_without_a_key_id_may_use_the_providers_only_key(provider) -> None:  # type: ignore[no-untyped-def]
+    provider.user(groups=["acme-users"])
+    provider.tamper(no_kid=True)
+    assert sign_in(Client()).status_code == 302
+
+
+def test_an_overlong_code_is_refused_before_the_provider_sees_it(provider) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    state = parse_qs(urlsplit(authorize_redirect(client)).query)["state"][0]
+    refused(client.get(f"/oidc/callback/?code={'c' * 5000}&state={state}"), "no_code", 400)
+    assert provider.log("/token") == []
