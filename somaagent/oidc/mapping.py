@@ -6,7 +6,8 @@ user's memberships become exactly what their groups map to (the highest role
 when several groups name one tenant), and ``is_staff`` follows the ``staff``
 grant. A membership their groups no longer grant is deleted, which also ends
 their open streams (``somaagent.identity.principal_lapsed``). Every change is
-an ``oidc.role_changed`` audit entry. Without a mapping nothing is touched:
+an ``oidc.role_changed`` audit entry; a user with no tenant (staff only) is not
+enrolled in the default tenant either. Without a mapping nothing is touched:
 administrators manage memberships by hand.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from somaagent.audit import Actor, audit_record
-from somaagent.models import AuditLog, Membership, Tenant
+from somaagent.models import AuditLog, FirstMembership, Membership, Tenant
 from somaagent.oidc.conf import ROLES, OidcSettings
 
 MAX_GROUPS = 1000
@@ -73,6 +74,8 @@ def access_apply(*, user: Any, access: Access, actor: Actor) -> int:
 
     Call inside the sign-in's transaction (the user row is locked by the caller)."""
     changes = 0
+    # The provider decides: never enrolled in the default tenant on a first chat (identity.py).
+    FirstMembership.objects.get_or_create(user=user)
     wanted = {name: Tenant.objects.get_or_create(name=name)[0] for name in access.roles}
     current = {m.tenant.name: m for m in Membership.objects.select_related("tenant").filter(user=user)}
     for name, membership in current.items():

@@ -158,3 +158,12 @@ def test_settings_come_from_the_environment_and_are_checked(monkeypatch) -> None
     monkeypatch.setenv("SOMA_DEPLOYMENT_MODE", "PROD")
     with pytest.raises(ConfigurationError, match="https URL in PROD"):
         load()
+
+
+def test_staff_only_may_use_the_admin_but_is_not_enrolled_in_a_tenant(provider) -> None:  # type: ignore[no-untyped-def]
+    sub = provider.user(groups=["soma-staff"])
+    client = Client()
+    assert sign_in(client, next_url="/admin/").status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/").status_code == 403  # the chat: no tenant, and no default enrolment
+    assert roles_of(sub) == {}
