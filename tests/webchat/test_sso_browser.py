@@ -3,6 +3,9 @@ boots and serves its login page while the provider is down, then the button lead
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -32,6 +35,9 @@ class SsoSystem:
                 "SOMA_OIDC_CLIENT_SECRET": CLIENT_SECRET,
                 "SOMA_OIDC_PROVIDER_NAME": "Stub IdP",
                 "SOMA_OIDC_GROUP_MAP": GROUP_MAP,
+                "SOMA_SSE_HEARTBEAT_SECONDS": "1",  # open streams re-check access every second
+                # Discovery is not kept, so that the provider can be down in any test of the module.
+                "SOMA_OIDC_DISCOVERY_CACHE_SECONDS": "0",
             },
             worker_queues=("conversation,memory,default",),
         )
@@ -41,10 +47,14 @@ class SsoSystem:
             self.provider = StubServer("tests.stubs.oidc_provider", "--port", str(self.provider_port))
         return self.provider.url
 
-    def stop(self) -> None:
-        self.system.stop()
+    def stop_provider(self) -> None:
         if self.provider is not None:
             self.provider.stop()
+            self.provider = None
+
+    def stop(self) -> None:
+        self.system.stop()
+        self.stop_provider()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,7 @@ def sso(django_db_setup, llm_stub: StubServer) -> Iterator[SsoSystem]:  # type: 
 
 
 def test_the_system_boots_without_the_provider_and_refuses_clearly(sso, live_db) -> None:  # type: ignore[no-untyped-def]
-    assert sso.provider is None
+    sso.stop_provider()  # not started yet when this test runs first, as it does in one process
     with sso.system.client() as client:
         assert client.get("/healthz").status_code == 200
         login = client.get("/login/")
@@ -110,3 +120,43 @@ def test_the_button_leads_to_the_chat_and_logout_to_the_provider(sso, browser, l
     assert not errors, f"JavaScript errors on the page: {errors}"
     actions = set(AuditLog.objects.filter(actor_user=identity.user).values_list("action", flat=True))
     assert {AuditLog.Action.OIDC_USER_CREATED, AuditLog.Action.OIDC_SIGN_IN} <= actions
+
+
+def test_a_group_removed_at_the_provider_ends_open_streams_at_the_next_sign_in(sso, live_db) -> None:  # type: ignore[no-untyped-def]
+    provider = sso.start_provider()
+    sub = f"streamer-{uuid.uuid4().hex[:8]}"
+
+    def groups(*names: str) -> None:
+        body = {"sub": sub, "preferred_username": "streamer", "groups": list(names)}
+        httpx.post(f"{provider}/_user", json=body, timeout=10).raise_for_status()
+
+    groups("acme-users")
+    with httpx.Client(base_url=sso.system.url, follow_redirects=True, timeout=30) as browser:
+        chat = browser.get("/oidc/authenticate/?next=/")  # the provider, the callback, the chat
+        assert chat.status_code == 200 and chat.url.path == "/", chat.text[:300]
+        sent = browser.post(
+            "/v1/session/message",
+            json={"message": "hello [[tokens=3]]"},
+            headers={"X-CSRFToken": browser.cookies["csrftoken"]},
+        )
+        assert sent.status_code == 202, sent.text
+        sid = sent.json()["session_id"]
+        with browser.stream("GET", f"/v1/sessions/{sid}/stream") as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("data:") and json.loads(line[5:])["type"] == "assistant.final":
+                    break
+            groups("unmapped")  # removed from acme at the provider; they sign in again elsewhere
+            with httpx.Client(base_url=sso.system.url, follow_redirects=True, timeout=30) as other:
+                again = other.get("/oidc/authenticate/?next=/")
+            assert again.status_code == 403 and 'data-reason="no_access"' in again.text
+            removed_at = time.monotonic()
+            event = None
+            for line in lines:
+                if line == "event: error":
+                    event = json.loads(next(lines)[5:])
+                    break
+            took = time.monotonic() - removed_at
+    assert event is not None and event["error"]["code"] == "membership_removed", event
+    assert took < 10, f"the open stream lasted {took:.1f}s after the membership went"
