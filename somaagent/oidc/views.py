@@ -6,7 +6,10 @@ mozilla-django-oidc under the state; ``/oidc/callback/`` takes that entry out
 (so a state works once), and the backend finishes the sign-in. Whatever fails —
 the provider unreachable, a state unknown or used, any check on the ID token, an
 account refused — ends on one page that says why, with the matching status
-(400, 403 or 503), and an ``oidc.sign_in_refused`` audit entry. With
+(400, 403 or 503), and an ``oidc.sign_in_refused`` audit entry. Refusals count
+against the client address's login throttle (``somaagent/login_throttle.py``; a
+successful sign-in counts nothing): past it, 429 with ``Retry-After`` and no entry,
+so a flood of forged callbacks cannot fill the audit log. With
 ``SOMA_OIDC_ISSUER`` unset both routes answer 404.
 """
 
@@ -24,7 +27,8 @@ from django.urls import reverse
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from somaagent.audit import Actor, audit_record, client_ip
-from somaagent.errors import SomaError
+from somaagent.errors import RateLimited, RateLimitUnavailable, SomaError
+from somaagent.login_throttle import address_attempt
 from somaagent.models import AuditLog
 from somaagent.oidc.backend import library_setting
 from somaagent.oidc.errors import ProviderUnavailable, SignInInvalid, SignInRefused
@@ -40,17 +44,33 @@ def _enabled() -> None:
         raise Http404("Single sign-on is not configured.")
 
 
+def _throttled(request: HttpRequest) -> RateLimited | None:
+    """A refused attempt counts against the address's login throttle; past it, no more entries."""
+    try:
+        address_attempt(request=request)
+    except RateLimited as exc:
+        return exc
+    except RateLimitUnavailable:
+        logger.warning("oidc refusal not counted: the rate limiter is unavailable; audited anyway")
+    return None
+
+
 def sign_in_refused(request: HttpRequest, exc: SomaError) -> HttpResponse:
-    """The refusal page, and its audit entry."""
+    """The refusal page and its audit entry; a flood of refusals from one address is cut off
+    at the login throttle (429, no more entries), so it cannot fill the audit log."""
+    throttled = _throttled(request)
+    if throttled is not None:
+        exc = throttled
     reason = str(exc.details.get("reason", exc.code))
     subject = str(exc.details.get("subject", ""))
     logger.warning("oidc sign-in refused: %s (%s)", reason, exc.message)
-    audit_record(
-        actor=Actor(label=f"oidc:{subject}" if subject else "anonymous", ip=client_ip(request)),
-        action=AuditLog.Action.OIDC_SIGN_IN_REFUSED,
-        target=f"oidc:{subject}" if subject else "",
-        details={**exc.details, "reason": reason, "message": exc.message},
-    )
+    if throttled is None:
+        audit_record(
+            actor=Actor(label=f"oidc:{subject}" if subject else "anonymous", ip=client_ip(request)),
+            action=AuditLog.Action.OIDC_SIGN_IN_REFUSED,
+            target=f"oidc:{subject}" if subject else "",
+            details={**exc.details, "reason": reason, "message": exc.message},
+        )
     context = {
         "message": exc.message,
         "reason": reason,
@@ -59,7 +79,7 @@ def sign_in_refused(request: HttpRequest, exc: SomaError) -> HttpResponse:
         "retry_url": reverse("oidc:authenticate"),
     }
     response = render(request, "oidc/refused.html", context, status=exc.status_code)
-    if isinstance(exc, ProviderUnavailable):
+    if isinstance(exc, ProviderUnavailable | RateLimited):
         response["Retry-After"] = str(exc.retry_after)
     response["Cache-Control"] = "no-store"
     return response

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ def provider(oidc_stub: StubServer, settings: Any) -> Iterator[Provider]:
     provider = Provider(oidc_stub)
     provider.control("/_reset")
     settings.SOMA_OIDC = oidc_settings(oidc_stub.url)
+    # Refusals count against the address's login throttle; these tests refuse many from 127.0.0.1.
+    settings.SOMA = dataclasses.replace(settings.SOMA, login_attempts_per_address_per_minute=100_000)
     forget_provider()
     yield provider
     forget_provider()

@@ -178,3 +178,19 @@ def test_an_overlong_code_is_refused_before_the_provider_sees_it(provider) -> No
     state = parse_qs(urlsplit(authorize_redirect(client)).query)["state"][0]
     refused(client.get(f"/oidc/callback/?code={'c' * 5000}&state={state}"), "no_code", 400)
     assert provider.log("/token") == []
+
+
+def test_a_flood_of_forged_callbacks_is_cut_off_before_it_fills_the_audit_log(provider, settings) -> None:  # type: ignore[no-untyped-def]
+    import random
+    import time
+
+    settings.SOMA = dataclasses.replace(settings.SOMA, login_attempts_per_address_per_minute=3)
+    if 60 - time.time() % 60 < 8:  # a window that has just begun
+        time.sleep(60 - time.time() % 60 + 0.05)
+    ip = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    answers = [Client().get(f"/oidc/callback/?code=x&state=forged-{i}", REMOTE_ADDR=ip) for i in range(6)]
+    assert [a.status_code for a in answers] == [400, 400, 400, 429, 429, 429]
+    assert 1 <= int(answers[-1]["Retry-After"]) <= 60 and refusal_reason(answers[-1]) == "rate_limited"
+    assert AuditLog.objects.filter(action=AuditLog.Action.OIDC_SIGN_IN_REFUSED, ip=ip).count() == 3
+    provider.user(groups=["acme-users"])
+    assert sign_in(Client(REMOTE_ADDR=ip)).status_code == 302  # a real sign-in is not held back
