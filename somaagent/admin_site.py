@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from somaagent.admin_dashboard import dashboard_figures, grouped_app_list
 from somaagent.errors import RateLimited, RateLimitUnavailable
 from somaagent.login_throttle import login_attempt, refused_form, with_retry_after
+from somaagent.oidc.forms import AdminLoginForm
 from somaagent.oidc.views import provider_logout_url, sign_in_choices
 
 
@@ -26,6 +27,7 @@ class SomaAdminSite(admin.AdminSite):
     index_title = "Dashboard"
     index_template = "admin/soma_index.html"
     login_template = "admin/soma_login.html"  # Django's, with the single sign-on button
+    login_form = AdminLoginForm
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
         app_list = super().get_app_list(request, app_label)

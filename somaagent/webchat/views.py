@@ -25,6 +25,7 @@ from conversations.services.attachments import upload_limits
 from somaagent.errors import Forbidden
 from somaagent.identity import principal_for_user
 from somaagent.login_throttle import ThrottledLoginMixin
+from somaagent.oidc.forms import ChatAuthenticationForm
 from somaagent.oidc.views import provider_logout_url, sign_in_choices
 
 
@@ -67,6 +68,7 @@ def chat(request: HttpRequest, session_id: uuid.UUID | None = None) -> HttpRespo
 
 class ChatLoginView(ThrottledLoginMixin, auth_views.LoginView):
     template_name = "webchat/login.html"
+    authentication_form = ChatAuthenticationForm
     redirect_authenticated_user = True
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:

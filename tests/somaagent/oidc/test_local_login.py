@@ -25,10 +25,15 @@ def test_an_ordinary_password_is_refused_everywhere(no_passwords) -> None:  # ty
     member(user, new_tenant())
     chat = Client().post("/login/", {"username": user.username, "password": PASSWORD})
     assert chat.status_code == 200 and "_auth_user_id" not in chat.wsgi_request.session
+    says = "Passwords are turned off here except for break-glass administrators. Sign in with Stub IdP."
+    assert says in chat.content.decode()
     admin = Client().post(
         "/admin/login/", {"username": user.username, "password": PASSWORD, "next": "/admin/"}
     )
     assert admin.status_code == 200 and "_auth_user_id" not in admin.wsgi_request.session
+    assert says in admin.content.decode()
+    wrong = Client().post("/login/", {"username": user.username, "password": "not-it"})
+    assert says in wrong.content.decode()  # the same answer: it tells nothing about the account
     api = client_for().post(
         "/v1/auth/token", {"username": user.username, "password": PASSWORD}, format="json"
     )
