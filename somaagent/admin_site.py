@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -67,7 +66,7 @@ class SomaAdminSite(admin.AdminSite):
             "app_path": request.get_full_path(),
             "username": "",
             "next": request.POST.get("next", ""),
-            "form": refused_form(self.login_form or AdminAuthenticationForm, request, exc),
+            "form": refused_form(AdminLoginForm, request, exc),
             **(extra or {}),
         }
         response = TemplateResponse(request, self.login_template or "admin/login.html", context)
