@@ -21,6 +21,7 @@ from somaagent.models import (
     DeadLetter,
     LlmCredential,
     Membership,
+    OidcIdentity,
     OutboxMessage,
     Persona,
     Tenant,
@@ -55,6 +56,17 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "tenant__name"]
+
+
+@admin.register(OidcIdentity)
+class OidcIdentityAdmin(admin.ModelAdmin):
+    """Accounts at the identity provider linked to users; add one to let a person in when
+    SOMA_OIDC_CREATE_USERS=0 (the provider's ``sub``, never an e-mail address)."""
+
+    list_display = ["user", "subject", "issuer", "created_at", "last_sign_in_at"]
+    search_fields = ["user__username", "subject", "issuer"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at", "last_sign_in_at"]
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -39,6 +39,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "auth.User",
         "auth.Group",
         "somaagent.Membership",
+        "somaagent.OidcIdentity",
         "somaagent.ApiKey",
         "somaagent.PolicyData",
         "somaagent.Budget",

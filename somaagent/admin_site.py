@@ -8,14 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from somaagent.admin_dashboard import dashboard_figures, grouped_app_list
 from somaagent.errors import RateLimited, RateLimitUnavailable
 from somaagent.login_throttle import login_attempt, refused_form, with_retry_after
+from somaagent.oidc.forms import AdminLoginForm
+from somaagent.oidc.views import provider_logout_url, sign_in_choices
 
 
 class SomaAdminSite(admin.AdminSite):
@@ -23,6 +25,8 @@ class SomaAdminSite(admin.AdminSite):
     site_title = "SomaAgent admin"
     index_title = "Dashboard"
     index_template = "admin/soma_index.html"
+    login_template = "admin/soma_login.html"  # Django's, with the single sign-on button
+    login_form = AdminLoginForm
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
         app_list = super().get_app_list(request, app_label)
@@ -33,12 +37,23 @@ class SomaAdminSite(admin.AdminSite):
         return super().index(request, context)
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        next_url = request.GET.get("next") or reverse("admin:index", current_app=self.name)
+        extra_context = {**sign_in_choices(request, next_url=next_url), **(extra_context or {})}
         if request.method == "POST":
             try:
                 login_attempt(request=request, username=request.POST.get("username"))
             except (RateLimited, RateLimitUnavailable) as exc:
                 return self._refused(request, exc, extra_context)
         return super().login(request, extra_context)
+
+    # A redirect to the provider, or Django's page.
+    def logout(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Ends the local session; a session from single sign-on then ends at the provider too."""
+        at_provider = provider_logout_url(request) if request.method == "POST" else None
+        response = super().logout(request, extra_context)
+        return HttpResponseRedirect(at_provider) if at_provider else response
 
     def _refused(
         self, request: HttpRequest, exc: RateLimited | RateLimitUnavailable, extra: dict[str, Any] | None
@@ -51,7 +66,7 @@ class SomaAdminSite(admin.AdminSite):
             "app_path": request.get_full_path(),
             "username": "",
             "next": request.POST.get("next", ""),
-            "form": refused_form(self.login_form or AdminAuthenticationForm, request, exc),
+            "form": refused_form(AdminLoginForm, request, exc),
             **(extra or {}),
         }
         response = TemplateResponse(request, self.login_template or "admin/login.html", context)

@@ -1,5 +1,6 @@
 """Password guessing is throttled on every login path: ``/v1/auth/token``, the web chat's
-``/login/`` and ``/admin/login/`` (one user table, so one set of buckets).
+``/login/`` and ``/admin/login/`` (one user table, so one set of buckets); single sign-on's
+refusals count against the client address's bucket.
 
 Each attempt counts in two one-minute windows of the Redis rate limiter
 (somaagent/ratelimit.py, which refuses when Redis is down): the **account** —
@@ -37,6 +38,15 @@ def login_attempt(*, request: HttpRequest, username: object) -> None:
         limit=settings.SOMA.login_attempts_per_minute,
         what="login attempts for this account",
     )
+    rate_limit_hit(
+        bucket=f"login:address:{client_ip(request) or 'unknown'}",
+        limit=settings.SOMA.login_attempts_per_address_per_minute,
+        what="login attempts from this address",
+    )
+
+
+def address_attempt(*, request: HttpRequest) -> None:
+    """Count one attempt of this client address alone (a refused single sign-on: no username)."""
     rate_limit_hit(
         bucket=f"login:address:{client_ip(request) or 'unknown'}",
         limit=settings.SOMA.login_attempts_per_address_per_minute,

@@ -11,6 +11,7 @@ from memory.conf import memory_settings_from_env
 from somaagent import config, local_llm, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
+from somaagent.oidc import conf as oidc_conf
 from somaagent.private_files import create_private_file
 
 config.load_dotenv_file()
@@ -272,6 +273,14 @@ SIMPLE_JWT = {
 }
 # Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).
 SOMA_OPS = ops_conf.load()
+
+# --- single sign-on (OpenID Connect, somaagent/oidc): off unless SOMA_OIDC_ISSUER is set. ----------
+# Read from the environment only; the provider is first asked at the first sign-in, never at start-up.
+SOMA_OIDC = oidc_conf.load()
+AUTHENTICATION_BACKENDS = [
+    "somaagent.oidc.backend.LocalPasswordBackend",  # passwords; superusers only with SOMA_LOCAL_LOGIN=0
+    "somaagent.oidc.backend.OidcBackend",  # the provider's authorization code flow
+]
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {

@@ -69,6 +69,14 @@ def llm_stub() -> Iterator[StubServer]:
 
 
 @pytest.fixture(scope="session")
+def oidc_stub() -> Iterator[StubServer]:
+    """A stub OpenID provider (single sign-on tests: tests/somaagent/oidc, the browser test)."""
+    server = StubServer("tests.stubs.oidc_provider")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def web_stub() -> Iterator[StubServer]:
     """A stub web: SearxNG-compatible search and pages for http_fetch."""
     server = StubServer("tests.stubs.web_server")

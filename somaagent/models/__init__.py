@@ -1,6 +1,7 @@
 from somaagent.models.configuration import LlmCredential, ModelProfile, UISetting
 from somaagent.models.governance import AuditLog, Budget, PolicyData, TokenUsage
 from somaagent.models.outbox import DeadLetter, OutboxMessage
+from somaagent.models.sso import OidcIdentity
 from somaagent.models.tenancy import (
     ApiKey,
     FirstMembership,
@@ -19,6 +20,7 @@ __all__ = [
     "LlmCredential",
     "Membership",
     "ModelProfile",
+    "OidcIdentity",
     "OutboxMessage",
     "Persona",
     "PolicyData",

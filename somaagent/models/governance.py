@@ -112,6 +112,11 @@ class AuditLog(models.Model):
         DEAD_LETTER_REPLAYED = "dead_letter.replayed"
         CREDENTIAL_UPDATED = "credential.updated"
         CREDENTIALS_ROTATED = "credential.rotated"
+        # Single sign-on (somaagent/oidc): sign-ins, refusals and what the provider's claims changed.
+        OIDC_SIGN_IN = "oidc.sign_in", "Single sign-on: signed in"
+        OIDC_SIGN_IN_REFUSED = "oidc.sign_in_refused", "Single sign-on: refused"
+        OIDC_USER_CREATED = "oidc.user_created", "Single sign-on: user created"
+        OIDC_ROLE_CHANGED = "oidc.role_changed", "Single sign-on: role changed by claims"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

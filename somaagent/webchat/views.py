@@ -10,7 +10,13 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseForbidden,
+    HttpResponseRedirect,
+)
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
@@ -19,15 +25,20 @@ from conversations.services.attachments import upload_limits
 from somaagent.errors import Forbidden
 from somaagent.identity import principal_for_user
 from somaagent.login_throttle import ThrottledLoginMixin
+from somaagent.oidc.forms import ChatAuthenticationForm
+from somaagent.oidc.views import provider_logout_url, sign_in_choices
 
 
 def content_security_policy(request: HttpRequest) -> str:
     """Only our own scripts and styles run; even an injection bug could not load or run anything."""
     host = request.get_host()
+    # Logging out of a single sign-on session redirects the logout form to the provider, and
+    # Chromium applies form-action to a form's redirects too.
+    form_action = f"'self' {settings.SOMA_OIDC.origin}".strip()
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src 'self' ws://{host} wss://{host}; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
+        f"form-action {form_action}; frame-ancestors 'none'"
     )
 
 
@@ -57,14 +68,28 @@ def chat(request: HttpRequest, session_id: uuid.UUID | None = None) -> HttpRespo
 
 class ChatLoginView(ThrottledLoginMixin, auth_views.LoginView):
     template_name = "webchat/login.html"
+    authentication_form = ChatAuthenticationForm
     redirect_authenticated_user = True
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return _secure(request, super().dispatch(request, *args, **kwargs))
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        """The provider's button (single sign-on, when configured) beside the password form."""
+        context = super().get_context_data(**kwargs)
+        context.update(sign_in_choices(self.request, next_url=self.get_redirect_url()))
+        return context
+
 
 class ChatLogoutView(auth_views.LogoutView):
+    """Ends the local session; a session from single sign-on then ends at the provider too."""
+
     next_page = settings.LOGOUT_REDIRECT_URL
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        at_provider = provider_logout_url(request)
+        response = super().post(request, *args, **kwargs)
+        return HttpResponseRedirect(at_provider) if at_provider else response
 
 
 @cache
