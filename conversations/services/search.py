@@ -1,10 +1,10 @@
 """Searching your own conversations (issue 18): your messages and the replies to them.
 
 Every word of the query must appear (English stemming: "trains" finds "train"), the best
-matches first (``ts_rank`` on PostgreSQL over a GIN expression index, BM25 over an FTS5
-table on SQLite: migration 0010), each with a snippet and where its matches are, so a
-client can highlight them without trusting any markup. Only the sessions the caller may
-see are searched; a search is bounded in time.
+matches first (on PostgreSQL: ``ts_rank`` over the caller's 1,000 most recent matches, found
+through a GIN expression index; on SQLite: BM25 over an FTS5 table; migration 0010), each
+with a snippet and where its matches are, so a client can highlight them without trusting
+any markup. Only the sessions the caller may see are searched; a search is bounded in time.
 """
 
 from __future__ import annotations
@@ -26,13 +26,21 @@ MAX_OFFSET = 1000
 START, STOP = "\x02", "\x03"  # match markers inside snippets; never in stored text (text_storable)
 
 _FIELDS = "e.id, e.seq, e.event_id, e.type, e.occurred_at, e.session_id, s.title"
+# Ranking reads each matching message's text again (the index holds no vectors), so it is
+# bounded: the caller's most recent CANDIDATES matches, found through the GIN index, are ranked
+# and the page is cut from those. A common word in 100,000 messages ranked every match and ran
+# into the statement timeout (bench/search.py).
+CANDIDATES = 1000
 _POSTGRES = (
-    f"SELECT {_FIELDS}, ts_rank(to_tsvector('english', COALESCE(e.payload->>'message', '')), q) AS score, "
-    "ts_headline('english', COALESCE(e.payload->>'message', ''), q, "
-    "'StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=12, MaxFragments=1') AS snippet "
-    "FROM session_events e JOIN sessions s ON s.id = e.session_id, to_tsquery('english', %s) q "
+    "WITH q AS (SELECT to_tsquery('english', %s) AS q), "
+    "candidates AS (SELECT e.id FROM session_events e JOIN sessions s ON s.id = e.session_id, q "
     "WHERE e.type IN ('user.message', 'assistant.final') "
-    "AND to_tsvector('english', COALESCE(e.payload->>'message', '')) @@ q AND s.tenant_id = %s {owner} "
+    "AND to_tsvector('english', COALESCE(e.payload->>'message', '')) @@ q.q AND s.tenant_id = %s {owner} "
+    "ORDER BY e.id DESC LIMIT %s) "
+    f"SELECT {_FIELDS}, ts_rank(to_tsvector('english', COALESCE(e.payload->>'message', '')), q.q) AS score, "
+    "ts_headline('english', COALESCE(e.payload->>'message', ''), q.q, "
+    "'StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=12, MaxFragments=1') AS snippet "
+    "FROM candidates c JOIN session_events e ON e.id = c.id JOIN sessions s ON s.id = e.session_id, q "
     "ORDER BY score DESC, e.id DESC LIMIT %s OFFSET %s"
 )
 _SQLITE = (
@@ -86,6 +94,8 @@ def conversation_search(*, principal: Principal, query: str, limit: int, offset:
     owner = principal.session_owner
     if owner is not None:
         params.append(owner.pk)
+    if postgres:
+        params.append(CANDIDATES)
     params += [limit, min(max(0, offset), MAX_OFFSET)]
     sql = (_POSTGRES if postgres else _SQLITE).format(owner="AND s.created_by_id = %s" if owner else "")
     with time_bound(SEARCH_SECONDS, what="conversation search"), connection.cursor() as cursor:

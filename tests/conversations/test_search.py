@@ -89,3 +89,21 @@ def test_a_deleted_chat_is_no_longer_found(api: Api, me: Any) -> None:
     assert len(_search(api, "okapi")["results"]) == 1
     assert api.call("delete", f"/v1/sessions/{session.pk}").status_code == 204
     assert _search(api, "okapi")["results"] == []
+
+
+def test_ranking_is_bounded_to_the_most_recent_matches(
+    api: Api, me: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranking reads every candidate's text again: only the most recent matches are ranked, so a
+    common word in a long history cannot run the search into its time limit."""
+    from django.db import connection
+
+    from conversations.services import search
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the bound is on the PostgreSQL ranking (FTS5 ranks from its own index)")
+    monkeypatch.setattr(search, "CANDIDATES", 3)
+    _chat(me.tenant, "old", "zebra zebra zebra zebra zebra", "zebra zebra zebra zebra")  # rank highest
+    _chat(me.tenant, "new", "a zebra", "another zebra", "one more zebra")
+    found = _search(api, "zebra")["results"]
+    assert [r["session_title"] for r in found] == ["new", "new", "new"]
