@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -9,7 +12,9 @@ from django.utils import timezone
 
 from conversations.schedules.models import Schedule, ScheduleRun
 from conversations.schedules.services import next_due
+from conversations.schedules.timing import cron_parse, zone
 from somaagent.admin_base import ReadOnlyAdmin
+from somaagent.errors import ValidationFailed
 
 
 class RunInline(admin.TabularInline):
@@ -22,8 +27,43 @@ class RunInline(admin.TabularInline):
     max_num = 0
 
 
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = [
+            "tenant",
+            "name",
+            "message",
+            "kind",
+            "cron",
+            "interval_seconds",
+            "timezone",
+            "session",
+            "persona",
+            "enabled",
+            "ends_at",
+            "missed",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            zone(data.get("timezone") or "UTC")
+            if data.get("kind") == Schedule.Kind.CRON:
+                cron_parse(data.get("cron") or "")
+            elif not data.get("interval_seconds"):
+                raise ValidationFailed("An interval schedule needs interval_seconds.")
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message) from None
+        return data
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
+    """Staff see, change, pause and resume schedules; people make them (API, web chat), as the
+    owner whose access each run is sent with."""
+
+    form = ScheduleForm
     list_display = [
         "name",
         "tenant",
@@ -46,6 +86,13 @@ class ScheduleAdmin(admin.ModelAdmin):
     ]
     inlines = [RunInline]
     actions = ["pause", "resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        obj.next_run_at = next_due(obj, timezone.now()) if obj.enabled else obj.next_run_at
+        super().save_model(request, obj, form, change)
 
     @admin.action(description="Pause the selected schedules")
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:

@@ -130,10 +130,12 @@ class ScheduleDetailView(APIView):
         summary="Replace a schedule's settings (turning it on again clears a pause)",
     )
     def put(self, request: Request, schedule_id: str) -> Response:
-        schedule = _schedule(principal_of(request), schedule_id)
+        principal = principal_of(request)
+        schedule = _schedule(principal, schedule_id)
         serializer = ScheduleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(schedule_body(schedule_update(schedule=schedule, data=serializer.to_input())))
+        updated = schedule_update(principal=principal, schedule=schedule, data=serializer.to_input())
+        return Response(schedule_body(updated))
 
     @extend_schema(
         responses={204: None}, parameters=[SCHEDULE_ID], summary="Delete a schedule and its history"

@@ -111,17 +111,23 @@ def _allowed(principal: Principal) -> None:
         raise Forbidden("Schedules are turned off for this tenant.", code="schedules_disabled")
 
 
-def schedule_create(*, principal: Principal, data: ScheduleInput) -> Schedule:
-    _allowed(principal)
-    fields = _check(data)
-    if Schedule.objects.for_tenant(principal.tenant).count() >= MAX_PER_TENANT:
-        raise ValidationFailed(f"A tenant has at most {MAX_PER_TENANT} schedules.")
+def _target(principal: Principal, data: ScheduleInput) -> tuple[Any, Persona | None]:
+    """The chat runs go to (one the caller may see) and the persona, both optional."""
     session = session_for(principal, data.session_id) if data.session_id is not None else None
     persona = None
     if data.persona_id is not None:
         persona = Persona.objects.filter(tenant=principal.tenant, pk=data.persona_id).first()
         if persona is None:
             raise NotFound("No such persona.")
+    return session, persona
+
+
+def schedule_create(*, principal: Principal, data: ScheduleInput) -> Schedule:
+    _allowed(principal)
+    fields = _check(data)
+    if Schedule.objects.for_tenant(principal.tenant).count() >= MAX_PER_TENANT:
+        raise ValidationFailed(f"A tenant has at most {MAX_PER_TENANT} schedules.")
+    session, persona = _target(principal, data)
     now = timezone.now()
     schedule = Schedule(
         tenant=principal.tenant,
@@ -136,9 +142,10 @@ def schedule_create(*, principal: Principal, data: ScheduleInput) -> Schedule:
     return schedule
 
 
-def schedule_update(*, schedule: Schedule, data: ScheduleInput) -> Schedule:
+def schedule_update(*, principal: Principal, schedule: Schedule, data: ScheduleInput) -> Schedule:
     """Replace what can be changed; turning it on again clears a pause and its failure count."""
     fields = _check(data)
+    schedule.session, schedule.persona = _target(principal, data)
     now = timezone.now()
     for name, value in fields.items():
         setattr(schedule, name, value)

@@ -334,3 +334,56 @@ def test_two_ticks_at_once_run_a_due_time_once(monkeypatch: pytest.MonkeyPatch) 
     assert runs.count() == 10 and len({(r.schedule_id, r.due_at) for r in runs}) == 10
     with transaction.atomic():
         Schedule.objects.filter(pk__in=[s.pk for s in schedules]).delete()
+
+
+@pytest.mark.django_db
+def test_a_change_can_move_the_runs_to_a_chat_of_yours_only(api: Api, me: Any) -> None:
+    schedule = _schedule(api, cron="0 9 * * *")
+    mine = Session.objects.create(tenant=me.tenant)
+    theirs = Session.objects.create(tenant=make_tenant_key().tenant)
+    body = {"name": "Digest", "message": "x", "cron": "0 9 * * *"}
+    moved = api.call("put", f"/v1/schedules/{schedule.pk}", json_body={**body, "session_id": str(mine.pk)})
+    assert moved.status_code == 200 and json.loads(moved.content)["session_id"] == str(mine.pk)
+    refused = api.call(
+        "put", f"/v1/schedules/{schedule.pk}", json_body={**body, "session_id": str(theirs.pk)}
+    )
+    assert_error(refused, 404, "not_found")
+    assert Schedule.objects.get(pk=schedule.pk).session_id == mine.pk
+
+
+@pytest.mark.django_db
+def test_staff_change_a_schedule_in_admin_and_its_next_run_follows(api: Api) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    schedule = _schedule(api, cron="0 9 * * *", timezone="UTC")
+    staff = get_user_model().objects.create_user(
+        username=f"staff-{schedule.pk.hex[:8]}", is_staff=True, is_superuser=True
+    )
+    client = Client()
+    client.force_login(staff)
+    url = f"/admin/conversations/schedule/{schedule.pk}/change/"
+    form = {
+        "tenant": str(schedule.tenant_id),
+        "name": "Digest",
+        "message": "x",
+        "kind": "cron",
+        "cron": "30 18 * * *",
+        "timezone": "UTC",
+        "enabled": "on",
+        "missed": "run_once",
+        # the run history inline's management form (it adds nothing)
+        "runs-TOTAL_FORMS": "0",
+        "runs-INITIAL_FORMS": "0",
+    }
+    refused = client.post(url, {**form, "cron": "99 99 * * *"})
+    assert refused.status_code == 200 and "Not a valid cron expression" in refused.content.decode()
+    saved = client.post(url, form)
+    assert saved.status_code == 302, (saved.context or {}).get("errors")
+    schedule.refresh_from_db()
+    assert schedule.cron == "30 18 * * *"
+    assert schedule.next_run_at is not None and (schedule.next_run_at.hour, schedule.next_run_at.minute) == (
+        18,
+        30,
+    )
+    assert client.get("/admin/conversations/schedule/add/").status_code == 403
