@@ -340,7 +340,8 @@ def test_two_ticks_at_once_run_a_due_time_once(monkeypatch: pytest.MonkeyPatch) 
 def test_a_change_can_move_the_runs_to_a_chat_of_yours_only(api: Api, me: Any) -> None:
     schedule = _schedule(api, cron="0 9 * * *")
     mine = Session.objects.create(tenant=me.tenant)
-    theirs = Session.objects.create(tenant=make_tenant_key().tenant)
+    other: Any = make_tenant_key().tenant
+    theirs = Session.objects.create(tenant=other)
     body = {"name": "Digest", "message": "x", "cron": "0 9 * * *"}
     moved = api.call("put", f"/v1/schedules/{schedule.pk}", json_body={**body, "session_id": str(mine.pk)})
     assert moved.status_code == 200 and json.loads(moved.content)["session_id"] == str(mine.pk)

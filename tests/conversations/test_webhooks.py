@@ -261,15 +261,12 @@ def test_deliveries_of_one_endpoint_are_tried_side_by_side(receiver: Receiver) -
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
     me = make_tenant_key()
-    endpoint = _endpoint(me.tenant, receiver.url)
-    first = _emit(me.tenant)[0]
-    second = _emit(me.tenant)[-1]
+    endpoint = _endpoint(me.tenant, receiver.url)  # committed: the other thread locks it
     locked, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         try:
-            with transaction.atomic():
-                WebhookDelivery.objects.select_for_update().filter(pk=first.pk).first()
+            with transaction.atomic():  # as a concurrent _lease that joined the endpoint would
                 WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
                 locked.set()
                 release.wait(10)
@@ -280,9 +277,18 @@ def test_deliveries_of_one_endpoint_are_tried_side_by_side(receiver: Receiver) -
     holder.start()
     try:
         assert locked.wait(10)
-        assert webhook_deliver(delivery_id=second.pk) == "delivered"
+        # The delivery stays uncommitted, so no other worker (the run's live one) can send it first.
+        with pytest.raises(_RolledBack), transaction.atomic():
+            [delivery] = [d for d in _emit(me.tenant) if d.endpoint_id == endpoint.pk]
+            assert webhook_deliver(delivery_id=delivery.pk) == "delivered"
+            raise _RolledBack
     finally:
         release.set()
         holder.join()
+    assert len(receiver.received) == 1
     with transaction.atomic():
         WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
+
+
+class _RolledBack(Exception):
+    pass
