@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -92,6 +93,18 @@ def _key_expression(group: str) -> Any:
     return Subquery(starter, output_field=CharField())
 
 
+def _normal(group: str, key: Any) -> str:
+    """Ids as canonical UUID text (SQLite casts them to 32 hex digits, PostgreSQL with dashes)."""
+    if not key:
+        return ""
+    if group in ("tenant", "persona"):
+        try:
+            return str(uuid.UUID(str(key)))
+        except ValueError:
+            return str(key)
+    return str(key)
+
+
 def _labels(group: str, keys: set[str]) -> dict[str, str]:
     ids = [k for k in keys if k]
     if group == "tenant":
@@ -133,7 +146,7 @@ def usage_report(
     unpriced: set[str] = set()
     merged: dict[tuple[date, str], dict[str, Any]] = {}
     for r in grouped:
-        key = r["key"] or ""
+        key = _normal(group, r["key"])
         rate = price.get(r["model"])
         if rate is None and r["model"]:
             unpriced.add(r["model"])
