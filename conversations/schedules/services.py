@@ -252,10 +252,7 @@ def _due(schedule: Schedule, now: datetime) -> None:
     """Write the run of the schedule's due time (one, however many passed) and move on."""
     assert schedule.next_run_at is not None
     due_at = schedule.next_run_at
-    latest = due_at  # of the due times that passed, the last one (the others were missed)
-    following = next_due(schedule, due_at)
-    while following is not None and following <= now:
-        latest, following = following, next_due(schedule, following)
+    latest, following = _last_passed(schedule, due_at, now)
     # The first due time not yet run is long past: the system (or the beat) was down, and the
     # schedule says whether what was missed runs once now or is skipped.
     skipped = now - due_at > late_grace() and schedule.missed == Schedule.Missed.SKIP
@@ -277,6 +274,30 @@ def _due(schedule: Schedule, now: datetime) -> None:
     if following is None:
         schedule.enabled = False  # past its end: done
     schedule.save(update_fields=["next_run_at", "enabled"])
+
+
+MAX_STEPS = 1000  # cron due times stepped through to find the last one that passed (about 0.5 s)
+
+
+def _last_passed(schedule: Schedule, due_at: datetime, now: datetime) -> tuple[datetime, datetime | None]:
+    """Of the due times from ``due_at`` to ``now``, the last (the run's), and the first after
+    ``now``. An interval's is arithmetic; a cron's is stepped to, at most MAX_STEPS (a
+    minutely cron down for 17 hours); past that, the last one reached stands for them."""
+    following = next_due(schedule, now)
+    if schedule.kind == Schedule.Kind.INTERVAL:
+        passed = interval_next(
+            schedule.anchor, float(schedule.interval_seconds or 0), now - timedelta(microseconds=1)
+        )
+        latest = (
+            passed if passed <= now else passed - timedelta(seconds=float(schedule.interval_seconds or 0))
+        )
+        return max(latest, due_at), following
+    latest, step = due_at, next_due(schedule, due_at)
+    for _ in range(MAX_STEPS):
+        if step is None or step > now:
+            break
+        latest, step = step, next_due(schedule, step)
+    return latest, following
 
 
 def _start_waiting(now: datetime) -> int:

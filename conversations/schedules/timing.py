@@ -10,6 +10,7 @@ fall-back) is due once, the first time.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,6 +23,7 @@ from somaagent.errors import ValidationFailed
 SEARCH_DAYS = 366 * 5  # a cron that matches nothing in five years (Feb 30th) never does
 
 
+@functools.lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -53,6 +55,7 @@ class Cron:
         return dom or dow
 
 
+@functools.lru_cache(maxsize=4096)
 def cron_parse(expression: str) -> Cron:
     fields = expression.split() if isinstance(expression, str) else []
     if len(fields) != 5:
@@ -92,6 +95,8 @@ def cron_next(cron: Cron, tz: ZoneInfo, after: datetime) -> datetime | None:
         if not cron.day_matches(day):
             continue
         for hour in cron.hours:
+            if offset == 0 and hour < start.hour - 1:
+                continue  # earlier that day (an hour's margin for a clock change)
             for minute in cron.minutes:
                 moment = _wall_time(day, hour, minute, tz)
                 if moment is not None and moment > after:

@@ -388,3 +388,15 @@ def test_staff_change_a_schedule_in_admin_and_its_next_run_follows(api: Api) -> 
         30,
     )
     assert client.get("/admin/conversations/schedule/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_minutely_cron_down_for_a_month_runs_once_without_stepping_through_every_minute(api: Api) -> None:
+    schedule = _schedule(api, cron="* * * * *")
+    month_ago = timezone.now() - timedelta(days=30)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=month_ago.replace(second=0, microsecond=0))
+    assert schedule_tick() == 1
+    [run] = ScheduleRun.objects.filter(schedule=schedule)
+    assert run.due_at > month_ago  # a later one than the first missed, never more than one run
+    schedule.refresh_from_db()
+    assert schedule.next_run_at is not None and schedule.next_run_at > timezone.now()
