@@ -21,7 +21,6 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from conversations.selectors import session_for
@@ -32,6 +31,7 @@ from conversations.ws_protocol import HEARTBEAT_FRAME, answer
 from somaagent import scopes as sc
 from somaagent.api_errors import error_body
 from somaagent.async_auth import admit
+from somaagent.async_db import db_call
 from somaagent.errors import NotFound, SomaError, Unauthenticated
 from somaagent.identity import Principal
 from somaagent.metrics.record import stream_tracked
@@ -83,12 +83,10 @@ class SessionStreamConsumer(RejectingConsumer):
             principal = self.scope.get("soma_principal")
             if principal is None:
                 raise self.scope.get("soma_auth_error") or Unauthenticated("Authentication required.")
-            await database_sync_to_async(admit)(principal, sc.CONVERSATIONS_READ)  # scope + rate limit
+            await db_call(admit)(principal, sc.CONVERSATIONS_READ)  # scope + rate limit
             query = dict(_query_pairs(self.scope.get("query_string", b"")))
             after = parse_cursor(query.get("after"), name="after")
-            session = await database_sync_to_async(session_for)(
-                principal, self.scope["url_route"]["kwargs"]["session_id"]
-            )
+            session = await db_call(session_for)(principal, self.scope["url_route"]["kwargs"]["session_id"])
             self.slot = await stream_slot_take(principal)
         except SomaError as exc:
             await self.reject(exc)
@@ -122,7 +120,7 @@ class SessionStreamConsumer(RejectingConsumer):
             await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        reply = await database_sync_to_async(answer)(
+        reply = await db_call(answer)(
             principal=self.principal, session_id=self.session_id, text=text_data, binary=bytes_data
         )
         await self.send(text_data=_dumps(reply))

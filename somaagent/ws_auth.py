@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 
+from somaagent.async_db import db_call
 from somaagent.authentication import principal_from_bearer
 from somaagent.errors import Forbidden, Unauthenticated
 from somaagent.identity import Principal, principal_for_user
@@ -59,7 +59,7 @@ def key_credentials(scope: Scope) -> str | None:
     return None
 
 
-@database_sync_to_async
+@db_call
 def _principal_for_raw_key(raw: str) -> Principal | None:
     """An API key or a JWT access token (identity issue), None if neither is valid."""
     try:
@@ -68,7 +68,7 @@ def _principal_for_raw_key(raw: str) -> Principal | None:
         return None
 
 
-@database_sync_to_async
+@db_call
 def _principal_for_user(user: Any) -> Principal:
     return principal_for_user(user)
 
