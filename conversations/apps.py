@@ -6,13 +6,19 @@ class ConversationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the outbox topics, finish hooks and UI settings this package owns.
-        from conversations import escalation  # noqa: F401
-        from conversations.services import summary, turns  # noqa: F401
+        # The outbox topics and UI settings this package owns, registered here and nowhere else.
+        from conversations.escalation import escalation_setting_register
+        from conversations.services.context import context_setting_register
+        from conversations.services.summary import SUMMARY_TASK, SUMMARY_TOPIC
         from conversations.services.titles import TITLE_TASK, TITLE_TOPIC
+        from conversations.services.turns import TURN_TASK, TURN_TOPIC
         from somaagent.outbox import register_topic
 
+        register_topic(TURN_TOPIC, task=TURN_TASK, queue="conversation")
+        register_topic(SUMMARY_TOPIC, task=SUMMARY_TASK, queue="default")
         register_topic(TITLE_TOPIC, task=TITLE_TASK, queue="default")
+        context_setting_register()
+        escalation_setting_register()
 
         from conversations.webhooks.delivery import DEAD_LETTER_TOPIC, webhook_replay
         from conversations.webhooks.emit import DELIVER_TASK, DELIVER_TOPIC

@@ -56,12 +56,14 @@ def _validate(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-register_ui_setting(
-    SETTING_KEY,
-    defaults=DEFAULTS,
-    validate=_validate,
-    help="Escalation thresholds (conversations/escalation.py); absent fields take the defaults.",
-)
+def escalation_setting_register() -> None:
+    """From ``ConversationsConfig.ready()``: the escalation UI setting staff edit in admin."""
+    register_ui_setting(
+        SETTING_KEY,
+        defaults=DEFAULTS,
+        validate=_validate,
+        help="Escalation thresholds (conversations/escalation.py); absent fields take the defaults.",
+    )
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,14 @@ def _validate(doc: dict[str, Any]) -> list[str]:
     return []
 
 
-register_ui_setting(
-    SETTING_KEY,
-    defaults=lambda: {"context_tokens": settings.SOMA.context_tokens},
-    validate=_validate,
-    help="The prompt's token budget (conversations/services/context.py).",
-)
+def context_setting_register() -> None:
+    """From ``ConversationsConfig.ready()``: the ``context`` UI setting staff edit in admin."""
+    register_ui_setting(
+        SETTING_KEY,
+        defaults=lambda: {"context_tokens": settings.SOMA.context_tokens},
+        validate=_validate,
+        help="The prompt's token budget (conversations/services/context.py).",
+    )
 
 
 def context_budget() -> int:

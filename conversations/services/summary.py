@@ -31,13 +31,13 @@ from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.selectors import HISTORY_TYPES
 from conversations.services.context import context_budget
-from somaagent.outbox import outbox_enqueue, register_topic
+from somaagent.outbox import outbox_enqueue
 from somaagent.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
 SUMMARY_TOPIC = "conversation.summary"
-register_topic(SUMMARY_TOPIC, task="conversation.summarise_session", queue="default")
+SUMMARY_TASK = "conversation.summarise_session"
 
 SUMMARY_STEP = 10
 MESSAGE_CHARS = 2000

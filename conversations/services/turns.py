@@ -29,14 +29,14 @@ from conversations.services.events import event_append
 from memory.port import namespace_for
 from somaagent.context import adopt_request_id
 from somaagent.models import Persona
-from somaagent.outbox import outbox_enqueue, register_topic
+from somaagent.outbox import outbox_enqueue
 from somaagent.redis_client import key, sync_redis
 from somaagent.sql import insert_objects, p_datetime, p_uuid, v_datetime, v_json, v_uuid
 
 log = logging.getLogger(__name__)
 
 TURN_TOPIC = "conversation.turn"
-register_topic(TURN_TOPIC, task="conversation.run_turn", queue="conversation")
+TURN_TASK = "conversation.run_turn"
 
 TERMINAL_STATUS = {
     EventType.ASSISTANT_FINAL: Turn.Status.COMPLETED,
