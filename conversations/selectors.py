@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from conversations.branches import branch_walk
 from conversations.models import Attachment, EventType, Session, SessionEvent
 from somaagent.errors import NotFound
 from somaagent.identity import Principal
@@ -65,15 +66,15 @@ def events_between(*, session_id: uuid.UUID, first: int, before: int) -> list[Se
     )
 
 
-def session_history_window(*, session_id: uuid.UUID, before_seq: int, limit: int) -> list[SessionEvent]:
-    """The last ``limit`` messages before a cursor, oldest first; cost independent of length."""
-    recent = list(
-        SessionEvent.objects.filter(
-            session_id=session_id, seq__lt=before_seq, type__in=HISTORY_TYPES
-        ).order_by("-seq")[:limit]
-    )
-    recent.reverse()
-    return recent
+def session_history_window(
+    *, session_id: uuid.UUID, before: uuid.UUID | None, limit: int
+) -> list[SessionEvent]:
+    """The last ``limit`` messages of the branch that ends at event ``before`` (included), oldest
+    first: the parent links are walked only as far as the window reaches, so the cost does not
+    grow with the session's length (see conversations.branches)."""
+    if before is None:
+        return []
+    return branch_walk(session_id=session_id, leaf=before, types=HISTORY_TYPES, limit=limit)
 
 
 def events_before(*, session_id: uuid.UUID, before: int, limit: int) -> list[SessionEvent]:

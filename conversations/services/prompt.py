@@ -39,10 +39,11 @@ class TurnPrompt:
 
 
 def prompt_window(claim: ClaimedTurn) -> list[SessionEvent]:
-    """The history window of the turn's prompt: one read, which the runner makes inside the
-    claim's transaction (so it costs no transaction of its own)."""
+    """The history window of the turn's prompt: the messages before the turn's own on its
+    branch; one read, which the runner makes inside the claim's transaction (so it costs no
+    transaction of its own)."""
     return session_history_window(
-        session_id=claim.session_id, before_seq=claim.user_seq, limit=settings.SOMA.history_window_events
+        session_id=claim.session_id, before=claim.user_parent_id, limit=settings.SOMA.history_window_events
     )
 
 
