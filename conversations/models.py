@@ -60,6 +60,8 @@ class Session(models.Model):
     leaf_event_id = models.UUIDField(null=True, blank=True, editable=False)
     leaf_parent_id = models.UUIDField(null=True, blank=True, editable=False)
     chain_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # Some message or reply was written on another branch than the newest (edit, regenerate).
+    branched = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 

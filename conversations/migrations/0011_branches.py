@@ -28,6 +28,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='session',
+            name='branched',
+            field=models.BooleanField(default=False, editable=False),
+        ),
+        migrations.AddField(
+            model_name='session',
             name='chain_seq',
             field=models.PositiveBigIntegerField(default=0, editable=False),
         ),

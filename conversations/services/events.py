@@ -88,6 +88,9 @@ def _tree_update(attach: Attach, *, event_id: uuid.UUID, reuse: int | None) -> t
         parent_sql, parent_params = f"CASE WHEN {on_path} THEN leaf_event_id ELSE %s END", [anchor, anchor]
         chain_sql, chain_params = f"CASE WHEN {on_path} THEN chain_seq ELSE {_EVENT_SEQ} END", [anchor, reuse]
     sql = f"leaf_parent_id = {parent_sql}, chain_seq = {chain_sql}, leaf_event_id = %s"
+    if attach.explicit:
+        sql += ", branched = %s"
+        return sql, [*parent_params, *chain_params, p_uuid(event_id), True]
     return sql, [*parent_params, *chain_params, p_uuid(event_id)]
 
 

@@ -57,6 +57,8 @@ def turn_prompt(*, claim: ClaimedTurn, window: list[SessionEvent]) -> TurnPrompt
         query=claim.user_message,
         exclude={str(e.event_id) for e in window} | {str(claim.user_event_uuid)},
         turn_id=claim.turn_id,
+        # Another branch's messages are not this turn's history (see conversations.branches).
+        exclude_session=str(claim.session_id) if claim.session_branched else None,
     )
     system = (_prompts.get(str(claim.persona_id)) if claim.persona_id else "") or DEFAULT_SYSTEM_PROMPT
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
