@@ -160,11 +160,11 @@ def test_regenerate_queues_another_turn_for_the_message(api: Api, me: Any) -> No
     assert turn.user_event_id == e["q2"].pk and turn.position is not None and turn.position > e["a1b"].seq
     by_message = api.call("post", f"/v1/sessions/{session.pk}/events/{e['q2'].event_id}/regenerate")
     assert by_message.status_code == 202 and Turn.objects.filter(user_event=e["q2"]).count() == 2
-    keyed = {"headers": {"Idempotency-Key": "regen-1"}}
-    first = json.loads(api.call("post", url, **keyed).content)
-    assert json.loads(api.call("post", url, **keyed).content) == first
+    keyed = {"Idempotency-Key": "regen-1"}
+    first = json.loads(api.call("post", url, headers=keyed).content)
+    assert json.loads(api.call("post", url, headers=keyed).content) == first
     other_url = f"/v1/sessions/{session.pk}/events/{e['a1'].event_id}/regenerate"
-    assert_error(api.call("post", other_url, **keyed), 409)
+    assert_error(api.call("post", other_url, headers=keyed), 409)
 
 
 def test_regenerate_refuses_what_is_not_a_message_of_the_callers_session(api: Api, me: Any) -> None:
