@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection
 
@@ -57,7 +58,8 @@ def branch_walk(
     only of ``types``, only with a cursor below ``before``, and at most ``limit`` of them (the
     nearest to the leaf); the walk stops when it has them."""
     sid = p_uuid(session_id)
-    where, params = [], [sid, p_uuid(leaf), sid]
+    where: list[str] = []
+    params: list[Any] = [sid, p_uuid(leaf), sid]
     if types is not None:
         kinds = [str(t) for t in types]
         where.append(f"type IN ({', '.join(['%s'] * len(kinds))})")
@@ -77,13 +79,25 @@ def branch_walk(
     return _load(ids)
 
 
-def branch_after(*, session_id: uuid.UUID, leaf: uuid.UUID, after: int, limit: int) -> list[SessionEvent]:
-    """The first ``limit`` events of the branch ending at ``leaf`` with a cursor above ``after``,
-    in order (the walk covers the branch from the leaf back to ``after``)."""
+def branch_after(
+    *,
+    session_id: uuid.UUID,
+    leaf: uuid.UUID,
+    after: int,
+    limit: int | None = None,
+    types: Iterable[str] | None = None,
+) -> list[SessionEvent]:
+    """The first ``limit`` events (optionally of ``types``) of the branch ending at ``leaf`` with
+    a cursor above ``after``, in order (the walk covers the branch from the leaf back to ``after``)."""
     sid = p_uuid(session_id)
     sql = _walk_sql(stop_at_or_below=True) + " SELECT id, seq FROM up WHERE seq > %s"
+    params: list[Any] = [sid, p_uuid(leaf), sid, after, after]
+    if types is not None:
+        kinds = [str(t) for t in types]
+        sql += f" AND type IN ({', '.join(['%s'] * len(kinds))})"
+        params += kinds
     with connection.cursor() as cursor:
-        cursor.execute(sql, [sid, p_uuid(leaf), sid, after, after])
+        cursor.execute(sql, params)
         rows = sorted((int(seq), int(pk)) for pk, seq in cursor.fetchall())
     return _load([pk for _, pk in rows[:limit]])
 

@@ -241,6 +241,8 @@ class SessionSummary(models.Model):
     text = models.TextField(blank=True, default="")
     # Every history message with seq <= covered_seq is in ``text``.
     covered_seq = models.PositiveBigIntegerField(default=0)
+    # The event at covered_seq: the summary is of the branches that pass through it.
+    covered_event_id = models.UUIDField(null=True, blank=True)
     messages = models.PositiveIntegerField(default=0, help_text="How many messages the summary covers.")
     model = models.CharField(max_length=200, blank=True, default="")
     updated_at = models.DateTimeField(default=timezone.now)

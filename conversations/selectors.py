@@ -77,6 +77,16 @@ def session_history_window(
     return branch_walk(session_id=session_id, leaf=before, types=HISTORY_TYPES, limit=limit)
 
 
+def summary_on_branch(*, session_id: uuid.UUID, leaf: uuid.UUID, covered_seq: int) -> uuid.UUID | None:
+    """The newest message of the branch ending at ``leaf`` whose cursor is at most
+    ``covered_seq``: a summary covering up to ``covered_seq`` is of this branch if it is the
+    summary's last message (the walk from the leaf stops at it)."""
+    found = branch_walk(
+        session_id=session_id, leaf=leaf, types=HISTORY_TYPES, before=covered_seq + 1, limit=1
+    )
+    return found[0].event_id if found else None
+
+
 def events_before(*, session_id: uuid.UUID, before: int, limit: int) -> list[SessionEvent]:
     """The last ``limit`` persisted events before a cursor, oldest first (history pages upwards)."""
     rows = list(SessionEvent.objects.filter(session_id=session_id, seq__lt=before).order_by("-seq")[:limit])

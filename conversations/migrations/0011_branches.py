@@ -13,6 +13,8 @@ BACKFILL = [
     " ORDER BY p.seq DESC LIMIT 1)",
     "UPDATE sessions SET leaf_event_id = (SELECT e.event_id FROM session_events e"
     " WHERE e.session_id = sessions.id ORDER BY e.seq DESC LIMIT 1)",
+    "UPDATE session_summaries SET covered_event_id = (SELECT e.event_id FROM session_events e"
+    " WHERE e.session_id = session_summaries.session_id AND e.seq = session_summaries.covered_seq)",
     "UPDATE sessions SET leaf_parent_id = (SELECT e.parent_id FROM session_events e"
     " WHERE e.event_id = sessions.leaf_event_id)",
 ]
@@ -26,6 +28,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='sessionsummary',
+            name='covered_event_id',
+            field=models.UUIDField(blank=True, null=True),
+        ),
         migrations.AddField(
             model_name='session',
             name='branched',

@@ -75,6 +75,7 @@ class ClaimedTurn:
     regenerated: bool = False  # another reply to a message that has one: its branch starts there
     user_parent_id: uuid.UUID | None = None  # the event before the message on its branch
     session_branched: bool = False  # the session has more than one branch
+    summary_event_id: uuid.UUID | None = None  # the last message the summary covers
     # The turn's newest persisted event: where its next one attaches (``attach_next``).
     tip: TurnTip = field(default_factory=lambda: TurnTip(None), compare=False)
 
@@ -281,6 +282,7 @@ def turn_claim(
             regenerated=row.position is not None,
             user_parent_id=row.user_parent_id,
             session_branched=row.session_branched,
+            summary_event_id=row.summary_event_id,
             tip=TurnTip(row.tip_event_id),
         )
         model = start(claim) if start is not None else None
@@ -338,6 +340,7 @@ class _ClaimRow:
     tip_event_id: uuid.UUID | None
     user_parent_id: uuid.UUID | None
     session_branched: bool
+    summary_event_id: uuid.UUID | None
 
 
 def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
@@ -352,7 +355,7 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         f" EXISTS (SELECT 1 FROM {turns} q JOIN {events} qe ON qe.id = q.user_event_id"
         "  WHERE q.session_id = t.session_id AND q.status IN (%s, %s)"
         f"  AND COALESCE(q.position, qe.seq) < {_ORDER_T_E}),"
-        " t.position, t.tip_event_id, e.parent_id, s.branched"
+        " t.position, t.tip_event_id, e.parent_id, s.branched, m.covered_event_id"
         f" FROM {turns} t JOIN {events} e ON e.id = t.user_event_id"
         f" JOIN {Session._meta.db_table} s ON s.id = t.session_id"
         f" LEFT JOIN {SessionSummary._meta.db_table} m ON m.session_id = t.session_id"
@@ -392,6 +395,7 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         tip_event_id=v_uuid(row[21]),
         user_parent_id=v_uuid(row[22]),
         session_branched=bool(row[23]),
+        summary_event_id=v_uuid(row[24]),
     )
 
 
