@@ -65,7 +65,8 @@ class MetadataField(serializers.DictField):
         "description": (
             "the event of the session (usually a reply) the message follows, starting a branch there "
             'if it has other children; "root": a new first message (edit of the first one); absent: '
-            "after the session's newest event. Needs session_id; an event of another session: 404"
+            "after the session's newest event. An event of another session (or, without session_id, "
+            "any event): 404"
         ),
         "oneOf": [{"format": "uuid"}, {"enum": ["root"]}],
     }

@@ -243,14 +243,10 @@ def _accept_in_transaction(
 
 def _parent(*, session: Session, parent_event_id: uuid.UUID | str, is_new: bool) -> uuid.UUID | None:
     """The event a message sent with ``parent_event_id`` goes under (None: a new first message)."""
-    if is_new:
-        raise ValidationFailed(
-            "parent_event_id needs the session_id of the chat it belongs to.",
-            details={"parent_event_id": str(parent_event_id)},
-        )
     if parent_event_id == ROOT_PARENT:
-        return None
-    if not SessionEvent.objects.filter(session=session, event_id=parent_event_id).exists():
+        return None  # a new chat's first message is one anyway
+    if is_new or not SessionEvent.objects.filter(session=session, event_id=parent_event_id).exists():
+        # Without session_id the message starts a new chat, which has no events yet.
         raise NotFound("No such event in this session.", details={"parent_event_id": str(parent_event_id)})
     return uuid.UUID(str(parent_event_id))
 

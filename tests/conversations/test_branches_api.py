@@ -138,7 +138,9 @@ def test_bad_or_foreign_parent_event_ids_are_refused_and_change_nothing(api: Api
     sid = str(session.pk)
     assert_error(api.post_message({"message": "x", "session_id": sid, "parent_event_id": "nope"}), 400)
     assert_error(api.post_message({"message": "x", "session_id": sid, "parent_event_id": 42}), 400)
-    assert_error(api.post_message({"message": "x", "parent_event_id": str(e["a1"].event_id)}), 400)
+    assert_error(
+        api.post_message({"message": "x", "parent_event_id": str(e["a1"].event_id)}), 404
+    )  # new chat
     assert_error(
         api.post_message({"message": "x", "session_id": sid, "parent_event_id": str(foreign.event_id)}), 404
     )
