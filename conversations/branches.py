@@ -31,19 +31,34 @@ ROOT = "root"  # the key of a session's first messages in ``branch_siblings``
 
 
 def _walk_sql(*, stop_at_or_below: bool) -> str:
-    """A lazy walk up the parent links from one event (rows come out leaf first)."""
-    stop = " AND e.seq > %s" if stop_at_or_below else ""
+    """A lazy walk up the parent links from one event of the session (rows come out leaf first).
+
+    Each step is one lookup on the unique ``event_id`` index; parent links never leave their
+    session (they are checked when written), and what the walk finds is loaded by session
+    again (``_load``), so another session's event could not be listed even if one did.
+    """
+    stop = " WHERE e.seq > %s" if stop_at_or_below else ""
     return (
         "WITH RECURSIVE up(id, parent_id, seq, type) AS ("
         f" SELECT id, parent_id, seq, type FROM {_EVENTS} WHERE session_id = %s AND event_id = %s"
         " UNION ALL"
-        f" SELECT e.id, e.parent_id, e.seq, e.type FROM {_EVENTS} e JOIN up ON e.event_id = up.parent_id"
-        f" WHERE e.session_id = %s{stop})"
+        f" SELECT e.id, e.parent_id, e.seq, e.type FROM {_EVENTS} e"
+        f" JOIN up ON e.event_id = up.parent_id{stop})"
     )
 
 
-def _load(ids: Sequence[int]) -> list[SessionEvent]:
-    return list(SessionEvent.objects.filter(pk__in=ids).order_by("seq")) if ids else []
+def _load(session_id: uuid.UUID, ids: Sequence[int]) -> list[SessionEvent]:
+    if not ids:
+        return []
+    rows = SessionEvent.objects.filter(session_id=session_id)
+    found: list[SessionEvent] = []
+    for start in range(0, len(ids), _LOAD_BATCH):
+        found += rows.filter(pk__in=ids[start : start + _LOAD_BATCH])
+    found.sort(key=lambda e: e.seq)
+    return found
+
+
+_LOAD_BATCH = 1000
 
 
 def branch_walk(
@@ -59,7 +74,7 @@ def branch_walk(
     nearest to the leaf); the walk stops when it has them."""
     sid = p_uuid(session_id)
     where: list[str] = []
-    params: list[Any] = [sid, p_uuid(leaf), sid]
+    params: list[Any] = [sid, p_uuid(leaf)]
     if types is not None:
         kinds = [str(t) for t in types]
         where.append(f"type IN ({', '.join(['%s'] * len(kinds))})")
@@ -76,7 +91,7 @@ def branch_walk(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [int(r[0]) for r in cursor.fetchall()]
-    return _load(ids)
+    return _load(session_id, ids)
 
 
 def branch_after(
@@ -91,7 +106,7 @@ def branch_after(
     a cursor above ``after``, in order (the walk covers the branch from the leaf back to ``after``)."""
     sid = p_uuid(session_id)
     sql = _walk_sql(stop_at_or_below=True) + " SELECT id, seq FROM up WHERE seq > %s"
-    params: list[Any] = [sid, p_uuid(leaf), sid, after, after]
+    params: list[Any] = [sid, p_uuid(leaf), after, after]
     if types is not None:
         kinds = [str(t) for t in types]
         sql += f" AND type IN ({', '.join(['%s'] * len(kinds))})"
@@ -99,7 +114,7 @@ def branch_after(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = sorted((int(seq), int(pk)) for pk, seq in cursor.fetchall())
-    return _load([pk for _, pk in rows[:limit]])
+    return _load(session_id, [pk for _, pk in rows[:limit]])
 
 
 def branch_leaf_through(*, session_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID | None:
@@ -110,12 +125,12 @@ def branch_leaf_through(*, session_id: uuid.UUID, event_id: uuid.UUID) -> uuid.U
         "WITH RECURSIVE down(eid, depth) AS ("
         f" SELECT event_id, 0 FROM {_EVENTS} WHERE session_id = %s AND event_id = %s"
         " UNION ALL"
-        f" SELECT (SELECT c.event_id FROM {_EVENTS} c WHERE c.parent_id = down.eid AND c.session_id = %s"
+        f" SELECT (SELECT c.event_id FROM {_EVENTS} c WHERE c.parent_id = down.eid"
         " ORDER BY c.seq DESC LIMIT 1), depth + 1 FROM down WHERE down.eid IS NOT NULL)"
         " SELECT eid FROM down WHERE eid IS NOT NULL ORDER BY depth DESC LIMIT 1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [sid, p_uuid(event_id), sid])
+        cursor.execute(sql, [sid, p_uuid(event_id)])
         row = cursor.fetchone()
     return v_uuid(row[0]) if row else None
 
