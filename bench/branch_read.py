@@ -31,7 +31,7 @@ from django.db import connection  # noqa: E402
 
 from conversations.branches import branch_after, branch_leaf_through, branch_walk  # noqa: E402
 from conversations.models import EventType, Session, SessionEvent  # noqa: E402
-from conversations.selectors import events_after, session_history_window  # noqa: E402
+from conversations.selectors import HISTORY_TYPES, events_after, session_history_window  # noqa: E402
 from somaagent.models import Tenant  # noqa: E402
 
 TURN = (EventType.USER_MESSAGE, EventType.ASSISTANT_STARTED, EventType.ASSISTANT_FINAL)
@@ -125,6 +125,12 @@ def main() -> None:
         row(
             f"a turn's history window ({window} messages, walk from the leaf)",
             lambda s: session_history_window(session_id=s.pk, before=leaf(s), limit=window),
+        )
+        row(
+            f"the same window by cursor, as before branches ({window} messages, no walk)",
+            lambda s: list(
+                SessionEvent.objects.filter(session_id=s.pk, type__in=HISTORY_TYPES).order_by("-seq")[:window]
+            ),
         )
         row(
             "newest page of the active branch (100 events, `before=`: the web chat's open)",
