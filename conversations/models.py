@@ -322,6 +322,9 @@ class ShareLink(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="share_links")
     author = models.CharField(max_length=120)
     up_to_seq = models.PositiveBigIntegerField()
+    # The last event of the branch shown (null: links made before branches, which show the
+    # chat's messages up to up_to_seq).
+    leaf_event_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -29,6 +29,11 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name='sharelink',
+            name='leaf_event_id',
+            field=models.UUIDField(blank=True, null=True),
+        ),
+        migrations.AddField(
             model_name='sessionsummary',
             name='covered_event_id',
             field=models.UUIDField(blank=True, null=True),

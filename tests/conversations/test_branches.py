@@ -13,7 +13,7 @@ import pytest
 
 from conversations.models import Turn
 from tests.conversations.support import send
-from tests.live import LiveSystem, read_stream
+from tests.live import TERMINAL, LiveSystem, read_stream
 
 pytestmark = pytest.mark.integration
 
@@ -221,3 +221,45 @@ def test_concurrent_sends_on_two_branches_each_get_their_reply_and_idempotency_h
         )
     assert replay.status_code == 202 and replay.json() == accepted["left"]
     assert moved.status_code == 409, moved.text
+
+
+def test_a_worker_killed_mid_reply_on_a_branch_ends_that_reply_once_on_that_branch(
+    live_system: LiveSystem, tenant_key: Any
+) -> None:
+    key, tag = tenant_key.key, uuid.uuid4().hex[:8]
+    root = send(live_system, key, f"[[reply=base]] {tag} base")
+    sid = root["session_id"]
+    base = _answered(live_system, key, sid, root["event_id"])
+    kept = send(live_system, key, f"[[reply=kept]] {tag} kept", session_id=sid)
+    kept_reply = _answered(live_system, key, sid, kept["event_id"])
+
+    edited = send(
+        live_system,
+        key,
+        f"[[tokens=60]] [[delay=0.05]] {tag} edited",
+        session_id=sid,
+        parent_event_id=base["event_id"],
+    )
+    after = int(edited["stream"]["sse"].rsplit("=", 1)[1])
+    read_stream(
+        live_system,
+        key,
+        sid,
+        after=after,
+        until=lambda e: e["type"] == "assistant.delta" and e["data"]["index"] >= 2,
+    )
+    live_system.kill_workers()  # SIGKILL: main process and pool children
+    live_system.ensure_worker()
+    final = _turn_answered(live_system, key, sid, edited)
+    assert final["data"]["message"] == "".join(f"t{i} " for i in range(60))
+
+    events = _listing(live_system, key, sid, all=1)["events"]
+    ends = [e for e in events if e["type"] in TERMINAL and e["data"].get("reply_to") == edited["event_id"]]
+    assert [e["event_id"] for e in ends] == [final["event_id"]], "exactly one end, on the edited branch"
+    active = _listing(live_system, key, sid)
+    _assert_one_path(active)
+    starts = [e["data"]["restart"] for e in active["events"] if e["type"] == "assistant.started"]
+    assert starts[-2:] == [False, True] and active["events"][-1]["event_id"] == final["event_id"]
+    assert active["siblings"][base["event_id"]] == [kept["event_id"], edited["event_id"]]
+    old = _listing(live_system, key, sid, branch=kept["event_id"])
+    assert old["events"][-1]["event_id"] == kept_reply["event_id"], "the other branch is untouched"

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import attach_under, event_append
+from conversations.services.shares import share_open
 from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error
 
@@ -211,3 +212,14 @@ def test_an_export_whose_parent_ids_name_no_earlier_event_is_refused(api: Api, m
     before = Session.objects.count()
     assert_error(api.call("post", "/v1/import", json_body=exported), 400)
     assert Session.objects.count() == before
+
+
+def test_a_share_link_shows_one_branch(api: Api, me: Any) -> None:
+    session, e = _tree(me.tenant)
+    url = f"/v1/sessions/{session.pk}/shares"
+    active = json.loads(api.call("post", url, json_body={}).content)
+    older = json.loads(api.call("post", url, json_body={"up_to_event_id": str(e["a2"].event_id)}).content)
+    for link, shown in ((active, ["q1", "a1b"]), (older, ["q1", "a1", "q2", "a2"])):
+        token = link["url"].rstrip("/").rsplit("/", 1)[-1]
+        _, events = share_open(token=token)
+        assert [ev.payload["message"] for ev in events] == shown
