@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import serializers as s
+from conversations.branch_listing import ALL, BRANCH, all_requested, branch_page, listed_leaf
 from conversations.envelope import envelope_of
 from conversations.selectors import events_after, events_before, session_for, session_list
 from conversations.services.accept import MessageInput
@@ -56,6 +57,25 @@ def _cursor(name: str, description: str) -> OpenApiParameter:
     )
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    OpenApiParameter.HEADER,
+    description="1 to 255 printable ASCII characters; the same key and body: the same answer",
+)
+
+
+def idempotency_key_of(request: Request) -> str | None:
+    """The request's Idempotency-Key header, if any; 400 if malformed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            details={"Idempotency-Key": "invalid"},
+        )
+    return key
+
+
 SESSION_ID = OpenApiParameter(
     "session_id", {"type": "string", "format": "uuid"}, OpenApiParameter.PATH, description="another: 404"
 )
@@ -65,14 +85,7 @@ class SessionMessageView(APIView):
     @extend_schema(
         request=s.MessageInSerializer,
         responses={202: s.MessageAcceptedSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-                OpenApiParameter.HEADER,
-                description="1 to 255 printable ASCII characters; the same key and body: the same answer",
-            )
-        ],
+        parameters=[IDEMPOTENCY_KEY],
         summary="Send a message; the reply streams on the returned URLs",
     )
     def post(self, request: Request) -> Response:
@@ -82,12 +95,7 @@ class SessionMessageView(APIView):
                 "The request body is too large.",
                 details={"max_bytes": settings.SOMA.max_request_bytes},
             )
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
-            raise ValidationFailed(
-                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-                details={"Idempotency-Key": "invalid"},
-            )
+        key = idempotency_key_of(request)
         serializer = s.MessageInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
@@ -99,6 +107,7 @@ class SessionMessageView(APIView):
                 persona_id=v.get("persona_id"),
                 attachments=tuple(v.get("attachments") or ()),
                 metadata=v.get("metadata"),
+                parent_event_id=v.get("parent_event_id"),
             ),
             idempotency_key=key,
         )
@@ -163,13 +172,27 @@ class SessionEventsView(APIView):
             _cursor("after", "cursor: events after this id"),
             _cursor("before", "cursor: the last `limit` events before this id (older pages); not with after"),
             _page_size(100, MAX_PAGE),
+            BRANCH,
+            ALL,
         ],
-        summary="Persisted events in order, with the cursor of the next page",
+        summary="Persisted events of the active branch (or another, or all) in order, paged",
     )
     def get(self, request: Request, session_id: str) -> Response:
         session = session_for(principal_of(request), session_id)
         after = parse_cursor(request.query_params.get("after"), name="after")
         limit = int_param(request, "limit", 100, maximum=MAX_PAGE)
+        leaf = None if all_requested(request) else listed_leaf(request, session)
+        if leaf is not None:
+            before = request.query_params.get("before")
+            return Response(
+                branch_page(
+                    session=session,
+                    leaf=leaf,
+                    after=after,
+                    before=parse_cursor(before, name="before") if before else None,
+                    limit=limit,
+                )
+            )
         if request.query_params.get("before"):
             return Response(_page_before(request, session.pk, after=after, limit=limit))
         events = events_after(session_id=session.pk, after=after, limit=limit + 1)

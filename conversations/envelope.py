@@ -1,4 +1,8 @@
-"""The one event envelope shared by SSE, WebSocket and the history endpoint (SPEC §7)."""
+"""The one event envelope shared by SSE, WebSocket and the history endpoint (SPEC §7).
+
+``parent_id`` is the event before it on its branch (null for the session's first
+message); a delta's is the persisted event its reply last wrote (see services/branches.py).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,13 @@ def make_envelope(
     role: str,
     occurred_at: datetime,
     data: dict[str, Any],
+    parent_id: UUID | str | None = None,
 ) -> Envelope:
     return {
         "id": str(seq),
         "event_id": str(event_id),
         "session_id": str(session_id),
+        "parent_id": str(parent_id) if parent_id else None,
         "type": str(type),
         "role": role,
         "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
@@ -41,6 +47,7 @@ def envelope_of(event: SessionEvent) -> Envelope:
         role=event.role,
         occurred_at=event.occurred_at,
         data=event.payload,
+        parent_id=event.parent_id,
     )
 
 

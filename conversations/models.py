@@ -54,6 +54,14 @@ class Session(models.Model):
     )
     # The last event cursor handed out; advanced under the row lock (services.events).
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # Branches (services/branches.py), kept by the same locked UPDATE that hands out a cursor:
+    # the newest persisted event (the active branch's leaf), that event's parent, and the
+    # cursor from which every persisted event lies on the one path ending at the leaf.
+    leaf_event_id = models.UUIDField(null=True, blank=True, editable=False)
+    leaf_parent_id = models.UUIDField(null=True, blank=True, editable=False)
+    chain_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # Some message or reply was written on another branch than the newest (edit, regenerate).
+    branched = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -78,11 +86,15 @@ class SessionEvent(models.Model):
     role = models.CharField(max_length=10)
     occurred_at = models.DateTimeField(default=timezone.now)
     payload = models.JSONField(default=dict)
+    # The event before this one on its branch (an ``event_id`` of the same session), null for
+    # the session's first message; a branch is the path of parent links from a leaf.
+    parent_id = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "session_events"
         ordering = ["session", "seq"]
         constraints = [models.UniqueConstraint(fields=["session", "seq"], name="session_event_unique_seq")]
+        indexes = [models.Index(fields=["parent_id"], name="session_event_parent")]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.seq}"
@@ -101,7 +113,13 @@ class Turn(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="turns")
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
-    user_event = models.OneToOneField(SessionEvent, on_delete=models.CASCADE, related_name="turn")
+    # One user message may have several replies (regenerate): one turn each.
+    user_event = models.ForeignKey(SessionEvent, on_delete=models.CASCADE, related_name="turns")
+    # Turns of a session run one after another in the order of their message's cursor; another
+    # reply to an earlier message (regenerate) takes its place with a cursor of its own, here.
+    position = models.PositiveBigIntegerField(null=True, blank=True)
+    # The turn's newest persisted event (null before its first): where its next one attaches.
+    tip_event_id = models.UUIDField(null=True, blank=True, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True, default="")
@@ -223,6 +241,8 @@ class SessionSummary(models.Model):
     text = models.TextField(blank=True, default="")
     # Every history message with seq <= covered_seq is in ``text``.
     covered_seq = models.PositiveBigIntegerField(default=0)
+    # The event at covered_seq: the summary is of the branches that pass through it.
+    covered_event_id = models.UUIDField(null=True, blank=True)
     messages = models.PositiveIntegerField(default=0, help_text="How many messages the summary covers.")
     model = models.CharField(max_length=200, blank=True, default="")
     updated_at = models.DateTimeField(default=timezone.now)
@@ -302,6 +322,9 @@ class ShareLink(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="share_links")
     author = models.CharField(max_length=120)
     up_to_seq = models.PositiveBigIntegerField()
+    # The last event of the branch shown (null: links made before branches, which show the
+    # chat's messages up to up_to_seq).
+    leaf_event_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

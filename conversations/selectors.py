@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from conversations.branches import branch_walk
 from conversations.models import Attachment, EventType, Session, SessionEvent
 from somaagent.errors import NotFound
 from somaagent.identity import Principal
@@ -65,15 +66,25 @@ def events_between(*, session_id: uuid.UUID, first: int, before: int) -> list[Se
     )
 
 
-def session_history_window(*, session_id: uuid.UUID, before_seq: int, limit: int) -> list[SessionEvent]:
-    """The last ``limit`` messages before a cursor, oldest first; cost independent of length."""
-    recent = list(
-        SessionEvent.objects.filter(
-            session_id=session_id, seq__lt=before_seq, type__in=HISTORY_TYPES
-        ).order_by("-seq")[:limit]
+def session_history_window(
+    *, session_id: uuid.UUID, before: uuid.UUID | None, limit: int
+) -> list[SessionEvent]:
+    """The last ``limit`` messages of the branch that ends at event ``before`` (included), oldest
+    first: the parent links are walked only as far as the window reaches, so the cost does not
+    grow with the session's length (see conversations.branches)."""
+    if before is None:
+        return []
+    return branch_walk(session_id=session_id, leaf=before, types=HISTORY_TYPES, limit=limit)
+
+
+def summary_on_branch(*, session_id: uuid.UUID, leaf: uuid.UUID, covered_seq: int) -> uuid.UUID | None:
+    """The newest message of the branch ending at ``leaf`` whose cursor is at most
+    ``covered_seq``: a summary covering up to ``covered_seq`` is of this branch if it is the
+    summary's last message (the walk from the leaf stops at it)."""
+    found = branch_walk(
+        session_id=session_id, leaf=leaf, types=HISTORY_TYPES, before=covered_seq + 1, limit=1
     )
-    recent.reverse()
-    return recent
+    return found[0].event_id if found else None
 
 
 def events_before(*, session_id: uuid.UUID, before: int, limit: int) -> list[SessionEvent]:

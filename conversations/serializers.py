@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -58,12 +59,44 @@ class MetadataField(serializers.DictField):
     pass
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": (
+            "the event of the session (usually a reply) the message follows, starting a branch there "
+            'if it has other children; "root": a new first message (edit of the first one); absent: '
+            "after the session's newest event. An event of another session (or, without session_id, "
+            "any event): 404"
+        ),
+        "oneOf": [{"format": "uuid"}, {"enum": ["root"]}],
+    }
+)
+class ParentEventField(serializers.Field):
+    """An event id (a UUID as a string) or ``"root"``."""
+
+    default_error_messages = {"invalid": 'Must be an event id (a UUID) or "root".'}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data == "root":
+            return data
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            return uuid.UUID(data)
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return str(value)
+
+
 class MessageInSerializer(StrictSerializer):
     session_id = StringUUIDField(required=False, allow_null=True)
     persona_id = StringUUIDField(required=False, allow_null=True)
     message = MessageField(trim_whitespace=False)
     attachments = serializers.ListField(child=StringUUIDField(), required=False, max_length=MAX_ATTACHMENTS)
     metadata = MetadataField(required=False)
+    parent_event_id = ParentEventField(required=False)
 
     def validate_message(self, value: str) -> str:
         if not value.strip():
@@ -141,12 +174,26 @@ class EventSerializer(serializers.Serializer):
     role = serializers.CharField()
     occurred_at = serializers.DateTimeField()
     data = serializers.DictField()  # type: ignore[assignment]
+    parent_id = serializers.UUIDField(
+        allow_null=True, help_text="the event before this one on its branch; null for a first message"
+    )
 
 
 class EventPageSerializer(serializers.Serializer):
     events = EventSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
     prev_cursor = serializers.CharField(allow_null=True, required=False)
+    leaf = serializers.UUIDField(
+        allow_null=True, required=False, help_text="the last event of the branch listed (not with all=1)"
+    )
+    siblings = serializers.DictField(
+        child=serializers.ListField(child=serializers.UUIDField()),
+        required=False,
+        help_text=(
+            'parent event id ("root" for first messages) -> its children, oldest first, for the '
+            "parents of this page's events that have more than one: the branches to switch between"
+        ),
+    )
 
 
 class FeedbackInputSerializer(StrictSerializer):

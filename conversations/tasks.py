@@ -53,11 +53,11 @@ def propose_title(session_id: str) -> str:
     soft_time_limit=570,
     ignore_result=True,
 )
-def summarise_session(session_id: str) -> str:
+def summarise_session(session_id: str, leaf: str | None = None) -> str:
     from conversations.services.runner import llm_port
     from conversations.services.summary import session_summarise
 
-    return session_summarise(session_id=session_id, port=llm_port())
+    return session_summarise(session_id=session_id, port=llm_port(), leaf=leaf)
 
 
 @shared_task(

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from conversations import api, attachments_api, export_api, feedback_api, search_api, share_api, sse
+from conversations import (
+    api,
+    attachments_api,
+    branch_api,
+    export_api,
+    feedback_api,
+    search_api,
+    share_api,
+    sse,
+)
 from conversations.openai_front import views as openai_views
 from conversations.schedules import api as schedules_api
 from conversations.usage_api import UsageView
@@ -29,6 +38,11 @@ urlpatterns = [
         "sessions/<str:session_id>/events/<str:event_id>/feedback",
         feedback_api.FeedbackView.as_view(),
         name="session-event-feedback",
+    ),
+    path(
+        "sessions/<str:session_id>/events/<str:event_id>/regenerate",
+        branch_api.RegenerateView.as_view(),
+        name="session-event-regenerate",
     ),
     path("attachments", attachments_api.AttachmentUploadView.as_view(), name="attachment-upload"),
     path(

@@ -3,7 +3,7 @@
 Client frames (text, JSON objects):
 
 - ``{"type": "message", "message": ..., "attachments"?, "metadata"?, "persona_id"?,
-  "session_id"?, "idempotency_key"?, "ref"?}`` — the fields of
+  "parent_event_id"?, "session_id"?, "idempotency_key"?, "ref"?}`` — the fields of
   ``POST /v1/session/message``; ``session_id`` may be omitted (it is the socket's)
   and must not name another session. It goes through the same accept service,
   so ``idempotency_key`` behaves like the ``Idempotency-Key`` header.
@@ -130,6 +130,7 @@ def _message(*, principal: Principal, session_id: uuid.UUID, frame: Frame) -> di
             persona_id=v.get("persona_id"),
             attachments=tuple(v.get("attachments") or ()),
             metadata=v.get("metadata"),
+            parent_event_id=v.get("parent_event_id"),
         ),
         idempotency_key=key,
     )

@@ -32,9 +32,10 @@ from conversations.models import (
     EventType,
     IdempotencyRecord,
     Session,
+    SessionEvent,
 )
 from conversations.selectors import session_get, session_owned
-from conversations.services.events import event_append
+from conversations.services.events import FOLLOW_LEAF, attach_under, event_append
 from conversations.services.titles import title_from_message
 from conversations.services.turns import turn_dispatch, turn_insert
 from somaagent.context import request_id_data
@@ -53,20 +54,30 @@ class MessageInput:
     persona_id: uuid.UUID | None = None
     attachments: tuple[uuid.UUID, ...] = ()
     metadata: dict[str, Any] | None = None
+    # The event the message follows on its branch (ROOT_PARENT: a new first message); None:
+    # after the session's newest event.
+    parent_event_id: uuid.UUID | str | None = None
 
     def fingerprint(self) -> str:
-        canonical = json.dumps(
-            {
-                "message": self.message,
-                "session_id": str(self.session_id) if self.session_id else None,
-                "persona_id": str(self.persona_id) if self.persona_id else None,
-                "attachments": [str(a) for a in self.attachments],
-                "metadata": self.metadata or {},
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        body: dict[str, Any] = {
+            "message": self.message,
+            "session_id": str(self.session_id) if self.session_id else None,
+            "persona_id": str(self.persona_id) if self.persona_id else None,
+            "attachments": [str(a) for a in self.attachments],
+            "metadata": self.metadata or {},
+        }
+        if self.parent_event_id is not None:  # absent from older keys' fingerprints
+            body["parent_event_id"] = str(self.parent_event_id)
+        return request_fingerprint(body)
+
+
+ROOT_PARENT = "root"
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """What an Idempotency-Key's replay must match: the request's canonical JSON, hashed."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def stream_links(*, session_id: uuid.UUID | str, after: int) -> dict[str, str]:
@@ -122,16 +133,35 @@ def message_accept(
     ``admit`` (the gateway's policy and budget checks) runs before anything is
     written, and not for a replay: that returns the stored answer and starts nothing.
     """
-    fingerprint = data.fingerprint() if idempotency_key else ""
+    return idempotent(
+        tenant=tenant,
+        key=idempotency_key,
+        fingerprint=data.fingerprint() if idempotency_key else "",
+        owner=owner,
+        produce=lambda: _accept_in_transaction(
+            tenant=tenant, data=data, created_by=created_by, owner=owner, admit=admit
+        ),
+    )
+
+
+def idempotent(
+    *,
+    tenant: Tenant,
+    key: str | None,
+    fingerprint: str,
+    owner: Any,
+    produce: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run ``produce`` in one transaction whose last write stores its answer under ``key``;
+    a replay of the key returns that answer (same ``fingerprint``) or is a conflict."""
+    idempotency_key = key
     try:
         with transaction.atomic():
             if idempotency_key:
                 existing = IdempotencyRecord.objects.filter(tenant=tenant, key=idempotency_key).first()
                 if existing is not None:
                     return _replay(existing, fingerprint=fingerprint, owner=owner)
-            response = _accept_in_transaction(
-                tenant=tenant, data=data, created_by=created_by, owner=owner, admit=admit
-            )
+            response = produce()
             if idempotency_key:
                 record = IdempotencyRecord(
                     tenant=tenant, key=idempotency_key, request_hash=fingerprint, response=response
@@ -167,6 +197,7 @@ def _accept_in_transaction(
             "persona_id does not match the session's persona.",
             details={"persona_id": str(data.persona_id)},
         )
+    is_new = session is None
     if session is None:
         session = Session(
             tenant=tenant,
@@ -177,6 +208,9 @@ def _accept_in_transaction(
         )
         insert_objects([session])
     attachments = _attachments(tenant=tenant, ids=data.attachments)
+    attach = FOLLOW_LEAF
+    if data.parent_event_id is not None:
+        attach = attach_under(_parent(session=session, parent_event_id=data.parent_event_id, is_new=is_new))
     event = event_append(
         session_id=session.pk,
         type=EventType.USER_MESSAGE,
@@ -188,6 +222,7 @@ def _accept_in_transaction(
             "metadata": data.metadata or {},
             **request_id_data(),
         },
+        attach=attach,
     )
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(
@@ -204,6 +239,16 @@ def _accept_in_transaction(
         "turn_id": str(turn.pk),
         "stream": stream_links(session_id=session.pk, after=event.seq - 1),
     }
+
+
+def _parent(*, session: Session, parent_event_id: uuid.UUID | str, is_new: bool) -> uuid.UUID | None:
+    """The event a message sent with ``parent_event_id`` goes under (None: a new first message)."""
+    if parent_event_id == ROOT_PARENT:
+        return None  # a new chat's first message is one anyway
+    if is_new or not SessionEvent.objects.filter(session=session, event_id=parent_event_id).exists():
+        # Without session_id the message starts a new chat, which has no events yet.
+        raise NotFound("No such event in this session.", details={"parent_event_id": str(parent_event_id)})
+    return uuid.UUID(str(parent_event_id))
 
 
 def _attachments(*, tenant: Tenant, ids: tuple[uuid.UUID, ...]) -> list[Attachment]:

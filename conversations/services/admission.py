@@ -19,7 +19,9 @@ from typing import Any
 from django.conf import settings
 
 from conversations.llm.port import ModelTarget
+from conversations.models import Session
 from conversations.services.accept import MessageInput, message_accept
+from conversations.services.regenerate import reply_regenerate
 from conversations.services.turns import ClaimedTurn
 from somaagent import scopes as sc
 from somaagent.authentication import require_scope
@@ -44,6 +46,22 @@ def message_admit_accept(
         owner=principal.session_owner,
         admit=lambda session_id, persona_id: gateway_admit(
             principal=principal, message=data.message, session_id=session_id, persona_id=persona_id
+        ),
+    )
+
+
+def reply_admit_regenerate(
+    *, principal: Principal, session: Session, event_id: object, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Queue another reply to a message of ``principal``'s session after the gateway's checks."""
+    return reply_regenerate(
+        tenant=principal.tenant,
+        session=session,
+        event_id=event_id,
+        idempotency_key=idempotency_key,
+        owner=principal.session_owner,
+        admit=lambda message, persona_id: gateway_admit(
+            principal=principal, message=message, session_id=session.pk, persona_id=persona_id
         ),
     )
 

@@ -15,6 +15,7 @@ and the next one together (``reserve``), committed in the claim.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -24,6 +25,7 @@ from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, make_envelope
 from conversations.models import EventType, Session, SessionEvent, Turn
 from somaagent.errors import NotFound
+from somaagent.sql import p_uuid, v_uuid
 
 _ROLE_OF = {
     EventType.USER_MESSAGE: "user",
@@ -39,10 +41,62 @@ def role_of(event_type: str) -> str:
 # The session's cursor after taking one (or reusing ``reuse``, if it is still the last one
 # handed out), plus ``reserve`` more.
 _NEXT_LAST_SEQ = "CASE WHEN last_seq = %s THEN last_seq ELSE last_seq + 1 END + %s"
+# The new event's own cursor (``_NEXT_LAST_SEQ`` without the reservation).
+_EVENT_SEQ = "(CASE WHEN last_seq = %s THEN last_seq ELSE last_seq + 1 END)"
+
+
+@dataclass(frozen=True)
+class Attach:
+    """Where a new event goes in the session's tree of events (its ``parent_id``).
+
+    ``explicit``: under ``parent`` (None: a new root), starting a branch there if that
+    event already has children. Otherwise it follows ``anchor`` (None: the session's leaf):
+    under the session's leaf when the anchor lies on the path that ends there (messages sent
+    while a reply was being written went after the anchor, and the reply goes after them),
+    else under the anchor itself (the reply's branch moved on elsewhere meanwhile).
+    """
+
+    parent: uuid.UUID | None = None
+    explicit: bool = False
+    anchor: uuid.UUID | None = None
+
+
+FOLLOW_LEAF = Attach()
+
+
+def attach_under(parent: uuid.UUID | None) -> Attach:
+    return Attach(parent=parent, explicit=True)
+
+
+def attach_after(anchor: uuid.UUID) -> Attach:
+    return Attach(anchor=anchor)
+
+
+def _tree_update(attach: Attach, *, event_id: uuid.UUID, reuse: int | None) -> tuple[str, list[Any]]:
+    """SET clauses (and their parameters) that keep the session's leaf, the leaf's parent and
+    its chain start; every right-hand side reads the row's values before the update, which
+    are the newest ones (the UPDATE holds the row lock)."""
+    if attach.explicit:
+        parent_sql, parent_params = "%s", [p_uuid(attach.parent)]
+        chain_sql, chain_params = _EVENT_SEQ, [reuse]
+    elif attach.anchor is None:
+        parent_sql, parent_params = "leaf_event_id", []
+        chain_sql, chain_params = "chain_seq", []
+    else:
+        on_path = f"(SELECT a.seq FROM {SessionEvent._meta.db_table} a WHERE a.event_id = %s) >= chain_seq"
+        anchor = p_uuid(attach.anchor)
+        parent_sql, parent_params = f"CASE WHEN {on_path} THEN leaf_event_id ELSE %s END", [anchor, anchor]
+        chain_sql, chain_params = f"CASE WHEN {on_path} THEN chain_seq ELSE {_EVENT_SEQ} END", [anchor, reuse]
+    sql = f"leaf_parent_id = {parent_sql}, chain_seq = {chain_sql}, leaf_event_id = %s"
+    if attach.explicit:
+        sql += ", branched = %s"
+        return sql, [*parent_params, *chain_params, p_uuid(event_id), True]
+    return sql, [*parent_params, *chain_params, p_uuid(event_id)]
 
 
 def allocate_seq(*, session_id: uuid.UUID | str, reserve: int = 0, reuse: int | None = None) -> int:
-    """Take the session's next cursor (see ``event_append``); must run inside a transaction."""
+    """Take the session's next cursor without an event (a regenerated reply's place in the
+    session's queue of turns); must run inside a transaction."""
     pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)  # type: ignore[union-attr]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -64,6 +118,8 @@ def event_append(
     publish: bool = True,
     reserve: int = 0,
     reuse: int | None = None,
+    attach: Attach = FOLLOW_LEAF,
+    event_id: uuid.UUID | None = None,
 ) -> SessionEvent:
     """Persist one event in the current transaction; publish it to readers on commit.
 
@@ -71,29 +127,10 @@ def event_append(
     transient deltas (they are committed with the event, like ``delta_cursor_take``'s).
     ``reuse``: such a cursor the caller did not need; the event takes it instead of a new
     one if no later cursor was handed out (no reader can have skipped it then), so an
-    unused reservation leaves no hole.
+    unused reservation leaves no hole. ``attach``: where it goes in the tree of branches.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("event_append must run inside transaction.atomic()")
-    if connection.vendor == "postgresql":
-        event = _append_in_one_statement(
-            session_id=session_id, type=type, data=data, reserve=reserve, reuse=reuse
-        )
-    else:
-        seq = allocate_seq(session_id=session_id, reserve=reserve, reuse=reuse)
-        event = SessionEvent.objects.create(
-            session_id=session_id, seq=seq, type=type, role=role_of(type), payload=data
-        )
-    if publish:
-        envelope = envelope_of(event)
-        transaction.on_commit(lambda: stream_buffer.publish_best_effort(envelope))
-    return event
-
-
-def _append_in_one_statement(
-    *, session_id: uuid.UUID | str, type: str, data: dict[str, Any], reserve: int, reuse: int | None
-) -> SessionEvent:
-    """PostgreSQL: take the cursor and insert the event in one statement (a data-modifying CTE)."""
     now = timezone.now()
     event = SessionEvent(
         session_id=uuid.UUID(str(session_id)),
@@ -102,34 +139,47 @@ def _append_in_one_statement(
         payload=data,
         occurred_at=now,
     )
-    payload = SessionEvent._meta.get_field("payload").get_db_prep_save(data, connection)  # type: ignore[union-attr]
+    if event_id is not None:
+        event.event_id = event_id
+    tree_sql, tree_params = _tree_update(attach, event_id=event.event_id, reuse=reuse)
+    update = (
+        f"UPDATE {Session._meta.db_table} SET last_seq = {_NEXT_LAST_SEQ}, updated_at = %s, {tree_sql}"
+        " WHERE id = %s"
+    )
+    params: list[Any] = [reuse, reserve, now, *tree_params, p_uuid(event.session_id)]
+    if connection.vendor == "postgresql":
+        _insert_in_one_statement(event, update=update, params=params, reserve=reserve)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(update + " RETURNING last_seq, leaf_parent_id", params)
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound("Session not found.")
+        event.seq, event.parent_id = int(row[0]) - reserve, v_uuid(row[1])
+        event.save(force_insert=True)
+    if publish:
+        envelope = envelope_of(event)
+        transaction.on_commit(lambda: stream_buffer.publish_best_effort(envelope))
+    return event
+
+
+def _insert_in_one_statement(event: SessionEvent, *, update: str, params: list[Any], reserve: int) -> None:
+    """PostgreSQL: take the cursor and insert the event in one statement (a data-modifying CTE)."""
+    payload = SessionEvent._meta.get_field("payload").get_db_prep_save(event.payload, connection)  # type: ignore[union-attr]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH s AS (UPDATE {Session._meta.db_table} SET last_seq = {_NEXT_LAST_SEQ}, updated_at = %s"
-            " WHERE id = %s RETURNING id, last_seq - %s AS seq)"
+            f"WITH s AS ({update} RETURNING id, last_seq - %s AS seq, leaf_parent_id)"
             f" INSERT INTO {SessionEvent._meta.db_table}"
-            " (session_id, seq, event_id, type, role, occurred_at, payload)"
-            " SELECT s.id, s.seq, %s, %s, %s, %s, %s FROM s RETURNING id, seq",
-            [
-                reuse,
-                reserve,
-                now,
-                event.session_id,
-                reserve,
-                event.event_id,
-                event.type,
-                event.role,
-                now,
-                payload,
-            ],
+            " (session_id, seq, event_id, type, role, occurred_at, payload, parent_id)"
+            " SELECT s.id, s.seq, %s, %s, %s, %s, %s, s.leaf_parent_id FROM s RETURNING id, seq, parent_id",
+            [*params, reserve, event.event_id, event.type, event.role, event.occurred_at, payload],
         )
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Session not found.")
-    event.pk, event.seq = int(row[0]), int(row[1])
+    event.pk, event.seq, event.parent_id = int(row[0]), int(row[1]), v_uuid(row[2])
     event._state.adding = False
     event._state.db = connection.alias
-    return event
 
 
 class GuardFailed(Exception):
@@ -164,7 +214,9 @@ def delta_cursor_take(*, session_id: uuid.UUID | str, lease: tuple[uuid.UUID, st
     return int(row[0])
 
 
-def delta_publish(*, session_id: uuid.UUID | str, seq: int, data: dict[str, Any]) -> Envelope:
+def delta_publish(
+    *, session_id: uuid.UUID | str, seq: int, data: dict[str, Any], parent_id: uuid.UUID | None = None
+) -> Envelope:
     """Put a transient delta with a committed cursor (``delta_cursor_take``) in the buffer.
 
     Raises ``stream_buffer.OutOfOrder`` when a later event reached the buffer
@@ -178,6 +230,7 @@ def delta_publish(*, session_id: uuid.UUID | str, seq: int, data: dict[str, Any]
         role="assistant",
         occurred_at=timezone.now(),
         data=data,
+        parent_id=parent_id,
     )
     stream_buffer.publish(envelope)
     return envelope

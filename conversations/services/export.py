@@ -1,7 +1,8 @@
 """Exporting chats (issue 18): lossless JSON, which an import can read back, and readable Markdown.
 
 One chat's JSON holds its session, every persisted event in order (the stream's
-envelope, ``data`` whole), its attachments' metadata (not their bytes) and the
+envelope, ``data`` whole, with ``parent_id``: every branch, which an import
+rebuilds), its attachments' metadata (not their bytes) and the
 exporter's feedback on its replies. All of someone's chats are one JSON document
 streamed chat by chat, so its size does not bound the server's memory.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from conversations.branches import branch_after
 from conversations.envelope import envelope_of
 from conversations.models import Attachment, EventType, Feedback, Session, SessionEvent
 from conversations.selectors import events_after, session_list
@@ -67,10 +69,19 @@ def chat_document(*, principal: Principal, session: Session) -> dict[str, Any]:
     }
 
 
+def _active_branch(session: Session) -> Iterator[SessionEvent]:
+    """The events of the session's active branch (all of them in a session never linked)."""
+    if session.leaf_event_id is None:
+        yield from _events(session)
+        return
+    yield from branch_after(session_id=session.pk, leaf=session.leaf_event_id, after=0)
+
+
 def chat_markdown(*, session: Session) -> str:
-    """One chat as Markdown: the title, then each message and reply (tool calls and deltas left out)."""
+    """One chat as Markdown: the title, then each message and reply of its active branch (tool
+    calls and deltas left out; the JSON export has every branch)."""
     lines = [f"# {session.title or 'Untitled chat'}", ""]
-    for event in _events(session):
+    for event in _active_branch(session):
         data = event.payload
         when = event.occurred_at.strftime("%Y-%m-%d %H:%M UTC")
         if event.type == EventType.USER_MESSAGE:

@@ -1,7 +1,8 @@
 """Importing chats (issue 18): SomaAgent's own export and ChatGPT's ``conversations.json``.
 
 Each imported chat becomes a new session of the caller's, holding its messages and
-replies as ``user.message`` and ``assistant.final`` events in their order (tool calls,
+replies as ``user.message`` and ``assistant.final`` events in their order, on their
+branches when the export has them (``parent_id``; tool calls,
 errors and attachments' bytes are not carried over; no turn runs, nothing is sent to
 memory). The whole file is read and checked before anything is written, and every chat
 is written in one transaction: a bad or hostile file gets a 400 naming what is wrong,
@@ -13,6 +14,7 @@ chat imported is the branch that ends at its ``current_node``, the one its user 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,8 @@ class ImportedChat:
         default_factory=list
     )  # type, text, at, model
     source: str = ""
+    # Each message's parent (an index into messages; None: a first message). Empty: one line.
+    parents: list[int | None] = field(default_factory=list)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -83,10 +87,15 @@ def _own_chat(doc: Any, where: str) -> ImportedChat:
         raise _bad("a chat needs its events.", where)
     session = _obj(doc.get("session"))
     chat = ImportedChat(title=_title(session.get("title"), f"{where}.session.title"), source="somaagent")
+    # Exports with branches name each event's parent; a kept message's parent is its nearest
+    # kept ancestor (deltas, tool calls and errors are left out).
+    tree = any(isinstance(e, dict) and e.get("parent_id") for e in doc["events"])
+    nearest: dict[str, int | None] = {}
     for i, event in enumerate(doc["events"]):
         at = f"{where}.events[{i}]"
         if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
             raise _bad("an event is not an object with data.", at)
+        parent = _kept_parent(event, nearest, at) if tree else None
         kind = event.get("type")
         if kind == EventType.USER_MESSAGE:
             text, model = _text(event["data"].get("message", ""), f"{at}.data.message"), ""
@@ -94,9 +103,26 @@ def _own_chat(doc: Any, where: str) -> ImportedChat:
             text = _text(event["data"].get("message", ""), f"{at}.data.message")
             model = _text(event["data"].get("model") or "", f"{at}.data.model")[:200]
         else:
+            if tree:
+                nearest[str(event.get("event_id"))] = parent
             continue  # deltas, tool calls, errors: not part of an imported history
+        if tree:
+            nearest[str(event.get("event_id"))] = len(chat.messages)
+            chat.parents.append(parent)
         chat.messages.append((kind, text, _when(event.get("occurred_at")), model))
     return chat
+
+
+def _kept_parent(event: dict[str, Any], nearest: dict[str, int | None], at: str) -> int | None:
+    """The index of the nearest kept message above ``event`` (its parent must come before it)."""
+    if not isinstance(event.get("event_id"), str) or str(event["event_id"]) in nearest:
+        raise _bad("an event of a chat with branches needs its own event_id.", f"{at}.event_id")
+    parent = event.get("parent_id")
+    if parent is None:
+        return None
+    if not isinstance(parent, str) or parent not in nearest:
+        raise _bad("an event's parent_id names no event before it.", f"{at}.parent_id")
+    return nearest[parent]
 
 
 def _chatgpt_chat(doc: Any, where: str) -> ImportedChat:
@@ -167,18 +193,26 @@ def import_chats(*, principal: Principal, chats: list[ImportedChat]) -> list[Ses
     sessions: list[Session] = []
     with transaction.atomic():
         for chat in chats:
+            ids = [uuid.uuid4() for _ in chat.messages]
+            parents = chat.parents or [i - 1 if i else None for i in range(len(chat.messages))]
             session = Session.objects.create(
                 tenant=principal.tenant,
                 created_by=principal.user,
                 title=chat.title or "Imported chat",
                 metadata={"imported_from": chat.source},
                 last_seq=len(chat.messages),
+                # The newest message ends the active branch; nothing after it yet.
+                leaf_event_id=ids[-1] if ids else None,
+                leaf_parent_id=ids[p] if ids and (p := parents[-1]) is not None else None,
+                chain_seq=len(chat.messages),
             )
             SessionEvent.objects.bulk_create(
                 [
                     SessionEvent(
                         session=session,
                         seq=seq,
+                        event_id=ids[seq - 1],
+                        parent_id=ids[p] if (p := parents[seq - 1]) is not None else None,
                         type=kind,
                         role=role_of(kind),
                         occurred_at=at or now,

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from conversations.models import EventType, SessionEvent
-from conversations.selectors import session_history_window
+from conversations.selectors import session_history_window, summary_on_branch
 from conversations.services.context import context_fit
 from conversations.services.turns import ClaimedTurn
 from memory.services.recall import TurnMemories, turn_memories
@@ -38,24 +38,41 @@ class TurnPrompt:
     history_full: bool  # the window was full: the session has older messages than it holds
 
 
-def prompt_window(claim: ClaimedTurn) -> list[SessionEvent]:
-    """The history window of the turn's prompt: one read, which the runner makes inside the
-    claim's transaction (so it costs no transaction of its own)."""
-    return session_history_window(
-        session_id=claim.session_id, before_seq=claim.user_seq, limit=settings.SOMA.history_window_events
+@dataclass(frozen=True)
+class PromptHistory:
+    events: list[SessionEvent]  # the history window, oldest first
+    summary: str  # the running summary of older messages, if it is of this branch
+
+
+def prompt_window(claim: ClaimedTurn) -> PromptHistory:
+    """The history of the turn's prompt: the messages before the turn's own on its branch, and
+    the summary if it summarises that branch; one read (two in a session with branches, whose
+    summary may be another branch's), which the runner makes inside the claim's transaction."""
+    events = session_history_window(
+        session_id=claim.session_id, before=claim.user_parent_id, limit=settings.SOMA.history_window_events
     )
+    summary = claim.summary
+    if summary and claim.session_branched and claim.user_parent_id is not None:
+        covered = summary_on_branch(
+            session_id=claim.session_id, leaf=claim.user_parent_id, covered_seq=claim.summary_covered
+        )
+        summary = summary if covered is not None and covered == claim.summary_event_id else ""
+    return PromptHistory(events=events, summary=summary)
 
 
-def turn_prompt(*, claim: ClaimedTurn, window: list[SessionEvent]) -> TurnPrompt:
+def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
     """The prompt of one turn: persona, recalled memories, summary, the history window
     (``prompt_window``) trimmed to the context budget, the message. One read: the memory search."""
     limit = settings.SOMA.history_window_events
+    window = history.events
     memories = turn_memories(
         tenant_id=claim.tenant_id,
         namespace=claim.memory_namespace,
         query=claim.user_message,
         exclude={str(e.event_id) for e in window} | {str(claim.user_event_uuid)},
         turn_id=claim.turn_id,
+        # Another branch's messages are not this turn's history (see conversations.branches).
+        exclude_session=str(claim.session_id) if claim.session_branched else None,
     )
     system = (_prompts.get(str(claim.persona_id)) if claim.persona_id else "") or DEFAULT_SYSTEM_PROMPT
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
@@ -66,7 +83,7 @@ def turn_prompt(*, claim: ClaimedTurn, window: list[SessionEvent]) -> TurnPrompt
         messages.append({"role": role, "content": _content_of(event)})
     messages.append({"role": "user", "content": claim.user_message})
     return TurnPrompt(
-        messages=context_fit(messages=messages, summary=claim.summary),
+        messages=context_fit(messages=messages, summary=history.summary),
         memories=memories,
         history_full=len(window) >= limit,
     )

@@ -109,6 +109,7 @@ class DeltaPublisher:
                 session_id=self.claim.session_id,
                 seq=seq,
                 data={"text": text, "index": self.first_index + self.deltas_sent},
+                parent_id=self.claim.tip.event_id,
             )
         except GuardFailed:
             self.watched.stop(LEASE_LOST)

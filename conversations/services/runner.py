@@ -14,9 +14,9 @@ from conversations.llm.fallback import Fallback
 from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
-from conversations.models import EventType, SessionEvent
+from conversations.models import EventType
 from conversations.services.admission import completion_reserve, round_admit, turn_admit
-from conversations.services.prompt import prompt_window, turn_prompt
+from conversations.services.prompt import PromptHistory, prompt_window, turn_prompt
 from conversations.services.publisher import DeltaPublisher
 from conversations.services.routing import (
     TurnRoute,
@@ -57,7 +57,7 @@ class Generation:
 def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     """The conversation task's body; idempotent, so any redelivery is harmless."""
     routes: list[TurnRoute] = []
-    windows: list[list[SessionEvent]] = []
+    windows: list[PromptHistory] = []
 
     def start(claim: ClaimedTurn) -> str | None:
         # Analysis, escalation and the fallback chain decide the first model, which the claim's
@@ -76,7 +76,7 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
     watch = turn_watch()
     watched = watch.watch(claim)
     try:
-        _run_claimed(claim, route, watched, windows[-1] if windows else [])
+        _run_claimed(claim, route, watched, windows[-1] if windows else PromptHistory(events=[], summary=""))
     except LeaseLost:
         log.warning("turn taken over by another worker; stopping", extra={"turn_id": str(turn_id)})
     except Exception as exc:
@@ -121,7 +121,7 @@ def _end(
     )
 
 
-def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, window: list[SessionEvent]) -> None:
+def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history: PromptHistory) -> None:
     if not route.chain:
         _end(
             claim,
@@ -130,7 +130,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, window:
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    prompt = turn_prompt(claim=claim, window=window)
+    prompt = turn_prompt(claim=claim, history=history)
     messages = prompt.messages
     refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget reservation
     if refusal is not None:

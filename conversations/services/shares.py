@@ -13,6 +13,7 @@ import secrets
 
 from django.utils import timezone
 
+from conversations.branches import branch_walk
 from conversations.models import EventType, Session, SessionEvent, ShareLink
 from conversations.selectors import parse_uuid
 from somaagent.errors import Forbidden, NotFound
@@ -31,21 +32,22 @@ def share_create(*, principal: Principal, session: Session, up_to_event_id: obje
     if not _sharing_on(session.tenant_id):
         raise Forbidden("Sharing is turned off for this tenant.")
     if up_to_event_id is None:
-        up_to = session.last_seq
+        up_to, leaf = session.last_seq, session.leaf_event_id  # the active branch as it is now
     else:
         event = SessionEvent.objects.filter(
             session=session, event_id=parse_uuid(up_to_event_id, what="event")
         )
-        seq = event.values_list("seq", flat=True).first()
-        if seq is None:
+        found = event.values_list("seq", "event_id").first()
+        if found is None:
             raise NotFound("No event with that id in this session.")
-        up_to = seq
+        up_to, leaf = found  # the branch that ends at that event
     return ShareLink.objects.create(
         token=secrets.token_urlsafe(24),
         tenant_id=session.tenant_id,
         session=session,
         author=principal.label,
         up_to_seq=up_to,
+        leaf_event_id=leaf,
     )
 
 
@@ -74,9 +76,12 @@ def share_open(*, token: str) -> tuple[ShareLink, list[SessionEvent]]:
     )
     if link is None or not _sharing_on(link.tenant_id):
         raise NotFound("This link does not exist or was revoked.")
+    kinds = [EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL]
+    if link.leaf_event_id is not None:  # one branch: the one that ends at the chosen event
+        return link, branch_walk(
+            session_id=link.session_id, leaf=link.leaf_event_id, types=kinds, limit=MAX_SHOWN
+        )
     events = SessionEvent.objects.filter(
-        session_id=link.session_id,
-        seq__lte=link.up_to_seq,
-        type__in=[EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL],
+        session_id=link.session_id, seq__lte=link.up_to_seq, type__in=kinds
     ).order_by("seq")
     return link, list(events[:MAX_SHOWN])

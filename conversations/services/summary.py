@@ -13,6 +13,12 @@ The task folds the oldest of them — as many as fit 60 % of the context budget
 the ``summary`` profiles (falling back to the dialogue models), and stores the
 result only if nobody advanced the summary meanwhile, so redelivery and
 concurrent runs are harmless. A long backlog is worked through batch by batch.
+
+Branches (conversations/branches.py): the window and the messages folded in are
+those of the branch the turn ended on; the summary remembers its last message
+(``covered_event_id``), and a turn uses it only if that message is on its own
+branch. A turn ending on another branch starts that branch's summary afresh, in
+place of the other one (one summary per session: the active branch's).
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from conversations.branches import branch_after, branch_walk
 from conversations.llm.fallback import model_answer
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
-from conversations.selectors import HISTORY_TYPES
+from conversations.selectors import HISTORY_TYPES, summary_on_branch
 from conversations.services.context import context_budget
 from somaagent.outbox import outbox_enqueue
 from somaagent.tokens import estimate_tokens
@@ -53,53 +60,74 @@ INSTRUCTIONS = (
 )
 
 
-def _window_boundary(session_id: uuid.UUID) -> int | None:
-    """The cursor of the oldest message still inside the history window, or None if all are."""
+def _leaf_of(session_id: uuid.UUID, leaf: uuid.UUID | str | None) -> uuid.UUID | None:
+    """The branch to summarise: the one ending at ``leaf``, else the session's active one."""
+    if leaf is not None:
+        return uuid.UUID(str(leaf))
+    return Session.objects.filter(pk=session_id).values_list("leaf_event_id", flat=True).first()
+
+
+def _window_boundary(session_id: uuid.UUID, leaf: uuid.UUID) -> int | None:
+    """The cursor of the oldest message still inside the branch's history window, or None if
+    all are."""
     window = settings.SOMA.history_window_events
-    seqs = list(
-        SessionEvent.objects.filter(session_id=session_id, type__in=HISTORY_TYPES)
-        .order_by("-seq")
-        .values_list("seq", flat=True)[window - 1 : window]
-    )
-    return seqs[0] if seqs else None
+    recent = branch_walk(session_id=session_id, leaf=leaf, types=HISTORY_TYPES, limit=window)
+    return recent[0].seq if len(recent) >= window else None
 
 
-def _covered_seq(session_id: uuid.UUID) -> int:
-    row = SessionSummary.objects.filter(session_id=session_id).values_list("covered_seq", flat=True).first()
-    return int(row or 0)
+def _summary_of_branch(session_id: uuid.UUID, leaf: uuid.UUID) -> tuple[SessionSummary | None, int, str]:
+    """The session's summary row, and the cursor and text it gives this branch: its own if it
+    summarises this branch (one with branches may hold another branch's), else nothing yet."""
+    row = SessionSummary.objects.filter(session_id=session_id).first()
+    if row is None or row.covered_seq == 0:
+        return row, 0, ""
+    branched = Session.objects.filter(pk=session_id, branched=True).exists()
+    if branched and summary_on_branch(session_id=session_id, leaf=leaf, covered_seq=row.covered_seq) != (
+        row.covered_event_id
+    ):
+        return row, 0, ""
+    return row, row.covered_seq, row.text
 
 
-def _outside_window(session_id: uuid.UUID, covered: int, boundary: int, limit: int) -> list[SessionEvent]:
-    return list(
-        SessionEvent.objects.filter(
-            session_id=session_id, type__in=HISTORY_TYPES, seq__gt=covered, seq__lt=boundary
-        ).order_by("seq")[:limit]
-    )
+def _outside_window(
+    session_id: uuid.UUID, leaf: uuid.UUID, covered: int, boundary: int, limit: int
+) -> list[SessionEvent]:
+    """The oldest ``limit`` messages of the branch between the summary and the window."""
+    events = branch_after(session_id=session_id, leaf=leaf, after=covered, types=HISTORY_TYPES)
+    return [e for e in events if e.seq < boundary][:limit]
 
 
-def summary_after_turn(*, session_id: uuid.UUID) -> bool:
-    """Queue a summary run when enough messages have left the window; bounded cost, in-transaction."""
-    boundary = _window_boundary(session_id)
+def summary_after_turn(*, session_id: uuid.UUID, leaf: uuid.UUID | None = None) -> bool:
+    """Queue a summary run when enough messages of the turn's branch (ending at ``leaf``) have
+    left the window; bounded cost (the walk stops SUMMARY_STEP messages past the window),
+    in-transaction."""
+    branch = _leaf_of(session_id, leaf)
+    if branch is None:
+        return False
+    boundary = _window_boundary(session_id, branch)
     if boundary is None:
         return False
-    covered = _covered_seq(session_id)
-    if len(_outside_window(session_id, covered, boundary, SUMMARY_STEP)) < SUMMARY_STEP:
+    _, covered, _ = _summary_of_branch(session_id, branch)
+    left = branch_walk(
+        session_id=session_id, leaf=branch, types=HISTORY_TYPES, before=boundary, limit=SUMMARY_STEP
+    )
+    if len(left) < SUMMARY_STEP or left[0].seq <= covered:
         return False
     return (
         outbox_enqueue(
             topic=SUMMARY_TOPIC,
-            payload={"session_id": str(session_id)},
+            payload={"session_id": str(session_id), "leaf": str(branch)},
             dedupe_key=f"summary:{session_id}:{covered}:{boundary}",
         )
         is not None
     )
 
 
-def summary_continue(*, session_id: uuid.UUID, covered: int) -> None:
+def summary_continue(*, session_id: uuid.UUID, covered: int, leaf: uuid.UUID) -> None:
     """Queue the next batch of a backlog (in the caller's transaction)."""
     outbox_enqueue(
         topic=SUMMARY_TOPIC,
-        payload={"session_id": str(session_id)},
+        payload={"session_id": str(session_id), "leaf": str(leaf)},
         dedupe_key=f"summary:{session_id}:{covered}:more",
     )
 
@@ -135,27 +163,35 @@ def summary_messages(*, previous: str, events: list[SessionEvent]) -> list[dict[
     ]
 
 
-def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
-    """Fold one batch of messages that left the window into the summary; returns what happened."""
+def session_summarise(
+    *, session_id: uuid.UUID | str, port: LlmPort, leaf: uuid.UUID | str | None = None
+) -> str:
+    """Fold one batch of the messages of a branch (ending at ``leaf``; default: the active one)
+    that left the window into the summary; returns what happened."""
     sid = uuid.UUID(str(session_id))
     if not Session.objects.filter(pk=sid).exists():
         return "no_session"
-    boundary = _window_boundary(sid)
+    branch = _leaf_of(sid, leaf)
+    if branch is None:
+        return "nothing_to_do"
+    boundary = _window_boundary(sid, branch)
     if boundary is None:
         return "nothing_to_do"
     try:
-        existing, _ = SessionSummary.objects.get_or_create(session_id=sid)
+        SessionSummary.objects.get_or_create(session_id=sid)
     except IntegrityError:
         return "no_session"  # deleted just now
-    covered = existing.covered_seq
-    backlog = _outside_window(sid, covered, boundary, settings.SOMA.summary_batch_messages)
+    existing, covered, previous = _summary_of_branch(sid, branch)
+    if existing is None:
+        return "no_session"
+    backlog = _outside_window(sid, branch, covered, boundary, settings.SOMA.summary_batch_messages)
     if not backlog:
         return "nothing_to_do"
-    events = _fitting(backlog, previous=existing.text)
+    events = _fitting(backlog, previous=previous)
     chain = model_chain(role=Role.SUMMARY)
     if not chain:
         return "no_model"
-    request = ChatRequest(target=chain[0], messages=summary_messages(previous=existing.text, events=events))
+    request = ChatRequest(target=chain[0], messages=summary_messages(previous=previous, events=events))
     try:
         text, answered_by = model_answer(port, chain, request)
         text = text.strip()
@@ -171,14 +207,15 @@ def session_summarise(*, session_id: uuid.UUID | str, port: LlmPort) -> str:
         row = SessionSummary.objects.select_for_update().filter(session_id=sid).first()
         if row is None:
             return "no_session"  # deleted while the model wrote the summary
-        if row.covered_seq != covered:
+        if row.covered_seq != existing.covered_seq:
             return "superseded"
+        row.messages = (row.messages if covered else 0) + len(events)
         row.text = text
         row.covered_seq = events[-1].seq
-        row.messages += len(events)
+        row.covered_event_id = events[-1].event_id
         row.model = answered_by.model
         row.updated_at = timezone.now()
         row.save()
         if len(events) < len(backlog) or len(backlog) == settings.SOMA.summary_batch_messages:
-            summary_continue(session_id=sid, covered=row.covered_seq)
+            summary_continue(session_id=sid, covered=row.covered_seq, leaf=branch)
     return "summarised"

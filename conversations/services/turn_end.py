@@ -114,7 +114,7 @@ def _summary(end: TurnEnd) -> None:
         return  # the whole session fits the history window: nothing to summarise
     try:
         with transaction.atomic():
-            summary_after_turn(session_id=end.session_id)
+            summary_after_turn(session_id=end.session_id, leaf=end.event.event_id)
     except DatabaseError:
         log.exception(
             "could not check whether the session needs a summary", extra={"turn_id": str(end.turn_id)}

@@ -22,10 +22,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, SessionSummary, Turn
-from conversations.services.events import event_append
+from conversations.services.events import Attach, attach_after, attach_under, event_append
 from memory.port import namespace_for
 from somaagent.context import adopt_request_id
 from somaagent.models import Persona
@@ -71,12 +72,33 @@ class ClaimedTurn:
     memory_namespace: str = ""  # where its memories are written and recalled (memory.port)
     # The cursor assistant.started took for the turn's first delta (``reserved_cursor_take``).
     first_cursor: ReservedCursor | None = field(default=None, compare=False)
+    regenerated: bool = False  # another reply to a message that has one: its branch starts there
+    user_parent_id: uuid.UUID | None = None  # the event before the message on its branch
+    session_branched: bool = False  # the session has more than one branch
+    summary_event_id: uuid.UUID | None = None  # the last message the summary covers
+    # The turn's newest persisted event: where its next one attaches (``attach_next``).
+    tip: TurnTip = field(default_factory=lambda: TurnTip(None), compare=False)
+
+    def attach_next(self) -> Attach:
+        """Where the turn's next persisted event goes: after its newest one, or, for its first,
+        after its message (a regenerated reply: right under it, beside the other replies)."""
+        tip = self.tip.event_id
+        if tip is not None:
+            return attach_after(tip)
+        return attach_under(self.user_event_uuid) if self.regenerated else attach_after(self.user_event_uuid)
 
     def reserved_cursor_take(self) -> int | None:
         """The cursor the claim committed for the turn's first delta, to whichever of the turn's
         writers needs a cursor first (a delta, or a persisted event when no delta came first:
         it reuses it, so an unused reservation leaves no hole); None once taken."""
         return self.first_cursor.take() if self.first_cursor is not None else None
+
+
+class TurnTip:
+    """The event id of a running turn's newest persisted event (None before its first)."""
+
+    def __init__(self, event_id: uuid.UUID | None) -> None:
+        self.event_id = event_id
 
 
 class ReservedCursor:
@@ -139,17 +161,31 @@ def turn_dispatch(*, turn: Turn, reason: str, mark_dispatched: bool = True) -> N
     )
 
 
+# A turn's place in its session's order (``t`` the turn, ``e`` its message), in SQL and the ORM.
+_ORDER_T_E = "COALESCE(t.position, e.seq)"
+
+
+def turn_order() -> Coalesce:
+    return Coalesce("position", "user_event__seq")
+
+
 def turn_insert(
-    *, tenant_id: uuid.UUID, session_id: uuid.UUID, user_event: SessionEvent, new_session: bool
+    *,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    user_event: SessionEvent,
+    new_session: bool,
+    position: int | None = None,
 ) -> Turn:
     """Insert the turn that answers ``user_event`` in the current transaction, in one statement.
 
-    It is dispatched now (``dispatched_at`` set) unless an earlier turn of its
-    session is still active: then it waits, and that one dispatches it when it
-    ends. The check runs in the INSERT itself, after the event took the
-    session's cursor (the row lock orders concurrent accepts of one session).
+    Turns of a session run in the order of their message's cursor, or of ``position``, a
+    cursor the caller took (another reply to an earlier message). It is dispatched now
+    (``dispatched_at`` set) unless an earlier turn of its session is still active: then it
+    waits, and that one dispatches it when it ends. The check runs in the INSERT itself,
+    after the cursor was taken (the row lock orders concurrent accepts of one session).
     """
-    turn = Turn(tenant_id=tenant_id, session_id=session_id, user_event_id=user_event.pk)
+    turn = Turn(tenant_id=tenant_id, session_id=session_id, user_event_id=user_event.pk, position=position)
     now = timezone.now()
     if new_session:
         turn.dispatched_at = now
@@ -157,10 +193,11 @@ def turn_insert(
         return turn
     waits = (
         f"CASE WHEN EXISTS (SELECT 1 FROM {Turn._meta.db_table} t INNER JOIN {SessionEvent._meta.db_table} e"
-        " ON t.user_event_id = e.id WHERE t.session_id = %s AND t.status IN (%s, %s) AND e.seq < %s)"
+        f" ON t.user_event_id = e.id WHERE t.session_id = %s AND t.status IN (%s, %s) AND {_ORDER_T_E} < %s)"
         " THEN NULL ELSE %s END"
     )
-    params = [p_uuid(session_id), *map(str, Turn.ACTIVE_STATUSES), user_event.seq, p_datetime(now)]
+    place = user_event.seq if position is None else position
+    params = [p_uuid(session_id), *map(str, Turn.ACTIVE_STATUSES), place, p_datetime(now)]
     [(dispatched_at,)] = insert_objects(
         [turn], expressions={"dispatched_at": (waits, params)}, returning=("dispatched_at",)
     )
@@ -169,11 +206,12 @@ def turn_insert(
 
 
 def _has_active_predecessor(turn: Turn) -> bool:
-    return Turn.objects.filter(
-        session_id=turn.session_id,
-        status__in=Turn.ACTIVE_STATUSES,
-        user_event__seq__lt=turn.user_event.seq,
-    ).exists()
+    place = turn.position if turn.position is not None else turn.user_event.seq
+    return (
+        Turn.objects.annotate(place=turn_order())
+        .filter(session_id=turn.session_id, status__in=Turn.ACTIVE_STATUSES, place__lt=place)
+        .exists()
+    )
 
 
 def turn_claim(
@@ -220,13 +258,6 @@ def turn_claim(
                 )
             return None
         attempt = row.attempts + 1
-        Turn.objects.filter(pk=row.turn_id).update(
-            attempts=attempt,
-            status=Turn.Status.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + _lease_delta(),
-            started_at=row.started_at or now,
-        )
         payload = row.payload
         metadata = payload.get("metadata")
         claim = ClaimedTurn(
@@ -248,8 +279,22 @@ def turn_claim(
             memory_namespace=namespace_for(
                 persona_id=row.persona_id, owner=row.created_by_id, shared=row.shared_memory
             ),
+            regenerated=row.position is not None,
+            user_parent_id=row.user_parent_id,
+            session_branched=row.session_branched,
+            summary_event_id=row.summary_event_id,
+            tip=TurnTip(row.tip_event_id),
         )
         model = start(claim) if start is not None else None
+        started_id = uuid.uuid4() if model is not None else None
+        Turn.objects.filter(pk=row.turn_id).update(
+            attempts=attempt,
+            status=Turn.Status.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + _lease_delta(),
+            started_at=row.started_at or now,
+            tip_event_id=started_id or row.tip_event_id,
+        )
         if model is not None:
             started = event_append(
                 session_id=claim.session_id,
@@ -261,7 +306,10 @@ def turn_claim(
                     "request_id": adopt_request_id(payload.get("request_id")),
                 },
                 reserve=1,  # the first delta's cursor: it needs no statement of its own
+                attach=claim.attach_next(),
+                event_id=started_id,
             )
+            claim.tip.event_id = started.event_id
             claim = dataclasses.replace(claim, first_cursor=ReservedCursor(started.seq + 1))
         return claim
 
@@ -288,6 +336,11 @@ class _ClaimRow:
     created_by_id: int | None
     shared_memory: bool
     waits: bool
+    position: int | None
+    tip_event_id: uuid.UUID | None
+    user_parent_id: uuid.UUID | None
+    session_branched: bool
+    summary_event_id: uuid.UUID | None
 
 
 def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
@@ -300,7 +353,9 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         " t.started_at, t.tenant_id, t.session_id, t.user_event_id, e.event_id, e.seq, e.payload,"
         " e.occurred_at, s.persona_id, m.text, m.covered_seq, s.created_by_id, p.shared_memory,"
         f" EXISTS (SELECT 1 FROM {turns} q JOIN {events} qe ON qe.id = q.user_event_id"
-        "  WHERE q.session_id = t.session_id AND q.status IN (%s, %s) AND qe.seq < e.seq)"
+        "  WHERE q.session_id = t.session_id AND q.status IN (%s, %s)"
+        f"  AND COALESCE(q.position, qe.seq) < {_ORDER_T_E}),"
+        " t.position, t.tip_event_id, e.parent_id, s.branched, m.covered_event_id"
         f" FROM {turns} t JOIN {events} e ON e.id = t.user_event_id"
         f" JOIN {Session._meta.db_table} s ON s.id = t.session_id"
         f" LEFT JOIN {SessionSummary._meta.db_table} m ON m.session_id = t.session_id"
@@ -336,6 +391,11 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         created_by_id=int(row[17]) if row[17] is not None else None,
         shared_memory=bool(row[18]),
         waits=bool(row[19]),
+        position=int(row[20]) if row[20] is not None else None,
+        tip_event_id=v_uuid(row[21]),
+        user_parent_id=v_uuid(row[22]),
+        session_branched=bool(row[23]),
+        summary_event_id=v_uuid(row[24]),
     )
 
 
@@ -373,19 +433,26 @@ def turn_is_cancel_requested(*, turn_id: uuid.UUID) -> bool:
 
 def turn_emit(*, claim: ClaimedTurn, type: str, data: dict[str, Any]) -> SessionEvent:
     """Persist a non-terminal event of a running turn, if this worker still owns it."""
+    event_id = uuid.uuid4()
     with transaction.atomic():
-        _lock_owned(claim)
-        return event_append(
-            session_id=claim.session_id, type=type, data=data, reuse=claim.reserved_cursor_take()
+        _lock_owned(claim, tip=event_id)
+        event = event_append(
+            session_id=claim.session_id,
+            type=type,
+            data=data,
+            reuse=claim.reserved_cursor_take(),
+            attach=claim.attach_next(),
+            event_id=event_id,
         )
+    claim.tip.event_id = event.event_id
+    return event
 
 
-def _lock_owned(claim: ClaimedTurn) -> None:
-    """Lock the turn's row, or raise LeaseLost if this worker no longer runs it."""
-    owned = (
-        Turn.objects.select_for_update()
-        .filter(pk=claim.turn_id, status=Turn.Status.RUNNING, lease_owner=claim.owner)
-        .exists()
+def _lock_owned(claim: ClaimedTurn, *, tip: uuid.UUID) -> None:
+    """Lock the turn's row and record ``tip`` as its newest event, or raise LeaseLost if this
+    worker no longer runs it (one statement)."""
+    owned = Turn.objects.filter(pk=claim.turn_id, status=Turn.Status.RUNNING, lease_owner=claim.owner).update(
+        tip_event_id=tip
     )
     if not owned:
         raise LeaseLost(str(claim.turn_id))
@@ -421,6 +488,7 @@ def turn_finish(
             type=type,
             data={**data, "reply_to": str(claim.user_event_uuid)},
             reuse=claim.reserved_cursor_take(),
+            attach=claim.attach_next(),
         )
         ended(
             TurnEnd(
@@ -484,7 +552,10 @@ def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended)
     """End a turn no worker runs (cancelled while queued, out of attempts); its row is locked."""
     user_event = turn.user_event
     event = event_append(
-        session_id=turn.session_id, type=type, data={**data, "reply_to": str(user_event.event_id)}
+        session_id=turn.session_id,
+        type=type,
+        data={**data, "reply_to": str(user_event.event_id)},
+        attach=turn_attach(turn),
     )
     turn.status = TERMINAL_STATUS[EventType(type)]
     turn.finished_at = timezone.now()
@@ -508,11 +579,20 @@ def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended)
     return event
 
 
+def turn_attach(turn: Turn) -> Attach:
+    """Where the next event of a turn no worker runs goes (see ``ClaimedTurn.attach_next``)."""
+    if turn.tip_event_id is not None:
+        return attach_after(turn.tip_event_id)
+    if turn.position is not None:
+        return attach_under(turn.user_event.event_id)
+    return attach_after(turn.user_event.event_id)
+
+
 def _dispatch_successor(session_id: uuid.UUID) -> None:
     successor = (
         Turn.objects.filter(session_id=session_id, status=Turn.Status.QUEUED)
         .select_related("user_event")
-        .order_by("user_event__seq")
+        .order_by(turn_order())
         .first()
     )
     if successor is not None:

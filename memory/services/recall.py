@@ -138,10 +138,13 @@ def turn_memories(
     exclude: set[str] | frozenset[str] = frozenset(),
     turn_id: Any = None,
     port: MemoryPort | None = None,
+    exclude_session: str | None = None,
 ) -> TurnMemories:
     """Memories for one turn's prompt; empty (never an error) when recall fails or is slow.
 
-    ``exclude``: event ids already in the prompt (its history window, the message itself).
+    ``exclude``: event ids already in the prompt (its history window, the message itself);
+    ``exclude_session``: a session none of whose memories may be used (one with branches:
+    its other branches' messages are not the turn's history).
     """
     config = settings.SOMA.memory
     if config.recall_top_k <= 0 or not query.strip():
@@ -165,6 +168,8 @@ def turn_memories(
     budget = config.recall_max_chars
     for item in found:
         if item.event_id in exclude or len(chosen) >= config.recall_top_k:
+            continue
+        if exclude_session is not None and item.session_id == exclude_session:
             continue
         if len(item.text) > budget:
             break

@@ -155,7 +155,7 @@ def test_events_pages_and_cursors(api, mine):  # type: ignore[no-untyped-def]
     page = json.loads(api.call("get", f"/v1/sessions/{mine.pk}/events?after=2&limit=2").content)
     assert [e["id"] for e in page["events"]] == ["3"] and page["next_cursor"] is None
     page = json.loads(api.call("get", f"/v1/sessions/{mine.pk}/events?after=99").content)
-    assert page == {"events": [], "next_cursor": None}
+    assert page["events"] == [] and page["next_cursor"] is None  # (with the branch's leaf and siblings)
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,16 @@ def test_api_key_in_header_replays_the_session(tk):  # type: ignore[no-untyped-d
         connected, _ = await comm.connect(timeout=WAIT)
         assert connected
         envelope = await Reader(comm).until(lambda f: f["type"] == "user.message")
-        assert set(envelope) == {"id", "event_id", "session_id", "type", "role", "occurred_at", "data"}
+        assert set(envelope) == {
+            "id",
+            "event_id",
+            "session_id",
+            "parent_id",
+            "type",
+            "role",
+            "occurred_at",
+            "data",
+        }
         assert envelope["session_id"] == sid and envelope["data"]["message"] == "hello"
         await comm.disconnect()
 

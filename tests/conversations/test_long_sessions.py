@@ -33,7 +33,7 @@ def small_budget(live_db) -> Iterator[None]:  # type: ignore[no-untyped-def]
 def session_with_history(tenant: Any, events: int) -> Session:
     """A session with ``events`` stored messages, written in bulk (a week of chat, instantly)."""
     session = Session.objects.create(tenant=tenant, title=f"{events} events")
-    rows = []
+    rows: list[SessionEvent] = []
     for seq in range(1, events + 1):
         user = seq % 2 == 1
         text = f"[[reply={SUMMARY_REPLY}]] item {seq} " if user else f"noted item {seq - 1} "
@@ -44,10 +44,13 @@ def session_with_history(tenant: Any, events: int) -> Session:
                 type=EventType.USER_MESSAGE if user else EventType.ASSISTANT_FINAL,
                 role="user" if user else "assistant",
                 payload={"message": text + "x" * 150},
+                parent_id=rows[-1].event_id if rows else None,  # one branch
             )
         )
     SessionEvent.objects.bulk_create(rows, batch_size=2000)
-    Session.objects.filter(pk=session.pk).update(last_seq=events)
+    Session.objects.filter(pk=session.pk).update(
+        last_seq=events, leaf_event_id=rows[-1].event_id, leaf_parent_id=rows[-1].parent_id
+    )
     session.refresh_from_db()
     return session
 

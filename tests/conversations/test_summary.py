@@ -11,8 +11,9 @@ from django.db import transaction
 
 from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatChunk
-from conversations.models import EventType, Session, SessionSummary
-from conversations.services.events import event_append
+from conversations.models import EventType, Session, SessionEvent, SessionSummary
+from conversations.selectors import summary_on_branch
+from conversations.services.events import attach_under, event_append
 from conversations.services.summary import SUMMARY_TOPIC, session_summarise, summary_after_turn
 from somaagent.models import ModelProfile, OutboxMessage
 from tests.conftest import make_tenant_key
@@ -59,7 +60,8 @@ def test_a_summary_is_queued_once_enough_messages_left_the_window() -> None:
         assert summary_after_turn(session_id=session.pk) is True
         assert summary_after_turn(session_id=session.pk) is False, "deduplicated"
     row = OutboxMessage.objects.get(topic=SUMMARY_TOPIC)
-    assert row.payload == {"session_id": str(session.pk)}
+    session.refresh_from_db()
+    assert row.payload == {"session_id": str(session.pk), "leaf": str(session.leaf_event_id)}
 
 
 def test_the_summary_profile_folds_old_messages_into_the_summary(llm_stub) -> None:  # type: ignore[no-untyped-def]
@@ -95,6 +97,40 @@ def test_the_next_run_builds_on_the_previous_summary(llm_stub) -> None:  # type:
     second = SessionSummary.objects.get(session=session)
     assert second.covered_seq > first.covered_seq and second.messages == 40
     assert "Summary so far" in second.text and "message m39" in second.text
+
+
+def test_a_summary_is_of_one_branch_and_another_branch_starts_its_own(llm_stub) -> None:  # type: ignore[no-untyped-def]
+    profile(llm_stub.url, "summary")
+    session = session_with(30)  # m0..m29 on one branch
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
+    first = SessionSummary.objects.get(session=session)
+    m3 = SessionEvent.objects.get(session=session, seq=4)
+    with transaction.atomic():  # an edit after m3, and a long conversation on that branch
+        event_append(
+            session_id=session.pk,
+            type=EventType.USER_MESSAGE,
+            data={"message": "message fork"},
+            publish=False,
+            attach=attach_under(m3.event_id),
+        )
+        for i in range(29):
+            kind = EventType.ASSISTANT_FINAL if i % 2 == 0 else EventType.USER_MESSAGE
+            event_append(session_id=session.pk, type=kind, data={"message": f"message n{i}"}, publish=False)
+    session.refresh_from_db()
+    old_leaf = SessionEvent.objects.get(session=session, seq=30).event_id
+    new_leaf = session.leaf_event_id
+    assert new_leaf is not None
+    on_old = summary_on_branch(session_id=session.pk, leaf=old_leaf, covered_seq=first.covered_seq)
+    on_new = summary_on_branch(session_id=session.pk, leaf=new_leaf, covered_seq=first.covered_seq)
+    assert on_old == first.covered_event_id and on_new == m3.event_id != first.covered_event_id
+
+    assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm(), leaf=new_leaf) == "summarised"
+    second = SessionSummary.objects.get(session=session)
+    assert "message fork" in second.text and "message m10" not in second.text
+    assert "Summary so far:\n(none yet)" in second.text, "started afresh, not on the other branch's"
+    assert summary_on_branch(session_id=session.pk, leaf=new_leaf, covered_seq=second.covered_seq) == (
+        second.covered_event_id
+    )
 
 
 def test_a_failing_summary_profile_falls_back_to_the_dialogue_model(llm_stub) -> None:  # type: ignore[no-untyped-def]

@@ -41,7 +41,7 @@ def test_message_streams_a_reply(live_system, tenant_key):  # type: ignore[no-un
     cursors = [int(e["id"]) for e in events]
     assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
     for e in events:
-        assert set(e) == {"id", "event_id", "session_id", "type", "role", "occurred_at", "data"}
+        assert set(e) == {"id", "event_id", "session_id", "parent_id", "type", "role", "occurred_at", "data"}
 
 
 def test_reconnect_mid_reply_gets_exactly_what_was_missed(live_system, tenant_key):  # type: ignore[no-untyped-def]

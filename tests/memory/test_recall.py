@@ -68,6 +68,7 @@ def claim_for(tenant, message, *, session_id=None, persona=None):  # type: ignor
         restart=False,
         user_message=message,
         memory_namespace=namespace_for(persona_id=turn.session.persona_id),
+        user_parent_id=turn.user_event.parent_id,  # where its history window starts
     )
 
 
@@ -95,7 +96,7 @@ def test_memories_from_other_sessions_come_back_but_not_those_already_in_the_pro
     second = claim_for(tenant, "Where does my dog Rex like to go?", session_id=first.session_id)
 
     # The turn's prompt leaves out memories of events its history window already holds.
-    memories = turn_prompt(claim=second, window=prompt_window(second)).memories
+    memories = turn_prompt(claim=second, history=prompt_window(second)).memories
 
     ids = [r["id"] for r in memories.references]
     assert ids == [str(elsewhere)]

@@ -35,7 +35,14 @@ def turn(start: int, text: str = "Hello world", model: str = "m1") -> list[dict[
 def test_a_turn_becomes_a_user_item_and_a_finished_reply():  # type: ignore[no-untyped-def]
     out = fold(turn(1))
     user, reply = out["items"]
-    assert user == {"kind": "user", "eventId": "e1", "seq": 1, "text": "hi", "attachments": []}
+    assert user == {
+        "kind": "user",
+        "eventId": "e1",
+        "parentId": None,
+        "seq": 1,
+        "text": "hi",
+        "attachments": [],
+    }
     assert reply["text"] == "Hello world" and reply["state"] == "done" and reply["model"] == "m1"
     assert reply["replyTo"] == "e1" and out["busy"] is False and out["last"] == 5
 
@@ -163,3 +170,25 @@ def test_a_finished_reply_knows_the_event_its_feedback_is_about():  # type: igno
         1
     ]
     assert errored["finalEventId"] is None
+
+
+def test_a_reply_knows_where_it_sits_among_its_messages_replies():  # type: ignore[no-untyped-def]
+    events = [dict(e, parent_id=f"e{int(e['id']) - 1}" if e["id"] != "1" else None) for e in turn(1)]
+    reply = fold(events)["items"][1]
+    assert reply["firstEventId"] == "e2" and reply["parentId"] == "e1"
+
+
+def test_cutting_after_a_message_makes_room_for_its_next_reply():  # type: ignore[no-untyped-def]
+    out = node_eval(
+        "timeline.js",
+        """
+        const t = new mod(0);
+        input.events.forEach(e => t.apply(e));
+        t.cutAfterMessage("e1");
+        t.apply(input.again);
+        return {items: t.items, busy: t.busy()};
+        """,
+        {"events": turn(1), "again": ev(9, "assistant.started", model="m2", reply_to="e1", restart=False)},
+    )
+    assert [i["kind"] for i in out["items"]] == ["user", "reply"]
+    assert out["items"][1]["text"] == "" and out["items"][1]["model"] == "m2" and out["busy"] is True

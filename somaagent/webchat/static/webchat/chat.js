@@ -5,12 +5,19 @@
  * arrives whole. On any disconnect it reconnects from the last applied cursor: no
  * gap, no duplicate. Messages carry an idempotency key and are re-sent after a
  * reconnect until acknowledged, so none is lost or doubled.
+ *
+ * Branches: the chat shows one branch (the active one, or the one `‹ n/m ›` switched to); live
+ * events of other branches are only counted (SomaBranches). An edit sends the new text as a
+ * message under the edited one's parent; regenerate asks for another reply to a message. Both
+ * then show the new branch; a message sent while another branch than the newest is shown goes on
+ * the shown one (parent_event_id).
  */
 (function () {
   "use strict";
 
   var cfg = JSON.parse(document.getElementById("chat-config").textContent);
   var Timeline = window.SomaTimeline;
+  var Branches = window.SomaBranches;
   var V = window.SomaView;
   var Http = window.SomaHttp;
   var api = Http.api;
@@ -33,6 +40,9 @@
     renderScheduled: false,
     loadingOlder: false,
     feedback: {}, // event_id of a reply -> "up" | "down": what you rated in this chat
+    branches: new Branches(),
+    branch: null, // an event the shown branch goes through (null: the active branch)
+    editing: null, // the user item being edited
   };
 
   var sidebar = new window.SomaSidebar({
@@ -80,8 +90,20 @@
   function renderItem(item) {
     var node = state.nodes.get(item);
     if (item.kind === "user") {
-      if (!node) {
-        node = V.userNode(item);
+      var editing = state.editing === item;
+      if (!node || node.dataset.editing !== String(editing) || node.dataset.choice !== choiceKey(item)) {
+        node = V.userNode(item, {
+          choice: state.branches.choice(item.parentId, item.eventId),
+          onSwitch: showBranch,
+          editing: editing,
+          onEditStart: editStart,
+          onEditCancel: editCancel,
+          onEdit: editSend,
+        });
+        node.dataset.editing = String(editing);
+        node.dataset.choice = choiceKey(item);
+        var old = state.nodes.get(item);
+        if (old && old.parentNode) old.parentNode.replaceChild(node, old); // in place
         state.nodes.set(item, node);
       }
       return node;
@@ -89,9 +111,18 @@
     if (item.kind === "reply" && item.finalEventId && item.feedback === null) {
       item.feedback = state.feedback[item.finalEventId] || null;
     }
-    node = V.replyNode(item, node, retry, rate);
+    node = V.replyNode(item, node, retry, rate, {
+      choice: item.firstEventId ? state.branches.choice(item.parentId, item.firstEventId) : null,
+      onSwitch: showBranch,
+      onRegenerate: regenerate,
+    });
     state.nodes.set(item, node);
     return node;
+  }
+
+  function choiceKey(item) {
+    var c = state.branches.choice(item.parentId, item.eventId);
+    return c ? c.index + "/" + c.count : "";
   }
 
   function renderAll() {
@@ -139,11 +170,14 @@
     document.title = (title ? title + " · " : "") + "SomaAgent";
   }
 
-  function resetSession(sessionId) {
+  function resetSession(sessionId, branch) {
     if (state.stream) state.stream.close();
     state.stream = null;
     state.generation += 1;
     state.sessionId = sessionId;
+    state.branch = branch || null;
+    state.branches = new Branches();
+    state.editing = null;
     state.timeline = new Timeline(0);
     state.nodes = new Map();
     state.olderCursor = null;
@@ -162,8 +196,8 @@
     $("composer-input").focus();
   }
 
-  function openSession(sessionId, push) {
-    resetSession(sessionId);
+  function openSession(sessionId, push, branch) {
+    resetSession(sessionId, branch);
     var gen = state.generation;
     if (push) history.pushState({ sessionId: sessionId }, "", "/c/" + sessionId + "/");
     setStatus("Loading…");
@@ -186,9 +220,16 @@
   function pageFrom(gen, before) {
     var collected = [];
     function step(cursor, rounds) {
-      return api("GET", "/v1/sessions/" + state.sessionId + "/events?limit=" + PAGE + "&before=" + cursor).then(function (res) {
+      var url = "/v1/sessions/" + state.sessionId + "/events?limit=" + PAGE + "&before=" + cursor;
+      if (state.branch) url += "&branch=" + encodeURIComponent(state.branch);
+      return api("GET", url).then(function (res) {
         if (gen !== state.generation) return null;
         if (!res.ok) throw new Error(errorText(res));
+        state.branches.seed(res.data.siblings);
+        res.data.events.forEach(function (e) {
+          state.branches.learn(e);
+          state.branches.take(e);
+        });
         var events = res.data.events.concat(collected);
         var atStart = res.data.prev_cursor === null;
         var cut = Timeline.trimPage(events, atStart);
@@ -270,7 +311,11 @@
   function onFrame(frame, sent) {
     if (Timeline.isEvent(frame) && navigator.onLine !== false) clearOffline(); // the stream is live
     if (Timeline.isEvent(frame)) {
+      var shown = state.branches.accepts(frame);
+      if (state.branches.learn(frame)) rerenderChoices(); // a new version of something shown
+      if (!shown) return; // another branch's
       var item = state.timeline.apply(frame);
+      if (item) state.branches.take(frame);
       if (item) queueRender(item);
       if (item && item.kind === "reply" && !state.timeline.busy() && $("status").textContent === "Stopping…") {
         setStatus("");
@@ -306,6 +351,10 @@
       });
     }
     var frame = { type: "message", message: text, idempotency_key: key, ref: key };
+    if (state.branch && state.branches.leaf && !state.timeline.busy()) {
+      frame.parent_event_id = state.branches.leaf; // go on with the branch shown, not the newest
+      state.branch = null; // the message makes it the newest
+    }
     if (attachmentIds.length) frame.attachments = attachmentIds;
     if (!state.stream) connect();
     state.stream.send(frame);
@@ -344,6 +393,60 @@
       })
     );
     $("composer-input").focus();
+  }
+
+  /* ---------- branches: switch, edit, regenerate ---------- */
+
+  function rerenderChoices() {
+    state.timeline.items.forEach(function (item) {
+      queueRender(item);
+    });
+  }
+
+  /* Show the branch through eventId (down to its newest event). */
+  function showBranch(eventId) {
+    if (!state.sessionId) return;
+    openSession(state.sessionId, false, eventId);
+  }
+
+  function editStart(item) {
+    state.editing = item;
+    queueRender(item);
+  }
+
+  function editCancel() {
+    var item = state.editing;
+    state.editing = null;
+    if (item) queueRender(item);
+  }
+
+  /* The edited text goes under the edited message's parent: a new version of it, on a new branch. */
+  function editSend(item, text) {
+    var body = { message: text, session_id: state.sessionId, parent_event_id: item.parentId || "root" };
+    api("POST", "/v1/session/message", body, { "Idempotency-Key": uuid() }).then(function (res) {
+      if (!res.ok) return showComposerError(errorText(res));
+      showBranch(res.data.event_id);
+    });
+  }
+
+  /* Another reply to the message a reply answers, shown in its place (the old one stays a version). */
+  function regenerate(reply) {
+    var messageId = reply.replyTo;
+    if (!state.sessionId || !messageId || state.timeline.busy()) return;
+    var gen = state.generation;
+    // Cut first: the new reply may stream in before the answer below arrives.
+    state.timeline.cutAfterMessage(messageId);
+    state.branches.cutAfter(messageId);
+    state.branch = null;
+    renderAll();
+    var url = "/v1/sessions/" + state.sessionId + "/events/" + messageId + "/regenerate";
+    api("POST", url, undefined, { "Idempotency-Key": uuid() }).then(function (res) {
+      if (gen !== state.generation) return;
+      if (!res.ok) {
+        showComposerError(errorText(res));
+        openSession(state.sessionId, false);
+      }
+    });
   }
 
   /* What you rated before in this chat, so the thumbs show it after a reload. */

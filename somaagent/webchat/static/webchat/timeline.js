@@ -6,8 +6,11 @@
  * the reply's partial text (another worker took the turn over); the terminal
  * event's full message replaces the streamed text.
  *
- * items: [{kind:"user", eventId, seq, text, attachments}
- *         {kind:"reply", replyTo, model, text, state, error, tools, restarted, finalEventId, feedback}]
+ * items: [{kind:"user", eventId, parentId, seq, text, attachments}
+ *         {kind:"reply", replyTo, model, text, state, error, tools, restarted, finalEventId, feedback,
+ *          firstEventId, parentId}]
+ * (firstEventId/parentId: the reply's first persisted event and its parent, the message it answers:
+ * where the reply sits among the message's other replies, see branches.js.)
  * reply.state: "waiting" | "streaming" | "done" | "error" | "cancelled"
  */
 (function (root) {
@@ -41,6 +44,8 @@
         restarted: false,
         finalEventId: null, // the assistant.final's event_id: what feedback is given on
         feedback: null, // "up" | "down" once the reader rated it here
+        firstEventId: null,
+        parentId: null,
       };
       if (replyTo) this.replies[replyTo] = reply;
       this.items.push(reply);
@@ -56,11 +61,25 @@
     return this.current;
   };
 
+  /* The first persisted event of a reply places it among its message's replies. */
+  function placeReply(reply, event) {
+    if (reply.firstEventId === null && event.event_id && event.type !== "assistant.delta") {
+      reply.firstEventId = String(event.event_id);
+      reply.parentId = event.parent_id ? String(event.parent_id) : null;
+    }
+  }
+
   /* Apply one envelope; returns the item that changed, or null when it was a duplicate or unknown. */
   Timeline.prototype.apply = function (event) {
     var seq = parseInt(event.id, 10);
     if (!(seq > this.last)) return null;
     this.last = seq;
+    var changed = this._apply(event, seq);
+    if (changed && changed.kind === "reply") placeReply(changed, event);
+    return changed;
+  };
+
+  Timeline.prototype._apply = function (event, seq) {
     var data = event.data || {};
     var reply;
     switch (event.type) {
@@ -68,6 +87,7 @@
         var item = {
           kind: "user",
           eventId: event.event_id,
+          parentId: event.parent_id ? String(event.parent_id) : null,
           seq: seq,
           text: String(data.message || ""),
           attachments: Array.isArray(data.attachments) ? data.attachments : [],
@@ -128,6 +148,20 @@
   /* True while a reply runs or a message waits for one. */
   Timeline.prototype.busy = function () {
     return !!this.current || this.pending.length > 0;
+  };
+
+  /* Show nothing after the message eventId: its reply is asked for again (regenerate). */
+  Timeline.prototype.cutAfterMessage = function (eventId) {
+    var user = this.userItem(eventId);
+    if (!user) return false;
+    this.items = this.items.slice(0, this.items.indexOf(user) + 1);
+    var self = this;
+    Object.keys(this.replies).forEach(function (k) {
+      if (self.items.indexOf(self.replies[k]) < 0) delete self.replies[k];
+    });
+    this.current = null;
+    this.pending = [eventId];
+    return true;
   };
 
   Timeline.prototype.userItem = function (eventId) {

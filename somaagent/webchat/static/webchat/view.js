@@ -28,10 +28,58 @@
     return h("li", { className: "chip" }, [link, h("span", { className: "muted", text: " " + formatBytes(a.size || 0) })]);
   }
 
-  function userNode(item) {
+  /* `‹ 2/3 ›`: which of its siblings this message or reply is, with buttons to the others.
+   * choice: {index, count, prev, next} (branches.js); onSwitch(eventId) shows that branch. */
+  function branchSwitch(choice, what, onSwitch) {
+    if (!choice || !onSwitch) return null;
+    function step(target, symbol, label) {
+      var b = h("button", { type: "button", className: "step", "aria-label": label, title: label, text: symbol });
+      if (target) {
+        b.addEventListener("click", function () {
+          onSwitch(target);
+        });
+      } else b.disabled = true;
+      return b;
+    }
+    return h("span", { className: "branch", role: "group", "aria-label": "Versions of this " + what }, [
+      step(choice.prev, "\u2039", "Previous version"),
+      h("span", { className: "count", text: choice.index + "/" + choice.count }),
+      step(choice.next, "\u203A", "Next version"),
+    ]);
+  }
+
+  /* An edit of a message in place: its text in a box, sent as a new version (a new branch). */
+  function editForm(item, onSave, onCancel) {
+    var box = h("textarea", { className: "edit-box", "aria-label": "Edit message", rows: "3" });
+    box.value = item.text;
+    var save = h("button", { type: "submit", text: "Send" });
+    var cancel = h("button", { type: "button", className: "link", text: "Cancel" });
+    var form = h("form", { className: "edit" }, [box, h("div", {}, [save, " ", cancel])]);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (box.value.trim()) onSave(item, box.value);
+    });
+    cancel.addEventListener("click", onCancel);
+    setTimeout(function () {
+      box.focus();
+    }, 0);
+    return form;
+  }
+
+  /* A message of yours; extras: {choice, onSwitch, onEdit(item, text), editing, onEditStart, onEditCancel}. */
+  function userNode(item, extras) {
+    extras = extras || {};
+    var tools = [branchSwitch(extras.choice, "message", extras.onSwitch)];
+    if (extras.onEditStart && !extras.editing) {
+      var pencil = h("button", { type: "button", className: "edit-start", "aria-label": "Edit", title: "Edit", text: "\u270E" });
+      pencil.addEventListener("click", function () {
+        extras.onEditStart(item);
+      });
+      tools.push(pencil);
+    }
     var node = h("article", { className: "msg user", "data-event-id": item.eventId, "aria-label": "You" }, [
-      h("div", { className: "who", text: "You" }),
-      h("div", { className: "body plain", text: item.text }),
+      h("div", { className: "who" }, ["You"].concat(tools)),
+      extras.editing ? editForm(item, extras.onEdit, extras.onEditCancel) : h("div", { className: "body plain", text: item.text }),
     ]);
     if (item.attachments.length) {
       node.appendChild(h("ul", { className: "chips", "aria-label": "Attached files" }, item.attachments.map(attachmentChip)));
@@ -62,15 +110,27 @@
   }
 
   /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button, and
-   * onRate(reply, "up"|"down") by its feedback buttons (a finished reply only). */
-  function replyNode(item, existing, onRetry, onRate) {
+   * onRate(reply, "up"|"down") by its feedback buttons (a finished reply only); extras:
+   * {choice, onSwitch, onRegenerate(reply)} for its versions and another one. */
+  function replyNode(item, existing, onRetry, onRate, extras) {
+    extras = extras || {};
     var node = existing || h("article", { className: "msg assistant", "aria-label": "SomaAgent" });
     node.setAttribute("data-state", item.state);
     node.setAttribute("aria-busy", item.state === "waiting" || item.state === "streaming" ? "true" : "false");
     if (item.replyTo) node.setAttribute("data-reply-to", item.replyTo);
+    var ended = item.state === "done" || item.state === "error" || item.state === "cancelled";
+    var again = null;
+    if (ended && extras.onRegenerate && item.replyTo) {
+      again = h("button", { type: "button", className: "regenerate", "aria-label": "Regenerate", title: "Another reply", text: "\u21BB" });
+      again.addEventListener("click", function () {
+        extras.onRegenerate(item);
+      });
+    }
     var head = h("div", { className: "who" }, [
       "SomaAgent",
       item.model ? h("span", { className: "model", title: "Model that answered", text: item.model }) : null,
+      branchSwitch(extras.choice, "reply", extras.onSwitch),
+      again,
     ]);
     var body = h("div", { className: "body markdown" });
     body.appendChild(root.SomaMarkdown.render(item.text, doc));

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0011_webhooks'),
+        ('conversations', '0012_webhooks'),
         ('somaagent', '0006_admin_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0010_event_search'),
+        ('conversations', '0011_branches'),
         ('somaagent', '0006_admin_names'),
     ]
 
