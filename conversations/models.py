@@ -147,6 +147,8 @@ class Turn(models.Model):
                 condition=Q(status__in=["queued", "running"]),
             ),
             models.Index(fields=["session", "created_at"], name="turn_session_order"),
+            # The admin dashboard's and /metrics' "turns ended today" (conversations/ops.py).
+            models.Index(fields=["finished_at"], name="turn_finished_at"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
+from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from conversations.models import IdempotencyRecord, Session, Turn
@@ -88,4 +89,18 @@ def turns_source() -> Iterable[Any]:
         counts[str(row["status"])] = row["n"]
     for status, n in counts.items():
         gauge.add_metric([status], n)
-    return [gauge]
+    return [gauge, _ended_today()]
+
+
+def _ended_today() -> Any:
+    """Turns that ended since midnight UTC, by how: the dashboard's "turns and errors today"."""
+    gauge = GaugeMetricFamily("soma_turns_ended_today", "Turns ended today (UTC).", labels=["status"])
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    ended = {str(s): 0 for s in (Turn.Status.COMPLETED, Turn.Status.FAILED, Turn.Status.CANCELLED)}
+    for row in (
+        Turn.objects.filter(finished_at__gte=midnight).values("status").annotate(n=Count("id")).order_by()
+    ):
+        ended[str(row["status"])] = row["n"]
+    for status, n in ended.items():
+        gauge.add_metric([status], n)
+    return gauge

@@ -72,6 +72,7 @@ OTHER = "Other"
 # The admin list behind a gauge: metric name -> (app_label, model_name, query built from labels).
 LINKS: dict[str, tuple[str, str, str]] = {
     "soma_turns_active": ("conversations", "turn", "status={status}"),
+    "soma_turns_ended_today": ("conversations", "turn", "status={status}"),
     "soma_outbox_backlog": ("somaagent", "outboxmessage", "published_at__isnull=True&topic={topic}"),
     "soma_outbox_oldest_unpublished_age_seconds": ("somaagent", "outboxmessage", "published_at__isnull=True"),
     "soma_dlq_size": ("somaagent", "deadletter", "replayed_at__isnull=True&topic={topic}"),

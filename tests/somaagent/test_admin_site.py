@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -42,6 +44,34 @@ def test_the_index_groups_models_by_what_staff_do(staff: Client) -> None:
     assert "DeadLetter" in by_section["Operations"]
     # An app's own page still lists that app alone.
     assert staff.get("/admin/conversations/").status_code == 200
+
+
+def test_the_dashboard_counts_the_turns_and_errors_of_today(staff: Client) -> None:
+    from django.utils import timezone
+
+    tenant = new_tenant()
+    session = Session.objects.create(tenant=tenant)
+
+    def ended(status: str, seq: int, when: Any) -> None:
+        event = SessionEvent.objects.create(
+            session=session, seq=seq, type="user.message", role="user", payload={}
+        )
+        Turn.objects.create(tenant=tenant, session=session, user_event=event, status=status, finished_at=when)
+
+    def shown(status: str) -> int:
+        page = staff.get("/admin/").content.decode()
+        row = re.search(rf"Turns ended today \(UTC\) \({status}\)</a></th>\s*<td[^>]*>(\d+)<", page)
+        assert row is not None, page[page.index('id="soma-dashboard"') :][:3000]
+        return int(row.group(1))
+
+    before = {s: shown(s) for s in ("completed", "failed")}
+    now = timezone.now()
+    ended("completed", 1, now)
+    ended("failed", 2, now)
+    ended("failed", 3, now)
+    ended("failed", 4, now - timedelta(days=2))  # not today
+    assert shown("completed") == before["completed"] + 1
+    assert shown("failed") == before["failed"] + 2
 
 
 def test_the_dashboard_shows_the_operational_figures_with_links(staff: Client) -> None:
