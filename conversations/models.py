@@ -23,11 +23,6 @@ class EventType(models.TextChoices):
     ASSISTANT_CANCELLED = "assistant.cancelled"
 
 
-TERMINAL_EVENT_TYPES = frozenset(
-    {EventType.ASSISTANT_FINAL, EventType.ASSISTANT_ERROR, EventType.ASSISTANT_CANCELLED}
-)
-
-
 class Session(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"

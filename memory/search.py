@@ -26,7 +26,6 @@ from django.db import connection, transaction
 
 from memory.models import MemoryItem
 
-TS_CONFIG = "english"
 MAX_TERMS = 24
 WORD = re.compile(r"[^\W_]+")
 _STOP_TEXT = """
