@@ -23,7 +23,7 @@ def _open(page: Any) -> Any:
 def test_add_see_turn_off_run_and_delete_a_schedule(chat_page: Any, chat_user: Any) -> None:
     page = chat_page
     dialog = _open(page)
-    assert dialog.get_by_text("No schedules yet.").is_visible()
+    dialog.get_by_text("No schedules yet.").wait_for()  # once the list has loaded
     dialog.get_by_label("Name").fill("Morning digest")
     dialog.get_by_label("Message ({date} and {time} become the run's)").fill("News for {date} [[reply=ok]]")
     dialog.get_by_label("When").select_option("cron")
