@@ -33,6 +33,22 @@ def _json_object(raw: str, what: str) -> dict[str, str]:
     return doc
 
 
+MODEL_FIELDS = [
+    "tenant",
+    "name",
+    "transport",
+    "url",
+    "command",
+    "read_only_paths",
+    "python_packages",
+    "allow_network",
+    "allow_private",
+    "allowed_tools",
+    "timeout_seconds",
+    "enabled",
+]
+
+
 class McpServerForm(forms.ModelForm):
     bearer_token = forms.CharField(
         widget=forms.PasswordInput(render_value=False), required=False, strip=True, help_text=WRITE_ONLY
@@ -51,20 +67,7 @@ class McpServerForm(forms.ModelForm):
 
     class Meta:
         model = McpServer
-        fields = [
-            "tenant",
-            "name",
-            "transport",
-            "url",
-            "command",
-            "read_only_paths",
-            "python_packages",
-            "allow_network",
-            "allow_private",
-            "allowed_tools",
-            "timeout_seconds",
-            "enabled",
-        ]
+        fields = MODEL_FIELDS
 
     def clean_headers(self) -> dict[str, str]:
         return _json_object(self.cleaned_data.get("headers") or "", "Headers")
@@ -86,7 +89,7 @@ class McpServerForm(forms.ModelForm):
         data = super().clean() or {}
         if self.errors:
             return data
-        candidate = McpServer(**{name: data[name] for name in self.Meta.fields if name in data})
+        candidate = McpServer(**{name: data[name] for name in MODEL_FIELDS if name in data})
         for field, message in server_problems(candidate, self.secrets()).items():
             self.add_error(field if field in self.fields else None, message)
         return data
