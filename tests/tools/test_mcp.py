@@ -17,6 +17,7 @@ from tests.live import StubServer, free_port, wait_until
 from tests.tools.mcp_support import add_server
 from tools.breaker import breaker_open_for
 from tools.mcp.catalog import server_breaker
+from tools.mcp.client import call_tool
 from tools.mcp.offer import mcp_tools_for, tenant_servers
 from tools.registry import ToolContext, ToolError, ToolTimeout, args_error
 from tools.selectors import offered_specs, tools_for
@@ -157,15 +158,16 @@ def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:  # type: igno
 
 def test_private_addresses_are_refused_unless_the_entry_allows_them(mcp_stub) -> None:  # type: ignore[no-untyped-def]
     t = tenant()
-    add_server(t, name="guarded", url=f"{mcp_stub.url}/mcp", allow_private=False)
-    assert by_name(t) == {}
-    other = tenant()
-    add_server(other, name="guarded", url=f"{mcp_stub.url}/mcp", allow_private=True)
-    echo = by_name(other)["guarded__echo"]
-    denied = add_server(tenant(), name="direct", url=f"{mcp_stub.url}/mcp", allow_private=False)
-    spec_tool = echo  # same server, but the entry that refuses private addresses cannot call it
-    assert spec_tool.run({"text": "ok"}, ctx(other))["text"] == "ok"
-    assert denied.allow_private is False
+    add_server(t, name="guarded", url=f"http://localhost:{mcp_stub.port}/mcp", allow_private=False)
+    assert by_name(t) == {}  # listing refused: nothing offered
+    (spec,) = tenant_servers(tenant_id=t.pk)
+    with pytest.raises(ToolError) as info:
+        call_tool(spec, tool="echo", args={"text": "x"}, timeout=5)
+    assert info.value.code == "mcp_unavailable"
+    assert "resolves to 127.0.0.1" in info.value.message and "refused" in info.value.message
+    allowed = tenant()
+    add_server(allowed, name="guarded", url=f"{mcp_stub.url}/mcp", allow_private=True)
+    assert by_name(allowed)["guarded__echo"].run({"text": "ok"}, ctx(allowed))["text"] == "ok"
 
 
 def test_tenants_see_and_call_only_their_own_servers(mcp_stub) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from tools.mcp.connect import client_for
 from tools.mcp.local import LocalServerRefused
 from tools.mcp.spec import ServerSpec
+from tools.netguard import Refused
 from tools.registry import ToolError, ToolTimeout
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def _cause(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, MCPError):
         return f"{exc.__class__.__name__} {exc.code}"
-    if isinstance(exc, LocalServerRefused):
+    if isinstance(exc, LocalServerRefused | Refused):
         return str(exc)
     return exc.__class__.__name__
 

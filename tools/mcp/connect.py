@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
@@ -23,24 +24,29 @@ CLIENT_INFO = Implementation(name="SomaAgent", version="1")
 
 @asynccontextmanager
 async def _transport(spec: ServerSpec, *, timeout: float) -> AsyncIterator[Any]:
-    headers = dict(spec.secrets.headers)
+    secret_headers = dict(spec.secrets.headers)
+    seconds = timeout
     if spec.transport == McpServer.Transport.STDIO:
         with tempfile.TemporaryFile(mode="w+") as errlog:  # the server's stderr: kept out of the worker's
             async with stdio_client(stdio_parameters(spec), errlog=errlog) as streams:
                 yield streams
     elif spec.transport == McpServer.Transport.SSE:
 
-        def factory(**kwargs: Any) -> Any:
+        def factory(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
             return guarded_client(
-                url=spec.url, headers=headers, allow_private=spec.allow_private, timeout=timeout
+                url=spec.url, headers=secret_headers, allow_private=spec.allow_private, timeout=seconds
             )
 
-        async with sse_client(spec.url, timeout=timeout, httpx_client_factory=factory) as streams:
+        async with sse_client(spec.url, timeout=seconds, httpx_client_factory=factory) as streams:
             yield streams
     else:
         async with (
             guarded_client(
-                url=spec.url, headers=headers, allow_private=spec.allow_private, timeout=timeout
+                url=spec.url, headers=secret_headers, allow_private=spec.allow_private, timeout=seconds
             ) as http,
             streamable_http_client(spec.url, http_client=http) as streams,
         ):

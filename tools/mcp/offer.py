@@ -32,7 +32,7 @@ DESCRIPTION_MAX = 1000
 
 def _tenant_specs(tenant_id: Hashable) -> list[ServerSpec]:
     specs = []
-    for server in McpServer.objects.for_tenant(tenant_id).filter(enabled=True).order_by("name"):
+    for server in McpServer.objects.for_tenant(str(tenant_id)).filter(enabled=True).order_by("name"):
         try:
             specs.append(spec_of(server))
         except SecretsUnreadable as exc:
