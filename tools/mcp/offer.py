@@ -84,12 +84,12 @@ def _as_tool(spec: ServerSpec, remote: dict[str, Any]) -> Tool | None:
         name=name,
         description=description,
         parameters=schema,
-        run=functools.partial(_call, spec, remote["name"]),
+        run=functools.partial(mcp_call, spec, remote["name"]),
         default_timeout=spec.timeout,
     )
 
 
-def _call(spec: ServerSpec, tool: str, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+def mcp_call(spec: ServerSpec, tool: str, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Run one MCP tool call from the tool task; a failing server trips its breaker."""
     if str(spec.tenant_id) != str(ctx.tenant_id):  # never: specs are loaded per tenant
         raise ToolError("This tool belongs to another tenant.", code="unknown_tool")
