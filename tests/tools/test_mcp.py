@@ -19,6 +19,7 @@ from tools.breaker import breaker_open_for
 from tools.mcp.catalog import server_breaker
 from tools.mcp.client import call_tool
 from tools.mcp.offer import mcp_tools_for, tenant_servers
+from tools.models import ToolSetting
 from tools.registry import ToolContext, ToolError, ToolTimeout, args_error
 from tools.selectors import offered_specs, tools_for
 
@@ -113,6 +114,16 @@ def test_the_legacy_sse_transport_works_too(mcp_sse_stub) -> None:  # type: igno
     add_server(t, name="old", transport="sse", url=f"{mcp_sse_stub.url}/sse")
     tools = by_name(t)
     assert tools["old__echo"].run({"text": "hi"}, ctx(t))["text"] == "hi"
+
+
+def test_a_tool_setting_switches_an_mcp_tool_off(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+    t = tenant()
+    add_server(t, name="tuned", url=f"{mcp_stub.url}/mcp", allowed_tools=["add", "echo"])
+    ToolSetting.objects.create(tenant=t, tool="tuned__echo", enabled=False, timeout_seconds=2)
+    effective = tools_for(tenant_id=t.pk, persona_id=None)
+    assert effective["tuned__add"].usable and effective["tuned__add"].timeout == 5.0
+    assert not effective["tuned__echo"].usable and effective["tuned__echo"].timeout == 2
+    assert "tuned__echo" not in [s["function"]["name"] for s in offered_specs(effective)]
 
 
 def test_a_server_that_is_down_offers_its_last_tools_which_fail_clearly_and_trip_the_breaker() -> None:
