@@ -20,6 +20,7 @@ from tests.live import StubServer
 from tests.tools.conftest import tool_settings
 from tests.tools.mcp_support import add_server
 from tools.mcp.client import call_tool
+from tools.mcp.local import closed_to_others, site_packages
 from tools.mcp.offer import mcp_tools_for, tenant_servers
 from tools.mcp.spec import Secrets
 from tools.registry import ToolContext, ToolError
@@ -32,6 +33,10 @@ STUB = ROOT / "tests" / "stubs" / "mcp_server.py"
 
 @pytest.fixture
 def bwrap() -> None:
+    # The worker's packages are bound for the server; a clone under a private home (CI) must let
+    # the sandbox's unprivileged uid pass through on the way to them.
+    while (closed := closed_to_others(Path(site_packages()))) is not None:
+        closed.chmod(closed.stat().st_mode | 0o001)
     sandbox_reset()
     if sandbox().level != BWRAP:
         message = f"bubblewrap sandbox not available: {sandbox().detail}"
@@ -64,11 +69,11 @@ def ctx(t: Tenant, timeout: float = 20.0) -> ToolContext:
 
 
 def local_server(t: Tenant, server_dir: Path, **fields):  # type: ignore[no-untyped-def]
+    fields.setdefault("read_only_paths", [str(server_dir)])
     return add_server(
         t,
         transport="stdio",
         command=["/usr/bin/python3", f"{server_dir}/server.py", "--transport", "stdio"],
-        read_only_paths=[str(server_dir)],
         python_packages=True,
         timeout_seconds=20.0,
         **fields,
@@ -137,3 +142,14 @@ def test_without_bubblewrap_a_local_server_is_refused_never_run_unconfined(serve
             assert "needs the bubblewrap sandbox" in info.value.message
         finally:
             sandbox_reset()
+
+
+def test_a_path_the_sandbox_cannot_reach_is_refused_clearly(bwrap, server_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    t = tenant()
+    local_server(t, server_dir, name="closed", read_only_paths=[str(server_dir), str(closed)])
+    (spec,) = tenant_servers(tenant_id=t.pk)
+    with pytest.raises(ToolError) as info:
+        call_tool(spec, tool="add", args={"a": 1, "b": 2}, timeout=10)
+    assert info.value.code == "mcp_unavailable" and "cannot reach" in info.value.message
