@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,16 +48,17 @@ def bwrap() -> None:
 
 
 @pytest.fixture
-def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The stub's code outside the project, readable by the sandbox's unprivileged uid."""
-    where = Path(tmp_path_factory.mktemp("mcp-stdio"))
-    shutil.copy(STUB, where / "server.py")
-    where.chmod(0o755)
-    (where / "server.py").chmod(0o644)
-    for parent in where.parents:  # traversable (not listable) by the sandbox uid
-        if parent != Path("/"):
-            parent.chmod(parent.stat().st_mode | 0o111)
-    return where
+def server_dir() -> Iterator[Path]:
+    """The stub's code outside the project, in a directory of its own under /tmp that the sandbox's
+    unprivileged uid can read (pytest's own tmp_path sits under a directory only root may enter)."""
+    where = Path(tempfile.mkdtemp(prefix="soma-mcp-stdio-"))
+    try:
+        shutil.copy(STUB, where / "server.py")
+        where.chmod(0o755)
+        (where / "server.py").chmod(0o644)
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def tenant() -> Tenant:
@@ -144,8 +147,8 @@ def test_without_bubblewrap_a_local_server_is_refused_never_run_unconfined(serve
             sandbox_reset()
 
 
-def test_a_path_the_sandbox_cannot_reach_is_refused_clearly(bwrap, server_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    closed = tmp_path / "closed"
+def test_a_path_the_sandbox_cannot_reach_is_refused_clearly(bwrap, server_dir) -> None:  # type: ignore[no-untyped-def]
+    closed = server_dir / "closed"
     closed.mkdir(mode=0o700)
     t = tenant()
     local_server(t, server_dir, name="closed", read_only_paths=[str(server_dir), str(closed)])
