@@ -5,7 +5,7 @@ over HTTP and prints ``PORT <n>`` once bound (``tests.live.StubServer`` reads it
 ``python mcp_server.py --transport stdio`` it speaks MCP over stdin/stdout. The stdio tests copy
 this file out of the project and run it inside the sandbox, so it imports nothing from the project.
 
-Tools: ``add``, ``echo``, ``fail`` (a tool error), ``slow`` (sleeps), ``whoami`` (the request's
+Tools: ``add``, ``echo``, ``big``, ``fail`` (a tool error), ``slow`` (sleeps), ``whoami`` (the request's
 Authorization and X-Tenant-Secret headers: proves which credentials arrived), ``grow`` (adds a
 tool and announces ``list_changed``), ``read_file`` and ``connect`` (what the sandbox lets through),
 ``weird.name`` (not a valid function name once namespaced: never offered).
@@ -34,6 +34,11 @@ def add(a: int, b: int) -> int:
 @server.tool(description="Echo the text back.")
 def echo(text: str) -> str:
     return text
+
+
+@server.tool(description="Answer with `size` characters.")
+def big(size: int) -> str:
+    return "x" * size
 
 
 @server.tool(description="Always fails with the given message.")

@@ -80,6 +80,14 @@ def test_a_call_returns_the_result_and_bad_arguments_are_caught_before(mcp_stub)
     assert args_error(add, {"a": "two"}) is not None
 
 
+def test_a_huge_answer_is_kept_only_up_to_the_limit(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+    t = tenant()
+    add_server(t, name="huge", url=f"{mcp_stub.url}/mcp")
+    doc = by_name(t)["huge__big"].run({"size": 300_000}, ctx(t, timeout=20))
+    assert len(doc["text"]) == 200_000 and doc["text_truncated"] == 300_000
+    assert "structured" not in doc and doc["structured_dropped"]
+
+
 def test_a_tool_error_is_a_tool_error_not_a_server_failure(mcp_stub) -> None:  # type: ignore[no-untyped-def]
     t = tenant()
     spec_server = add_server(t, name="e", url=f"{mcp_stub.url}/mcp")

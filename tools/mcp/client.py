@@ -9,6 +9,7 @@ unreachable (``mcp_unavailable``), too slow (``timeout``), or the tool itself fa
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from tools.registry import ToolError, ToolTimeout
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 20
+RESULT_MAX_CHARS = 200_000  # a server's answer is kept whole up to this (the model sees less)
 
 
 class McpUnavailable(ToolError):
@@ -108,11 +110,18 @@ def list_tools(spec: ServerSpec, *, timeout: float) -> Outcome:
 
 
 def result_document(result: types.CallToolResult) -> dict[str, Any]:
-    """What the model sees of a tool's result: its text, its structured content, other parts named."""
+    """What is kept of a tool's result (``tool_runs.result``, the stream, the model): its text and
+    structured content up to ``RESULT_MAX_CHARS`` each, the types of other parts (images…)."""
     texts = [part.text for part in result.content if isinstance(part, types.TextContent)]
-    doc: dict[str, Any] = {"text": "\n".join(texts)}
+    text = "\n".join(texts)
+    doc: dict[str, Any] = {"text": text[:RESULT_MAX_CHARS]}
+    if len(text) > RESULT_MAX_CHARS:
+        doc["text_truncated"] = len(text)
     if result.structured_content is not None:
-        doc["structured"] = result.structured_content
+        if len(json.dumps(result.structured_content, default=str)) <= RESULT_MAX_CHARS:
+            doc["structured"] = result.structured_content
+        else:
+            doc["structured_dropped"] = "larger than the result limit; see text"
     others = [part.type for part in result.content if not isinstance(part, types.TextContent)]
     if others:
         doc["other_content"] = others
