@@ -19,6 +19,7 @@ from tools.breaker import breaker_open_for
 from tools.mcp.catalog import server_breaker
 from tools.mcp.client import call_tool
 from tools.mcp.offer import mcp_tools_for, tenant_servers
+from tools.mcp.watch import listening
 from tools.models import ToolSetting
 from tools.registry import ToolContext, ToolError, ToolTimeout, args_error
 from tools.selectors import offered_specs, tools_for
@@ -169,10 +170,21 @@ def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:  # type: igno
     add_server(t, name="growing", url=f"{mcp_stub.url}/mcp")
     new = f"grown_{time.monotonic_ns()}"
     assert f"growing__{new}" not in by_name(t)
-    time.sleep(1.0)  # the process's listener subscribes to the server's changes
+    (spec,) = tenant_servers(tenant_id=t.pk)
+    wait_until(lambda: listening(spec), timeout=15, what="this process's listener to subscribe")
     by_name(t)["growing__grow"].run({"name": new}, ctx(t))
     grown = wait_until(lambda: by_name(t).get(f"growing__{new}"), timeout=10, what="the new tool")
     assert grown.run({}, ctx(t))["text"] == f"I am {new}"
+
+
+def test_list_changed_on_a_handshake_era_connection_refreshes_too(mcp_sse_stub) -> None:  # type: ignore[no-untyped-def]
+    t = tenant()
+    add_server(t, name="oldgrow", transport="sse", url=f"{mcp_sse_stub.url}/sse")
+    new = f"grown_{time.monotonic_ns()}"
+    assert f"oldgrow__{new}" not in by_name(t)
+    # The stub announces the change on the calling session itself: the call sees it.
+    by_name(t)["oldgrow__grow"].run({"name": new}, ctx(t))
+    assert f"oldgrow__{new}" in by_name(t)
 
 
 def test_private_addresses_are_refused_unless_the_entry_allows_them(mcp_stub) -> None:  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: dict[tuple[uuid.UUID, str], float] = {}  # (server, version) -> last asked for
+        self.listening: set[tuple[uuid.UUID, str]] = set()  # subscribed right now
 
     def _idle_seconds(self) -> float:
         return max(60.0, 2 * settings.SOMA.tools.mcp_tools_ttl_seconds)
@@ -80,28 +81,43 @@ class Watcher:
             await anyio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
 
     async def _session(self, spec: ServerSpec, *, invalidate_first: bool) -> None:
-        changed = anyio.Event()
-
-        async def handler(message: Any) -> None:
-            if isinstance(message, types.ToolListChangedNotification):
-                changed.set()
-
-        async with client_for(spec, timeout=spec.timeout, message_handler=handler) as client:
-            if invalidate_first:
-                await anyio.to_thread.run_sync(tools_invalidate, spec)
-            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                async with client.listen(tools_list_changed=True) as subscription:
+        ident = (spec.id, spec.version)
+        notified = _Flag()
+        try:
+            async with client_for(spec, timeout=spec.timeout, message_handler=notified.on_message) as client:
+                if invalidate_first:
+                    await anyio.to_thread.run_sync(tools_invalidate, spec)
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    async with client.listen(tools_list_changed=True) as subscription:
+                        self.listening.add(ident)
+                        while (left := self._wanted(spec)) > 0:
+                            with anyio.move_on_after(min(left, 30.0)):
+                                async for _event in subscription:
+                                    await anyio.to_thread.run_sync(tools_invalidate, spec)
+                                return  # the server closed the stream: reconnect
+                else:
+                    self.listening.add(ident)
                     while (left := self._wanted(spec)) > 0:
                         with anyio.move_on_after(min(left, 30.0)):
-                            async for _event in subscription:
-                                await anyio.to_thread.run_sync(tools_invalidate, spec)
-                            return  # the server closed the stream: reconnect
-            else:
-                while (left := self._wanted(spec)) > 0:
-                    with anyio.move_on_after(min(left, 30.0)):
-                        await changed.wait()
-                        changed = anyio.Event()
-                        await anyio.to_thread.run_sync(tools_invalidate, spec)
+                            await notified.wait()
+                            await anyio.to_thread.run_sync(tools_invalidate, spec)
+        finally:
+            self.listening.discard(ident)
+
+
+class _Flag:
+    """Set by a handshake-era session's ``tools/list_changed`` notification; cleared when waited."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+    async def on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self.event.set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+        self.event = anyio.Event()
 
 
 _watcher = PerProcess(Watcher)
@@ -110,3 +126,8 @@ _watcher = PerProcess(Watcher)
 def watch(spec: ServerSpec) -> None:
     """Keep (or start) this process's listener for ``spec``'s tool list changes."""
     _watcher.get().watch(spec)
+
+
+def listening(spec: ServerSpec) -> bool:
+    """Whether this process is subscribed to ``spec``'s changes right now."""
+    return (spec.id, spec.version) in _watcher.get().listening
