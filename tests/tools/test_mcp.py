@@ -7,6 +7,7 @@ end-to-end turn is in test_mcp_flow.py).
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 
 from somaagent.models import Tenant
 from tests.live import StubServer, free_port, wait_until
+from tests.tools.conftest import tool_settings
 from tests.tools.mcp_support import add_server
 from tools.breaker import breaker_open_for
 from tools.mcp.catalog import server_breaker
@@ -163,6 +165,28 @@ def test_a_server_that_never_answered_offers_nothing_and_the_turn_goes_on() -> N
     assert by_name(t) == {}
     assert "current_time" in tools_for(tenant_id=t.pk, persona_id=None)
     assert time.monotonic() - started < 10
+
+
+def test_silent_servers_are_listed_side_by_side_and_the_wait_is_bounded() -> None:
+    silent = [socket.socket(), socket.socket()]
+    try:
+        for sock in silent:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(8)  # connections complete, nothing ever answers
+        t = tenant()
+        for n, sock in enumerate(silent):
+            add_server(t, name=f"mute{n}", url=f"http://127.0.0.1:{sock.getsockname()[1]}/mcp")
+        with tool_settings(mcp_list_timeout_seconds=2.0):
+            started = time.monotonic()
+            assert by_name(t) == {}
+            elapsed = time.monotonic() - started
+        assert 1.5 < elapsed < 3.8, elapsed  # one timeout, not two in a row
+        started = time.monotonic()
+        assert by_name(t) == {}  # remembered as down for a while: no new wait
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in silent:
+            sock.close()
 
 
 def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:  # type: ignore[no-untyped-def]

@@ -6,19 +6,22 @@ server deletes it (``tools_invalidate``), and the next turn lists again. The las
 kept a day longer: when the server cannot be listed, its last known tools are still offered (a
 call then fails with a clear tool error and counts against the circuit breaker) and the listing
 is retried after ``RETRY_SECONDS``, so a down server does not slow every turn down. Without Redis
-the list is asked for directly (derived state only: nothing is lost).
+the list is asked for directly (derived state only: nothing is lost); without Redis a down server
+is not remembered either, so each turn waits for its listing timeout.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
 from django.conf import settings
 
 from somaagent.db_hold import db_release
+from somaagent.process_local import PerProcess
 from somaagent.redis_client import key, sync_redis
 from tools.breaker import breaker_record
 from tools.mcp.client import list_tools
@@ -28,6 +31,8 @@ from tools.registry import ToolError
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 30
 LAST_GOOD_SECONDS = 86_400
+# Listings of several servers run side by side (network waits only: no database work there).
+_listers = PerProcess(lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="mcp-list"))
 
 
 def _fresh_key(spec: ServerSpec) -> str:
@@ -48,16 +53,25 @@ def _read(name: str) -> list[dict[str, Any]] | None:
     return None if raw is None else list(json.loads(raw))
 
 
-def server_tools(spec: ServerSpec) -> list[dict[str, Any]]:
-    """The server's tools, from the cache or (when stale) from the server itself."""
-    try:
-        cached = _read(_fresh_key(spec))
-    except redis.RedisError:
-        log.warning("MCP tool cache unreadable; listing directly", extra={"mcp_server": spec.name})
-        return _list_or_empty(spec)
-    if cached is not None:
-        return cached
+def servers_tools(specs: list[ServerSpec]) -> list[list[dict[str, Any]]]:
+    """Each server's tools, from the cache or (when stale) from the servers themselves, listed
+    side by side so that a turn waits for the slowest server, not for the sum of them."""
+    lists: list[list[dict[str, Any]] | None] = []
+    for spec in specs:
+        try:
+            lists.append(_read(_fresh_key(spec)))
+        except redis.RedisError:
+            log.warning("MCP tool cache unreadable; listing directly", extra={"mcp_server": spec.name})
+            lists.append(None)
+    stale = [spec for spec, tools in zip(specs, lists, strict=True) if tools is None]
+    if not stale:
+        return [tools or [] for tools in lists]
     db_release()  # the listing may wait seconds: hold no pooled connection meanwhile
+    fetched = iter(_listers.get().map(_fetch, stale) if len(stale) > 1 else map(_fetch, stale))
+    return [tools if tools is not None else next(fetched) for tools in lists]
+
+
+def _fetch(spec: ServerSpec) -> list[dict[str, Any]]:
     timeout = min(spec.timeout, settings.SOMA.tools.mcp_list_timeout_seconds)
     try:
         outcome = list_tools(spec, timeout=timeout)
@@ -75,16 +89,6 @@ def server_tools(spec: ServerSpec) -> list[dict[str, Any]]:
     except redis.RedisError:
         log.warning("could not cache an MCP tool list", extra={"mcp_server": spec.name})
     return tools
-
-
-def _list_or_empty(spec: ServerSpec) -> list[dict[str, Any]]:
-    try:
-        return list(
-            list_tools(spec, timeout=min(spec.timeout, settings.SOMA.tools.mcp_list_timeout_seconds)).value
-        )
-    except ToolError as exc:
-        log.warning("MCP server not listed", extra={"mcp_server": spec.name, "error": exc.message})
-        return []
 
 
 def _keep_last(spec: ServerSpec, error: ToolError) -> list[dict[str, Any]]:

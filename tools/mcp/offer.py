@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 
 from somaagent.versioned import config_cache
 from tools.breaker import breaker_open_for, breaker_record
-from tools.mcp.catalog import server_breaker, server_tools, tools_invalidate
+from tools.mcp.catalog import server_breaker, servers_tools, tools_invalidate
 from tools.mcp.client import McpUnavailable, call_tool
 from tools.mcp.spec import SecretsUnreadable, ServerSpec, namespaced, spec_of
 from tools.mcp.watch import watch
@@ -51,9 +51,10 @@ def tenant_servers(*, tenant_id: uuid.UUID | str) -> list[ServerSpec]:
 def mcp_tools_for(*, tenant_id: uuid.UUID | str) -> list[Tool]:
     """The tools the tenant's enabled MCP servers offer (cached lists; see ``catalog``)."""
     offered = []
-    for spec in tenant_servers(tenant_id=tenant_id):
+    specs = tenant_servers(tenant_id=tenant_id)
+    for spec, tools in zip(specs, servers_tools(specs), strict=True):
         watch(spec)
-        for remote in server_tools(spec):
+        for remote in tools:
             tool = _as_tool(spec, remote)
             if tool is not None:
                 offered.append(tool)
