@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from tools.mcp.connect import client_for
 from tools.mcp.local import LocalServerRefused
@@ -26,6 +27,7 @@ from tools.registry import ToolError, ToolTimeout
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 20
+NOTIFICATION_GRACE_SECONDS = 0.02
 RESULT_MAX_CHARS = 200_000  # a server's answer is kept whole up to this (the model sees less)
 
 
@@ -65,6 +67,10 @@ def _run(spec: ServerSpec, timeout: float, work: Any, *, what: str) -> Outcome:
         with anyio.fail_after(timeout):
             async with client_for(spec, timeout=timeout, message_handler=handler) as client:
                 outcome.value = await work(client)
+                if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                    # A handshake-era server may announce list_changed on this session just
+                    # before its answer; the SDK hands notifications over in tasks of their own.
+                    await anyio.sleep(NOTIFICATION_GRACE_SECONDS)
 
     try:
         anyio.run(main)
