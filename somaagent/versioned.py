@@ -51,6 +51,12 @@ class _Entry(Generic[T]):
     built: float
 
 
+def _outermost_atomic() -> int | None:
+    """Which transaction this thread is in (its outermost ``atomic`` block), or None."""
+    blocks = connection.atomic_blocks
+    return id(blocks[0]) if blocks else None
+
+
 class Versioned(Generic[T]):
     """``get(scope)`` returns ``load(scope)`` as of the scope's current version."""
 
@@ -79,14 +85,16 @@ class Versioned(Generic[T]):
         """Scopes this thread's open transaction changed (it must see its own change).
 
         Cleared when the transaction commits (the bump) and, if it rolled back, at the
-        first read outside any transaction: a rollback never leaves a thread reading
-        the database for good.
+        first read outside it (outside any transaction, or in another one): a rollback
+        never leaves a thread reading the database for good.
         """
         dirty: set[Hashable] | None = getattr(self._local, "dirty", None)
         if dirty is None:
             dirty = self._local.dirty = set()
-        elif dirty and not connection.in_atomic_block:
-            dirty.clear()
+        elif dirty and (
+            not connection.in_atomic_block or getattr(self._local, "marked_in", None) != _outermost_atomic()
+        ):
+            dirty.clear()  # committed, or rolled back (also when the next read is in a new transaction)
         return dirty
 
     def _version_key(self, scope: Hashable) -> str:
@@ -124,6 +132,7 @@ class Versioned(Generic[T]):
         own uncommitted change); other threads keep the committed value.
         """
         self.dirty().add(scope)
+        self._local.marked_in = _outermost_atomic()
         with self._lock:
             self._entries.pop(scope, None)
         transaction.on_commit(lambda: self._bump_now(scope))
