@@ -125,14 +125,18 @@ class Versioned(Generic[T]):
             self._entries[scope] = _Entry(value=value, version=version, checked=now, built=now)
         return value
 
+    def mark_dirty(self, scope: Hashable) -> None:
+        """This thread's open transaction changed ``scope`` (``_ANY``: everything)."""
+        self.dirty().add(scope)
+        self._local.marked_in = _outermost_atomic()
+
     def bump(self, scope: Hashable = "") -> None:
         """Make every process read ``scope`` again once the current transaction commits.
 
         Until then this thread reads it from the database each time (it may see its
         own uncommitted change); other threads keep the committed value.
         """
-        self.dirty().add(scope)
-        self._local.marked_in = _outermost_atomic()
+        self.mark_dirty(scope)
         with self._lock:
             self._entries.pop(scope, None)
         transaction.on_commit(lambda: self._bump_now(scope))
@@ -169,7 +173,7 @@ def config_cache(name: str, load: Callable[[Hashable], T]) -> Versioned[T]:
 def config_changed() -> None:
     """After the current transaction commits, every process reads the configuration again."""
     for cache in _config_caches:
-        cache.dirty().add(_ANY)
+        cache.mark_dirty(_ANY)
         with cache._lock:
             cache._entries.clear()
 
