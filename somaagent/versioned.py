@@ -51,12 +51,6 @@ class _Entry(Generic[T]):
     built: float
 
 
-def _outermost_atomic() -> int | None:
-    """Which transaction this thread is in (its outermost ``atomic`` block), or None."""
-    blocks = connection.atomic_blocks
-    return id(blocks[0]) if blocks else None
-
-
 class Versioned(Generic[T]):
     """``get(scope)`` returns ``load(scope)`` as of the scope's current version."""
 
@@ -85,16 +79,14 @@ class Versioned(Generic[T]):
         """Scopes this thread's open transaction changed (it must see its own change).
 
         Cleared when the transaction commits (the bump) and, if it rolled back, at the
-        first read outside it (outside any transaction, or in another one): a rollback
-        never leaves a thread reading the database for good.
+        first read outside any transaction: a rollback never leaves a thread reading
+        the database for good.
         """
         dirty: set[Hashable] | None = getattr(self._local, "dirty", None)
         if dirty is None:
             dirty = self._local.dirty = set()
-        elif dirty and (
-            not connection.in_atomic_block or getattr(self._local, "marked_in", None) != _outermost_atomic()
-        ):
-            dirty.clear()  # committed, or rolled back (also when the next read is in a new transaction)
+        elif dirty and not connection.in_atomic_block:
+            dirty.clear()
         return dirty
 
     def _version_key(self, scope: Hashable) -> str:
@@ -125,18 +117,13 @@ class Versioned(Generic[T]):
             self._entries[scope] = _Entry(value=value, version=version, checked=now, built=now)
         return value
 
-    def mark_dirty(self, scope: Hashable) -> None:
-        """This thread's open transaction changed ``scope`` (``_ANY``: everything)."""
-        self.dirty().add(scope)
-        self._local.marked_in = _outermost_atomic()
-
     def bump(self, scope: Hashable = "") -> None:
         """Make every process read ``scope`` again once the current transaction commits.
 
         Until then this thread reads it from the database each time (it may see its
         own uncommitted change); other threads keep the committed value.
         """
-        self.mark_dirty(scope)
+        self.dirty().add(scope)
         with self._lock:
             self._entries.pop(scope, None)
         transaction.on_commit(lambda: self._bump_now(scope))
@@ -173,7 +160,7 @@ def config_cache(name: str, load: Callable[[Hashable], T]) -> Versioned[T]:
 def config_changed() -> None:
     """After the current transaction commits, every process reads the configuration again."""
     for cache in _config_caches:
-        cache.mark_dirty(_ANY)
+        cache.dirty().add(_ANY)
         with cache._lock:
             cache._entries.clear()
 
