@@ -28,6 +28,10 @@ class ToolSettings:
     sandbox_max_open_files: int
     sandbox_max_output_bytes: int
     sandbox_tmpfs_mb: int
+    # MCP servers as tool sources (tools/mcp): how long a server's tool list is trusted, and how
+    # long a turn waits for a list that is not cached.
+    mcp_tools_ttl_seconds: float = 300.0
+    mcp_list_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

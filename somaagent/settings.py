@@ -251,6 +251,8 @@ SOMA = SomaSettings(
         sandbox_max_open_files=env_int("SOMA_SANDBOX_MAX_OPEN_FILES", 64),
         sandbox_max_output_bytes=env_int("SOMA_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024),
         sandbox_tmpfs_mb=env_int("SOMA_SANDBOX_TMPFS_MB", 64),
+        mcp_tools_ttl_seconds=env_float("SOMA_MCP_TOOLS_TTL_SECONDS", 300.0),
+        mcp_list_timeout_seconds=env_float("SOMA_MCP_LIST_TIMEOUT_SECONDS", 10.0),
     ),
     llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
     llm_retry_after_max_seconds=env_float("SOMA_LLM_RETRY_AFTER_MAX_SECONDS", 30.0),

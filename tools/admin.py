@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from somaagent.admin_base import ReadOnlyAdmin
+from tools import admin_mcp  # noqa: F401  (MCP servers)
 from tools.models import ToolRun, ToolSetting
 from tools.registry import all_tools, config_error, get_tool
 

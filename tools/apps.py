@@ -18,6 +18,7 @@ class ToolsConfig(AppConfig):
         register()
 
         from somaagent.versioned import config_changed, invalidate_on_change
-        from tools.models import ToolSetting
+        from tools.models import McpServer, ToolSetting
 
         invalidate_on_change(ToolSetting, lambda _: config_changed())
+        invalidate_on_change(McpServer, lambda _: config_changed())

@@ -23,7 +23,7 @@ from somaagent.db_hold import db_release
 from somaagent.redis_client import key, sync_redis
 from tools.breaker import breaker_record
 from tools.models import ToolRun
-from tools.registry import ToolContext, ToolError, get_tool
+from tools.registry import ToolContext, ToolError
 from tools.selectors import tools_for
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,10 @@ def tool_run_execute(*, request_id: uuid.UUID | str, worker: str = "") -> str | 
 
 
 def _execute(run: ToolRun) -> tuple[str, dict[str, Any]]:
-    tool = get_tool(run.tool)
-    if tool is None:
+    effective = tools_for(tenant_id=run.tenant_id, persona_id=run.session.persona_id).get(run.tool)
+    if effective is None:
         return ToolRun.Status.ERROR, {"error": "unknown_tool", "message": f"No tool named {run.tool!r}."}
-    effective = tools_for(tenant_id=run.tenant_id, persona_id=run.session.persona_id)[tool.name]
+    tool = effective.tool
     session = run.session
     ctx = ToolContext(
         tenant_id=str(run.tenant_id),

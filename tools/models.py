@@ -114,3 +114,76 @@ class ToolRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} {self.request_id} ({self.status})"
+
+
+class McpServer(models.Model):
+    """An MCP server whose tools a tenant's agent may call (issue 17); configured by staff only.
+
+    Its headers (or bearer token) and, for a local server, its environment are kept in
+    ``secret_encrypted`` (Fernet, like LLM credentials) and never shown again. Only the tools named
+    in ``allowed_tools`` (``["*"]``: all of them) are offered, as ``<name>__<tool>``.
+    """
+
+    class Transport(models.TextChoices):
+        STREAMABLE_HTTP = "streamable_http", "Streamable HTTP"
+        SSE = "sse", "HTTP + SSE (legacy)"
+        STDIO = "stdio", "Local process (stdio, sandboxed)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="mcp_servers")
+    name = models.CharField(
+        max_length=30,
+        help_text="Lower-case letters, digits and single hyphens or underscores; its tools are offered as "
+        "<name>__<tool>.",
+    )
+    transport = models.CharField(max_length=20, choices=Transport.choices, default=Transport.STREAMABLE_HTTP)
+    url = models.URLField(max_length=500, blank=True, default="", help_text="HTTP transports: the endpoint.")
+    command = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='stdio: the argv, e.g. ["/usr/bin/python3", "/opt/mcp/weather/server.py"].',
+    )
+    read_only_paths = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="stdio: host directories bound read-only into the sandbox (the server's code). Never the "
+        "project or var/.",
+    )
+    python_packages = models.BooleanField(
+        default=False,
+        help_text="stdio: bind the worker's installed Python packages read-only (for servers written with "
+        "the mcp SDK).",
+    )
+    allow_network = models.BooleanField(
+        default=False, help_text="stdio: let the sandboxed server use the network."
+    )
+    allow_private = models.BooleanField(
+        default=False,
+        help_text="HTTP: allow loopback, private and link-local addresses (off: only public addresses).",
+    )
+    allowed_tools = models.JSONField(
+        default=list, blank=True, help_text='Tool names offered to the model; ["*"] for all, [] for none.'
+    )
+    timeout_seconds = models.FloatField(default=30.0, help_text="Per tool call.")
+    enabled = models.BooleanField(default=True)
+    secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "mcp_servers"
+        verbose_name = "MCP server"
+        ordering = ["tenant__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="mcp_server_unique_name"),
+            models.CheckConstraint(condition=Q(timeout_seconds__gt=0), name="mcp_server_timeout_positive"),
+            models.CheckConstraint(
+                condition=Q(transport__in=["streamable_http", "sse", "stdio"]),
+                name="mcp_server_transport_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.transport}) for {self.tenant}"

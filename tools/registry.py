@@ -8,7 +8,9 @@ staff give it in admin. Adding a tool is adding one module that calls
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import pkgutil
 import threading
 from collections.abc import Callable
@@ -126,9 +128,18 @@ def _first_error(validator: Draft202012Validator, document: Any) -> str | None:
     return f"{where}: {error.message}"[:500]
 
 
+@functools.lru_cache(maxsize=1024)
+def _schema_validator(schema: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema))
+
+
 def args_error(tool: Tool, args: Any) -> str | None:
-    """Why ``args`` do not fit the tool's schema, or None."""
-    return _first_error(_validators[tool.name], args)
+    """Why ``args`` do not fit the tool's schema, or None (tools made at run time, e.g. an MCP
+    server's, get a validator per distinct schema)."""
+    validator = _validators.get(tool.name) if REGISTRY.get(tool.name) is tool else None
+    if validator is None:
+        validator = _schema_validator(json.dumps(tool.parameters, sort_keys=True))
+    return _first_error(validator, args)
 
 
 def config_error(tool: Tool, config: Any) -> str | None:

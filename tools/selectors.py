@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from somaagent.versioned import config_cache
+from tools.mcp.offer import mcp_tools_for
 from tools.models import ToolRun, ToolSetting
 from tools.registry import Tool, all_tools
 
@@ -35,14 +36,15 @@ _settings = config_cache("tool_settings", _tenant_rows)
 
 
 def tools_for(*, tenant_id: uuid.UUID | str, persona_id: uuid.UUID | str | None) -> dict[str, EffectiveTool]:
-    """Every registered tool with its effective settings: persona row over tenant row over defaults."""
+    """Every registered tool and the tenant's MCP tools, with their effective settings: persona row
+    over tenant row over defaults."""
     rows = _settings.get(str(tenant_id))
     tenant_rows = {r.tool: r for r in rows if r.persona_id is None}
     persona = str(persona_id) if persona_id else None
     persona_rows = {r.tool: r for r in rows if r.persona_id is not None and str(r.persona_id) == persona}
     default_timeout = settings.SOMA.tools.default_timeout_seconds
     effective = {}
-    for tool in all_tools():
+    for tool in [*all_tools(), *mcp_tools_for(tenant_id=tenant_id)]:
         enabled = tool.default_enabled
         timeout = tool.default_timeout or default_timeout
         config = dict(tool.default_config)

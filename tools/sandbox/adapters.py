@@ -26,6 +26,8 @@ WORKDIR = "/work"
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 # Top-level system paths the interpreter may need: symlinks are recreated, directories bound read-only.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What name resolution and TLS need, bound only for a program that was granted the network.
+NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates")
 
 
 def _tool(name: str) -> str:
@@ -87,24 +89,58 @@ class BwrapSandbox:
             f"private tmpfs {WORKDIR}, empty environment, {_describe(uids)}, rlimits via prlimit"
         )
 
-    def argv(self, *, limits: SandboxLimits, code_fd: int) -> list[str]:
+    def _namespace(self, *, limits: SandboxLimits, share_net: bool = False) -> list[str]:
+        """The launch chain up to bwrap's filesystem view: system dirs read-only, private tmpfs."""
         uid = random.choice(self.uids)
         argv = [*_reaper(), *_drop_privileges(uid), *_rlimits(limits), _tool("bwrap")]
         argv += ["--unshare-all", "--unshare-user", "--disable-userns", "--hostname", "sandbox"]
-        argv += ["--die-with-parent", "--new-session", "--clearenv"]
-        for name, value in SANDBOX_ENV.items():
-            argv += ["--setenv", name, value]
+        if share_net:
+            argv += ["--share-net"]
+        argv += ["--die-with-parent", "--new-session"]
         for path in SYSTEM_PATHS:
             if os.path.islink(path):
                 argv += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 argv += ["--ro-bind", path, path]
+        if share_net:
+            for path in NETWORK_FILES:
+                if os.path.exists(path):
+                    argv += ["--ro-bind", path, path]
         argv += ["--proc", "/proc", "--dev", "/dev"]
         argv += ["--size", str(limits.tmpfs_bytes), "--tmpfs", WORKDIR]
         argv += ["--size", str(min(limits.tmpfs_bytes, 16 * 1024 * 1024)), "--tmpfs", "/tmp"]
+        return argv
+
+    def argv(self, *, limits: SandboxLimits, code_fd: int) -> list[str]:
+        argv = [*self._namespace(limits=limits), "--clearenv"]
+        for name, value in SANDBOX_ENV.items():
+            argv += ["--setenv", name, value]
         argv += ["--file", str(code_fd), f"{WORKDIR}/main.py"]
         argv += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR]
         return [*argv, "--", self.python, "-I", f"{WORKDIR}/main.py"]
+
+    def command_argv(
+        self,
+        *,
+        command: list[str],
+        limits: SandboxLimits,
+        read_only: list[tuple[str, str]],
+        share_net: bool,
+        unset_env: list[str],
+    ) -> list[str]:
+        """A long-running program (a local MCP server) in the same confinement as code: only the
+        ``read_only`` (host path, sandbox path) pairs are added to the view, and the network only
+        when ``share_net``. The environment it is launched with reaches the program, less
+        ``unset_env``: secrets travel there, never in an argv that ``ps`` shows."""
+        argv = self._namespace(limits=limits, share_net=share_net)
+        for name in unset_env:
+            argv += ["--unsetenv", name]
+        for name, value in SANDBOX_ENV.items():
+            argv += ["--setenv", name, value]
+        for source, target in read_only:
+            argv += ["--ro-bind", source, target]
+        argv += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR]
+        return [*argv, "--", *command]
 
     def run_python(self, *, code: str, limits: SandboxLimits) -> SandboxResult:
         with tempfile.TemporaryFile() as source:
