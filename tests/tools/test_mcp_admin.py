@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -19,6 +20,8 @@ from tools.mcp.offer import mcp_tools_for
 from tools.mcp.spec import Secrets
 from tools.models import McpServer
 from tools.registry import ToolContext
+
+PROJECT = str(Path(__file__).resolve().parents[2])  # the checkout under test
 
 pytestmark = pytest.mark.django_db
 TOKEN = "tok-very-secret-4711"
@@ -119,7 +122,7 @@ def test_staff_add_a_server_with_a_token_that_is_encrypted_and_never_shown(staff
                 "transport": "stdio",
                 "url": "",
                 "command": '["/usr/bin/python3"]',
-                "read_only_paths": '["/work"]',
+                "read_only_paths": json.dumps([PROJECT]),  # wherever this checkout is
             },
             "project",
         ),
