@@ -32,7 +32,8 @@ class EventInline(admin.TabularInline):
     model = SessionEvent
     extra = 0
     can_delete = False
-    fields = ("seq", "type", "role", "occurred_at", "payload")
+    # parent_id: the event before it on its branch (an edit or another reply starts a branch)
+    fields = ("seq", "type", "role", "parent_id", "occurred_at", "payload")
     readonly_fields = fields
     ordering = ["seq"]
     show_change_link = True
@@ -80,9 +81,9 @@ class SessionAdmin(admin.ModelAdmin):
 
 @admin.register(SessionEvent)
 class SessionEventAdmin(ReadOnlyAdmin):
-    list_display = ["session", "seq", "type", "role", "occurred_at"]
+    list_display = ["session", "seq", "type", "role", "event_id", "parent_id", "occurred_at"]
     list_filter = ["type", "role"]
-    search_fields = ["event_id", "session__id"]
+    search_fields = ["event_id", "session__id", "parent_id"]
     date_hierarchy = "occurred_at"
     list_select_related = ["session"]
 

@@ -92,3 +92,19 @@ def test_the_dashboard_shows_the_operational_figures_with_links(staff: Client) -
     assert staff.get(row.group(1).replace("&amp;", "&")).status_code == 200
     assert "/admin/somaagent/outboxmessage/?published_at__isnull=True" in dashboard
     assert "/admin/somaagent/deadletter/?replayed_at__isnull=True&amp;topic=memory.write" in dashboard
+
+
+def test_staff_see_which_event_each_event_follows_on_its_branch(staff: Client) -> None:
+    tenant = new_tenant()
+    session = Session.objects.create(tenant=tenant)
+    first = SessionEvent.objects.create(session=session, seq=1, type="user.message", role="user", payload={})
+    SessionEvent.objects.create(
+        session=session, seq=2, type="user.message", role="user", payload={}, parent_id=None
+    )
+    edited = SessionEvent.objects.create(
+        session=session, seq=3, type="assistant.final", role="assistant", payload={}, parent_id=first.event_id
+    )
+    page = staff.get(f"/admin/conversations/session/{session.pk}/change/").content.decode()
+    assert "Parent id" in page and str(first.event_id) in page
+    listed = staff.get(f"/admin/conversations/sessionevent/?q={edited.event_id}").content.decode()
+    assert str(first.event_id) in listed
