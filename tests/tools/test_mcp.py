@@ -201,16 +201,6 @@ def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:  # type: igno
     assert grown.run({}, ctx(t))["text"] == f"I am {new}"
 
 
-def test_list_changed_on_a_handshake_era_connection_refreshes_too(mcp_sse_stub) -> None:  # type: ignore[no-untyped-def]
-    t = tenant()
-    add_server(t, name="oldgrow", transport="sse", url=f"{mcp_sse_stub.url}/sse")
-    new = f"grown_{time.monotonic_ns()}"
-    assert f"oldgrow__{new}" not in by_name(t)
-    # The stub announces the change on the calling session itself: the call sees it.
-    by_name(t)["oldgrow__grow"].run({"name": new}, ctx(t))
-    assert f"oldgrow__{new}" in by_name(t)
-
-
 def test_private_addresses_are_refused_unless_the_entry_allows_them(mcp_stub) -> None:  # type: ignore[no-untyped-def]
     t = tenant()
     add_server(t, name="guarded", url=f"http://localhost:{mcp_stub.port}/mcp", allow_private=False)
