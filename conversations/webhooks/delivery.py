@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -70,6 +70,13 @@ class Outcome:
     duration_ms: float = 0.0
 
 
+def _due(now: datetime) -> Q:
+    """Pending, its time come, and held by no one (no lease, or an expired one)."""
+    return Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now) & (
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    )
+
+
 def _lease(delivery_id: uuid.UUID) -> WebhookDelivery | None:
     """Take the delivery for one try if it is pending, due and not leased by someone else."""
     now = timezone.now()
@@ -79,8 +86,7 @@ def _lease(delivery_id: uuid.UUID) -> WebhookDelivery | None:
             # one endpoint's deliveries skip each other.
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("endpoint")
-            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .filter(_due(now), pk=delivery_id)
             .first()
         )
         if delivery is None:
@@ -205,8 +211,7 @@ def webhook_due(*, limit: int = SWEEP_BATCH) -> list[str]:
     """Deliveries whose time has come and that no one holds (for the beat sweep)."""
     now = timezone.now()
     rows = (
-        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        WebhookDelivery.objects.filter(_due(now))
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[: env_int("SOMA_WEBHOOK_SWEEP_BATCH", limit)]
     )
