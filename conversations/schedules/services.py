@@ -256,19 +256,26 @@ def _due(schedule: Schedule, now: datetime) -> None:
     # The first due time not yet run is long past: the system (or the beat) was down, and the
     # schedule says whether what was missed runs once now or is skipped.
     skipped = now - due_at > late_grace() and schedule.missed == Schedule.Missed.SKIP
-    ScheduleRun.objects.create(
-        schedule=schedule,
-        tenant_id=schedule.tenant_id,
-        due_at=latest,
-        **(
-            {
-                "status": ScheduleRun.Status.SKIPPED,
-                "error": "missed while the system was down",
-                "ended_at": now,
-            }
-            if skipped
-            else {}
-        ),
+    # A due time that already has its run (staff moved the next run back, the cron was edited
+    # to an earlier time) keeps that one run: the unique (schedule, due_at) pair ignores it.
+    ScheduleRun.objects.bulk_create(
+        [
+            ScheduleRun(
+                schedule=schedule,
+                tenant_id=schedule.tenant_id,
+                due_at=latest,
+                **(
+                    {
+                        "status": ScheduleRun.Status.SKIPPED,
+                        "error": "missed while the system was down",
+                        "ended_at": now,
+                    }
+                    if skipped
+                    else {}
+                ),
+            )
+        ],
+        ignore_conflicts=True,
     )
     schedule.next_run_at = following
     if following is None:

@@ -196,6 +196,21 @@ def test_a_due_schedule_runs_once_per_due_time(api: Api, me: Any, monkeypatch: p
 
 
 @pytest.mark.django_db
+def test_a_due_time_moved_back_onto_one_already_run_runs_no_second_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOMA_SCHEDULE_MIN_INTERVAL_SECONDS", "1")
+    schedule = _schedule(api, interval_seconds=60)
+    due = _first_due(schedule)
+    assert schedule_tick(now=due) == 1
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=due)  # staff moved it back
+    assert schedule_tick(now=due) == 0
+    assert ScheduleRun.objects.filter(schedule=schedule).count() == 1
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == due + timedelta(seconds=60), "and it moves on"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("policy", "runs", "statuses"), [("run_once", 1, ["queued"]), ("skip", 0, ["skipped"])]
 )
@@ -227,9 +242,11 @@ def test_runs_that_are_refused_pause_the_schedule_after_three(api: Api, me: Any)
     schedule = _schedule(api, cron="* * * * *")
     assert schedule.owner_key is not None
     api_key_revoke(prefix=schedule.owner_key.prefix, tenant=me.tenant)
-    for minute in range(3):
-        Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(seconds=minute))
-        schedule_tick()
+    start = timezone.now()
+    for minute in range(3):  # three ticks a minute apart, each with its own due time
+        at = start + timedelta(minutes=minute)
+        Schedule.objects.filter(pk=schedule.pk).update(next_run_at=at - timedelta(seconds=1))
+        schedule_tick(now=at)
     runs = list(ScheduleRun.objects.filter(schedule=schedule).order_by("due_at"))
     assert [r.status for r in runs] == ["refused"] * 3 and "revoked" in runs[0].error
     schedule.refresh_from_db()
