@@ -17,6 +17,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from conversations.attachments_api import MULTIPART_OVERHEAD  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 from somaagent.body_limit import BodyLimit  # noqa: E402
+from somaagent.policy import policy_port  # noqa: E402
 from somaagent.ws_auth import WebsocketAuthStack  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -36,3 +37,7 @@ application = ProtocolTypeRouter(
         "websocket": WebsocketAuthStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# The policy engine compiles its modules once per process (about 25 ms): now, so that a broken
+# policy file stops start-up and the first burst of requests does not wait for it.
+policy_port()

@@ -78,6 +78,15 @@ def _child_exits(pid: int | None = None, **_: Any) -> None:
     mark_dead(pid or os.getpid())
 
 
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _build_policy_engine(**_: Any) -> None:
+    """Compiled at start (once per process), not by the first burst of turns."""
+    from somaagent.policy import policy_port
+
+    policy_port()
+
+
 @signals.worker_ready.connect
 def _serve_metrics_port(**_: Any) -> None:
     from django.conf import settings

@@ -31,3 +31,30 @@ class PerProcess(Generic[T]):
                     current = (pid, self._factory())
                     self._value = current
         return current[1]
+
+    def reset(self) -> None:
+        """Forget the value: the next ``get`` builds it again (tests that change settings)."""
+        with self._lock:
+            self._value = None
+
+
+def once_per_process(factory: Callable[[], T]) -> _Once[T]:
+    """Decorate a function without arguments whose value is costly to build (a policy
+    engine that compiles its modules, a store that opens files): like
+    ``functools.lru_cache(maxsize=1)``, but single-flight — a burst of first requests builds it
+    once while the others wait, instead of every thread building its own — and built again in
+    a forked child. ``cache_clear()`` forgets it, as with ``lru_cache``."""
+    return _Once(factory)
+
+
+class _Once(Generic[T]):
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._held = PerProcess(factory)
+        self.__wrapped__ = factory
+        self.__doc__ = factory.__doc__
+
+    def __call__(self) -> T:
+        return self._held.get()
+
+    def cache_clear(self) -> None:
+        self._held.reset()

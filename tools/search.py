@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 import httpx
 from django.conf import settings
 
-from somaagent.process_local import PerProcess
+from somaagent.process_local import PerProcess, once_per_process
 from somaagent.retry import backoff_delay, parse_retry_after
 from tools.registry import ToolError, ToolTimeout
 
@@ -106,7 +105,7 @@ def _hits(response: httpx.Response, max_results: int) -> list[SearchHit]:
     return hits
 
 
-@lru_cache(maxsize=1)
+@once_per_process
 def search_port() -> SearchPort | None:
     url = settings.SOMA.tools.search_url
     return SearxngSearch(url) if url else None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from django.conf import settings
 
 from memory.port import MemoryPort
+from somaagent.process_local import once_per_process
 
 
 def build_port() -> MemoryPort:
@@ -20,7 +19,7 @@ def build_port() -> MemoryPort:
     return EmbeddedMemory()
 
 
-@lru_cache(maxsize=1)
+@once_per_process
 def memory_port() -> MemoryPort:
     """The remote SomaBrain-compatible service if ``SOMA_MEMORY_URL`` is set, else the embedded store."""
     return build_port()

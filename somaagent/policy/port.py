@@ -11,7 +11,6 @@ from request fields) and always carries ``policy_version``.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -21,13 +20,14 @@ from somaagent.metrics.record import policy_denied
 from somaagent.policy.actions import ACTIONS
 from somaagent.policy.data import tenant_policy_data
 from somaagent.policy.types import Decision, PolicyPort, PolicyRequest
+from somaagent.process_local import once_per_process
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS", "Decision", "PolicyRequest", "policy_authorize", "policy_decide", "policy_port"]
 
 
-@lru_cache(maxsize=1)
+@once_per_process
 def policy_port() -> PolicyPort:
     url = settings.SOMA.opa_url
     if url:
