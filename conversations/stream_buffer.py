@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from conversations.envelope import Envelope
+from somaagent.batcher import Batcher
 from somaagent.redis_client import async_redis, sync_redis
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,52 @@ def publish(envelope: Envelope) -> None:
         if "equal or smaller" in str(added):
             raise OutOfOrder(envelope["id"])
         raise added
+
+
+def _publish_many(envelopes: list[Envelope]) -> None:
+    """One pipeline for every envelope handed over since the last round (``publish_soon``)."""
+    pipe = sync_redis().pipeline(transaction=False)
+    for envelope in envelopes:
+        key = stream_key(envelope["session_id"])
+        pipe.xadd(
+            key,
+            {"seq": envelope["id"], "e": json.dumps(envelope, separators=(",", ":"))},
+            id=f"{envelope['id']}-0",
+            maxlen=settings.SOMA.stream_buffer_maxlen,
+            approximate=True,
+        )
+        pipe.expire(key, settings.SOMA.stream_buffer_ttl_seconds)
+    try:
+        results = pipe.execute(raise_on_error=False)
+    except redis.RedisError:
+        log.warning(
+            "stream buffer publish failed; readers will read %d events from the database",
+            len(envelopes),
+            exc_info=True,
+        )
+        return
+    for envelope, added in zip(envelopes, results[::2], strict=True):
+        if isinstance(added, redis.ResponseError) and "equal or smaller" not in str(added):
+            log.warning(
+                "stream buffer publish failed; readers will read the event from the database",
+                extra={"session_id": envelope["session_id"], "seq": envelope["id"], "error": str(added)},
+            )
+
+
+# The accept's user message: its request answers without waiting for Redis, and a burst of
+# accepts shares one round trip. Best effort like every buffer entry (readers fall back to the
+# database), so an envelope lost with its process loses nothing.
+_soon: Batcher[Envelope] = Batcher("stream-publish", _publish_many)
+
+
+def publish_soon(envelope: Envelope) -> None:
+    """Used after commit: hand the event to the process's publisher thread and go on."""
+    _soon.add(envelope)
+
+
+def publish_soon_flush() -> int:
+    """Publish what is pending now, on this thread (tests, benchmarks)."""
+    return _soon.flush()
 
 
 def publish_best_effort(envelope: Envelope) -> None:

@@ -223,6 +223,7 @@ def _accept_in_transaction(
             **request_id_data(),
         },
         attach=attach,
+        publish_batched=True,
     )
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments], session__isnull=True).update(

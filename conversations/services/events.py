@@ -116,6 +116,7 @@ def event_append(
     type: str,
     data: dict[str, Any],
     publish: bool = True,
+    publish_batched: bool = False,
     reserve: int = 0,
     reuse: int | None = None,
     attach: Attach = FOLLOW_LEAF,
@@ -123,6 +124,8 @@ def event_append(
 ) -> SessionEvent:
     """Persist one event in the current transaction; publish it to readers on commit.
 
+    ``publish_batched``: publish by the process's publisher thread instead of before the
+    commit returns (the accept: its answer does not wait for Redis).
     ``reserve``: also take that many cursors after the event's, for the caller to give
     transient deltas (they are committed with the event, like ``delta_cursor_take``'s).
     ``reuse``: such a cursor the caller did not need; the event takes it instead of a new
@@ -159,7 +162,8 @@ def event_append(
         event.save(force_insert=True)
     if publish:
         envelope = envelope_of(event)
-        transaction.on_commit(lambda: stream_buffer.publish_best_effort(envelope))
+        publish_now = stream_buffer.publish_soon if publish_batched else stream_buffer.publish_best_effort
+        transaction.on_commit(lambda: publish_now(envelope))
     return event
 
 

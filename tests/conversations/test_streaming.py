@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace as dataclass_replace
 from typing import Any
 
@@ -247,6 +248,44 @@ def test_an_event_that_loses_the_race_to_the_buffer_is_refused_and_read_from_the
     assert s.session.last_seq == 4
     Session.objects.filter(pk=s.session.pk).update(last_seq=5)
     assert follow(s, after=3)[0] == [5]
+
+
+def test_batched_publishes_share_one_round_trip_and_shrug_off_the_one_that_lost_the_race() -> None:
+    s, other = Layout(), Layout()
+    s.persisted(1)
+    late = s.persisted(2, buffered=False)
+    s.delta(3)  # cursor 3 reached the buffer before 2's batched publish
+    fresh = other.persisted(1, buffered=False)
+    stream_buffer.publish_soon(late)
+    stream_buffer.publish_soon(fresh)
+    stream_buffer.publish_soon_flush()  # the publisher thread's round, done here (or already done)
+    assert follow(s)[0] == [1, 2, 3], "2 is read from the database"
+    assert [int(e["id"]) for _, e in async_to_sync(stream_buffer.read_all)(other.sid)] == [1]
+
+
+def test_an_accepted_message_reaches_the_buffer_by_the_publisher_thread(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.test import Client
+
+    client = Client(headers={"Authorization": f"Bearer {make_tenant_key().key}"})
+    with _holding_the_publisher():
+        with django_capture_on_commit_callbacks(execute=True) as hooks:
+            r = client.post("/v1/session/message", {"message": "hi"}, content_type="application/json")
+        assert r.status_code == 202, r.content
+        assert hooks, "the after-commit work ran"
+        sid = r.json()["session_id"]
+        assert async_to_sync(stream_buffer.read_all)(sid) == [], "the answer did not wait for Redis"
+    stream_buffer.publish_soon_flush()  # after the thread's own round, if it has not run yet
+    [(_, envelope)] = async_to_sync(stream_buffer.read_all)(sid)
+    assert envelope["type"] == "user.message"
+
+
+@contextmanager
+def _holding_the_publisher() -> Iterator[None]:
+    """The publisher thread's round waits while this holds its lock (what a busy thread does)."""
+    with stream_buffer._soon._handling:
+        yield
 
 
 def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
