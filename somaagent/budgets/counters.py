@@ -149,20 +149,7 @@ def reserve(
     *, turn_id: Any, counters: list[Counter], amount: int, meta: dict[str, Any] | None = None
 ) -> Refusal | None:
     """Reserve ``amount`` on every counter, or none if one limit has no room; idempotent per turn."""
-    doc = json.dumps({**(meta or {}), "amount": amount, "keys": [c.key for c in counters]})
-    args: list[Any] = [amount, RESERVATION_TTL, doc]
-    for counter in counters:
-        args += [counter.limit if counter.limit is not None else -1, counter.period.ttl()]
-    script = sync_redis().register_script(RESERVE)
-    for _ in range(3):
-        status, index, used = script(keys=[reservation_key(turn_id), *[c.key for c in counters]], args=args)
-        if status == MISSING:
-            rebuild_missing(counters)
-            continue
-        if status == 0:
-            return Refusal(counter=counters[int(index) - 1], used=int(used))
-        return None
-    raise RuntimeError("budget counters keep disappearing from Redis")
+    return _run_reservation(RESERVE, turn_id, counters, amount, {**(meta or {}), "amount": amount})
 
 
 def extend(
@@ -170,11 +157,17 @@ def extend(
 ) -> Refusal | None:
     """Grow the turn's reservation by ``amount`` on every counter, or not at all if a limit has no
     room (a later model round of the same turn). Not idempotent: call it once per round."""
-    doc = json.dumps({**(meta or {}), "amount": 0, "keys": [c.key for c in counters]})
-    args: list[Any] = [amount, RESERVATION_TTL, doc]
+    return _run_reservation(EXTEND, turn_id, counters, amount, {**(meta or {}), "amount": 0})
+
+
+def _run_reservation(
+    lua: str, turn_id: Any, counters: list[Counter], amount: int, doc: dict[str, Any]
+) -> Refusal | None:
+    """Run a reservation script over the counters; counters Redis lost are rebuilt and it runs again."""
+    args: list[Any] = [amount, RESERVATION_TTL, json.dumps({**doc, "keys": [c.key for c in counters]})]
     for counter in counters:
         args += [counter.limit if counter.limit is not None else -1, counter.period.ttl()]
-    script = sync_redis().register_script(EXTEND)
+    script = sync_redis().register_script(lua)
     for _ in range(3):
         status, index, used = script(keys=[reservation_key(turn_id), *[c.key for c in counters]], args=args)
         if status == MISSING:
