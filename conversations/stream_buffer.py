@@ -36,10 +36,9 @@ class OutOfOrder(Exception):
     """A later cursor is already in the buffer; readers have moved past this one."""
 
 
-def publish(envelope: Envelope) -> None:
-    """Append one committed event; raises ``OutOfOrder`` and redis errors to the caller."""
+def _append(pipe: Any, envelope: Envelope) -> None:
+    """Queue on ``pipe`` the entry at the envelope's cursor and the key's fresh TTL (two replies)."""
     key = stream_key(envelope["session_id"])
-    pipe = sync_redis().pipeline(transaction=False)
     pipe.xadd(
         key,
         {"seq": envelope["id"], "e": json.dumps(envelope, separators=(",", ":"))},
@@ -48,6 +47,12 @@ def publish(envelope: Envelope) -> None:
         approximate=True,
     )
     pipe.expire(key, settings.SOMA.stream_buffer_ttl_seconds)
+
+
+def publish(envelope: Envelope) -> None:
+    """Append one committed event; raises ``OutOfOrder`` and redis errors to the caller."""
+    pipe = sync_redis().pipeline(transaction=False)
+    _append(pipe, envelope)
     added, _ = pipe.execute(raise_on_error=False)
     if isinstance(added, redis.ResponseError):
         if "equal or smaller" in str(added):
@@ -59,15 +64,7 @@ def _publish_many(envelopes: list[Envelope]) -> None:
     """One pipeline for every envelope handed over since the last round (``publish_soon``)."""
     pipe = sync_redis().pipeline(transaction=False)
     for envelope in envelopes:
-        key = stream_key(envelope["session_id"])
-        pipe.xadd(
-            key,
-            {"seq": envelope["id"], "e": json.dumps(envelope, separators=(",", ":"))},
-            id=f"{envelope['id']}-0",
-            maxlen=settings.SOMA.stream_buffer_maxlen,
-            approximate=True,
-        )
-        pipe.expire(key, settings.SOMA.stream_buffer_ttl_seconds)
+        _append(pipe, envelope)
     try:
         results = pipe.execute(raise_on_error=False)
     except redis.RedisError:
