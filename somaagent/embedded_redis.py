@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from somaagent.private_files import private_dir
+from somaagent.process_local import pid_alive
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -84,16 +85,6 @@ def _locked(var_dir: Path) -> Iterator[None]:
         yield
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _live_holders(var_dir: Path) -> dict[int, str]:
     """pid -> label of the holders still running; entries of dead ones are removed."""
     found: dict[int, str] = {}
@@ -105,7 +96,7 @@ def _live_holders(var_dir: Path) -> dict[int, str]:
             pid = int(entry.name)
         except ValueError:
             continue
-        if _alive(pid):
+        if pid_alive(pid):
             found[pid] = entry.read_text(errors="replace").strip() or "?"
         else:
             entry.unlink(missing_ok=True)
@@ -236,7 +227,7 @@ def _server_pid(var_dir: Path) -> int | None:
         pid = int((var_dir / "redis.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not pid_alive(pid):
         return None
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.parent.exists():
@@ -257,7 +248,7 @@ def _stop_locked(var_dir: Path, *, timeout: float = 10.0) -> int | None:
     except ProcessLookupError:
         return None
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             break

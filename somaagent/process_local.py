@@ -15,6 +15,17 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PerProcess(Generic[T]):
     def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory

@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from somaagent.process_local import pid_alive
+
 log = logging.getLogger(__name__)
 
 
@@ -29,16 +31,6 @@ def prepare_multiproc_dir() -> None:
         os.makedirs(path, exist_ok=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def live_files(path: str) -> list[str]:
     """The directory's files, minus ``live*`` gauge files of processes that are gone."""
     files = []
@@ -46,7 +38,7 @@ def live_files(path: str) -> list[str]:
         parts = os.path.basename(name)[:-3].split("_")
         if parts[0] == "gauge" and len(parts) >= 3 and parts[1].startswith("live"):
             try:
-                if not _pid_alive(int(parts[-1])):
+                if not pid_alive(int(parts[-1])):
                     continue
             except ValueError:
                 pass
