@@ -168,3 +168,17 @@ def test_docs_configuration_is_what_the_generator_prints() -> None:
     assert settings_doc.DOC_PATH.read_text() == settings_doc.render(), (
         "docs/configuration.md is out of date: run python -m somaagent.settings_doc --write"
     )
+
+
+def test_the_deployment_files_set_only_variables_the_catalog_knows() -> None:
+    """A misspelt ``SOMA_…`` in compose, the Dockerfile or the k8s manifests would be silently ignored."""
+    files = [ROOT / "docker-compose.yml", ROOT / "Dockerfile", *sorted((ROOT / "deploy").rglob("*"))]
+    named = {
+        (path.name, name)
+        for path in files
+        if path.is_file()
+        for name in re.findall(r"\b(SOMA_[A-Z0-9_]+)\b", path.read_text())
+    }
+    assert named, "the scan found no SOMA_ variable in the deployment files"
+    unknown = sorted(f"{name} ({where})" for where, name in named if name not in variables())
+    assert not unknown, f"set by a deployment file but read nowhere: {unknown}"
