@@ -2,7 +2,7 @@
 
 Runs real sandboxed processes (bubblewrap, or the rlimits-only level through
 ``unshare``). Filesystem confinement exists only at the bubblewrap level, so
-those attempts run there alone; the README says so.
+those attempts run there alone; docs/tools.md says so.
 """
 
 from __future__ import annotations
