@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import Row, Table, bench_environment, machine_description, quiet_client_logs
@@ -70,7 +71,7 @@ def spec(**fields: object) -> ServerSpec:
     return ServerSpec(**{**base, **fields})  # type: ignore[arg-type]
 
 
-def timed(fn, runs: int, warmup: int = 5) -> list[float]:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
     samples = []
     for i in range(runs + warmup):
         started = time.perf_counter()

@@ -1,6 +1,6 @@
 """What an uploaded file really is, and whether it must be quarantined.
 
-The rule (README, "Attachments"): an upload is **quarantined** when
+The rule (docs/api.md, "Attachments"): an upload is **quarantined** when
 
 1. its bytes are an executable (ELF, Windows PE ``MZ``, Mach-O, Java class,
    or a ``#!`` script) or its name has an executable extension; or

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from conversations.schedules.services import schedule_tick
 from conversations.services.runner import llm_port, turn_run
@@ -23,7 +23,7 @@ from conversations.webhooks.delivery import webhook_deliver_many, webhook_due
     soft_time_limit=840,
     ignore_result=True,
 )
-def run_turn(self, turn_id: str) -> None:  # type: ignore[no-untyped-def]
+def run_turn(self: Task, turn_id: str) -> None:
     owner = f"{self.request.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     turn_run(turn_id=turn_id, owner=owner)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -90,7 +91,7 @@ def redis_config() -> RedisConfig:
     return RedisConfig(url=f"unix://{sock}?db={db}", embedded=True)
 
 
-def _generated_secret(name: str, factory) -> str:  # type: ignore[no-untyped-def]
+def _generated_secret(name: str, factory: Callable[[], str]) -> str:
     """A DEV-only secret generated once into var/ and reused after."""
     path = private_dir(VAR_DIR) / name
     if not path.exists():

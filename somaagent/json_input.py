@@ -110,7 +110,7 @@ class JsonParser(BaseParser):
 class _NamesChecked(DjangoMultiPartParser):
     def sanitize_file_name(self, file_name: str) -> str | None:
         text_storable(file_name, field="file")
-        return super().sanitize_file_name(file_name)  # type: ignore[no-any-return]
+        return super().sanitize_file_name(file_name)
 
 
 class MultiPartParser(BaseParser):

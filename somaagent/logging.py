@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from somaagent.context import context_fields
@@ -39,10 +39,10 @@ class JsonFormatter(logging.Formatter):
 
 
 # Set by somaagent.tracing when OpenTelemetry is on; None keeps the default path free of it.
-_trace_ids = None
+_trace_ids: Callable[[], dict[str, str]] | None = None
 
 
-def enable_trace_ids(func) -> None:  # type: ignore[no-untyped-def]
+def enable_trace_ids(func: Callable[[], dict[str, str]]) -> None:
     global _trace_ids
     _trace_ids = func
 

@@ -87,4 +87,4 @@ class ThrottledLoginMixin:
         except (RateLimited, RateLimitUnavailable) as exc:
             form = refused_form(self.get_form_class(), request, exc)  # type: ignore[attr-defined]
             return with_retry_after(self.render_to_response(self.get_context_data(form=form)), exc)  # type: ignore[attr-defined]
-        return super().post(request, *args, **kwargs)  # type: ignore[misc, no-any-return]
+        return super().post(request, *args, **kwargs)  # type: ignore[misc]

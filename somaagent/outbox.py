@@ -99,8 +99,8 @@ def _insert_unless_duplicate(message: OutboxMessage) -> OutboxMessage | None:
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field('dedupe_key').column)}) DO NOTHING "  # type: ignore[union-attr]
-        f"RETURNING {quote(meta.pk.column)}"  # type: ignore[union-attr]
+        f"ON CONFLICT ({quote(meta.get_field('dedupe_key').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
     )
     params = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:

@@ -38,7 +38,7 @@ def _async_db_on_the_test_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(  # type: ignore[no-untyped-def]
+def django_db_setup(
     request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_modify_db_settings
 ):
     """Always create the default test database, also for tests that reach it from other processes.
@@ -97,7 +97,7 @@ TOOLS_TEST_ENV = {
 @pytest.fixture(scope="session")
 def live(
     django_db_setup, django_db_blocker, llm_stub: StubServer, web_stub: StubServer
-) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+) -> Iterator[LiveSystem]:
     """web + workers + beat on the test database, answering with the stub model.
 
     Workers are split as in the Procfile: one for conversation/memory/default, one for tool calls.
@@ -119,7 +119,7 @@ def live(
 
 
 @pytest.fixture
-def live_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def live_db(django_db_setup, django_db_blocker) -> Iterator[None]:
     """Database access outside a test transaction: rows are visible to the live processes."""
     with django_db_blocker.unblock():
         yield

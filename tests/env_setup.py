@@ -52,7 +52,7 @@ if _CONTROLLER:
         _held = embedded_redis.acquire(soma_config.VAR_DIR, label="a test run")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     from tests.run_logs import run_logs_finish
 
     if _CONTROLLER:
@@ -61,7 +61,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
             terminalreporter.write_line(note)
 
 
-def pytest_unconfigure(config) -> None:  # type: ignore[no-untyped-def]
+def pytest_unconfigure(config) -> None:
     global _held
     if _held is not None:
         from somaagent import embedded_redis

@@ -1,4 +1,4 @@
-"""Reads: which tools a tenant/persona has, with what settings; tool runs of a turn."""
+"""Reads: which tools a tenant/persona has, with what settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.conf import settings
 
 from somaagent.versioned import config_cache
 from tools.mcp.offer import mcp_tools_for
-from tools.models import ToolRun, ToolSetting
+from tools.models import ToolSetting
 from tools.registry import Tool, all_tools
 
 
@@ -63,7 +63,3 @@ def tools_for(*, tenant_id: uuid.UUID | str, persona_id: uuid.UUID | str | None)
 def offered_specs(effective: dict[str, EffectiveTool]) -> list[dict[str, Any]]:
     """The ``tools`` list for the model: enabled tools this deployment can run."""
     return [e.tool.spec() for e in effective.values() if e.usable]
-
-
-def runs_of_round(*, turn_id: uuid.UUID, attempt: int, round: int) -> list[ToolRun]:
-    return list(ToolRun.objects.filter(turn_id=turn_id, attempt=attempt, round=round).order_by("position"))

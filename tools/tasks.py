@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from tools.execute import tool_run_execute, tool_run_sweep
 
@@ -20,7 +20,7 @@ from tools.execute import tool_run_execute, tool_run_sweep
     time_limit=660,
     soft_time_limit=600,
 )
-def run_tool(self, request_id: str) -> str | None:  # type: ignore[no-untyped-def]
+def run_tool(self: Task, request_id: str) -> str | None:
     return tool_run_execute(request_id=request_id, worker=f"{self.request.hostname}:{os.getpid()}")
 
 

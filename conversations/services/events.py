@@ -97,7 +97,7 @@ def _tree_update(attach: Attach, *, event_id: uuid.UUID, reuse: int | None) -> t
 def allocate_seq(*, session_id: uuid.UUID | str, reserve: int = 0, reuse: int | None = None) -> int:
     """Take the session's next cursor without an event (a regenerated reply's place in the
     session's queue of turns); must run inside a transaction."""
-    pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)  # type: ignore[union-attr]
+    pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Session._meta.db_table} SET last_seq = {_NEXT_LAST_SEQ}, updated_at = %s "
@@ -169,7 +169,7 @@ def event_append(
 
 def _insert_in_one_statement(event: SessionEvent, *, update: str, params: list[Any], reserve: int) -> None:
     """PostgreSQL: take the cursor and insert the event in one statement (a data-modifying CTE)."""
-    payload = SessionEvent._meta.get_field("payload").get_db_prep_save(event.payload, connection)  # type: ignore[union-attr]
+    payload = SessionEvent._meta.get_field("payload").get_db_prep_save(event.payload, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH s AS ({update} RETURNING id, last_seq - %s AS seq, leaf_parent_id)"
@@ -196,7 +196,7 @@ def delta_cursor_take(*, session_id: uuid.UUID | str, lease: tuple[uuid.UUID, st
     With ``lease`` (turn id, owner) no cursor is taken, and ``GuardFailed`` is
     raised, unless that owner still runs the turn.
     """
-    session_pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)  # type: ignore[union-attr]
+    session_pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)
     sql = f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s"
     params: list[Any] = [session_pk]
     if lease is not None:
@@ -205,7 +205,7 @@ def delta_cursor_take(*, session_id: uuid.UUID | str, lease: tuple[uuid.UUID, st
             f" AND EXISTS (SELECT 1 FROM {Turn._meta.db_table}"
             " WHERE id = %s AND lease_owner = %s AND status = %s)"
         )
-        turn_pk = Turn._meta.pk.get_db_prep_value(turn_id, connection)  # type: ignore[union-attr]
+        turn_pk = Turn._meta.pk.get_db_prep_value(turn_id, connection)
         params += [turn_pk, owner, Turn.Status.RUNNING.value]
     # Never inside a caller's transaction: the cursor is committed before the delta is buffered.
     with transaction.atomic(durable=True), connection.cursor() as cursor:

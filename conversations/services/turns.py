@@ -520,8 +520,8 @@ def _end_owned(
     returns whether a later turn of the session is queued and whether the session's title is
     still automatic. LeaseLost if the worker does not own it."""
     table = Turn._meta.db_table
-    usage_value = Turn._meta.get_field("usage").get_db_prep_save(usage, connection)  # type: ignore[union-attr]
-    turn_pk = Turn._meta.pk.get_db_prep_value(claim.turn_id, connection)  # type: ignore[union-attr]
+    usage_value = Turn._meta.get_field("usage").get_db_prep_save(usage, connection)
+    turn_pk = Turn._meta.pk.get_db_prep_value(claim.turn_id, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET status = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL,"

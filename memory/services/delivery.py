@@ -94,8 +94,8 @@ def _lease_stream_head(*, tenant_id: Any, session_id: Any, lease_seconds: float)
     now = timezone.now()
     table = MemoryWrite._meta.db_table
     at = connection.ops.adapt_datetimefield_value
-    tenant = MemoryWrite._meta.get_field("tenant_id").get_db_prep_value  # type: ignore[union-attr]
-    session = MemoryWrite._meta.get_field("session_id").get_db_prep_value  # type: ignore[union-attr]
+    tenant = MemoryWrite._meta.get_field("tenant_id").get_db_prep_value
+    session = MemoryWrite._meta.get_field("session_id").get_db_prep_value
     rows = MemoryWrite.objects.raw(
         f"UPDATE {table} SET lease_owner = %s, lease_until = %s"
         f" WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND session_id = %s AND state = %s"
@@ -126,7 +126,7 @@ def claim_heads(*, session_ids: list[uuid.UUID]) -> list[Claim]:
     token = uuid.uuid4().hex
     table = MemoryWrite._meta.db_table
     at = connection.ops.adapt_datetimefield_value
-    session = MemoryWrite._meta.get_field("session_id").get_db_prep_value  # type: ignore[union-attr]
+    session = MemoryWrite._meta.get_field("session_id").get_db_prep_value
     marks = ", ".join(["%s"] * len(session_ids))
     with connection.cursor() as cursor:
         cursor.execute(

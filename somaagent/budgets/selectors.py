@@ -35,7 +35,7 @@ def budget_status(*, tenant: Tenant) -> dict[str, Any]:
         budgets.append(
             {
                 "persona_id": persona_id,
-                "persona": budget.persona.name if budget.persona_id else None,  # type: ignore[union-attr]
+                "persona": budget.persona.name if budget.persona_id else None,
                 "day": periods["day"],
                 "month": periods["month"],
             }

@@ -66,6 +66,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         ):
             reach = _Reachability()
             original = pool.getconn
-            pool.getconn = lambda timeout=None: _sliced_getconn(pool, original, reach, timeout)  # type: ignore[method-assign]
-            pool._soma_sliced = True  # type: ignore[attr-defined]
+            pool.getconn = lambda timeout=None: _sliced_getconn(pool, original, reach, timeout)
+            pool._soma_sliced = True
         return pool

@@ -19,7 +19,7 @@ def _model_line(plan: RunPlan, readyz: dict[str, Any]) -> str:
     if llm.get("configured") is False:
         return (
             "none: every reply ends with `no_model_configured` "
-            "(set SOMA_LLM_BASE_URL, or let make run install the local model: README, Models)"
+            "(set SOMA_LLM_BASE_URL, or let make run install the local model: README, Start here)"
         )
     if llm.get("ok"):
         endpoints = llm.get("endpoints") or [{}]

@@ -5,7 +5,7 @@ beat) writes its samples to memory-mapped files in that directory and any
 process on the host can expose the sum: the web's ``/metrics`` shows the
 workers' task metrics too, and a worker can serve them on its own port
 (``SOMA_METRICS_PORT``) when it runs on another host. Without it each process
-exposes only its own metrics. See the README's "Metrics" section for the list.
+exposes only its own metrics. See docs/operations.md, "Metrics", for the list.
 """
 
 from somaagent.metrics.multiproc import prepare_multiproc_dir

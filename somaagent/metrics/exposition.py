@@ -49,9 +49,9 @@ def registry(*, with_scrape_gauges: bool) -> CollectorRegistry:
         reg = _registries.get(with_scrape_gauges)
         if reg is None:
             reg = CollectorRegistry(auto_describe=False)
-            reg.register(_ProcessMetrics())  # type: ignore[arg-type]
+            reg.register(_ProcessMetrics())
             if with_scrape_gauges:
-                reg.register(ScrapeCollector())  # type: ignore[arg-type]
+                reg.register(ScrapeCollector())
             _registries[with_scrape_gauges] = reg
         return reg
 
@@ -72,7 +72,7 @@ def _token_required(app: Callable[..., Any]) -> Callable[..., Any]:
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if metrics_allowed(environ.get("HTTP_AUTHORIZATION", "")):
-            return app(environ, start_response)  # type: ignore[no-any-return]
+            return app(environ, start_response)
         body = json.dumps(error_body("not_authenticated", "A valid metrics token is required.")).encode()
         start_response("401 Unauthorized", [("Content-Type", "application/json")])
         return [body]

@@ -1,6 +1,6 @@
 """The provider's group claim → tenant memberships, tenant roles and staff, applied at every sign-in.
 
-``SOMA_OIDC_GROUP_MAP`` (see the README) names, per provider group, the access it
+``SOMA_OIDC_GROUP_MAP`` (see docs/security.md, "Single sign-on") names, per provider group, the access it
 gives. With a mapping configured the provider decides: at each sign-in the
 user's memberships become exactly what their groups map to (the highest role
 when several groups name one tenant), and ``is_staff`` follows the ``staff``

@@ -43,7 +43,7 @@ class ProviderMetadata:
 
 
 def _config() -> OidcSettings:
-    return settings.SOMA_OIDC  # type: ignore[no-any-return]
+    return settings.SOMA_OIDC
 
 
 _client = PerProcess(

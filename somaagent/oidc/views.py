@@ -101,7 +101,7 @@ class OidcStartView(OIDCAuthenticationRequestView):
         except ProviderUnavailable as exc:
             return sign_in_refused(request, exc)
         self.OIDC_RP_CLIENT_ID = settings.SOMA_OIDC.client_id
-        return super().get(request)  # type: ignore[no-any-return]
+        return super().get(request)
 
 
 class OidcCallbackView(OIDCAuthenticationCallbackView):
@@ -110,7 +110,7 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
     def get(self, request: HttpRequest) -> HttpResponseBase:
         _enabled()
         try:
-            return super().get(request)  # type: ignore[no-any-return]
+            return super().get(request)
         except SuspiciousOperation:
             return sign_in_refused(request, _unknown_state())
         except (SignInRefused, SignInInvalid, ProviderUnavailable) as exc:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 STAFF = Actor(label="user:staff", is_staff=True)
 
 
-def test_client_fields_cannot_lift_a_denial():  # type: ignore[no-untyped-def]
+def test_client_fields_cannot_lift_a_denial():
     tenant = new_tenant()
     _, raw = new_key(tenant)
     policy_data_set(tenant=tenant, document={"denied_actions": ["conversation.send"]}, actor=STAFF)
@@ -35,7 +35,7 @@ def test_client_fields_cannot_lift_a_denial():  # type: ignore[no-untyped-def]
     assert not Session.objects.for_tenant(tenant).exists()
 
 
-def test_the_sessions_own_persona_is_checked_not_the_requested_one():  # type: ignore[no-untyped-def]
+def test_the_sessions_own_persona_is_checked_not_the_requested_one():
     tenant = new_tenant()
     _, raw = new_key(tenant)
     barred = Persona.objects.create(tenant=tenant, name="barred")
@@ -61,7 +61,7 @@ def test_the_sessions_own_persona_is_checked_not_the_requested_one():  # type: i
     assert fresh.status_code == 202
 
 
-def test_an_accepted_message_replayed_after_a_denial_returns_the_same_answer():  # type: ignore[no-untyped-def]
+def test_an_accepted_message_replayed_after_a_denial_returns_the_same_answer():
     tenant = new_tenant()
     _, raw = new_key(tenant)
     client = client_for(raw)
@@ -74,7 +74,7 @@ def test_an_accepted_message_replayed_after_a_denial_returns_the_same_answer(): 
     assert fresh.status_code == 403
 
 
-def test_attachment_upload_gate():  # type: ignore[no-untyped-def]
+def test_attachment_upload_gate():
     tenant = new_tenant()
     uploader, _ = new_key(tenant, ["attachments:write"])
     reader, _ = new_key(tenant, ["conversations:read"])

@@ -59,7 +59,7 @@ MAX = 32_000  # SOMA_MAX_MESSAGE_CHARS default
         ({"message": "hi", "metadata": [1]}, "metadata"),
     ],
 )
-def test_invalid_fields_are_400(api, body, field):  # type: ignore[no-untyped-def]
+def test_invalid_fields_are_400(api, body, field):
     error = assert_error(_unchanged(lambda: api.post_message(body)), 400, "validation_error")
     assert field in error["details"], error
 
@@ -67,24 +67,24 @@ def test_invalid_fields_are_400(api, body, field):  # type: ignore[no-untyped-de
 @pytest.mark.parametrize(
     "raw", [b"{", b'{"message": "hi",}', b"not json", b"\xff\xfe", b'"just a string"', b"[]"]
 )
-def test_malformed_or_non_object_json_is_400(api, raw):  # type: ignore[no-untyped-def]
+def test_malformed_or_non_object_json_is_400(api, raw):
     error = assert_error(_unchanged(lambda: api.post_message(raw=raw)), 400)
     assert error["code"] in ("invalid_json", "validation_error")
 
 
-def test_empty_body_is_400(api):  # type: ignore[no-untyped-def]
+def test_empty_body_is_400(api):
     assert_error(_unchanged(lambda: api.post_message(raw=b"")), 400)
 
 
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
 )
-def test_wrong_content_type_is_415(api, content_type):  # type: ignore[no-untyped-def]
+def test_wrong_content_type_is_415(api, content_type):
     response = _unchanged(lambda: api.post_message(raw=b'{"message": "hi"}', content_type=content_type))
     assert_error(response, 415, "unsupported_media_type")
 
 
-def test_message_longer_than_the_limit_is_413(api):  # type: ignore[no-untyped-def]
+def test_message_longer_than_the_limit_is_413(api):
     assert settings.SOMA.max_message_chars == MAX
     error = assert_error(_unchanged(lambda: api.post_message({"message": "x" * (MAX + 1)})), 413)
     assert error["code"] == "payload_too_large" and error["details"]["max_chars"] == MAX
@@ -92,30 +92,30 @@ def test_message_longer_than_the_limit_is_413(api):  # type: ignore[no-untyped-d
     assert api.post_message({"message": "x" * MAX}).status_code == 202
 
 
-def test_body_larger_than_the_limit_is_413(api):  # type: ignore[no-untyped-def]
+def test_body_larger_than_the_limit_is_413(api):
     body = {"message": "hi", "metadata": {"pad": "x" * settings.SOMA.max_request_bytes}}
     error = assert_error(_unchanged(lambda: api.post_message(body)), 413, "payload_too_large")
     assert error["details"]["max_bytes"] == settings.SOMA.max_request_bytes
 
 
-def test_metadata_larger_than_its_limit_is_413(api):  # type: ignore[no-untyped-def]
+def test_metadata_larger_than_its_limit_is_413(api):
     body = {"message": "hi", "metadata": {"pad": "x" * settings.SOMA.max_metadata_bytes}}
     assert_error(_unchanged(lambda: api.post_message(body)), 413, "payload_too_large")
 
 
-def test_unknown_session_is_404(api):  # type: ignore[no-untyped-def]
+def test_unknown_session_is_404(api):
     response = _unchanged(lambda: api.post_message({"message": "hi", "session_id": str(uuid.uuid4())}))
     assert_error(response, 404, "not_found")
 
 
-def test_another_tenants_session_is_404_and_untouched(api, theirs):  # type: ignore[no-untyped-def]
+def test_another_tenants_session_is_404_and_untouched(api, theirs):
     response = _unchanged(lambda: api.post_message({"message": "hi", "session_id": str(theirs.pk)}))
     assert_error(response, 404, "not_found")
     theirs.refresh_from_db()
     assert theirs.last_seq == 0
 
 
-def test_unknown_or_foreign_persona_is_404(api):  # type: ignore[no-untyped-def]
+def test_unknown_or_foreign_persona_is_404(api):
     foreign = Persona.objects.create(tenant=make_tenant_key().tenant, name="theirs")
     for persona_id in (uuid.uuid4(), foreign.pk):
         response = _unchanged(
@@ -124,7 +124,7 @@ def test_unknown_or_foreign_persona_is_404(api):  # type: ignore[no-untyped-def]
         assert_error(response, 404, "not_found")
 
 
-def test_unknown_foreign_or_quarantined_attachment_is_rejected(api, me):  # type: ignore[no-untyped-def]
+def test_unknown_foreign_or_quarantined_attachment_is_rejected(api, me):
     other: Any = make_tenant_key()
     common = {"filename": "a.txt", "mime": "text/plain", "size": 1, "sha256": "0" * 64, "content": b"a"}
     foreign = Attachment.objects.create(tenant=other.tenant, **common)
@@ -137,13 +137,13 @@ def test_unknown_foreign_or_quarantined_attachment_is_rejected(api, me):  # type
 
 
 @pytest.mark.parametrize("key", ["", " ", "a" * 256, "has space", "tab\tkey", "naïve"])
-def test_bad_idempotency_key_is_400(api, key):  # type: ignore[no-untyped-def]
+def test_bad_idempotency_key_is_400(api, key):
     response = _unchanged(lambda: api.post_message({"message": "hi"}, headers={"Idempotency-Key": key}))
     error = assert_error(response, 400, "validation_error")
     assert "Idempotency-Key" in error["details"]
 
 
-def test_a_rejected_request_does_not_use_up_its_idempotency_key(api):  # type: ignore[no-untyped-def]
+def test_a_rejected_request_does_not_use_up_its_idempotency_key(api):
     headers = {"Idempotency-Key": "k-1"}
     response = _unchanged(
         lambda: api.post_message({"message": "hi", "session_id": str(uuid.uuid4())}, headers=headers)
@@ -165,29 +165,29 @@ def test_a_rejected_request_does_not_use_up_its_idempotency_key(api):  # type: i
         "Token abc",
     ],
 )
-def test_missing_or_invalid_credentials_are_401(auth):  # type: ignore[no-untyped-def]
+def test_missing_or_invalid_credentials_are_401(auth):
     api = Api(auth=auth)
     response = _unchanged(lambda: api.post_message({"message": "hi"}))
     assert_error(response, 401, "unauthenticated")
 
 
-def test_a_well_formed_key_with_a_wrong_secret_is_401(me):  # type: ignore[no-untyped-def]
+def test_a_well_formed_key_with_a_wrong_secret_is_401(me):
     prefix = me.key.split("_")[1]
     forged = f"soma_{prefix}_{'A' * 43}"
     assert_error(_unchanged(lambda: Api(key=forged).post_message({"message": "hi"})), 401, "unauthenticated")
 
 
-def test_a_revoked_key_is_401(me, api):  # type: ignore[no-untyped-def]
+def test_a_revoked_key_is_401(me, api):
     assert api.post_message({"message": "before"}).status_code == 202
     api_key_revoke(prefix=me.key.split("_")[1])
     assert_error(_unchanged(lambda: api.post_message({"message": "after"})), 401, "unauthenticated")
 
 
-def test_wrong_method_is_405(api):  # type: ignore[no-untyped-def]
+def test_wrong_method_is_405(api):
     assert_error(_unchanged(lambda: api.call("get", "/v1/session/message")), 405, "method_not_allowed")
 
 
-def test_a_good_message_is_202_and_writes_one_of_each(api):  # type: ignore[no-untyped-def]
+def test_a_good_message_is_202_and_writes_one_of_each(api):
     """The control: the same client and shapes succeed when the input is right."""
     before = row_counts()
     response = api.post_message({"message": "hi", "metadata": {"k": "v"}}, headers={"Idempotency-Key": "ok"})

@@ -60,7 +60,7 @@ def _unchanged(call: Any) -> Any:
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
-def test_another_tenants_session_is_404_everywhere(api, theirs, method, path, body):  # type: ignore[no-untyped-def]
+def test_another_tenants_session_is_404_everywhere(api, theirs, method, path, body):
     response = _unchanged(lambda: api.call(method, path.format(id=theirs.pk), json_body=body))
     assert_error(response, 404, "not_found")
 
@@ -69,19 +69,19 @@ def test_another_tenants_session_is_404_everywhere(api, theirs, method, path, bo
 @pytest.mark.parametrize(
     "session_id", ["not-a-uuid", "123", "5f0c8a8e-3b6d-4c2a-9d7e-1b2c3d4e5f60", "%00", "' OR 1=1 --"]
 )
-def test_unknown_or_malformed_session_id_is_404(api, mine, method, path, body, session_id):  # type: ignore[no-untyped-def]
+def test_unknown_or_malformed_session_id_is_404(api, mine, method, path, body, session_id):
     response = _unchanged(lambda: api.call(method, path.format(id=session_id), json_body=body))
     assert_error(response, 404, "not_found")
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [("get", "/v1/sessions", None), *ENDPOINTS])
 @pytest.mark.parametrize("auth", [None, "Bearer soma_nope", "Basic eDp5"])
-def test_every_endpoint_needs_credentials(mine, method, path, body, auth):  # type: ignore[no-untyped-def]
+def test_every_endpoint_needs_credentials(mine, method, path, body, auth):
     response = _unchanged(lambda: Api(auth=auth).call(method, path.format(id=mine.pk), json_body=body))
     assert_error(response, 401, "unauthenticated")
 
 
-def test_list_shows_only_my_sessions_most_recent_first(api, me, theirs):  # type: ignore[no-untyped-def]
+def test_list_shows_only_my_sessions_most_recent_first(api, me, theirs):
     a = _session_with_events(me.tenant, title="a")
     b = _session_with_events(me.tenant, title="b")
     body = json.loads(api.call("get", "/v1/sessions").content)
@@ -96,19 +96,19 @@ def test_list_shows_only_my_sessions_most_recent_first(api, me, theirs):  # type
 @pytest.mark.parametrize(
     "query", ["limit=0", "limit=201", "limit=abc", "limit=-1", "offset=-1", "offset=x", "offset=" + "9" * 40]
 )
-def test_list_rejects_bad_paging(api, mine, query):  # type: ignore[no-untyped-def]
+def test_list_rejects_bad_paging(api, mine, query):
     error = assert_error(
         _unchanged(lambda: api.call("get", f"/v1/sessions?{query}")), 400, "validation_error"
     )
     assert query.split("=")[0] in error["details"]
 
 
-def test_read_my_session(api, mine):  # type: ignore[no-untyped-def]
+def test_read_my_session(api, mine):
     body = json.loads(api.call("get", f"/v1/sessions/{mine.pk}").content)
     assert body["session_id"] == str(mine.pk) and body["title"] == "mine" and body["last_event_id"] == "3"
 
 
-def test_rename(api, mine):  # type: ignore[no-untyped-def]
+def test_rename(api, mine):
     response = api.call("patch", f"/v1/sessions/{mine.pk}", json_body={"title": "  new name  "})
     assert response.status_code == 200 and json.loads(response.content)["title"] == "new name"
     mine.refresh_from_db()
@@ -127,19 +127,19 @@ def test_rename(api, mine):  # type: ignore[no-untyped-def]
         [],
     ],
 )
-def test_rename_rejects_bad_titles(api, mine, body):  # type: ignore[no-untyped-def]
+def test_rename_rejects_bad_titles(api, mine, body):
     response = _unchanged(lambda: api.call("patch", f"/v1/sessions/{mine.pk}", json_body=body))
     assert_error(response, 400, "validation_error")
 
 
-def test_rename_rejects_malformed_json_and_wrong_content_type(api, mine):  # type: ignore[no-untyped-def]
+def test_rename_rejects_malformed_json_and_wrong_content_type(api, mine):
     path = f"/v1/sessions/{mine.pk}"
     assert_error(_unchanged(lambda: api.call("patch", path, raw=b"{")), 400, "invalid_json")
     response = _unchanged(lambda: api.call("patch", path, raw=b"title=x", content_type="text/plain"))
     assert_error(response, 415, "unsupported_media_type")
 
 
-def test_delete_removes_the_session_with_its_events_and_turns(api, mine, theirs):  # type: ignore[no-untyped-def]
+def test_delete_removes_the_session_with_its_events_and_turns(api, mine, theirs):
     response = api.call("delete", f"/v1/sessions/{mine.pk}")
     assert response.status_code == 204
     assert not Session.objects.filter(pk=mine.pk).exists()
@@ -149,7 +149,7 @@ def test_delete_removes_the_session_with_its_events_and_turns(api, mine, theirs)
     assert_error(_unchanged(lambda: api.call("delete", f"/v1/sessions/{mine.pk}")), 404, "not_found")
 
 
-def test_events_pages_and_cursors(api, mine):  # type: ignore[no-untyped-def]
+def test_events_pages_and_cursors(api, mine):
     page = json.loads(api.call("get", f"/v1/sessions/{mine.pk}/events?limit=2").content)
     assert [e["id"] for e in page["events"]] == ["1", "2"] and page["next_cursor"] == "2"
     page = json.loads(api.call("get", f"/v1/sessions/{mine.pk}/events?after=2&limit=2").content)
@@ -162,13 +162,13 @@ def test_events_pages_and_cursors(api, mine):  # type: ignore[no-untyped-def]
     "query",
     ["after=x", "after=-1", "after=1.5", "limit=0", "limit=501", "limit=ten", "after=1e3", f"after={2**63}"],
 )
-def test_events_rejects_bad_cursors_and_limits(api, mine, query):  # type: ignore[no-untyped-def]
+def test_events_rejects_bad_cursors_and_limits(api, mine, query):
     response = _unchanged(lambda: api.call("get", f"/v1/sessions/{mine.pk}/events?{query}"))
     assert_error(response, 400, "validation_error")
 
 
 @pytest.mark.parametrize("cursor", ["x", "-5", "1.0", "+1", " 1", "٣", "9" * 40, str(2**63)])
-def test_stream_rejects_bad_cursors(api, mine, cursor):  # type: ignore[no-untyped-def]
+def test_stream_rejects_bad_cursors(api, mine, cursor):
     for headers, path in (
         ({}, f"/v1/sessions/{mine.pk}/stream?after={cursor}"),
         ({"Last-Event-ID": cursor}, f"/v1/sessions/{mine.pk}/stream"),
@@ -177,7 +177,7 @@ def test_stream_rejects_bad_cursors(api, mine, cursor):  # type: ignore[no-untyp
         assert_error(response, 400, "validation_error")
 
 
-def test_cancel_marks_my_queued_turn_cancelled(api, mine):  # type: ignore[no-untyped-def]
+def test_cancel_marks_my_queued_turn_cancelled(api, mine):
     turn = Turn.objects.get(session=mine)
     response = api.call("post", f"/v1/sessions/{mine.pk}/cancel")
     assert response.status_code == 202
@@ -192,10 +192,10 @@ def test_cancel_marks_my_queued_turn_cancelled(api, mine):  # type: ignore[no-un
     ("method", "path"),
     [("put", "/v1/sessions/{id}"), ("post", "/v1/sessions/{id}/events"), ("get", "/v1/sessions/{id}/cancel")],
 )
-def test_wrong_method_is_405(api, mine, method, path):  # type: ignore[no-untyped-def]
+def test_wrong_method_is_405(api, mine, method, path):
     response = _unchanged(lambda: api.call(method, path.format(id=mine.pk), json_body={}))
     assert_error(response, 405, "method_not_allowed")
 
 
-def test_unknown_path_is_a_json_404(api):  # type: ignore[no-untyped-def]
+def test_unknown_path_is_a_json_404(api):
     assert_error(api.call("get", "/v1/nothing-here"), 404, "not_found")

@@ -26,18 +26,18 @@ def client_for(key: str) -> APIClient:
     return client
 
 
-def upload(client: APIClient, name: str, content: bytes, mime: str = "text/plain", **fields: str):  # type: ignore[no-untyped-def]
+def upload(client: APIClient, name: str, content: bytes, mime: str = "text/plain", **fields: str):
     return client.post(
         "/v1/attachments", {"file": SimpleUploadedFile(name, content, content_type=mime), **fields}
     )
 
 
 @pytest.fixture
-def tk():  # type: ignore[no-untyped-def]
+def tk():
     return make_tenant_key()
 
 
-def test_upload_stores_the_file_with_its_sha256_and_serves_it_back(tk):  # type: ignore[no-untyped-def]
+def test_upload_stores_the_file_with_its_sha256_and_serves_it_back(tk):
     client = client_for(tk.key)
     content = "# Notes\nhéllo\n".encode()
     r = upload(client, "notes.md", content, "text/markdown")
@@ -57,7 +57,7 @@ def test_upload_stores_the_file_with_its_sha256_and_serves_it_back(tk):  # type:
         assert "sandbox" in got["Content-Security-Policy"]
 
 
-def test_hostile_file_names_are_cleaned_and_quoted_safely(tk):  # type: ignore[no-untyped-def]
+def test_hostile_file_names_are_cleaned_and_quoted_safely(tk):
     client = client_for(tk.key)
     r = upload(client, '../../etc/"evil"\r\nX-Injected: 1;.txt', b"plain", "text/plain")
     assert r.status_code == 201, r.content
@@ -70,7 +70,7 @@ def test_hostile_file_names_are_cleaned_and_quoted_safely(tk):  # type: ignore[n
     assert "filename*=utf-8''r%C3%A9sum%C3%A9%20%C3%BCn%C3%AFcode.txt" in got["Content-Disposition"]
 
 
-def test_size_limit_comes_from_ui_settings_and_rejects_without_writing(tk):  # type: ignore[no-untyped-def]
+def test_size_limit_comes_from_ui_settings_and_rejects_without_writing(tk):
     UISetting.objects.create(key="uploads", document={"max_bytes": 16})
     client = client_for(tk.key)
     r = upload(client, "big.txt", b"x" * 17)
@@ -80,7 +80,7 @@ def test_size_limit_comes_from_ui_settings_and_rejects_without_writing(tk):  # t
     assert Attachment.objects.count() == 1
 
 
-def test_body_far_over_the_limit_is_refused_before_parsing(tk):  # type: ignore[no-untyped-def]
+def test_body_far_over_the_limit_is_refused_before_parsing(tk):
     UISetting.objects.create(key="uploads", document={"max_bytes": 16})
     r = upload(client_for(tk.key), "huge.txt", b"x" * 200_000)
     assert r.status_code == 413
@@ -88,7 +88,7 @@ def test_body_far_over_the_limit_is_refused_before_parsing(tk):  # type: ignore[
     assert not Attachment.objects.exists()
 
 
-def test_mime_not_allowed_is_415_without_writing(tk):  # type: ignore[no-untyped-def]
+def test_mime_not_allowed_is_415_without_writing(tk):
     client = client_for(tk.key)
     r = upload(client, "page.html", b"<script>alert(1)</script>", "text/html")
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
@@ -98,14 +98,14 @@ def test_mime_not_allowed_is_415_without_writing(tk):  # type: ignore[no-untyped
     assert not Attachment.objects.exists()
 
 
-def test_allowed_types_from_ui_settings_accept_wildcards(tk):  # type: ignore[no-untyped-def]
+def test_allowed_types_from_ui_settings_accept_wildcards(tk):
     UISetting.objects.create(key="uploads", document={"allowed_mime_types": ["image/*"]})
     client = client_for(tk.key)
     assert upload(client, "a.png", PNG, "image/png").status_code == 201
     assert upload(client, "a.txt", b"text").status_code == 415
 
 
-def test_invalid_ui_setting_falls_back_to_defaults(tk):  # type: ignore[no-untyped-def]
+def test_invalid_ui_setting_falls_back_to_defaults(tk):
     UISetting.objects.create(key="uploads", document={"max_bytes": "lots", "allowed_mime_types": "all"})
     assert upload(client_for(tk.key), "a.txt", b"text").status_code == 201
 
@@ -121,7 +121,7 @@ def test_invalid_ui_setting_falls_back_to_defaults(tk):  # type: ignore[no-untyp
         ("setup.sh", b"echo hi\n", "text/plain"),  # executable extension
     ],
 )
-def test_suspicious_uploads_are_quarantined_and_cannot_be_used(tk, name, content, mime):  # type: ignore[no-untyped-def]
+def test_suspicious_uploads_are_quarantined_and_cannot_be_used(tk, name, content, mime):
     client = client_for(tk.key)
     r = upload(client, name, content, mime)
     assert r.status_code == 201, r.content
@@ -134,13 +134,13 @@ def test_suspicious_uploads_are_quarantined_and_cannot_be_used(tk, name, content
     assert not SessionEvent.objects.filter(payload__message="see file").exists()
 
 
-def test_matching_content_is_clean(tk):  # type: ignore[no-untyped-def]
+def test_matching_content_is_clean(tk):
     client = client_for(tk.key)
     assert upload(client, "a.png", PNG, "image/png").json()["status"] == "clean"
     assert upload(client, "a.json", b'{"a": 1}', "application/json").json()["status"] == "clean"
 
 
-def test_other_tenants_attachments_are_404_everywhere(tk):  # type: ignore[no-untyped-def]
+def test_other_tenants_attachments_are_404_everywhere(tk):
     other = make_tenant_key()
     aid = upload(client_for(other.key), "theirs.txt", b"secret").json()["attachment_id"]
     client = client_for(tk.key)
@@ -156,7 +156,7 @@ def test_other_tenants_attachments_are_404_everywhere(tk):  # type: ignore[no-un
     assert sent.status_code == 404
 
 
-def test_upload_into_a_session_and_send_it(tk):  # type: ignore[no-untyped-def]
+def test_upload_into_a_session_and_send_it(tk):
     client = client_for(tk.key)
     sid = message_accept(tenant=tk.tenant, data=MessageInput(message="hi"))["session_id"]
     r = upload(client, "a.txt", b"text", session_id=sid)
@@ -172,7 +172,7 @@ def test_upload_into_a_session_and_send_it(tk):  # type: ignore[no-untyped-def]
     assert event.payload["attachments"] == [{"id": aid, "filename": "a.txt", "mime": "text/plain", "size": 4}]
 
 
-def test_upload_into_another_tenants_session_is_404_without_writing(tk):  # type: ignore[no-untyped-def]
+def test_upload_into_another_tenants_session_is_404_without_writing(tk):
     theirs = message_accept(tenant=make_tenant_key().tenant, data=MessageInput(message="hi"))["session_id"]
     for session_id in (theirs, str(uuid.uuid4()), "garbage"):
         r = upload(client_for(tk.key), "a.txt", b"text", session_id=session_id)
@@ -180,7 +180,7 @@ def test_upload_into_another_tenants_session_is_404_without_writing(tk):  # type
     assert not Attachment.objects.exists()
 
 
-def test_bad_requests_are_clear_4xx_without_writing(tk):  # type: ignore[no-untyped-def]
+def test_bad_requests_are_clear_4xx_without_writing(tk):
     client = client_for(tk.key)
     r = client.post("/v1/attachments", {"nofile": "x"})
     assert r.status_code == 400 and "nofile" in r.json()["error"]["details"]
@@ -198,7 +198,7 @@ def test_bad_requests_are_clear_4xx_without_writing(tk):  # type: ignore[no-unty
     assert not Attachment.objects.exists()
 
 
-def test_web_chat_session_login_needs_the_csrf_token(tk):  # type: ignore[no-untyped-def]
+def test_web_chat_session_login_needs_the_csrf_token(tk):
     user = get_user_model().objects.create_user(username="chatter", password="pw-12345678")
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
@@ -211,7 +211,7 @@ def test_web_chat_session_login_needs_the_csrf_token(tk):  # type: ignore[no-unt
     assert Attachment.objects.get().tenant.name == "default"
 
 
-def test_admin_lists_filters_and_downloads_even_quarantined_files(tk):  # type: ignore[no-untyped-def]
+def test_admin_lists_filters_and_downloads_even_quarantined_files(tk):
     aid = upload(client_for(tk.key), "run.sh", b"#!/bin/sh\n", "text/plain").json()["attachment_id"]
     staff = get_user_model().objects.create_superuser(username="staff", password="pw-12345678")
     client = APIClient()
@@ -231,7 +231,7 @@ def test_admin_lists_filters_and_downloads_even_quarantined_files(tk):  # type: 
     assert anonymous.status_code == 302
 
 
-def test_inline_display_only_for_raster_images(tk):  # type: ignore[no-untyped-def]
+def test_inline_display_only_for_raster_images(tk):
     client = client_for(tk.key)
     png = upload(client, "a.png", PNG, "image/png").json()["attachment_id"]
     txt = upload(client, "a.txt", b"text").json()["attachment_id"]

@@ -14,14 +14,14 @@ SLOW = "[[tokens=200]] [[delay=0.05]]"
 FULL = "".join(f"t{i} " for i in range(200))
 
 
-def _cancel(system, key, session_id):  # type: ignore[no-untyped-def]
+def _cancel(system, key, session_id):
     with system.client(key) as c:
         r = c.post(f"/v1/sessions/{session_id}/cancel")
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def test_cancel_the_running_reply(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_cancel_the_running_reply(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, f"go on {SLOW}")
     sid = accepted["session_id"]
     read_stream(live_system, tenant_key.key, sid, until=lambda e: e.get("data", {}).get("index") == 2)
@@ -45,7 +45,7 @@ def test_cancel_the_running_reply(live_system, tenant_key):  # type: ignore[no-u
     assert persisted_types(sid).count("assistant.cancelled") == 1
 
 
-def test_cancel_ends_the_queued_turn_too_and_the_session_goes_on(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_cancel_ends_the_queued_turn_too_and_the_session_goes_on(live_system, tenant_key):
     first = send(live_system, tenant_key.key, f"first {SLOW}")
     sid = first["session_id"]
     second = send(live_system, tenant_key.key, "second [[tokens=3]]", session_id=sid)
@@ -61,7 +61,7 @@ def test_cancel_ends_the_queued_turn_too_and_the_session_goes_on(live_system, te
 
     terminal_count = 0
 
-    def two_terminals(e):  # type: ignore[no-untyped-def]
+    def two_terminals(e):
         nonlocal terminal_count
         terminal_count += e["type"] in TERMINAL
         return terminal_count == 2
@@ -79,7 +79,7 @@ def test_cancel_ends_the_queued_turn_too_and_the_session_goes_on(live_system, te
     assert persisted_types(sid).count("assistant.final") == 1
 
 
-def test_cancel_with_nothing_running_changes_nothing(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_cancel_with_nothing_running_changes_nothing(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=1]]")
     read_stream(live_system, tenant_key.key, accepted["session_id"])
     before = persisted_types(accepted["session_id"])

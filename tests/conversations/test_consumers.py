@@ -81,11 +81,11 @@ def accept(tenant: Any, message: str, session_id: Any = None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tk():  # type: ignore[no-untyped-def]
+def tk():
     return make_tenant_key()
 
 
-def test_api_key_in_header_replays_the_session(tk):  # type: ignore[no-untyped-def]
+def test_api_key_in_header_replays_the_session(tk):
     sid = accept(tk.tenant, "hello")["session_id"]
 
     async def go() -> None:
@@ -109,7 +109,7 @@ def test_api_key_in_header_replays_the_session(tk):  # type: ignore[no-untyped-d
     run(go)
 
 
-def test_api_key_as_subprotocol_is_answered_with_soma_v1(tk):  # type: ignore[no-untyped-def]
+def test_api_key_as_subprotocol_is_answered_with_soma_v1(tk):
     sid = accept(tk.tenant, "hello")["session_id"]
 
     async def go() -> None:
@@ -131,7 +131,7 @@ def test_api_key_as_subprotocol_is_answered_with_soma_v1(tk):  # type: ignore[no
         ([ORIGIN], ["soma.v1", "bearer.soma_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]),
     ],
 )
-def test_unauthenticated_handshake_is_refused_with_4401(tk, headers, subprotocols):  # type: ignore[no-untyped-def]
+def test_unauthenticated_handshake_is_refused_with_4401(tk, headers, subprotocols):
     sid = accept(tk.tenant, "hello")["session_id"]
 
     async def go() -> None:
@@ -141,7 +141,7 @@ def test_unauthenticated_handshake_is_refused_with_4401(tk, headers, subprotocol
     run(go)
 
 
-def test_revoked_key_is_refused(tk):  # type: ignore[no-untyped-def]
+def test_revoked_key_is_refused(tk):
     from somaagent.apikeys import api_key_revoke
 
     sid = accept(tk.tenant, "hello")["session_id"]
@@ -153,7 +153,7 @@ def test_revoked_key_is_refused(tk):  # type: ignore[no-untyped-def]
     run(go)
 
 
-def test_other_tenants_session_unknown_ids_and_paths_are_4404(tk):  # type: ignore[no-untyped-def]
+def test_other_tenants_session_unknown_ids_and_paths_are_4404(tk):
     other = make_tenant_key()
     theirs = accept(other.tenant, "secret")["session_id"]
 
@@ -169,7 +169,7 @@ def test_other_tenants_session_unknown_ids_and_paths_are_4404(tk):  # type: igno
     run(go)
 
 
-def test_bad_cursor_is_4400(tk):  # type: ignore[no-untyped-def]
+def test_bad_cursor_is_4400(tk):
     sid = accept(tk.tenant, "hello")["session_id"]
 
     async def go() -> None:
@@ -186,7 +186,7 @@ def _login_cookie(user: Any) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-def test_session_cookie_user_without_membership_chats_in_the_default_tenant():  # type: ignore[no-untyped-def]
+def test_session_cookie_user_without_membership_chats_in_the_default_tenant():
     user = get_user_model().objects.create_user(username=f"u{uuid.uuid4().hex[:8]}", password="pw-12345678")
     cookie = _login_cookie(user)
     default, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)
@@ -206,7 +206,7 @@ def test_session_cookie_user_without_membership_chats_in_the_default_tenant():  
     run(go)
 
 
-def test_session_cookie_from_a_foreign_origin_is_refused():  # type: ignore[no-untyped-def]
+def test_session_cookie_from_a_foreign_origin_is_refused():
     user = get_user_model().objects.create_user(username=f"u{uuid.uuid4().hex[:8]}", password="pw-12345678")
     cookie = _login_cookie(user)
     default, _ = Tenant.objects.get_or_create(name=DEFAULT_TENANT_NAME)
@@ -230,7 +230,7 @@ def _delta(sid: str, data: dict[str, Any]) -> dict[str, Any]:
     return delta_publish(session_id=sid, seq=delta_cursor_take(session_id=sid), data=data)
 
 
-def test_replays_exactly_the_events_after_the_cursor_then_delivers_live_ones(tk):  # type: ignore[no-untyped-def]
+def test_replays_exactly_the_events_after_the_cursor_then_delivers_live_ones(tk):
     sid = accept(tk.tenant, "first")["session_id"]
     # A user.message only, so no worker can add to this session; build a turn by hand.
     user_event = SessionEvent.objects.get(session_id=sid, type=EventType.USER_MESSAGE)
@@ -264,7 +264,7 @@ def test_replays_exactly_the_events_after_the_cursor_then_delivers_live_ones(tk)
     run(go)
 
 
-def test_message_frame_goes_through_accept_with_idempotency(tk):  # type: ignore[no-untyped-def]
+def test_message_frame_goes_through_accept_with_idempotency(tk):
     sid = accept(tk.tenant, "first")["session_id"]
 
     async def go() -> None:
@@ -295,7 +295,7 @@ def test_message_frame_goes_through_accept_with_idempotency(tk):  # type: ignore
     assert [e.payload["message"] for e in messages.order_by("seq")] == ["first", "second"]
 
 
-def test_cancel_frame_stops_the_turn(tk):  # type: ignore[no-untyped-def]
+def test_cancel_frame_stops_the_turn(tk):
     accepted = accept(tk.tenant, "long one [[tokens=400]] [[delay=0.05]]")
     sid = accepted["session_id"]
 
@@ -313,7 +313,7 @@ def test_cancel_frame_stops_the_turn(tk):  # type: ignore[no-untyped-def]
     assert Turn.objects.get(pk=accepted["turn_id"]).status == Turn.Status.CANCELLED
 
 
-def test_malformed_frames_get_error_frames_and_the_socket_stays_up(tk):  # type: ignore[no-untyped-def]
+def test_malformed_frames_get_error_frames_and_the_socket_stays_up(tk):
     sid = accept(tk.tenant, "first")["session_id"]
     other_sid = accept(tk.tenant, "other")["session_id"]
     cases: list[tuple[Any, int, str]] = [
@@ -368,12 +368,12 @@ def test_malformed_frames_get_error_frames_and_the_socket_stays_up(tk):  # type:
 
 
 @pytest.fixture
-def quick_heartbeat(settings):  # type: ignore[no-untyped-def]
+def quick_heartbeat(settings):
     settings.SOMA = dataclasses.replace(settings.SOMA, sse_heartbeat_seconds=0.3)
 
 
 @pytest.mark.parametrize("what", ["session deleted", "key revoked"])
-def test_an_open_socket_closes_when_access_ends(tk, quick_heartbeat, what):  # type: ignore[no-untyped-def]
+def test_an_open_socket_closes_when_access_ends(tk, quick_heartbeat, what):
     from conversations.selectors import session_get
     from conversations.services.sessions import session_delete
     from somaagent.apikeys import api_key_revoke

@@ -93,7 +93,7 @@ def test_tool_results_cut_off_from_their_call_are_dropped() -> None:
 
 
 @pytest.mark.django_db
-def test_the_budget_is_the_context_ui_setting_else_the_environment(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_budget_is_the_context_ui_setting_else_the_environment(settings) -> None:
     settings.SOMA = replace(settings.SOMA, context_tokens=4321)
     assert context_budget() == 4321
     UISetting.objects.create(key="context", document={"context_tokens": 900})

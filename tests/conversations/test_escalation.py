@@ -129,7 +129,7 @@ def test_a_valid_document_has_no_problems() -> None:
 
 
 @pytest.mark.django_db
-def test_admin_refuses_an_invalid_escalation_setting(admin_client) -> None:  # type: ignore[no-untyped-def]
+def test_admin_refuses_an_invalid_escalation_setting(admin_client) -> None:
     response = admin_client.post(
         "/admin/somaagent/uisetting/add/",
         {"key": SETTING_KEY, "document": '{"complexity_threshold": 7}'},

@@ -14,7 +14,7 @@ from tests.conftest import make_tenant_key
 pytestmark = pytest.mark.django_db
 
 
-def test_before_pages_walk_back_to_the_start_with_prev_cursor():  # type: ignore[no-untyped-def]
+def test_before_pages_walk_back_to_the_start_with_prev_cursor():
     tk = make_tenant_key()
     sid = message_accept(tenant=tk.tenant, data=MessageInput(message="m0"))["session_id"]
     for k in range(1, 7):

@@ -105,7 +105,7 @@ def test_bad_format_and_other_tenants_chats_are_refused(api: Api, me: Any) -> No
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_the_export_of_all_chats_streams_from_the_real_asgi_server(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_the_export_of_all_chats_streams_from_the_real_asgi_server(live_system, tenant_key):
     for i in range(3):
         _chat(tenant_key.tenant, f"live {i}")
     with live_system.client(tenant_key.key) as client:

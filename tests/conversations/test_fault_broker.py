@@ -20,7 +20,7 @@ def _outbox_rows(turn_id: str) -> list[OutboxMessage]:
     return [m for m in rows if m.payload["turn_id"] == turn_id]
 
 
-def test_message_accepted_while_broker_down_is_answered_once_it_is_back(llm_stub, live_db, tenant_key):  # type: ignore[no-untyped-def]
+def test_message_accepted_while_broker_down_is_answered_once_it_is_back(llm_stub, live_db, tenant_key):
     with redis_broker() as broker, own_system(stub_env(llm_stub.url, CELERY_BROKER_URL=broker.url)) as system:
         # The system works before the fault.
         warm = send(system, tenant_key.key, "warm up [[tokens=2]]")

@@ -49,7 +49,7 @@ def _post_concurrently(system: LiveSystem, key: str, body: dict[str, Any], idem:
 
 
 @pytest.mark.parametrize("existing_session", [False, True])
-def test_same_key_sent_concurrently_starts_one_turn(live_system, tenant_key, existing_session):  # type: ignore[no-untyped-def]
+def test_same_key_sent_concurrently_starts_one_turn(live_system, tenant_key, existing_session):
     body: dict[str, Any] = {"message": "only once please [[tokens=3]]"}
     if existing_session:
         first = send(live_system, tenant_key.key, "hello [[tokens=1]]")
@@ -76,7 +76,7 @@ def test_same_key_sent_concurrently_starts_one_turn(live_system, tenant_key, exi
     assert [e["type"] for e in events].count("user.message") == (2 if existing_session else 1)
 
 
-def test_same_key_sent_again_returns_the_same_answer_and_starts_nothing(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_same_key_sent_again_returns_the_same_answer_and_starts_nothing(live_system, tenant_key):
     idem = f"idem-{uuid.uuid4()}"
     body = {"message": "sequential [[tokens=2]]", "metadata": {"a": 1}}
     first = _post(live_system, tenant_key.key, body, idem)
@@ -99,7 +99,7 @@ def test_same_key_sent_again_returns_the_same_answer_and_starts_nothing(live_sys
     ]
 
 
-def test_a_key_is_per_tenant(live_system, tenant_key, other_tenant_key):  # type: ignore[no-untyped-def]
+def test_a_key_is_per_tenant(live_system, tenant_key, other_tenant_key):
     idem = f"idem-{uuid.uuid4()}"
     mine = _post(live_system, tenant_key.key, {"message": "[[tokens=1]]"}, idem)
     theirs = _post(live_system, other_tenant_key.key, {"message": "[[tokens=1]]"}, idem)
@@ -120,7 +120,7 @@ def _processed(system: LiveSystem, task_id: str) -> bool:
     return any(f"{task_id}] succeeded" in w.log_tail(2_000_000) for w in system.workers)
 
 
-def test_duplicate_task_for_a_running_and_a_finished_turn(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_duplicate_task_for_a_running_and_a_finished_turn(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=40]] [[delay=0.05]]")
     turn_id = accepted["turn_id"]
     wait_until(

@@ -53,14 +53,14 @@ def _assert_one_error(
     return error
 
 
-def test_http_500_is_retried_then_one_retryable_error(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_http_500_is_retried_then_one_retryable_error(live_system, tenant_key, llm_stub):
     marker, accepted, events = _run(live_system, tenant_key.key, "[[status=500]]")
     _assert_one_error(accepted, events, code="llm_unavailable", retryable=True)
     assert [e["type"] for e in events] == ["user.message", "assistant.started", "assistant.error"]
     assert len(_requests_for(llm_stub, marker)) == 1 + RETRIES
 
 
-def test_one_failed_call_is_retried_and_the_reply_arrives(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_one_failed_call_is_retried_and_the_reply_arrives(live_system, tenant_key, llm_stub):
     marker, _accepted, events = _run(live_system, tenant_key.key, "[[fail_first=1]] [[tokens=4]]")
     assert [e["type"] for e in events if e["type"] != "assistant.delta"] == [
         "user.message",
@@ -71,7 +71,7 @@ def test_one_failed_call_is_retried_and_the_reply_arrives(live_system, tenant_ke
     assert len(_requests_for(llm_stub, marker)) == 2
 
 
-def test_429_waits_retry_after_then_one_error(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_429_waits_retry_after_then_one_error(live_system, tenant_key, llm_stub):
     marker, accepted, events = _run(live_system, tenant_key.key, "[[status=429]] [[retry_after=1]]")
     error = _assert_one_error(accepted, events, code="llm_rate_limited", retryable=True)
     assert error["data"]["retry_after"] == 1
@@ -80,7 +80,7 @@ def test_429_waits_retry_after_then_one_error(live_system, tenant_key, llm_stub)
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(times)), times
 
 
-def test_429_with_a_long_retry_after_fails_at_once(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_429_with_a_long_retry_after_fails_at_once(live_system, tenant_key, llm_stub):
     marker, accepted, events = _run(live_system, tenant_key.key, "[[status=429]] [[retry_after=600]]")
     error = _assert_one_error(accepted, events, code="llm_rate_limited", retryable=True)
     assert error["data"]["retry_after"] == 600
@@ -88,13 +88,13 @@ def test_429_with_a_long_retry_after_fails_at_once(live_system, tenant_key, llm_
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, "llm_rejected"), (401, "llm_auth_failed")])
-def test_client_errors_are_not_retried(live_system, tenant_key, llm_stub, status, code):  # type: ignore[no-untyped-def]
+def test_client_errors_are_not_retried(live_system, tenant_key, llm_stub, status, code):
     marker, accepted, events = _run(live_system, tenant_key.key, f"[[status={status}]]")
     _assert_one_error(accepted, events, code=code, retryable=False)
     assert len(_requests_for(llm_stub, marker)) == 1
 
 
-def test_stream_broken_after_some_text_keeps_the_partial(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_stream_broken_after_some_text_keeps_the_partial(live_system, tenant_key, llm_stub):
     marker, accepted, events = _run(live_system, tenant_key.key, "[[tokens=10]] [[break_after=3]]")
     error = _assert_one_error(accepted, events, code="llm_stream_interrupted", retryable=True)
     streamed = "".join(e["data"]["text"] for e in events if e["type"] == "assistant.delta")
@@ -103,7 +103,7 @@ def test_stream_broken_after_some_text_keeps_the_partial(live_system, tenant_key
     assert len(_requests_for(llm_stub, marker)) == 1, "a reply that already streamed text is not retried"
 
 
-def test_stream_broken_before_any_text(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_stream_broken_before_any_text(live_system, tenant_key, llm_stub):
     marker, accepted, events = _run(live_system, tenant_key.key, "[[tokens=10]] [[break_after=0]]")
     error = _assert_one_error(accepted, events, code="llm_stream_interrupted", retryable=True)
     assert "partial" not in error["data"]
@@ -111,7 +111,7 @@ def test_stream_broken_before_any_text(live_system, tenant_key, llm_stub):  # ty
     assert len(_requests_for(llm_stub, marker)) == 1 + RETRIES
 
 
-def test_model_unreachable(live_db, tenant_key):  # type: ignore[no-untyped-def]
+def test_model_unreachable(live_db, tenant_key):
     from tests.live import free_port
 
     env = {
@@ -124,7 +124,7 @@ def test_model_unreachable(live_db, tenant_key):  # type: ignore[no-untyped-def]
         _assert_one_error(accepted, events, code="llm_unreachable", retryable=True)
 
 
-def test_timeouts_before_the_first_token_and_between_tokens(llm_stub, live_db, tenant_key):  # type: ignore[no-untyped-def]
+def test_timeouts_before_the_first_token_and_between_tokens(llm_stub, live_db, tenant_key):
     env = stub_env(llm_stub.url, SOMA_LLM_READ_TIMEOUT="1", SOMA_LLM_MAX_RETRIES="1")
     with own_system(env, beat=False) as system:
         marker, accepted, events = _run(system, tenant_key.key, "[[first_delay=4]] [[tokens=3]]")
@@ -140,7 +140,7 @@ def test_timeouts_before_the_first_token_and_between_tokens(llm_stub, live_db, t
         assert len(_requests_for(llm_stub, marker)) == 1
 
 
-def test_no_model_configured(live_db, tenant_key):  # type: ignore[no-untyped-def]
+def test_no_model_configured(live_db, tenant_key):
     from somaagent.models import ModelProfile
 
     assert not ModelProfile.objects.filter(role="dialogue").exists()

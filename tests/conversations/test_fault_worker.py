@@ -62,7 +62,7 @@ def _kill_mid_reply_then_recover(system: LiveSystem, key: str) -> None:
     assert turn.status == Turn.Status.COMPLETED and turn.attempts == 2 and turn.lease_owner == ""
 
 
-def test_worker_killed_mid_reply_with_redis_broker(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_reply_with_redis_broker(live_system, tenant_key):
     try:
         _kill_mid_reply_then_recover(live_system, tenant_key.key)
     except BaseException:
@@ -70,7 +70,7 @@ def test_worker_killed_mid_reply_with_redis_broker(live_system, tenant_key):  # 
         raise
 
 
-def test_worker_killed_mid_reply_with_rabbitmq_broker(llm_stub, live_db, tenant_key):  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_reply_with_rabbitmq_broker(llm_stub, live_db, tenant_key):
     with (
         rabbit_vhost() as broker_url,
         own_system(stub_env(llm_stub.url, CELERY_BROKER_URL=broker_url)) as system,

@@ -23,18 +23,18 @@ pytestmark = pytest.mark.integration
 STAFF = Actor(label="user:test-staff", is_staff=True)
 
 
-def post(system, key, message, **extra):  # type: ignore[no-untyped-def]
+def post(system, key, message, **extra):
     with system.client(key) as c:
         return c.post("/v1/session/message", json={"message": message, **extra})
 
 
-def send(system, key, message, **extra):  # type: ignore[no-untyped-def]
+def send(system, key, message, **extra):
     r = post(system, key, message, **extra)
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def test_gateway_answers_403_when_policy_denies_and_writes_nothing(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_gateway_answers_403_when_policy_denies_and_writes_nothing(live_system, tenant_key):
     policy_data_set(tenant=tenant_key.tenant, document={"denied_actions": ["conversation.send"]}, actor=STAFF)
     response = post(live_system, tenant_key.key, "hello")
     assert response.status_code == 403
@@ -52,7 +52,7 @@ def test_gateway_answers_403_when_policy_denies_and_writes_nothing(live_system, 
     assert post(live_system, tenant_key.key, "hello [[tokens=1]]").status_code == 202
 
 
-def test_turn_is_denied_when_the_sessions_persona_changed_meanwhile(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_turn_is_denied_when_the_sessions_persona_changed_meanwhile(live_system, tenant_key):
     allowed = Persona.objects.create(tenant=tenant_key.tenant, name="allowed")
     barred = Persona.objects.create(tenant=tenant_key.tenant, name="barred")
     policy_data_set(
@@ -79,7 +79,7 @@ def test_turn_is_denied_when_the_sessions_persona_changed_meanwhile(live_system,
     assert not TokenUsage.objects.filter(turn_id=second["turn_id"]).exists()  # the model was never called
 
 
-def test_usage_is_recorded_per_reply_and_counted(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_usage_is_recorded_per_reply_and_counted(live_system, tenant_key):
     budget_set(tenant=tenant_key.tenant, daily_tokens=1_000_000, monthly_tokens=None, actor=STAFF)
     accepted = send(live_system, tenant_key.key, "count me [[tokens=12]]")
     events = read_stream(live_system, tenant_key.key, accepted["session_id"])
@@ -101,7 +101,7 @@ def test_usage_is_recorded_per_reply_and_counted(live_system, tenant_key):  # ty
     )
 
 
-def test_turn_ends_with_budget_exceeded_when_the_budget_ran_out_meanwhile(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_turn_ends_with_budget_exceeded_when_the_budget_ran_out_meanwhile(live_system, tenant_key):
     first = send(live_system, tenant_key.key, "[[tokens=30]] [[delay=0.05]]")
     sid = first["session_id"]
     second = send(live_system, tenant_key.key, "more [[tokens=3]]", session_id=sid)
@@ -124,7 +124,7 @@ def test_turn_ends_with_budget_exceeded_when_the_budget_ran_out_meanwhile(live_s
     assert value(samples, "soma_budget_rejections_total", tenant=tenant, stage="turn") == 1
 
 
-def test_parallel_turns_cannot_overspend_by_more_than_one_reservation(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_parallel_turns_cannot_overspend_by_more_than_one_reservation(live_system, tenant_key):
     from django.conf import settings
 
     messages = [f"parallel {i} [[tokens=25]] [[delay=0.01]]" for i in range(8)]
@@ -155,7 +155,7 @@ def test_parallel_turns_cannot_overspend_by_more_than_one_reservation(live_syste
     )
 
 
-def test_llm_credential_is_used_but_never_shown_or_logged(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_llm_credential_is_used_but_never_shown_or_logged(live_system, tenant_key, llm_stub):
     from somaagent.credentials import llm_credential_save
 
     secret = f"sk-test-{uuid.uuid4().hex}"
@@ -188,7 +188,7 @@ def settings_mode() -> str:
     return str(settings.DEPLOYMENT_MODE)
 
 
-def test_deleting_a_session_mid_reply_releases_its_reservation(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_deleting_a_session_mid_reply_releases_its_reservation(live_system, tenant_key):
     from django.conf import settings
 
     budget_set(tenant=tenant_key.tenant, daily_tokens=1_000_000, monthly_tokens=None, actor=STAFF)
@@ -211,7 +211,7 @@ def test_deleting_a_session_mid_reply_releases_its_reservation(live_system, tena
     )
 
 
-def test_every_model_round_of_a_tool_loop_is_reserved_and_capped(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_every_model_round_of_a_tool_loop_is_reserved_and_capped(live_system, tenant_key, llm_stub):
     """Later rounds grow the reservation: a loop that would pass the budget stops instead of
     overspending it, and every request caps the reply at what was reserved for it."""
     from django.conf import settings

@@ -15,14 +15,14 @@ from tests.somaagent.conftest import client_for, member, new_key, new_tenant, ne
 STAFF = Actor(label="user:staff", is_staff=True)
 
 
-def upload(raw: str):  # type: ignore[no-untyped-def]
+def upload(raw: str):
     return client_for(raw).post(
         "/v1/attachments", {"file": SimpleUploadedFile("a.txt", b"hello", content_type="text/plain")}
     )
 
 
 @pytest.mark.django_db
-def test_upload_needs_the_attachments_scope_and_the_policy():  # type: ignore[no-untyped-def]
+def test_upload_needs_the_attachments_scope_and_the_policy():
     tenant = new_tenant()
     _, reader = new_key(tenant, ["conversations:read", "conversations:write"])
     _, uploader = new_key(tenant, ["attachments:write"])
@@ -36,7 +36,7 @@ def test_upload_needs_the_attachments_scope_and_the_policy():  # type: ignore[no
 
 
 @pytest.mark.django_db(transaction=True)
-def test_websocket_accepts_a_jwt_and_enforces_scopes():  # type: ignore[no-untyped-def]
+def test_websocket_accepts_a_jwt_and_enforces_scopes():
     tenant = new_tenant()
     user = new_user()
     member(user, tenant)
@@ -74,7 +74,7 @@ def test_websocket_accepts_a_jwt_and_enforces_scopes():  # type: ignore[no-untyp
 
 
 @pytest.mark.django_db(transaction=True)
-def test_websocket_messages_pass_the_gateways_policy_and_budget():  # type: ignore[no-untyped-def]
+def test_websocket_messages_pass_the_gateways_policy_and_budget():
     tenant = new_tenant()
     _, key = new_key(tenant)
     sid = accept(tenant, "hello")["session_id"]

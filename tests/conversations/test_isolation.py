@@ -14,14 +14,14 @@ from tests.live import read_stream, wait_until
 pytestmark = pytest.mark.integration
 
 
-def send(system, key, message, **extra):  # type: ignore[no-untyped-def]
+def send(system, key, message, **extra):
     with system.client(key) as c:
         r = c.post("/v1/session/message", json={"message": message, **extra})
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def snapshot(session_id: str) -> tuple:  # type: ignore[type-arg]
+def snapshot(session_id: str) -> tuple:
     session = Session.objects.get(pk=session_id)
     events = list(SessionEvent.objects.filter(session_id=session_id).values_list("seq", "type"))
     turns = list(Turn.objects.filter(session_id=session_id).values_list("id", "status", "cancel_requested"))
@@ -33,7 +33,7 @@ def assert_404(response: httpx.Response) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_another_tenants_session_is_404_everywhere_and_unchanged(live_system, tenant_key, other_tenant_key):  # type: ignore[no-untyped-def]
+def test_another_tenants_session_is_404_everywhere_and_unchanged(live_system, tenant_key, other_tenant_key):
     owner, intruder = tenant_key.key, other_tenant_key.key
     accepted = send(live_system, owner, "private [[tokens=5]]")
     sid = accepted["session_id"]
@@ -58,7 +58,7 @@ def test_another_tenants_session_is_404_everywhere_and_unchanged(live_system, te
         assert c.get(f"/v1/sessions/{sid}").json()["title"] == before[0]
 
 
-def test_another_tenant_cannot_cancel_a_running_reply(live_system, tenant_key, other_tenant_key):  # type: ignore[no-untyped-def]
+def test_another_tenant_cannot_cancel_a_running_reply(live_system, tenant_key, other_tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=40]] [[delay=0.05]]")
     sid = accepted["session_id"]
     read_stream(live_system, tenant_key.key, sid, until=lambda e: e["type"] == "assistant.delta")
@@ -70,7 +70,7 @@ def test_another_tenant_cannot_cancel_a_running_reply(live_system, tenant_key, o
     assert not Turn.objects.get(pk=accepted["turn_id"]).cancel_requested
 
 
-def test_another_tenants_persona_is_404(live_system, tenant_key, other_tenant_key):  # type: ignore[no-untyped-def]
+def test_another_tenants_persona_is_404(live_system, tenant_key, other_tenant_key):
     from somaagent.models import Persona
 
     persona = Persona.objects.create(tenant=tenant_key.tenant, name="secret-persona")
@@ -82,7 +82,7 @@ def test_another_tenants_persona_is_404(live_system, tenant_key, other_tenant_ke
         persona.delete()
 
 
-def test_keys_never_reach_the_web_log(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_keys_never_reach_the_web_log(live_system, tenant_key):
     from somaagent.apikeys import api_key_create, api_key_revoke
 
     key, raw = api_key_create(tenant=tenant_key.tenant, name="doomed")

@@ -23,7 +23,7 @@ SUMMARY_REPLY = "Earlier the user listed many numbered items"
 
 
 @pytest.fixture
-def small_budget(live_db) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def small_budget(live_db) -> Iterator[None]:
     """A small context budget (the ``context`` UI setting), so trimming shows with modest messages."""
     UISetting.objects.update_or_create(key="context", defaults={"document": {"context_tokens": BUDGET}})
     yield
@@ -76,7 +76,7 @@ def prompt_for(system: LiveSystem, stub_url: str, key: str, session: Session) ->
 
 def test_the_prompt_stays_bounded_whatever_the_session_length(
     live_system, small_budget, llm_stub, tenant_key
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     short = session_with_history(tenant_key.tenant, 10)
     long = session_with_history(tenant_key.tenant, 10_000)
     try:

@@ -20,7 +20,7 @@ Factory = Callable[..., ModelProfile]
 
 
 @pytest.fixture
-def profiles(live_db, llm_stub) -> Iterator[Factory]:  # type: ignore[no-untyped-def]
+def profiles(live_db, llm_stub) -> Iterator[Factory]:
     """Model profiles for one test: ``make(role, directives)`` points one at a stub "provider"."""
     made: list[ModelProfile] = []
 
@@ -44,7 +44,7 @@ def profiles(live_db, llm_stub) -> Iterator[Factory]:  # type: ignore[no-untyped
     UISetting.objects.filter(key="escalation").delete()
 
 
-def turn(system, key: str, message: str, **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+def turn(system, key: str, message: str, **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with system.client(key) as c:
         r = c.post("/v1/session/message", json={"message": message, **extra})
     assert r.status_code == 202, r.text
@@ -60,7 +60,7 @@ def calls_to(stub_url: str, profile: ModelProfile, marker: str) -> int:
     )
 
 
-def test_the_client_asks_for_escalation(live_system, tenant_key, profiles, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_client_asks_for_escalation(live_system, tenant_key, profiles, llm_stub) -> None:
     dialogue = profiles("dialogue")
     escalation = profiles("escalation")
     marker = uuid.uuid4().hex
@@ -86,7 +86,7 @@ def test_the_client_asks_for_escalation(live_system, tenant_key, profiles, llm_s
     )
 
 
-def test_no_escalation_by_default(live_system, tenant_key, profiles) -> None:  # type: ignore[no-untyped-def]
+def test_no_escalation_by_default(live_system, tenant_key, profiles) -> None:
     dialogue = profiles("dialogue")
     profiles("escalation")
     _, events = turn(live_system, tenant_key.key, "What is the time in Lima? [[tokens=2]]")
@@ -95,7 +95,7 @@ def test_no_escalation_by_default(live_system, tenant_key, profiles) -> None:  #
     assert events[-1]["data"]["analysis"]["intent"] == "question"
 
 
-def test_thresholds_from_the_ui_setting_decide(live_system, tenant_key, profiles) -> None:  # type: ignore[no-untyped-def]
+def test_thresholds_from_the_ui_setting_decide(live_system, tenant_key, profiles) -> None:
     profiles("dialogue")
     escalation = profiles("escalation")
     UISetting.objects.create(key="escalation", document={"intents": ["question"]})
@@ -125,7 +125,7 @@ def started(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 )
 def test_a_failing_provider_falls_back_and_the_stream_says_so(
     live_system, tenant_key, profiles, directives, reason
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     base_url = f"http://127.0.0.1:{free_port()}/v1" if directives == "dead" else None
     primary = profiles("dialogue", "" if base_url else directives, priority=0, base_url=base_url)
     backup = profiles("dialogue", priority=1)
@@ -148,7 +148,7 @@ def test_a_failing_provider_falls_back_and_the_stream_says_so(
     assert record.profile.startswith(f"dialogue:{backup.model}")
 
 
-def test_a_transient_failure_is_retried_without_falling_back(live_system, tenant_key, profiles) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_failure_is_retried_without_falling_back(live_system, tenant_key, profiles) -> None:
     primary = profiles("dialogue", "fail_first=1,status=429,retry_after=1")
     profiles("dialogue", priority=1)
     accepted, events = turn(live_system, tenant_key.key, "[[tokens=2]]")
@@ -157,7 +157,7 @@ def test_a_transient_failure_is_retried_without_falling_back(live_system, tenant
     assert [(a["code"], a["retry_in"] >= 1) for a in attempts] == [("llm_rate_limited", True)]
 
 
-def test_when_every_provider_fails_the_turn_ends_with_one_error(live_system, tenant_key, profiles) -> None:  # type: ignore[no-untyped-def]
+def test_when_every_provider_fails_the_turn_ends_with_one_error(live_system, tenant_key, profiles) -> None:
     profiles("dialogue", "status=503")
     profiles("dialogue", "status=500", priority=1)
     _, events = turn(live_system, tenant_key.key, "[[tokens=4]]")
@@ -168,7 +168,7 @@ def test_when_every_provider_fails_the_turn_ends_with_one_error(live_system, ten
     assert error["code"] == "llm_unavailable" and error["retryable"] is True and "partial" not in error
 
 
-def test_a_stream_that_breaks_after_text_ends_with_a_partial_error(live_system, tenant_key, profiles) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_that_breaks_after_text_ends_with_a_partial_error(live_system, tenant_key, profiles) -> None:
     profiles("dialogue")
     profiles("dialogue", priority=1)
     _, events = turn(live_system, tenant_key.key, "[[tokens=10]] [[break_after=3]]")
@@ -181,7 +181,7 @@ def test_a_stream_that_breaks_after_text_ends_with_a_partial_error(live_system, 
     assert text == "t0 t1 t2 "
 
 
-def test_after_a_fallback_tool_rounds_start_at_the_model_that_answered(  # type: ignore[no-untyped-def]
+def test_after_a_fallback_tool_rounds_start_at_the_model_that_answered(
     live_system, tenant_key, profiles, llm_stub
 ) -> None:
     primary = profiles("dialogue", "status=503")

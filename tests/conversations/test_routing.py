@@ -14,13 +14,13 @@ from somaagent.models import ModelProfile
 pytestmark = pytest.mark.django_db
 
 
-def make(role: str, model: str, priority: int = 0, **kw) -> ModelProfile:  # type: ignore[no-untyped-def]
+def make(role: str, model: str, priority: int = 0, **kw) -> ModelProfile:
     return ModelProfile.objects.create(
         role=role, model=model, base_url=f"http://models.invalid/{model}/v1", priority=priority, **kw
     )
 
 
-def models(route) -> list[str]:  # type: ignore[no-untyped-def]
+def models(route) -> list[str]:
     return [t.model for t in route.chain]
 
 
@@ -67,7 +67,7 @@ def test_without_an_escalation_profile_the_final_says_so() -> None:
     assert "no escalation profile" in route.escalation["detail"]
 
 
-def test_the_env_default_ends_the_chain_when_there_are_no_dialogue_profiles(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_env_default_ends_the_chain_when_there_are_no_dialogue_profiles(settings) -> None:
     settings.SOMA = replace(settings.SOMA, llm_base_url="http://env.invalid/v1", llm_model="env-model")
     make("escalation", "big")
     assert models(turn_route(message="hi", metadata={"escalate": True})) == ["big", "env-model"]

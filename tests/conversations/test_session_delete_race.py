@@ -48,7 +48,7 @@ def _someone_waits_for_a_lock() -> bool:
     return bool(row and row[0])
 
 
-def test_deleting_a_session_while_its_worker_ends_the_turn_does_not_deadlock(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_session_while_its_worker_ends_the_turn_does_not_deadlock(monkeypatch) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
     turn = _running_turn()

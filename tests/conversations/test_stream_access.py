@@ -37,7 +37,7 @@ ENDS_WITHIN = 3 * HEARTBEAT + 5  # two heartbeats at most, and the server's own 
 
 
 @pytest.fixture(scope="module")
-def web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+def web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:
     system = LiveSystem(env={"SOMA_SSE_HEARTBEAT_SECONDS": str(HEARTBEAT)})
     try:
         system.start_web()
@@ -99,10 +99,10 @@ def follow_sse(web: LiveSystem, credential: str, session_id: str, lapse: Any) ->
 def error_of(frames: list[str]) -> dict[str, Any]:
     last = frames[-1]
     assert last.startswith("event: error\ndata: "), frames
-    return json.loads(last.split("data: ", 1)[1])  # type: ignore[no-any-return]
+    return json.loads(last.split("data: ", 1)[1])
 
 
-def test_sse_ends_with_an_error_frame_when_the_key_is_revoked(web, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_sse_ends_with_an_error_frame_when_the_key_is_revoked(web, live_db) -> None:
     tk = make_tenant_key()
     sid = session_of(web, tk.key)
     took, frames = follow_sse(web, tk.key, sid, lambda: api_key_revoke(prefix=tk.key.split("_")[1]))
@@ -111,7 +111,7 @@ def test_sse_ends_with_an_error_frame_when_the_key_is_revoked(web, live_db) -> N
     assert error["status"] == 401 and error["error"]["code"] == "key_revoked"
 
 
-def test_sse_ends_when_the_jwt_expires(web, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_sse_ends_when_the_jwt_expires(web, live_db) -> None:
     tk = make_tenant_key()
     _, token = member_token(tenant=tk.tenant, seconds=5)
     sid = session_of(web, token)  # a member streams the sessions they started
@@ -120,7 +120,7 @@ def test_sse_ends_when_the_jwt_expires(web, live_db) -> None:  # type: ignore[no
     assert error_of(frames)["error"]["code"] == "token_expired"
 
 
-def test_sse_ends_when_the_user_is_deactivated(web, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_sse_ends_when_the_user_is_deactivated(web, live_db) -> None:
     tk = make_tenant_key()
     user, token = member_token(tenant=tk.tenant)
     with web.client(token) as c:
@@ -157,7 +157,7 @@ def ws_frames_after(
     return took, frames, code
 
 
-def test_ws_ends_with_an_error_frame_when_the_key_is_revoked(web, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_ws_ends_with_an_error_frame_when_the_key_is_revoked(web, live_db) -> None:
     tk = make_tenant_key()
     sid = session_of(web, tk.key)
     took, frames, code = ws_frames_after(
@@ -167,7 +167,7 @@ def test_ws_ends_with_an_error_frame_when_the_key_is_revoked(web, live_db) -> No
     assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "key_revoked"
 
 
-def test_ws_ends_when_the_membership_is_removed(web, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_ws_ends_when_the_membership_is_removed(web, live_db) -> None:
     tk = make_tenant_key()
     user, token = member_token(tenant=tk.tenant)
     with web.client(token) as c:
@@ -187,7 +187,7 @@ def test_ws_ends_when_the_membership_is_removed(web, live_db) -> None:  # type: 
     }
 
 
-def test_a_busy_stream_is_checked_between_events_too(live_db) -> None:  # type: ignore[no-untyped-def]
+def test_a_busy_stream_is_checked_between_events_too(live_db) -> None:
     tk = make_tenant_key()
     key = ApiKey.objects.get(prefix=tk.key.split("_")[1])
     access = StreamAccess(principal=principal_for_key(key), session_id=uuid.uuid4(), interval=0.3)
@@ -210,7 +210,7 @@ def test_a_busy_stream_is_checked_between_events_too(live_db) -> None:  # type: 
     assert len(seen) <= 0.3 / 0.05 + 2
 
 
-def test_while_the_database_is_away_a_stream_goes_on_for_a_grace_period(live_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_while_the_database_is_away_a_stream_goes_on_for_a_grace_period(live_db, monkeypatch) -> None:
     from django.db import OperationalError
 
     from conversations import stream_access

@@ -49,9 +49,7 @@ def status_of_one_more(system: LiveSystem, key: str, session_id: str) -> tuple[i
         return response.status_code, response.read() if response.status_code != 200 else None
 
 
-def test_a_credential_holds_at_most_its_cap_of_open_streams(  # type: ignore[no-untyped-def]
-    capped_web, tenant_key, other_tenant_key
-):
+def test_a_credential_holds_at_most_its_cap_of_open_streams(capped_web, tenant_key, other_tenant_key):
     session = str(Session.objects.create(tenant=tenant_key.tenant).pk)
     other = str(Session.objects.create(tenant=other_tenant_key.tenant).pk)
     ws_url = f"ws://127.0.0.1:{capped_web.port}/ws/sessions/{session}/?after=0"

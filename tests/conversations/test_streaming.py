@@ -411,7 +411,7 @@ def test_a_first_delta_whose_taken_cursor_lost_the_race_goes_out_with_a_guarded_
     assert s.session.last_seq == 5
 
 
-def test_a_quiet_stream_waits_a_whole_heartbeat_without_errors(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_quiet_stream_waits_a_whole_heartbeat_without_errors(caplog) -> None:
     """The blocking read lasts one heartbeat; Redis's client must not time out before that
     (redis-py's default read timeout is 5 s; production heartbeats are 15 s)."""
     s = Layout()

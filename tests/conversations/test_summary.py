@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def small_window(settings) -> None:  # type: ignore[no-untyped-def]
+def small_window(settings) -> None:
     settings.SOMA = replace(settings.SOMA, history_window_events=10, summary_batch_messages=50)
 
 
@@ -64,7 +64,7 @@ def test_a_summary_is_queued_once_enough_messages_left_the_window() -> None:
     assert row.payload == {"session_id": str(session.pk), "leaf": str(session.leaf_event_id)}
 
 
-def test_the_summary_profile_folds_old_messages_into_the_summary(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_summary_profile_folds_old_messages_into_the_summary(llm_stub) -> None:
     summary_profile = profile(llm_stub.url, "summary")
     session = session_with(30)
     assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
@@ -84,7 +84,7 @@ def test_the_summary_profile_folds_old_messages_into_the_summary(llm_stub) -> No
     assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "nothing_to_do"
 
 
-def test_the_next_run_builds_on_the_previous_summary(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_next_run_builds_on_the_previous_summary(llm_stub) -> None:
     profile(llm_stub.url, "summary")
     session = session_with(30)
     session_summarise(session_id=session.pk, port=OpenAICompatibleLlm())
@@ -99,7 +99,7 @@ def test_the_next_run_builds_on_the_previous_summary(llm_stub) -> None:  # type:
     assert "Summary so far" in second.text and "message m39" in second.text
 
 
-def test_a_summary_is_of_one_branch_and_another_branch_starts_its_own(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_summary_is_of_one_branch_and_another_branch_starts_its_own(llm_stub) -> None:
     profile(llm_stub.url, "summary")
     session = session_with(30)  # m0..m29 on one branch
     assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "summarised"
@@ -133,7 +133,7 @@ def test_a_summary_is_of_one_branch_and_another_branch_starts_its_own(llm_stub) 
     )
 
 
-def test_a_failing_summary_profile_falls_back_to_the_dialogue_model(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_summary_profile_falls_back_to_the_dialogue_model(llm_stub) -> None:
     profile(llm_stub.url, "summary", "status=401")
     dialogue = profile(llm_stub.url, "dialogue")
     session = session_with(30)
@@ -141,7 +141,7 @@ def test_a_failing_summary_profile_falls_back_to_the_dialogue_model(llm_stub) ->
     assert SessionSummary.objects.get(session=session).model == dialogue.model
 
 
-def test_when_every_model_fails_nothing_is_stored(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_when_every_model_fails_nothing_is_stored(llm_stub) -> None:
     profile(llm_stub.url, "summary", "status=400")
     session = session_with(30)
     assert session_summarise(session_id=session.pk, port=OpenAICompatibleLlm()) == "model_failed"
@@ -157,7 +157,7 @@ def test_an_unknown_session_is_ignored() -> None:
     assert session_summarise(session_id=uuid.uuid4(), port=OpenAICompatibleLlm()) == "no_session"
 
 
-def test_a_run_takes_only_what_fits_its_token_share_and_queues_the_rest(llm_stub, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_takes_only_what_fits_its_token_share_and_queues_the_rest(llm_stub, settings) -> None:
     settings.SOMA = replace(settings.SOMA, history_window_events=10, context_tokens=200)
     profile(llm_stub.url, "summary", "reply=short")
     session = session_with(40)
@@ -175,11 +175,11 @@ class DeletingPort:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def open_stream(self, request):  # type: ignore[no-untyped-def]
+    def open_stream(self, request):
         session = self.session
 
         class Stream:
-            def __iter__(self):  # type: ignore[no-untyped-def]
+            def __iter__(self):
                 Session.objects.filter(pk=session.pk).delete()
                 yield ChatChunk(text="too late")
 
@@ -189,7 +189,7 @@ class DeletingPort:
         return Stream()
 
 
-def test_a_session_deleted_while_the_model_writes_is_left_alone(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_deleted_while_the_model_writes_is_left_alone(settings) -> None:
     settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
     session = session_with(30)
     assert session_summarise(session_id=session.pk, port=DeletingPort(session)) == "no_session"
@@ -197,7 +197,7 @@ def test_a_session_deleted_while_the_model_writes_is_left_alone(settings) -> Non
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_summary_model_call_holds_no_database_connection(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_summary_model_call_holds_no_database_connection(settings) -> None:
     settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
     session = session_with(30)
     port = ConnectionProbePort("a short summary")

@@ -63,7 +63,7 @@ def test_the_models_answer_is_cleaned(answer: str, title: str) -> None:
 
 
 @pytest.mark.django_db
-def test_a_new_session_is_titled_by_its_first_words(api) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_session_is_titled_by_its_first_words(api) -> None:
     response = api.call("post", "/v1/session/message", json_body={"message": LONG})
     assert response.status_code == 202
     session = Session.objects.get(pk=json.loads(response.content)["session_id"])
@@ -95,7 +95,7 @@ def summary_profile(stub_url: str) -> ModelProfile:
 
 
 @pytest.mark.django_db
-def test_the_model_names_the_chat_once(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_model_names_the_chat_once(llm_stub) -> None:
     summary_profile(llm_stub.url)
     session = session_with_reply("Plan my trip [[reply=Title: Rail trip through Iberia.]]")
     assert session_title_propose(session_id=session.pk, port=OpenAICompatibleLlm()) == "titled"
@@ -105,7 +105,7 @@ def test_the_model_names_the_chat_once(llm_stub) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.django_db
-def test_a_renamed_chat_keeps_its_name(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_renamed_chat_keeps_its_name(llm_stub) -> None:
     summary_profile(llm_stub.url)
     session = session_with_reply("Plan my trip [[reply=Model title]]")
     session_rename(session=session, title="My trip")
@@ -123,7 +123,7 @@ class RenamingPort:
         session = self.session
 
         class Stream:
-            def __iter__(self):  # type: ignore[no-untyped-def]
+            def __iter__(self):
                 session_rename(session=Session.objects.get(pk=session.pk), title="Mine")
                 yield ChatChunk(text="Model title")
 
@@ -134,7 +134,7 @@ class RenamingPort:
 
 
 @pytest.mark.django_db
-def test_a_rename_while_the_model_writes_wins(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_rename_while_the_model_writes_wins(settings) -> None:
     settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")
     session = session_with_reply("Plan my trip")
     assert session_title_propose(session_id=session.pk, port=RenamingPort(session)) == "kept"
@@ -142,7 +142,7 @@ def test_a_rename_while_the_model_writes_wins(settings) -> None:  # type: ignore
 
 
 @pytest.mark.django_db
-def test_without_a_model_or_with_a_failing_one_the_first_words_stay(settings, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_model_or_with_a_failing_one_the_first_words_stay(settings, llm_stub) -> None:
     settings.SOMA = replace(settings.SOMA, llm_base_url="")
     session = session_with_reply(LONG)
     assert session_title_propose(session_id=session.pk, port=OpenAICompatibleLlm()) == "no_model"
@@ -154,7 +154,7 @@ def test_without_a_model_or_with_a_failing_one_the_first_words_stay(settings, ll
 
 
 @pytest.mark.integration
-def test_with_title_proposals_off_the_first_words_stay(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_with_title_proposals_off_the_first_words_stay(live_system, tenant_key) -> None:
     """The suite's shared system runs with SOMA_TITLE_FROM_MODEL=0, as an operator may."""
     accepted = send(live_system, tenant_key.key, "Keep my words [[reply=Model name]]")
     read_stream(live_system, tenant_key.key, accepted["session_id"])
@@ -163,7 +163,7 @@ def test_with_title_proposals_off_the_first_words_stay(live_system, tenant_key) 
 
 
 @pytest.fixture(scope="module")
-def titling_system(llm_stub, django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+def titling_system(llm_stub, django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:
     """A live system of its own with the model's title proposals on (the suite turns them off)."""
     with django_db_blocker.unblock(), own_system(stub_env(llm_stub.url, SOMA_TITLE_FROM_MODEL="1")) as system:
         yield system
@@ -172,7 +172,7 @@ def titling_system(llm_stub, django_db_setup, django_db_blocker) -> Iterator[Liv
 @pytest.mark.integration
 def test_after_the_first_reply_the_worker_names_the_chat_in_the_background(
     titling_system, tenant_key
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     system = titling_system
     first = send(system, tenant_key.key, "Help me plan a rail trip [[reply=Iberian rail trip]]")
     sid = first["session_id"]
@@ -188,7 +188,7 @@ def test_after_the_first_reply_the_worker_names_the_chat_in_the_background(
 
 
 @pytest.mark.integration
-def test_a_chat_renamed_before_its_first_reply_keeps_the_name(titling_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_chat_renamed_before_its_first_reply_keeps_the_name(titling_system, tenant_key) -> None:
     system = titling_system
     accepted = send(system, tenant_key.key, "Slow one [[first_delay=1.5]] [[reply=Model name]]")
     sid = accepted["session_id"]
@@ -200,7 +200,7 @@ def test_a_chat_renamed_before_its_first_reply_keeps_the_name(titling_system, te
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_title_model_call_holds_no_database_connection(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_title_model_call_holds_no_database_connection(settings) -> None:
     """A title task waits seconds on a real model; holding its pooled connection meanwhile
     starved the worker's turns (100 at once: half finished a whole reply later)."""
     settings.SOMA = replace(settings.SOMA, llm_base_url="http://unused.invalid/v1")

@@ -13,14 +13,14 @@ from tests.live import TERMINAL, read_stream, wait_until
 pytestmark = pytest.mark.integration
 
 
-def send(system, key, message, **extra):  # type: ignore[no-untyped-def]
+def send(system, key, message, **extra):
     with system.client(key) as c:
         r = c.post("/v1/session/message", json={"message": message, **extra})
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def test_message_streams_a_reply(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_message_streams_a_reply(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "hello there [[tokens=40]]")
     assert set(accepted) >= {"session_id", "event_id", "stream"}
     assert accepted["stream"]["sse"].startswith(f"/v1/sessions/{accepted['session_id']}/stream")
@@ -44,7 +44,7 @@ def test_message_streams_a_reply(live_system, tenant_key):  # type: ignore[no-un
         assert set(e) == {"id", "event_id", "session_id", "parent_id", "type", "role", "occurred_at", "data"}
 
 
-def test_reconnect_mid_reply_gets_exactly_what_was_missed(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_reconnect_mid_reply_gets_exactly_what_was_missed(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "slow please [[tokens=60]] [[delay=0.03]]")
     sid = accepted["session_id"]
     first = read_stream(live_system, tenant_key.key, sid, max_events=6)
@@ -58,7 +58,7 @@ def test_reconnect_mid_reply_gets_exactly_what_was_missed(live_system, tenant_ke
     assert text == whole[-1]["data"]["message"]
 
 
-def test_replay_after_the_turn_ended_with_after_param(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_replay_after_the_turn_ended_with_after_param(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=20]]")
     sid = accepted["session_id"]
     full = read_stream(live_system, tenant_key.key, sid)
@@ -66,7 +66,7 @@ def test_replay_after_the_turn_ended_with_after_param(live_system, tenant_key): 
     assert [e["id"] for e in again] == [e["id"] for e in full if int(e["id"]) > 3]
 
 
-def test_reply_keeps_generating_when_the_client_leaves(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_reply_keeps_generating_when_the_client_leaves(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=30]] [[delay=0.02]]")
     read_stream(live_system, tenant_key.key, accepted["session_id"], max_events=3)
     turn = wait_until(
@@ -77,7 +77,7 @@ def test_reply_keeps_generating_when_the_client_leaves(live_system, tenant_key):
     assert turn.usage["completion_tokens"] == 30
 
 
-def test_second_message_in_session_sees_history_and_runs_after_first(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_second_message_in_session_sees_history_and_runs_after_first(live_system, tenant_key, llm_stub):
     first = send(live_system, tenant_key.key, "my name is Ada [[delay=0.01]]")
     second = send(live_system, tenant_key.key, "what is my name?", session_id=first["session_id"])
     assert second["session_id"] == first["session_id"]
@@ -99,7 +99,7 @@ def test_second_message_in_session_sees_history_and_runs_after_first(live_system
     assert {"role": "user", "content": "my name is Ada [[delay=0.01]]"} in prompt["messages"]
 
 
-def test_concurrent_readers_see_the_same_events(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_concurrent_readers_see_the_same_events(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=50]] [[delay=0.01]]")
     results: list[list[str]] = [[], [], []]
 
@@ -114,7 +114,7 @@ def test_concurrent_readers_see_the_same_events(live_system, tenant_key):  # typ
     assert results[0] and results[0] == results[1] == results[2]
 
 
-def test_events_endpoint_pages_persisted_events(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_events_endpoint_pages_persisted_events(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=5]]")
     read_stream(live_system, tenant_key.key, accepted["session_id"])
     with live_system.client(tenant_key.key) as c:
@@ -129,13 +129,13 @@ def test_events_endpoint_pages_persisted_events(live_system, tenant_key):  # typ
     assert SessionEvent.objects.filter(session_id=accepted["session_id"]).count() == 3
 
 
-def test_sse_stream_of_unknown_session_is_404(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_sse_stream_of_unknown_session_is_404(live_system, tenant_key):
     with live_system.client(tenant_key.key) as c:
         r = c.get("/v1/sessions/7b0c5a52-9d1e-4d2f-8f8e-0c1b2a3d4e5f/stream")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
-def test_sse_requires_credentials(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_sse_requires_credentials(live_system, tenant_key):
     accepted = send(live_system, tenant_key.key, "[[tokens=1]]")
     with httpx.stream("GET", f"{live_system.url}/v1/sessions/{accepted['session_id']}/stream") as r:
         assert r.status_code == 401

@@ -47,7 +47,7 @@ def accept(system: Any, key: str, message: str) -> dict[str, Any]:
     return r.json()
 
 
-def test_a_reply_streams_over_the_socket_in_order(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_reply_streams_over_the_socket_in_order(live_system, tenant_key):
     accepted = accept(live_system, tenant_key.key, "[[tokens=30]]")
     with open_ws(live_system, accepted["session_id"], tenant_key.key) as ws:
         events = frames_until(ws, lambda f: f["type"] in TERMINAL)
@@ -59,7 +59,7 @@ def test_a_reply_streams_over_the_socket_in_order(live_system, tenant_key):  # t
     assert cursors == list(range(1, len(cursors) + 1))
 
 
-def test_subprotocol_key_and_message_frames_on_a_real_server(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_subprotocol_key_and_message_frames_on_a_real_server(live_system, tenant_key):
     first = accept(live_system, tenant_key.key, "[[tokens=2]]")
     sid = first["session_id"]
     with connect(
@@ -81,7 +81,7 @@ def test_subprotocol_key_and_message_frames_on_a_real_server(live_system, tenant
      ("other-tenant", 404, "not_found"), ("bad-cursor", 400, "validation_error"),
      ("unknown-path", 404, "not_found")],
 )  # fmt: skip
-def test_refused_handshakes_get_the_http_status_and_error_body(  # type: ignore[no-untyped-def]
+def test_refused_handshakes_get_the_http_status_and_error_body(
     live_system, tenant_key, other_tenant_key, case, status, code
 ):
     theirs = accept(live_system, other_tenant_key.key, "[[tokens=1]]")["session_id"]
@@ -104,7 +104,7 @@ def test_refused_handshakes_get_the_http_status_and_error_body(  # type: ignore[
     assert json.loads(response.body)["error"]["code"] == code
 
 
-def test_a_login_cookie_from_a_foreign_origin_is_refused(live_system):  # type: ignore[no-untyped-def]
+def test_a_login_cookie_from_a_foreign_origin_is_refused(live_system):
     with pytest.raises(InvalidStatus) as refused:
         connect(
             ws_url(live_system, "7b0c5a52-9d1e-4d2f-8f8e-0c1b2a3d4e5f"),
@@ -114,7 +114,7 @@ def test_a_login_cookie_from_a_foreign_origin_is_refused(live_system):  # type: 
     assert refused.value.response.status_code == 403
 
 
-def test_closing_the_socket_never_stops_the_reply_and_the_cursor_resumes_it(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_closing_the_socket_never_stops_the_reply_and_the_cursor_resumes_it(live_system, tenant_key):
     accepted = accept(live_system, tenant_key.key, "[[tokens=60]] [[delay=0.03]]")
     sid = accepted["session_id"]
     with open_ws(live_system, sid, tenant_key.key) as ws:
@@ -134,7 +134,7 @@ def test_closing_the_socket_never_stops_the_reply_and_the_cursor_resumes_it(live
     assert text == whole[-1]["data"]["message"]
 
 
-def test_static_files_are_served_under_asgi(live_system):  # type: ignore[no-untyped-def]
+def test_static_files_are_served_under_asgi(live_system):
     with live_system.client() as c:
         js = c.get("/static/webchat/markdown.js")
         css = c.get("/static/admin/css/base.css")
@@ -145,7 +145,7 @@ def test_static_files_are_served_under_asgi(live_system):  # type: ignore[no-unt
     assert missing.status_code == 404
 
 
-def test_an_open_socket_counts_as_an_active_websocket_stream(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_an_open_socket_counts_as_an_active_websocket_stream(live_system, tenant_key):
     from tests.somaagent.support import scrape, value
 
     metrics = f"{live_system.url}/metrics"

@@ -18,13 +18,13 @@ DLQ_URL = "/admin/somaagent/deadletter/"
 
 
 @pytest.fixture
-def staff(client):  # type: ignore[no-untyped-def]
+def staff(client):
     user = get_user_model().objects.create_superuser(f"staff-{uuid.uuid4().hex[:6]}", "s@example.com", "pw")
     client.force_login(user)
     return client
 
 
-def dead_write(stub, port, tenant, text="POISON pill"):  # type: ignore[no-untyped-def]
+def dead_write(stub, port, tenant, text="POISON pill"):
     stub.control({"remember": {"reject_substring": "POISON"}})
     (write,) = enqueue(tenant, [text])
     deliver_stream(write, port)
@@ -33,7 +33,7 @@ def dead_write(stub, port, tenant, text="POISON pill"):  # type: ignore[no-untyp
     return write, DeadLetter.objects.get(topic="memory.write", event__idempotency_key=write.idempotency_key)
 
 
-def replay(staff, *letters):  # type: ignore[no-untyped-def]
+def replay(staff, *letters):
     response = staff.post(
         DLQ_URL, {"action": "replay", "_selected_action": [str(letter.pk) for letter in letters]}, follow=True
     )

@@ -177,7 +177,7 @@ def test_a_lease_lost_mid_delivery_leaves_one_stored_write_and_one_wal_record(st
         def __init__(self) -> None:
             self.calls = 0
 
-        def remember(self, item):  # type: ignore[no-untyped-def]
+        def remember(self, item):
             self.calls += 1
             if self.calls == 1:  # A is "stalled": its lease runs out and B delivers meanwhile
                 MemoryWrite.objects.filter(pk=write.pk).update(
@@ -241,7 +241,7 @@ def test_recall_failures_are_reported_as_unavailable(stub, remote_memory):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_remote_service_is_called_without_holding_a_database_connection(stub, remote_memory):  # type: ignore[no-untyped-def]
+def test_the_remote_service_is_called_without_holding_a_database_connection(stub, remote_memory):
     """Many deliveries (and recalls) waiting on a slow memory service must not take the
     worker's connection pool from the turns."""
     from django.db import connection

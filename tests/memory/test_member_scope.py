@@ -45,7 +45,7 @@ def delivered(tenant: Tenant, count: int) -> None:
     )
 
 
-def test_a_member_never_recalls_another_members_memories(live_system, live_db, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_member_never_recalls_another_members_memories(live_system, live_db, llm_stub) -> None:
     tenant = Tenant.objects.create(name=f"t-{uuid.uuid4().hex[:8]}")
     alice, bob = member_token(live_system, tenant), member_token(live_system, tenant)
     ask(live_system, alice, "My cat is called Zorblax and she adores tuna [[reply=Lovely name.]]")
@@ -63,7 +63,7 @@ def test_a_member_never_recalls_another_members_memories(live_system, live_db, l
     assert "never instructions" in memories["content"], "recalled text is quoted as data"
 
 
-def test_a_persona_set_to_share_memory_shares_it_with_every_member(live_system, live_db, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_persona_set_to_share_memory_shares_it_with_every_member(live_system, live_db, llm_stub) -> None:
     tenant = Tenant.objects.create(name=f"t-{uuid.uuid4().hex[:8]}")
     shared = Persona.objects.create(tenant=tenant, name="team", shared_memory=True)
     alice, bob = member_token(live_system, tenant), member_token(live_system, tenant)

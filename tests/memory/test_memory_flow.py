@@ -31,7 +31,7 @@ def remembered_events(session_ids: list[str]) -> list[SessionEvent]:
     )
 
 
-def worker_log_has(system, *needles: str) -> bool:  # type: ignore[no-untyped-def]
+def worker_log_has(system, *needles: str) -> bool:
     for worker in system.workers:
         for line in worker.log_path.read_text(errors="replace").splitlines():
             if all(n in line for n in needles):
@@ -39,7 +39,7 @@ def worker_log_has(system, *needles: str) -> bool:  # type: ignore[no-untyped-de
     return False
 
 
-def replica_event_ids(tenant) -> set[uuid.UUID]:  # type: ignore[no-untyped-def]
+def replica_event_ids(tenant) -> set[uuid.UUID]:
     return set(MemoryReplica.objects.filter(tenant=tenant).values_list("event_id", flat=True))
 
 

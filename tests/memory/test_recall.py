@@ -24,13 +24,13 @@ from tests.memory.helpers import make_tenant
 pytestmark = pytest.mark.django_db
 
 
-def tune(settings, **changes):  # type: ignore[no-untyped-def]
+def tune(settings, **changes):
     settings.SOMA = dataclasses.replace(
         settings.SOMA, memory=dataclasses.replace(settings.SOMA.memory, **changes)
     )
 
 
-def store_memory(tenant, text, *, persona_id=None, event_id=None, session_id=None):  # type: ignore[no-untyped-def]
+def store_memory(tenant, text, *, persona_id=None, event_id=None, session_id=None):
     event_id = event_id or uuid.uuid4()
     EmbeddedMemory().remember(
         Remember(
@@ -49,7 +49,7 @@ def store_memory(tenant, text, *, persona_id=None, event_id=None, session_id=Non
     return event_id
 
 
-def claim_for(tenant, message, *, session_id=None, persona=None):  # type: ignore[no-untyped-def]
+def claim_for(tenant, message, *, session_id=None, persona=None):
     accepted = message_accept(
         tenant=tenant,
         data=MessageInput(message=message, session_id=session_id, persona_id=persona.pk if persona else None),
@@ -72,7 +72,7 @@ def claim_for(tenant, message, *, session_id=None, persona=None):  # type: ignor
     )
 
 
-def recall_for(claim, query, *, port=None):  # type: ignore[no-untyped-def]
+def recall_for(claim, query, *, port=None):
     return turn_memories(
         tenant_id=claim.tenant_id,
         namespace=claim.memory_namespace,

@@ -22,7 +22,7 @@ from tests.memory.helpers import deliver_stream, enqueue, forget_session, make_t
 pytestmark = pytest.mark.django_db
 
 
-def delivered(tenant, texts, **kwargs):  # type: ignore[no-untyped-def]
+def delivered(tenant, texts, **kwargs):
     writes = enqueue(tenant, texts, **kwargs)
     assert deliver_stream(writes[0], EmbeddedMemory()).delivered == len(writes)
     return writes

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 DEFAULT_NS = "persona:default"
 
 
-def remember(store, tenant, text, *, namespace=DEFAULT_NS, session_id=None):  # type: ignore[no-untyped-def]
+def remember(store, tenant, text, *, namespace=DEFAULT_NS, session_id=None):
     key = f"k-{uuid.uuid4().hex}"
     store.remember(
         Remember(
@@ -34,7 +34,7 @@ def remember(store, tenant, text, *, namespace=DEFAULT_NS, session_id=None):  # 
     return key
 
 
-def recall(store, tenant, query, *, namespace=DEFAULT_NS, top_k=5):  # type: ignore[no-untyped-def]
+def recall(store, tenant, query, *, namespace=DEFAULT_NS, top_k=5):
     hits = store.recall(
         RecallQuery(tenant=str(tenant.pk), namespace=namespace, query=query, top_k=top_k, timeout=5)
     )
@@ -163,7 +163,7 @@ def test_sqlite_fts_table_follows_inserts_updates_and_deletes(store):
     tenant = make_tenant()
     key = remember(store, tenant, "original wording about otters")
 
-    def keys(query):  # type: ignore[no-untyped-def]
+    def keys(query):
         q = RecallQuery(tenant=str(tenant.pk), namespace=DEFAULT_NS, query=query, top_k=5, timeout=5)
         return [h.key for h in store.recall(q)]
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 STAFF = Actor(label="user:test-staff", is_staff=True)
 
 
-def finish(tenant, message):  # type: ignore[no-untyped-def]
+def finish(tenant, message):
     claimed = claim_for(tenant, message)
     claim = turn_claim(turn_id=claimed.turn_id, owner="test", ended=turn_ended)
     assert claim is not None

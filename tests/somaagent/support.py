@@ -23,7 +23,7 @@ def scrape(url: str, **kwargs: object) -> dict[tuple[str, tuple[tuple[str, str],
     return samples
 
 
-def value(samples: dict, name: str, **labels: str) -> float | None:  # type: ignore[type-arg]
+def value(samples: dict, name: str, **labels: str) -> float | None:
     """The sum of the samples named ``name`` whose labels include ``labels`` (None if none)."""
     found = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)]
     return sum(found) if found else None

@@ -40,7 +40,7 @@ def last_audit(action: str) -> AuditLog:
     return entry
 
 
-def test_budget_saved_in_admin_is_audited_with_who_and_where(staff):  # type: ignore[no-untyped-def]
+def test_budget_saved_in_admin_is_audited_with_who_and_where(staff):
     tenant = new_tenant()
     response = staff.post(
         "/admin/somaagent/budget/add/",
@@ -56,7 +56,7 @@ def test_budget_saved_in_admin_is_audited_with_who_and_where(staff):  # type: ig
     assert last_audit("budget.changed").details["after"] is None
 
 
-def test_budget_persona_of_another_tenant_is_refused(staff):  # type: ignore[no-untyped-def]
+def test_budget_persona_of_another_tenant_is_refused(staff):
     tenant, other = new_tenant(), new_tenant()
     foreign = Persona.objects.create(tenant=other, name="x")
     response = staff.post(
@@ -67,7 +67,7 @@ def test_budget_persona_of_another_tenant_is_refused(staff):  # type: ignore[no-
     assert not Budget.objects.exists()
 
 
-def test_policy_data_is_validated_versioned_and_audited(staff):  # type: ignore[no-untyped-def]
+def test_policy_data_is_validated_versioned_and_audited(staff):
     tenant = new_tenant()
     bad = staff.post(
         "/admin/somaagent/policydata/add/",
@@ -89,7 +89,7 @@ def test_policy_data_is_validated_versioned_and_audited(staff):  # type: ignore[
     assert page.status_code == 200
 
 
-def test_audit_log_is_read_only_in_admin(staff):  # type: ignore[no-untyped-def]
+def test_audit_log_is_read_only_in_admin(staff):
     new_key(new_tenant())
     entry = last_audit("api_key.created")
     assert staff.get("/admin/somaagent/auditlog/").status_code == 200
@@ -101,7 +101,7 @@ def test_audit_log_is_read_only_in_admin(staff):  # type: ignore[no-untyped-def]
     assert entry.actor != "me"
 
 
-def test_credential_secret_is_write_only_and_audited_without_it(staff):  # type: ignore[no-untyped-def]
+def test_credential_secret_is_write_only_and_audited_without_it(staff):
     secret = "sk-super-secret-value-42"
     response = staff.post(
         "/admin/somaagent/llmcredential/add/", {"name": "prov", "provider": "openai", "secret": secret}
@@ -123,7 +123,7 @@ def test_credential_secret_is_write_only_and_audited_without_it(staff):  # type:
     assert decrypt(credential.secret_encrypted) == secret and credential.provider == "x"
 
 
-def test_api_keys_created_and_revoked_in_admin_are_audited(staff):  # type: ignore[no-untyped-def]
+def test_api_keys_created_and_revoked_in_admin_are_audited(staff):
     tenant = new_tenant()
     response = staff.post(
         "/admin/somaagent/apikey/add/",
@@ -147,7 +147,7 @@ def test_api_keys_created_and_revoked_in_admin_are_audited(staff):  # type: igno
     ]
 
 
-def test_ui_settings_changes_ask_the_policy_and_are_audited(staff, settings):  # type: ignore[no-untyped-def]
+def test_ui_settings_changes_ask_the_policy_and_are_audited(staff, settings):
     import dataclasses
 
     from somaagent.policy.port import policy_port
@@ -168,7 +168,7 @@ def test_ui_settings_changes_ask_the_policy_and_are_audited(staff, settings):  #
     assert UISetting.objects.get(key="uploads").document == {"max_mb": 5}
 
 
-def test_dead_letter_replay_is_audited(staff):  # type: ignore[no-untyped-def]
+def test_dead_letter_replay_is_audited(staff):
     import conversations.services.turns  # noqa: F401  (registers the conversation.turn topic)
 
     letter = DeadLetter.objects.create(
@@ -181,7 +181,7 @@ def test_dead_letter_replay_is_audited(staff):  # type: ignore[no-untyped-def]
     assert entry.target == f"dead_letter:{letter.pk}" and entry.ip == IP
 
 
-def test_usage_admin_shows_totals_per_tenant_and_day(staff):  # type: ignore[no-untyped-def]
+def test_usage_admin_shows_totals_per_tenant_and_day(staff):
     from tests.somaagent.test_budgets import usage
 
     tenant = new_tenant()
@@ -194,7 +194,7 @@ def test_usage_admin_shows_totals_per_tenant_and_day(staff):  # type: ignore[no-
     assert b"usage-daily-totals" in page.content
 
 
-def test_tenant_admins_without_staff_status_cannot_enter_admin():  # type: ignore[no-untyped-def]
+def test_tenant_admins_without_staff_status_cannot_enter_admin():
     user = new_user()
     member(user, new_tenant(), role="admin")
     client = Client()
@@ -203,7 +203,7 @@ def test_tenant_admins_without_staff_status_cannot_enter_admin():  # type: ignor
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_admin_actions_need_their_own_permission_not_just_staff():  # type: ignore[no-untyped-def]
+def test_admin_actions_need_their_own_permission_not_just_staff():
     from django.contrib.auth.models import Permission
 
     tenant = new_tenant()

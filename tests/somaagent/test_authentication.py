@@ -19,14 +19,14 @@ pytestmark = pytest.mark.django_db
 MISSING_SESSION = "/v1/sessions/7b0c5a52-9d1e-4d2f-8f8e-0c1b2a3d4e5f"
 
 
-def error_code(response) -> str:  # type: ignore[no-untyped-def]
+def error_code(response) -> str:
     return response.json()["error"]["code"]
 
 
 # --- API keys ---------------------------------------------------------------------------
 
 
-def test_only_a_hash_is_stored_and_the_key_works(settings):  # type: ignore[no-untyped-def]
+def test_only_a_hash_is_stored_and_the_key_works(settings):
     key, raw = new_key(new_tenant())
     assert raw.startswith(f"soma_{key.prefix}_")
     stored = ApiKey.objects.filter(pk=key.pk).values()[0]
@@ -34,7 +34,7 @@ def test_only_a_hash_is_stored_and_the_key_works(settings):  # type: ignore[no-u
     assert client_for(raw).get("/v1/sessions").status_code == 200
 
 
-def test_revoked_key_is_refused_everywhere():  # type: ignore[no-untyped-def]
+def test_revoked_key_is_refused_everywhere():
     key, raw = new_key(new_tenant())
     api_key_revoke(prefix=key.prefix)
     response = client_for(raw).get("/v1/sessions")
@@ -62,7 +62,7 @@ def test_revoked_key_is_refused_everywhere():  # type: ignore[no-untyped-def]
         "Bearer eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.bad",
     ],
 )
-def test_malformed_credentials_answer_401_json(header):  # type: ignore[no-untyped-def]
+def test_malformed_credentials_answer_401_json(header):
     client = Client()
     response = client.get("/v1/sessions", HTTP_AUTHORIZATION=header)
     assert response.status_code == 401, response.content
@@ -71,14 +71,14 @@ def test_malformed_credentials_answer_401_json(header):  # type: ignore[no-untyp
     assert sse.status_code == 401
 
 
-def test_right_prefix_wrong_secret_is_refused():  # type: ignore[no-untyped-def]
+def test_right_prefix_wrong_secret_is_refused():
     _, raw = new_key(new_tenant())
     forged = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
     assert api_key_authenticate(forged) is None
     assert client_for(forged).get("/v1/sessions").status_code == 401
 
 
-def test_a_key_is_never_written_to_the_logs(caplog):  # type: ignore[no-untyped-def]
+def test_a_key_is_never_written_to_the_logs(caplog):
     key, raw = new_key(new_tenant())
     api_key_revoke(prefix=key.prefix)
     forged = f"soma_{key.prefix}_" + "Z" * 43
@@ -94,7 +94,7 @@ def test_a_key_is_never_written_to_the_logs(caplog):  # type: ignore[no-untyped-
         assert raw.split("_", 2)[2] not in text
 
 
-def test_last_used_is_recorded():  # type: ignore[no-untyped-def]
+def test_last_used_is_recorded():
     key, raw = new_key(new_tenant())
     assert key.last_used_at is None
     client_for(raw).get("/v1/sessions")
@@ -105,7 +105,7 @@ def test_last_used_is_recorded():  # type: ignore[no-untyped-def]
 # --- scopes -------------------------------------------------------------------------------
 
 
-def test_read_only_key_cannot_write():  # type: ignore[no-untyped-def]
+def test_read_only_key_cannot_write():
     _, raw = new_key(new_tenant(), ["conversations:read"])
     client = client_for(raw)
     assert client.get("/v1/sessions").status_code == 200
@@ -117,14 +117,14 @@ def test_read_only_key_cannot_write():  # type: ignore[no-untyped-def]
     assert not Session.objects.exists()
 
 
-def test_write_only_key_cannot_read_or_stream():  # type: ignore[no-untyped-def]
+def test_write_only_key_cannot_read_or_stream():
     _, raw = new_key(new_tenant(), ["conversations:write"])
     assert client_for(raw).get("/v1/sessions").status_code == 403
     sse = Client().get(f"{MISSING_SESSION}/stream", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert sse.status_code == 403 and sse.json()["error"]["code"] == "insufficient_scope"
 
 
-def test_admin_scope_alone_manages_but_does_not_chat():  # type: ignore[no-untyped-def]
+def test_admin_scope_alone_manages_but_does_not_chat():
     _, raw = new_key(new_tenant(), ["admin"])
     client = client_for(raw)
     assert client.get("/v1/keys").status_code == 200
@@ -133,7 +133,7 @@ def test_admin_scope_alone_manages_but_does_not_chat():  # type: ignore[no-untyp
     assert me["role"] == "admin" and me["scopes"] == ["admin"]
 
 
-def test_default_key_has_every_scope_but_admin():  # type: ignore[no-untyped-def]
+def test_default_key_has_every_scope_but_admin():
     _, raw = new_key(new_tenant())
     client = client_for(raw)
     assert sorted(client.get("/v1/me").json()["scopes"]) == [
@@ -148,7 +148,7 @@ def test_default_key_has_every_scope_but_admin():  # type: ignore[no-untyped-def
 # --- tenant admins manage keys through the API ---------------------------------------------
 
 
-def test_tenant_admin_creates_lists_and_revokes_keys():  # type: ignore[no-untyped-def]
+def test_tenant_admin_creates_lists_and_revokes_keys():
     tenant = new_tenant()
     _, admin_raw = new_key(tenant, ["admin"])
     admin = client_for(admin_raw)
@@ -171,7 +171,7 @@ def test_tenant_admin_creates_lists_and_revokes_keys():  # type: ignore[no-untyp
     assert body["key"] not in str(list(audit.values()))
 
 
-def test_tenant_admin_cannot_touch_another_tenants_keys():  # type: ignore[no-untyped-def]
+def test_tenant_admin_cannot_touch_another_tenants_keys():
     victim_key, victim_raw = new_key(new_tenant())
     _, admin_raw = new_key(new_tenant(), ["admin"])
     response = client_for(admin_raw).delete(f"/v1/keys/{victim_key.prefix}")
@@ -180,7 +180,7 @@ def test_tenant_admin_cannot_touch_another_tenants_keys():  # type: ignore[no-un
     assert victim_key.prefix not in str(client_for(admin_raw).get("/v1/keys").json())
 
 
-def test_key_creation_rejects_unknown_scopes_and_fields():  # type: ignore[no-untyped-def]
+def test_key_creation_rejects_unknown_scopes_and_fields():
     tenant = new_tenant()
     _, admin_raw = new_key(tenant, ["admin"])
     admin = client_for(admin_raw)
@@ -189,7 +189,7 @@ def test_key_creation_rejects_unknown_scopes_and_fields():  # type: ignore[no-un
     assert ApiKey.objects.for_tenant(tenant).count() == 1
 
 
-def test_a_tenant_admin_cannot_lift_a_keys_rate_limit():  # type: ignore[no-untyped-def]
+def test_a_tenant_admin_cannot_lift_a_keys_rate_limit():
     # The ceiling is the server's SOMA_RATE_LIMIT_PER_MINUTE (600 by default, as here).
     tenant = new_tenant()
     _, admin_raw = new_key(tenant, ["admin"])
@@ -206,13 +206,13 @@ def test_a_tenant_admin_cannot_lift_a_keys_rate_limit():  # type: ignore[no-unty
 # --- JWT ------------------------------------------------------------------------------------
 
 
-def obtain(username: str, password: str = "pw-Secret-123", **extra):  # type: ignore[no-untyped-def]
+def obtain(username: str, password: str = "pw-Secret-123", **extra):
     return client_for().post(
         "/v1/auth/token", {"username": username, "password": password, **extra}, format="json"
     )
 
 
-def test_jwt_pair_for_a_member_and_its_use():  # type: ignore[no-untyped-def]
+def test_jwt_pair_for_a_member_and_its_use():
     tenant = new_tenant()
     user = new_user()
     member(user, tenant)
@@ -220,7 +220,7 @@ def test_jwt_pair_for_a_member_and_its_use():  # type: ignore[no-untyped-def]
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["tenant"]["id"] == str(tenant.pk) and body["role"] == "member"
-    assert AccessToken(body["access"])["tenant"] == str(tenant.pk)  # type: ignore[arg-type]
+    assert AccessToken(body["access"])["tenant"] == str(tenant.pk)
     client = client_for(token=body["access"])
     assert client.get("/v1/sessions").status_code == 200
     assert client.get("/v1/me").json()["via"] == "jwt"
@@ -232,7 +232,7 @@ def test_jwt_pair_for_a_member_and_its_use():  # type: ignore[no-untyped-def]
     assert client_for(token=refreshed.json()["access"]).get("/v1/sessions").status_code == 200
 
 
-def test_jwt_refused_cases():  # type: ignore[no-untyped-def]
+def test_jwt_refused_cases():
     tenant, other = new_tenant(), new_tenant()
     loner = new_user()
     assert obtain(loner.username).status_code == 401  # no membership
@@ -248,7 +248,7 @@ def test_jwt_refused_cases():  # type: ignore[no-untyped-def]
     assert obtain(user.username, extra_field=1).status_code == 400
 
 
-def test_removing_a_membership_invalidates_access_and_refresh():  # type: ignore[no-untyped-def]
+def test_removing_a_membership_invalidates_access_and_refresh():
     tenant = new_tenant()
     user = new_user()
     membership = member(user, tenant)
@@ -259,7 +259,7 @@ def test_removing_a_membership_invalidates_access_and_refresh():  # type: ignore
     assert refreshed.status_code == 401
 
 
-def test_a_user_removed_from_every_tenant_is_not_enrolled_again():  # type: ignore[no-untyped-def]
+def test_a_user_removed_from_every_tenant_is_not_enrolled_again():
     from somaagent.identity import principal_for_user
     from somaagent.models import Membership
 
@@ -278,7 +278,7 @@ def test_a_user_removed_from_every_tenant_is_not_enrolled_again():  # type: igno
         assert not Membership.objects.filter(user=user).exists()
 
 
-def test_role_changes_apply_to_existing_tokens():  # type: ignore[no-untyped-def]
+def test_role_changes_apply_to_existing_tokens():
     tenant = new_tenant()
     user = new_user()
     membership = member(user, tenant, role="admin")
@@ -288,7 +288,7 @@ def test_role_changes_apply_to_existing_tokens():  # type: ignore[no-untyped-def
     assert client_for(token=body["access"]).get("/v1/keys").status_code == 403
 
 
-def test_jwt_scopes_can_only_narrow():  # type: ignore[no-untyped-def]
+def test_jwt_scopes_can_only_narrow():
     tenant = new_tenant()
     user = new_user()
     member(user, tenant)
@@ -299,12 +299,12 @@ def test_jwt_scopes_can_only_narrow():  # type: ignore[no-untyped-def]
     assert client.post("/v1/session/message", {"message": "x"}, format="json").status_code == 403
 
 
-def test_expired_tampered_and_refresh_as_access_tokens_are_refused():  # type: ignore[no-untyped-def]
+def test_expired_tampered_and_refresh_as_access_tokens_are_refused():
     tenant = new_tenant()
     user = new_user()
     member(user, tenant)
     body = obtain(user.username).json()
-    expired = AccessToken(body["access"])  # type: ignore[arg-type]
+    expired = AccessToken(body["access"])
     expired.set_exp(lifetime=-timedelta(seconds=5))
     tampered = body["access"][:-3] + ("aaa" if not body["access"].endswith("aaa") else "bbb")
     for token in (str(expired), tampered, body["refresh"]):
@@ -314,7 +314,7 @@ def test_expired_tampered_and_refresh_as_access_tokens_are_refused():  # type: i
     assert bad_refresh.status_code == 401
 
 
-def test_login_attempts_are_rate_limited(settings):  # type: ignore[no-untyped-def]
+def test_login_attempts_are_rate_limited(settings):
     import dataclasses
 
     settings.SOMA = dataclasses.replace(settings.SOMA, login_attempts_per_minute=3)
@@ -339,7 +339,7 @@ def _wait_for_fresh_window(margin: float = 5.0) -> None:
         time.sleep(left + 0.05)
 
 
-def test_per_key_rate_limit_answers_429_with_retry_after():  # type: ignore[no-untyped-def]
+def test_per_key_rate_limit_answers_429_with_retry_after():
     tenant = new_tenant()
     _, limited = new_key(tenant, rate_limit_per_minute=2)
     _, other = new_key(tenant)
@@ -355,7 +355,7 @@ def test_per_key_rate_limit_answers_429_with_retry_after():  # type: ignore[no-u
     assert client_for(other).get("/v1/sessions").status_code == 200  # limits are per key
 
 
-def test_openapi_documents_the_new_endpoints_and_bearer_auth():  # type: ignore[no-untyped-def]
+def test_openapi_documents_the_new_endpoints_and_bearer_auth():
     import json
 
     response = Client().get("/v1/openapi.json", HTTP_ACCEPT="application/json")

@@ -19,7 +19,7 @@ UPLOAD_LIMIT = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+def web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:
     system = LiveSystem(
         env={"SOMA_MAX_REQUEST_BYTES": str(LIMIT), "SOMA_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
     )

@@ -22,7 +22,7 @@ from tests.somaagent.conftest import client_for, new_key, new_tenant
 CLI = Actor(label="cli:test")
 
 
-def usage(tenant, tokens: int, *, persona=None, when=None) -> TokenUsage:  # type: ignore[no-untyped-def]
+def usage(tenant, tokens: int, *, persona=None, when=None) -> TokenUsage:
     return TokenUsage.objects.create(
         tenant=tenant,
         persona_id=persona.pk if persona else None,
@@ -36,12 +36,12 @@ def usage(tenant, tokens: int, *, persona=None, when=None) -> TokenUsage:  # typ
     )
 
 
-def settle(turn_id, tenant, persona, actual):  # type: ignore[no-untyped-def]
+def settle(turn_id, tenant, persona, actual):
     counters = budget_counters(tenant_id=tenant.pk, persona_id=persona.pk if persona else None)
     return cnt.settle(turn_id=turn_id, counters=counters, actual=actual)
 
 
-def test_periods_reset_at_utc_midnight_and_month_start():  # type: ignore[no-untyped-def]
+def test_periods_reset_at_utc_midnight_and_month_start():
     day, month = current_periods(datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC))
     assert day.label == "d20261231" and month.label == "m202612"
     assert day.end == datetime(2027, 1, 1, tzinfo=UTC) == month.end
@@ -49,7 +49,7 @@ def test_periods_reset_at_utc_midnight_and_month_start():  # type: ignore[no-unt
 
 
 @pytest.mark.django_db
-def test_counter_is_rebuilt_from_the_usage_table_when_redis_lost_it():  # type: ignore[no-untyped-def]
+def test_counter_is_rebuilt_from_the_usage_table_when_redis_lost_it():
     tenant = new_tenant()
     budget_set(tenant=tenant, daily_tokens=1000, monthly_tokens=None, actor=CLI)
     usage(tenant, 300)
@@ -65,7 +65,7 @@ def test_counter_is_rebuilt_from_the_usage_table_when_redis_lost_it():  # type: 
 
 
 @pytest.mark.django_db
-def test_reserve_then_settle_replaces_the_estimate_by_the_real_usage():  # type: ignore[no-untyped-def]
+def test_reserve_then_settle_replaces_the_estimate_by_the_real_usage():
     tenant = new_tenant()
     persona = Persona.objects.create(tenant=tenant, name="p")
     budget_set(tenant=tenant, persona=persona, daily_tokens=1000, monthly_tokens=5000, actor=CLI)
@@ -95,7 +95,7 @@ def test_reserve_then_settle_replaces_the_estimate_by_the_real_usage():  # type:
 
 
 @pytest.mark.django_db
-def test_each_later_model_round_grows_the_reservation_within_the_limits():  # type: ignore[no-untyped-def]
+def test_each_later_model_round_grows_the_reservation_within_the_limits():
     tenant = new_tenant()
     budget_set(tenant=tenant, daily_tokens=2000, monthly_tokens=None, actor=CLI)
     turn = uuid.uuid4()
@@ -104,7 +104,7 @@ def test_each_later_model_round_grows_the_reservation_within_the_limits():  # ty
     budget_reserve(**args, prompt_tokens=300, completion_tokens=500, more=True)  # round 2: a longer prompt
     counters = budget_counters(tenant_id=tenant.pk, persona_id=None)
     assert cnt.read_used(counters) == [1400, 1400]
-    assert cnt.reservation_of(turn)["amount"] == 1400  # type: ignore[index]
+    assert cnt.reservation_of(turn)["amount"] == 1400
     with pytest.raises(BudgetExceeded):  # round 3 would pass the daily limit: refused, nothing taken
         budget_reserve(**args, prompt_tokens=200, completion_tokens=500, more=True)
     assert cnt.read_used(counters) == [1400, 1400]
@@ -113,7 +113,7 @@ def test_each_later_model_round_grows_the_reservation_within_the_limits():  # ty
 
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_turns_cannot_overspend_by_more_than_one_reservation():  # type: ignore[no-untyped-def]
+def test_parallel_turns_cannot_overspend_by_more_than_one_reservation():
     tenant = new_tenant()
     limit, prompt, completion = 20_000, 200, 800
     reservation = prompt + completion
@@ -171,7 +171,7 @@ def test_parallel_turns_cannot_overspend_by_more_than_one_reservation():  # type
 
 
 @pytest.mark.django_db
-def test_gateway_answers_429_with_retry_after_when_the_budget_is_spent():  # type: ignore[no-untyped-def]
+def test_gateway_answers_429_with_retry_after_when_the_budget_is_spent():
     from conversations.models import Session
 
     tenant = new_tenant()
@@ -187,7 +187,7 @@ def test_gateway_answers_429_with_retry_after_when_the_budget_is_spent():  # typ
 
 
 @pytest.mark.django_db
-def test_persona_budget_limits_only_that_persona():  # type: ignore[no-untyped-def]
+def test_persona_budget_limits_only_that_persona():
     tenant = new_tenant()
     _, raw = new_key(tenant)
     tight = Persona.objects.create(tenant=tenant, name="tight")
@@ -206,7 +206,7 @@ def test_persona_budget_limits_only_that_persona():  # type: ignore[no-untyped-d
 
 
 @pytest.mark.django_db
-def test_budget_changes_are_validated_and_audited():  # type: ignore[no-untyped-def]
+def test_budget_changes_are_validated_and_audited():
     tenant, other = new_tenant(), new_tenant()
     foreign = Persona.objects.create(tenant=other, name="x")
     with pytest.raises(ValidationFailed):
@@ -222,7 +222,7 @@ def test_budget_changes_are_validated_and_audited():  # type: ignore[no-untyped-
 
 
 @pytest.mark.django_db
-def test_budget_endpoint_shows_limits_and_use_to_tenant_admins():  # type: ignore[no-untyped-def]
+def test_budget_endpoint_shows_limits_and_use_to_tenant_admins():
     tenant = new_tenant()
     _, admin = new_key(tenant, ["admin"])
     _, plain = new_key(tenant)
@@ -236,7 +236,7 @@ def test_budget_endpoint_shows_limits_and_use_to_tenant_admins():  # type: ignor
 
 
 @pytest.mark.django_db
-def test_a_turns_usage_is_stored_once_whatever_records_it_again():  # type: ignore[no-untyped-def]
+def test_a_turns_usage_is_stored_once_whatever_records_it_again():
     from somaagent.budgets.services import turn_usage_record
 
     tenant = new_tenant()

@@ -21,7 +21,7 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_create_api_key_prints_the_key_last_with_its_scopes():  # type: ignore[no-untyped-def]
+def test_create_api_key_prints_the_key_last_with_its_scopes():
     output = run("create_api_key", "--tenant", "cmd-tenant", "--name", "ci", "--scopes", "conversations:read")
     raw = output.strip().splitlines()[-1]
     key = ApiKey.objects.get(prefix=raw.split("_")[1])
@@ -34,7 +34,7 @@ def test_create_api_key_prints_the_key_last_with_its_scopes():  # type: ignore[n
         run("create_api_key", "--tenant", "cmd-tenant", "--scopes", "root")
 
 
-def test_revoke_api_key_by_prefix():  # type: ignore[no-untyped-def]
+def test_revoke_api_key_by_prefix():
     key, raw = new_key(new_tenant())
     output = run("revoke_api_key", key.prefix)
     assert "now revoked" in output and raw not in output
@@ -45,7 +45,7 @@ def test_revoke_api_key_by_prefix():  # type: ignore[no-untyped-def]
         run("revoke_api_key", "000000000000")
 
 
-def test_set_budget_for_tenant_and_persona():  # type: ignore[no-untyped-def]
+def test_set_budget_for_tenant_and_persona():
     tenant = new_tenant()
     persona = Persona.objects.create(tenant=tenant, name="helper")
     run("set_budget", "--tenant", tenant.name, "--daily-tokens", "1000", "--monthly-tokens", "20000")
@@ -68,7 +68,7 @@ def test_set_budget_for_tenant_and_persona():  # type: ignore[no-untyped-def]
         ["--tenant", "{tenant}", "--persona", "7b0c5a52-9d1e-4d2f-8f8e-0c1b2a3d4e5f", "--daily-tokens", "5"],
     ],
 )
-def test_set_budget_refuses_bad_input_and_changes_nothing(args):  # type: ignore[no-untyped-def]
+def test_set_budget_refuses_bad_input_and_changes_nothing(args):
     tenant = new_tenant()
     with pytest.raises(CommandError):
         run("set_budget", *[a.replace("{tenant}", tenant.name) for a in args])
@@ -76,7 +76,7 @@ def test_set_budget_refuses_bad_input_and_changes_nothing(args):  # type: ignore
 
 
 @pytest.fixture
-def fernet_keys(settings):  # type: ignore[no-untyped-def]
+def fernet_keys(settings):
     def use(*keys: str) -> None:
         settings.FERNET_KEYS = list(keys)
         secrets._fernet.cache_clear()
@@ -85,7 +85,7 @@ def fernet_keys(settings):  # type: ignore[no-untyped-def]
     secrets._fernet.cache_clear()
 
 
-def test_rotate_fernet_keys_reencrypts_with_the_newest_key(fernet_keys):  # type: ignore[no-untyped-def]
+def test_rotate_fernet_keys_reencrypts_with_the_newest_key(fernet_keys):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     fernet_keys(old)
     credential = LlmCredential.objects.create(name="openai", secret_encrypted=secrets.encrypt("sk-live-123"))
@@ -99,7 +99,7 @@ def test_rotate_fernet_keys_reencrypts_with_the_newest_key(fernet_keys):  # type
     assert "sk-live-123" not in str(entry.details)
 
 
-def test_rotation_is_all_or_nothing(fernet_keys):  # type: ignore[no-untyped-def]
+def test_rotation_is_all_or_nothing(fernet_keys):
     lost, kept = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     fernet_keys(kept)
     good = LlmCredential.objects.create(name="good", secret_encrypted=secrets.encrypt("a"))

@@ -27,19 +27,19 @@ GOOD = {
 
 
 @pytest.fixture
-def prod_env(monkeypatch):  # type: ignore[no-untyped-def]
+def prod_env(monkeypatch):
     for name, value in GOOD.items():
         monkeypatch.setenv(name, value)
     return monkeypatch
 
 
-def problems(monkeypatch) -> str:  # type: ignore[no-untyped-def]
+def problems(monkeypatch) -> str:
     with pytest.raises(ConfigurationError) as caught:
         check_production("PROD")
     return str(caught.value)
 
 
-def test_a_sound_production_configuration_passes(prod_env):  # type: ignore[no-untyped-def]
+def test_a_sound_production_configuration_passes(prod_env):
     check_production("PROD")
     check_production("DEV")
 
@@ -70,7 +70,7 @@ def test_a_sound_production_configuration_passes(prod_env):  # type: ignore[no-u
         ({"SOMA_HSTS_SECONDS": "0"}, ["SOMA_HSTS_SECONDS is below"]),
     ],
 )
-def test_each_problem_is_named(prod_env, changes, expected):  # type: ignore[no-untyped-def]
+def test_each_problem_is_named(prod_env, changes, expected):
     for name, value in changes.items():
         prod_env.setenv(name, value)
     message = problems(prod_env)
@@ -78,7 +78,7 @@ def test_each_problem_is_named(prod_env, changes, expected):  # type: ignore[no-
         assert text in message
 
 
-def test_all_problems_are_named_at_once(prod_env):  # type: ignore[no-untyped-def]
+def test_all_problems_are_named_at_once(prod_env):
     for name in ("DATABASE_URL", "REDIS_URL", "SOMA_FERNET_KEYS", "DJANGO_SECRET_KEY"):
         prod_env.setenv(name, "")
     prod_env.setenv("DJANGO_DEBUG", "true")
@@ -88,7 +88,7 @@ def test_all_problems_are_named_at_once(prod_env):  # type: ignore[no-untyped-de
     assert message.count("\n  - ") == 5
 
 
-def test_manage_py_refuses_to_start_in_prod_with_insecure_settings():  # type: ignore[no-untyped-def]
+def test_manage_py_refuses_to_start_in_prod_with_insecure_settings():
     env = {k: v for k, v in os.environ.items() if k not in GOOD}
     env.update(
         {"SOMA_DEPLOYMENT_MODE": "PROD", "DJANGO_DEBUG": "1", "DJANGO_SECRET_KEY": "django-insecure-x"}

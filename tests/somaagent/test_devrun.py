@@ -21,7 +21,7 @@ from somaagent.management.commands import bootstrap_dev
 PROCS = ["web", "worker", "tools", "beat"]
 
 
-def plan(env: dict[str, str], *, processes=PROCS, local_model=False, installed=False):  # type: ignore[no-untyped-def]
+def plan(env: dict[str, str], *, processes=PROCS, local_model=False, installed=False):
     return run_plan(
         env,
         processes=processes,

@@ -49,11 +49,11 @@ def flower(live_system: LiveSystem) -> Iterator[str]:
 
 
 @pytest.mark.integration
-def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):  # type: ignore[no-untyped-def]
+def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):
     assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
     assert httpx.get(f"{flower}/api/workers", auth=("ops", "wrong"), timeout=10).status_code == 401
 
-    def workers() -> dict:  # type: ignore[type-arg]
+    def workers() -> dict:
         r = httpx.get(f"{flower}/api/workers", params={"refresh": 1}, auth=AUTH, timeout=20)
         assert r.status_code == 200, r.text
         return r.json()
@@ -70,21 +70,21 @@ def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):
         what="flower to list our workers and their queues",
     )
 
-    def turn_task() -> list:  # type: ignore[type-arg]
+    def turn_task() -> list:
         r = httpx.get(
             f"{flower}/api/tasks", params={"taskname": "conversation.run_turn"}, auth=AUTH, timeout=10
         )
         assert r.status_code == 200, r.text
         return [t for t in r.json().values() if t.get("state") == "SUCCESS"]
 
-    def a_turn_then_its_task() -> list:  # type: ignore[type-arg]
+    def a_turn_then_its_task() -> list:
         # Flower learns of tasks from the workers' events, once its event receiver has
         # connected (some time after it answers HTTP): a turn that ran before is never seen.
         with live_system.client(tenant_key.key) as c:
             accepted = c.post("/v1/session/message", json={"message": "flower [[tokens=2]]"}).json()
         read_stream(live_system, tenant_key.key, accepted["session_id"])
         try:
-            return wait_until(turn_task, timeout=5, interval=0.5, what="the turn task")  # type: ignore[no-any-return]
+            return wait_until(turn_task, timeout=5, interval=0.5, what="the turn task")
         except AssertionError:
             return []
 
@@ -101,7 +101,7 @@ def test_flower_shows_workers_queues_and_tasks(live_system, flower, tenant_key):
 @pytest.mark.parametrize(
     "basic_auth", [None, "", "ops:", ":pw-long-enough-123", "admin:CHANGE-ME", "ops:short"]
 )
-def test_flower_refuses_to_start_outside_dev_without_a_real_password(basic_auth) -> None:  # type: ignore[no-untyped-def]
+def test_flower_refuses_to_start_outside_dev_without_a_real_password(basic_auth) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
     env.update(
         {"SOMA_DEPLOYMENT_MODE": "STAGING", "REDIS_URL": env.get("REDIS_URL") or "redis://127.0.0.1:1/0"}

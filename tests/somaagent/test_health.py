@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def fresh(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def fresh(settings) -> Iterator[None]:
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, readyz_cache_seconds=0)
     health._cache = None
     before = dict(health.CHECKS)
@@ -26,15 +26,15 @@ def fresh(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     health._cache = None
 
 
-def _ops(settings, **changes) -> None:  # type: ignore[no-untyped-def]
+def _ops(settings, **changes) -> None:
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, **changes)
 
 
-def _model(settings, base_url: str) -> None:  # type: ignore[no-untyped-def]
+def _model(settings, base_url: str) -> None:
     settings.SOMA = dataclasses.replace(settings.SOMA, llm_base_url=base_url, llm_model="stub-model")
 
 
-def test_the_model_endpoint_is_checked(settings, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_model_endpoint_is_checked(settings, llm_stub) -> None:
     _model(settings, f"{llm_stub.url}/v1")
     r = Client().get("/readyz")
     assert r.status_code == 200
@@ -44,7 +44,7 @@ def test_the_model_endpoint_is_checked(settings, llm_stub) -> None:  # type: ign
     assert r.json()["checks"]["policy"]["ok"] is True
 
 
-def test_a_dead_model_is_reported_and_fails_readiness_only_when_required(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_dead_model_is_reported_and_fails_readiness_only_when_required(settings) -> None:
     _model(settings, f"http://127.0.0.1:{free_port()}/v1")
     r = Client().get("/readyz")
     assert r.status_code == 200 and r.json()["status"] == "ready"
@@ -56,13 +56,13 @@ def test_a_dead_model_is_reported_and_fails_readiness_only_when_required(setting
     assert r.json()["checks"]["broker"]["required"] is False
 
 
-def test_no_model_configured_is_not_a_failure(settings) -> None:  # type: ignore[no-untyped-def]
+def test_no_model_configured_is_not_a_failure(settings) -> None:
     _model(settings, "")
     llm = Client().get("/readyz").json()["checks"]["llm"]
     assert llm["ok"] is True and llm["configured"] is False
 
 
-def test_a_hanging_check_times_out_and_a_required_one_makes_it_503(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_hanging_check_times_out_and_a_required_one_makes_it_503(settings) -> None:
     release = threading.Event()
     _ops(settings, readyz_timeout_seconds=0.3)
     health.register_check("hangs", lambda: {"done": release.wait(30)}, required=True)
@@ -80,7 +80,7 @@ def test_a_hanging_check_times_out_and_a_required_one_makes_it_503(settings) -> 
         release.set()
 
 
-def test_the_answer_is_cached(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_answer_is_cached(settings) -> None:
     calls: list[int] = []
 
     def counted() -> dict[str, int]:

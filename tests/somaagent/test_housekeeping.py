@@ -34,7 +34,7 @@ def _outbox(key: str, *, published_ago: float | None) -> OutboxMessage:
 
 
 @pytest.mark.django_db
-def test_only_published_outbox_rows_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
+def test_only_published_outbox_rows_past_retention_go(settings) -> None:
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, outbox_retention_seconds=3600)
     tag = uuid.uuid4().hex[:8]
     old = _outbox(f"{tag}-old", published_ago=7200)
@@ -49,7 +49,7 @@ def test_only_published_outbox_rows_past_retention_go(settings) -> None:  # type
 
 
 @pytest.mark.django_db
-def test_idempotency_records_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
+def test_idempotency_records_past_retention_go(settings) -> None:
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, idempotency_retention_seconds=86400)
     tenant: Any = make_tenant_key().tenant
     old = IdempotencyRecord.objects.create(
@@ -81,7 +81,7 @@ def _buffer(session_id: str, *, ttl: int | None = 600) -> str:
 
 
 @pytest.mark.django_db
-def test_buffers_of_deleted_sessions_go_and_live_ones_keep_a_ttl(settings) -> None:  # type: ignore[no-untyped-def]
+def test_buffers_of_deleted_sessions_go_and_live_ones_keep_a_ttl(settings) -> None:
     tenant: Any = make_tenant_key().tenant
     live = Session.objects.create(tenant=tenant)
     kept = _buffer(str(live.pk))
@@ -100,7 +100,7 @@ def test_buffers_of_deleted_sessions_go_and_live_ones_keep_a_ttl(settings) -> No
 
 
 @pytest.mark.django_db
-def test_one_failing_step_does_not_stop_the_others(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_one_failing_step_does_not_stop_the_others(monkeypatch) -> None:
     from somaagent import housekeeping
 
     def broken() -> int:
@@ -116,7 +116,7 @@ def test_one_failing_step_does_not_stop_the_others(monkeypatch) -> None:  # type
 
 
 @pytest.mark.django_db
-def test_memory_replicas_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
+def test_memory_replicas_past_retention_go(settings) -> None:
     from memory.models import MemoryReplica
 
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, replica_retention_seconds=86400)
@@ -146,14 +146,14 @@ def test_beat_runs_housekeeping() -> None:
 
 
 @pytest.mark.integration
-def test_a_real_worker_runs_housekeeping(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_real_worker_runs_housekeeping(live_system, tenant_key):
     orphan = _buffer(str(uuid.uuid4()))
     app.send_task("soma.housekeeping")
     wait_until(lambda: not sync_redis().exists(orphan), timeout=30, what="the orphan buffer to go")
 
 
 @pytest.mark.django_db
-def test_done_memory_writes_and_wal_past_retention_go(settings) -> None:  # type: ignore[no-untyped-def]
+def test_done_memory_writes_and_wal_past_retention_go(settings) -> None:
     from memory.models import MemoryWal, MemoryWrite
 
     settings.SOMA_OPS = dataclasses.replace(

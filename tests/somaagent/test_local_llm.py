@@ -96,7 +96,7 @@ def local_server() -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_a_turn_is_answered_by_the_local_model(local_server, live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_turn_is_answered_by_the_local_model(local_server, live_system, tenant_key) -> None:
     """Web + worker + the local model server, over the same HTTP path as a production provider.
 
     The model is configured as a dialogue profile on the shared live system (whose env default is

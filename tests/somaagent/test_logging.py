@@ -116,7 +116,7 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 @pytest.mark.integration
 def test_the_live_worker_and_beat_keep_sweeps_quiet_and_turns_visible(
     live_system: LiveSystem, tenant_key
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     assert live_system.beat is not None and live_system.beat.alive()
     accepted = send(live_system, tenant_key.key, "hello [[reply=fine]]")
     read_stream(live_system, tenant_key.key, accepted["session_id"])
@@ -127,7 +127,7 @@ def test_the_live_worker_and_beat_keep_sweeps_quiet_and_turns_visible(
     ]
     beat = live_system.beat
 
-    def beat_docs_started() -> list[dict]:  # type: ignore[type-arg]
+    def beat_docs_started() -> list[dict]:
         # Another test's solo() may have restarted the beat moments ago (a new log file).
         docs = _json_lines(beat.log_path.read_text(errors="replace"))
         return docs if any(d.get("message") == "beat: Starting..." for d in docs) else []

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def limits(settings):  # type: ignore[no-untyped-def]
+def limits(settings):
     """3 attempts per account and 5 per address, in a window that has just begun."""
     settings.SOMA = dataclasses.replace(
         settings.SOMA, login_attempts_per_minute=3, login_attempts_per_address_per_minute=5
@@ -44,7 +44,7 @@ def page_login(path: str, username: str, *, ip: str) -> tuple[int, str, dict[str
     return response.status_code, response.content.decode(), dict(response.headers)
 
 
-def test_spellings_of_one_username_share_one_bucket(limits) -> None:  # type: ignore[no-untyped-def]
+def test_spellings_of_one_username_share_one_bucket(limits) -> None:
     name = f"alice-{uuid.uuid4().hex[:6]}"
     spellings = [f" {name}", f"{name} ", name.upper(), f"\t{name.title()}\n"]
     codes = [api_login(spelling, ip=address())[0] for spelling in spellings]  # every one from elsewhere
@@ -53,14 +53,14 @@ def test_spellings_of_one_username_share_one_bucket(limits) -> None:  # type: ig
     assert status == 429 and 1 <= int(headers["Retry-After"]) <= 60
 
 
-def test_one_address_trying_many_accounts_is_stopped(limits) -> None:  # type: ignore[no-untyped-def]
+def test_one_address_trying_many_accounts_is_stopped(limits) -> None:
     ip = address()
     codes = [api_login(f"user-{uuid.uuid4().hex[:8]}", ip=ip)[0] for _ in range(6)]
     assert codes == [401] * 5 + [429], codes
     assert api_login(f"user-{uuid.uuid4().hex[:8]}", ip=address())[0] == 401  # others are not affected
 
 
-def test_the_web_chat_login_page_is_throttled_with_a_clear_message(limits) -> None:  # type: ignore[no-untyped-def]
+def test_the_web_chat_login_page_is_throttled_with_a_clear_message(limits) -> None:
     name = f"bob-{uuid.uuid4().hex[:6]}"
     results = [page_login("/login/", name, ip=address()) for _ in range(4)]
     assert [r[0] for r in results] == [200, 200, 200, 429]
@@ -70,14 +70,14 @@ def test_the_web_chat_login_page_is_throttled_with_a_clear_message(limits) -> No
     assert f'value="{name}"' in body  # the form comes back filled in
 
 
-def test_the_admin_login_is_throttled(limits) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_login_is_throttled(limits) -> None:
     name = f"carol-{uuid.uuid4().hex[:6]}"
     results = [page_login("/admin/login/", name, ip=address()) for _ in range(4)]
     assert [r[0] for r in results] == [200, 200, 200, 429]
     assert "Too many login attempts" in results[3][1] and "Retry-After" in results[3][2]
 
 
-def test_the_paths_share_the_account_bucket_and_a_right_password_waits_too(limits) -> None:  # type: ignore[no-untyped-def]
+def test_the_paths_share_the_account_bucket_and_a_right_password_waits_too(limits) -> None:
     user = new_user(f"dave-{uuid.uuid4().hex[:6]}")
     member(user, new_tenant())
     assert api_login(user.username, ip=address())[0] == 401

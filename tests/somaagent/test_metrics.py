@@ -21,9 +21,7 @@ def _send(system: LiveSystem, key: str, message: str, **headers: str) -> httpx.R
         return c.post("/v1/session/message", json={"message": message}, headers=headers)
 
 
-def test_task_metrics_of_the_workers_show_on_the_web_and_on_the_worker_port(  # type: ignore[no-untyped-def]
-    live_db, llm_stub, tenant_key
-):
+def test_task_metrics_of_the_workers_show_on_the_web_and_on_the_worker_port(live_db, llm_stub, tenant_key):
     system = LiveSystem(
         env={
             # queues of its own: no other test's worker takes these messages
@@ -124,7 +122,7 @@ def _check_active_sse_streams(system: LiveSystem, key: str, session_id: str, met
     assert (value(scrape(metrics_url), "soma_streams_opened_total", transport="sse") or 0) >= 1
 
 
-def test_outbox_and_dlq_gauges_and_readyz_when_the_broker_is_down(live_db, tenant_key):  # type: ignore[no-untyped-def]
+def test_outbox_and_dlq_gauges_and_readyz_when_the_broker_is_down(live_db, tenant_key):
     topic = f"ops.test.{uuid.uuid4().hex[:8]}"
     old = timezone.now() - timedelta(seconds=300)
     row = OutboxMessage.objects.create(
@@ -160,7 +158,7 @@ def test_outbox_and_dlq_gauges_and_readyz_when_the_broker_is_down(live_db, tenan
         letter.delete()
 
 
-def test_metrics_token_protects_the_endpoint(live_db):  # type: ignore[no-untyped-def]
+def test_metrics_token_protects_the_endpoint(live_db):
     system = LiveSystem(env={"SOMA_METRICS_TOKEN": "s3cret-token"})
     try:
         system.start_web()

@@ -31,7 +31,7 @@ EXAMPLES = int(os.environ.get("SOMA_FUZZ_EXAMPLES", "4"))
 
 
 @pytest.fixture(scope="module")
-def fuzz_web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # type: ignore[no-untyped-def]
+def fuzz_web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:
     # An outage answers 503 within 1.5 s by design; on a busy test machine that would be a
     # spurious "server error" here, so this server waits for its database connections longer.
     system = LiveSystem(env={"SOMA_DB_POOL_TIMEOUT_SECONDS": "15", "SOMA_DB_CONNECT_TIMEOUT_SECONDS": "15"})
@@ -43,7 +43,7 @@ def fuzz_web(django_db_setup, django_db_blocker) -> Iterator[LiveSystem]:  # typ
 
 
 @pytest.fixture(scope="module")
-def fuzz_key(fuzz_web: LiveSystem, django_db_blocker) -> str:  # type: ignore[no-untyped-def]
+def fuzz_key(fuzz_web: LiveSystem, django_db_blocker) -> str:
     """A key with every scope and room for the run's requests within its rate limit."""
     with django_db_blocker.unblock():
         tenant: Any = make_tenant_key().tenant
@@ -54,7 +54,7 @@ def fuzz_key(fuzz_web: LiveSystem, django_db_blocker) -> str:  # type: ignore[no
 
 
 @pytest.fixture(scope="module")
-def any_upload_type(django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def any_upload_type(django_db_blocker) -> Iterator[None]:
     """The allowed upload types are a setting (415 outside them): the run allows them all, so
     that no valid upload is refused for its type."""
     with django_db_blocker.unblock():

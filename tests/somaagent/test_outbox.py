@@ -109,7 +109,7 @@ def _row(n: int, *, age: float = 10.0, **fields: Any) -> OutboxMessage:
     )
 
 
-def test_enqueue_publishes_right_after_commit(broker, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_enqueue_publishes_right_after_commit(broker, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
         message = outbox_enqueue(topic=TOPIC, payload={"n": 1}, dedupe_key="fast:1")
         assert message is not None
@@ -120,7 +120,7 @@ def test_enqueue_publishes_right_after_commit(broker, django_capture_on_commit_c
     assert published_payloads() == [{"n": 1}]
 
 
-def test_a_rolled_back_transaction_publishes_nothing(broker, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_a_rolled_back_transaction_publishes_nothing(broker, django_capture_on_commit_callbacks):
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(RuntimeError),
@@ -133,7 +133,7 @@ def test_a_rolled_back_transaction_publishes_nothing(broker, django_capture_on_c
     assert published_payloads() == []
 
 
-def test_enqueue_dedupes_and_rejects_unknown_topics(broker):  # type: ignore[no-untyped-def]
+def test_enqueue_dedupes_and_rejects_unknown_topics(broker):
     with transaction.atomic():
         assert outbox_enqueue(topic=TOPIC, payload={"n": 1}, dedupe_key="dup:1") is not None
         assert outbox_enqueue(topic=TOPIC, payload={"n": 2}, dedupe_key="dup:1") is None
@@ -142,7 +142,7 @@ def test_enqueue_dedupes_and_rejects_unknown_topics(broker):  # type: ignore[no-
             outbox_enqueue(topic="no.such.topic", payload={}, dedupe_key="x")
 
 
-def test_fast_path_with_the_broker_down_leaves_the_row_for_the_sweep(broker):  # type: ignore[no-untyped-def]
+def test_fast_path_with_the_broker_down_leaves_the_row_for_the_sweep(broker):
     row = _row(1)
     broker.stop()
     assert outbox_publish_now(message_id=row.pk) is False
@@ -159,7 +159,7 @@ def test_fast_path_with_the_broker_down_leaves_the_row_for_the_sweep(broker):  #
     assert sorted(p["n"] for p in published_payloads()) == [1, 2]
 
 
-def test_sweep_publishes_due_rows_in_order_and_leaves_the_rest(broker, settings):  # type: ignore[no-untyped-def]
+def test_sweep_publishes_due_rows_in_order_and_leaves_the_rest(broker, settings):
     settings.SOMA = dataclasses.replace(settings.SOMA, outbox_sweep_min_age_seconds=60)
     due = [_row(i, age=120) for i in range(3)]
     too_young = _row(10, age=0)  # the fast path may still be publishing it
@@ -181,7 +181,7 @@ def test_sweep_publishes_due_rows_in_order_and_leaves_the_rest(broker, settings)
     assert published_payloads() == [], "a published row is never published again by the sweep"
 
 
-def test_sweep_stops_at_the_first_broker_failure_and_backs_off(broker):  # type: ignore[no-untyped-def]
+def test_sweep_stops_at_the_first_broker_failure_and_backs_off(broker):
     rows = [_row(i) for i in range(3)]
     broker.stop()
     before = timezone.now()
@@ -210,13 +210,13 @@ def test_sweep_stops_at_the_first_broker_failure_and_backs_off(broker):  # type:
 @pytest.mark.parametrize(
     ("attempts", "low", "high"), [(1, 0.5, 1), (2, 1, 2), (3, 2, 4), (7, 30, 60), (12, 30, 60)]
 )
-def test_backoff_doubles_with_jitter_up_to_a_minute(attempts, low, high):  # type: ignore[no-untyped-def]
+def test_backoff_doubles_with_jitter_up_to_a_minute(attempts, low, high):
     delays = [outbox._backoff(attempts).total_seconds() for _ in range(200)]
     assert all(low <= d <= high for d in delays)
     assert max(delays) - min(delays) > (high - low) / 10, "no jitter"
 
 
-def test_a_row_older_than_the_max_age_moves_to_the_dead_letters(broker):  # type: ignore[no-untyped-def]
+def test_a_row_older_than_the_max_age_moves_to_the_dead_letters(broker):
     max_age = settings.SOMA.outbox_max_age_seconds
     old = _row(1, age=max_age + 5, attempts=9, last_error="earlier failure")
     young = _row(2)
@@ -233,14 +233,14 @@ def test_a_row_older_than_the_max_age_moves_to_the_dead_letters(broker):  # type
     assert young.attempts == 1 and young.published_at is None
 
 
-def test_an_old_row_is_still_published_when_the_broker_answers(broker):  # type: ignore[no-untyped-def]
+def test_an_old_row_is_still_published_when_the_broker_answers(broker):
     _row(1, age=settings.SOMA.outbox_max_age_seconds + 5)
     outbox_sweep()
     assert published_payloads() == [{"n": 1}]
     assert not DeadLetter.objects.exists()
 
 
-def test_replaying_a_dead_letter_publishes_it_again(broker, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_replaying_a_dead_letter_publishes_it_again(broker, django_capture_on_commit_callbacks):
     dead = DeadLetter.objects.create(
         topic=TOPIC, event={"outbox_id": 1, "payload": {"n": 7}, "dedupe_key": "test:7"}, error="x"
     )

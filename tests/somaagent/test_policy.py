@@ -28,7 +28,7 @@ STAFF = Actor(label="user:staff", is_staff=True)
 
 
 @pytest.fixture
-def world():  # type: ignore[no-untyped-def]
+def world():
     """Tenant A with policy data, its personas P (restricted) and Q; tenant B without data."""
     a, b = new_tenant(), new_tenant()
     p = Persona.objects.create(tenant=a, name="restricted")
@@ -71,7 +71,7 @@ CASES = [
 ]
 
 
-def request_for(world, case):  # type: ignore[no-untyped-def]
+def request_for(world, case):
     tenant, persona, action, resource, context, *_ = case
     data = tenant_policy_data(tenant_id=world[tenant])
     request = PolicyRequest(
@@ -85,7 +85,7 @@ def request_for(world, case):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[3]}" for c in CASES])
-def test_embedded_and_opa_adapters_decide_alike(world, opa, case):  # type: ignore[no-untyped-def]
+def test_embedded_and_opa_adapters_decide_alike(world, opa, case):
     embedded, remote = RegoPolicy(), OpaPolicy(opa.url, timeout=2)
     request, data = request_for(world, case)
     local = embedded.decide(request, data)
@@ -94,7 +94,7 @@ def test_embedded_and_opa_adapters_decide_alike(world, opa, case):  # type: igno
     assert (over_http.allowed, over_http.reasons) == (local.allowed, local.reasons)
 
 
-def test_a_restarted_opa_never_decides_on_missing_data(world, opa):  # type: ignore[no-untyped-def]
+def test_a_restarted_opa_never_decides_on_missing_data(world, opa):
     remote = OpaPolicy(opa.url, timeout=2)
     denied = ("A", None, "memory.write", "session:1", {}, False, ())
     allowed = ("A", None, "conversation.send", "session:1", {}, True, ())
@@ -108,14 +108,14 @@ def test_a_restarted_opa_never_decides_on_missing_data(world, opa):  # type: ign
     assert pushes and all(p[1] == f"/v1/data/tenants/{world['A']}" for p in pushes)
 
 
-def test_opa_unreachable_fails_closed(world, use_opa):  # type: ignore[no-untyped-def]
+def test_opa_unreachable_fails_closed(world, use_opa):
     use_opa(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(PolicyDenied) as caught:
         policy_authorize(tenant=world["B"], persona_id=None, action="conversation.send", resource="s")
     assert caught.value.code == "policy_unavailable" and caught.value.status_code == 403
 
 
-def test_opa_answering_errors_fails_closed(world, opa, use_opa):  # type: ignore[no-untyped-def]
+def test_opa_answering_errors_fails_closed(world, opa, use_opa):
     use_opa(opa.url)
     policy_authorize(tenant=world["B"], persona_id=None, action="conversation.send", resource="s")
     httpx.post(f"{opa.url}/_fail", json={"status": 500})
@@ -124,7 +124,7 @@ def test_opa_answering_errors_fails_closed(world, opa, use_opa):  # type: ignore
     assert caught.value.code == "policy_unavailable"
 
 
-def test_policy_authorize_through_opa_denies_with_reasons(world, opa, use_opa):  # type: ignore[no-untyped-def]
+def test_policy_authorize_through_opa_denies_with_reasons(world, opa, use_opa):
     use_opa(opa.url)
     with pytest.raises(PolicyDenied) as caught:
         policy_authorize(tenant=world["A"], persona_id=world["P"], action="conversation.send", resource="s")
@@ -132,7 +132,7 @@ def test_policy_authorize_through_opa_denies_with_reasons(world, opa, use_opa): 
     assert caught.value.details["reasons"] == ["action_denied_for_persona"]
 
 
-def test_edit_reaches_the_next_decision_in_both_adapters(world, opa, use_opa):  # type: ignore[no-untyped-def]
+def test_edit_reaches_the_next_decision_in_both_adapters(world, opa, use_opa):
     from somaagent.models import Tenant
 
     tenant_b = Tenant.objects.get(pk=world["B"])
@@ -145,7 +145,7 @@ def test_edit_reaches_the_next_decision_in_both_adapters(world, opa, use_opa):  
             policy_authorize(tenant=tenant_b, persona_id=None, action="memory.write", resource="s")
 
 
-def test_policy_data_changes_are_versioned_and_audited(world):  # type: ignore[no-untyped-def]
+def test_policy_data_changes_are_versioned_and_audited(world):
     row = PolicyData.objects.get(tenant_id=world["A"])
     assert row.version == 1
     policy_data_set(tenant=row.tenant, document={}, actor=STAFF)
@@ -155,7 +155,7 @@ def test_policy_data_changes_are_versioned_and_audited(world):  # type: ignore[n
         "created_at"
     )
     assert [e.details["version"] for e in entries] == [1, 2]
-    assert entries.last().details["before"]["denied_actions"] == ["memory.write"]  # type: ignore[union-attr]
+    assert entries.last().details["before"]["denied_actions"] == ["memory.write"]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_policy_data_changes_are_versioned_and_audited(world):  # type: ignore[n
         {"allowed_tools": [1, 2]},
     ],
 )
-def test_malformed_policy_data_is_refused_and_nothing_changes(world, document):  # type: ignore[no-untyped-def]
+def test_malformed_policy_data_is_refused_and_nothing_changes(world, document):
     tenant = PolicyData.objects.get(tenant_id=world["A"]).tenant
     with pytest.raises(ValidationFailed):
         policy_document_validate(tenant=tenant, document=document)
@@ -179,7 +179,7 @@ def test_malformed_policy_data_is_refused_and_nothing_changes(world, document): 
     assert PolicyData.objects.get(tenant=tenant).version == 1
 
 
-def test_another_tenants_persona_cannot_be_named_in_policy_data(world):  # type: ignore[no-untyped-def]
+def test_another_tenants_persona_cannot_be_named_in_policy_data(world):
     other = new_tenant()
     foreign = Persona.objects.create(tenant=other, name="x")
     tenant = PolicyData.objects.get(tenant_id=world["A"]).tenant
@@ -188,14 +188,14 @@ def test_another_tenants_persona_cannot_be_named_in_policy_data(world):  # type:
     assert f"personas.{foreign.pk}" in caught.value.details
 
 
-def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):  # type: ignore[no-untyped-def]
+def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):
     from somaagent.models import Tenant
     from somaagent.policy import embedded as embedded_module
 
     calls = []
     real_evaluate = embedded_module.evaluate
 
-    def counting(interpreter, policy_input):  # type: ignore[no-untyped-def]
+    def counting(interpreter, policy_input):
         calls.append(policy_input)
         return real_evaluate(interpreter, policy_input)
 
@@ -221,7 +221,7 @@ def test_embedded_decisions_are_memoised_per_data_version(world, monkeypatch):  
     assert len(calls) == 5
 
 
-def test_the_decision_memo_is_bounded_in_bytes_not_only_in_entries(world):  # type: ignore[no-untyped-def]
+def test_the_decision_memo_is_bounded_in_bytes_not_only_in_entries(world):
     import sys
 
     engine = RegoPolicy(decision_cache_size=64)
@@ -233,7 +233,7 @@ def test_the_decision_memo_is_bounded_in_bytes_not_only_in_entries(world):  # ty
     assert held < 64 * 1_000, f"the memo holds {held} bytes of keys for 64 entries"
 
 
-def test_a_policy_that_does_not_compile_stops_the_adapter():  # type: ignore[no-untyped-def]
+def test_a_policy_that_does_not_compile_stops_the_adapter():
     from somaagent.policy.types import PolicyEngineError
 
     with pytest.raises(PolicyEngineError, match="does not compile"):

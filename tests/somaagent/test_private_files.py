@@ -54,7 +54,7 @@ def every_mode_seen(directory: Path) -> Iterator[dict[str, set[int]]]:
         os.umask(old_umask)
 
 
-def test_generated_secrets_are_never_readable_by_others(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_generated_secrets_are_never_readable_by_others(tmp_path, monkeypatch) -> None:
     var = tmp_path / "var"
     monkeypatch.setattr(config, "VAR_DIR", var)
     monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
@@ -73,7 +73,7 @@ def test_generated_secrets_are_never_readable_by_others(tmp_path, monkeypatch) -
     assert sorted(p.name for p in var.iterdir()) == ["dev-credentials.txt", "fernet_key", "secret_key"]
 
 
-def test_an_older_secret_left_world_readable_is_tightened(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_older_secret_left_world_readable_is_tightened(tmp_path, monkeypatch) -> None:
     var = tmp_path / "var"
     var.mkdir(mode=0o755)
     (var / "secret_key").write_text("x" * 60)
@@ -85,7 +85,7 @@ def test_an_older_secret_left_world_readable_is_tightened(tmp_path, monkeypatch)
     assert stat.S_IMODE(var.stat().st_mode) == 0o700
 
 
-def test_a_fresh_start_creates_var_and_the_sqlite_file_private(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_fresh_start_creates_var_and_the_sqlite_file_private(tmp_path) -> None:
     var = tmp_path / "var"
     env = {
         k: v
@@ -111,7 +111,7 @@ def test_a_fresh_start_creates_var_and_the_sqlite_file_private(tmp_path) -> None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs a second uid to read as")
-def test_another_user_cannot_open_anything_in_var(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_another_user_cannot_open_anything_in_var(tmp_path, monkeypatch) -> None:
     var = tmp_path / "var"
     monkeypatch.setattr(config, "VAR_DIR", var)
     monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)

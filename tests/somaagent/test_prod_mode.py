@@ -40,7 +40,7 @@ def prod_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def prod_web(live_db):  # type: ignore[no-untyped-def]
+def prod_web(live_db):
     system = LiveSystem(env=prod_env())
     try:
         system.start_web()
@@ -52,7 +52,7 @@ def prod_web(live_db):  # type: ignore[no-untyped-def]
 pytestmark = pytest.mark.integration
 
 
-def test_prod_readyz_shows_no_exception_text_without_the_token(prod_web) -> None:  # type: ignore[no-untyped-def]
+def test_prod_readyz_shows_no_exception_text_without_the_token(prod_web) -> None:
     public = httpx.get(f"{prod_web.url}/readyz", timeout=20)
     assert public.status_code == 503  # the unreachable model endpoint is required here
     body = public.json()
@@ -64,13 +64,13 @@ def test_prod_readyz_shows_no_exception_text_without_the_token(prod_web) -> None
     assert full.status_code == 503 and "127.0.0.1:9" in full.json()["checks"]["llm"]["error"]
 
 
-def test_prod_metrics_need_the_token(prod_web) -> None:  # type: ignore[no-untyped-def]
+def test_prod_metrics_need_the_token(prod_web) -> None:
     assert httpx.get(f"{prod_web.url}/metrics", timeout=20).status_code == 401
     ok = httpx.get(f"{prod_web.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20)
     assert ok.status_code == 200 and "soma_" in ok.text
 
 
-def test_prod_cookies_are_https_only_and_hsts_is_sent_behind_the_tls_proxy(prod_web) -> None:  # type: ignore[no-untyped-def]
+def test_prod_cookies_are_https_only_and_hsts_is_sent_behind_the_tls_proxy(prod_web) -> None:
     behind_proxy = httpx.get(f"{prod_web.url}/login/", headers={"X-Forwarded-Proto": "https"}, timeout=20)
     assert behind_proxy.status_code == 200
     hsts = behind_proxy.headers.get("Strict-Transport-Security", "")
@@ -84,11 +84,11 @@ def test_prod_cookies_are_https_only_and_hsts_is_sent_behind_the_tls_proxy(prod_
 # --- a worker's metrics port ------------------------------------------------------------------
 
 
-def _ops(**changes):  # type: ignore[no-untyped-def]
+def _ops(**changes):
     return dataclasses.replace(settings.SOMA_OPS, **changes)
 
 
-def test_the_worker_metrics_port_asks_for_the_token(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_worker_metrics_port_asks_for_the_token(settings) -> None:
     settings.SOMA_OPS = _ops(metrics_token=TOKEN, metrics_addr="127.0.0.1")
     port = free_port()
     assert serve_port(port) is True
@@ -99,7 +99,7 @@ def test_the_worker_metrics_port_asks_for_the_token(settings) -> None:  # type: 
 
 
 def test_the_worker_metrics_port_binds_loopback_by_default_and_never_all_interfaces_unguarded(
-    settings,  # type: ignore[no-untyped-def]
+    settings,
 ) -> None:
     assert settings.SOMA_OPS.metrics_addr == "127.0.0.1"
     settings.SOMA_OPS = _ops(metrics_token="", metrics_addr="0.0.0.0")

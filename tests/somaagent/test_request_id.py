@@ -36,7 +36,7 @@ from tests.live import read_stream, wait_until
         ("7b0c5a52-9d1e-4d2f-8f8e-0c1b2a3d4e5f", "7b0c5a52-9d1e-4d2f-8f8e-0c1b2a3d4e5f"),
     ],
 )
-def test_sane_request_ids_are_kept_others_dropped(raw, expected) -> None:  # type: ignore[no-untyped-def]
+def test_sane_request_ids_are_kept_others_dropped(raw, expected) -> None:
     assert sane_request_id(raw) == expected
 
 
@@ -78,7 +78,7 @@ def test_a_task_without_the_header_adopts_the_id_stored_with_the_event() -> None
         assert adopt_request_id(None) is None
 
 
-def _log_lines(path) -> list[dict]:  # type: ignore[no-untyped-def]
+def _log_lines(path) -> list[dict]:
     lines = []
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith("{"):
@@ -90,7 +90,7 @@ def _log_lines(path) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.integration
-def test_the_request_id_follows_the_message_into_its_task(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_the_request_id_follows_the_message_into_its_task(live_system, tenant_key):
     rid = f"it-{tenant_key.name}"
     with live_system.client(tenant_key.key) as c:
         r = c.post("/v1/session/message", json={"message": "[[tokens=2]]"}, headers={"X-Request-ID": rid})

@@ -53,7 +53,7 @@ def _check_reply(events: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
-def test_two_webs_and_two_workers_behave_like_one(broker, live_db, llm_stub, tenant_key):  # type: ignore[no-untyped-def]
+def test_two_webs_and_two_workers_behave_like_one(broker, live_db, llm_stub, tenant_key):
     env = {
         "SOMA_REDIS_PREFIX": f"s{uuid.uuid4().hex[:8]}:",
         "SOMA_LLM_BASE_URL": f"{llm_stub.url}/v1",

@@ -48,9 +48,7 @@ def _linked_trace(spans: list[dict[str, Any]], llm_url: str) -> dict[str, Any] |
     return None
 
 
-def test_one_trace_links_gateway_task_and_model_call(  # type: ignore[no-untyped-def]
-    live_db, llm_stub, collector, tenant_key
-):
+def test_one_trace_links_gateway_task_and_model_call(live_db, llm_stub, collector, tenant_key):
     system = LiveSystem(
         env={
             # queues of its own: only this system's (traced) worker takes the turn
@@ -89,7 +87,7 @@ def test_one_trace_links_gateway_task_and_model_call(  # type: ignore[no-untyped
     assert found["gateway"]["span_id"] in ancestors(found["run"])
 
 
-def test_tracing_is_off_without_an_endpoint(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_tracing_is_off_without_an_endpoint(monkeypatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     assert not tracing_requested()
@@ -97,7 +95,7 @@ def test_tracing_is_off_without_an_endpoint(monkeypatch) -> None:  # type: ignor
     assert tracing_requested()
 
 
-def test_process_role_from_the_command_line(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_process_role_from_the_command_line(monkeypatch) -> None:
     monkeypatch.setattr("sys.argv", ["/venv/bin/celery", "-A", "somaagent", "worker", "-Q", "x"])
     assert process_role() == "worker"
     monkeypatch.setattr("sys.argv", ["/venv/bin/uvicorn", "somaagent.asgi:application"])

@@ -111,7 +111,7 @@ def test_saving_a_budget_announces_it_to_the_real_cache() -> None:
     assert [c.limit for c in budget_counters(tenant_id=tenant.pk, persona_id=None)] == [10, 20]
 
 
-def test_without_redis_the_database_is_read_every_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_redis_the_database_is_read_every_time(monkeypatch) -> None:
     tenant = Tenant.objects.create(name=f"v{uuid.uuid4().hex[:8]}")
     cache, reads = _counting("budgets", fresh_for=0)
 

@@ -13,18 +13,18 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(client):  # type: ignore[no-untyped-def]
+def staff(client):
     user = get_user_model().objects.create_superuser("staff", "s@example.org", "pw-long-enough")
     client.force_login(user)
     return client
 
 
-def post(staff, **fields):  # type: ignore[no-untyped-def]
+def post(staff, **fields):
     data = {"tool": "http_fetch", "enabled": "on", "timeout_seconds": "", "config": "{}", **fields}
     return staff.post("/admin/tools/toolsetting/add/", data)
 
 
-def test_staff_enable_http_fetch_with_an_allowlist(staff) -> None:  # type: ignore[no-untyped-def]
+def test_staff_enable_http_fetch_with_an_allowlist(staff) -> None:
     tenant = Tenant.objects.create(name="acme")
     response = post(staff, tenant=tenant.pk, config='{"allowed_hosts": ["docs.example.org"]}')
     assert response.status_code == 302, response.content[:2000]
@@ -32,14 +32,14 @@ def test_staff_enable_http_fetch_with_an_allowlist(staff) -> None:  # type: igno
     assert effective.usable and effective.config["allowed_hosts"] == ["docs.example.org"]
 
 
-def test_an_invalid_config_is_refused(staff) -> None:  # type: ignore[no-untyped-def]
+def test_an_invalid_config_is_refused(staff) -> None:
     tenant = Tenant.objects.create(name="acme")
     response = post(staff, tenant=tenant.pk, config='{"allowed_hosts": "not-a-list"}')
     assert response.status_code == 200 and b"Invalid configuration for http_fetch" in response.content
     assert not ToolSetting.objects.exists()
 
 
-def test_a_persona_of_another_tenant_is_refused(staff) -> None:  # type: ignore[no-untyped-def]
+def test_a_persona_of_another_tenant_is_refused(staff) -> None:
     tenant = Tenant.objects.create(name="acme")
     other = Persona.objects.create(tenant=Tenant.objects.create(name="other"), name="p")
     response = post(staff, tenant=tenant.pk, persona=other.pk)
@@ -47,13 +47,13 @@ def test_a_persona_of_another_tenant_is_refused(staff) -> None:  # type: ignore[
     assert not ToolSetting.objects.exists()
 
 
-def test_tool_runs_are_listed_read_only(staff) -> None:  # type: ignore[no-untyped-def]
+def test_tool_runs_are_listed_read_only(staff) -> None:
     assert staff.get("/admin/tools/toolrun/").status_code == 200
     assert staff.get("/admin/tools/toolrun/add/").status_code == 403
     assert staff.get("/admin/tools/toolsetting/add/").status_code == 200
 
 
-def test_a_tool_run_shows_its_args_and_result(staff) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_run_shows_its_args_and_result(staff) -> None:
     from tests.tools.test_execute import make_run
 
     run = make_run(args={"timezone": "UTC"}, status="success", result={"iso": "<b>2030</b>"})
@@ -62,7 +62,7 @@ def test_a_tool_run_shows_its_args_and_result(staff) -> None:  # type: ignore[no
     assert b"&lt;b&gt;2030&lt;/b&gt;" in page.content and b"<b>2030</b>" not in page.content
 
 
-def test_the_tool_list_warns_when_the_python_tool_is_disabled(staff) -> None:  # type: ignore[no-untyped-def]
+def test_the_tool_list_warns_when_the_python_tool_is_disabled(staff) -> None:
     import tools.sandbox as chooser
     from tests.tools.conftest import tool_settings
 

@@ -36,7 +36,7 @@ def claim() -> ClaimedTurn:
     )
 
 
-def plan(claim: ClaimedTurn, *calls: tuple[str, str], used: int = 0):  # type: ignore[no-untyped-def]
+def plan(claim: ClaimedTurn, *calls: tuple[str, str], used: int = 0):
     tools = tools_for(tenant_id=claim.tenant_id, persona_id=None)
     planned = plan_calls(
         claim=claim,
@@ -97,10 +97,10 @@ def test_an_open_breaker_blocks(claim: ClaimedTurn) -> None:
         assert plan(claim, ("current_time", "{}")) == [("blocked", "circuit_open")]
 
 
-def test_policy_is_asked_for_each_call_and_denial_blocks(claim: ClaimedTurn, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_policy_is_asked_for_each_call_and_denial_blocks(claim: ClaimedTurn, monkeypatch) -> None:
     asked = []
 
-    def deny_python(**kwargs):  # type: ignore[no-untyped-def]
+    def deny_python(**kwargs):
         asked.append(kwargs)
         if kwargs["resource"] == "python":
             raise PolicyDenied("Policy denies tool.execute on python.")

@@ -15,7 +15,7 @@ from tools.models import ToolRun
 pytestmark = pytest.mark.django_db
 
 
-def make_run(tool: str = "current_time", args: dict | None = None, **fields) -> ToolRun:  # type: ignore[no-untyped-def,type-arg]
+def make_run(tool: str = "current_time", args: dict | None = None, **fields) -> ToolRun:
     tenant = Tenant.objects.create(name=f"t{Tenant.objects.count()}")
     session = Session.objects.create(tenant=tenant)
     event = SessionEvent.objects.create(session=session, seq=1, type="user.message", role="user", payload={})
@@ -54,13 +54,13 @@ def test_a_tool_error_is_recorded_as_an_error_result() -> None:
     assert run.result["error"] == "invalid_arguments" and "Mars/Olympus" in run.result["message"]
 
 
-def test_a_result_arriving_after_the_turn_gave_up_is_discarded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_result_arriving_after_the_turn_gave_up_is_discarded(monkeypatch) -> None:
     run = make_run()
     from tools import execute
 
     real = execute._execute
 
-    def turn_times_out_meanwhile(r):  # type: ignore[no-untyped-def]
+    def turn_times_out_meanwhile(r):
         ToolRun.objects.filter(pk=r.pk).update(status="timeout", result={"error": "timeout"})
         return real(r)
 
@@ -81,7 +81,7 @@ def test_the_sweep_closes_runs_nobody_will_finish() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_tool_runs_without_holding_a_database_connection(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_runs_without_holding_a_database_connection(monkeypatch) -> None:
     from dataclasses import replace
 
     from django.db import connections
@@ -91,7 +91,7 @@ def test_a_tool_runs_without_holding_a_database_connection(monkeypatch) -> None:
     load_builtins()
     held: list[bool] = []
 
-    def probe(args: dict, ctx: object) -> dict:  # type: ignore[type-arg]
+    def probe(args: dict, ctx: object) -> dict:
         held.append(any(c.connection is not None for c in connections.all(initialized_only=True)))
         return {"ok": True}
 

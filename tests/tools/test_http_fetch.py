@@ -30,38 +30,38 @@ def fetch(url: str, **kwargs: Any) -> dict[str, Any]:
     return http_fetch({"url": url}, ctx(**kwargs))
 
 
-def test_fetches_an_allowed_page(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_fetches_an_allowed_page(web_stub) -> None:
     doc = fetch(f"{web_stub.url}/page", allowed_hosts=["127.0.0.1"], allow_private=True)
     assert doc["status"] == 200 and "hello from the stub page" in doc["text"]
     assert doc["truncated"] is False and doc["content_type"].startswith("text/html")
 
 
-def test_a_host_off_the_allowlist_is_refused(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_host_off_the_allowlist_is_refused(web_stub) -> None:
     with pytest.raises(ToolError) as info:
         fetch(f"{web_stub.url}/page", allowed_hosts=["example.org"], allow_private=True)
     assert info.value.code == "host_not_allowed"
 
 
-def test_no_allowlist_means_nothing_is_fetched(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_no_allowlist_means_nothing_is_fetched(web_stub) -> None:
     with pytest.raises(ToolError) as info:
         fetch(f"{web_stub.url}/page")
     assert info.value.code == "host_not_allowed"
 
 
-def test_loopback_is_refused_unless_private_addresses_are_allowed(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_loopback_is_refused_unless_private_addresses_are_allowed(web_stub) -> None:
     with pytest.raises(ToolError) as info:
         fetch(f"{web_stub.url}/page", allowed_hosts=["127.0.0.1"])
     assert info.value.code == "address_refused"
 
 
-def test_the_resolved_address_is_checked_not_just_the_name(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_resolved_address_is_checked_not_just_the_name(web_stub) -> None:
     with pytest.raises(ToolError) as info:
         fetch(f"http://localhost:{web_stub.port}/page", allowed_hosts=["localhost"])
     assert info.value.code == "address_refused"
     assert "127.0.0.1" in info.value.message or "::1" in info.value.message
 
 
-def test_the_request_goes_to_the_checked_address_with_the_original_host(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_request_goes_to_the_checked_address_with_the_original_host(web_stub) -> None:
     doc = fetch(
         f"http://localhost:{web_stub.port}/page?pin=1", allowed_hosts=["localhost"], allow_private=True
     )
@@ -70,7 +70,7 @@ def test_the_request_goes_to_the_checked_address_with_the_original_host(web_stub
     assert any(r["query"].get("pin") == ["1"] and r["host"] == f"localhost:{web_stub.port}" for r in seen)
 
 
-def test_a_redirect_to_a_disallowed_host_is_not_followed(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_redirect_to_a_disallowed_host_is_not_followed(web_stub) -> None:
     target = f"http://localhost:{web_stub.port}/page?via=redirect-refused"
     with pytest.raises(ToolError) as info:
         fetch(f"{web_stub.url}/redirect?to={target}", allowed_hosts=["127.0.0.1"], allow_private=True)
@@ -79,29 +79,29 @@ def test_a_redirect_to_a_disallowed_host_is_not_followed(web_stub) -> None:  # t
     assert not any(r["query"].get("via") == ["redirect-refused"] for r in seen)
 
 
-def test_a_redirect_to_an_allowed_host_is_followed(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_redirect_to_an_allowed_host_is_followed(web_stub) -> None:
     doc = fetch(f"{web_stub.url}/redirect?to=/page", allowed_hosts=["127.0.0.1"], allow_private=True)
     assert doc["status"] == 200 and doc["url"].endswith("/page")
 
 
-def test_redirect_loops_stop(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_redirect_loops_stop(web_stub) -> None:
     loop = f"{web_stub.url}/redirect"
     with pytest.raises(ToolError) as info:
         fetch(loop, allowed_hosts=["127.0.0.1"], allow_private=True, max_redirects=2)
     assert info.value.code == "too_many_redirects"
 
 
-def test_the_size_limit_truncates(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_size_limit_truncates(web_stub) -> None:
     doc = fetch(f"{web_stub.url}/big", allowed_hosts=["127.0.0.1"], allow_private=True, max_bytes=1000)
     assert doc["bytes"] == 1000 and len(doc["text"]) == 1000 and doc["truncated"] is True
 
 
-def test_the_time_limit_holds(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_time_limit_holds(web_stub) -> None:
     with pytest.raises(ToolTimeout):
         fetch(f"{web_stub.url}/slow?s=10", timeout=1, allowed_hosts=["127.0.0.1"], allow_private=True)
 
 
-def test_binary_content_is_not_returned_as_text(web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_binary_content_is_not_returned_as_text(web_stub) -> None:
     doc = fetch(f"{web_stub.url}/image", allowed_hosts=["127.0.0.1"], allow_private=True)
     assert doc["text"] is None and "image/png" in doc["note"]
 

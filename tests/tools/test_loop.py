@@ -77,11 +77,11 @@ def finish_later(run: ToolRun, *, wake: bool, after: float = 0.5) -> threading.T
     return thread
 
 
-def results(claim: ClaimedTurn) -> list[dict]:  # type: ignore[type-arg]
+def results(claim: ClaimedTurn) -> list[dict]:
     return [e.payload for e in SessionEvent.objects.filter(session_id=claim.session_id, type="tool.result")]
 
 
-def test_a_finished_run_is_picked_up_and_its_result_emitted(watching) -> None:  # type: ignore[no-untyped-def]
+def test_a_finished_run_is_picked_up_and_its_result_emitted(watching) -> None:
     claim = claimed_turn()
     plan = pending(claim)
     run = plan.run
@@ -100,8 +100,8 @@ def test_a_finished_run_is_picked_up_and_its_result_emitted(watching) -> None:  
     ]
 
 
-def test_without_redis_the_database_is_polled(monkeypatch, watching) -> None:  # type: ignore[no-untyped-def]
-    def down():  # type: ignore[no-untyped-def]
+def test_without_redis_the_database_is_polled(monkeypatch, watching) -> None:
+    def down():
         raise redis.ConnectionError("redis is down")
 
     monkeypatch.setattr("conversations.services.tool_loop.sync_redis", down)
@@ -113,7 +113,7 @@ def test_without_redis_the_database_is_polled(monkeypatch, watching) -> None:  #
     assert [r["status"] for r in results(claim)] == ["success"]
 
 
-def test_a_run_past_its_deadline_is_marked_timeout_by_the_turn(watching) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_past_its_deadline_is_marked_timeout_by_the_turn(watching) -> None:
     claim = claimed_turn()
     plan = pending(claim, deadline_in=0.5)
     assert wait_for_runs(claim=claim, planned=[plan], watched=watching(claim)) is None
@@ -122,7 +122,7 @@ def test_a_run_past_its_deadline_is_marked_timeout_by_the_turn(watching) -> None
     assert ToolRun.objects.get(pk=plan.run.pk).status == "timeout"  # type: ignore[union-attr]
 
 
-def test_a_cancel_stops_the_wait(watching) -> None:  # type: ignore[no-untyped-def]
+def test_a_cancel_stops_the_wait(watching) -> None:
     claim = claimed_turn()
     plan = pending(claim)
     Turn.objects.filter(pk=claim.turn_id).update(cancel_requested=True)

@@ -53,11 +53,11 @@ def ctx(t: Tenant, timeout: float = 5.0) -> ToolContext:
     )
 
 
-def by_name(t: Tenant) -> dict:  # type: ignore[type-arg]
+def by_name(t: Tenant) -> dict:
     return {tool.name: tool for tool in mcp_tools_for(tenant_id=t.pk)}
 
 
-def test_tools_are_listed_namespaced_and_offered_next_to_the_builtins(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_tools_are_listed_namespaced_and_offered_next_to_the_builtins(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="stub", url=f"{mcp_stub.url}/mcp")
     tools = by_name(t)
@@ -70,7 +70,7 @@ def test_tools_are_listed_namespaced_and_offered_next_to_the_builtins(mcp_stub) 
     assert "stub__add" in names and "current_time" in names
 
 
-def test_a_call_returns_the_result_and_bad_arguments_are_caught_before(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_returns_the_result_and_bad_arguments_are_caught_before(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="calc", url=f"{mcp_stub.url}/mcp")
     add = by_name(t)["calc__add"]
@@ -83,7 +83,7 @@ def test_a_call_returns_the_result_and_bad_arguments_are_caught_before(mcp_stub)
     assert args_error(add, {"a": "two"}) is not None
 
 
-def test_a_huge_answer_is_kept_only_up_to_the_limit(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_huge_answer_is_kept_only_up_to_the_limit(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="huge", url=f"{mcp_stub.url}/mcp")
     doc = by_name(t)["huge__big"].run({"size": 300_000}, ctx(t, timeout=20))
@@ -91,7 +91,7 @@ def test_a_huge_answer_is_kept_only_up_to_the_limit(mcp_stub) -> None:  # type: 
     assert "structured" not in doc and doc["structured_dropped"]
 
 
-def test_a_tool_error_is_a_tool_error_not_a_server_failure(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_error_is_a_tool_error_not_a_server_failure(mcp_stub) -> None:
     t = tenant()
     spec_server = add_server(t, name="e", url=f"{mcp_stub.url}/mcp")
     with pytest.raises(ToolError) as info:
@@ -103,7 +103,7 @@ def test_a_tool_error_is_a_tool_error_not_a_server_failure(mcp_stub) -> None:  #
     assert breaker_open_for(tool=server_breaker(spec), tenant_id=t.pk) is None
 
 
-def test_a_slow_tool_times_out(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_tool_times_out(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="slowpoke", url=f"{mcp_stub.url}/mcp")
     started = time.monotonic()
@@ -113,21 +113,21 @@ def test_a_slow_tool_times_out(mcp_stub) -> None:  # type: ignore[no-untyped-def
     assert info.value.status == "timeout" and "slowpoke" in info.value.message
 
 
-def test_only_allowlisted_tools_are_offered(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_only_allowlisted_tools_are_offered(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="few", url=f"{mcp_stub.url}/mcp", allowed_tools=["add", "echo"])
     add_server(t, name="none", url=f"{mcp_stub.url}/mcp", allowed_tools=[])
     assert sorted(by_name(t)) == ["few__add", "few__echo"]
 
 
-def test_the_legacy_sse_transport_works_too(mcp_sse_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_legacy_sse_transport_works_too(mcp_sse_stub) -> None:
     t = tenant()
     add_server(t, name="old", transport="sse", url=f"{mcp_sse_stub.url}/sse")
     tools = by_name(t)
     assert tools["old__echo"].run({"text": "hi"}, ctx(t))["text"] == "hi"
 
 
-def test_a_tool_setting_switches_an_mcp_tool_off(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_setting_switches_an_mcp_tool_off(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="tuned", url=f"{mcp_stub.url}/mcp", allowed_tools=["add", "echo"])
     ToolSetting.objects.create(tenant=t, tool="tuned__echo", enabled=False, timeout_seconds=2)
@@ -189,7 +189,7 @@ def test_silent_servers_are_listed_side_by_side_and_the_wait_is_bounded() -> Non
             sock.close()
 
 
-def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="growing", url=f"{mcp_stub.url}/mcp")
     new = f"grown_{time.monotonic_ns()}"
@@ -201,7 +201,7 @@ def test_list_changed_refreshes_the_cached_list(mcp_stub) -> None:  # type: igno
     assert grown.run({}, ctx(t))["text"] == f"I am {new}"
 
 
-def test_private_addresses_are_refused_unless_the_entry_allows_them(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_private_addresses_are_refused_unless_the_entry_allows_them(mcp_stub) -> None:
     t = tenant()
     add_server(t, name="guarded", url=f"http://localhost:{mcp_stub.port}/mcp", allow_private=False)
     assert by_name(t) == {}  # listing refused: nothing offered
@@ -215,7 +215,7 @@ def test_private_addresses_are_refused_unless_the_entry_allows_them(mcp_stub) ->
     assert by_name(allowed)["guarded__echo"].run({"text": "ok"}, ctx(allowed))["text"] == "ok"
 
 
-def test_tenants_see_and_call_only_their_own_servers(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_tenants_see_and_call_only_their_own_servers(mcp_stub) -> None:
     mine, theirs = tenant(), tenant()
     add_server(mine, name="private", url=f"{mcp_stub.url}/mcp")
     assert "private__echo" in by_name(mine)

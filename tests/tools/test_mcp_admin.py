@@ -35,7 +35,7 @@ def mcp_stub() -> Iterator[StubServer]:
 
 
 @pytest.fixture
-def staff(client):  # type: ignore[no-untyped-def]
+def staff(client):
     user = get_user_model().objects.create_superuser("staff", "s@example.org", "pw-long-enough")
     client.force_login(user)
     return client
@@ -51,7 +51,7 @@ def ctx(t: Tenant) -> ToolContext:
     )
 
 
-def whoami(t: Tenant, server: str) -> dict:  # type: ignore[type-arg]
+def whoami(t: Tenant, server: str) -> dict:
     tools = {tool.name: tool for tool in mcp_tools_for(tenant_id=t.pk)}
     return tools[f"{server}__whoami"].run({}, ctx(t))["structured"]
 
@@ -71,7 +71,7 @@ def form(**fields: str) -> dict[str, str]:
     }
 
 
-def test_staff_add_a_server_with_a_token_that_is_encrypted_and_never_shown(staff, mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_staff_add_a_server_with_a_token_that_is_encrypted_and_never_shown(staff, mcp_stub) -> None:
     t = tenant()
     response = staff.post(
         "/admin/tools/mcpserver/add/",
@@ -128,7 +128,7 @@ def test_staff_add_a_server_with_a_token_that_is_encrypted_and_never_shown(staff
         ),
     ],
 )
-def test_bad_entries_are_refused_with_a_clear_error(staff, fields, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_entries_are_refused_with_a_clear_error(staff, fields, message) -> None:
     t = tenant()
     response = staff.post(
         "/admin/tools/mcpserver/add/",
@@ -138,7 +138,7 @@ def test_bad_entries_are_refused_with_a_clear_error(staff, fields, message) -> N
     assert not McpServer.objects.filter(tenant=t).exists()
 
 
-def test_credentials_go_only_to_their_own_tenants_server(mcp_stub) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_go_only_to_their_own_tenants_server(mcp_stub) -> None:
     mine, theirs = tenant(), tenant()
     add_server(
         mine, name="svc", url=f"{mcp_stub.url}/mcp", secrets=Secrets(headers={"Authorization": "Bearer mine"})
@@ -148,7 +148,7 @@ def test_credentials_go_only_to_their_own_tenants_server(mcp_stub) -> None:  # t
     assert whoami(theirs, "svc")["authorization"] is None
 
 
-def test_the_command_adds_a_server_reading_the_token_from_the_environment(mcp_stub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_command_adds_a_server_reading_the_token_from_the_environment(mcp_stub, monkeypatch) -> None:
     t = tenant()
     monkeypatch.setenv("GITHUB_MCP_TOKEN", TOKEN)
     out = io.StringIO()

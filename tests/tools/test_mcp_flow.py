@@ -27,13 +27,13 @@ def marker() -> str:
 
 
 @pytest.fixture
-def mcp_stub():  # type: ignore[no-untyped-def]
+def mcp_stub():
     server = StubServer("tests.stubs.mcp_server")
     yield server
     server.stop()
 
 
-def test_the_model_calls_an_mcp_tool_and_the_stream_carries_it(live_system, tenant_key, llm_stub, mcp_stub):  # type: ignore[no-untyped-def]
+def test_the_model_calls_an_mcp_tool_and_the_stream_carries_it(live_system, tenant_key, llm_stub, mcp_stub):
     add_server(tenant_key.tenant, name="calc", url=f"{mcp_stub.url}/mcp", allowed_tools=["add", "echo"])
     m = marker()
     accepted = send(
@@ -57,7 +57,7 @@ def test_the_model_calls_an_mcp_tool_and_the_stream_carries_it(live_system, tena
     assert '"text": "42"' in second["messages"][-1]["content"]
 
 
-def test_a_server_that_dies_mid_turn_is_a_tool_error_and_the_breaker_opens(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_server_that_dies_mid_turn_is_a_tool_error_and_the_breaker_opens(live_system, tenant_key):
     server = StubServer("tests.stubs.mcp_server")
     add_server(tenant_key.tenant, name="dying", url=f"{server.url}/mcp", timeout_seconds=6)
     accepted = send(live_system, tenant_key.key, f"{marker()} {call('dying__slow', {'seconds': 4})}")
@@ -92,7 +92,7 @@ def test_a_server_that_dies_mid_turn_is_a_tool_error_and_the_breaker_opens(live_
     assert ToolRun.objects.filter(tenant=tenant_key.tenant, tool="dying__echo").count() == 2
 
 
-def test_another_tenants_mcp_tool_is_unknown(live_system, tenant_key, other_tenant_key, llm_stub, mcp_stub):  # type: ignore[no-untyped-def]
+def test_another_tenants_mcp_tool_is_unknown(live_system, tenant_key, other_tenant_key, llm_stub, mcp_stub):
     add_server(other_tenant_key.tenant, name="theirs", url=f"{mcp_stub.url}/mcp")
     m = marker()
     events = turn_events(

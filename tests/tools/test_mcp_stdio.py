@@ -71,7 +71,7 @@ def ctx(t: Tenant, timeout: float = 20.0) -> ToolContext:
     )
 
 
-def local_server(t: Tenant, server_dir: Path, **fields):  # type: ignore[no-untyped-def]
+def local_server(t: Tenant, server_dir: Path, **fields):
     fields.setdefault("read_only_paths", [str(server_dir)])
     return add_server(
         t,
@@ -83,11 +83,11 @@ def local_server(t: Tenant, server_dir: Path, **fields):  # type: ignore[no-unty
     )
 
 
-def tools_of(t: Tenant) -> dict:  # type: ignore[type-arg]
+def tools_of(t: Tenant) -> dict:
     return {tool.name: tool for tool in mcp_tools_for(tenant_id=t.pk)}
 
 
-def test_a_local_server_is_listed_and_called_in_the_sandbox(bwrap, server_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_local_server_is_listed_and_called_in_the_sandbox(bwrap, server_dir) -> None:
     t = tenant()
     local_server(t, server_dir, name="local")
     tools = tools_of(t)
@@ -95,7 +95,7 @@ def test_a_local_server_is_listed_and_called_in_the_sandbox(bwrap, server_dir) -
     assert tools["local__add"].run({"a": 20, "b": 22}, ctx(t))["text"] == "42"
 
 
-def test_the_local_server_cannot_read_project_files(bwrap, server_dir) -> None:  # type: ignore[no-untyped-def]
+def test_the_local_server_cannot_read_project_files(bwrap, server_dir) -> None:
     t = tenant()
     local_server(t, server_dir, name="reader")
     read = tools_of(t)["reader__read_file"]
@@ -107,7 +107,7 @@ def test_the_local_server_cannot_read_project_files(bwrap, server_dir) -> None: 
         assert text.startswith("error: "), (secret, text)
 
 
-def test_the_local_server_has_no_network_unless_granted(bwrap, server_dir) -> None:  # type: ignore[no-untyped-def]
+def test_the_local_server_has_no_network_unless_granted(bwrap, server_dir) -> None:
     web = StubServer("tests.stubs.mcp_server")
     try:
         t = tenant()
@@ -122,7 +122,7 @@ def test_the_local_server_has_no_network_unless_granted(bwrap, server_dir) -> No
         web.stop()
 
 
-def test_the_server_gets_its_environment_secrets_but_not_the_workers(bwrap, server_dir) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_gets_its_environment_secrets_but_not_the_workers(bwrap, server_dir) -> None:
     t = tenant()
     local_server(t, server_dir, name="env", secrets=Secrets(env={"SOMA_TEST_TOKEN": "tok-123"}))
     read = tools_of(t)["env__read_file"]
@@ -131,7 +131,7 @@ def test_the_server_gets_its_environment_secrets_but_not_the_workers(bwrap, serv
     assert "DATABASE_URL" not in environ and "REDIS_URL" not in environ and "DJANGO" not in environ
 
 
-def test_without_bubblewrap_a_local_server_is_refused_never_run_unconfined(server_dir) -> None:  # type: ignore[no-untyped-def]
+def test_without_bubblewrap_a_local_server_is_refused_never_run_unconfined(server_dir) -> None:
     t = tenant()
     local_server(t, server_dir, name="refused")
     with tool_settings(sandbox_mode="off"):
@@ -147,7 +147,7 @@ def test_without_bubblewrap_a_local_server_is_refused_never_run_unconfined(serve
             sandbox_reset()
 
 
-def test_a_path_the_sandbox_cannot_reach_is_refused_clearly(bwrap, server_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_path_the_sandbox_cannot_reach_is_refused_clearly(bwrap, server_dir) -> None:
     closed = server_dir / "closed"
     closed.mkdir(mode=0o700)
     t = tenant()

@@ -2,7 +2,7 @@
 
 Runs real sandboxed processes (bubblewrap, or the rlimits-only level through
 ``unshare``). Filesystem confinement exists only at the bubblewrap level, so
-those attempts run there alone; the README says so.
+those attempts run there alone; docs/tools.md says so.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ LIMITS = SandboxLimits(
 )
 
 
-def _level(name: str):  # type: ignore[no-untyped-def]
+def _level(name: str):
     box = (
         BwrapSandbox(python=PYTHON, uids=UIDS) if name == BWRAP else RlimitsSandbox(python=PYTHON, uids=UIDS)
     )
@@ -49,16 +49,16 @@ def _level(name: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(params=[BWRAP, RLIMITS])
-def box(request):  # type: ignore[no-untyped-def]
+def box(request):
     return _level(request.param)
 
 
 @pytest.fixture
-def bwrap_box():  # type: ignore[no-untyped-def]
+def bwrap_box():
     return _level(BWRAP)
 
 
-def run(box, code: str, **limits):  # type: ignore[no-untyped-def]
+def run(box, code: str, **limits):
     merged = SandboxLimits(**{**LIMITS.__dict__, **limits})
     return box.run_python(code=textwrap.dedent(code), limits=merged)
 
@@ -76,14 +76,14 @@ def host_processes_with(marker: str) -> list[str]:
     return found
 
 
-def test_runs_code_and_reports_its_level(box):  # type: ignore[no-untyped-def]
+def test_runs_code_and_reports_its_level(box):
     result = run(box, "import sys; print('hi'); print('oops', file=sys.stderr); raise SystemExit(3)")
     assert result.stdout == "hi\n" and result.stderr == "oops\n"
     assert result.exit_status == 3 and result.timed_out is False
     assert result.isolation == box.level
 
 
-def test_no_network_not_even_the_hosts_loopback(box):  # type: ignore[no-untyped-def]
+def test_no_network_not_even_the_hosts_loopback(box):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
@@ -123,7 +123,7 @@ def test_no_network_not_even_the_hosts_loopback(box):  # type: ignore[no-untyped
     assert accepted == []
 
 
-def test_cannot_write_outside_its_work_dir(bwrap_box):  # type: ignore[no-untyped-def]
+def test_cannot_write_outside_its_work_dir(bwrap_box):
     marker = f"soma-escape-{uuid.uuid4().hex}"
     targets = ["/" + marker, f"/usr/{marker}", f"/dev/{marker}", str(ROOT / marker), f"/etc/{marker}"]
     result = run(
@@ -149,7 +149,7 @@ def test_cannot_write_outside_its_work_dir(bwrap_box):  # type: ignore[no-untype
         assert not Path(path).exists(), path
 
 
-def test_cannot_read_the_apps_files_or_secrets(bwrap_box):  # type: ignore[no-untyped-def]
+def test_cannot_read_the_apps_files_or_secrets(bwrap_box):
     secret_files = [ROOT / "somaagent" / "settings.py", ROOT / "var" / "secret_key", ROOT / "manage.py"]
     result = run(
         bwrap_box,
@@ -168,7 +168,7 @@ def test_cannot_read_the_apps_files_or_secrets(bwrap_box):  # type: ignore[no-un
     assert "APPDIR False False" in result.stdout
 
 
-def test_environment_secrets_do_not_reach_the_code(box, monkeypatch):  # type: ignore[no-untyped-def]
+def test_environment_secrets_do_not_reach_the_code(box, monkeypatch):
     monkeypatch.setenv("SOMA_TEST_SECRET", "hunter2-do-not-leak")
     result = run(box, "import os; print(sorted(os.environ.items()))")
     assert "hunter2" not in result.stdout
@@ -176,7 +176,7 @@ def test_environment_secrets_do_not_reach_the_code(box, monkeypatch):  # type: i
     assert "DJANGO" not in result.stdout
 
 
-def test_secret_files_of_the_worker_user_are_unreadable(box, tmp_path):  # type: ignore[no-untyped-def]
+def test_secret_files_of_the_worker_user_are_unreadable(box, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("the sandbox drops to another uid only when the worker runs as root")
     secret = tmp_path / "secret"
@@ -187,7 +187,7 @@ def test_secret_files_of_the_worker_user_are_unreadable(box, tmp_path):  # type:
     assert "top secret" not in result.stdout and result.exit_status != 0
 
 
-def test_fork_bomb_is_contained(box):  # type: ignore[no-untyped-def]
+def test_fork_bomb_is_contained(box):
     seconds = 600000 + uuid.uuid4().int % 99999
     result = run(
         box,
@@ -214,19 +214,19 @@ def test_fork_bomb_is_contained(box):  # type: ignore[no-untyped-def]
     )
 
 
-def test_allocating_10_gb_fails_inside(box):  # type: ignore[no-untyped-def]
+def test_allocating_10_gb_fails_inside(box):
     result = run(box, "x = bytearray(10 * 1024**3)\nprint('allocated')")
     assert "allocated" not in result.stdout
     assert "MemoryError" in result.stderr and result.exit_status == 1
 
 
-def test_infinite_loop_stops_at_the_cpu_limit(box):  # type: ignore[no-untyped-def]
+def test_infinite_loop_stops_at_the_cpu_limit(box):
     result = run(box, "while True:\n    pass", cpu_seconds=1, wall_seconds=60)
     assert result.timed_out is False
     assert result.signal in ("SIGXCPU", "SIGKILL"), result
 
 
-def test_printing_1_gb_is_truncated_and_does_not_block(box):  # type: ignore[no-untyped-def]
+def test_printing_1_gb_is_truncated_and_does_not_block(box):
     result = run(
         box,
         """
@@ -244,14 +244,14 @@ def test_printing_1_gb_is_truncated_and_does_not_block(box):  # type: ignore[no-
     assert result.timed_out or (result.stdout_bytes >= 1024 * (1 << 20) and result.stderr == "done\n")
 
 
-def test_sleeping_past_the_wall_time_is_killed(box):  # type: ignore[no-untyped-def]
+def test_sleeping_past_the_wall_time_is_killed(box):
     result = run(box, "import time\nprint('start', flush=True)\ntime.sleep(600)", wall_seconds=2)
     assert result.timed_out is True and result.exit_status is None
     assert result.stdout == "start\n"
 
 
 @pytest.mark.parametrize("ending", ["returns", "is_killed"])
-def test_a_spawned_process_does_not_outlive_the_call(box, ending):  # type: ignore[no-untyped-def]
+def test_a_spawned_process_does_not_outlive_the_call(box, ending):
     seconds = 900000 + uuid.uuid4().int % 99999
     tail = "" if ending == "returns" else "import time\ntime.sleep(600)\n"
     result = run(
@@ -310,7 +310,7 @@ def test_python_tool_refuses_when_the_sandbox_is_off(monkeypatch) -> None:
     assert info.value.code == "sandbox_unavailable"
 
 
-def test_the_launch_chain_is_helper_processes_not_preexec_fn(bwrap_box) -> None:  # type: ignore[no-untyped-def]
+def test_the_launch_chain_is_helper_processes_not_preexec_fn(bwrap_box) -> None:
     argv = bwrap_box.argv(limits=LIMITS, code_fd=3)
     assert argv[2:4] == ["-S", str(ROOT / "tools" / "sandbox" / "reaper.py")]
     helpers = [Path(a).name for a in argv if a.startswith("/usr/") or a.startswith("/bin/")]
@@ -318,14 +318,14 @@ def test_the_launch_chain_is_helper_processes_not_preexec_fn(bwrap_box) -> None:
     assert "--unshare-all" in argv and "--die-with-parent" in argv and "--clearenv" in argv
 
 
-def test_back_to_back_runs_leave_no_zombies_behind(bwrap_box) -> None:  # type: ignore[no-untyped-def]
+def test_back_to_back_runs_leave_no_zombies_behind(bwrap_box) -> None:
     # bubblewrap orphans its PID-1 process; without the reaper these zombies pile up under the
     # sandbox uid until its process limit refuses new sandboxes.
     for _ in range(LIMITS.max_processes + 5):
         assert run(bwrap_box, "print('ok')").stdout == "ok\n"
 
 
-def test_a_weaker_choice_is_reconsidered_and_the_strongest_is_kept(monkeypatch, bwrap_box) -> None:  # type: ignore[no-untyped-def]
+def test_a_weaker_choice_is_reconsidered_and_the_strongest_is_kept(monkeypatch, bwrap_box) -> None:
     import tools.sandbox as chooser
     from tests.tools.conftest import tool_settings
 
@@ -343,7 +343,7 @@ def test_a_weaker_choice_is_reconsidered_and_the_strongest_is_kept(monkeypatch, 
 
 
 @pytest.fixture
-def without_bubblewrap(monkeypatch):  # type: ignore[no-untyped-def]
+def without_bubblewrap(monkeypatch):
     """This machine as if the Debian package bubblewrap were not installed."""
     from tools.sandbox import adapters
 
@@ -357,7 +357,7 @@ def without_bubblewrap(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(adapters, "_tool", tool)
 
 
-def test_auto_without_bubblewrap_refuses_code_instead_of_the_weaker_level(without_bubblewrap) -> None:  # type: ignore[no-untyped-def]
+def test_auto_without_bubblewrap_refuses_code_instead_of_the_weaker_level(without_bubblewrap) -> None:
     chosen = choose(mode="auto", python=PYTHON, uids=UIDS)
     assert chosen.level == OFF, chosen.detail
     assert "apt-get install bubblewrap" in chosen.detail and "'bwrap' is not installed" in chosen.detail
@@ -365,7 +365,7 @@ def test_auto_without_bubblewrap_refuses_code_instead_of_the_weaker_level(withou
         chosen.run_python(code="print(1)", limits=LIMITS)
 
 
-def test_the_weaker_level_only_when_the_operator_names_it(without_bubblewrap) -> None:  # type: ignore[no-untyped-def]
+def test_the_weaker_level_only_when_the_operator_names_it(without_bubblewrap) -> None:
     _level(RLIMITS)  # skips where unshare cannot take the network away
     assert choose(mode=RLIMITS, python=PYTHON, uids=UIDS).level == RLIMITS
     assert choose(mode=BWRAP, python=PYTHON, uids=UIDS).level == OFF
@@ -377,12 +377,12 @@ def test_the_probe_proves_a_private_filesystem_not_just_no_network() -> None:
     assert why is not None and f"visible:{ROOT}" in why, why
 
 
-def test_bubblewrap_passes_the_isolation_probe(bwrap_box) -> None:  # type: ignore[no-untyped-def]
+def test_bubblewrap_passes_the_isolation_probe(bwrap_box) -> None:
     assert probe(bwrap_box, isolation=True) is None
 
 
 @pytest.mark.django_db
-def test_without_isolation_the_python_tool_is_not_offered_and_says_why(without_bubblewrap) -> None:  # type: ignore[no-untyped-def]
+def test_without_isolation_the_python_tool_is_not_offered_and_says_why(without_bubblewrap) -> None:
     import tools.sandbox as chooser
     from somaagent.models import Tenant
     from tests.tools.conftest import tool_settings

@@ -18,7 +18,7 @@ def tenant() -> Tenant:
     return Tenant.objects.create(name="acme")
 
 
-def names(specs: list[dict]) -> list[str]:  # type: ignore[type-arg]
+def names(specs: list[dict]) -> list[str]:
     return sorted(s["function"]["name"] for s in specs)
 
 

@@ -26,7 +26,7 @@ def sandboxed_sleeper(seconds: int, then: str) -> str:
     )
 
 
-def start_slow_tool(system, key: str, code: str) -> tuple[dict, ToolRun]:  # type: ignore[no-untyped-def]
+def start_slow_tool(system, key: str, code: str) -> tuple[dict, ToolRun]:
     accepted = send(system, key, call("python", {"code": code}))
     run = wait_until(
         lambda: ToolRun.objects.filter(session_id=accepted["session_id"], status="running").first(),
@@ -36,7 +36,7 @@ def start_slow_tool(system, key: str, code: str) -> tuple[dict, ToolRun]:  # typ
     return accepted, run
 
 
-def test_tools_worker_killed_mid_run_the_turn_ends_once_with_a_timeout_result(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_tools_worker_killed_mid_run_the_turn_ends_once_with_a_timeout_result(live_system, tenant_key):
     seconds = 800000 + uuid.uuid4().int % 99999
     accepted, run = start_slow_tool(
         live_system, tenant_key.key, sandboxed_sleeper(seconds, "time.sleep(600)")
@@ -60,7 +60,7 @@ def test_tools_worker_killed_mid_run_the_turn_ends_once_with_a_timeout_result(li
     assert run.status == "timeout"
 
 
-def test_every_worker_killed_mid_run_the_turn_restarts_and_ends_once(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_every_worker_killed_mid_run_the_turn_restarts_and_ends_once(live_system, tenant_key):
     seconds = 700000 + uuid.uuid4().int % 99999
     code = sandboxed_sleeper(seconds, "time.sleep(3)\nprint('done')")
     accepted, first_run = start_slow_tool(live_system, tenant_key.key, code)

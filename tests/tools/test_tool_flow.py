@@ -19,7 +19,7 @@ def marker() -> str:
     return f"m{uuid.uuid4().hex[:12]}"
 
 
-def test_a_single_call_runs_and_its_result_goes_back_to_the_model(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_a_single_call_runs_and_its_result_goes_back_to_the_model(live_system, tenant_key, llm_stub):
     m = marker()
     accepted = send(live_system, tenant_key.key, f"time? {m} [[tool=current_time:{{}}]] [[echo_tools]]")
     events = turn_events(live_system, tenant_key.key, accepted)
@@ -62,7 +62,7 @@ def test_a_single_call_runs_and_its_result_goes_back_to_the_model(live_system, t
     assert iso in tool_message["content"] and '"status": "success"' in tool_message["content"]
 
 
-def test_parallel_calls_all_run_and_each_result_is_matched(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_parallel_calls_all_run_and_each_result_is_matched(live_system, tenant_key, llm_stub):
     m = marker()
     message = f"{m} {call('python', {'code': 'print(6 * 7)'})} [[tool=current_time:{{}}]] [[echo_tools]]"
     events = turn_events(live_system, tenant_key.key, send(live_system, tenant_key.key, message))
@@ -81,7 +81,7 @@ def test_parallel_calls_all_run_and_each_result_is_matched(live_system, tenant_k
     assert "42" in tool_messages[1]["content"] and "iso" in tool_messages[0]["content"]
 
 
-def test_malformed_json_arguments_are_an_error_result_and_nothing_runs(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_malformed_json_arguments_are_an_error_result_and_nothing_runs(live_system, tenant_key):
     events = turn_events(
         live_system, tenant_key.key, send(live_system, tenant_key.key, "[[tool=python:{bad]]")
     )
@@ -94,7 +94,7 @@ def test_malformed_json_arguments_are_an_error_result_and_nothing_runs(live_syst
     assert run.status == "error" and run.started_at is None and run.worker == ""
 
 
-def test_an_unknown_tool_is_an_error_result(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_an_unknown_tool_is_an_error_result(live_system, tenant_key):
     events = turn_events(
         live_system, tenant_key.key, send(live_system, tenant_key.key, "[[tool=teleport:{}]]")
     )
@@ -104,7 +104,7 @@ def test_an_unknown_tool_is_an_error_result(live_system, tenant_key):  # type: i
     assert events[-1]["type"] == "assistant.final"
 
 
-def test_a_tool_that_is_not_enabled_is_not_offered_and_is_blocked(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_a_tool_that_is_not_enabled_is_not_offered_and_is_blocked(live_system, tenant_key, llm_stub):
     ToolSetting.objects.create(tenant=tenant_key.tenant, tool="python", enabled=False)
     m = marker()
     message = f"{m} {call('python', {'code': 'print(1)'})}"
@@ -118,7 +118,7 @@ def test_a_tool_that_is_not_enabled_is_not_offered_and_is_blocked(live_system, t
 
 def test_calls_over_the_per_turn_limit_are_blocked_and_the_model_must_answer(
     live_system, tenant_key, llm_stub
-):  # type: ignore[no-untyped-def]
+):
     m = marker()
     events = turn_events(
         live_system,
@@ -133,7 +133,7 @@ def test_calls_over_the_per_turn_limit_are_blocked_and_the_model_must_answer(
     assert model_requests(llm_stub.url, m)[-1]["tool_choice"] == "none"
 
 
-def test_a_model_that_keeps_calling_tools_past_the_limit_ends_the_turn_with_an_error(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_model_that_keeps_calling_tools_past_the_limit_ends_the_turn_with_an_error(live_system, tenant_key):
     message = "[[tool=current_time:{}]] [[tool_rounds=10]] [[ignore_tool_choice]]"
     events = turn_events(live_system, tenant_key.key, send(live_system, tenant_key.key, message))
     assert len(of_type(events, "tool.result")) == 3
@@ -141,7 +141,7 @@ def test_a_model_that_keeps_calling_tools_past_the_limit_ends_the_turn_with_an_e
     assert events[-1]["data"]["code"] == "tool_call_limit" and events[-1]["data"]["retryable"] is False
 
 
-def test_web_search_uses_the_search_service(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_web_search_uses_the_search_service(live_system, tenant_key):
     message = f"{call('web_search', {'query': 'sea otters', 'max_results': 2})} [[echo_tools]]"
     events = turn_events(live_system, tenant_key.key, send(live_system, tenant_key.key, message))
     (result,) = of_type(events, "tool.result")
@@ -153,7 +153,7 @@ def test_web_search_uses_the_search_service(live_system, tenant_key):  # type: i
     assert "Result 1 for sea otters" in events[-1]["data"]["message"]
 
 
-def test_http_fetch_follows_the_tenants_allowlist(live_system, tenant_key, web_stub):  # type: ignore[no-untyped-def]
+def test_http_fetch_follows_the_tenants_allowlist(live_system, tenant_key, web_stub):
     ToolSetting.objects.create(
         tenant=tenant_key.tenant,
         tool="http_fetch",
@@ -168,7 +168,7 @@ def test_http_fetch_follows_the_tenants_allowlist(live_system, tenant_key, web_s
     assert refused["data"]["status"] == "error" and refused["data"]["result"]["error"] == "host_not_allowed"
 
 
-def test_a_failing_tool_trips_its_circuit_breaker(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_failing_tool_trips_its_circuit_breaker(live_system, tenant_key):
     message = call("web_search", {"query": "[[status=500]]"}) + " [[tool_rounds=3]]"
     events = turn_events(live_system, tenant_key.key, send(live_system, tenant_key.key, message))
     results = of_type(events, "tool.result")
@@ -177,7 +177,7 @@ def test_a_failing_tool_trips_its_circuit_breaker(live_system, tenant_key):  # t
     assert events[-1]["type"] == "assistant.final"
 
 
-def test_code_running_too_long_is_a_timeout_result(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_code_running_too_long_is_a_timeout_result(live_system, tenant_key):
     code = "import time\nprint('begin', flush=True)\ntime.sleep(600)"
     events = turn_events(
         live_system, tenant_key.key, send(live_system, tenant_key.key, call("python", {"code": code}))
@@ -188,7 +188,7 @@ def test_code_running_too_long_is_a_timeout_result(live_system, tenant_key):  # 
     assert events[-1]["type"] == "assistant.final"
 
 
-def test_the_code_cannot_see_the_workers_environment_or_files(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_the_code_cannot_see_the_workers_environment_or_files(live_system, tenant_key):
     code = (
         "import os\n"
         "print(sorted(os.environ))\n"
@@ -212,7 +212,7 @@ def test_the_code_cannot_see_the_workers_environment_or_files(live_system, tenan
     assert "no network" in out
 
 
-def test_cancelling_while_a_tool_runs_ends_the_turn_cancelled(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_cancelling_while_a_tool_runs_ends_the_turn_cancelled(live_system, tenant_key):
     code = "import time\ntime.sleep(600)"
     accepted = send(live_system, tenant_key.key, call("python", {"code": code}))
     sid = accepted["session_id"]
@@ -231,7 +231,7 @@ def test_cancelling_while_a_tool_runs_ends_the_turn_cancelled(live_system, tenan
     assert not of_type(rest, "assistant.final") and not of_type(rest, "assistant.error")
 
 
-def test_readyz_reports_the_sandbox_level_and_the_tools(live_system):  # type: ignore[no-untyped-def]
+def test_readyz_reports_the_sandbox_level_and_the_tools(live_system):
     doc = httpx.get(f"{live_system.url}/readyz", timeout=30).json()
     sandbox = doc["checks"]["sandbox"]
     assert sandbox["ok"] is True and sandbox["isolation"] == "bwrap" and sandbox["required"] is False

@@ -14,7 +14,7 @@ from tools.search import search_port
 
 
 @pytest.fixture
-def searx(web_stub) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def searx(web_stub) -> Iterator[str]:
     search_port.cache_clear()
     with tool_settings(search_url=web_stub.url):
         yield web_stub.url
@@ -48,7 +48,7 @@ def test_gives_up_after_bounded_retries(searx: str) -> None:
     assert info.value.code == "search_failed" and "503" in info.value.message
 
 
-def test_a_client_error_is_not_retried(searx: str, web_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_error_is_not_retried(searx: str, web_stub) -> None:
     import httpx
 
     marker = uuid.uuid4().hex

@@ -103,7 +103,7 @@ def chat_page(browser: Any, live_system: Any, chat_user: ChatUser) -> Iterator[A
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, live_system.url, chat_user)
-    page.soma_errors = errors  # type: ignore[attr-defined]
+    page.soma_errors = errors
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

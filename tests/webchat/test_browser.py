@@ -64,7 +64,7 @@ def session_of(page: Any) -> str:
     return page.url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def test_send_see_it_stream_with_the_model_name_and_keyboard_newlines(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_send_see_it_stream_with_the_model_name_and_keyboard_newlines(chat_page, live_system):
     page = chat_page
     box = page.get_by_label("Message", exact=True)
     box.fill("first line")
@@ -93,7 +93,7 @@ def test_send_see_it_stream_with_the_model_name_and_keyboard_newlines(chat_page,
     assert box.evaluate("el => el === document.activeElement")
 
 
-def test_markdown_reply_renders_and_a_screenshot_is_kept(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_markdown_reply_renders_and_a_screenshot_is_kept(chat_page, live_system):
     page = chat_page
     send(
         page,
@@ -112,7 +112,7 @@ def test_markdown_reply_renders_and_a_screenshot_is_kept(chat_page, live_system)
     assert (ARTIFACTS / "web-chat-finished-conversation.png").stat().st_size > 5000
 
 
-def test_reload_mid_stream_shows_the_whole_reply_exactly_once(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_reload_mid_stream_shows_the_whole_reply_exactly_once(chat_page, live_system):
     page = chat_page
     send(page, "long answer please [[tokens=90]] [[delay=0.05]]")
     before = wait_partial(page, 8)
@@ -124,7 +124,7 @@ def test_reload_mid_stream_shows_the_whole_reply_exactly_once(chat_page, live_sy
     assert page.locator(REPLY).count() == 1 and page.locator("article.msg.user").count() == 1
 
 
-def test_network_loss_mid_stream_resumes_without_gap_or_duplicate(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_network_loss_mid_stream_resumes_without_gap_or_duplicate(chat_page, live_system):
     page = chat_page
     relay = CuttableRelay(live_system.port)
     try:
@@ -147,7 +147,7 @@ def test_network_loss_mid_stream_resumes_without_gap_or_duplicate(chat_page, liv
         relay.close()
 
 
-def test_the_offline_banner_clears_when_the_network_comes_back(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_the_offline_banner_clears_when_the_network_comes_back(chat_page, live_system):
     """Issue 18: after a 4 s drop the reply completed but "Offline — the reply keeps going…"
     stayed. The socket had outlived the drop (Chromium's offline mode, like a short Wi-Fi
     loss, leaves open WebSockets alone), so no reconnect came to clear the banner."""
@@ -162,7 +162,7 @@ def test_the_offline_banner_clears_when_the_network_comes_back(chat_page, live_s
     wait_until(lambda: page.locator("#status").inner_text() == "", timeout=10, what="the banner to clear")
 
 
-def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, live_system):
     from conversations.models import Feedback
 
     page = chat_page
@@ -196,7 +196,7 @@ def test_thumbs_on_a_finished_reply_store_feedback_and_take_it_back(chat_page, l
     assert exported.ok and "Paris is the capital." in exported.text()
 
 
-def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_system, browser):  # type: ignore[no-untyped-def]
+def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_system, browser):
     page = chat_page
     send(page, "[[reply=Lisbon has **trams**.]]")
     wait_reply(page, "done")
@@ -216,7 +216,7 @@ def test_share_a_chat_and_open_the_link_without_logging_in(chat_page, live_syste
         stranger.close()
 
 
-def test_search_your_chats_and_open_one_from_a_result(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_search_your_chats_and_open_one_from_a_result(chat_page, live_system):
     page = chat_page
     send(page, "Tell me about narwhals [[reply=Narwhals have a long tusk.]]")
     wait_reply(page, "done")
@@ -232,7 +232,7 @@ def test_search_your_chats_and_open_one_from_a_result(chat_page, live_system):  
     page.locator(REPLY, has_text="Narwhals have a long tusk.").wait_for()
 
 
-def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_stop_cancels_the_reply(chat_page, live_system):
     page = chat_page
     send(page, "[[tokens=400]] [[delay=0.05]]")
     wait_partial(page, 5)
@@ -246,7 +246,7 @@ def test_stop_cancels_the_reply(chat_page, live_system):  # type: ignore[no-unty
     assert page.locator("#stop").is_hidden()
 
 
-def test_model_error_shows_a_message_and_retry_sends_again(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_model_error_shows_a_message_and_retry_sends_again(chat_page, live_system):
     page = chat_page
     send(page, "fail please [[status=400]]")
     wait_reply(page, "error")
@@ -260,7 +260,7 @@ def test_model_error_shows_a_message_and_retry_sends_again(chat_page, live_syste
     assert [e.payload["message"] for e in messages] == ["fail please [[status=400]]"] * 2
 
 
-def test_upload_a_file_and_send_it(chat_page, live_system, tmp_path):  # type: ignore[no-untyped-def]
+def test_upload_a_file_and_send_it(chat_page, live_system, tmp_path):
     page = chat_page
     good = tmp_path / "notes.txt"
     good.write_text("some notes")
@@ -285,7 +285,7 @@ def test_upload_a_file_and_send_it(chat_page, live_system, tmp_path):  # type: i
     assert downloaded.status == 200 and downloaded.body() == b"some notes"
 
 
-def test_hostile_markdown_in_a_reply_is_inert(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_hostile_markdown_in_a_reply_is_inert(chat_page, live_system):
     page = chat_page
     page.evaluate("window.__pwned = 0")
     send(
@@ -337,7 +337,7 @@ def _old_session(turns: int, owner: Any) -> Session:
     return session
 
 
-def test_long_history_loads_older_turns_on_demand_then_rename_and_delete(chat_page, live_system, chat_user):  # type: ignore[no-untyped-def]
+def test_long_history_loads_older_turns_on_demand_then_rename_and_delete(chat_page, live_system, chat_user):
     page = chat_page
     session = _old_session(40, owner=chat_user.user)
     page.goto(f"{live_system.url}/c/{session.pk}/")
@@ -376,7 +376,7 @@ def test_long_history_loads_older_turns_on_demand_then_rename_and_delete(chat_pa
     assert page.url.rstrip("/") == live_system.url
 
 
-def test_narrow_screen_keeps_the_chat_usable(browser, live_system, chat_user):  # type: ignore[no-untyped-def]
+def test_narrow_screen_keeps_the_chat_usable(browser, live_system, chat_user):
     from tests.webchat.conftest import log_in
 
     context = browser.new_context(viewport={"width": 375, "height": 700})
@@ -397,7 +397,7 @@ def test_narrow_screen_keeps_the_chat_usable(browser, live_system, chat_user):  
         context.close()
 
 
-def test_unauthenticated_visitors_get_the_login_page(browser, live_system):  # type: ignore[no-untyped-def]
+def test_unauthenticated_visitors_get_the_login_page(browser, live_system):
     context = browser.new_context()
     page = context.new_page()
     try:
@@ -414,7 +414,7 @@ def test_unauthenticated_visitors_get_the_login_page(browser, live_system):  # t
 
 
 @pytest.mark.slow
-def test_reply_taken_over_after_a_worker_crash_replaces_the_partial_text(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_reply_taken_over_after_a_worker_crash_replaces_the_partial_text(chat_page, live_system):
     page = chat_page
     send(page, "[[tokens=120]] [[delay=0.05]]")
     wait_partial(page, 10)

@@ -26,7 +26,7 @@ return mod.apiRetrying("POST", "/v1/session/message", {message: "hi"}, {"Idempot
 
 
 def run(answers: list[Any], give_up_ms: int = 120000) -> dict[str, Any]:
-    return node_eval("http.js", RUN, {"answers": answers, "giveUpMs": give_up_ms})  # type: ignore[no-any-return]
+    return node_eval("http.js", RUN, {"answers": answers, "giveUpMs": give_up_ms})
 
 
 def test_a_refused_send_is_tried_again_with_the_same_key_until_it_lands() -> None:

@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_the_live_server_serves_both_icons(live_system) -> None:  # type: ignore[no-untyped-def]
+def test_the_live_server_serves_both_icons(live_system) -> None:
     with live_system.client() as c:
         ico = c.get("/favicon.ico")
         svg = c.get("/static/webchat/favicon.svg")

@@ -50,7 +50,7 @@ def to_html(*texts: str) -> list[str]:
         (r"\*not em\* snake_case_name", "<p>*not em* snake_case_name</p>"),
     ],
 )
-def test_renders_common_markdown(markdown, html):  # type: ignore[no-untyped-def]
+def test_renders_common_markdown(markdown, html):
     assert to_html(markdown) == [html]
 
 
@@ -79,7 +79,7 @@ HOSTILE = [
 ]
 
 
-def test_hostile_markdown_produces_only_text_and_safe_links():  # type: ignore[no-untyped-def]
+def test_hostile_markdown_produces_only_text_and_safe_links():
     rendered = node_eval(
         "markdown.js",
         "return input.map(t => ({html: mod.toHtml(t), tree: mod.tree(t)}));",
@@ -90,7 +90,7 @@ def test_hostile_markdown_produces_only_text_and_safe_links():  # type: ignore[n
         "blockquote", "hr", "table", "thead", "tbody", "tr", "th", "td", "span",
     }  # fmt: skip
 
-    def walk(node, source):  # type: ignore[no-untyped-def]
+    def walk(node, source):
         if "text" in node:
             return
         assert node["tag"] in allowed_tags, (source, node)
@@ -111,12 +111,12 @@ def test_hostile_markdown_produces_only_text_and_safe_links():  # type: ignore[n
         assert not re.search(r'href="(?!https?://|mailto:)', html), (source, html)
 
 
-def test_raw_html_is_shown_as_text():  # type: ignore[no-untyped-def]
+def test_raw_html_is_shown_as_text():
     [html] = to_html("<b>bold?</b> & <script>x()</script>")
     assert html == "<p>&lt;b&gt;bold?&lt;/b&gt; &amp; &lt;script&gt;x()&lt;/script&gt;</p>"
 
 
-def test_pathological_input_renders_in_bounded_time():  # type: ignore[no-untyped-def]
+def test_pathological_input_renders_in_bounded_time():
     # Would hang for minutes with backtracking regexes or quadratic scans; asserted by completing at all.
     texts = [
         "*" * 40_000,

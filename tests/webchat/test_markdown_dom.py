@@ -36,7 +36,7 @@ CHECK = """
 """
 
 
-def test_hostile_markdown_renders_inert_in_chromium(browser):  # type: ignore[no-untyped-def]
+def test_hostile_markdown_renders_inert_in_chromium(browser):
     page = browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

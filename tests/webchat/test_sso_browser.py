@@ -58,7 +58,7 @@ class SsoSystem:
 
 
 @pytest.fixture(scope="module")
-def sso(django_db_setup, llm_stub: StubServer) -> Iterator[SsoSystem]:  # type: ignore[no-untyped-def]
+def sso(django_db_setup, llm_stub: StubServer) -> Iterator[SsoSystem]:
     sso = SsoSystem(llm_stub)
     try:
         sso.system.start(beat=False)
@@ -67,7 +67,7 @@ def sso(django_db_setup, llm_stub: StubServer) -> Iterator[SsoSystem]:  # type: 
         sso.stop()
 
 
-def test_the_system_boots_without_the_provider_and_refuses_clearly(sso, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_the_system_boots_without_the_provider_and_refuses_clearly(sso, live_db) -> None:
     sso.stop_provider()  # not started yet when this test runs first, as it does in one process
     with sso.system.client() as client:
         assert client.get("/healthz").status_code == 200
@@ -81,7 +81,7 @@ def test_the_system_boots_without_the_provider_and_refuses_clearly(sso, live_db)
     ).exists()
 
 
-def test_the_button_leads_to_the_chat_and_logout_to_the_provider(sso, browser, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_the_button_leads_to_the_chat_and_logout_to_the_provider(sso, browser, live_db) -> None:
     provider = sso.start_provider()
     sub = "browser-" + str(free_port())
     httpx.post(
@@ -122,7 +122,7 @@ def test_the_button_leads_to_the_chat_and_logout_to_the_provider(sso, browser, l
     assert {AuditLog.Action.OIDC_USER_CREATED, AuditLog.Action.OIDC_SIGN_IN} <= actions
 
 
-def test_a_group_removed_at_the_provider_ends_open_streams_at_the_next_sign_in(sso, live_db) -> None:  # type: ignore[no-untyped-def]
+def test_a_group_removed_at_the_provider_ends_open_streams_at_the_next_sign_in(sso, live_db) -> None:
     provider = sso.start_provider()
     sub = f"streamer-{uuid.uuid4().hex[:8]}"
 

@@ -32,7 +32,7 @@ def turn(start: int, text: str = "Hello world", model: str = "m1") -> list[dict[
     ]
 
 
-def test_a_turn_becomes_a_user_item_and_a_finished_reply():  # type: ignore[no-untyped-def]
+def test_a_turn_becomes_a_user_item_and_a_finished_reply():
     out = fold(turn(1))
     user, reply = out["items"]
     assert user == {
@@ -47,7 +47,7 @@ def test_a_turn_becomes_a_user_item_and_a_finished_reply():  # type: ignore[no-u
     assert reply["replyTo"] == "e1" and out["busy"] is False and out["last"] == 5
 
 
-def test_replayed_and_duplicated_events_are_ignored():  # type: ignore[no-untyped-def]
+def test_replayed_and_duplicated_events_are_ignored():
     events = turn(1)
     replay = events[:3] + events[1:4] + events[3:]  # a reconnect replays what was seen
     out = fold(replay)
@@ -56,7 +56,7 @@ def test_replayed_and_duplicated_events_are_ignored():  # type: ignore[no-untype
     assert out["changed"] == [True, True, True, False, False, True, False, True]
 
 
-def test_streaming_from_a_cursor_continues_the_text_without_doubling():  # type: ignore[no-untyped-def]
+def test_streaming_from_a_cursor_continues_the_text_without_doubling():
     events = turn(1)
     out = fold(events[3:], after=0)
     # a client that had nothing: the reply it gets is the final one
@@ -66,7 +66,7 @@ def test_streaming_from_a_cursor_continues_the_text_without_doubling():  # type:
     assert out["busy"] is True
 
 
-def test_restart_clears_the_partial_text():  # type: ignore[no-untyped-def]
+def test_restart_clears_the_partial_text():
     events = [
         ev(1, "user.message", message="hi"),
         ev(2, "assistant.started", model="m", reply_to="e1", restart=False),
@@ -81,7 +81,7 @@ def test_restart_clears_the_partial_text():  # type: ignore[no-untyped-def]
     assert reply["text"] == "Fresh start" and reply["restarted"] is True and reply["model"] == "m2"
 
 
-def test_error_and_cancel_end_the_reply():  # type: ignore[no-untyped-def]
+def test_error_and_cancel_end_the_reply():
     out = fold(
         [
             ev(1, "user.message", message="a"),
@@ -117,7 +117,7 @@ def test_error_and_cancel_end_the_reply():  # type: ignore[no-untyped-def]
     assert out["busy"] is True  # c still waits for its reply
 
 
-def test_trim_page_cuts_at_turn_boundaries():  # type: ignore[no-untyped-def]
+def test_trim_page_cuts_at_turn_boundaries():
     persisted = [e for e in turn(1) + turn(6) if e["type"] != "assistant.delta"]
     running = [ev(11, "user.message", message="x"), ev(12, "assistant.started", model="m", reply_to="e11")]
     page = persisted[2:] + running  # starts mid-turn (final of the first turn)
@@ -131,7 +131,7 @@ def test_trim_page_cuts_at_turn_boundaries():  # type: ignore[no-untyped-def]
     assert cut["events"] == [] and cut["after"] == 10 and cut["startCursor"] == 11
 
 
-def test_prepend_puts_older_turns_first():  # type: ignore[no-untyped-def]
+def test_prepend_puts_older_turns_first():
     older = turn(1, "first reply")
     newer = turn(6, "second reply")
     out = node_eval(
@@ -143,7 +143,7 @@ def test_prepend_puts_older_turns_first():  # type: ignore[no-untyped-def]
     assert out["texts"] == ["hi", "first reply", "hi", "second reply"] and out["last"] == 10
 
 
-def test_a_fallback_start_only_changes_the_model():  # type: ignore[no-untyped-def]
+def test_a_fallback_start_only_changes_the_model():
     events = [
         ev(1, "user.message", message="hi", attachments=[]),
         ev(2, "assistant.started", model="m1", reply_to="e1", restart=False),
@@ -163,7 +163,7 @@ def test_a_fallback_start_only_changes_the_model():  # type: ignore[no-untyped-d
     assert reply["text"] == "Hello" and reply["model"] == "m2" and len(reply["tools"]) == 1
 
 
-def test_a_finished_reply_knows_the_event_its_feedback_is_about():  # type: ignore[no-untyped-def]
+def test_a_finished_reply_knows_the_event_its_feedback_is_about():
     _, reply = fold(turn(1))["items"]
     assert reply["finalEventId"] == "e5" and reply["feedback"] is None
     errored = fold([*turn(1)[:3], ev(4, "assistant.error", code="x", message="m", retryable=True)])["items"][
@@ -172,13 +172,13 @@ def test_a_finished_reply_knows_the_event_its_feedback_is_about():  # type: igno
     assert errored["finalEventId"] is None
 
 
-def test_a_reply_knows_where_it_sits_among_its_messages_replies():  # type: ignore[no-untyped-def]
+def test_a_reply_knows_where_it_sits_among_its_messages_replies():
     events = [dict(e, parent_id=f"e{int(e['id']) - 1}" if e["id"] != "1" else None) for e in turn(1)]
     reply = fold(events)["items"][1]
     assert reply["firstEventId"] == "e2" and reply["parentId"] == "e1"
 
 
-def test_cutting_after_a_message_makes_room_for_its_next_reply():  # type: ignore[no-untyped-def]
+def test_cutting_after_a_message_makes_room_for_its_next_reply():
     out = node_eval(
         "timeline.js",
         """

@@ -16,17 +16,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def user():  # type: ignore[no-untyped-def]
+def user():
     return get_user_model().objects.create_user(username="ada", password="pw-12345678")
 
 
-def config_of(html: str) -> dict:  # type: ignore[type-arg]
+def config_of(html: str) -> dict:
     match = re.search(r'<script id="chat-config" type="application/json">(.*?)</script>', html, re.S)
     assert match, html
     return json.loads(match.group(1))
 
 
-def test_anonymous_visitors_are_sent_to_the_chat_login():  # type: ignore[no-untyped-def]
+def test_anonymous_visitors_are_sent_to_the_chat_login():
     r = Client().get("/")
     assert r.status_code == 302 and r["Location"] == "/login/?next=/"
     page = Client().get("/login/")
@@ -35,7 +35,7 @@ def test_anonymous_visitors_are_sent_to_the_chat_login():  # type: ignore[no-unt
     assert "script-src 'self'" in page["Content-Security-Policy"]
 
 
-def test_login_lands_on_the_chat_with_its_config(user):  # type: ignore[no-untyped-def]
+def test_login_lands_on_the_chat_with_its_config(user):
     client = Client()
     r = client.post("/login/", {"username": "ada", "password": "pw-12345678"})
     assert r.status_code == 302 and r["Location"] == "/"
@@ -56,12 +56,12 @@ def test_login_lands_on_the_chat_with_its_config(user):  # type: ignore[no-untyp
     assert "<script>" not in html  # no inline script: the CSP would block it
 
 
-def test_wrong_password_shows_an_error(user):  # type: ignore[no-untyped-def]
+def test_wrong_password_shows_an_error(user):
     r = Client().post("/login/", {"username": "ada", "password": "nope"})
     assert r.status_code == 200 and b'role="alert"' in r.content and b'aria-invalid="true"' in r.content
 
 
-def test_a_session_url_opens_that_session_and_members_chat_in_their_tenant(user):  # type: ignore[no-untyped-def]
+def test_a_session_url_opens_that_session_and_members_chat_in_their_tenant(user):
     tenant = Tenant.objects.create(name="acme")
     Membership.objects.create(user=user, tenant=tenant)
     UISetting.objects.create(
@@ -76,7 +76,7 @@ def test_a_session_url_opens_that_session_and_members_chat_in_their_tenant(user)
     assert client.get("/c/not-a-uuid/").status_code == 404
 
 
-def test_logout_is_a_post_and_ends_the_session(user):  # type: ignore[no-untyped-def]
+def test_logout_is_a_post_and_ends_the_session(user):
     client = Client()
     client.force_login(user)
     assert client.get("/logout/").status_code == 405

@@ -69,7 +69,7 @@ class _Streams:
 def client_for(spec: ServerSpec, *, timeout: float, message_handler: Any = None) -> Client:
     """An unentered SDK client; ``mode="auto"`` speaks the 2026 protocol or falls back to the handshake."""
     return Client(
-        _Streams(spec, timeout),  # type: ignore[arg-type]
+        _Streams(spec, timeout),
         read_timeout_seconds=timeout,
         client_info=CLIENT_INFO,
         message_handler=message_handler,

@@ -10,18 +10,22 @@ SIGTERM kills the launch chain (and with it the whole sandbox) first.
 Standard library only.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_REAP_SECONDS = 5
 
 
-def _exit_with(code: int):  # type: ignore[no-untyped-def]
-    def handler(signum, frame):  # type: ignore[no-untyped-def]
+def _exit_with(code: int) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
         os._exit(code)
 
     return handler
@@ -42,7 +46,7 @@ def main() -> int:
         finally:
             os._exit(127)
 
-    def stop(signum, frame):  # type: ignore[no-untyped-def]
+    def stop(signum: int, frame: FrameType | None) -> None:
         try:
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:

@@ -52,7 +52,7 @@ def run(
 EXPECTED = "".join(f"t{i} " for i in range(5))
 
 
-def test_a_healthy_provider_answers_without_retries(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_healthy_provider_answers_without_retries(llm_stub) -> None:
     text, stream, switches = run([target(llm_stub.url)])
     assert text == EXPECTED and stream.attempts.entries == [] and switches == []
 
@@ -67,7 +67,7 @@ def test_a_healthy_provider_answers_without_retries(llm_stub) -> None:  # type: 
         ("hang=", "llm_timeout"),
     ],
 )
-def test_transient_failures_are_retried_on_the_same_provider(llm_stub, directives: str, code: str) -> None:  # type: ignore[no-untyped-def]
+def test_transient_failures_are_retried_on_the_same_provider(llm_stub, directives: str, code: str) -> None:
     primary = target(llm_stub.url, f"fail_first=2,{directives}")
     backup = target(llm_stub.url, label="backup")
     text, stream, switches = run([primary, backup])
@@ -88,7 +88,7 @@ def test_transient_failures_are_retried_on_the_same_provider(llm_stub, directive
         ("status=400", "llm_rejected", 1),
     ],
 )
-def test_a_failing_provider_falls_back_to_the_next(llm_stub, directives: str, code: str, tries: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_provider_falls_back_to_the_next(llm_stub, directives: str, code: str, tries: int) -> None:
     primary = target(llm_stub.url, directives)
     backup = target(llm_stub.url, label="backup")
     text, stream, switches = run([primary, backup])
@@ -99,7 +99,7 @@ def test_a_failing_provider_falls_back_to_the_next(llm_stub, directives: str, co
     assert stream.target == backup
 
 
-def test_an_unreachable_provider_falls_back(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_provider_falls_back(llm_stub) -> None:
     dead = ModelTarget(base_url=f"http://127.0.0.1:{free_port()}/v1", model="gone", label="dead")
     text, stream, switches = run([dead, target(llm_stub.url)])
     assert text == EXPECTED
@@ -107,7 +107,7 @@ def test_an_unreachable_provider_falls_back(llm_stub) -> None:  # type: ignore[n
     assert switches[0].error.code == "llm_unreachable"
 
 
-def test_retry_after_is_honoured(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_is_honoured(llm_stub) -> None:
     primary = target(llm_stub.url, "fail_first=1,status=429,retry_after=0.6")
     started = time.monotonic()
     text, stream, _ = run([primary])
@@ -116,7 +116,7 @@ def test_retry_after_is_honoured(llm_stub) -> None:  # type: ignore[no-untyped-d
     assert stream.attempts.entries[0]["retry_in"] >= 0.6
 
 
-def test_a_retry_after_beyond_the_cap_falls_back_at_once(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_retry_after_beyond_the_cap_falls_back_at_once(llm_stub) -> None:
     primary = target(llm_stub.url, "status=429,retry_after=3600")
     text, stream, switches = run([primary, target(llm_stub.url)])
     assert text == EXPECTED
@@ -126,14 +126,14 @@ def test_a_retry_after_beyond_the_cap_falls_back_at_once(llm_stub) -> None:  # t
     assert len(switches) == 1
 
 
-def test_when_every_provider_fails_the_last_error_is_raised(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_when_every_provider_fails_the_last_error_is_raised(llm_stub) -> None:
     chain = [target(llm_stub.url, "status=503"), target(llm_stub.url, "status=401")]
     with pytest.raises(LlmError) as failure:
         run(chain)
     assert failure.value.code == "llm_auth_failed"
 
 
-def test_a_stream_that_breaks_after_text_is_not_restarted(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_that_breaks_after_text_is_not_restarted(llm_stub) -> None:
     chain = [target(llm_stub.url, "break_after=3"), target(llm_stub.url)]
     switches: list[Fallback] = []
     stream = ResilientChatStream(
@@ -152,7 +152,7 @@ def test_a_stream_that_breaks_after_text_is_not_restarted(llm_stub) -> None:  # 
     assert switches == [] and stream.attempts.entries == []
 
 
-def test_close_during_backoff_stops_promptly(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_close_during_backoff_stops_promptly(llm_stub) -> None:
     slow = RetryPolicy(max_retries=5, base_delay=30, max_delay=30, retry_after_cap=60)
     chain = [target(llm_stub.url, "status=503")]
     stream = ResilientChatStream(

@@ -18,7 +18,7 @@ def url(stub_url: str, directives: str = "") -> str:
     return f"{stub_url}/d/key={uuid.uuid4().hex[:8]}{',' + directives if directives else ''}/v1"
 
 
-def test_a_working_endpoint_reports_ok_and_latency(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_a_working_endpoint_reports_ok_and_latency(llm_stub) -> None:
     result = probe_target(ModelTarget(base_url=url(llm_stub.url), model="stub-model"))
     assert result.ok and result.latency_ms >= 0 and "stub-model" in result.detail
 
@@ -27,7 +27,7 @@ def test_a_working_endpoint_reports_ok_and_latency(llm_stub) -> None:  # type: i
     ("directives", "code"),
     [("status=401", "llm_auth_failed"), ("status=404", "llm_rejected"), ("status=503", "llm_unavailable")],
 )
-def test_errors_are_reported_with_their_code(llm_stub, directives: str, code: str) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_reported_with_their_code(llm_stub, directives: str, code: str) -> None:
     result = probe_target(ModelTarget(base_url=url(llm_stub.url, directives), model="m"))
     assert not result.ok and result.code == code and "HTTP" in result.detail
 
@@ -38,7 +38,7 @@ def test_an_unreachable_endpoint_is_reported() -> None:
 
 
 @pytest.mark.django_db
-def test_the_profile_credential_is_sent(llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_the_profile_credential_is_sent(llm_stub) -> None:
     credential = LlmCredential.objects.create(name="c", secret_encrypted=encrypt("sk-secret"))
     profile = ModelProfile.objects.create(
         role="dialogue", model="stub-model", base_url=url(llm_stub.url), credential=credential
@@ -51,7 +51,7 @@ def test_the_profile_credential_is_sent(llm_stub) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.django_db
-def test_admin_action_reports_each_profile(admin_client, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_admin_action_reports_each_profile(admin_client, llm_stub) -> None:
     good = ModelProfile.objects.create(role="dialogue", model="stub-model", base_url=url(llm_stub.url))
     bad = ModelProfile.objects.create(
         role="escalation", model="big", base_url=url(llm_stub.url, "status=401")

@@ -20,7 +20,7 @@ from tests.live import read_stream
 pytestmark = pytest.mark.integration
 
 
-def sdk(system, key: str) -> openai.OpenAI:  # type: ignore[no-untyped-def]
+def sdk(system, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{system.url}/v1", api_key=key, max_retries=0, timeout=60)
 
 
@@ -39,13 +39,13 @@ def prompts_with(stub_url: str, marker: str) -> list[list[dict[str, Any]]]:
     return [b["messages"] for b in bodies if marker in str(b["messages"][-1]["content"])]
 
 
-def test_models_lists_the_alias_and_the_personas(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_the_alias_and_the_personas(live_system, tenant_key) -> None:
     Persona.objects.create(tenant=tenant_key.tenant, name="support")
     ids = [m.id for m in sdk(live_system, tenant_key.key).models.list()]
     assert ids == ["somaagent", "somaagent/support"]
 
 
-def test_a_non_streaming_completion(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_non_streaming_completion(live_system, tenant_key) -> None:
     client = sdk(live_system, tenant_key.key)
     raw = client.chat.completions.with_raw_response.create(
         model="somaagent",
@@ -68,7 +68,7 @@ def test_a_non_streaming_completion(live_system, tenant_key) -> None:  # type: i
     assert events[-1]["data"]["message"] == completion.choices[0].message.content
 
 
-def test_a_streaming_completion_with_usage(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_streaming_completion_with_usage(live_system, tenant_key) -> None:
     stream = sdk(live_system, tenant_key.key).chat.completions.create(
         model="somaagent",
         messages=[{"role": "user", "content": "count [[tokens=30]] [[delay=0.01]]"}],
@@ -88,7 +88,7 @@ def test_a_streaming_completion_with_usage(live_system, tenant_key) -> None:  # 
     assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
 
 
-def test_streaming_without_include_usage_sends_no_usage_chunk(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_streaming_without_include_usage_sends_no_usage_chunk(live_system, tenant_key) -> None:
     chunks = list(
         sdk(live_system, tenant_key.key).chat.completions.create(
             model="somaagent", messages=[{"role": "user", "content": "[[tokens=3]]"}], stream=True
@@ -97,7 +97,7 @@ def test_streaming_without_include_usage_sends_no_usage_chunk(live_system, tenan
     assert all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
 
 
-def test_user_maps_to_one_session_so_the_conversation_continues(live_system, tenant_key, llm_stub) -> None:  # type: ignore[no-untyped-def]
+def test_user_maps_to_one_session_so_the_conversation_continues(live_system, tenant_key, llm_stub) -> None:
     client = sdk(live_system, tenant_key.key)
     conversation = f"conv-{uuid.uuid4().hex}"
     marker = uuid.uuid4().hex
@@ -121,7 +121,7 @@ def test_user_maps_to_one_session_so_the_conversation_continues(live_system, ten
     assert prompt.count({"role": "user", "content": "my name is Ada"}) == 1, "history comes from the session"
 
 
-def test_the_session_header_continues_a_session(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_the_session_header_continues_a_session(live_system, tenant_key) -> None:
     client = sdk(live_system, tenant_key.key)
     first = client.chat.completions.with_raw_response.create(
         model="somaagent", messages=[{"role": "user", "content": "one"}]
@@ -139,7 +139,7 @@ def test_the_session_header_continues_a_session(live_system, tenant_key) -> None
     assert third.headers["x-soma-session-id"] != sid, "without a header or user, a new session"
 
 
-def test_a_persona_model_runs_in_that_persona(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_persona_model_runs_in_that_persona(live_system, tenant_key) -> None:
     persona = Persona.objects.create(
         tenant=tenant_key.tenant, name="pirate", system_prompt="Talk like a pirate."
     )
@@ -149,7 +149,7 @@ def test_a_persona_model_runs_in_that_persona(live_system, tenant_key) -> None: 
     assert Session.objects.get(pk=raw.headers["x-soma-session-id"]).persona_id == persona.pk
 
 
-def test_a_bad_key_is_401_in_openai_shape(live_system) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_key_is_401_in_openai_shape(live_system) -> None:
     with pytest.raises(openai.AuthenticationError) as failure:
         sdk(live_system, "soma_nope").chat.completions.create(
             model="somaagent", messages=[{"role": "user", "content": "hi"}]
@@ -167,7 +167,7 @@ def test_a_bad_key_is_401_in_openai_shape(live_system) -> None:  # type: ignore[
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
 
-def test_bad_requests_are_400_and_write_nothing(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_are_400_and_write_nothing(live_system, tenant_key) -> None:
     client = sdk(live_system, tenant_key.key)
     before = Session.objects.filter(tenant=tenant_key.tenant).count()
     with pytest.raises(openai.BadRequestError) as failure:
@@ -188,7 +188,7 @@ def test_bad_requests_are_400_and_write_nothing(live_system, tenant_key) -> None
     assert Session.objects.filter(tenant=tenant_key.tenant).count() == before
 
 
-def test_another_tenants_session_is_404(live_system, tenant_key, other_tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_another_tenants_session_is_404(live_system, tenant_key, other_tenant_key) -> None:
     theirs = sdk(live_system, other_tenant_key.key).chat.completions.with_raw_response.create(
         model="somaagent", messages=[{"role": "user", "content": "secret"}], user="shared-name"
     )
@@ -207,7 +207,7 @@ def test_another_tenants_session_is_404(live_system, tenant_key, other_tenant_ke
     )
 
 
-def test_a_failed_turn_is_an_error_for_both_modes(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_turn_is_an_error_for_both_modes(live_system, tenant_key) -> None:
     client = sdk(live_system, tenant_key.key)
     with pytest.raises(openai.APIStatusError) as failure:
         client.chat.completions.create(
@@ -227,7 +227,7 @@ def test_a_failed_turn_is_an_error_for_both_modes(live_system, tenant_key) -> No
     assert body_of(broken)["code"] == "llm_stream_interrupted"
 
 
-def test_an_idempotency_key_replays_the_same_turn(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_an_idempotency_key_replays_the_same_turn(live_system, tenant_key) -> None:
     client = sdk(live_system, tenant_key.key)
     conversation = f"conv-{uuid.uuid4().hex}"
     key = {"Idempotency-Key": uuid.uuid4().hex}
@@ -254,7 +254,7 @@ def test_an_idempotency_key_replays_the_same_turn(live_system, tenant_key) -> No
 STAFF = Actor(label="user:test-staff", is_staff=True)
 
 
-def test_over_budget_at_the_gateway_is_429_with_retry_after(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_over_budget_at_the_gateway_is_429_with_retry_after(live_system, tenant_key) -> None:
     budget_set(tenant=tenant_key.tenant, daily_tokens=0, monthly_tokens=None, actor=STAFF)
     client = sdk(live_system, tenant_key.key)
     with pytest.raises(openai.RateLimitError) as failure:
@@ -270,7 +270,7 @@ def test_over_budget_at_the_gateway_is_429_with_retry_after(live_system, tenant_
     assert not SessionAlias.objects.filter(tenant=tenant_key.tenant).exists()
 
 
-def test_a_turn_refused_for_budget_is_429_too(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_turn_refused_for_budget_is_429_too(live_system, tenant_key) -> None:
     # Enough for the gateway's estimate of the message, not for the turn's reservation of the reply.
     budget_set(tenant=tenant_key.tenant, daily_tokens=200, monthly_tokens=None, actor=STAFF)
     client = sdk(live_system, tenant_key.key)
@@ -286,7 +286,7 @@ def test_a_turn_refused_for_budget_is_429_too(live_system, tenant_key) -> None: 
     assert body_of(broken)["code"] == "budget_exceeded"
 
 
-def test_a_key_without_the_write_scope_cannot_send(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_key_without_the_write_scope_cannot_send(live_system, tenant_key) -> None:
     _, read_only = api_key_create(tenant=tenant_key.tenant, name="ro", scopes=["conversations:read"])
     client = sdk(live_system, read_only)
     assert [m.id for m in client.models.list()] == ["somaagent"]
@@ -295,7 +295,7 @@ def test_a_key_without_the_write_scope_cannot_send(live_system, tenant_key) -> N
     assert body_of(failure)["code"] == "insufficient_scope" and body_of(failure)["type"] == "permission_error"
 
 
-def member_token(system, tenant) -> str:  # type: ignore[no-untyped-def]
+def member_token(system, tenant) -> str:
     user = get_user_model().objects.create_user(
         username=f"u-{uuid.uuid4().hex[:8]}", password="pw-Secret-123"
     )
@@ -307,7 +307,7 @@ def member_token(system, tenant) -> str:  # type: ignore[no-untyped-def]
     return str(r.json()["access"])
 
 
-def test_members_with_a_jwt_keep_their_conversations_apart(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_members_with_a_jwt_keep_their_conversations_apart(live_system, tenant_key) -> None:
     alice = sdk(live_system, member_token(live_system, tenant_key.tenant))
     bob = sdk(live_system, member_token(live_system, tenant_key.tenant))
     messages: list[Any] = [{"role": "user", "content": "hello"}]
@@ -332,7 +332,7 @@ def test_members_with_a_jwt_keep_their_conversations_apart(live_system, tenant_k
     assert joined.headers["x-soma-session-id"] == a.headers["x-soma-session-id"]
 
 
-def test_another_member_cannot_replay_a_members_idempotency_key(live_system, tenant_key) -> None:  # type: ignore[no-untyped-def]
+def test_another_member_cannot_replay_a_members_idempotency_key(live_system, tenant_key) -> None:
     alice = sdk(live_system, member_token(live_system, tenant_key.tenant))
     bob = sdk(live_system, member_token(live_system, tenant_key.tenant))
     key = {"Idempotency-Key": uuid.uuid4().hex}

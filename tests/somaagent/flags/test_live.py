@@ -25,7 +25,7 @@ def _worker_sees(name: str, tenant: object = None) -> bool:
     return app.send_task("soma.flag_evaluate", args=[name, tenant_id]).get(timeout=30)
 
 
-def test_web_and_worker_see_changes_without_restart(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_web_and_worker_see_changes_without_restart(live_system, tenant_key):
     name = f"live.flag-{uuid.uuid4().hex[:8]}"
     tenant = tenant_key.tenant
     try:
@@ -47,7 +47,7 @@ def test_web_and_worker_see_changes_without_restart(live_system, tenant_key):  #
         flag_delete(name=name, tenant=tenant)
 
 
-def test_a_flag_added_in_admin_reaches_the_running_web_process(live_system):  # type: ignore[no-untyped-def]
+def test_a_flag_added_in_admin_reaches_the_running_web_process(live_system):
     name = f"admin.flag-{uuid.uuid4().hex[:8]}"
     staff = get_user_model().objects.create_superuser(f"staff-{uuid.uuid4().hex[:6]}", password="x" * 12)
     client = Client()

@@ -17,7 +17,7 @@ from tests.conftest import make_tenant_key
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def fresh_cache(settings) -> Iterator[None]:
     settings.SOMA_OPS = dataclasses.replace(settings.SOMA_OPS, flags_refresh_seconds=0)
     flag_services._cache.snapshot = None
     yield
@@ -50,7 +50,7 @@ def test_tenant_override_beats_the_global_value() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_process_keeps_its_snapshot_until_the_refresh_period_ends(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_process_keeps_its_snapshot_until_the_refresh_period_ends(settings) -> None:
     name = _name()
     flag_set(name=name, enabled=True)
     assert flag_enabled(name) is True
@@ -74,7 +74,7 @@ def test_a_change_bumps_the_version_and_the_snapshot_is_shared_through_redis() -
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_redis_flags_come_from_the_database(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_redis_flags_come_from_the_database(monkeypatch) -> None:
     from tests.live import free_port
 
     name = _name()

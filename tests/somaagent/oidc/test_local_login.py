@@ -15,12 +15,12 @@ PASSWORD = "pw-Secret-123"
 
 
 @pytest.fixture
-def no_passwords(provider, settings):  # type: ignore[no-untyped-def]
+def no_passwords(provider, settings):
     settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, local_login=False)
     return provider
 
 
-def test_an_ordinary_password_is_refused_everywhere(no_passwords) -> None:  # type: ignore[no-untyped-def]
+def test_an_ordinary_password_is_refused_everywhere(no_passwords) -> None:
     user = new_user(password=PASSWORD, is_staff=True)
     member(user, new_tenant())
     chat = Client().post("/login/", {"username": user.username, "password": PASSWORD})
@@ -40,7 +40,7 @@ def test_an_ordinary_password_is_refused_everywhere(no_passwords) -> None:  # ty
     assert api.status_code == 401
 
 
-def test_the_break_glass_superuser_still_signs_in_with_a_password(no_passwords) -> None:  # type: ignore[no-untyped-def]
+def test_the_break_glass_superuser_still_signs_in_with_a_password(no_passwords) -> None:
     root = new_user(password=PASSWORD, is_staff=True, is_superuser=True)
     client = Client()
     response = client.post(
@@ -52,7 +52,7 @@ def test_the_break_glass_superuser_still_signs_in_with_a_password(no_passwords) 
     assert chat.status_code == 302
 
 
-def test_password_sessions_of_ordinary_users_stop_working(no_passwords, settings) -> None:  # type: ignore[no-untyped-def]
+def test_password_sessions_of_ordinary_users_stop_working(no_passwords, settings) -> None:
     user = new_user(password=PASSWORD)
     client = Client()
     settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, local_login=True)
@@ -62,7 +62,7 @@ def test_password_sessions_of_ordinary_users_stop_working(no_passwords, settings
     assert client.get("/")["Location"].startswith("/login/")
 
 
-def test_the_login_pages_without_passwords(no_passwords) -> None:  # type: ignore[no-untyped-def]
+def test_the_login_pages_without_passwords(no_passwords) -> None:
     chat = Client().get("/login/").content.decode()
     assert "Sign in with Stub IdP" in chat and 'name="password"' not in chat
     assert 'href="/admin/login/"' in chat  # the break-glass way in
@@ -71,7 +71,7 @@ def test_the_login_pages_without_passwords(no_passwords) -> None:  # type: ignor
     assert "superusers only" in admin
 
 
-def test_single_sign_on_still_works(no_passwords) -> None:  # type: ignore[no-untyped-def]
+def test_single_sign_on_still_works(no_passwords) -> None:
     no_passwords.user(groups=["acme-users"])
     client = Client()
     assert sign_in(client).status_code == 302

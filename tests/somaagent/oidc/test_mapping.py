@@ -24,18 +24,18 @@ def roles_of(sub: str) -> dict[str, str]:
     return dict(Membership.objects.filter(user=user).values_list("tenant__name", "role"))
 
 
-def user_of(sub: str):  # type: ignore[no-untyped-def]
+def user_of(sub: str):
     return OidcIdentity.objects.select_related("user").get(subject=sub).user
 
 
-def role_changes(sub: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+def role_changes(sub: str) -> list[tuple[str, dict]]:
     rows = AuditLog.objects.filter(
         action=AuditLog.Action.OIDC_ROLE_CHANGED, actor_user=user_of(sub)
     ).order_by("created_at")
     return [(row.tenant_name, row.details) for row in rows]
 
 
-def test_groups_map_to_memberships_roles_and_staff(provider) -> None:  # type: ignore[no-untyped-def]
+def test_groups_map_to_memberships_roles_and_staff(provider) -> None:
     sub = provider.user(groups=["acme-users", "acme-admins", "beta-users", "soma-ops", "unmapped"])
     assert sign_in(Client()).status_code == 302
     assert roles_of(sub) == {"acme": "admin", "beta": "member", "ops": "admin"}  # highest role wins
@@ -50,7 +50,7 @@ def test_groups_map_to_memberships_roles_and_staff(provider) -> None:  # type: i
     assert len(role_changes(sub)) == 4
 
 
-def test_a_group_removed_at_the_provider_removes_access_at_the_next_sign_in(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_group_removed_at_the_provider_removes_access_at_the_next_sign_in(provider) -> None:
     sub = provider.user(groups=["acme-admins", "beta-users", "soma-staff"])
     client = Client()
     assert sign_in(client).status_code == 302
@@ -72,7 +72,7 @@ def test_a_group_removed_at_the_provider_removes_access_at_the_next_sign_in(prov
     assert ("", {"staff": {"from": True, "to": False}}) in changes
 
 
-def test_no_mapped_group_left_refuses_and_removes_everything(provider) -> None:  # type: ignore[no-untyped-def]
+def test_no_mapped_group_left_refuses_and_removes_everything(provider) -> None:
     sub = provider.user(groups=["acme-users"])
     old_browser = Client()
     assert sign_in(old_browser).status_code == 302
@@ -86,13 +86,13 @@ def test_no_mapped_group_left_refuses_and_removes_everything(provider) -> None: 
     assert old_browser.get("/").status_code == 403
 
 
-def test_a_brand_new_person_without_a_mapped_group_gets_nothing(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_brand_new_person_without_a_mapped_group_gets_nothing(provider) -> None:
     provider.user(groups=[])
     refused = sign_in(Client())
     assert refused.status_code == 403 and refusal_reason(refused) == "no_access"
 
 
-def test_without_a_mapping_memberships_are_left_to_administrators(provider, settings) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_mapping_memberships_are_left_to_administrators(provider, settings) -> None:
     settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, groups_claim="", group_map={})
     sub = provider.user(groups=["acme-admins"])
     assert sign_in(Client()).status_code == 302
@@ -103,7 +103,7 @@ def test_without_a_mapping_memberships_are_left_to_administrators(provider, sett
     assert roles_of(sub) == {tenant.name: "admin"}  # untouched
 
 
-def test_a_nested_claim_path_and_a_single_string_claim(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_nested_claim_path_and_a_single_string_claim(settings) -> None:
     config = OidcSettings(
         issuer="https://idp.example",
         groups_claim="realm_access.roles",
@@ -138,7 +138,7 @@ def test_the_mapping_format_and_its_errors() -> None:
             parse_group_map(bad)
 
 
-def test_settings_come_from_the_environment_and_are_checked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_settings_come_from_the_environment_and_are_checked(monkeypatch) -> None:
     for name in ("SOMA_OIDC_ISSUER", "SOMA_OIDC_CLIENT_ID", "SOMA_OIDC_CLIENT_SECRET", "SOMA_OIDC_GROUP_MAP"):
         monkeypatch.delenv(name, raising=False)
     assert not load().enabled
@@ -160,7 +160,7 @@ def test_settings_come_from_the_environment_and_are_checked(monkeypatch) -> None
         load()
 
 
-def test_staff_only_may_use_the_admin_but_is_not_enrolled_in_a_tenant(provider) -> None:  # type: ignore[no-untyped-def]
+def test_staff_only_may_use_the_admin_but_is_not_enrolled_in_a_tenant(provider) -> None:
     sub = provider.user(groups=["soma-staff"])
     client = Client()
     assert sign_in(client, next_url="/admin/").status_code == 302

@@ -22,7 +22,7 @@ from tests.somaagent.oidc.flow import (
 pytestmark = pytest.mark.django_db
 
 
-def test_no_issuer_no_button_and_the_routes_are_gone(settings) -> None:  # type: ignore[no-untyped-def]
+def test_no_issuer_no_button_and_the_routes_are_gone(settings) -> None:
     from somaagent.oidc.conf import OidcSettings
 
     settings.SOMA_OIDC = OidcSettings()
@@ -35,7 +35,7 @@ def test_no_issuer_no_button_and_the_routes_are_gone(settings) -> None:  # type:
     assert client.get("/oidc/callback/?code=x&state=y").status_code == 404
 
 
-def test_both_login_pages_offer_the_provider(provider) -> None:  # type: ignore[no-untyped-def]
+def test_both_login_pages_offer_the_provider(provider) -> None:
     client = Client()
     chat = client.get("/login/?next=/c/11111111-1111-1111-1111-111111111111/").content.decode()
     assert "Sign in with Stub IdP" in chat
@@ -45,7 +45,7 @@ def test_both_login_pages_offer_the_provider(provider) -> None:  # type: ignore[
     assert provider.log() == []  # showing the button asks the provider nothing
 
 
-def test_first_sign_in_creates_the_user_and_lands_in_the_chat(provider) -> None:  # type: ignore[no-untyped-def]
+def test_first_sign_in_creates_the_user_and_lands_in_the_chat(provider) -> None:
     sub = provider.user(
         preferred_username="ada", email="ada@example.com", given_name="Ada", groups=["acme-users"]
     )
@@ -84,7 +84,7 @@ def test_first_sign_in_creates_the_user_and_lands_in_the_chat(provider) -> None:
     assert user.username == "ada" and user.email == "ada@new.example.com"
 
 
-def test_an_email_address_never_links_to_an_existing_account(provider) -> None:  # type: ignore[no-untyped-def]
+def test_an_email_address_never_links_to_an_existing_account(provider) -> None:
     local = new_user("grace", email="grace@example.com", is_superuser=True, is_staff=True)
     provider.user(preferred_username="grace", email="grace@example.com", groups=["acme-users"])
     client = Client()
@@ -94,7 +94,7 @@ def test_an_email_address_never_links_to_an_existing_account(provider) -> None: 
     assert signed_in.username.startswith("grace-") and not signed_in.is_superuser
 
 
-def test_refused_auto_creation_until_an_administrator_links_the_account(provider, settings) -> None:  # type: ignore[no-untyped-def]
+def test_refused_auto_creation_until_an_administrator_links_the_account(provider, settings) -> None:
     import dataclasses
 
     settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, create_users=False)
@@ -114,7 +114,7 @@ def test_refused_auto_creation_until_an_administrator_links_the_account(provider
     assert int(client.session["_auth_user_id"]) == existing.pk
 
 
-def test_a_deactivated_user_is_refused(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_deactivated_user_is_refused(provider) -> None:
     sub = provider.user(groups=["acme-users"])
     assert sign_in(Client()).status_code == 302
     get_user_model().objects.filter(soma_oidc_identities__subject=sub).update(is_active=False)
@@ -122,7 +122,7 @@ def test_a_deactivated_user_is_refused(provider) -> None:  # type: ignore[no-unt
     assert refused.status_code == 403 and refusal_reason(refused) == "account_deactivated"
 
 
-def test_logout_ends_the_local_session_and_the_providers(provider) -> None:  # type: ignore[no-untyped-def]
+def test_logout_ends_the_local_session_and_the_providers(provider) -> None:
     provider.user(groups=["acme-users"])
     client = Client()
     assert sign_in(client).status_code == 302
@@ -136,7 +136,7 @@ def test_logout_ends_the_local_session_and_the_providers(provider) -> None:  # t
     assert client.get("/")["Location"].startswith("/login/")  # the local session is gone
 
 
-def test_admin_logout_of_a_provider_session_goes_to_the_provider(provider) -> None:  # type: ignore[no-untyped-def]
+def test_admin_logout_of_a_provider_session_goes_to_the_provider(provider) -> None:
     provider.user(groups=["soma-staff"])
     client = Client()
     assert sign_in(client, next_url="/admin/").status_code == 302
@@ -144,7 +144,7 @@ def test_admin_logout_of_a_provider_session_goes_to_the_provider(provider) -> No
     assert response.status_code == 302 and response["Location"].startswith(f"{provider.url}/end_session?")
 
 
-def test_logout_of_a_password_session_stays_local(provider) -> None:  # type: ignore[no-untyped-def]
+def test_logout_of_a_password_session_stays_local(provider) -> None:
     user = new_user()
     client = Client()
     client.force_login(user)
@@ -152,7 +152,7 @@ def test_logout_of_a_password_session_stays_local(provider) -> None:  # type: ig
     assert response.status_code == 302 and response["Location"] == "/login/"
 
 
-def test_next_may_not_leave_the_site(provider) -> None:  # type: ignore[no-untyped-def]
+def test_next_may_not_leave_the_site(provider) -> None:
     provider.user(groups=["acme-users"])
     response = sign_in(Client(), next_url="https://evil.example/steal")
     assert response.status_code == 302 and response["Location"] == "/"

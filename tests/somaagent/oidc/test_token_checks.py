@@ -24,7 +24,7 @@ from tests.somaagent.oidc.flow import (
 pytestmark = pytest.mark.django_db
 
 
-def refused(response, reason: str, status: int = 403) -> None:  # type: ignore[no-untyped-def]
+def refused(response, reason: str, status: int = 403) -> None:
     assert response.status_code == status, response.content[:500]
     assert refusal_reason(response) == reason
     assert "_auth_user_id" not in response.wsgi_request.session
@@ -44,7 +44,7 @@ def refused(response, reason: str, status: int = 403) -> None:  # type: ignore[n
         ({"nonce": "not-the-nonce-we-sent"}, "nonce_mismatch"),
     ],
 )
-def test_a_spoiled_id_token_is_refused_and_nobody_is_created(provider, tamper, reason) -> None:  # type: ignore[no-untyped-def]
+def test_a_spoiled_id_token_is_refused_and_nobody_is_created(provider, tamper, reason) -> None:
     sub = provider.user(groups=["acme-users"])
     provider.tamper(**tamper)
     users = get_user_model().objects.count()
@@ -53,13 +53,13 @@ def test_a_spoiled_id_token_is_refused_and_nobody_is_created(provider, tamper, r
     assert not OidcIdentity.objects.filter(subject=sub).exists()
 
 
-def test_a_token_within_the_clock_skew_leeway_is_accepted(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_within_the_clock_skew_leeway_is_accepted(provider) -> None:
     provider.user(groups=["acme-users"])
     provider.tamper(exp_offset=-5)
     assert sign_in(Client()).status_code == 302
 
 
-def test_a_replayed_callback_state_is_refused(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_replayed_callback_state_is_refused(provider) -> None:
     provider.user(groups=["acme-users"])
     client = Client()
     callback = provider_answer(authorize_redirect(client))
@@ -69,7 +69,7 @@ def test_a_replayed_callback_state_is_refused(provider) -> None:  # type: ignore
     refused(Client().get(callback), "unknown_state", 400)  # another browser never had it
 
 
-def test_a_nonce_from_an_earlier_sign_in_is_refused(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_nonce_from_an_earlier_sign_in_is_refused(provider) -> None:
     provider.user(groups=["acme-users"])
     client = Client()
     first = authorize_redirect(client)
@@ -79,14 +79,14 @@ def test_a_nonce_from_an_earlier_sign_in_is_refused(provider) -> None:  # type: 
     refused(sign_in(Client()), "nonce_mismatch")
 
 
-def test_a_state_made_up_by_an_attacker_is_refused(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_state_made_up_by_an_attacker_is_refused(provider) -> None:
     client = Client()
     authorize_redirect(client)  # this browser has a state of its own, not the attacker's
     refused(client.get("/oidc/callback/?code=stolen&state=forged"), "unknown_state", 400)
     assert provider.log("/token") == []  # the code never went to the provider
 
 
-def test_rotated_keys_are_picked_up(provider) -> None:  # type: ignore[no-untyped-def]
+def test_rotated_keys_are_picked_up(provider) -> None:
     provider.user(groups=["acme-users"])
     assert sign_in(Client()).status_code == 302
     assert sign_in(Client()).status_code == 302
@@ -96,7 +96,7 @@ def test_rotated_keys_are_picked_up(provider) -> None:  # type: ignore[no-untype
     assert len(provider.log("/jwks")) == 2  # an unknown key id fetched the key set again
 
 
-def test_a_provider_that_refuses_the_code_is_a_refusal(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_provider_that_refuses_the_code_is_a_refusal(provider) -> None:
     provider.user(groups=["acme-users"])
     client = Client()
     callback = provider_answer(authorize_redirect(client))
@@ -112,7 +112,7 @@ def test_a_provider_that_refuses_the_code_is_a_refusal(provider) -> None:  # typ
     refused(client.get(callback), "code_refused")
 
 
-def test_the_providers_own_error_is_shown(provider) -> None:  # type: ignore[no-untyped-def]
+def test_the_providers_own_error_is_shown(provider) -> None:
     client = Client()
     authorize = authorize_redirect(client)
     state = parse_qs(urlsplit(authorize).query)["state"][0]
@@ -122,7 +122,7 @@ def test_the_providers_own_error_is_shown(provider) -> None:  # type: ignore[no-
     refused(client.get(f"/oidc/callback/?code=x&state={state}"), "unknown_state", 400)  # that state is spent
 
 
-def test_discovery_failing_is_a_clear_503_not_a_redirect(provider) -> None:  # type: ignore[no-untyped-def]
+def test_discovery_failing_is_a_clear_503_not_a_redirect(provider) -> None:
     provider.control("/_fail", {"discovery": 500})
     response = Client().get("/oidc/authenticate/")
     refused(response, "provider_unavailable", 503)
@@ -130,7 +130,7 @@ def test_discovery_failing_is_a_clear_503_not_a_redirect(provider) -> None:  # t
     assert "cannot be reached" in response.content.decode()
 
 
-def test_an_unreachable_provider_is_a_clear_503(provider, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_provider_is_a_clear_503(provider, settings) -> None:
     from somaagent.oidc.provider import forget_provider
 
     settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, issuer=f"http://127.0.0.1:{free_port()}")
@@ -138,7 +138,7 @@ def test_an_unreachable_provider_is_a_clear_503(provider, settings) -> None:  # 
     refused(Client().get("/oidc/authenticate/"), "provider_unavailable", 503)
 
 
-def test_a_discovery_document_for_another_issuer_is_refused(provider, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_discovery_document_for_another_issuer_is_refused(provider, settings) -> None:
     from somaagent.oidc.provider import forget_provider
 
     # The same server under another name: its document names the issuer it really is.
@@ -151,7 +151,7 @@ def test_a_discovery_document_for_another_issuer_is_refused(provider, settings) 
     assert "another issuer" in response.content.decode()
 
 
-def test_keys_unreachable_at_the_callback_refuse_the_sign_in(provider) -> None:  # type: ignore[no-untyped-def]
+def test_keys_unreachable_at_the_callback_refuse_the_sign_in(provider) -> None:
     provider.user(groups=["acme-users"])
     client = Client()
     callback = provider_answer(authorize_redirect(client))
@@ -159,7 +159,7 @@ def test_keys_unreachable_at_the_callback_refuse_the_sign_in(provider) -> None: 
     refused(client.get(callback), "provider_unavailable", 503)
 
 
-def test_a_key_id_the_provider_does_not_publish_is_refused(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_key_id_the_provider_does_not_publish_is_refused(provider) -> None:
     provider.user(groups=["acme-users"])
     assert sign_in(Client()).status_code == 302  # the key set is cached now
     provider.tamper(kid="never-published")
@@ -167,20 +167,20 @@ def test_a_key_id_the_provider_does_not_publish_is_refused(provider) -> None:  #
     assert len(provider.log("/jwks")) == 2  # asked once more (a rotation?), then refused
 
 
-def test_a_token_without_a_key_id_may_use_the_providers_only_key(provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_without_a_key_id_may_use_the_providers_only_key(provider) -> None:
     provider.user(groups=["acme-users"])
     provider.tamper(no_kid=True)
     assert sign_in(Client()).status_code == 302
 
 
-def test_an_overlong_code_is_refused_before_the_provider_sees_it(provider) -> None:  # type: ignore[no-untyped-def]
+def test_an_overlong_code_is_refused_before_the_provider_sees_it(provider) -> None:
     client = Client()
     state = parse_qs(urlsplit(authorize_redirect(client)).query)["state"][0]
     refused(client.get(f"/oidc/callback/?code={'c' * 5000}&state={state}"), "no_code", 400)
     assert provider.log("/token") == []
 
 
-def test_a_flood_of_forged_callbacks_is_cut_off_before_it_fills_the_audit_log(provider, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_of_forged_callbacks_is_cut_off_before_it_fills_the_audit_log(provider, settings) -> None:
     import random
     import time
 
