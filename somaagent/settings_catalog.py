@@ -64,6 +64,8 @@ SECTIONS: tuple[Section, ...] = (
             V("SOMA_DB_POOL_MAX_SIZE", "20", "most PostgreSQL connections one process opens; size `max_connections` for this × processes", INTEGER),
             V("SOMA_DB_POOL_TIMEOUT_SECONDS", "", "how long a request waits for a pooled connection while the database is busy", NUMBER, unset="10 on the web, 30 in a worker", computed=True),
             V("SOMA_DB_CONNECT_TIMEOUT_SECONDS", "2", "a new PostgreSQL connection gives up after this", INTEGER),
+            V("SOMA_DB_SERVER_SIDE_BINDING", "1", "send query parameters apart from the SQL (PostgreSQL binds them) instead of quoting them into it", BOOLEAN),
+            V("SOMA_DB_PREPARE_THRESHOLD", "5", "a statement run this many times on a connection is prepared there; 0 never prepares (PgBouncer in transaction mode before 1.21)", INTEGER),
             V("SOMA_ASYNC_DB_THREADS", "8", "threads (and so at most connections) for database reads of SSE/WebSocket streams", INTEGER),
             V("REDIS_URL", "", "cache, stream buffers, channel layer, broker unless overridden", unset="embedded Redis on `var/redis.sock`"),
             V("SOMA_EMBEDDED_REDIS_DB", "0", "database number used on the embedded Redis server", INTEGER),
