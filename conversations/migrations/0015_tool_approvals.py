@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('conversations', '0014_turn_finished_at_index'),
-        ('somaagent', '0008_tool_approvals'),
+        ('somaagent', '0007_oidc_identities'),
         ('tools', '0002_mcp_servers'),
     ]
 
