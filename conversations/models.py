@@ -385,12 +385,8 @@ class ToolApproval(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["session", "call_id"], name="tool_approval_call"),
-            models.Index(
-                fields=["expires_at"], name="tool_approval_open", condition=Q(status="pending")
-            ),
-            models.Index(
-                fields=["session", "tool"], name="tool_approval_always", condition=Q(always=True)
-            ),
+            models.Index(fields=["expires_at"], name="tool_approval_open", condition=Q(status="pending")),
+            models.Index(fields=["session", "tool"], name="tool_approval_always", condition=Q(always=True)),
         ]
         constraints = [
             models.CheckConstraint(

@@ -68,7 +68,7 @@ def _approval_rules(value: Any, path: str, errors: dict[str, str]) -> None:
         elif set(rule) - APPROVAL_RULE_KEYS:
             errors[where] = f"unknown keys {sorted(set(rule) - APPROVAL_RULE_KEYS)}"
         elif not isinstance(rule.get("tool"), str) or not rule["tool"]:
-            errors[where] = "tool must be a tool name or \"*\""
+            errors[where] = 'tool must be a tool name or "*"'
         elif not isinstance(rule.get("when_args", {}), dict):
             errors[where] = "when_args must be an object of argument values"
         elif not isinstance(rule.get("reason", ""), str) or len(rule.get("reason", "")) > 300:

@@ -3,8 +3,9 @@
 Decision: ``POST {SOMA_OPA_URL}/v1/data/soma/allow`` with ``{"input": …}``;
 only ``{"result": true}`` allows. On a denial the reasons come from
 ``/v1/data/soma/deny``; an allowed ``tool.execute`` also asks
-``/v1/data/soma/approval`` (a non-empty list: a person must approve the call). Tenant policy data lives in OPA at
-``data.tenants[<tenant id>]``: pushed with ``PUT /v1/data/tenants/<id>`` after
+``/v1/data/soma/approval`` (a non-empty list: a person must approve the call).
+Tenant policy data lives in OPA at ``data.tenants[<tenant id>]``: pushed with
+``PUT /v1/data/tenants/<id>`` after
 every change, and again whenever the policy reports ``policy_data_stale``
 (OPA restarted or missed an update) — then the decision is asked once more.
 
