@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -79,7 +79,12 @@ def approval_frame_answer(
 class ApprovalView(APIView):
     @extend_schema(
         request=ApprovalInputSerializer,
-        responses={200: ApprovalSerializer},
+        responses={
+            200: ApprovalSerializer,
+            409: OpenApiResponse(
+                description="approval_decided: already answered otherwise, expired, or its reply ended"
+            ),
+        },
         parameters=[SESSION_ID, CALL_ID],
         summary="Approve or deny a tool call that waits (tool.approval_requested)",
         description=(

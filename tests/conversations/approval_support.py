@@ -17,16 +17,16 @@ def needs_approval(tenant: Any, *rules: Any) -> None:
     policy_data_set(tenant=tenant, document={"approval_tools": list(rules)}, actor=Actor.system("test"))
 
 
-def until_requested(system: LiveSystem, key: str, session_id: str, *, timeout: float = 60) -> list[dict[str, Any]]:
+def until_requested(
+    system: LiveSystem, key: str, session_id: str, *, timeout: float = 60
+) -> list[dict[str, Any]]:
     """The session's stream up to its (first) ``tool.approval_requested``."""
     return read_stream(
         system, key, session_id, until=lambda e: e["type"] == "tool.approval_requested", timeout=timeout
     )
 
 
-def answer(
-    system: LiveSystem, key: str, session_id: str, call_id: str, **body: Any
-) -> httpx.Response:
+def answer(system: LiveSystem, key: str, session_id: str, call_id: str, **body: Any) -> httpx.Response:
     with system.client(key) as c:
         return c.post(f"/v1/sessions/{session_id}/approvals/{call_id}", json=body)
 

@@ -41,7 +41,9 @@ def test_an_approved_call_runs_and_the_reply_goes_on_where_it_stopped(live_syste
     request = events[-1]
     assert [e["type"] for e in events][-2:] == ["tool.start", "tool.approval_requested"]
     data = request["data"]
-    assert data["tool_name"] == "current_time" and data["args"] == {} and data["reason"] == "tool_needs_approval"
+    assert (
+        data["tool_name"] == "current_time" and data["args"] == {} and data["reason"] == "tool_needs_approval"
+    )
     assert data["args_editable"] is True and data["request_id"] == events[-2]["data"]["request_id"]
     expires = timezone.datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00"))
     assert timedelta(seconds=590) < expires - timezone.now() <= timedelta(seconds=600)
@@ -60,14 +62,22 @@ def test_an_approved_call_runs_and_the_reply_goes_on_where_it_stopped(live_syste
     assert types[0] == "tool.approval_decided" and types[-1] == "assistant.final", types
     assert "assistant.started" not in types  # the same reply goes on, it does not start over
     (result,) = of_type(rest, "tool.result")
-    assert result["data"]["status"] == "success" and result["data"]["result"]["iso"] in rest[-1]["data"]["message"]
+    assert (
+        result["data"]["status"] == "success"
+        and result["data"]["result"]["iso"] in rest[-1]["data"]["message"]
+    )
     first, second = model_requests(llm_stub.url, m)
     assert second["messages"][: len(first["messages"])] == first["messages"]
-    assert second["messages"][-1]["role"] == "tool" and '"status": "success"' in second["messages"][-1]["content"]
+    assert (
+        second["messages"][-1]["role"] == "tool"
+        and '"status": "success"' in second["messages"][-1]["content"]
+    )
     turn = Turn.objects.get(pk=accepted["turn_id"])
     assert turn.status == "completed" and not turn.awaiting_approval and turn.resume_state is None
     assert turn.attempts == 1
-    entry = AuditLog.objects.get(action="tool.approval_decided", target=f"tool_approval:{approval_of(sid).pk}")
+    entry = AuditLog.objects.get(
+        action="tool.approval_decided", target=f"tool_approval:{approval_of(sid).pk}"
+    )
     assert entry.details["decision"] == "approved" and entry.tenant_id == tenant_key.tenant.pk
 
 
