@@ -222,3 +222,62 @@ def test_a_rule_on_the_arguments_asks_only_for_matching_calls(live_system, tenan
     assert request["data"]["reason"] == "two"
     answer(live_system, tenant_key.key, asked, request["data"]["call_id"], decision="deny")
     read_stream(live_system, tenant_key.key, asked, after=int(request["id"]), timeout=60)
+
+
+def test_a_reply_that_waits_twice_goes_on_each_time_and_its_text_is_whole(live_system, tenant_key):  # type: ignore[no-untyped-def]
+    needs_approval(tenant_key.tenant, "current_time")
+    accepted = send(live_system, tenant_key.key, "[[tool=current_time:{}]] [[tool_rounds=2]] [[tokens=3]]")
+    sid = accepted["session_id"]
+    first = until_requested(live_system, tenant_key.key, sid)[-1]
+    assert (
+        answer(live_system, tenant_key.key, sid, first["data"]["call_id"], decision="approve").status_code
+        == 200
+    )
+    second = read_stream(
+        live_system,
+        tenant_key.key,
+        sid,
+        after=int(first["id"]),
+        until=lambda e: e["type"] == "tool.approval_requested",
+        timeout=60,
+    )[-1]
+    assert second["data"]["call_id"] != first["data"]["call_id"]
+    assert (
+        answer(live_system, tenant_key.key, sid, second["data"]["call_id"], decision="approve").status_code
+        == 200
+    )
+    events = read_stream(live_system, tenant_key.key, sid, timeout=60)
+    types = [e["type"] for e in events]
+    assert (
+        types.count("assistant.started") == 1
+        and types.count("tool.result") == 2
+        and types[-1] == "assistant.final"
+    )
+    deltas = of_type(events, "assistant.delta")
+    assert "".join(d["data"]["text"] for d in deltas) == events[-1]["data"]["message"] != ""
+    assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+    assert Turn.objects.get(pk=accepted["turn_id"]).attempts == 1
+
+
+def test_calls_that_need_no_approval_run_while_the_reply_waits(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+    needs_approval(tenant_key.tenant, "python")
+    m = marker()
+    message = f"{m} [[tool=current_time:{{}}]] {call('python', {'code': 'print(3)'})} [[echo_tools]]"
+    accepted = send(live_system, tenant_key.key, message)
+    sid = accepted["session_id"]
+    request = until_requested(live_system, tenant_key.key, sid)[-1]
+    assert request["data"]["tool_name"] == "python"
+    free = ToolRun.objects.filter(turn_id=accepted["turn_id"], tool="current_time")
+    wait_until(lambda: free.filter(status="success").exists(), timeout=30, what="the free call to run")
+    assert Turn.objects.get(pk=accepted["turn_id"]).awaiting_approval
+    assert (
+        answer(live_system, tenant_key.key, sid, request["data"]["call_id"], decision="deny").status_code
+        == 200
+    )
+    rest = read_stream(live_system, tenant_key.key, sid, after=int(request["id"]), timeout=60)
+    statuses = {r["data"]["tool_name"]: r["data"]["status"] for r in of_type(rest, "tool.result")}
+    assert (
+        statuses == {"current_time": "success", "python": "blocked"} and rest[-1]["type"] == "assistant.final"
+    )
+    tool_messages = [msg for msg in model_requests(llm_stub.url, m)[-1]["messages"] if msg["role"] == "tool"]
+    assert len(tool_messages) == 2 and "approval_denied" in tool_messages[1]["content"]
