@@ -9,7 +9,7 @@ import uuid
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.test import override_settings
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from conversations.models import ToolApproval, Turn
@@ -65,6 +65,19 @@ def test_only_the_member_who_started_the_chat_answers_and_staff_per_setting(live
     wait_until(lambda: Turn.objects.get(pk=turn_id).status == "completed", timeout=60, what="the reply")
     (entry,) = AuditLog.objects.filter(action="tool.approval_decided", tenant=tenant)
     assert entry.actor == answered.json()["decided_by"] and entry.details["decision"] == "denied"
+    # Staff find it in admin (Tools → Tool approvals), read-only.
+    staff = Client()
+    staff.force_login(
+        get_user_model().objects.create_user(
+            username=f"s-{uuid.uuid4().hex[:8]}", password="x" * 12, is_staff=True, is_superuser=True
+        )
+    )
+    page = staff.get(f"/admin/conversations/toolapproval/?q={sid}")
+    assert (
+        page.status_code == 200
+        and "current_time" in page.content.decode()
+        and "denied" in page.content.decode()
+    )
 
 
 def test_an_approval_answered_over_the_websocket(live_system, tenant_key):  # type: ignore[no-untyped-def]
