@@ -37,7 +37,7 @@ from somaagent.models import AuditLog
 from somaagent.outbox import outbox_enqueue
 from tools.execute import TOOL_TOPIC
 from tools.models import ToolRun
-from tools.registry import args_error, get_tool
+from tools.registry import args_error
 from tools.selectors import tools_for
 
 log = logging.getLogger(__name__)
@@ -143,11 +143,10 @@ def _edited(approval: ToolApproval, turn: Turn, answer: Answer) -> dict[str, Any
     """The edited arguments, checked as the model's would be (schema, policy); None if unchanged."""
     if answer.arguments is None or answer.arguments == approval.arguments:
         return None
-    tool = get_tool(approval.tool)
     effective = tools_for(tenant_id=turn.tenant_id, persona_id=turn.session.persona_id).get(approval.tool)
     if effective is None:
         raise Conflict(f"The tool {approval.tool} is not available any more.", code="approval_decided")
-    if not (tool.args_editable if tool is not None else effective.tool.args_editable):
+    if not effective.tool.args_editable:
         raise ValidationFailed(
             f"The arguments of {approval.tool} cannot be edited.", code="args_not_editable"
         )

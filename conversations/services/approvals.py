@@ -121,10 +121,11 @@ def turn_park(*, claim: ClaimedTurn, round: int, planned: list[PlannedCall], par
 
 def resumed_round(parked: Parked) -> list[PlannedCall]:
     """The parked round's calls with their runs as they are now (the tool loop waits for the open ones)."""
-    runs = ToolRun.objects.in_bulk([c["request_id"] for c in parked.calls])
+    found = ToolRun.objects.in_bulk([c["request_id"] for c in parked.calls])
+    runs = {str(pk): run for pk, run in found.items()}
     planned = []
     for call in parked.calls:
-        run = runs[_uuid_key(runs, call["request_id"])]
+        run = runs[call["request_id"]]
         plan = PlannedCall(
             call=ToolCall(call_id=call["call_id"], name=call["name"], arguments=call["arguments"]),
             args=_asked_args(call["arguments"], fallback=run.args),
@@ -134,10 +135,6 @@ def resumed_round(parked: Parked) -> list[PlannedCall]:
         )
         planned.append(plan)
     return planned
-
-
-def _uuid_key(runs: dict[Any, ToolRun], request_id: str) -> Any:
-    return next(k for k in runs if str(k) == request_id)
 
 
 def _asked_args(raw: str, *, fallback: dict[str, Any]) -> dict[str, Any]:
