@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "sandbox": "bench.sandbox",
     "concurrency": "bench.concurrency",
     "accept_cost": "bench.accept_cost",
+    "approval_resume": "bench.approval_resume",
 }
 # Script benchmarks (their own ``main``) that understand ``--quick``.
 ACCEPTS_QUICK = {"bench.ops", "bench.accept_cost"}

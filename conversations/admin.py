@@ -1,4 +1,4 @@
-"""Admin for sessions (events inline), events, turns, attachments."""
+"""Admin for sessions (events inline), events, turns, tool approvals, attachments."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from conversations.models import (
     SessionAlias,
     SessionEvent,
     SessionSummary,
+    ToolApproval,
     Turn,
     TurnAnalysis,
 )
@@ -112,11 +113,40 @@ class TurnAnalysisInline(admin.StackedInline):
 
 @admin.register(Turn)
 class TurnAdmin(ReadOnlyAdmin):
-    list_display = ["id", "session", "status", "attempts", "model", "error_code", "created_at", "finished_at"]
-    list_filter = ["status", "error_code", "tenant"]
+    list_display = [
+        "id",
+        "session",
+        "status",
+        "awaiting_approval",
+        "attempts",
+        "model",
+        "error_code",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "awaiting_approval", "error_code", "tenant"]
     search_fields = ["id", "session__id"]
     date_hierarchy = "created_at"
     inlines = [TurnAnalysisInline]
+
+
+@admin.register(ToolApproval)
+class ToolApprovalAdmin(ReadOnlyAdmin):
+    """Tool calls that waited for a person's approval, and the answers (docs/approvals.md)."""
+
+    list_display = [
+        "call_id",
+        "tool",
+        "status",
+        "session",
+        "decided_by",
+        "decided_at",
+        "expires_at",
+        "always",
+    ]
+    list_filter = ["status", "tool", "always", "tenant"]
+    search_fields = ["call_id", "session__id", "turn__id", "decided_by"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(TurnAnalysis)

@@ -18,6 +18,8 @@ class EventType(models.TextChoices):
     ASSISTANT_DELTA = "assistant.delta"
     TOOL_START = "tool.start"
     TOOL_RESULT = "tool.result"
+    TOOL_APPROVAL_REQUESTED = "tool.approval_requested"
+    TOOL_APPROVAL_DECIDED = "tool.approval_decided"
     ASSISTANT_FINAL = "assistant.final"
     ASSISTANT_ERROR = "assistant.error"
     ASSISTANT_CANCELLED = "assistant.cancelled"
@@ -127,6 +129,12 @@ class Turn(models.Model):
     usage = models.JSONField(default=dict, blank=True)
     error_code = models.CharField(max_length=50, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+    # Parked (conversations/services/approvals.py): a tool call waits for a person; no worker
+    # holds the turn (no lease) and the sweep leaves it alone until the last answer dispatches it.
+    awaiting_approval = models.BooleanField(default=False)
+    # Where a parked turn resumes (the model's messages so far, its text, the round's calls);
+    # taken (cleared) by the claim that resumes it.
+    resume_state = models.JSONField(null=True, blank=True, editable=False)
 
     objects = TenantScopedQuerySet.as_manager()
 
@@ -341,3 +349,51 @@ from conversations.schedules.models import Schedule, ScheduleRun  # noqa: E402
 from conversations.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
 
 __all__ = ["Schedule", "ScheduleRun", "WebhookDelivery", "WebhookEndpoint"]
+
+
+class ToolApproval(models.Model):
+    """A tool call that waits for a person's answer before it runs (docs/approvals.md)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        EXPIRED = "expired"
+        CANCELLED = "cancelled"  # its turn was cancelled while it waited
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tool_approvals")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tool_approvals")
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="tool_approvals")
+    run = models.OneToOneField("tools.ToolRun", on_delete=models.CASCADE, related_name="approval")
+    call_id = models.CharField(max_length=200, help_text="The model's tool call id.")
+    tool = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict, blank=True, help_text="What the model asked for.")
+    reason = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True, default="")
+    edited_arguments = models.JSONField(null=True, blank=True, help_text="What the person approved instead.")
+    always = models.BooleanField(default=False, help_text="Always allow this tool in this chat.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "tool_approvals"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["session", "call_id"], name="tool_approval_call"),
+            models.Index(fields=["expires_at"], name="tool_approval_open", condition=Q(status="pending")),
+            models.Index(fields=["session", "tool"], name="tool_approval_always", condition=Q(always=True)),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "denied", "expired", "cancelled"]),
+                name="tool_approval_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} {self.call_id} ({self.status})"

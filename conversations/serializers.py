@@ -170,7 +170,14 @@ class EventSerializer(serializers.Serializer):
     id = serializers.CharField()
     event_id = serializers.UUIDField()
     session_id = serializers.UUIDField()
-    type = serializers.CharField()
+    type = serializers.CharField(
+        help_text="user.message, assistant.started, assistant.delta, tool.start, tool.result, "
+        "tool.approval_requested (a tool call waits for approval: data call_id, request_id, tool_name, "
+        "args, reason, expires_at, args_editable; answer with POST "
+        "/v1/sessions/{session_id}/approvals/{call_id}), tool.approval_decided (data call_id, "
+        "request_id, tool_name, decision approved|denied|expired, decided_by, args, always), "
+        "assistant.final, assistant.error, assistant.cancelled"
+    )
     role = serializers.CharField()
     occurred_at = serializers.DateTimeField()
     data = serializers.DictField()  # type: ignore[assignment]

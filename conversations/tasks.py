@@ -8,6 +8,7 @@ import uuid
 from celery import Task, shared_task
 
 from conversations.schedules.services import schedule_tick
+from conversations.services.approval_answer import approvals_expire
 from conversations.services.runner import llm_port, turn_run
 from conversations.services.titles import session_title_propose
 from conversations.services.turns import turn_sweep
@@ -30,7 +31,8 @@ def run_turn(self: Task, turn_id: str) -> None:
 
 @shared_task(name="conversation.turn_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
 def run_turn_sweep() -> dict[str, int]:
-    return turn_sweep()
+    # Approvals nobody answered in time end as denied; their turns go on (dispatched here).
+    return {**turn_sweep(), "approvals_expired": approvals_expire()}
 
 
 @shared_task(

@@ -2,6 +2,7 @@ from django.urls import path
 
 from conversations import (
     api,
+    approvals_api,
     attachments_api,
     branch_api,
     export_api,
@@ -22,6 +23,11 @@ urlpatterns = [
     path("sessions/<str:session_id>/events", api.SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", sse.session_stream, name="session-stream"),
     path("sessions/<str:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"),
+    path(
+        "sessions/<str:session_id>/approvals/<str:call_id>",
+        approvals_api.ApprovalView.as_view(),
+        name="session-approval",
+    ),
     path(
         "sessions/<str:session_id>/feedback",
         feedback_api.SessionFeedbackView.as_view(),

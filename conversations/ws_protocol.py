@@ -8,6 +8,9 @@ Client frames (text, JSON objects):
   and must not name another session. It goes through the same accept service,
   so ``idempotency_key`` behaves like the ``Idempotency-Key`` header.
 - ``{"type": "cancel", "ref"?}`` — like ``POST /v1/sessions/{id}/cancel``.
+- ``{"type": "approval", "call_id", "decision": "approve"|"deny", "arguments"?, "always"?,
+  "ref"?}`` — like ``POST /v1/sessions/{id}/approvals/{call_id}``; the ack's status is 200
+  and its body the approval.
 
 Server control frames (besides the event envelopes, whose types contain a dot):
 
@@ -35,6 +38,7 @@ from django.conf import settings
 
 from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY_RE
+from conversations.approvals_api import approval_frame_answer
 from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
 from conversations.services.admission import message_admit_accept
@@ -87,7 +91,7 @@ def parse_frame(text: str | None, binary: bytes | None) -> tuple[Frame, str | No
 def handle_frame(*, principal: Principal, session_id: uuid.UUID, frame: Frame, ref: str | None) -> Frame:
     """Run one client frame through the same services as the HTTP API (sync: touches the DB)."""
     kind = frame.get("type")
-    if kind in ("message", "cancel"):
+    if kind in ("message", "cancel", "approval"):
         admit(principal, sc.CONVERSATIONS_WRITE)  # scope + per-key rate limit, like the HTTP API
     if kind == "message":
         body = _message(principal=principal, session_id=session_id, frame=frame)
@@ -98,9 +102,18 @@ def handle_frame(*, principal: Principal, session_id: uuid.UUID, frame: Frame, r
         session = session_for(principal, session_id)
         cancelled = session_cancel(session=session)
         body = {"session_id": str(session.pk), "cancelled_turns": [str(t) for t in cancelled]}
+    elif kind == "approval":
+        call_id = frame.get("call_id")
+        if not isinstance(call_id, str) or not call_id or len(call_id) > 200:
+            raise ValidationFailed("call_id must be the call_id of a tool.approval_requested event.")
+        data = {k: v for k, v in frame.items() if k not in ("type", "ref", "call_id")}
+        body = approval_frame_answer(principal=principal, session_id=session_id, call_id=call_id, data=data)
+        return {"type": "ack", "ref": ref, "status": 200, "body": body}
     else:
         raise ValidationFailed(
-            "type must be 'message' or 'cancel'.", code="unknown_frame_type", details={"type": str(kind)}
+            "type must be 'message', 'cancel' or 'approval'.",
+            code="unknown_frame_type",
+            details={"type": str(kind)},
         )
     return {"type": "ack", "ref": ref, "status": 202, "body": body}
 

@@ -51,7 +51,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "somaagent.Persona",
         "somaagent.UISetting",
     ),
-    "Tools": ("tools.ToolSetting", "tools.McpServer", "tools.ToolRun"),
+    "Tools": ("tools.ToolSetting", "tools.McpServer", "tools.ToolRun", "conversations.ToolApproval"),
     "Memory": ("memory.MemoryItem", "memory.MemoryWrite", "memory.MemoryWal", "memory.MemoryReplica"),
     "Operations": (
         "somaagent.TokenUsage",

@@ -32,6 +32,10 @@ class ToolSettings:
     # long a turn waits for a list that is not cached.
     mcp_tools_ttl_seconds: float = 300.0
     mcp_list_timeout_seconds: float = 10.0
+    # Tool calls that wait for a person's approval (docs/approvals.md): how long a request stays
+    # open before it ends as denied, and whether tenant admins and staff may answer for the user.
+    approval_timeout_seconds: float = 600.0
+    approval_by_staff: bool = False
 
 
 @dataclass(frozen=True)

@@ -104,8 +104,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
         statuses.append("400")
     if operation.get("requestBody"):
         statuses += ["413", "415"]
-    if (path, method) in _IDEMPOTENT:
-        statuses.append("409")
+    if (path, method) in _IDEMPOTENT or "409" in (operation.get("responses") or {}):
+        statuses.append("409")  # the operation's own description of the conflict, if it has one
     return statuses
 
 

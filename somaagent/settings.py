@@ -253,6 +253,8 @@ SOMA = SomaSettings(
         sandbox_tmpfs_mb=env_int("SOMA_SANDBOX_TMPFS_MB", 64),
         mcp_tools_ttl_seconds=env_float("SOMA_MCP_TOOLS_TTL_SECONDS", 300.0),
         mcp_list_timeout_seconds=env_float("SOMA_MCP_LIST_TIMEOUT_SECONDS", 10.0),
+        approval_timeout_seconds=env_float("SOMA_APPROVAL_TIMEOUT_SECONDS", 600.0),
+        approval_by_staff=env_bool("SOMA_APPROVAL_BY_STAFF", False),
     ),
     llm_max_retries=env_int("SOMA_LLM_MAX_RETRIES", 2),
     llm_retry_after_max_seconds=env_float("SOMA_LLM_RETRY_AFTER_MAX_SECONDS", 30.0),

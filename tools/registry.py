@@ -70,6 +70,8 @@ class Tool:
     default_timeout: float | None = None
     # None when the tool can be used in this deployment, else why not (e.g. a missing URL).
     unavailable: Callable[[], str | None] = _always_available
+    # Whoever approves a call of it (docs/approvals.md) may change its arguments first.
+    args_editable: bool = True
 
     def spec(self) -> dict[str, Any]:
         """The OpenAI ``tools`` entry offered to the model."""

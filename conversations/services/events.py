@@ -31,6 +31,8 @@ _ROLE_OF = {
     EventType.USER_MESSAGE: "user",
     EventType.TOOL_START: "tool",
     EventType.TOOL_RESULT: "tool",
+    EventType.TOOL_APPROVAL_REQUESTED: "tool",
+    EventType.TOOL_APPROVAL_DECIDED: "tool",
 }
 
 

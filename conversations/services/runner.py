@@ -16,6 +16,7 @@ from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, 
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType
 from conversations.services.admission import completion_reserve, round_admit, turn_admit
+from conversations.services.approvals import AWAITING_APPROVAL, Parked
 from conversations.services.prompt import PromptHistory, prompt_window, turn_prompt
 from conversations.services.publisher import DeltaPublisher
 from conversations.services.routing import (
@@ -66,7 +67,8 @@ def turn_run(*, turn_id: uuid.UUID | str, owner: str) -> None:
         routes.append(turn_route(message=claim.user_message, metadata=claim.user_metadata))
         if not routes[-1].chain:
             return None
-        windows.append(prompt_window(claim))
+        if claim.resume is None:  # a parked turn going on has its messages already
+            windows.append(prompt_window(claim))
         return routes[-1].target.model
 
     claim = turn_claim(turn_id=turn_id, owner=owner, ended=turn_ended, start=start)
@@ -130,12 +132,22 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
             data={"code": "no_model_configured", "message": NO_MODEL_MESSAGE, "retryable": False},
         )
         return
-    prompt = turn_prompt(claim=claim, history=history)
-    messages = prompt.messages
-    refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget reservation
-    if refusal is not None:
-        _end(claim, route, type=EventType.ASSISTANT_ERROR, data=refusal)
-        return
+    resume: tuple[Parked, Generation] | None = None
+    if claim.resume is None:
+        prompt = turn_prompt(claim=claim, history=history)
+        messages = prompt.messages
+        refusal = turn_admit(claim=claim, messages=messages, target=route.target)  # policy + budget
+        if refusal is not None:
+            _end(claim, route, type=EventType.ASSISTANT_ERROR, data=refusal)
+            return
+        memory, history_full = prompt.memories.references, prompt.history_full
+    else:  # going on after approvals, from where the turn was parked (services/approvals.py)
+        parked = Parked.from_json(claim.resume)
+        messages, memory, history_full = parked.messages, parked.memory, parked.history_full
+        resume = (
+            parked,
+            Generation(text=list(parked.text), usage=parked.usage, deltas_sent=parked.deltas_sent),
+        )
     generation = generate_with_tools(
         claim=claim,
         target=route.target,
@@ -143,9 +155,13 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
         stream=partial(_stream, route=route, watched=watched),
         watched=watched,
         admit_round=lambda more: round_admit(claim=claim, messages=more, target=route.target),
+        resume=resume,
+        prompt_facts=(memory, history_full),
     )
     target = route.target
     answered = generation.error is None
+    if generation.stop_reason == AWAITING_APPROVAL:
+        return  # parked: no worker holds it until its approvals are answered
     if generation.stop_reason == LEASE_LOST:
         raise LeaseLost(str(claim.turn_id))
     if generation.stop_reason == CANCELLED:
@@ -185,12 +201,12 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
             "usage": usage,
             "analysis": route.analysis.as_dict(),
             "escalation": route.escalation,
-            "memory": prompt.memories.references,
+            "memory": memory,
         },
         answered=True,
         model=target.model,
         usage=usage,
-        history_full=prompt.history_full,
+        history_full=history_full,
     )
 
 

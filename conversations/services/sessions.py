@@ -8,6 +8,7 @@ from django.db import transaction
 
 from conversations import stream_buffer
 from conversations.models import Session, Turn
+from conversations.services.approval_answer import approvals_close
 from conversations.services.turn_end import turn_ended
 from conversations.services.turns import turn_request_cancel
 from memory.services.writes import memory_forget_session
@@ -59,4 +60,7 @@ def _settle_running_turns(session: Session) -> None:
 
 
 def session_cancel(*, session: Session) -> list[uuid.UUID]:
-    return turn_request_cancel(session=session, ended=turn_ended)
+    """Stop the session's replies; a reply parked on approvals ends at once, its approvals closed."""
+    cancelled = turn_request_cancel(session=session, ended=turn_ended)
+    approvals_close(turn_ids=cancelled)
+    return cancelled

@@ -6,7 +6,9 @@ do not fit the schema, breaker open, policy denial) are finished at once with
 status ``error`` or ``blocked``; the others are dispatched to the ``tools``
 queue through the outbox, in the same transaction that records them and
 writes their ``tool.start`` events, so a broker outage delays them (the
-outbox sweep publishes them) rather than losing them.
+outbox sweep publishes them) rather than losing them. A call the policy lets
+run only once a person approves it is recorded too but not dispatched
+(``PlannedCall.approval``; conversations/services/approvals.py parks the turn).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.llm.port import ToolCallDelta
-from conversations.models import EventType
+from conversations.models import EventType, ToolApproval
 from conversations.services.turns import ClaimedTurn, turn_emit
 from somaagent.errors import PolicyDenied, ValidationFailed
 from somaagent.json_input import json_loads, text_scrubbed
 from somaagent.outbox import outbox_enqueue
-from somaagent.policy import policy_authorize
+from somaagent.policy import policy_check
 from tools.breaker import breaker_open_for
 from tools.execute import TOOL_TOPIC
 from tools.models import ToolRun
@@ -65,6 +67,7 @@ class PlannedCall:
     timeout: float
     decided: tuple[str, dict[str, Any]] | None = None  # (status, result) when it will not run
     run: ToolRun | None = field(default=None)
+    approval: str | None = None  # why a person must approve it first (it runs after their answer)
 
 
 def _decided(status: str, code: str, message: str) -> tuple[str, dict[str, Any]]:
@@ -118,22 +121,46 @@ def plan_calls(
                 f"{call.name} failed too often and is paused; try again in {wait} s.",
             )
         else:
-            plan.decided = _authorize(claim, call, plan.args)
+            _authorize(claim, plan)
     return planned
 
 
-def _authorize(claim: ClaimedTurn, call: ToolCall, args: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _authorize(claim: ClaimedTurn, plan: PlannedCall) -> None:
+    """Ask the policy: the call runs, is refused (``decided``), or waits for approval (``approval``)."""
     try:
-        policy_authorize(
-            tenant=str(claim.tenant_id),
-            persona_id=str(claim.persona_id) if claim.persona_id else None,
-            action="tool.execute",
-            resource=call.name,
-            context={"session_id": str(claim.session_id), "turn_id": str(claim.turn_id), "args": args},
+        decision = tool_policy_check(
+            tenant_id=claim.tenant_id,
+            persona_id=claim.persona_id,
+            session_id=claim.session_id,
+            turn_id=claim.turn_id,
+            tool=plan.call.name,
+            args=plan.args,
         )
     except PolicyDenied as exc:
-        return _decided("blocked", exc.code, exc.message)
-    return None
+        plan.decided = _decided("blocked", exc.code, exc.message)
+        return
+    if decision.needs_approval and not always_allowed(session_id=claim.session_id, tool=plan.call.name):
+        plan.approval = "; ".join(decision.approval)
+
+
+def tool_policy_check(
+    *, tenant_id: Any, persona_id: Any, session_id: Any, turn_id: Any, tool: str, args: dict[str, Any]
+) -> Any:
+    """The policy's decision on one call (``needs_approval``); PolicyDenied when it refuses."""
+    return policy_check(
+        tenant=str(tenant_id),
+        persona_id=str(persona_id) if persona_id else None,
+        action="tool.execute",
+        resource=tool,
+        context={"session_id": str(session_id), "turn_id": str(turn_id), "args": args},
+    )
+
+
+def always_allowed(*, session_id: Any, tool: str) -> bool:
+    """Someone answered "always allow this tool in this chat" for an earlier call."""
+    return ToolApproval.objects.filter(
+        session_id=session_id, tool=tool, always=True, status=ToolApproval.Status.APPROVED
+    ).exists()
 
 
 def runs_start(*, claim: ClaimedTurn, round: int, planned: list[PlannedCall]) -> list[ToolRun]:
@@ -141,6 +168,8 @@ def runs_start(*, claim: ClaimedTurn, round: int, planned: list[PlannedCall]) ->
     and dispatch the runnable ones after commit."""
     now = timezone.now()
     grace = timedelta(seconds=settings.SOMA.tools.queue_grace_seconds)
+    # A run that waits for approval may wait this long first (its deadline is set again on approval).
+    wait = timedelta(seconds=settings.SOMA.tools.approval_timeout_seconds)
     runs = []
     with transaction.atomic():
         for position, plan in enumerate(planned):
@@ -158,7 +187,10 @@ def runs_start(*, claim: ClaimedTurn, round: int, planned: list[PlannedCall]) ->
                 status=status,
                 result=result,
                 timeout_seconds=plan.timeout,
-                deadline_at=now + timedelta(seconds=plan.timeout) + grace,
+                deadline_at=now
+                + timedelta(seconds=plan.timeout)
+                + grace
+                + (wait if plan.approval else timedelta()),
                 duration_ms=0 if plan.decided else None,
                 finished_at=now if plan.decided else None,
             )
@@ -171,7 +203,7 @@ def runs_start(*, claim: ClaimedTurn, round: int, planned: list[PlannedCall]) ->
             )
             if plan.decided:
                 turn_emit(claim=claim, type=EventType.TOOL_RESULT, data=result_event_data(run))
-            else:
+            elif plan.approval is None:
                 outbox_enqueue(
                     topic=TOOL_TOPIC, payload={"request_id": str(run.pk)}, dedupe_key=f"toolrun:{run.pk}"
                 )

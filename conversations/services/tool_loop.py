@@ -7,7 +7,9 @@ rows from the database, so a lost wake-up costs at most one poll interval.
 While it waits, the process's turn watcher keeps renewing the turn's lease
 and watching for cancellation, and the turn holds no database connection. A run still open at its
 deadline is marked ``timeout`` by the turn itself; the model always gets one
-result per call.
+result per call. A round with a call that needs a person's approval parks the
+turn instead of waiting (conversations/services/approvals.py); the turn goes on
+from there, on any worker, once every such call is answered.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from django.utils import timezone
 
 from conversations.llm.port import LlmError, ModelTarget, ToolCallDelta
 from conversations.models import EventType
+from conversations.services.approvals import AWAITING_APPROVAL, Parked, resumed_round, turn_park
 from conversations.services.tool_calls import (
     PlannedCall,
     assemble_calls,
@@ -69,11 +72,16 @@ def generate_with_tools(
     stream: StreamFn,
     watched: Watched,
     admit_round: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None,
+    resume: tuple[Parked, Round] | None = None,
+    prompt_facts: tuple[list[Any], bool] = ([], False),
 ) -> Round:
     """Run model rounds until the model answers without tool calls; returns the merged result.
 
     ``admit_round(messages)`` runs before every round after the first (its budget
     reservation): the ``assistant.error`` data that ends the turn instead, or None.
+    ``resume``: go on from a parked round (its state, and the reply so far). Stop reason
+    ``AWAITING_APPROVAL``: the turn is parked; ``prompt_facts`` (the prompt's memory references,
+    whether its history was full) are kept with it for the reply's end.
     """
     tools = tools_for(tenant_id=claim.tenant_id, persona_id=claim.persona_id)
     specs = offered_specs(tools) or None
@@ -82,6 +90,15 @@ def generate_with_tools(
     used = 0
     number = 0
     total: Round | None = None
+    if resume is not None:
+        parked, total = resume
+        planned = resumed_round(parked)
+        stop = wait_for_runs(claim=claim, planned=planned, watched=watched)
+        if stop is not None:
+            total.stop_reason = stop
+            return total
+        messages = [*parked.messages, *_round_messages(parked.round_text, planned)]
+        used, number = parked.used, parked.round
     while True:
         number += 1
         at_limit = used >= limit
@@ -115,12 +132,27 @@ def generate_with_tools(
             return total
         planned = plan_calls(claim=claim, calls=calls, tools=tools, used=used)
         used += len(calls)
+        if any(p.approval is not None for p in planned):
+            parked = Parked(
+                messages=messages,
+                text=total.text,
+                usage=total.usage,
+                deltas_sent=total.deltas_sent,
+                used=used,
+                round=number,
+                round_text=current.message,
+                memory=prompt_facts[0],
+                history_full=prompt_facts[1],
+            )
+            turn_park(claim=claim, round=number, planned=planned, parked=parked)
+            total.stop_reason = AWAITING_APPROVAL
+            return total
         runs_start(claim=claim, round=number, planned=planned)
         stop = wait_for_runs(claim=claim, planned=planned, watched=watched)
         if stop is not None:
             total.stop_reason = stop
             return total
-        messages += _round_messages(current, planned)
+        messages += _round_messages(current.message, planned)
 
 
 def _merge(total: Round, current: Round) -> Round:
@@ -137,9 +169,9 @@ def _merge(total: Round, current: Round) -> Round:
     return total
 
 
-def _round_messages(current: Round, planned: list[PlannedCall]) -> list[dict[str, Any]]:
-    """The assistant's tool calls and one ``tool`` message per call, in OpenAI's format."""
-    text = "".join(current.text)
+def _round_messages(text: str, planned: list[PlannedCall]) -> list[dict[str, Any]]:
+    """The assistant's tool calls and one ``tool`` message per call, in OpenAI's format (a call
+    whose arguments a person edited before approving it says which ones it ran with)."""
     assistant: dict[str, Any] = {
         "role": "assistant",
         "content": text or None,
@@ -157,7 +189,10 @@ def _round_messages(current: Round, planned: list[PlannedCall]) -> list[dict[str
     for plan in planned:
         assert plan.run is not None
         run = plan.run
-        content = json.dumps({"status": run.status, "result": run.result}, ensure_ascii=False, default=str)
+        outcome: dict[str, Any] = {"status": run.status, "result": run.result}
+        if run.args != plan.args:
+            outcome["arguments_used"] = run.args
+        content = json.dumps(outcome, ensure_ascii=False, default=str)
         if len(content) > limit:
             content = content[:limit] + f"… [truncated, {len(content)} characters in all]"
         out.append({"role": "tool", "tool_call_id": plan.call.call_id, "content": content})

@@ -78,6 +78,8 @@ class ClaimedTurn:
     summary_event_id: uuid.UUID | None = None  # the last message the summary covers
     # The turn's newest persisted event: where its next one attaches (``attach_next``).
     tip: TurnTip = field(default_factory=lambda: TurnTip(None), compare=False)
+    # A parked turn going on after its approvals (conversations/services/approvals.py): its state.
+    resume: dict[str, Any] | None = field(default=None, compare=False)
 
     def attach_next(self) -> Attach:
         """Where the turn's next persisted event goes: after its newest one, or, for its first,
@@ -241,7 +243,10 @@ def turn_claim(
             return None
         if row.waits:
             return None  # the predecessor dispatches this turn when it ends
-        if row.cancel_requested or row.attempts >= settings.SOMA.turn_max_attempts:
+        if row.awaiting_approval:
+            return None  # parked: the last answer to its approvals dispatches it
+        out_of_attempts = row.attempts >= settings.SOMA.turn_max_attempts and row.resume_state is None
+        if row.cancel_requested or out_of_attempts:
             turn = Turn.objects.select_related("user_event", "session").get(pk=row.turn_id)
             if row.cancel_requested:
                 _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""}, ended=ended)
@@ -257,7 +262,9 @@ def turn_claim(
                     ended=ended,
                 )
             return None
-        attempt = row.attempts + 1
+        resume = row.resume_state if not row.cancel_requested else None
+        # Going on after approvals is the same attempt, not a restart; its tool runs carry it.
+        attempt = row.attempts if resume is not None else row.attempts + 1
         payload = row.payload
         metadata = payload.get("metadata")
         claim = ClaimedTurn(
@@ -284,8 +291,11 @@ def turn_claim(
             session_branched=row.session_branched,
             summary_event_id=row.summary_event_id,
             tip=TurnTip(row.tip_event_id),
+            resume=resume,
         )
         model = start(claim) if start is not None else None
+        if resume is not None:
+            model = None  # its reply began before it was parked: no assistant.started again
         started_id = uuid.uuid4() if model is not None else None
         Turn.objects.filter(pk=row.turn_id).update(
             attempts=attempt,
@@ -294,6 +304,7 @@ def turn_claim(
             lease_expires_at=now + _lease_delta(),
             started_at=row.started_at or now,
             tip_event_id=started_id or row.tip_event_id,
+            resume_state=None,  # taken: if this worker dies, the turn restarts from the beginning
         )
         if model is not None:
             started = event_append(
@@ -341,6 +352,8 @@ class _ClaimRow:
     user_parent_id: uuid.UUID | None
     session_branched: bool
     summary_event_id: uuid.UUID | None
+    awaiting_approval: bool
+    resume_state: dict[str, Any] | None
 
 
 def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
@@ -355,7 +368,8 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         f" EXISTS (SELECT 1 FROM {turns} q JOIN {events} qe ON qe.id = q.user_event_id"
         "  WHERE q.session_id = t.session_id AND q.status IN (%s, %s)"
         f"  AND COALESCE(q.position, qe.seq) < {_ORDER_T_E}),"
-        " t.position, t.tip_event_id, e.parent_id, s.branched, m.covered_event_id"
+        " t.position, t.tip_event_id, e.parent_id, s.branched, m.covered_event_id,"
+        " t.awaiting_approval, t.resume_state"
         f" FROM {turns} t JOIN {events} e ON e.id = t.user_event_id"
         f" JOIN {Session._meta.db_table} s ON s.id = t.session_id"
         f" LEFT JOIN {SessionSummary._meta.db_table} m ON m.session_id = t.session_id"
@@ -370,6 +384,7 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
     if row is None:
         return None
     payload = v_json(row[12])
+    resume_state = v_json(row[26]) if row[26] is not None else None
     return _ClaimRow(
         turn_id=v_uuid(row[0]),  # type: ignore[arg-type]
         status=row[1],
@@ -396,6 +411,8 @@ def _claim_read(turn_id: uuid.UUID | str) -> _ClaimRow | None:
         user_parent_id=v_uuid(row[22]),
         session_branched=bool(row[23]),
         summary_event_id=v_uuid(row[24]),
+        awaiting_approval=bool(row[25]),
+        resume_state=resume_state if isinstance(resume_state, dict) else None,
     )
 
 
@@ -549,7 +566,8 @@ def _end_owned(
 
 
 def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended) -> SessionEvent:
-    """End a turn no worker runs (cancelled while queued, out of attempts); its row is locked."""
+    """End a turn no worker runs (cancelled while queued or parked, out of attempts); its row is
+    locked."""
     user_event = turn.user_event
     event = event_append(
         session_id=turn.session_id,
@@ -562,7 +580,19 @@ def _finish_locked(turn: Turn, type: str, data: dict[str, Any], *, ended: Ended)
     turn.lease_owner = ""
     turn.lease_expires_at = None
     turn.error_code = data.get("code", "") if type == EventType.ASSISTANT_ERROR else ""
-    turn.save(update_fields=["status", "finished_at", "lease_owner", "lease_expires_at", "error_code"])
+    turn.awaiting_approval = False
+    turn.resume_state = None
+    turn.save(
+        update_fields=[
+            "status",
+            "finished_at",
+            "lease_owner",
+            "lease_expires_at",
+            "error_code",
+            "awaiting_approval",
+            "resume_state",
+        ]
+    )
     ended(
         TurnEnd(
             turn_id=turn.pk,
@@ -600,7 +630,7 @@ def _dispatch_successor(session_id: uuid.UUID) -> None:
 
 
 def turn_request_cancel(*, session: Session, ended: Ended) -> list[uuid.UUID]:
-    """Ask every active turn of the session to stop; queued ones end at once."""
+    """Ask every active turn of the session to stop; queued and parked ones end at once."""
     cancelled: list[uuid.UUID] = []
     with transaction.atomic():
         turns = list(
@@ -612,8 +642,9 @@ def turn_request_cancel(*, session: Session, ended: Ended) -> list[uuid.UUID]:
             turn.cancel_requested = True
             turn.save(update_fields=["cancel_requested"])
             cancelled.append(turn.pk)
-            if turn.status == Turn.Status.QUEUED:
-                _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": ""}, ended=ended)
+            if turn.status == Turn.Status.QUEUED or turn.awaiting_approval:
+                partial = "".join((turn.resume_state or {}).get("text") or [])  # a parked reply's text
+                _finish_locked(turn, EventType.ASSISTANT_CANCELLED, {"partial": partial}, ended=ended)
     for turn_id in cancelled:
         try:
             sync_redis().set(key("cancel", turn_id), "1", ex=3600)

@@ -117,6 +117,7 @@ class AuditLog(models.Model):
         OIDC_SIGN_IN_REFUSED = "oidc.sign_in_refused", "Single sign-on: refused"
         OIDC_USER_CREATED = "oidc.user_created", "Single sign-on: user created"
         OIDC_ROLE_CHANGED = "oidc.role_changed", "Single sign-on: role changed by claims"
+        TOOL_APPROVAL_DECIDED = "tool.approval_decided", "Tool call approved, denied or expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -6,11 +6,12 @@ does the same for an API caller, building the context from who they are.
 """
 
 from somaagent.policy.checks import principal_authorize, principal_context
-from somaagent.policy.port import PolicyRequest, policy_authorize, policy_decide, policy_port
+from somaagent.policy.port import PolicyRequest, policy_authorize, policy_check, policy_decide, policy_port
 
 __all__ = [
     "PolicyRequest",
     "policy_authorize",
+    "policy_check",
     "policy_decide",
     "policy_port",
     "principal_authorize",

@@ -23,8 +23,9 @@ from somaagent.models import AuditLog, Persona, PolicyData, Tenant
 from somaagent.policy.actions import ACTIONS
 from somaagent.versioned import Versioned
 
-TENANT_KEYS = {"denied_actions", "denied_tools", "allowed_tools", "personas"}
-PERSONA_KEYS = {"denied_actions", "denied_tools"}
+TENANT_KEYS = {"denied_actions", "denied_tools", "allowed_tools", "approval_tools", "personas"}
+PERSONA_KEYS = {"denied_actions", "denied_tools", "approval_tools"}
+APPROVAL_RULE_KEYS = {"tool", "when_args", "reason"}
 EXAMPLE = {
     "denied_actions": ["memory.write"],
     "denied_tools": ["web_search"],
@@ -53,6 +54,27 @@ def _string_list(value: Any, path: str, errors: dict[str, str], *, actions: bool
             errors[path] = f"unknown actions {unknown}; known: {list(ACTIONS)}"
 
 
+def _approval_rules(value: Any, path: str, errors: dict[str, str]) -> None:
+    """A list of tool names ("*": every tool) or {"tool", "when_args"?, "reason"?} objects."""
+    if not isinstance(value, list):
+        errors[path] = "must be a list of tool names or rule objects"
+        return
+    for n, rule in enumerate(value):
+        where = f"{path}[{n}]"
+        if isinstance(rule, str) and rule:
+            continue
+        if not isinstance(rule, dict):
+            errors[where] = 'must be a tool name or {"tool": ..., "when_args": {...}, "reason": ...}'
+        elif set(rule) - APPROVAL_RULE_KEYS:
+            errors[where] = f"unknown keys {sorted(set(rule) - APPROVAL_RULE_KEYS)}"
+        elif not isinstance(rule.get("tool"), str) or not rule["tool"]:
+            errors[where] = 'tool must be a tool name or "*"'
+        elif not isinstance(rule.get("when_args", {}), dict):
+            errors[where] = "when_args must be an object of argument values"
+        elif not isinstance(rule.get("reason", ""), str) or len(rule.get("reason", "")) > 300:
+            errors[where] = "reason must be a string of at most 300 characters"
+
+
 def _check_rules(doc: dict[str, Any], path: str, allowed: set[str], errors: dict[str, str]) -> None:
     for name in sorted(set(doc) - allowed):
         errors[f"{path}{name}"] = f"unknown key; allowed: {sorted(allowed)}"
@@ -61,6 +83,8 @@ def _check_rules(doc: dict[str, Any], path: str, allowed: set[str], errors: dict
     for name in ("denied_tools", "allowed_tools"):
         if name in doc and name in allowed:
             _string_list(doc[name], f"{path}{name}", errors)
+    if "approval_tools" in doc:
+        _approval_rules(doc["approval_tools"], f"{path}approval_tools", errors)
 
 
 def policy_document_validate(*, tenant: Tenant, document: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from somaagent.policy.data import TenantPolicyData
 from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
 
 REGO_DIR = Path(__file__).resolve().parent / "rego"
-QUERY = "allow := data.soma.allow; deny := data.soma.deny"
+QUERY = "allow := data.soma.allow; deny := data.soma.deny; approval := data.soma.approval"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -76,7 +76,12 @@ def evaluate(policy: CompiledPolicy, input_json: str) -> Decision:
     if not isinstance(allow, bool):
         raise PolicyEngineError(f"the policy answered {allow!r}, not a boolean")
     reasons = bindings.get("deny") or []
-    return Decision(allowed=allow, reasons=tuple(sorted(str(r) for r in reasons)))
+    approval = bindings.get("approval") or []
+    return Decision(
+        allowed=allow,
+        reasons=tuple(sorted(str(r) for r in reasons)),
+        approval=tuple(sorted(str(r) for r in approval)),
+    )
 
 
 class _Lru(Generic[K, V]):

@@ -24,7 +24,15 @@ from somaagent.process_local import once_per_process
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTIONS", "Decision", "PolicyRequest", "policy_authorize", "policy_decide", "policy_port"]
+__all__ = [
+    "ACTIONS",
+    "Decision",
+    "PolicyRequest",
+    "policy_authorize",
+    "policy_check",
+    "policy_decide",
+    "policy_port",
+]
 
 
 @once_per_process
@@ -75,6 +83,19 @@ def policy_authorize(
     context: dict[str, Any] | None = None,
 ) -> None:
     """Raise PolicyDenied unless the policy allows the action; fail closed on errors."""
+    policy_check(tenant=tenant, persona_id=persona_id, action=action, resource=resource, context=context)
+
+
+def policy_check(
+    *,
+    tenant: Any,
+    persona_id: Any,
+    action: str,
+    resource: str,
+    context: dict[str, Any] | None = None,
+) -> Decision:
+    """The allowing decision (``needs_approval`` says whether a person must approve first);
+    PolicyDenied when the policy refuses or cannot be asked (fails closed)."""
     try:
         decision = policy_decide(
             tenant=tenant, persona_id=persona_id, action=action, resource=resource, context=context
@@ -100,3 +121,4 @@ def policy_authorize(
             f"Policy denies {action} on {resource}.",
             details={"action": action, "resource": resource, "reasons": list(decision.reasons)},
         )
+    return decision

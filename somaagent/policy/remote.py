@@ -2,8 +2,10 @@
 
 Decision: ``POST {SOMA_OPA_URL}/v1/data/soma/allow`` with ``{"input": …}``;
 only ``{"result": true}`` allows. On a denial the reasons come from
-``/v1/data/soma/deny``. Tenant policy data lives in OPA at
-``data.tenants[<tenant id>]``: pushed with ``PUT /v1/data/tenants/<id>`` after
+``/v1/data/soma/deny``; an allowed ``tool.execute`` also asks
+``/v1/data/soma/approval`` (a non-empty list: a person must approve the call).
+Tenant policy data lives in OPA at ``data.tenants[<tenant id>]``: pushed with
+``PUT /v1/data/tenants/<id>`` after
 every change, and again whenever the policy reports ``policy_data_stale``
 (OPA restarted or missed an update) — then the decision is asked once more.
 
@@ -88,7 +90,12 @@ class OpaPolicy:
         for attempt in range(2):
             allowed = self._query("allow", policy_input)
             if allowed is True:
-                return Decision(allowed=True)
+                if request.action != "tool.execute":
+                    return Decision(allowed=True)
+                approval = self._query("approval", policy_input)
+                if approval is not None and not isinstance(approval, list):
+                    raise PolicyEngineError(f"OPA answered {approval!r} for soma/approval, not a list")
+                return Decision(allowed=True, approval=tuple(sorted(str(r) for r in approval or ())))
             if allowed not in (False, None):
                 raise PolicyEngineError(f"OPA answered {allowed!r} for soma/allow, not a boolean")
             reasons = self._query("deny", policy_input)

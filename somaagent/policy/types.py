@@ -39,6 +39,12 @@ class PolicyRequest:
 class Decision:
     allowed: bool
     reasons: tuple[str, ...] = ()
+    # Allowed, but only once a person approves (tool calls): why, from ``data.soma.approval``.
+    approval: tuple[str, ...] = ()
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.allowed and bool(self.approval)
 
 
 class PolicyPort(Protocol):

@@ -8,7 +8,8 @@
 #    "denied_actions": ["memory.write", ...],
 #    "denied_tools": ["web_search", ...],
 #    "allowed_tools": ["calculator", ...],        # optional allow-list for tool.execute
-#    "personas": {"<persona id>": {"denied_actions": [...], "denied_tools": [...]}}}
+#    "approval_tools": ["python", {"tool": "http_fetch", "when_args": {...}}],  # see below
+#    "personas": {"<persona id>": {"denied_actions": [...], "denied_tools": [...], "approval_tools": [...]}}}
 package soma
 
 import rego.v1
@@ -68,4 +69,37 @@ deny contains "tool_not_allowed" if {
 deny contains "settings_need_admin" if {
 	input.action == "settings.update"
 	not object.get(ctx, "actor_role", "") in {"admin", "staff"}
+}
+
+# Tool calls that need a person's approval before they run (docs/approvals.md). An allowed
+# tool.execute with a non-empty ``approval`` set waits for the user; its members are the reasons.
+# data.tenants[t].approval_tools (and personas[p].approval_tools) list rules: a tool name, "*"
+# for every tool, or {"tool": name | "*", "when_args": {arg: value, ...}, "reason": "..."}: the
+# rule applies when each named top-level argument equals its value.
+call_args := object.get(ctx, "args", {})
+
+approval_rules := array.concat(
+	object.get(tenant_data, "approval_tools", []),
+	object.get(persona_data, "approval_tools", []),
+)
+
+approval contains "tool_needs_approval" if {
+	input.action == "tool.execute"
+	some rule in approval_rules
+	is_string(rule)
+	rule in {input.resource, "*"}
+}
+
+approval contains reason if {
+	input.action == "tool.execute"
+	some rule in approval_rules
+	is_object(rule)
+	object.get(rule, "tool", "") in {input.resource, "*"}
+	not args_differ(object.get(rule, "when_args", {}))
+	reason := object.get(rule, "reason", "tool_needs_approval")
+}
+
+args_differ(when) if {
+	some k, v in when
+	object.get(call_args, k, null) != v
 }

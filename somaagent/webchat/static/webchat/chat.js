@@ -115,6 +115,7 @@
       choice: item.firstEventId ? state.branches.choice(item.parentId, item.firstEventId) : null,
       onSwitch: showBranch,
       onRegenerate: regenerate,
+      onApprove: answerApproval,
     });
     state.nodes.set(item, node);
     return node;
@@ -483,6 +484,20 @@
       reply.feedback = undo ? null : rating;
       if (undo) delete state.feedback[reply.finalEventId];
       else state.feedback[reply.finalEventId] = rating;
+      queueRender(reply);
+    });
+  }
+
+  /* Answer a tool call that waits for approval (the stream's tool.approval_decided confirms it). */
+  function answerApproval(reply, approval, decision, always) {
+    if (!state.sessionId || approval.state !== "pending") return;
+    var body = { decision: decision };
+    if (always) body.always = true;
+    var url = "/v1/sessions/" + state.sessionId + "/approvals/" + encodeURIComponent(approval.callId);
+    api("POST", url, body).then(function (res) {
+      if (!res.ok) return setStatus(errorText(res));
+      approval.state = res.data.status;
+      approval.decidedBy = res.data.decided_by || "";
       queueRender(reply);
     });
   }

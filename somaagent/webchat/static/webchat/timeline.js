@@ -8,10 +8,13 @@
  *
  * items: [{kind:"user", eventId, parentId, seq, text, attachments}
  *         {kind:"reply", replyTo, model, text, state, error, tools, restarted, finalEventId, feedback,
- *          firstEventId, parentId}]
+ *          firstEventId, parentId, approvals}]
  * (firstEventId/parentId: the reply's first persisted event and its parent, the message it answers:
  * where the reply sits among the message's other replies, see branches.js.)
  * reply.state: "waiting" | "streaming" | "done" | "error" | "cancelled"
+ * reply.approvals: tool calls that asked for the reader's approval (tool.approval_requested):
+ *   [{callId, tool, args, reason, expiresAt, editable, state: "pending" | "approved" | "denied" |
+ *     "expired" | "cancelled", decidedBy}]
  */
 (function (root) {
   "use strict";
@@ -41,6 +44,7 @@
         state: "waiting",
         error: null,
         tools: [],
+        approvals: [],
         restarted: false,
         finalEventId: null, // the assistant.final's event_id: what feedback is given on
         feedback: null, // "up" | "down" once the reader rated it here
@@ -103,6 +107,7 @@
           // A fallback (another model takes over) keeps what the reply already showed.
           reply.text = "";
           reply.tools = [];
+          reply.approvals = [];
         }
         reply.state = "streaming";
         reply.error = null;
@@ -119,6 +124,28 @@
       case "tool.result":
         reply = this._currentReply();
         reply.tools.push({ type: event.type, name: String(data.tool_name || ""), status: data.status || "" });
+        return reply;
+      case "tool.approval_requested":
+        reply = this._currentReply();
+        reply.approvals.push({
+          callId: String(data.call_id || ""),
+          tool: String(data.tool_name || ""),
+          args: data.args || {},
+          reason: String(data.reason || ""),
+          expiresAt: String(data.expires_at || ""),
+          editable: data.args_editable !== false,
+          state: "pending",
+          decidedBy: "",
+        });
+        return reply;
+      case "tool.approval_decided":
+        reply = this._currentReply();
+        reply.approvals.forEach(function (a) {
+          if (a.callId === String(data.call_id || "")) {
+            a.state = String(data.decision || "denied");
+            a.decidedBy = String(data.decided_by || "");
+          }
+        });
         return reply;
       default:
         if (!TERMINAL[event.type]) return null;
@@ -139,6 +166,9 @@
           if (data.partial) reply.text = String(data.partial);
         } else {
           reply.state = "cancelled";
+          reply.approvals.forEach(function (a) {
+            if (a.state === "pending") a.state = "cancelled";
+          });
           if (typeof data.partial === "string") reply.text = data.partial;
         }
         return reply;

@@ -109,9 +109,50 @@
     return button;
   }
 
+  var APPROVAL_TEXT = {
+    approved: "approved",
+    denied: "denied",
+    expired: "not answered in time: denied",
+    cancelled: "the reply was stopped",
+  };
+
+  /* A tool call that waits for the reader: what it would run, and Approve / Deny / Always allow. */
+  function approvalCard(reply, approval, onApprove) {
+    var args = JSON.stringify(approval.args, null, 2);
+    var title = approval.tool + " wants to run";
+    if (approval.state !== "pending") {
+      return h("div", { className: "approval decided", "data-call-id": approval.callId, "data-state": approval.state }, [
+        h("span", { text: approval.tool + ": " + (APPROVAL_TEXT[approval.state] || approval.state) }),
+        approval.decidedBy ? h("span", { className: "muted", text: " (" + approval.decidedBy + ")" }) : null,
+      ]);
+    }
+    function button(label, decision, always, cls) {
+      var b = h("button", { type: "button", className: cls, text: label });
+      b.addEventListener("click", function () {
+        onApprove(reply, approval, decision, always);
+      });
+      return b;
+    }
+    return h(
+      "div",
+      { className: "approval", role: "group", "aria-label": "Approve " + approval.tool + "?", "data-call-id": approval.callId, "data-state": "pending" },
+      [
+        h("strong", { text: title }),
+        approval.reason && approval.reason !== "tool_needs_approval" ? h("div", { className: "muted", text: approval.reason }) : null,
+        h("pre", { className: "args", text: args }),
+        h("div", { className: "actions" }, [
+          button("Approve", "approve", false, "approve"),
+          button("Deny", "deny", false, "deny"),
+          button("Always allow in this chat", "approve", true, "always link"),
+        ]),
+      ]
+    );
+  }
+
   /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button, and
    * onRate(reply, "up"|"down") by its feedback buttons (a finished reply only); extras:
-   * {choice, onSwitch, onRegenerate(reply)} for its versions and another one. */
+   * {choice, onSwitch, onRegenerate(reply)} for its versions and another one, and
+   * onApprove(reply, approval, "approve"|"deny", always) for its approval cards. */
   function replyNode(item, existing, onRetry, onRate, extras) {
     extras = extras || {};
     var node = existing || h("article", { className: "msg assistant", "aria-label": "SomaAgent" });
@@ -146,6 +187,11 @@
           })
         )
       );
+    }
+    if (item.approvals && item.approvals.length && extras.onApprove) {
+      item.approvals.forEach(function (a) {
+        parts.push(approvalCard(item, a, extras.onApprove));
+      });
     }
     parts.push(body);
     if (item.state === "error") {
