@@ -51,6 +51,11 @@ class IdempotencyConflict(SomaError):
     code = "idempotency_conflict"
 
 
+class Conflict(SomaError):
+    status_code = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(SomaError):
     status_code = 413
     code = "payload_too_large"

@@ -193,6 +193,8 @@ SECTIONS: tuple[Section, ...] = (
             V("SOMA_SANDBOX_MAX_OPEN_FILES", "64", "open files", INTEGER),
             V("SOMA_SANDBOX_MAX_OUTPUT_BYTES", "65536", "kept of stdout and of stderr each", INTEGER),
             V("SOMA_MCP_TOOLS_TTL_SECONDS", "300", "how long an MCP server's cached tool list is trusted", NUMBER),
+            V("SOMA_APPROVAL_TIMEOUT_SECONDS", "600", "a tool call waiting for a person's approval ends as denied after this ([approvals](approvals.md))", NUMBER),
+            V("SOMA_APPROVAL_BY_STAFF", "0", "tenant admins and staff may answer another member's approval requests", BOOLEAN),
             V("SOMA_MCP_LIST_TIMEOUT_SECONDS", "10", "how long a turn waits for a tool list that is not cached", NUMBER),
         ),
     ),

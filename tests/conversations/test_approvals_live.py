@@ -32,7 +32,7 @@ def _parked(turn_id: str) -> bool:
     return turn.awaiting_approval and turn.lease_owner == "" and turn.lease_expires_at is None
 
 
-def test_an_approved_call_runs_and_the_reply_goes_on_where_it_stopped(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_an_approved_call_runs_and_the_reply_goes_on_where_it_stopped(live_system, tenant_key, llm_stub):
     needs_approval(tenant_key.tenant, "current_time")
     m = marker()
     accepted = send(live_system, tenant_key.key, f"{m} time? [[tool=current_time:{{}}]] [[echo_tools]]")
@@ -81,7 +81,7 @@ def test_an_approved_call_runs_and_the_reply_goes_on_where_it_stopped(live_syste
     assert entry.details["decision"] == "approved" and entry.tenant_id == tenant_key.tenant.pk
 
 
-def test_a_denied_call_does_not_run_and_the_model_is_told(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_a_denied_call_does_not_run_and_the_model_is_told(live_system, tenant_key, llm_stub):
     needs_approval(tenant_key.tenant, "current_time")
     m = marker()
     sid = send(live_system, tenant_key.key, f"{m} [[tool=current_time:{{}}]] [[echo_tools]]")["session_id"]
@@ -99,7 +99,7 @@ def test_a_denied_call_does_not_run_and_the_model_is_told(live_system, tenant_ke
     assert [a.details["decision"] for a in audit] == ["denied"]
 
 
-def test_edited_arguments_are_checked_and_the_tool_runs_with_them(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_edited_arguments_are_checked_and_the_tool_runs_with_them(live_system, tenant_key, llm_stub):
     needs_approval(tenant_key.tenant, "python")
     m = marker()
     message = f"{m} {call('python', {'code': 'print(1)'})} [[echo_tools]]"
@@ -125,7 +125,7 @@ def test_edited_arguments_are_checked_and_the_tool_runs_with_them(live_system, t
     assert AuditLog.objects.get(action="tool.approval_decided", tenant=tenant_key.tenant).details["edited"]
 
 
-def test_an_answer_is_applied_once(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_an_answer_is_applied_once(live_system, tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     sid = send(live_system, tenant_key.key, "[[tool=current_time:{}]] [[echo_tools]]")["session_id"]
     request = until_requested(live_system, tenant_key.key, sid)[-1]
@@ -144,7 +144,7 @@ def test_an_answer_is_applied_once(live_system, tenant_key):  # type: ignore[no-
     assert answer(live_system, tenant_key.key, sid, "no-such-call", decision="approve").status_code == 404
 
 
-def test_another_tenant_cannot_answer(live_system, tenant_key, other_tenant_key):  # type: ignore[no-untyped-def]
+def test_another_tenant_cannot_answer(live_system, tenant_key, other_tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     sid = send(live_system, tenant_key.key, "[[tool=current_time:{}]]")["session_id"]
     request = until_requested(live_system, tenant_key.key, sid)[-1]
@@ -156,7 +156,7 @@ def test_another_tenant_cannot_answer(live_system, tenant_key, other_tenant_key)
     read_stream(live_system, tenant_key.key, sid, after=int(request["id"]), timeout=60)
 
 
-def test_an_unanswered_approval_expires_as_a_denial(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_an_unanswered_approval_expires_as_a_denial(live_system, tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     sid = send(live_system, tenant_key.key, "[[tool=current_time:{}]] [[echo_tools]]")["session_id"]
     request = until_requested(live_system, tenant_key.key, sid)[-1]
@@ -172,7 +172,7 @@ def test_an_unanswered_approval_expires_as_a_denial(live_system, tenant_key):  #
     assert approval_of(sid).status == "expired"
 
 
-def test_cancel_while_waiting_ends_the_turn_at_once(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_cancel_while_waiting_ends_the_turn_at_once(live_system, tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     accepted = send(live_system, tenant_key.key, "Some words first [[tool=current_time:{}]]")
     sid = accepted["session_id"]
@@ -194,7 +194,7 @@ def test_cancel_while_waiting_ends_the_turn_at_once(live_system, tenant_key):  #
     assert Turn.objects.get(pk=again["turn_id"]).status == "completed"
 
 
-def test_always_allow_in_this_chat_skips_the_next_approvals(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_always_allow_in_this_chat_skips_the_next_approvals(live_system, tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     sid = send(live_system, tenant_key.key, "[[tool=current_time:{}]]")["session_id"]
     request = until_requested(live_system, tenant_key.key, sid)[-1]
@@ -212,7 +212,7 @@ def test_always_allow_in_this_chat_skips_the_next_approvals(live_system, tenant_
     read_stream(live_system, tenant_key.key, other, after=int(asked["id"]), timeout=60)
 
 
-def test_a_rule_on_the_arguments_asks_only_for_matching_calls(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_rule_on_the_arguments_asks_only_for_matching_calls(live_system, tenant_key):
     needs_approval(tenant_key.tenant, {"tool": "python", "when_args": {"code": "print(2)"}, "reason": "two"})
     free = send(live_system, tenant_key.key, f"{call('python', {'code': 'print(1)'})}")["session_id"]
     events = read_stream(live_system, tenant_key.key, free, timeout=60)
@@ -224,7 +224,7 @@ def test_a_rule_on_the_arguments_asks_only_for_matching_calls(live_system, tenan
     read_stream(live_system, tenant_key.key, asked, after=int(request["id"]), timeout=60)
 
 
-def test_a_reply_that_waits_twice_goes_on_each_time_and_its_text_is_whole(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_a_reply_that_waits_twice_goes_on_each_time_and_its_text_is_whole(live_system, tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     accepted = send(live_system, tenant_key.key, "[[tool=current_time:{}]] [[tool_rounds=2]] [[tokens=3]]")
     sid = accepted["session_id"]
@@ -259,7 +259,7 @@ def test_a_reply_that_waits_twice_goes_on_each_time_and_its_text_is_whole(live_s
     assert Turn.objects.get(pk=accepted["turn_id"]).attempts == 1
 
 
-def test_calls_that_need_no_approval_run_while_the_reply_waits(live_system, tenant_key, llm_stub):  # type: ignore[no-untyped-def]
+def test_calls_that_need_no_approval_run_while_the_reply_waits(live_system, tenant_key, llm_stub):
     needs_approval(tenant_key.tenant, "python")
     m = marker()
     message = f"{m} [[tool=current_time:{{}}]] {call('python', {'code': 'print(3)'})} [[echo_tools]]"

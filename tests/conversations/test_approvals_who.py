@@ -38,7 +38,7 @@ def _pending(session_id: str) -> ToolApproval | None:
     return approval
 
 
-def test_only_the_member_who_started_the_chat_answers_and_staff_per_setting(live_system):  # type: ignore[no-untyped-def]
+def test_only_the_member_who_started_the_chat_answers_and_staff_per_setting(live_system):
     tenant = make_tenant_key().tenant
     needs_approval(tenant, "current_time")
     alice, bob = user_in(tenant), user_in(tenant)
@@ -80,7 +80,7 @@ def test_only_the_member_who_started_the_chat_answers_and_staff_per_setting(live
     )
 
 
-def test_an_approval_answered_over_the_websocket(live_system, tenant_key):  # type: ignore[no-untyped-def]
+def test_an_approval_answered_over_the_websocket(live_system, tenant_key):
     needs_approval(tenant_key.tenant, "current_time")
     accepted = send(live_system, tenant_key.key, "[[tool=current_time:{}]] [[echo_tools]]")
     sid = accepted["session_id"]

@@ -21,7 +21,7 @@ STAFF = Actor(label="user:staff", is_staff=True)
 
 
 @pytest.fixture
-def world():  # type: ignore[no-untyped-def]
+def world():
     a = new_tenant()
     p = Persona.objects.create(tenant=a, name="careful")
     policy_data_set(
@@ -53,7 +53,7 @@ CASES = [
 ]
 
 
-def _request(world, case):  # type: ignore[no-untyped-def]
+def _request(world, case):
     tenant, persona, tool, args, *_ = case
     data = tenant_policy_data(tenant_id=world[tenant])
     request = PolicyRequest(
@@ -67,7 +67,7 @@ def _request(world, case):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}-{len(c[3])}" for c in CASES])
-def test_embedded_and_opa_ask_for_approval_alike(world, opa, case):  # type: ignore[no-untyped-def]
+def test_embedded_and_opa_ask_for_approval_alike(world, opa, case):
     request, data = _request(world, case)
     local = RegoPolicy().decide(request, data)
     remote = OpaPolicy(opa.url, timeout=2).decide(request, data)
@@ -77,7 +77,7 @@ def test_embedded_and_opa_ask_for_approval_alike(world, opa, case):  # type: ign
     assert (remote.allowed, remote.approval) == (local.allowed, local.approval if local.allowed else ())
 
 
-def test_policy_check_returns_the_approval_and_fails_closed(world, opa, use_opa):  # type: ignore[no-untyped-def]
+def test_policy_check_returns_the_approval_and_fails_closed(world, opa, use_opa):
     decision = policy_check(
         tenant=world["A"], persona_id=None, action="tool.execute", resource="python", context={"args": {}}
     )
@@ -101,7 +101,7 @@ def test_policy_check_returns_the_approval_and_fails_closed(world, opa, use_opa)
         [{"tool": "python", "reason": 5}],
     ],
 )
-def test_malformed_approval_rules_are_refused(rules):  # type: ignore[no-untyped-def]
+def test_malformed_approval_rules_are_refused(rules):
     with pytest.raises(ValidationFailed) as caught:
         policy_data_set(tenant=new_tenant(), document={"approval_tools": rules}, actor=STAFF)
     assert any(k.startswith("approval_tools") for k in caught.value.details)

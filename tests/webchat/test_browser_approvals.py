@@ -29,7 +29,7 @@ def wait_done(page: Any, count: int) -> str:
     return str(page.locator("article.msg.assistant").last.locator(".body").inner_text())
 
 
-def test_the_approval_card_approves_denies_and_always_allows(chat_page, live_system):  # type: ignore[no-untyped-def]
+def test_the_approval_card_approves_denies_and_always_allows(chat_page, live_system):
     tenant = Tenant.objects.get(name=DEFAULT_TENANT_NAME)
     before = PolicyData.objects.filter(tenant=tenant).values_list("document", flat=True).first() or {}
     policy_data_set(tenant=tenant, document={"approval_tools": ["current_time"]}, actor=Actor.system("test"))
