@@ -1,6 +1,7 @@
 """The cost of an accept: POST /v1/session/message next to GET /healthz on the same web process.
 
     python -m bench.accept_cost [--seconds 5] [--rounds 3] [--concurrency 16] [--quick]
+    python -m bench.accept_cost --serial 300     # CPU of one accept, in this process, one at a time
 
 Starts the real web process (uvicorn on ``somaagent.asgi``, as the Procfile
 does; no worker: the turns queue up in this run's own Redis prefix and are
@@ -103,6 +104,52 @@ def statements_per_accept(*, key: str, n: int = 20) -> dict[str, float]:
     return out
 
 
+def _postgres_cpu_seconds(database: str) -> float:
+    """User + system CPU so far of the PostgreSQL backends serving ``database`` on this machine."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            command = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if raw[raw.index("(") + 1 :].startswith("postgres") and f" {database} " in command:
+            fields = raw.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def serial_cost(*, key: str, n: int) -> dict[str, float]:
+    """One accept at a time through Django's test client in this process: this thread's CPU per
+    accept (the view, its middleware, the test client's own small share) and the CPU the
+    database's backends spent on it. Independent of the other work on the machine, unlike the
+    throughput rounds, so it compares two versions of the code on a busy machine."""
+    import time
+
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(headers={"Authorization": f"Bearer {key}", "Host": "127.0.0.1"})
+
+    def post(i: int) -> None:
+        r = client.post(
+            "/v1/session/message", json.dumps({"message": f"serial {i}"}), content_type="application/json"
+        )
+        assert r.status_code == 202, r.content
+
+    for i in range(min(50, n)):
+        post(i)  # warm: caches, prepared statements, the pool
+    database = str(connection.settings_dict["NAME"])
+    pg_before, cpu_before = _postgres_cpu_seconds(database), time.thread_time()
+    for i in range(n):
+        post(i)
+    cpu, pg = time.thread_time() - cpu_before, _postgres_cpu_seconds(database) - pg_before
+    out = {"web CPU ms per accept (this thread)": round(cpu * 1000 / n, 2)}
+    if connection.vendor == "postgresql":
+        out["PostgreSQL CPU ms per accept"] = round(pg * 1000 / n, 2)
+    return out
+
+
 def report(rows: list[dict[str, Any]], counts: dict[str, float], *, concurrency: int) -> str:
     lines = [
         f"### Accept vs `GET /healthz`, {concurrency} keep-alive clients, same web process",
@@ -131,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="one round of 2 s")
+    parser.add_argument("--serial", type=int, default=0, help="only: N accepts one at a time, in-process")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds = 2.0, 1
@@ -141,6 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Database: {'PostgreSQL' if os.environ.get('DATABASE_URL') else 'SQLite (embedded)'}\n")
     _forget_earlier_runs()
     key = s.api_key()
+    if args.serial:
+        try:
+            cost = serial_cost(key=key, n=args.serial)
+        finally:
+            _forget_earlier_runs()
+            _drop_redis_keys()
+        print(f"| {args.serial} serial accepts | value |\n| --- | ---: |")
+        print("\n".join(f"| {k} | {v} |" for k, v in cost.items()))
+        return 0
     try:
         rows = throughput(key=key, seconds=args.seconds, rounds=args.rounds, concurrency=args.concurrency)
         counts = statements_per_accept(key=key)
