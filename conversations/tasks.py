@@ -11,7 +11,7 @@ from conversations.schedules.services import schedule_tick
 from conversations.services.approval_answer import approvals_expire
 from conversations.services.runner import llm_port, turn_run
 from conversations.services.titles import session_title_propose
-from conversations.services.turns import turn_sweep
+from conversations.services.turn_queue import turn_sweep
 from conversations.webhooks.delivery import webhook_deliver_many, webhook_due
 
 

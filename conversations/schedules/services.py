@@ -21,7 +21,7 @@ from conversations.schedules.timing import cron_next, cron_parse, interval_next,
 from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
 from conversations.services.admission import message_admit_accept
-from conversations.services.turns import TurnEnd
+from conversations.services.turn_types import TurnEnd
 from conversations.webhooks.emit import webhook_emit
 from somaagent.config import env_float, env_int
 from somaagent.errors import Forbidden, NotFound, SomaError, ValidationFailed

@@ -29,7 +29,8 @@ from django.utils import timezone
 from conversations.models import EventType, Session, ToolApproval, Turn
 from conversations.services.events import event_append
 from conversations.services.tool_calls import tool_policy_check
-from conversations.services.turns import turn_attach, turn_dispatch
+from conversations.services.turn_finish import turn_attach
+from conversations.services.turn_queue import turn_dispatch
 from somaagent.audit import Actor, audit_record
 from somaagent.errors import Conflict, Forbidden, NotFound, PolicyDenied, ValidationFailed
 from somaagent.identity import Principal

@@ -31,7 +31,8 @@ from django.utils import timezone
 
 from conversations.models import EventType, ToolApproval, Turn
 from conversations.services.tool_calls import PlannedCall, ToolCall, runs_start
-from conversations.services.turns import ClaimedTurn, LeaseLost, turn_emit
+from conversations.services.turn_types import ClaimedTurn, LeaseLost
+from conversations.services.turns import turn_emit
 from tools.models import ToolRun
 from tools.registry import get_tool
 

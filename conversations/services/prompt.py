@@ -10,7 +10,7 @@ from django.conf import settings
 from conversations.models import EventType, SessionEvent
 from conversations.selectors import session_history_window, summary_on_branch
 from conversations.services.context import context_fit
-from conversations.services.turns import ClaimedTurn
+from conversations.services.turn_types import ClaimedTurn
 from memory.services.recall import TurnMemories, turn_memories
 from somaagent.models import Persona
 from somaagent.versioned import config_cache

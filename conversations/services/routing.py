@@ -23,7 +23,8 @@ from conversations.llm.fallback import Fallback, ResilientChatStream
 from conversations.llm.port import ChatRequest, ChatStream, LlmPort, ModelTarget
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType
-from conversations.services.turns import ClaimedTurn, turn_emit
+from conversations.services.turn_types import ClaimedTurn
+from conversations.services.turns import turn_emit
 from somaagent.metrics import metered_stream
 
 log = logging.getLogger(__name__)

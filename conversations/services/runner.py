@@ -27,8 +27,10 @@ from conversations.services.routing import (
 )
 from conversations.services.tool_loop import generate_with_tools
 from conversations.services.turn_end import turn_ended
+from conversations.services.turn_finish import turn_finish
+from conversations.services.turn_types import ClaimedTurn, LeaseLost
 from conversations.services.turn_watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
-from conversations.services.turns import ClaimedTurn, LeaseLost, turn_claim, turn_finish
+from conversations.services.turns import turn_claim
 from somaagent.db_hold import db_release
 from somaagent.tokens import estimate_tokens, tokens_of_chars
 

@@ -10,7 +10,7 @@ from conversations import stream_buffer
 from conversations.models import Session, Turn
 from conversations.services.approval_answer import approvals_close
 from conversations.services.turn_end import turn_ended
-from conversations.services.turns import turn_request_cancel
+from conversations.services.turn_finish import turn_request_cancel
 from memory.services.writes import memory_forget_session
 from somaagent.budgets.services import turn_usage_record
 from somaagent.errors import ValidationFailed

@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from conversations.llm.port import ToolCallDelta
 from conversations.models import EventType, ToolApproval
-from conversations.services.turns import ClaimedTurn, turn_emit
+from conversations.services.turn_types import ClaimedTurn
+from conversations.services.turns import turn_emit
 from somaagent.errors import PolicyDenied, ValidationFailed
 from somaagent.json_input import json_loads, text_scrubbed
 from somaagent.outbox import outbox_enqueue

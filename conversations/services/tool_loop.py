@@ -34,8 +34,9 @@ from conversations.services.tool_calls import (
     result_event_data,
     runs_start,
 )
+from conversations.services.turn_types import ClaimedTurn
 from conversations.services.turn_watch import Watched
-from conversations.services.turns import ClaimedTurn, turn_emit
+from conversations.services.turns import turn_emit
 from somaagent.db_hold import db_release
 from somaagent.redis_client import sync_redis
 from tools.breaker import breaker_record

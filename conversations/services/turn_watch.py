@@ -33,7 +33,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError
 
-from conversations.services.turns import ClaimedTurn, turn_leases_renew
+from conversations.services.turn_types import ClaimedTurn
+from conversations.services.turns import turn_leases_renew
 from somaagent.db_hold import db_drop_if_broken, db_release
 from somaagent.process_local import PerProcess
 from somaagent.redis_client import key, sync_redis

@@ -81,7 +81,8 @@ def test_no_model_at_all_is_an_empty_chain() -> None:
 @pytest.mark.django_db(transaction=True)  # foreign keys checked at each commit, as in production
 def test_the_turns_end_stores_its_route_record() -> None:
     from conversations.models import EventType, Session, SessionEvent, Turn, TurnAnalysis
-    from conversations.services.turns import turn_claim, turn_finish
+    from conversations.services.turn_finish import turn_finish
+    from conversations.services.turns import turn_claim
     from tests.conftest import make_tenant_key
 
     tenant: Any = make_tenant_key().tenant

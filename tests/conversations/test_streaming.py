@@ -366,7 +366,7 @@ def test_the_turns_first_delta_has_the_cursor_its_claim_took() -> None:
 
 def test_a_turn_that_ends_before_any_delta_gives_its_end_the_reserved_cursor() -> None:
     """No hole: the terminal event reuses the cursor taken for a first delta that never came."""
-    from conversations.services.turns import turn_finish
+    from conversations.services.turn_finish import turn_finish
 
     s = Layout()
     claim = _started_turn(s)

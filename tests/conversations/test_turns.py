@@ -13,13 +13,10 @@ from django.utils import timezone
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
 from conversations.services.turn_end import turn_ended
-from conversations.services.turns import (
-    LeaseLost,
-    turn_claim,
-    turn_finish,
-    turn_leases_renew,
-    turn_sweep,
-)
+from conversations.services.turn_finish import turn_finish
+from conversations.services.turn_queue import turn_sweep
+from conversations.services.turn_types import LeaseLost
+from conversations.services.turns import turn_claim, turn_leases_renew
 from somaagent.models import OutboxMessage
 from tests.conftest import make_tenant_key
 

@@ -6,7 +6,8 @@ import pytest
 
 from conversations.models import EventType, Turn
 from conversations.services.turn_end import turn_ended
-from conversations.services.turns import turn_claim, turn_finish
+from conversations.services.turn_finish import turn_finish
+from conversations.services.turns import turn_claim
 from memory.models import MemoryWrite
 from somaagent.audit import Actor
 from somaagent.policy.data import policy_data_set

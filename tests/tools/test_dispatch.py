@@ -8,9 +8,10 @@ import pytest
 
 from conversations.llm.port import ToolCallDelta
 from conversations.services.tool_calls import ToolCall, assemble_calls, plan_calls
-from conversations.services.turns import ClaimedTurn
+from conversations.services.turn_types import ClaimedTurn
 from somaagent.errors import PolicyDenied
 from somaagent.models import Tenant
+from somaagent.policy.types import Decision
 from tests.tools.conftest import tool_settings
 from tools.breaker import breaker_record
 from tools.models import ToolSetting
@@ -104,8 +105,9 @@ def test_policy_is_asked_for_each_call_and_denial_blocks(claim: ClaimedTurn, mon
         asked.append(kwargs)
         if kwargs["resource"] == "python":
             raise PolicyDenied("Policy denies tool.execute on python.")
+        return Decision(allowed=True)
 
-    monkeypatch.setattr("conversations.services.tool_calls.policy_authorize", deny_python)
+    monkeypatch.setattr("conversations.services.tool_calls.policy_check", deny_python)
     assert plan(claim, ("python", '{"code": "1"}'), ("current_time", "{}")) == [
         ("blocked", "policy_denied"),
         ("run", None),

@@ -16,8 +16,9 @@ from conversations.models import Session, SessionEvent, Turn
 from conversations.services.tool_calls import PlannedCall, ToolCall
 from conversations.services.tool_loop import wait_for_runs
 from conversations.services.turn_end import turn_ended
+from conversations.services.turn_types import ClaimedTurn
 from conversations.services.turn_watch import CANCELLED, Watched, turn_watch
-from conversations.services.turns import ClaimedTurn, turn_claim
+from conversations.services.turns import turn_claim
 from somaagent.models import Tenant
 from tools.execute import wake_turn
 from tools.models import ToolRun
