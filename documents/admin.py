@@ -11,7 +11,7 @@ from documents.models import Collection, Document
 class DocumentInline(admin.TabularInline):
     model = Document
     fields = ["filename", "content_type", "size", "status", "reason", "pages", "chunks_count", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["filename", "content_type", "size", "status", "reason", "pages", "chunks_count", "created_at"]
     extra = 0
     can_delete = True
     show_change_link = True

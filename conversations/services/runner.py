@@ -186,6 +186,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
             "analysis": route.analysis.as_dict(),
             "escalation": route.escalation,
             "memory": prompt.memories.references,
+            "citations": prompt.documents.citations,
         },
         answered=True,
         model=target.model,

@@ -50,7 +50,7 @@ def pdf(path, out):
     reader = PdfReader(path)
     title = ""
     try:
-        title = str((reader.metadata or {}).get("/Title") or "")
+        title = str(reader.metadata.get("/Title") or "") if reader.metadata is not None else ""
     except Exception:  # a broken info dictionary is not worth failing for
         title = ""
     for number, page in enumerate(reader.pages, start=1):
@@ -74,7 +74,7 @@ def docx(path, out):
         )
     document = python_docx.Document(path)
     heading = ""
-    body = []
+    body: list[str] = []
 
     def flush():
         if body:
@@ -157,7 +157,7 @@ def html(path, out):
 
 def markdown(path, out):
     heading = ""
-    body = []
+    body: list[str] = []
     in_code = False
 
     def flush():
@@ -228,7 +228,7 @@ def main():
     try:
         KINDS[kind](path, out)
     except TooMuchText as exc:
-        result = {"error": str(exc)}
+        result: dict[str, object] = {"error": str(exc)}
     except MemoryError:
         result = {"error": "Reading the file needed more memory than allowed."}
     except RecursionError:
