@@ -7,11 +7,13 @@ from django.contrib import admin
 
 from documents.models import Collection, Document
 
+SHOWN = ["filename", "content_type", "size", "status", "reason", "pages", "chunks_count", "created_at"]
+
 
 class DocumentInline(admin.TabularInline):
     model = Document
-    fields = ["filename", "content_type", "size", "status", "reason", "pages", "chunks_count", "created_at"]
-    readonly_fields = ["filename", "content_type", "size", "status", "reason", "pages", "chunks_count", "created_at"]
+    fields = SHOWN
+    readonly_fields = SHOWN
     extra = 0
     can_delete = True
     show_change_link = True

@@ -42,7 +42,10 @@ def test_docx_headings_and_tables(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_html_markdown_text_csv(tmp_path):  # type: ignore[no-untyped-def]
-    html = b"<html><head><style>p{}</style><script>alert(1)</script></head><body><h1>Title</h1><p>First &amp; one.</p><h2>Next</h2><div>Second</div></body></html>"
+    html = (
+        b"<html><head><style>p{}</style><script>alert(1)</script></head><body><h1>Title</h1>"
+        b"<p>First &amp; one.</p><h2>Next</h2><div>Second</div></body></html>"
+    )
     got = run(tmp_path, html, "html")
     assert got.error == "" and got.segments == [(None, "Title", "First & one."), (None, "Next", "Second")]
     md = b"# Install\n\nRun make.\n\n```\n# not a heading\n```\n## Use\nOpen the chat.\n"
