@@ -12,7 +12,7 @@ SHOWN = ["filename", "content_type", "size", "status", "reason", "pages", "chunk
 
 class DocumentInline(admin.TabularInline):
     model = Document
-    fields = SHOWN
+    fields = tuple(SHOWN)
     readonly_fields = SHOWN
     extra = 0
     can_delete = True
