@@ -25,9 +25,9 @@ from somaagent.authentication import principal_of
 from somaagent.errors import Forbidden, PayloadTooLarge, ValidationFailed
 from somaagent.identity import Principal
 from somaagent.json_input import MultiPartParser
+from somaagent.serializers import StrictSerializer, StringField
 
 MULTIPART_OVERHEAD = 64 * 1024
-KINDS = ("shared", "private", "chat")
 LIST_LIMIT = 500
 COLLECTION_ID = OpenApiParameter(
     "collection_id", {"type": "string", "format": "uuid"}, OpenApiParameter.PATH, description="another: 404"
@@ -37,16 +37,22 @@ DOCUMENT_ID = OpenApiParameter(
 )
 
 
-class CollectionCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=200)
-    description = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+class CollectionCreateSerializer(StrictSerializer):
+    """A shared collection (tenant admins) or a private one (yours alone)."""
+
+    name = StringField(min_length=1, max_length=200)
+    description = StringField(max_length=1000, required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(
-        choices=KINDS, required=False, help_text="default: shared for admins, else private"
+        choices=("shared", "private"), required=False, help_text="default: shared for admins, else private"
     )
     persona_ids = serializers.ListField(
         child=serializers.UUIDField(), required=False, max_length=50, default=list
     )
-    session_id = serializers.UUIDField(required=False, help_text="kind chat: the chat whose files these are")
+
+
+class ChatFilesCreateSerializer(StrictSerializer):
+    session_id = serializers.UUIDField(help_text="the chat whose files these are")
+    name = StringField(min_length=1, max_length=200, required=False, default="This chat's files")
 
 
 class CollectionSerializer(serializers.ModelSerializer):
@@ -88,6 +94,14 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CollectionListSerializer(serializers.Serializer):
+    collections = CollectionSerializer(many=True)
+
+
+class DocumentListSerializer(serializers.Serializer):
+    documents = DocumentSerializer(many=True)
+
+
 def _may_manage(principal: Principal, collection: Collection) -> None:
     """Shared collections are managed by tenant admins; private ones and chat files by whoever sees them."""
     if collection.kind == "shared" and not principal.is_tenant_admin:
@@ -95,7 +109,7 @@ def _may_manage(principal: Principal, collection: Collection) -> None:
 
 
 class CollectionListView(APIView):
-    @extend_schema(responses={200: CollectionSerializer(many=True)}, summary="The collections you can see")
+    @extend_schema(responses={200: CollectionListSerializer}, summary="The collections you can see")
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         rows = collections_visible(tenant=principal.tenant, owner=principal.session_owner)
@@ -105,7 +119,7 @@ class CollectionListView(APIView):
     @extend_schema(
         request=CollectionCreateSerializer,
         responses={201: CollectionSerializer},
-        summary="Create a collection: shared (admin), private (yours alone) or a chat's files",
+        summary="Create a collection: shared (tenant admins) or private (yours alone)",
     )
     def post(self, request: Request) -> Response:
         serializer = CollectionCreateSerializer(data=request.data)
@@ -113,29 +127,34 @@ class CollectionListView(APIView):
         v = serializer.validated_data
         principal = principal_of(request)
         kind = v.get("kind") or ("shared" if principal.is_tenant_admin else "private")
-        session_id = v.get("session_id")
-        if (kind == "chat") != (session_id is not None):
-            raise ValidationFailed(
-                "session_id is for kind chat, and kind chat needs it.", details={"session_id": kind}
-            )
-        owner = principal.user if principal.user is not None and principal.session_owner is not None else None
         if kind == "shared" and not principal.is_tenant_admin:
             raise Forbidden("Only a tenant admin can create a shared collection.", code="admin_required")
-        if kind == "private":
-            if principal.user is None:
-                raise ValidationFailed(
-                    "An API key has no user to own a private collection.", details={"kind": "private"}
-                )
-            owner = principal.user
-        if kind == "chat":
-            session_check(principal=principal, session_id=session_id)
+        if kind == "private" and principal.user is None:
+            raise Forbidden("An API key has no user to own a private collection.", code="user_required")
         collection = collection_create(
             tenant=principal.tenant,
             name=v["name"],
             description=v.get("description", ""),
-            owner=owner if kind != "shared" else None,
-            session_id=session_id,
+            owner=principal.user if kind == "private" else None,
             persona_ids=v.get("persona_ids") or [],
+        )
+        return Response(CollectionSerializer(collection).data, status=status.HTTP_201_CREATED)
+
+
+class ChatFilesView(APIView):
+    @extend_schema(
+        request=ChatFilesCreateSerializer,
+        responses={201: CollectionSerializer},
+        summary="The collection of a chat's own files (made on first call; the same one after)",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ChatFilesCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        v = serializer.validated_data
+        principal = principal_of(request)
+        session_check(principal=principal, session_id=v["session_id"])
+        collection = collection_create(
+            tenant=principal.tenant, name=v["name"], owner=principal.session_owner, session_id=v["session_id"]
         )
         return Response(CollectionSerializer(collection).data, status=status.HTTP_201_CREATED)
 
@@ -172,7 +191,7 @@ class DocumentListView(APIView):
     required_scopes = {"POST": sc.ATTACHMENTS_WRITE}
 
     @extend_schema(
-        responses={200: DocumentSerializer(many=True)},
+        responses={200: DocumentListSerializer},
         parameters=[COLLECTION_ID],
         summary="The collection's documents, with their ingestion status",
     )

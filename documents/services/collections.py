@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from documents.kinds import ACCEPTED, classify
 from documents.models import Collection, Document
 from documents.services.ingest import ingest_enqueue
-from somaagent.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from somaagent.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from somaagent.models import Persona, Tenant
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def collection_create(
     one per chat; asking again returns the existing one)."""
     personas = list(Persona.objects.filter(tenant=tenant, pk__in=persona_ids or []))
     if len(personas) != len(set(persona_ids or [])):
-        raise ValidationFailed("No such persona in your tenant.", details={"persona_ids": "unknown"})
+        raise NotFound("No such persona.", details={"persona_ids": "unknown"})
     if session_id is not None:
         existing = Collection.objects.filter(tenant=tenant, session_id=session_id).first()
         if existing is not None:

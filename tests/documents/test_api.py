@@ -80,6 +80,7 @@ def test_bad_uploads_get_clear_4xx_and_store_nothing(monkeypatch):  # type: igno
     assert not Document.objects.filter(collection_id=cid).exists()
     assert admin.post("/v1/collections", {"name": ""}, format="json").status_code == 400
     assert admin.post("/v1/collections", {"name": "x", "kind": "chat"}, format="json").status_code == 400
+    assert admin.post("/v1/collections", {"name": "x", "other": 1}, format="json").status_code == 400
 
 
 def test_the_same_file_twice_does_no_work_twice():  # type: ignore[no-untyped-def]
@@ -160,13 +161,17 @@ def test_chat_files_need_the_chat_and_personas_must_be_the_tenants():  # type: i
     tenant, elsewhere = new_tenant(), new_tenant()
     alice, bob = member(tenant), member(tenant)
     session = Session.objects.create(tenant=tenant, created_by=alice.user)  # type: ignore[attr-defined]
-    body = {"name": "files", "kind": "chat", "session_id": str(session.pk)}
-    assert bob.post("/v1/collections", body, format="json").status_code == 404
-    first = create_collection(alice, **body)
-    assert create_collection(alice, **body) == first  # one per chat
+    body = {"session_id": str(session.pk)}
+    assert bob.post("/v1/chat-files", body, format="json").status_code == 404
+    first = alice.post("/v1/chat-files", body, format="json")
+    assert first.status_code == 201 and first.json()["kind"] == "chat"
+    assert alice.post("/v1/chat-files", body, format="json").json() == first.json()  # one per chat
+    cid = first.json()["collection_id"]
+    assert upload(alice, cid, "a.txt", b"chat file").status_code == 201
+    assert upload(bob, cid, "b.txt", b"not bob's").status_code == 404
     foreign = Persona.objects.create(tenant=elsewhere, name="p")
     r = key_client(tenant).post(
         "/v1/collections", {"name": "x", "persona_ids": [str(foreign.pk)]}, format="json"
     )
-    assert r.status_code == 400
+    assert r.status_code == 404
     assert Membership.objects.filter(tenant=tenant).count() == 2
