@@ -69,3 +69,38 @@ def test_the_chat_shows_numbered_sources_under_the_reply(chat_page, live_system,
     text = sources.first.inner_text()
     assert text.startswith("[1] animals.md") and "Rottnest Island" in text
     assert sources.first.get_attribute("data-document-id") == str(document.pk)
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_files_added_or_dropped_in_a_chat_are_read_and_cited(chat_page, live_system, tmp_path):  # type: ignore[no-untyped-def]
+    page = chat_page
+    word = f"wombat{uuid.uuid4().hex[:6]}"
+    box = page.get_by_label("Message", exact=True)
+    box.fill("hello")
+    box.press("Enter")
+    page.locator("article.msg.assistant[data-state=done]").first.wait_for(timeout=60_000)
+    notes = tmp_path / "notes.md"
+    notes.write_text(f"# Burrows\n\nThe {word} digs burrows with its claws.")
+    page.set_input_files("#doc-input", str(notes))
+    chip = page.locator("#chat-files li", has_text="notes.md")
+    page.locator("#chat-files li[data-state=ready]", has_text="notes.md").wait_for(timeout=90_000)
+    assert "ready" in chip.inner_text()
+    # a dropped file that cannot be read ends failed with its reason
+    page.evaluate(
+        """() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["not a pdf"], "broken.pdf", {type: "application/pdf"}));
+            const log = document.getElementById('log');
+            log.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+            log.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }"""
+    )
+    failed = page.locator("#chat-files li[data-state=failed]", has_text="broken.pdf")
+    failed.wait_for(timeout=30_000)
+    assert "does not look like a PDF" in failed.inner_text()
+    box.fill(f"How does the {word} dig?")
+    box.press("Enter")
+    sources = page.locator("article.msg.assistant[data-state=done] ol.citations li")
+    sources.first.wait_for(timeout=60_000)
+    assert sources.first.inner_text().startswith("[1] notes.md")
