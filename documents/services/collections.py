@@ -52,6 +52,11 @@ def collection_delete(*, collection: Collection) -> None:
     collection.delete()
 
 
+def chat_files_delete(*, session_id: uuid.UUID) -> None:
+    """A deleted chat's own files go with it (its collection, documents and chunks)."""
+    Collection.objects.filter(session_id=session_id).delete()
+
+
 def document_upload(
     *, collection: Collection, filename: str, declared_type: str | None, content: bytes, max_bytes: int
 ) -> tuple[Document, bool]:

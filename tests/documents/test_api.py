@@ -169,6 +169,9 @@ def test_chat_files_need_the_chat_and_personas_must_be_the_tenants():  # type: i
     cid = first.json()["collection_id"]
     assert upload(alice, cid, "a.txt", b"chat file").status_code == 201
     assert upload(bob, cid, "b.txt", b"not bob's").status_code == 404
+    assert alice.delete(f"/v1/sessions/{session.pk}").status_code == 204  # the chat's files go with it
+    assert not Document.objects.filter(collection_id=cid).exists()
+    assert alice.get(f"/v1/collections/{cid}").status_code == 404
     foreign = Persona.objects.create(tenant=elsewhere, name="p")
     r = key_client(tenant).post(
         "/v1/collections", {"name": "x", "persona_ids": [str(foreign.pk)]}, format="json"
