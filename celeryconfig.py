@@ -89,6 +89,7 @@ task_routes = {
     "tools.*": {"queue": "tools", "routing_key": "tools"},
     "memory.*": {"queue": "memory", "routing_key": "memory"},
     "soma.*": {"queue": "default", "routing_key": "default"},
+    "documents.*": {"queue": "default", "routing_key": "default"},
     "webhooks.*": {"queue": "default", "routing_key": "default"},
     "schedules.*": {"queue": "default", "routing_key": "default"},
 }

@@ -38,4 +38,10 @@ class ConversationsConfig(AppConfig):
         register_pruner("idempotency", idempotency_prune)
         register_pruner("stream_buffers", stream_buffers_sweep)
         register_scrape_source("turns", turns_source)
+
+        from conversations.selectors import session_for
+        from documents.session_access import register_session_check
+
+        # A chat's files (documents) belong to whoever may use the chat.
+        register_session_check(session_for)
         register_check("llm", llm_check, required=False)

@@ -16,6 +16,8 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from conversations.attachments_api import MULTIPART_OVERHEAD  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+from documents.api import MULTIPART_OVERHEAD as DOCUMENT_OVERHEAD  # noqa: E402
+from documents.conf import documents_settings  # noqa: E402
 from somaagent.body_limit import BodyLimit  # noqa: E402
 from somaagent.policy import policy_port  # noqa: E402
 from somaagent.ws_auth import WebsocketAuthStack  # noqa: E402
@@ -32,6 +34,9 @@ application = ProtocolTypeRouter(
             path_limits={
                 "/v1/attachments": settings.SOMA.max_upload_bytes + MULTIPART_OVERHEAD,
                 "/v1/import": settings.SOMA.max_import_bytes,
+            },
+            pattern_limits={
+                r"/v1/collections/[^/]+/documents": documents_settings().max_bytes + DOCUMENT_OVERHEAD,
             },
         ),
         "websocket": WebsocketAuthStack(URLRouter(websocket_urlpatterns)),

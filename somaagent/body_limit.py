@@ -18,6 +18,7 @@ WebSocket and lifespan traffic pass through untouched.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -31,13 +32,26 @@ AsgiApp = Callable[..., Awaitable[None]]
 
 
 class BodyLimit:
-    def __init__(self, app: AsgiApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        *,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        pattern_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        # Paths with an id in them (regular expressions matched against the whole path).
+        self.pattern_limits = [(re.compile(p), limit) for p, limit in (pattern_limits or {}).items()]
 
     def limit_for(self, scope: Scope) -> int:
-        return self.path_limits.get(str(scope.get("path", "")).rstrip("/"), self.max_bytes)
+        path = str(scope.get("path", "")).rstrip("/")
+        for pattern, limit in self.pattern_limits:
+            if pattern.fullmatch(path):
+                return limit
+        return self.path_limits.get(path, self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -16,7 +16,7 @@ check_flower_start(sys.argv)  # Flower outside DEV only behind a real password
 
 app = Celery("somaagent")
 app.config_from_object("celeryconfig")
-app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory"])
+app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory", "documents"])
 
 import somaagent.celery_signals  # noqa: E402, F401  (metrics, request id, metrics files)
 from somaagent.db_hold import db_release  # noqa: E402

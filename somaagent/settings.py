@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "conversations",
     "tools",
     "memory",
+    "documents",
 ]
 
 MIDDLEWARE = [

@@ -199,6 +199,20 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "Documents",
+        "See [documents.md](documents.md).",
+        (
+            V("SOMA_DOCUMENTS_MAX_BYTES", "20971520", "largest document upload, bytes (20 MB); larger is refused with 413 while it arrives", INTEGER),
+            V("SOMA_DOCUMENTS_PARSE_CPU_SECONDS", "30", "CPU seconds the parser subprocess may use for one document", INTEGER),
+            V("SOMA_DOCUMENTS_PARSE_WALL_SECONDS", "60", "wall-clock seconds before the parser subprocess is killed", NUMBER),
+            V("SOMA_DOCUMENTS_PARSE_MEMORY_MB", "768", "address space of the parser subprocess, MB", INTEGER),
+            V("SOMA_DOCUMENTS_MAX_TEXT_CHARS", "5000000", "most text kept from one document; more ends it as failed", INTEGER),
+            V("SOMA_DOCUMENTS_CONTEXT_CHUNKS", "5", "passages of documents given to a turn", INTEGER),
+            V("SOMA_DOCUMENTS_CONTEXT_CHARS", "5000", "characters of documents given to a turn", INTEGER),
+            V("SOMA_DOCUMENTS_SEARCH_TIMEOUT", "2", "time bound of a turn's document search, seconds (past it the turn goes on without documents)", NUMBER),
+        ),
+    ),
+    Section(
         "Memory",
         "See [memory.md](memory.md).",
         (

@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("v1/", include("conversations.urls")),
     path("v1/", include("somaagent.api_urls")),
+    path("v1/", include("documents.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("s/", include("conversations.share_urls")),  # read-only share links (no login)

@@ -102,6 +102,7 @@ def _execute(run: ToolRun) -> tuple[str, dict[str, Any]]:
             owner=session.created_by_id,
             shared=bool(session.persona is not None and session.persona.shared_memory),
         ),
+        session_owner_id=session.created_by_id,
     )
     started = time.monotonic()
     db_release()  # a tool may wait seconds (a fetch, the sandbox): it holds no pooled connection

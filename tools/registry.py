@@ -52,6 +52,7 @@ class ToolContext:
     timeout: float
     config: dict[str, Any]
     memory_namespace: str = ""  # the session's memory scope (memory.port.namespace_for)
+    session_owner_id: Any = None  # the member who started the session (their private documents)
 
 
 def _always_available() -> str | None:

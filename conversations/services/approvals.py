@@ -53,6 +53,7 @@ class Parked:
     calls: list[dict[str, Any]] = field(default_factory=list)  # call_id, name, arguments, request_id, open
     memory: list[Any] = field(default_factory=list)  # the prompt's memory references (assistant.final)
     history_full: bool = False
+    citations: list[Any] = field(default_factory=list)  # the documents the prompt cites (assistant.final)
 
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))

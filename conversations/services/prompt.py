@@ -11,6 +11,7 @@ from conversations.models import EventType, SessionEvent
 from conversations.selectors import session_history_window, summary_on_branch
 from conversations.services.context import context_fit
 from conversations.services.turn_types import ClaimedTurn
+from documents.retrieval import TurnDocuments, turn_documents
 from memory.services.recall import TurnMemories, turn_memories
 from somaagent.models import Persona
 from somaagent.versioned import config_cache
@@ -35,6 +36,7 @@ _prompts = config_cache("persona_prompts", _persona_prompt)
 class TurnPrompt:
     messages: list[dict[str, Any]]
     memories: TurnMemories
+    documents: TurnDocuments
     history_full: bool  # the window was full: the session has older messages than it holds
 
 
@@ -62,7 +64,8 @@ def prompt_window(claim: ClaimedTurn) -> PromptHistory:
 
 def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
     """The prompt of one turn: persona, recalled memories, summary, the history window
-    (``prompt_window``) trimmed to the context budget, the message. One read: the memory search."""
+    (``prompt_window``) trimmed to the context budget, the message. Reads: the memory search and
+    the document search (excerpts the model is told to cite; fail-soft, documents.retrieval)."""
     limit = settings.SOMA.history_window_events
     window = history.events
     memories = turn_memories(
@@ -74,10 +77,20 @@ def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
         # Another branch's messages are not this turn's history (see conversations.branches).
         exclude_session=str(claim.session_id) if claim.session_branched else None,
     )
+    documents = turn_documents(
+        tenant_id=claim.tenant_id,
+        persona_id=claim.persona_id,
+        session_id=claim.session_id,
+        owner_id=claim.session_owner_id,
+        query=claim.user_message,
+        turn_id=claim.turn_id,
+    )
     system = (_prompts.get(str(claim.persona_id)) if claim.persona_id else "") or DEFAULT_SYSTEM_PROMPT
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     if memories.message:
         messages.append(memories.message)
+    if documents.message:
+        messages.append(documents.message)
     for event in window:
         role = "user" if event.type == EventType.USER_MESSAGE else "assistant"
         messages.append({"role": role, "content": _content_of(event)})
@@ -85,5 +98,6 @@ def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
     return TurnPrompt(
         messages=context_fit(messages=messages, summary=history.summary),
         memories=memories,
+        documents=documents,
         history_full=len(window) >= limit,
     )

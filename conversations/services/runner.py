@@ -143,9 +143,11 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
             _end(claim, route, type=EventType.ASSISTANT_ERROR, data=refusal)
             return
         memory, history_full = prompt.memories.references, prompt.history_full
+        citations = prompt.documents.citations
     else:  # going on after approvals, from where the turn was parked (services/approvals.py)
         parked = Parked.from_json(claim.resume)
         messages, memory, history_full = parked.messages, parked.memory, parked.history_full
+        citations = parked.citations
         resume = (
             parked,
             Generation(text=list(parked.text), usage=parked.usage, deltas_sent=parked.deltas_sent),
@@ -158,7 +160,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
         watched=watched,
         admit_round=lambda more: round_admit(claim=claim, messages=more, target=route.target),
         resume=resume,
-        prompt_facts=(memory, history_full),
+        prompt_facts=(memory, history_full, citations),
     )
     target = route.target
     answered = generation.error is None
@@ -204,6 +206,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
             "analysis": route.analysis.as_dict(),
             "escalation": route.escalation,
             "memory": memory,
+            "citations": citations,
         },
         answered=True,
         model=target.model,

@@ -11,6 +11,7 @@ from conversations.models import Session, Turn
 from conversations.services.approval_answer import approvals_close
 from conversations.services.turn_end import turn_ended
 from conversations.services.turn_finish import turn_request_cancel
+from documents.services.collections import chat_files_delete
 from memory.services.writes import memory_forget_session
 from somaagent.budgets.services import turn_usage_record
 from somaagent.errors import ValidationFailed
@@ -27,12 +28,14 @@ def session_rename(*, session: Session, title: str) -> Session:
 
 
 def session_delete(*, session: Session) -> None:
-    """Stop its turns and delete the session with its events; the stream buffer goes too."""
+    """Stop its turns and delete the session with its events and its own files (documents);
+    the stream buffer goes too."""
     session_id: uuid.UUID = session.pk
     turn_request_cancel(session=session, ended=turn_ended)
     with transaction.atomic():
         _settle_running_turns(session)
         memory_forget_session(session=session)  # through the memory write outbox
+        chat_files_delete(session_id=session_id)
         session.delete()
     stream_buffer.delete(str(session_id))
 

@@ -74,7 +74,7 @@ def generate_with_tools(
     watched: Watched,
     admit_round: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None,
     resume: tuple[Parked, Round] | None = None,
-    prompt_facts: tuple[list[Any], bool] = ([], False),
+    prompt_facts: tuple[list[Any], bool, list[Any]] = ([], False, []),
 ) -> Round:
     """Run model rounds until the model answers without tool calls; returns the merged result.
 
@@ -82,7 +82,7 @@ def generate_with_tools(
     reservation): the ``assistant.error`` data that ends the turn instead, or None.
     ``resume``: go on from a parked round (its state, and the reply so far). Stop reason
     ``AWAITING_APPROVAL``: the turn is parked; ``prompt_facts`` (the prompt's memory references,
-    whether its history was full) are kept with it for the reply's end.
+    whether its history was full, the documents it cites) are kept with it for the reply's end.
     """
     tools = tools_for(tenant_id=claim.tenant_id, persona_id=claim.persona_id)
     specs = offered_specs(tools) or None
@@ -144,6 +144,7 @@ def generate_with_tools(
                 round_text=current.message,
                 memory=prompt_facts[0],
                 history_full=prompt_facts[1],
+                citations=prompt_facts[2],
             )
             turn_park(claim=claim, round=number, planned=planned, parked=parked)
             total.stop_reason = AWAITING_APPROVAL

@@ -47,6 +47,7 @@ class ClaimedTurn:
     summary: str = ""  # the session's running summary of older messages
     summary_covered: int = 0  # the last cursor the summary covers
     memory_namespace: str = ""  # where its memories are written and recalled (memory.port)
+    session_owner_id: Any = None  # the member who started the session (their private documents)
     # The cursor assistant.started took for the turn's first delta (``reserved_cursor_take``).
     first_cursor: ReservedCursor | None = field(default=None, compare=False)
     regenerated: bool = False  # another reply to a message that has one: its branch starts there

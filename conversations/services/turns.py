@@ -112,6 +112,7 @@ def turn_claim(
             memory_namespace=namespace_for(
                 persona_id=row.persona_id, owner=row.created_by_id, shared=row.shared_memory
             ),
+            session_owner_id=row.created_by_id,
             regenerated=row.position is not None,
             user_parent_id=row.user_parent_id,
             session_branched=row.session_branched,

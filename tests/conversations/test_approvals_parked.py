@@ -34,10 +34,10 @@ def test_many_waiting_turns_hold_no_thread_and_survive_a_killed_worker(live_db: 
             send(system, tk.key, f"n{i} [[tool=current_time:{{}}]] [[echo_tools]]") for i in range(waiting)
         ]
         turn_ids = [a["turn_id"] for a in accepted]
-        waiting = Turn.objects.filter(pk__in=turn_ids, awaiting_approval=True)
-        wait_until(lambda: waiting.count() == waiting, timeout=120, interval=0.5, what="every turn to park")
+        parked = Turn.objects.filter(pk__in=turn_ids, awaiting_approval=True)
+        wait_until(lambda: parked.count() == waiting, timeout=120, interval=0.5, what="every turn to park")
         assert (
-            waiting.filter(status="running", lease_owner="", lease_expires_at__isnull=True).count() == waiting
+            parked.filter(status="running", lease_owner="", lease_expires_at__isnull=True).count() == waiting
         )
         assert ToolApproval.objects.filter(turn_id__in=turn_ids, status="pending").count() == waiting
 

@@ -18,7 +18,7 @@ from somaagent import settings_doc
 from somaagent.settings_catalog import BOOLEAN, INTEGER, NOT_SETTINGS, NUMBER, TEXT, variables
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("somaagent", "conversations", "tools", "memory", "manage.py", "celeryconfig.py")
+SOURCES = ("somaagent", "conversations", "tools", "memory", "documents", "manage.py", "celeryconfig.py")
 NAME = re.compile(r"^[A-Z][A-Z0-9_]+$")
 SOMA_STRING = re.compile(r"""["'](SOMA_[A-Z0-9_]+)["']""")
 READER_KIND = {"env": TEXT, "env_int": INTEGER, "env_float": NUMBER, "env_bool": BOOLEAN}

@@ -27,7 +27,7 @@ def test_defaults_offer_the_safe_tools_and_not_web_search_without_a_url(tenant: 
     with tool_settings(search_url=""):
         offered = names(offered_specs(tools_for(tenant_id=tenant.pk, persona_id=None)))
     search_port.cache_clear()
-    assert offered == ["current_time", "memory_recall", "python"]
+    assert offered == ["current_time", "document_search", "memory_recall", "python"]
 
 
 def test_web_search_is_offered_when_configured(tenant: Tenant) -> None:

@@ -64,6 +64,28 @@
     },
   });
 
+  var chatFiles = new window.SomaChatFiles({
+    list: $("chat-files"),
+    sessionId: function () {
+      return state.sessionId;
+    },
+  });
+  $("doc-input").addEventListener("change", function (ev) {
+    chatFiles.add(ev.target.files);
+    ev.target.value = "";
+  });
+  $("log").addEventListener("dragover", function (ev) {
+    if (state.sessionId && ev.dataTransfer && Array.prototype.indexOf.call(ev.dataTransfer.types, "Files") >= 0) {
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = "copy";
+    }
+  });
+  $("log").addEventListener("drop", function (ev) {
+    if (!state.sessionId || !ev.dataTransfer || !ev.dataTransfer.files.length) return;
+    ev.preventDefault();
+    chatFiles.add(ev.dataTransfer.files);
+  });
+
   /* ---------- status, scrolling ---------- */
 
   function setStatus(text) {
@@ -160,6 +182,7 @@
     $("share").hidden = !hasSession;
     if (hasSession) $("export").href = "/v1/sessions/" + state.sessionId + "/export?format=markdown";
     $("delete").hidden = !hasSession;
+    $("doc-label").hidden = !hasSession;
     $("stop").hidden = !(hasSession && state.timeline.busy());
     $("load-older").hidden = state.olderCursor === null;
   }
@@ -175,6 +198,7 @@
     if (state.stream) state.stream.close();
     state.stream = null;
     state.generation += 1;
+    if (sessionId !== state.sessionId) chatFiles.reset();
     state.sessionId = sessionId;
     state.branch = branch || null;
     state.branches = new Branches();

@@ -8,7 +8,9 @@
  *
  * items: [{kind:"user", eventId, parentId, seq, text, attachments}
  *         {kind:"reply", replyTo, model, text, state, error, tools, restarted, finalEventId, feedback,
- *          firstEventId, parentId, approvals}]
+ *          firstEventId, parentId, approvals, citations}]
+ * (citations: the documents the final reply was given, [{index, documentId, filename, page, snippet}],
+ * shown as numbered references under it.)
  * (firstEventId/parentId: the reply's first persisted event and its parent, the message it answers:
  * where the reply sits among the message's other replies, see branches.js.)
  * reply.state: "waiting" | "streaming" | "done" | "error" | "cancelled"
@@ -20,6 +22,23 @@
   "use strict";
 
   var TERMINAL = { "assistant.final": 1, "assistant.error": 1, "assistant.cancelled": 1 };
+
+  function citationsOf(list) {
+    if (!Array.isArray(list)) return [];
+    return list
+      .filter(function (c) {
+        return c && typeof c === "object";
+      })
+      .map(function (c, i) {
+        return {
+          index: Number(c.index) || i + 1,
+          documentId: String(c.document_id || ""),
+          filename: String(c.filename || "document"),
+          page: typeof c.page === "number" ? c.page : null,
+          snippet: String(c.snippet || ""),
+        };
+      });
+  }
 
   function Timeline(after) {
     this.items = [];
@@ -50,6 +69,7 @@
         feedback: null, // "up" | "down" once the reader rated it here
         firstEventId: null,
         parentId: null,
+        citations: [],
       };
       if (replyTo) this.replies[replyTo] = reply;
       this.items.push(reply);
@@ -156,6 +176,7 @@
           reply.finalEventId = event.event_id ? String(event.event_id) : null;
           reply.text = String(data.message || "");
           if (data.model) reply.model = String(data.model);
+          reply.citations = citationsOf(data.citations);
         } else if (event.type === "assistant.error") {
           reply.state = "error";
           reply.error = {

@@ -149,6 +149,22 @@
     );
   }
 
+  /* The documents a reply was given, numbered as the model cites them: [1] file, page — excerpt. */
+  function citationList(citations) {
+    return h(
+      "ol",
+      { className: "citations", "aria-label": "Sources" },
+      citations.map(function (c) {
+        var where = c.filename + (c.page ? ", page " + c.page : "");
+        return h("li", { "data-index": String(c.index), "data-document-id": c.documentId, title: c.snippet }, [
+          h("span", { className: "cite-n", text: "[" + c.index + "] " }),
+          h("span", { className: "cite-where", text: where }),
+          c.snippet ? h("span", { className: "muted", text: " \u2014 " + c.snippet }) : null,
+        ]);
+      })
+    );
+  }
+
   /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button, and
    * onRate(reply, "up"|"down") by its feedback buttons (a finished reply only); extras:
    * {choice, onSwitch, onRegenerate(reply)} for its versions and another one, and
@@ -194,6 +210,9 @@
       });
     }
     parts.push(body);
+    if (item.state === "done" && item.citations && item.citations.length) {
+      parts.push(citationList(item.citations));
+    }
     if (item.state === "error") {
       var retry = h("button", { type: "button", className: "retry", text: "Retry" });
       retry.addEventListener("click", function () {

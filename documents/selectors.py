@@ -1,0 +1,73 @@
+"""Who sees which collection, for the API (a caller) and for a turn (a session).
+
+- A caller with ``owner`` None (tenant admin, staff, API key) sees every
+  collection of the tenant; a member (``owner`` = their user) sees the shared
+  ones and their own (private, and their chats' files). Another tenant's or
+  member's ids are indistinguishable from missing ones (404).
+- A turn uses the shared collections bound to no persona or to the session's
+  persona, the session owner's private collections (same persona rule) and the
+  chat's own files.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from documents.models import Collection, Document
+from somaagent.errors import NotFound
+from somaagent.models import Tenant
+
+
+def parse_uuid(value: object) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound("No such collection.") from None
+
+
+def collections_visible(*, tenant: Tenant | uuid.UUID, owner: Any = None) -> QuerySet[Collection]:
+    rows = Collection.objects.filter(tenant=tenant)
+    if owner is not None:
+        rows = rows.filter(Q(owner=owner) | Q(owner__isnull=True, session_id__isnull=True))
+    return rows
+
+
+def collection_get(*, tenant: Tenant, collection_id: object, owner: Any = None) -> Collection:
+    found = collections_visible(tenant=tenant, owner=owner).filter(pk=parse_uuid(collection_id)).first()
+    if found is None:
+        raise NotFound("No such collection.")
+    return found
+
+
+def document_get(*, collection: Collection, document_id: object) -> Document:
+    try:
+        did = parse_uuid(document_id)
+    except NotFound:
+        raise NotFound("No such document.") from None
+    found = Document.objects.filter(collection=collection, pk=did).defer("content").first()
+    if found is None:
+        raise NotFound("No such document.")
+    return found
+
+
+def documents_of(*, collection: Collection) -> QuerySet[Document]:
+    return Document.objects.filter(collection=collection).defer("content").order_by("-created_at")
+
+
+def turn_collection_ids(
+    *, tenant_id: uuid.UUID, persona_id: uuid.UUID | None, session_id: uuid.UUID, owner_id: Any = None
+) -> list[uuid.UUID]:
+    """The collections a turn of this session draws on (one query)."""
+    persona_rule = (
+        Q(personas__isnull=True) | Q(personas=persona_id) if persona_id else Q(personas__isnull=True)
+    )
+    shared = Q(owner__isnull=True, session_id__isnull=True) & persona_rule
+    scope = shared | Q(session_id=session_id)
+    if owner_id is not None:
+        scope |= Q(owner_id=owner_id, session_id__isnull=True) & persona_rule
+    return list(
+        Collection.objects.filter(Q(tenant_id=tenant_id) & scope).values_list("id", flat=True).distinct()
+    )

@@ -1,0 +1,19 @@
+"""Celery entry points of the documents package: thin calls into services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from documents.services.ingest import document_ingest
+
+
+@shared_task(
+    name="documents.ingest",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=600,
+    soft_time_limit=570,
+    ignore_result=True,
+)
+def ingest(document_id: str) -> str:
+    return document_ingest(document_id=document_id)
