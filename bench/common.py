@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 
 
@@ -123,3 +125,30 @@ def machine_description() -> str:
         f"Python {sys.version.split()[0]}, {_first_line(['psql', '--version'])}, "
         f"load average at start {load}"
     )
+
+
+def migrated_django_with_own_prefix() -> None:
+    """Django set up for a bench in this process: the bench environment, a Redis key prefix of
+    this run's own, quiet client logs, the database migrated."""
+    bench_environment()
+    os.environ["SOMA_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}:"
+    import django
+
+    django.setup()
+    quiet_client_logs()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def made_up_words(rng: random.Random, count: int) -> list[str]:
+    """``count`` distinct made-up words (2 to 4 syllables): a vocabulary no stemmer or stop list knows."""
+    syllables = ["ka", "lo", "mi", "re", "tu", "sa", "ne", "po", "vi", "da", "gu", "fe", "zo", "ri", "ba"]
+    seen: set[str] = set()
+    words: list[str] = []
+    while len(words) < count:
+        w = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    return words

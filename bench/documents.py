@@ -17,40 +17,15 @@ collections, search, dedupe, budget) too. Full-text on the database in use
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
 import uuid
 from typing import Any
 
-from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
+from bench.common import machine_description, made_up_words, migrated_django_with_own_prefix, percentile
 
 VOCABULARY = 5000
-
-
-def _setup() -> None:
-    bench_environment()
-    os.environ["SOMA_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}:"
-    import django
-
-    django.setup()
-    quiet_client_logs()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def _words(rng: random.Random) -> list[str]:
-    syllables = ["ka", "lo", "mi", "re", "tu", "sa", "ne", "po", "vi", "da", "gu", "fe", "zo", "ri", "ba"]
-    seen: set[str] = set()
-    words: list[str] = []
-    while len(words) < VOCABULARY:
-        w = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
-        if w not in seen:
-            seen.add(w)
-            words.append(w)
-    return words
 
 
 def _pdf(pages: int, rng: random.Random, words: list[str]) -> bytes:
@@ -200,13 +175,13 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--searches", type=int, default=200)
     args = parser.parse_args()
-    _setup()
+    migrated_django_with_own_prefix()
     from somaagent.apikeys import tenant_get_or_create
 
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.documents', *sys.argv[1:]])}`")
     rng = random.Random(7)
-    words = _words(rng)
+    words = made_up_words(rng, VOCABULARY)
     tenant = tenant_get_or_create(name=f"documents-bench-{uuid.uuid4().hex[:8]}")
     try:
         ingest_rows = ingestion(rng, words, tenant)

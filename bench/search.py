@@ -14,40 +14,15 @@ kind of query: p50/p99 in ms and how many results the first page had.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
 import uuid
 from typing import Any
 
-from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
+from bench.common import machine_description, made_up_words, migrated_django_with_own_prefix, percentile
 
 VOCABULARY = 5000
-
-
-def _setup() -> None:
-    bench_environment()
-    os.environ["SOMA_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:8]}:"
-    import django
-
-    django.setup()
-    quiet_client_logs()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def _words(rng: random.Random) -> list[str]:
-    syllables = ["ka", "lo", "mi", "re", "tu", "sa", "ne", "po", "vi", "da", "gu", "fe", "zo", "ri", "ba"]
-    seen: set[str] = set()
-    words: list[str] = []
-    while len(words) < VOCABULARY:
-        w = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
-        if w not in seen:
-            seen.add(w)
-            words.append(w)
-    return words
 
 
 def _fill(messages: int, rng: random.Random, words: list[str]) -> Any:
@@ -91,7 +66,7 @@ def measure(messages: int, searches: int) -> list[dict[str, Any]]:
     from somaagent.identity import principal_for_key
 
     rng = random.Random(7)
-    words = _words(rng)
+    words = made_up_words(rng, VOCABULARY)
     began = time.perf_counter()
     key = _fill(messages, rng, words)
     filled = time.perf_counter() - began
@@ -135,7 +110,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--searches", type=int, default=300)
     args = parser.parse_args()
-    _setup()
+    migrated_django_with_own_prefix()
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.search', *sys.argv[1:]])}`")
     rows = measure(args.messages, args.searches)
