@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from documents.models import Collection, Document
 from somaagent.errors import NotFound
 from somaagent.models import Tenant
+from somaagent.versioned import Versioned, invalidate_on_change
 
 
 def parse_uuid(value: object) -> uuid.UUID:
@@ -57,10 +58,26 @@ def documents_of(*, collection: Collection) -> QuerySet[Document]:
     return Document.objects.filter(collection=collection).defer("content").order_by("-created_at")
 
 
+def _has_collections(tenant_id: Any) -> bool:
+    return Collection.objects.filter(tenant_id=str(tenant_id)).exists()
+
+
+# tenant id -> whether it has any collection at all: a turn of a tenant without documents asks
+# the database nothing (a Redis version check at most once a second), read again after a change.
+tenant_has_collections = Versioned("document_collections", _has_collections)
+
+
+def collections_follow_changes() -> None:
+    """From ``ready()``: a collection made or deleted makes every process ask again."""
+    invalidate_on_change(Collection, lambda changed: tenant_has_collections.bump(str(changed.tenant_id)))
+
+
 def turn_collection_ids(
     *, tenant_id: uuid.UUID, persona_id: uuid.UUID | None, session_id: uuid.UUID, owner_id: Any = None
 ) -> list[uuid.UUID]:
-    """The collections a turn of this session draws on (one query)."""
+    """The collections a turn of this session draws on (one query; none for a tenant that has none)."""
+    if not tenant_has_collections.get(str(tenant_id)):
+        return []
     persona_rule = (
         Q(personas__isnull=True) | Q(personas=persona_id) if persona_id else Q(personas__isnull=True)
     )

@@ -53,6 +53,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "Tools": ("tools.ToolSetting", "tools.McpServer", "tools.ToolRun", "conversations.ToolApproval"),
     "Memory": ("memory.MemoryItem", "memory.MemoryWrite", "memory.MemoryWal", "memory.MemoryReplica"),
+    "Documents": ("documents.Collection", "documents.Document"),
     "Operations": (
         "somaagent.TokenUsage",
         "somaagent.OutboxMessage",

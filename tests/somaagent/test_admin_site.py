@@ -35,7 +35,15 @@ def test_the_admin_is_named_for_somaagent_and_its_models_read_properly(staff: Cl
 def test_the_index_groups_models_by_what_staff_do(staff: Client) -> None:
     response = staff.get("/admin/")
     sections = [app["name"] for app in response.context["app_list"]]
-    assert sections == ["Conversations", "People & access", "Models", "Tools", "Memory", "Operations"]
+    assert sections == [
+        "Conversations",
+        "People & access",
+        "Models",
+        "Tools",
+        "Memory",
+        "Documents",
+        "Operations",
+    ]
     by_section = {
         app["name"]: [m["object_name"] for m in app["models"]] for app in response.context["app_list"]
     }

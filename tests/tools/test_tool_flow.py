@@ -49,7 +49,7 @@ def test_a_single_call_runs_and_its_result_goes_back_to_the_model(live_system, t
 
     first, second = model_requests(llm_stub.url, m)
     offered = sorted(t["function"]["name"] for t in first["tools"])
-    assert offered == ["current_time", "memory_recall", "python", "web_search"]
+    assert offered == ["current_time", "document_search", "memory_recall", "python", "web_search"]
     assistant, tool_message = second["messages"][-2:]
     assert (
         assistant["role"] == "assistant" and assistant["tool_calls"][0]["function"]["name"] == "current_time"
