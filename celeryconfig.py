@@ -10,7 +10,7 @@ on the model's socket, which costs a thread (a few hundred kilobytes) and no
 database connection (``somaagent.db_hold``), so one process carries hundreds
 of conversations; the prefork pool spent a whole process (~125 MB and a
 connection) on each. Threads do not support Celery's time limits, so a turn
-keeps its own (``SOMA_TURN_TIME_LIMIT_SECONDS``, conversations.services.turn_watch)
+keeps its own (``SOMA_TURN_TIME_LIMIT_SECONDS``, conversations.turn.watch)
 and every outside call has its own timeout.
 
 Worker loss: tasks are acknowledged late and rejected (requeued) when the

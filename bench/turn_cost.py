@@ -98,7 +98,7 @@ def main() -> int:
     from django.conf import settings
 
     from conversations.models import EventType, Session, SessionEvent, Turn
-    from conversations.services.runner import turn_run
+    from conversations.turn.runner import turn_run
     from memory.models import MemoryWrite
     from memory.services.delivery import claim_head, memory_deliver
     from somaagent.models import Tenant

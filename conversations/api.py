@@ -17,9 +17,9 @@ from conversations.branch_listing import ALL, BRANCH, all_requested, branch_page
 from conversations.envelope import envelope_of
 from conversations.selectors import events_after, events_before, session_for, session_list
 from conversations.services.accept import MessageInput
-from conversations.services.admission import message_admit_accept
 from conversations.services.sessions import session_cancel, session_delete, session_rename
 from conversations.sse import MAX_CURSOR, parse_cursor
+from conversations.turn.admission import message_admit_accept
 from somaagent.authentication import principal_of
 from somaagent.errors import PayloadTooLarge, ValidationFailed
 

@@ -7,11 +7,11 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         # The outbox topics and UI settings this package owns, registered here and nowhere else.
-        from conversations.escalation import escalation_setting_register
-        from conversations.services.context import context_setting_register
         from conversations.services.summary import SUMMARY_TASK, SUMMARY_TOPIC
         from conversations.services.titles import TITLE_TASK, TITLE_TOPIC
-        from conversations.services.turn_types import TURN_TASK, TURN_TOPIC
+        from conversations.turn.context_window import context_setting_register
+        from conversations.turn.escalation import escalation_setting_register
+        from conversations.turn.types import TURN_TASK, TURN_TOPIC
         from somaagent.outbox import register_topic
 
         register_topic(TURN_TOPIC, task=TURN_TASK, queue="conversation")

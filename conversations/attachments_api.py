@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from conversations.models import Attachment
 from conversations.selectors import attachment_get
-from conversations.services.admission import attachment_upload_authorize
 from conversations.services.attachments import attachment_create, too_large, upload_limits
+from conversations.turn.admission import attachment_upload_authorize
 from somaagent import scopes as sc
 from somaagent.authentication import principal_of
 from somaagent.errors import PolicyDenied, ValidationFailed

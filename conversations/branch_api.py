@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY, SESSION_ID, idempotency_key_of
 from conversations.selectors import session_for
-from conversations.services.admission import reply_admit_regenerate
+from conversations.turn.admission import reply_admit_regenerate
 from somaagent.authentication import principal_of
 
 EVENT_ID = OpenApiParameter(

@@ -129,7 +129,7 @@ class Turn(models.Model):
     usage = models.JSONField(default=dict, blank=True)
     error_code = models.CharField(max_length=50, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
-    # Parked (conversations/services/approvals.py): a tool call waits for a person; no worker
+    # Parked (conversations/turn/approvals.py): a tool call waits for a person; no worker
     # holds the turn (no lease) and the sweep leaves it alone until the last answer dispatches it.
     awaiting_approval = models.BooleanField(default=False)
     # Where a parked turn resumes (the model's messages so far, its text, the round's calls);

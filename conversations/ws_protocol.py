@@ -41,8 +41,8 @@ from conversations.api import IDEMPOTENCY_KEY_RE
 from conversations.approvals_api import approval_frame_answer
 from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
-from conversations.services.admission import message_admit_accept
 from conversations.services.sessions import session_cancel
+from conversations.turn.admission import message_admit_accept
 from somaagent import scopes as sc
 from somaagent.api_errors import error_body, exception_handler
 from somaagent.async_auth import admit

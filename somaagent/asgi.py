@@ -15,7 +15,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from conversations.attachments_api import MULTIPART_OVERHEAD  # noqa: E402
-from conversations.routing import websocket_urlpatterns  # noqa: E402
+from conversations.ws_urls import websocket_urlpatterns  # noqa: E402
 from documents.api import MULTIPART_OVERHEAD as DOCUMENT_OVERHEAD  # noqa: E402
 from documents.conf import documents_settings  # noqa: E402
 from somaagent.body_limit import BodyLimit  # noqa: E402

@@ -117,8 +117,8 @@ OUTAGE_LOGGERS = frozenset(
         "celery.beat",  # "Message Error: Couldn't apply scheduled task …" while the broker is down
         "somaagent.api_errors",
         "somaagent.outages",
-        "conversations.services.publisher",
-        "conversations.services.turn_watch",
+        "conversations.turn.publisher",
+        "conversations.turn.watch",
         "conversations.streaming",
         "conversations.stream_buffer",
         "somaagent.ratelimit",

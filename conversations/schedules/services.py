@@ -20,8 +20,8 @@ from conversations.schedules.owners import owner_fields, owner_principal
 from conversations.schedules.timing import cron_next, cron_parse, interval_next, zone
 from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
-from conversations.services.admission import message_admit_accept
-from conversations.services.turn_types import TurnEnd
+from conversations.turn.admission import message_admit_accept
+from conversations.turn.types import TurnEnd
 from conversations.webhooks.emit import webhook_emit
 from somaagent.config import env_float, env_int
 from somaagent.errors import Forbidden, NotFound, SomaError, ValidationFailed

@@ -37,7 +37,7 @@ from conversations.models import (
 from conversations.selectors import session_get, session_owned
 from conversations.services.events import FOLLOW_LEAF, attach_under, event_append
 from conversations.services.titles import title_from_message
-from conversations.services.turn_queue import turn_dispatch, turn_insert
+from conversations.turn.dispatch import turn_dispatch, turn_insert
 from somaagent.context import request_id_data
 from somaagent.errors import IdempotencyConflict, NotFound, ValidationFailed
 from somaagent.models import Persona, Tenant

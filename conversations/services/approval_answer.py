@@ -5,7 +5,7 @@ from ``pending`` to its outcome, the tool run is dispatched (approved) or ended
 ``blocked`` (denied, expired; the model gets that as the tool's result), a
 ``tool.approval_decided`` event goes to the stream and the audit log gets an
 entry, all in one transaction. The answer that leaves none of the turn's
-approvals pending un-parks the turn and dispatches it (services/approvals.py).
+approvals pending un-parks the turn and dispatches it (conversations/turn/approvals.py).
 
 The same answer again returns the recorded decision (HTTP 200); a different
 one, or any answer after the approval expired or its turn ended, is refused
@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, ToolApproval, Turn
 from conversations.services.events import event_append
-from conversations.services.tool_calls import tool_policy_check
-from conversations.services.turn_finish import turn_attach
-from conversations.services.turn_queue import turn_dispatch
+from conversations.turn.dispatch import turn_dispatch
+from conversations.turn.finish import turn_attach
+from conversations.turn.tool_calls import tool_policy_check
 from somaagent.audit import Actor, audit_record
 from somaagent.errors import Conflict, Forbidden, NotFound, PolicyDenied, ValidationFailed
 from somaagent.identity import Principal

@@ -16,7 +16,7 @@ from typing import Any
 from conversations.models import EventType, Session, SessionEvent
 from conversations.services.accept import idempotent, request_fingerprint, stream_links
 from conversations.services.events import allocate_seq
-from conversations.services.turn_queue import turn_dispatch, turn_insert
+from conversations.turn.dispatch import turn_dispatch, turn_insert
 from somaagent.errors import NotFound, ValidationFailed
 from somaagent.models import Tenant
 

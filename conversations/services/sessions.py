@@ -9,8 +9,8 @@ from django.db import transaction
 from conversations import stream_buffer
 from conversations.models import Session, Turn
 from conversations.services.approval_answer import approvals_close
-from conversations.services.turn_end import turn_ended
-from conversations.services.turn_finish import turn_request_cancel
+from conversations.turn.end import turn_ended
+from conversations.turn.finish import turn_request_cancel
 from documents.services.collections import chat_files_delete
 from memory.services.writes import memory_forget_session
 from somaagent.budgets.services import turn_usage_record

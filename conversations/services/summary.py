@@ -4,7 +4,7 @@ A turn's prompt holds the last ``SOMA_HISTORY_WINDOW_EVENTS`` messages (trimmed
 to the token budget). Messages older than that window are folded into one
 running summary per session (``session_summaries``), which the prompt carries
 as a system message. When a turn of a session longer than the window ends
-(``conversations.services.turn_end``), a bounded check sees whether at least
+(``conversations.turn.end``), a bounded check sees whether at least
 ``SUMMARY_STEP`` messages have left the window since the last summary; if so an
 outbox row (same transaction) queues ``conversation.summarise_session`` on the
 ``default`` queue (a backlog must not delay user turns on ``conversation``).
@@ -37,7 +37,7 @@ from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
 from conversations.selectors import HISTORY_TYPES, summary_on_branch
-from conversations.services.context import context_budget
+from conversations.turn.context_window import context_budget
 from somaagent.outbox import outbox_enqueue
 from somaagent.tokens import estimate_tokens
 

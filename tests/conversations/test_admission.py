@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import Session, SessionEvent
-from conversations.services.admission import attachment_upload_authorize
+from conversations.turn.admission import attachment_upload_authorize
 from somaagent.audit import Actor
 from somaagent.errors import Forbidden, PolicyDenied
 from somaagent.identity import principal_for_key

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from conversations.analysis import _CODE, _LIST_ITEM, _SENTENCE_END, MAX_ANALYSED_CHARS, PATTERNS, analyse
+from conversations.turn.analysis import (
+    _CODE,
+    _LIST_ITEM,
+    _SENTENCE_END,
+    MAX_ANALYSED_CHARS,
+    PATTERNS,
+    analyse,
+)
 
 
 @pytest.mark.parametrize(

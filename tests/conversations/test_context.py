@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conversations.services.context import (
+from conversations.turn.context_window import (
     SUMMARY_PREFIX,
     context_budget,
     context_fit,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from conversations.analysis import Analysis, analyse
-from conversations.escalation import DEFAULTS, SETTING_KEY, escalation_decide, escalation_rules
+from conversations.turn.analysis import Analysis, analyse
+from conversations.turn.escalation import DEFAULTS, SETTING_KEY, escalation_decide, escalation_rules
 from somaagent.models import UISetting
 from somaagent.ui_setting_schemas import ui_setting_problems
 

@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Sum
 
 from conversations.models import Session, Turn
-from conversations.services.prompt import DEFAULT_SYSTEM_PROMPT
+from conversations.turn.prompt import DEFAULT_SYSTEM_PROMPT
 from somaagent.audit import Actor
 from somaagent.budgets.services import budget_counters, budget_set
 from somaagent.models import LlmCredential, ModelProfile, Persona, TokenUsage

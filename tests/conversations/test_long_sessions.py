@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from conversations.models import EventType, Session, SessionEvent, SessionSummary
-from conversations.services.context import SUMMARY_PREFIX, prompt_tokens
 from conversations.services.sessions import session_delete
+from conversations.turn.context_window import SUMMARY_PREFIX, prompt_tokens
 from somaagent.models import UISetting
 from tests.live import LiveSystem, read_stream, wait_until
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from conversations.services.routing import route_record, turn_route
-from conversations.services.turn_end import turn_ended
+from conversations.turn.end import turn_ended
+from conversations.turn.route import route_record, turn_route
 from somaagent.models import ModelProfile
 
 pytestmark = pytest.mark.django_db
@@ -81,8 +81,8 @@ def test_no_model_at_all_is_an_empty_chain() -> None:
 @pytest.mark.django_db(transaction=True)  # foreign keys checked at each commit, as in production
 def test_the_turns_end_stores_its_route_record() -> None:
     from conversations.models import EventType, Session, SessionEvent, Turn, TurnAnalysis
-    from conversations.services.turn_finish import turn_finish
-    from conversations.services.turns import turn_claim
+    from conversations.turn.claim import turn_claim
+    from conversations.turn.finish import turn_finish
     from tests.conftest import make_tenant_key
 
     tenant: Any = make_tenant_key().tenant

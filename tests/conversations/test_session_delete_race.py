@@ -19,10 +19,10 @@ from django.db import connection, connections, transaction
 from conversations.models import EventType, Session, Turn
 from conversations.services import sessions
 from conversations.services.events import event_append
-from conversations.services.turn_end import turn_ended
-from conversations.services.turn_finish import turn_finish
-from conversations.services.turn_types import LeaseLost, TurnEnd
-from conversations.services.turns import turn_claim
+from conversations.turn.claim import turn_claim
+from conversations.turn.end import turn_ended
+from conversations.turn.finish import turn_finish
+from conversations.turn.types import LeaseLost, TurnEnd
 from somaagent.budgets.services import budget_reserve
 from somaagent.models import TokenUsage
 from tests.conftest import make_tenant_key

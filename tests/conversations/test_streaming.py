@@ -22,8 +22,8 @@ from django.utils import timezone
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, make_envelope
 from conversations.models import EventType, Session, SessionEvent
-from conversations.services.turn_end import turn_ended
 from conversations.streaming import HEARTBEAT, SessionFollower
+from conversations.turn.end import turn_ended
 from tests.conftest import make_tenant_key
 
 pytestmark = pytest.mark.django_db
@@ -209,7 +209,7 @@ def test_deltas_reach_the_buffer_only_after_their_cursor_is_committed() -> None:
 def test_a_delta_cursor_is_refused_to_a_worker_without_the_lease() -> None:
     from conversations.models import Turn
     from conversations.services.events import GuardFailed, delta_cursor_take
-    from conversations.services.turns import turn_claim
+    from conversations.turn.claim import turn_claim
 
     s = Layout()
     s.persisted(1)
@@ -290,9 +290,9 @@ def _holding_the_publisher() -> Iterator[None]:
 
 def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
     from conversations.models import Turn
-    from conversations.services.publisher import DeltaPublisher
-    from conversations.services.turn_watch import Watched
-    from conversations.services.turns import turn_claim
+    from conversations.turn.claim import turn_claim
+    from conversations.turn.publisher import DeltaPublisher
+    from conversations.turn.watch import Watched
 
     s = Layout()
     user = s.persisted(1)
@@ -330,7 +330,7 @@ def _publish(publisher: Any, text: str) -> None:
 def _started_turn(s: Layout) -> Any:
     """A user message at cursor 1 and its turn claimed by w1 (assistant.started at 2)."""
     from conversations.models import Turn
-    from conversations.services.turns import turn_claim
+    from conversations.turn.claim import turn_claim
 
     s.persisted(1)
     turn = Turn.objects.create(
@@ -342,8 +342,8 @@ def _started_turn(s: Layout) -> Any:
 def test_the_turns_first_delta_has_the_cursor_its_claim_took() -> None:
     """assistant.started takes two cursors: its own and the first delta's, which then costs
     no statement; later deltas take theirs one by one, guarded by the lease."""
-    from conversations.services.publisher import DeltaPublisher
-    from conversations.services.turn_watch import Watched
+    from conversations.turn.publisher import DeltaPublisher
+    from conversations.turn.watch import Watched
 
     s = Layout()
     claim = _started_turn(s)
@@ -366,7 +366,7 @@ def test_the_turns_first_delta_has_the_cursor_its_claim_took() -> None:
 
 def test_a_turn_that_ends_before_any_delta_gives_its_end_the_reserved_cursor() -> None:
     """No hole: the terminal event reuses the cursor taken for a first delta that never came."""
-    from conversations.services.turn_finish import turn_finish
+    from conversations.turn.finish import turn_finish
 
     s = Layout()
     claim = _started_turn(s)
@@ -390,8 +390,8 @@ def test_a_turn_that_ends_before_any_delta_gives_its_end_the_reserved_cursor() -
 
 
 def test_a_first_delta_whose_taken_cursor_lost_the_race_goes_out_with_a_guarded_one() -> None:
-    from conversations.services.publisher import DeltaPublisher
-    from conversations.services.turn_watch import LEASE_LOST, Watched
+    from conversations.turn.publisher import DeltaPublisher
+    from conversations.turn.watch import LEASE_LOST, Watched
 
     s = Layout()
     claim = _started_turn(s)

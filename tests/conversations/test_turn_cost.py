@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connections
 
 from conversations.models import EventType, Session, SessionEvent, Turn
-from conversations.services.runner import turn_run
+from conversations.turn.runner import turn_run
 from somaagent.models import Tenant
 from tests.statements import statements_on_every_thread
 

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
-from conversations.services.turn_end import turn_ended
-from conversations.services.turn_finish import turn_finish
-from conversations.services.turn_queue import turn_sweep
-from conversations.services.turn_types import LeaseLost
-from conversations.services.turns import turn_claim, turn_leases_renew
+from conversations.turn.claim import turn_claim, turn_leases_renew
+from conversations.turn.dispatch import turn_sweep
+from conversations.turn.end import turn_ended
+from conversations.turn.finish import turn_finish
+from conversations.turn.types import LeaseLost
 from somaagent.models import OutboxMessage
 from tests.conftest import make_tenant_key
 

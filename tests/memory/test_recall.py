@@ -13,8 +13,8 @@ from django.utils import timezone
 from conversations.models import EventType, Turn
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.events import event_append
-from conversations.services.prompt import prompt_window, turn_prompt
-from conversations.services.turn_types import ClaimedTurn
+from conversations.turn.prompt import prompt_window, turn_prompt
+from conversations.turn.types import ClaimedTurn
 from memory.adapters.embedded import EmbeddedMemory
 from memory.port import Remember, namespace_for
 from memory.services.recall import PREAMBLE, memory_recall, turn_memories

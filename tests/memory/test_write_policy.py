@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import EventType, Turn
-from conversations.services.turn_end import turn_ended
-from conversations.services.turn_finish import turn_finish
-from conversations.services.turns import turn_claim
+from conversations.turn.claim import turn_claim
+from conversations.turn.end import turn_ended
+from conversations.turn.finish import turn_finish
 from memory.models import MemoryWrite
 from somaagent.audit import Actor
 from somaagent.policy.data import policy_data_set

@@ -169,7 +169,7 @@ def test_ui_settings_changes_ask_the_policy_and_are_audited(staff, settings):
 
 
 def test_dead_letter_replay_is_audited(staff):
-    import conversations.services.turns  # noqa: F401  (registers the conversation.turn topic)
+    import conversations.turn.claim  # noqa: F401  (registers the conversation.turn topic)
 
     letter = DeadLetter.objects.create(
         topic="conversation.turn", event={"payload": {"turn_id": "x"}, "dedupe_key": "d"}, attempts=5

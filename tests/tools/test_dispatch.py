@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from conversations.llm.port import ToolCallDelta
-from conversations.services.tool_calls import ToolCall, assemble_calls, plan_calls
-from conversations.services.turn_types import ClaimedTurn
+from conversations.turn.tool_calls import ToolCall, assemble_calls, plan_calls
+from conversations.turn.types import ClaimedTurn
 from somaagent.errors import PolicyDenied
 from somaagent.models import Tenant
 from somaagent.policy.types import Decision
@@ -107,7 +107,7 @@ def test_policy_is_asked_for_each_call_and_denial_blocks(claim: ClaimedTurn, mon
             raise PolicyDenied("Policy denies tool.execute on python.")
         return Decision(allowed=True)
 
-    monkeypatch.setattr("conversations.services.tool_calls.policy_check", deny_python)
+    monkeypatch.setattr("conversations.turn.tool_calls.policy_check", deny_python)
     assert plan(claim, ("python", '{"code": "1"}'), ("current_time", "{}")) == [
         ("blocked", "policy_denied"),
         ("run", None),

@@ -13,12 +13,12 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations.models import Session, SessionEvent, Turn
-from conversations.services.tool_calls import PlannedCall, ToolCall
-from conversations.services.tool_loop import wait_for_runs
-from conversations.services.turn_end import turn_ended
-from conversations.services.turn_types import ClaimedTurn
-from conversations.services.turn_watch import CANCELLED, Watched, turn_watch
-from conversations.services.turns import turn_claim
+from conversations.turn.claim import turn_claim
+from conversations.turn.end import turn_ended
+from conversations.turn.tool_calls import PlannedCall, ToolCall
+from conversations.turn.tool_loop import wait_for_runs
+from conversations.turn.types import ClaimedTurn
+from conversations.turn.watch import CANCELLED, Watched, turn_watch
 from somaagent.models import Tenant
 from tools.execute import wake_turn
 from tools.models import ToolRun
@@ -105,7 +105,7 @@ def test_without_redis_the_database_is_polled(monkeypatch, watching) -> None:
     def down():
         raise redis.ConnectionError("redis is down")
 
-    monkeypatch.setattr("conversations.services.tool_loop.sync_redis", down)
+    monkeypatch.setattr("conversations.turn.tool_loop.sync_redis", down)
     claim = claimed_turn()
     plan = pending(claim)
     worker = finish_later(plan.run, wake=False)  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def context_setting_register() -> None:
         SETTING_KEY,
         defaults=lambda: {"context_tokens": settings.SOMA.context_tokens},
         validate=_validate,
-        help="The prompt's token budget (conversations/services/context.py).",
+        help="The prompt's token budget (conversations/turn/context_window.py).",
     )
 
 

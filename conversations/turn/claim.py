@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, SessionSummary, Turn
 from conversations.services.events import event_append
-from conversations.services.turn_finish import turn_finish_unrun
-from conversations.services.turn_queue import ORDER_T_E
-from conversations.services.turn_types import ClaimedTurn, Ended, LeaseLost, ReservedCursor, TurnTip
+from conversations.turn.dispatch import ORDER_T_E
+from conversations.turn.finish import turn_finish_unrun
+from conversations.turn.types import ClaimedTurn, Ended, LeaseLost, ReservedCursor, TurnTip
 from memory.port import namespace_for
 from somaagent.context import adopt_request_id
 from somaagent.models import Persona

@@ -33,8 +33,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError
 
-from conversations.services.turn_types import ClaimedTurn
-from conversations.services.turns import turn_leases_renew
+from conversations.turn.claim import turn_leases_renew
+from conversations.turn.types import ClaimedTurn
 from somaagent.db_hold import db_drop_if_broken, db_release
 from somaagent.process_local import PerProcess
 from somaagent.redis_client import key, sync_redis

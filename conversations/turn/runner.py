@@ -15,22 +15,22 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType
-from conversations.services.admission import completion_reserve, round_admit, turn_admit
-from conversations.services.approvals import AWAITING_APPROVAL, Parked
-from conversations.services.prompt import PromptHistory, prompt_window, turn_prompt
-from conversations.services.publisher import DeltaPublisher
-from conversations.services.routing import (
+from conversations.turn.admission import completion_reserve, round_admit, turn_admit
+from conversations.turn.approvals import AWAITING_APPROVAL, Parked
+from conversations.turn.claim import turn_claim
+from conversations.turn.end import turn_ended
+from conversations.turn.finish import turn_finish
+from conversations.turn.prompt import PromptHistory, prompt_window, turn_prompt
+from conversations.turn.publisher import DeltaPublisher
+from conversations.turn.route import (
     TurnRoute,
     fallback_announce,
     route_record,
     turn_route,
 )
-from conversations.services.tool_loop import generate_with_tools
-from conversations.services.turn_end import turn_ended
-from conversations.services.turn_finish import turn_finish
-from conversations.services.turn_types import ClaimedTurn, LeaseLost
-from conversations.services.turn_watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
-from conversations.services.turns import turn_claim
+from conversations.turn.tool_loop import generate_with_tools
+from conversations.turn.types import ClaimedTurn, LeaseLost
+from conversations.turn.watch import CANCELLED, LEASE_LOST, TIMED_OUT, Watched, turn_watch
 from somaagent.db_hold import db_release
 from somaagent.tokens import estimate_tokens, tokens_of_chars
 
@@ -144,7 +144,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
             return
         memory, history_full = prompt.memories.references, prompt.history_full
         citations = prompt.documents.citations
-    else:  # going on after approvals, from where the turn was parked (services/approvals.py)
+    else:  # going on after approvals, from where the turn was parked (conversations/turn/approvals.py)
         parked = Parked.from_json(claim.resume)
         messages, memory, history_full = parked.messages, parked.memory, parked.history_full
         citations = parked.citations

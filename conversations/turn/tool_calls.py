@@ -8,7 +8,7 @@ queue through the outbox, in the same transaction that records them and
 writes their ``tool.start`` events, so a broker outage delays them (the
 outbox sweep publishes them) rather than losing them. A call the policy lets
 run only once a person approves it is recorded too but not dispatched
-(``PlannedCall.approval``; conversations/services/approvals.py parks the turn).
+(``PlannedCall.approval``; conversations/turn/approvals.py parks the turn).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from conversations.llm.port import ToolCallDelta
 from conversations.models import EventType, ToolApproval
-from conversations.services.turn_types import ClaimedTurn
-from conversations.services.turns import turn_emit
+from conversations.turn.claim import turn_emit
+from conversations.turn.types import ClaimedTurn
 from somaagent.errors import PolicyDenied, ValidationFailed
 from somaagent.json_input import json_loads, text_scrubbed
 from somaagent.outbox import outbox_enqueue

@@ -3,7 +3,7 @@
 Rules over word lists, nothing downloaded and nothing sent anywhere, so it runs
 on every turn in well under a millisecond. ``complexity`` is a score in
 [0, 1] built from length, technical vocabulary, structure (several questions,
-steps, lists) and code; the escalation rules read it (conversations.escalation).
+steps, lists) and code; the escalation rules read it (conversations.turn.escalation).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ While it waits, the process's turn watcher keeps renewing the turn's lease
 and watching for cancellation, and the turn holds no database connection. A run still open at its
 deadline is marked ``timeout`` by the turn itself; the model always gets one
 result per call. A round with a call that needs a person's approval parks the
-turn instead of waiting (conversations/services/approvals.py); the turn goes on
+turn instead of waiting (conversations/turn/approvals.py); the turn goes on
 from there, on any worker, once every such call is answered.
 """
 
@@ -26,17 +26,17 @@ from django.utils import timezone
 
 from conversations.llm.port import LlmError, ModelTarget, ToolCallDelta
 from conversations.models import EventType
-from conversations.services.approvals import AWAITING_APPROVAL, Parked, resumed_round, turn_park
-from conversations.services.tool_calls import (
+from conversations.turn.approvals import AWAITING_APPROVAL, Parked, resumed_round, turn_park
+from conversations.turn.claim import turn_emit
+from conversations.turn.tool_calls import (
     PlannedCall,
     assemble_calls,
     plan_calls,
     result_event_data,
     runs_start,
 )
-from conversations.services.turn_types import ClaimedTurn
-from conversations.services.turn_watch import Watched
-from conversations.services.turns import turn_emit
+from conversations.turn.types import ClaimedTurn
+from conversations.turn.watch import Watched
 from somaagent.db_hold import db_release
 from somaagent.redis_client import sync_redis
 from tools.breaker import breaker_record

@@ -28,8 +28,8 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from conversations.services.events import GuardFailed, delta_cursor_take, delta_publish
-from conversations.services.turn_watch import LEASE_LOST, Watched, turn_watch
 from conversations.stream_buffer import OutOfOrder
+from conversations.turn.watch import LEASE_LOST, Watched, turn_watch
 
 log = logging.getLogger(__name__)
 

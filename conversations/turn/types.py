@@ -56,7 +56,7 @@ class ClaimedTurn:
     summary_event_id: uuid.UUID | None = None  # the last message the summary covers
     # The turn's newest persisted event: where its next one attaches (``attach_next``).
     tip: TurnTip = field(default_factory=lambda: TurnTip(None), compare=False)
-    # A parked turn going on after its approvals (conversations/services/approvals.py): its state.
+    # A parked turn going on after its approvals (conversations/turn/approvals.py): its state.
     resume: dict[str, Any] | None = field(default=None, compare=False)
 
     def attach_next(self) -> Attach:
@@ -94,7 +94,7 @@ class ReservedCursor:
 
 @dataclass(frozen=True)
 class TurnEnd:
-    """How a turn ended, for what follows its end (conversations.services.turn_end)."""
+    """How a turn ended, for what follows its end (conversations.turn.end)."""
 
     turn_id: uuid.UUID
     tenant_id: uuid.UUID

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations.models import SessionEvent, Turn
-from conversations.services.turn_types import TURN_TOPIC
+from conversations.turn.types import TURN_TOPIC
 from somaagent.outbox import outbox_enqueue
 from somaagent.sql import insert_objects, p_datetime, p_uuid, v_datetime
 

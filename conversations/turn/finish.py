@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import Attach, attach_after, attach_under, event_append
-from conversations.services.turn_queue import turn_dispatch_successor
-from conversations.services.turn_types import TERMINAL_STATUS, ClaimedTurn, Ended, LeaseLost, TurnEnd
+from conversations.turn.dispatch import turn_dispatch_successor
+from conversations.turn.types import TERMINAL_STATUS, ClaimedTurn, Ended, LeaseLost, TurnEnd
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)

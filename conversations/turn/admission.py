@@ -22,7 +22,7 @@ from conversations.llm.port import ModelTarget
 from conversations.models import Session
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.regenerate import reply_regenerate
-from conversations.services.turn_types import ClaimedTurn
+from conversations.turn.types import ClaimedTurn
 from somaagent import scopes as sc
 from somaagent.authentication import require_scope
 from somaagent.budgets.services import budget_check, budget_reserve

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conversations.analysis import TAGS, Analysis
+from conversations.turn.analysis import TAGS, Analysis
 from somaagent.ui_setting_schemas import register_ui_setting, ui_setting_get
 
 SETTING_KEY = "escalation"
@@ -62,7 +62,7 @@ def escalation_setting_register() -> None:
         SETTING_KEY,
         defaults=DEFAULTS,
         validate=_validate,
-        help="Escalation thresholds (conversations/escalation.py); absent fields take the defaults.",
+        help="Escalation thresholds (conversations/turn/escalation.py); absent fields take the defaults.",
     )
 
 

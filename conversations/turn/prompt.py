@@ -9,8 +9,8 @@ from django.conf import settings
 
 from conversations.models import EventType, SessionEvent
 from conversations.selectors import session_history_window, summary_on_branch
-from conversations.services.context import context_fit
-from conversations.services.turn_types import ClaimedTurn
+from conversations.turn.context_window import context_fit
+from conversations.turn.types import ClaimedTurn
 from documents.retrieval import TurnDocuments, turn_documents
 from memory.services.recall import TurnMemories, turn_memories
 from somaagent.models import Persona

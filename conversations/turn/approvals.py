@@ -30,9 +30,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import EventType, ToolApproval, Turn
-from conversations.services.tool_calls import PlannedCall, ToolCall, runs_start
-from conversations.services.turn_types import ClaimedTurn, LeaseLost
-from conversations.services.turns import turn_emit
+from conversations.turn.claim import turn_emit
+from conversations.turn.tool_calls import PlannedCall, ToolCall, runs_start
+from conversations.turn.types import ClaimedTurn, LeaseLost
 from tools.models import ToolRun
 from tools.registry import get_tool
 

@@ -30,7 +30,7 @@ from conversations.models import EventType, TurnAnalysis
 from conversations.schedules.services import schedule_run_ended
 from conversations.services.summary import summary_after_turn
 from conversations.services.titles import title_proposal_enqueue
-from conversations.services.turn_types import TurnEnd
+from conversations.turn.types import TurnEnd
 from conversations.webhooks.emit import webhook_emit
 from memory.services.writes import memory_remember_turn
 from somaagent.budgets.services import turn_usage_record

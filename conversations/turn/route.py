@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversations.analysis import Analysis, analyse
-from conversations.escalation import EscalationDecision, escalation_decide, escalation_rules
 from conversations.llm.fallback import Fallback, ResilientChatStream
 from conversations.llm.port import ChatRequest, ChatStream, LlmPort, ModelTarget
 from conversations.llm.resolve import Role, model_chain
 from conversations.models import EventType
-from conversations.services.turn_types import ClaimedTurn
-from conversations.services.turns import turn_emit
+from conversations.turn.analysis import Analysis, analyse
+from conversations.turn.claim import turn_emit
+from conversations.turn.escalation import EscalationDecision, escalation_decide, escalation_rules
+from conversations.turn.types import ClaimedTurn
 from somaagent.metrics import metered_stream
 
 log = logging.getLogger(__name__)
