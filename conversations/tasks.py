@@ -9,6 +9,7 @@ from celery import Task, shared_task
 
 from conversations.schedules.services import schedule_tick
 from conversations.services.approval_answer import approvals_expire
+from conversations.services.summary import session_summarise
 from conversations.services.titles import session_title_propose
 from conversations.turn.dispatch import turn_sweep
 from conversations.turn.runner import llm_port, turn_run
@@ -56,9 +57,6 @@ def propose_title(session_id: str) -> str:
     ignore_result=True,
 )
 def summarise_session(session_id: str, leaf: str | None = None) -> str:
-    from conversations.services.summary import session_summarise
-    from conversations.turn.runner import llm_port
-
     return session_summarise(session_id=session_id, port=llm_port(), leaf=leaf)
 
 

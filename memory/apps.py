@@ -10,8 +10,8 @@ class MemoryConfig(AppConfig):
         calls ``memory_forget_session`` itself)."""
         from memory.health import memory_check
         from memory.services.deadletters import memory_replication_replay, memory_write_replay
+        from memory.services.delivery import WRITE_TOPIC
         from memory.services.replication import REPLICATE_TOPIC
-        from memory.services.writes import WRITE_TOPIC
         from somaagent.health import register_check
         from somaagent.outbox import register_replayer
 

@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from memory.models import MemoryReplica, MemoryWal, MemoryWrite
 from memory.selectors import memory_replication_lag_seconds
+from somaagent.housekeeping import delete_in_batches
 
 
 def memory_metrics() -> Iterable[Any]:
@@ -42,16 +43,12 @@ def memory_metrics() -> Iterable[Any]:
 
 def memory_replica_prune() -> int:
     """Delete replica rows older than ``SOMA_REPLICA_RETENTION_SECONDS``."""
-    from somaagent.housekeeping import delete_in_batches
-
     cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.replica_retention_seconds)
     return delete_in_batches(MemoryReplica.objects.filter(created_at__lt=cutoff).order_by("id"))
 
 
 def memory_writes_prune() -> int:
     """Delete delivered writes older than the outbox retention (pending and dead ones stay)."""
-    from somaagent.housekeeping import delete_in_batches
-
     cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.outbox_retention_seconds)
     done = MemoryWrite.objects.filter(state=MemoryWrite.State.DELIVERED, delivered_at__lt=cutoff)
     return delete_in_batches(done.order_by("id"))
@@ -59,8 +56,6 @@ def memory_writes_prune() -> int:
 
 def memory_wal_prune() -> int:
     """Delete replicated WAL records as old as the replica's retention: the replica drops them too."""
-    from somaagent.housekeeping import delete_in_batches
-
     cutoff = timezone.now() - timedelta(seconds=settings.SOMA_OPS.replica_retention_seconds)
     done = MemoryWal.objects.filter(state=MemoryWal.State.REPLICATED, replicated_at__lt=cutoff)
     return delete_in_batches(done.order_by("id"))

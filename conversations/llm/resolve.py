@@ -15,6 +15,7 @@ from django.conf import settings
 
 from conversations.llm.port import ModelTarget
 from somaagent.models import ModelProfile
+from somaagent.secrets import decrypt
 from somaagent.versioned import config_cache
 
 NO_MODEL_MESSAGE = (
@@ -29,8 +30,6 @@ Role = ModelProfile.Role
 def target_of(profile: ModelProfile) -> ModelTarget:
     api_key = ""
     if profile.credential_id is not None:
-        from somaagent.secrets import decrypt
-
         api_key = decrypt(profile.credential.secret_encrypted)  # type: ignore[union-attr]
     return ModelTarget(
         base_url=profile.base_url,

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from memory.models import MemoryWal, MemoryWrite
+from memory.services.dispatch import memory_stream_kick, replicate_soon
 from memory.services.writes import retry_deadline
 from somaagent.models import DeadLetter
 
@@ -57,12 +58,7 @@ def memory_write_replay(dead_letter: DeadLetter) -> bool:
         letter.save(update_fields=["replayed_at"])
         tenant_id, sid = write.tenant_id, write.session_id
 
-        def _kick() -> None:
-            from memory.services.dispatch import memory_stream_kick
-
-            memory_stream_kick(tenant_id=tenant_id, session_id=sid)
-
-        transaction.on_commit(_kick)
+        transaction.on_commit(lambda: memory_stream_kick(tenant_id=tenant_id, session_id=sid))
     return True
 
 
@@ -108,10 +104,5 @@ def memory_replication_replay(dead_letter: DeadLetter) -> bool:
         letter.replayed_at = timezone.now()
         letter.save(update_fields=["replayed_at"])
 
-        def _kick() -> None:
-            from memory.services.dispatch import replicate_soon
-
-            replicate_soon()
-
-        transaction.on_commit(_kick)
+        transaction.on_commit(replicate_soon)
     return True

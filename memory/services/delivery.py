@@ -43,11 +43,13 @@ from memory.port import (
     MemoryUnavailable,
     Remember,
 )
-from memory.services.writes import WRITE_TOPIC
 from somaagent.models import DeadLetter
 from somaagent.retry import backoff_delay
 
 log = logging.getLogger(__name__)
+
+# The dead letters of memory writes carry this topic (replayed by memory.services.deadletters).
+WRITE_TOPIC = "memory.write"
 
 PENDING = MemoryWrite.State.PENDING
 MAX_WRITES_PER_TASK = 50

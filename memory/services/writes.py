@@ -23,11 +23,11 @@ from django.utils import timezone
 
 from memory.models import MemoryWrite
 from memory.port import namespace_for
+from memory.services.dispatch import memory_stream_kick
 from somaagent.errors import PolicyDenied
 from somaagent.policy import policy_authorize
 from somaagent.sql import insert_objects
 
-WRITE_TOPIC = "memory.write"
 log = logging.getLogger(__name__)
 
 
@@ -95,8 +95,6 @@ def memory_writes_enqueue(*, writes: list[MemoryWrite]) -> None:
     streams = {(w.tenant_id, w.session_id) for w in writes}
 
     def _dispatch() -> None:
-        from memory.services.dispatch import memory_stream_kick
-
         for tenant_id, session_id in streams:
             memory_stream_kick(tenant_id=tenant_id, session_id=session_id)
 
