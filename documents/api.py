@@ -88,6 +88,8 @@ class DocumentSerializer(serializers.ModelSerializer):
             "pages",
             "chunks",
             "progress",
+            "embedding_status",
+            "embedding_reason",
             "created_at",
             "updated_at",
         ]

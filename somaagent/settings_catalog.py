@@ -210,6 +210,13 @@ SECTIONS: tuple[Section, ...] = (
             V("SOMA_DOCUMENTS_CONTEXT_CHUNKS", "5", "passages of documents given to a turn", INTEGER),
             V("SOMA_DOCUMENTS_CONTEXT_CHARS", "5000", "characters of documents given to a turn", INTEGER),
             V("SOMA_DOCUMENTS_SEARCH_TIMEOUT", "2", "time bound of a turn's document search, seconds (past it the turn goes on without documents)", NUMBER),
+            V("SOMA_DOCUMENTS_STUCK_SECONDS", "660", "a document `processing` without progress this long has lost its worker: housekeeping queues it again (or fails it after 3 attempts); keep it above the ingestion task's 600 s time limit", NUMBER),
+            V("SOMA_EMBEDDINGS_URL", "", "an OpenAI-compatible embeddings endpoint (`…/v1/embeddings` or its `…/v1` base): chunks and queries are embedded and search is hybrid (full text + vectors, reciprocal rank fusion)", unset="full-text search only"),
+            V("SOMA_EMBEDDINGS_MODEL", "text-embedding-3-small", "the `model` sent to it; a document's vectors are used only while this is the model that made them"),
+            V("SOMA_EMBEDDINGS_API_KEY", "", "its bearer token, if it needs one"),
+            V("SOMA_EMBEDDINGS_BATCH_SIZE", "64", "chunks per embeddings request while ingesting", INTEGER),
+            V("SOMA_EMBEDDINGS_TIMEOUT", "30", "seconds for one batch while ingesting, retries included (a query gets half the search's time bound)", NUMBER),
+            V("SOMA_EMBEDDINGS_MIN_SIMILARITY", "0.25", "cosine similarity below which a chunk is not a vector match (depends on the model)", NUMBER),
         ),
     ),
     Section(
