@@ -16,8 +16,9 @@ serves). Searched with the turn's own call (``chunk_search``, top 15 as a turn a
 one- and three-word queries of common, middling and rare words: by full text alone (no
 ``SOMA_EMBEDDINGS_URL``), then hybrid (the stub set: the query embedded over HTTP, the exact
 in-process vector pass over every chunk in scope, fusion); then the vector pass alone
-(``vector_search``), which is what hybrid adds. The database is the one in use
-(DATABASE_URL, else the embedded SQLite).
+(``vector_search``), which is what hybrid adds: with the collection's vectors kept in memory
+(every search after the first) and read from the database (the first after a change). The
+database is the one in use (DATABASE_URL, else the embedded SQLite).
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def search(
 
     from documents.embeddings import embedder
     from documents.search import CANDIDATES, chunk_search
-    from documents.vectors import vector_search
+    from documents.vectors import CACHE, vector_search
 
     began = time.perf_counter()
     collection = _fill(args.chunks, args.dimensions, rng, words, tenant)
@@ -224,9 +225,11 @@ def search(
     results["hybrid"] = _timed(kinds, runs, searched)
     port = embedder()
     assert port is not None
-    vector_ms: list[float] = []
-    for _ in range(runs):
+
+    def vector_pass(*, cold: bool) -> float:
         query = port.embed([" ".join(kinds["3 words (question-like)"]())], timeout=10)[0]
+        if cold:
+            CACHE.clear()  # as after a change of the collection, or in a fresh process
         started = time.perf_counter()
         vector_search(
             tenant_id=tenant.pk,
@@ -237,14 +240,23 @@ def search(
             min_similarity=-1.0,
             timeout=60,
         )
-        vector_ms.append((time.perf_counter() - started) * 1000)
+        return (time.perf_counter() - started) * 1000
+
+    cold_ms = [vector_pass(cold=True) for _ in range(3)]
+    vector_ms = [vector_pass(cold=False) for _ in range(runs)]
     results["vector pass alone"] = [
         {
-            "query": "3 words, every chunk in scope",
+            "query": "3 words, vectors kept in memory",
             "p50": percentile(vector_ms, 50),
             "p99": percentile(vector_ms, 99),
             "hits": [TOP_K * CANDIDATES],
-        }
+        },
+        {
+            "query": "3 words, vectors read from the database (3 runs)",
+            "p50": percentile(cold_ms, 50),
+            "p99": max(cold_ms),
+            "hits": [TOP_K * CANDIDATES],
+        },
     ]
     use_embeddings("")
     return results

@@ -21,6 +21,7 @@ class EmbeddingSettings:
     batch_size: int  # texts per request while ingesting
     timeout: float  # one request while ingesting, seconds
     min_similarity: float  # cosine below which a chunk is not a vector match
+    cache_mb: int  # collections' vectors kept by each process, at most
 
 
 @dataclass(frozen=True)
@@ -55,5 +56,6 @@ def documents_settings() -> DocumentSettings:
             batch_size=max(1, env_int("SOMA_EMBEDDINGS_BATCH_SIZE", 64)),
             timeout=env_float("SOMA_EMBEDDINGS_TIMEOUT", 30.0),
             min_similarity=env_float("SOMA_EMBEDDINGS_MIN_SIMILARITY", 0.25),
+            cache_mb=env_int("SOMA_EMBEDDINGS_CACHE_MB", 128),
         ),
     )

@@ -217,6 +217,7 @@ SECTIONS: tuple[Section, ...] = (
             V("SOMA_EMBEDDINGS_BATCH_SIZE", "64", "chunks per embeddings request while ingesting", INTEGER),
             V("SOMA_EMBEDDINGS_TIMEOUT", "30", "seconds for one batch while ingesting, retries included (a query gets half the search's time bound)", NUMBER),
             V("SOMA_EMBEDDINGS_MIN_SIMILARITY", "0.25", "cosine similarity below which a chunk is not a vector match (depends on the model)", NUMBER),
+            V("SOMA_EMBEDDINGS_CACHE_MB", "128", "chunk vectors each process keeps in memory between searches (least recently used collections out first; a larger collection is read from the database every search)", INTEGER),
         ),
     ),
     Section(

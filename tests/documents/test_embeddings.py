@@ -15,11 +15,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from documents.embeddings import endpoint_url
+from documents.embeddings import OpenAIEmbeddings, endpoint_url
 from documents.models import Chunk, Collection, Document
 from documents.retrieval import turn_documents
 from documents.search import chunk_search, fulltext_search
-from documents.services.collections import collection_create, document_upload
+from documents.services.collections import collection_create, document_delete, document_upload
 from documents.services.ingest import document_ingest
 from documents.vectors import from_bytes, vector_search
 from somaagent.models import Tenant
@@ -196,3 +196,30 @@ def test_hybrid_recall_at_5_on_the_fixed_question_set(embeddings, capsys):
     with capsys.disabled():
         print(f"\ndocuments hybrid recall@5 (stub embedder) = {recall:.2f} ({hits}/{len(QUESTIONS)})")
     assert recall >= RECALL_AT_5_FLOOR
+
+
+def test_cached_vectors_follow_new_and_deleted_documents(embeddings):
+    tenant = new_tenant()
+    collection = collection_create(tenant=tenant, name="Office")
+    fleet = add(collection, "fleet.md", FLEET)
+
+    def nearest() -> set[object]:
+        """The documents of the chunks the vector pass finds ("gone": a chunk no longer stored)."""
+        query = OpenAIEmbeddings(url=embeddings.url, model=STUB_MODEL).embed([QUESTION], timeout=5)[0]
+        found = vector_search(
+            tenant_id=tenant.pk,
+            collection_ids=[collection.pk],
+            query=query,
+            model=STUB_MODEL,
+            top_k=10,
+            min_similarity=0.25,
+            timeout=5,
+        )
+        owners = dict(Chunk.objects.filter(pk__in=[cid for cid, _ in found]).values_list("pk", "document_id"))
+        return {owners.get(chunk_id, "gone") for chunk_id, _ in found}
+
+    assert nearest() == {fleet.pk}  # read from the database, then kept
+    garage = add(collection, "garage.md", "Our vehicles get their servicing at the garage.")
+    assert nearest() == {fleet.pk, garage.pk}  # a new document: read again
+    document_delete(document=fleet)
+    assert nearest() == {garage.pk}  # a deleted one: its vectors are gone from the cache too
