@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FETCH = 2000  # rows read at a time (a server-side cursor on PostgreSQL)
 CHECK_EVERY = 2000  # vectors scored between two looks at the clock
+READ_GRACE = 4.0  # reading a collection's vectors may take this many times the search's bound
 STAMP_SQL = (
     "SELECT collection_id, COUNT(*), SUM(chunks_count), MAX(updated_at) FROM documents "
     "WHERE tenant_id = %s AND collection_id IN ({ids}) AND status = 'ready' AND embedding_model = %s "
@@ -146,17 +147,23 @@ def vector_search(
     field = Chunk._meta.get_field("collection")
     q = query.tolist()
     limit = documents_settings().embeddings.cache_mb * 1024 * 1024
-    packs: list[Packed] = []
     with time_bound(timeout, what="document vector search"):
-        for cid, stamp in _stamps(
-            tenant, [field.get_db_prep_value(c, connection) for c in collection_ids], model
-        ):
-            key = (str(tenant_id), str(cid), model, len(q))
-            packed = CACHE.get(key, stamp)
-            if packed is None:
-                packed = _read(tenant, cid, model, stamp, dimensions=len(q), deadline=deadline)
-                CACHE.put(key, packed, limit_bytes=limit)
-            packs.append(packed)
+        stamps = _stamps(tenant, [field.get_db_prep_value(c, connection) for c in collection_ids], model)
+    packs: list[Packed] = []
+    for cid, stamp in stamps:
+        key = (str(tenant_id), str(cid), model, len(q))
+        packed = CACHE.get(key, stamp)
+        if packed is None:
+            # Reading may take up to READ_GRACE times the search's bound: a collection slower to
+            # read than one search may wait would otherwise never be kept. This search may then
+            # rank by full text only; the next ones find the vectors in memory.
+            grace = timeout * READ_GRACE
+            with time_bound(grace, what="reading document vectors"):
+                packed = _read(
+                    tenant, cid, model, stamp, dimensions=len(q), deadline=time.monotonic() + grace
+                )
+            CACHE.put(key, packed, limit_bytes=limit)
+        packs.append(packed)
     best = heapq.nlargest(top_k, _scored(packs, q, min_similarity, deadline, timeout))
     skipped = sum(p.skipped for p in packs)
     if skipped:
