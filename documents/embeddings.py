@@ -109,11 +109,12 @@ class OpenAIEmbeddings:
         data = doc.get("data") if isinstance(doc, dict) else None
         if not isinstance(data, list) or len(data) != count:
             raise EmbeddingError(f"The embeddings service did not send {count} embeddings.")
-        ordered = sorted(
-            enumerate(data),
-            key=lambda pair: pair[1].get("index", pair[0]) if isinstance(pair[1], dict) else pair[0],
-        )
-        vectors = [_unit(item.get("embedding") if isinstance(item, dict) else None) for _, item in ordered]
+        items = [item if isinstance(item, dict) else {} for item in data]
+        order = [item.get("index", position) for position, item in enumerate(items)]
+        if any(type(i) is not int for i in order) or sorted(order) != list(range(count)):
+            raise EmbeddingError("The embeddings service numbered its embeddings wrongly.")
+        by_index = dict(zip(order, items, strict=True))
+        vectors = [_unit(by_index[i].get("embedding")) for i in range(count)]
         sizes = {len(v) for v in vectors}
         size = sizes.pop()
         if sizes or size == 0:

@@ -223,3 +223,20 @@ def test_cached_vectors_follow_new_and_deleted_documents(embeddings):
     assert nearest() == {fleet.pk, garage.pk}  # a new document: read again
     document_delete(document=fleet)
     assert nearest() == {garage.pk}  # a deleted one: its vectors are gone from the cache too
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "not JSON"),
+        ('{"data": []}', "did not send 1 embeddings"),
+        ('{"data": [{"index": "0", "embedding": [1.0]}]}', "numbered its embeddings wrongly"),
+        ('{"data": [{"index": 0, "embedding": ["x"]}]}', "not numbers"),
+        ('{"data": [{"index": 0, "embedding": []}]}', "not a list of numbers"),
+    ],
+)
+def test_a_malformed_answer_is_a_failed_embedding_not_a_crash(embeddings, body, reason):
+    control(embeddings, body=body)
+    document = add(collection_create(tenant=new_tenant(), name="Office"), "fleet.md", FLEET)
+    assert document.status == "ready" and document.embedding_status == "failed"
+    assert reason in document.embedding_reason

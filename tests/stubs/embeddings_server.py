@@ -14,7 +14,8 @@ upkeep", the question "car maintenance") and the vector search finds.
 Faults are set with ``POST /_control`` (a JSON object; later posts merge, ``{"reset": true}``
 clears): ``{"status": 503, "retry_after": "0"}`` answer that status to every request,
 ``{"fail_first": N}`` fail the next N requests with 503, ``{"delay": S}`` sleep S seconds,
-``{"dimensions": D}`` answer D dimensions from now on. ``GET /_requests`` lists the requests
+``{"dimensions": D}`` answer D dimensions from now on, ``{"body": "…"}`` answer 200 with that
+body (a malformed answer). ``GET /_requests`` lists the requests
 (``inputs``: how many texts, ``authorization``, ``model``); ``DELETE /_requests`` clears it.
 """
 
@@ -82,6 +83,9 @@ async def _embeddings(body: bytes, headers: dict[bytes, bytes], send: Any) -> No
     if control.get("fail_first", 0) > 0:
         control["fail_first"] -= 1
         await respond(send, 503, b'{"error": {"message": "busy"}}', headers=retry)
+        return
+    if "body" in control:
+        await respond(send, 200, str(control["body"]).encode())
         return
     if control.get("status"):
         await respond(send, int(control["status"]), b'{"error": {"message": "stub fault"}}', headers=retry)
