@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -19,6 +18,7 @@ from conversations.turn.admission import attachment_upload_authorize
 from somaagent import scopes as sc
 from somaagent.authentication import principal_of
 from somaagent.errors import PolicyDenied, ValidationFailed
+from somaagent.file_response import file_response
 from somaagent.json_input import MultiPartParser
 
 # Room for the multipart envelope around the file when checking Content-Length.
@@ -131,15 +131,12 @@ class AttachmentUploadView(APIView):
 
 def content_response(attachment: Attachment, *, inline: bool = False) -> HttpResponse:
     """The stored bytes with the stored type, never rendered by the browser as a page."""
-    response = HttpResponse(bytes(attachment.content), content_type=attachment.mime)
-    disposition = content_disposition_header(
-        not (inline and attachment.mime in INLINE_TYPES), attachment.filename
+    return file_response(
+        bytes(attachment.content),
+        content_type=attachment.mime,
+        filename=attachment.filename,
+        inline=inline and attachment.mime in INLINE_TYPES,
     )
-    response["Content-Disposition"] = disposition or "attachment"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response["Cache-Control"] = "private, max-age=300"
-    return response
 
 
 class AttachmentDetailView(APIView):

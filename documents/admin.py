@@ -1,5 +1,5 @@
-"""Admin: collections (with their personas) and documents (status, reason, chunks); deleting
-either removes every chunk of it."""
+"""Admin: collections (with their personas) and documents (status, reason, chunks, whether
+their vectors were made); deleting either removes every chunk of it."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ class DocumentAdmin(admin.ModelAdmin):
         "pages",
         "chunks_count",
         "progress",
+        "embedding_status",
         "created_at",
     ]
-    list_filter = ["status", "tenant", "content_type"]
+    list_filter = ["status", "embedding_status", "tenant", "content_type"]
     search_fields = ["filename", "=sha256"]
     exclude = ["content"]
     readonly_fields = [
@@ -62,6 +63,9 @@ class DocumentAdmin(admin.ModelAdmin):
         "chunks_count",
         "progress",
         "attempts",
+        "embedding_status",
+        "embedding_reason",
+        "embedding_model",
         "created_at",
         "updated_at",
     ]

@@ -1,15 +1,17 @@
-"""``/v1/collections`` and ``/v1/collections/{id}/documents``: thin views over the services."""
+"""``/v1/collections`` and ``/v1/collections/{id}/documents[/{doc}[/file]]``: thin views over the services."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from documents import kinds
 from documents.conf import documents_settings
 from documents.models import Collection, Document
 from documents.selectors import collection_get, collections_visible, document_get, documents_of
@@ -23,11 +25,20 @@ from documents.session_access import session_check
 from somaagent import scopes as sc
 from somaagent.authentication import principal_of
 from somaagent.errors import Forbidden, PayloadTooLarge, ValidationFailed
+from somaagent.file_response import file_response
 from somaagent.identity import Principal
 from somaagent.json_input import MultiPartParser
 from somaagent.serializers import StrictSerializer, StringField
 
 MULTIPART_OVERHEAD = 64 * 1024
+# Shown in the browser (a citation opens the PDF at its page), as this type; HTML and DOCX are saved.
+SHOWN_INLINE = {
+    kinds.PDF: kinds.PDF,
+    "text/plain": "text/plain; charset=utf-8",
+    "text/markdown": "text/plain; charset=utf-8",
+    "text/x-markdown": "text/plain; charset=utf-8",
+    "text/csv": "text/plain; charset=utf-8",
+}
 LIST_LIMIT = 500
 COLLECTION_ID = OpenApiParameter(
     "collection_id", {"type": "string", "format": "uuid"}, OpenApiParameter.PATH, description="another: 404"
@@ -88,6 +99,8 @@ class DocumentSerializer(serializers.ModelSerializer):
             "pages",
             "chunks",
             "progress",
+            "embedding_status",
+            "embedding_reason",
             "created_at",
             "updated_at",
         ]
@@ -274,6 +287,27 @@ class DocumentDetailView(APIView):
         _may_manage(principal, collection)
         document_delete(document=document_get(collection=collection, document_id=document_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DocumentFileView(APIView):
+    @extend_schema(
+        responses={(200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="the uploaded file")},
+        parameters=[COLLECTION_ID, DOCUMENT_ID],
+        summary="The uploaded file: PDF and text shown in the browser (sandboxed), other types saved",
+    )
+    def get(self, request: Request, collection_id: str, document_id: str) -> HttpResponse:
+        principal = principal_of(request)
+        collection = collection_get(
+            tenant=principal.tenant, collection_id=collection_id, owner=principal.session_owner
+        )
+        document = document_get(collection=collection, document_id=document_id, with_content=True)
+        shown_as = SHOWN_INLINE.get(document.content_type)
+        return file_response(
+            bytes(document.content),
+            content_type=shown_as or document.content_type,
+            filename=document.filename,
+            inline=shown_as is not None,
+        )
 
 
 def _too_large(max_bytes: int, size: int) -> PayloadTooLarge:

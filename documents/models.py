@@ -7,7 +7,9 @@ owner; a **chat's own files** (``session_id``) only that session. Session ids
 are plain UUIDs, as in memory: documents never import conversations.
 
 Chunks carry their tenant and collection (copied from the document) so the
-search filters one table. Their full-text index is created per database by
+search filters one table, and their vector when embeddings are configured
+(``documents.vectors``; the document says which model made them and whether
+embedding failed). Their full-text index is created per database by
 migration 0002 (a GIN index on a stored tsvector on PostgreSQL, an FTS5 table
 kept in step by triggers on SQLite), as for ``memory_items``.
 """
@@ -73,6 +75,11 @@ class Document(models.Model):
         READY = "ready"
         FAILED = "failed"
 
+    class Embedding(models.TextChoices):
+        OFF = "off"  # no embeddings endpoint when it was ingested: full-text only
+        READY = "ready"  # every chunk has a vector of ``embedding_model``
+        FAILED = "failed"  # the endpoint failed (``embedding_reason``): full-text only
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
@@ -87,6 +94,13 @@ class Document(models.Model):
     chunks_count = models.PositiveIntegerField(default=0)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
     attempts = models.PositiveSmallIntegerField(default=0)
+    embedding_status = models.CharField(
+        max_length=8, choices=Embedding.choices, default=Embedding.OFF, help_text="Vectors of its chunks."
+    )
+    embedding_reason = models.CharField(
+        max_length=500, blank=True, default="", help_text="Why embedding failed (it is found by full text)."
+    )
+    embedding_model = models.CharField(max_length=200, blank=True, default="", help_text="Made its vectors.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -102,7 +116,12 @@ class Document(models.Model):
                 condition=Q(status__in=["queued", "processing", "ready", "failed"]),
                 name="document_status_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(embedding_status__in=["off", "ready", "failed"]),
+                name="document_embedding_status_valid",
+            ),
         ]
+        indexes = [models.Index(fields=["status", "updated_at"], name="document_status_updated")]
 
     def __str__(self) -> str:
         return self.filename
@@ -117,6 +136,8 @@ class Chunk(models.Model):
     heading = models.CharField(max_length=300, blank=True, default="")
     page = models.PositiveIntegerField(null=True, blank=True)
     text = models.TextField()
+    # float32, little-endian, length 1 (documents/vectors.py); null without embeddings
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "document_chunks"

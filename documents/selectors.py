@@ -43,12 +43,13 @@ def collection_get(*, tenant: Tenant, collection_id: object, owner: Any = None) 
     return found
 
 
-def document_get(*, collection: Collection, document_id: object) -> Document:
+def document_get(*, collection: Collection, document_id: object, with_content: bool = False) -> Document:
     try:
         did = parse_uuid(document_id)
     except NotFound:
         raise NotFound("No such document.") from None
-    found = Document.objects.filter(collection=collection, pk=did).defer("content").first()
+    rows = Document.objects.filter(collection=collection, pk=did)
+    found = (rows if with_content else rows.defer("content")).first()
     if found is None:
         raise NotFound("No such document.")
     return found

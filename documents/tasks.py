@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from documents.conf import INGEST_TIME_LIMIT
 from documents.services.ingest import document_ingest
 
 
@@ -11,8 +12,8 @@ from documents.services.ingest import document_ingest
     name="documents.ingest",
     acks_late=True,
     reject_on_worker_lost=True,
-    time_limit=600,
-    soft_time_limit=570,
+    time_limit=INGEST_TIME_LIMIT,
+    soft_time_limit=INGEST_TIME_LIMIT - 30,
     ignore_result=True,
 )
 def ingest(document_id: str) -> str:

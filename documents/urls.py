@@ -12,4 +12,9 @@ urlpatterns = [
         api.DocumentDetailView.as_view(),
         name="document-detail",
     ),
+    path(
+        "collections/<str:collection_id>/documents/<str:document_id>/file",
+        api.DocumentFileView.as_view(),
+        name="document-file",
+    ),
 ]

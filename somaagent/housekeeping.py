@@ -3,7 +3,8 @@
 - published outbox rows older than ``SOMA_OUTBOX_RETENTION_SECONDS``;
 - whatever the apps register in their ``AppConfig.ready()`` (``register_pruner``):
   idempotency records and orphaned stream buffers (``conversations.housekeeping``),
-  old memory replicas and delivered writes (``memory.ops``).
+  old memory replicas and delivered writes (``memory.ops``), and documents left
+  ``processing`` by a worker that died, queued again or failed (``documents.services.ingest``).
 
 Every step deletes in bounded batches and is safe to run in several workers at
 once (deleting what is already gone deletes nothing).

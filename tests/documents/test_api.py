@@ -140,6 +140,7 @@ def test_scoping_other_tenants_and_other_members_get_404():
             ("get", f"/v1/collections/{cid}/documents"),
             ("delete", f"/v1/collections/{cid}"),
             ("get", f"/v1/collections/{cid}/documents/{did}"),
+            ("get", f"/v1/collections/{cid}/documents/{did}/file"),
             ("delete", f"/v1/collections/{cid}/documents/{did}"),
         ]:
             assert getattr(client, method)(path).status_code == 404, (method, path)
@@ -178,3 +179,47 @@ def test_chat_files_need_the_chat_and_personas_must_be_the_tenants():
     )
     assert r.status_code == 404
     assert Membership.objects.filter(tenant=tenant).count() == 2
+
+
+def test_the_original_file_opens_in_the_browser_sandboxed_or_is_saved():
+    tenant = new_tenant()
+    admin, stranger = key_client(tenant), key_client(new_tenant())
+    alice, bob = member(tenant), member(tenant)
+    cid = create_collection(admin)
+    pdf = samples.pdf([["Page one."], ["Page two."]])
+    docx = samples.docx([("p", "Twenty days.")])
+    files = [
+        ("guide.pdf", pdf, "application/pdf", "application/pdf", "inline"),
+        ("notes.md", b"# Parking\n\nLevel two.", "text/markdown", "text/plain; charset=utf-8", "inline"),
+        ("people.csv", b"name\nAda\n", "text/csv", "text/plain; charset=utf-8", "inline"),
+        ("page.html", b"<script>alert(1)</script>", "text/html", "text/html", "attachment"),
+        ("leave.docx", docx, "application/octet-stream", samples_docx_type(), "attachment"),
+    ]
+    for name, content, mime, served_as, disposition in files:
+        did = upload(admin, cid, name, content, mime).json()["document_id"]
+        for client in (admin, alice):  # a shared collection: the tenant's members read it too
+            r = client.get(f"/v1/collections/{cid}/documents/{did}/file")
+            assert r.status_code == 200, (name, r.content)
+            assert r.content == content and r["Content-Type"] == served_as, name
+            assert r["Content-Disposition"] == f'{disposition}; filename="{name}"', name
+            assert r["X-Content-Type-Options"] == "nosniff"
+            assert r["Content-Security-Policy"] == "sandbox; default-src 'none'"
+        gone = stranger.get(f"/v1/collections/{cid}/documents/{did}/file")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    # a private collection's files are its owner's; a chat's files whoever may use the chat
+    private = create_collection(alice, "Alice's")
+    did = upload(alice, private, "mine.txt", b"alice only").json()["document_id"]
+    assert alice.get(f"/v1/collections/{private}/documents/{did}/file").content == b"alice only"
+    assert bob.get(f"/v1/collections/{private}/documents/{did}/file").status_code == 404
+    session = Session.objects.create(tenant=tenant, created_by=bob.user)
+    chat = bob.post("/v1/chat-files", {"session_id": str(session.pk)}, format="json").json()["collection_id"]
+    did = upload(bob, chat, "chat.txt", b"bob's chat").json()["document_id"]
+    assert bob.get(f"/v1/collections/{chat}/documents/{did}/file").content == b"bob's chat"
+    assert alice.get(f"/v1/collections/{chat}/documents/{did}/file").status_code == 404
+    # a document id under another collection of the same tenant is not found there
+    assert admin.get(f"/v1/collections/{cid}/documents/{did}/file").status_code == 404
+    assert admin.get(f"/v1/collections/{cid}/documents/not-a-uuid/file").status_code == 404
+
+
+def samples_docx_type() -> str:
+    return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

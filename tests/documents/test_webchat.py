@@ -1,5 +1,6 @@
 """Citations in the web chat: timeline.js keeps them from assistant.final (node), and the chat
-shows them as numbered sources under the reply (headless Chromium, live system, stub model)."""
+shows them as numbered sources under the reply that open the document, a PDF at the cited page
+(headless Chromium, live system, stub model)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from documents.services.collections import collection_create, document_upload
 from documents.services.ingest import document_ingest
 from somaagent.identity import DEFAULT_TENANT_NAME
 from somaagent.models import Tenant
+from tests.documents import samples
 from tests.webchat.jsrun import node_eval
 
 FOLD = """
@@ -29,6 +31,7 @@ def test_timeline_keeps_the_final_events_citations():
     cited = {
         "index": 1,
         "document_id": "d1",
+        "collection_id": "c1",
         "filename": "manual.pdf",
         "page": 2,
         "snippet": "eighteen hours",
@@ -41,7 +44,14 @@ def test_timeline_keeps_the_final_events_citations():
     ]
     items = node_eval("timeline.js", FOLD, {"events": events})
     assert items[1]["citations"] == [
-        {"index": 1, "documentId": "d1", "filename": "manual.pdf", "page": 2, "snippet": "eighteen hours"}
+        {
+            "index": 1,
+            "documentId": "d1",
+            "collectionId": "c1",
+            "filename": "manual.pdf",
+            "page": 2,
+            "snippet": "eighteen hours",
+        }
     ]
     assert items[3]["citations"] == []
 
@@ -69,6 +79,49 @@ def test_the_chat_shows_numbered_sources_under_the_reply(chat_page, live_system,
     text = sources.first.inner_text()
     assert text.startswith("[1] animals.md") and "Rottnest Island" in text
     assert sources.first.get_attribute("data-document-id") == str(document.pk)
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_a_cited_pdf_opens_at_the_cited_page(chat_page, live_system, chat_user):
+    from playwright.sync_api import expect  # here: without playwright, the browser fixture skips
+
+    page = chat_page
+    tenant = Tenant.objects.get(name=DEFAULT_TENANT_NAME)
+    word = f"numbat{uuid.uuid4().hex[:6]}"
+    collection = collection_create(tenant=tenant, name="pdfs", owner=chat_user.user)
+    content = samples.pdf([["A cover page."], [f"The {word} eats termites."], ["An index page."]])
+    document, _ = document_upload(
+        collection=collection,
+        filename="animals.pdf",
+        declared_type="application/pdf",
+        content=content,
+        max_bytes=10**6,
+    )
+    assert document_ingest(document_id=str(document.pk)) == "ready"
+    box = page.get_by_label("Message", exact=True)
+    box.fill(f"What does the {word} eat?")
+    box.press("Enter")
+    link = page.locator("article.msg.assistant[data-state=done] ol.citations li a.cite-where").first
+    link.wait_for(timeout=60_000)
+    href = f"/v1/collections/{collection.pk}/documents/{document.pk}/file#page=2"
+    assert link.inner_text() == "animals.pdf, page 2" and link.get_attribute("href") == href
+    with page.context.expect_page() as opened:
+        link.click()
+    viewer = opened.value
+    assert viewer.url == f"{live_system.url}{href}"
+
+    # Chromium's own PDF viewer shows it (not blocked by the sandbox CSP, not a download)...
+    frame = None
+    for _ in range(300):  # Playwright learns of new frames while it runs, hence its own waits
+        frame = next((f for f in viewer.frames if f.url.startswith("chrome-extension://")), None)
+        if frame is not None:
+            break
+        viewer.wait_for_timeout(100)
+    assert frame is not None, f"no PDF viewer in {[f.url for f in viewer.frames]}"
+    # ...at the cited page
+    expect(frame.locator("#pageSelector")).to_have_value("2", timeout=30_000)
+    viewer.close()
 
 
 @pytest.mark.browser

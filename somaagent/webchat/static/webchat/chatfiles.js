@@ -39,6 +39,9 @@
         if (f.state === "processing" && f.progress) text += " " + f.progress + "%";
         if (f.state === "failed" && f.error) text += ": " + f.error;
         if (f.state === "ready" && f.pages) text += " (" + f.pages + (f.pages === 1 ? " page)" : " pages)");
+        // ready, but its passages could not be embedded: it is searched by its words only
+        if (f.state === "ready" && f.embedding === "failed") text += ", by keywords only";
+        if (f.embedding === "failed") li.title = f.embeddingReason || "";
         li.textContent = text;
         return li;
       })
@@ -60,6 +63,8 @@
     f.state = data.status;
     f.error = data.reason || "";
     f.pages = data.pages || 0;
+    f.embedding = data.embedding_status || "off";
+    f.embeddingReason = data.embedding_reason || "";
     f.progress = data.progress || 0;
     f.documentId = data.document_id;
   };

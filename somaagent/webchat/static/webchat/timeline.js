@@ -9,8 +9,8 @@
  * items: [{kind:"user", eventId, parentId, seq, text, attachments}
  *         {kind:"reply", replyTo, model, text, state, error, tools, restarted, finalEventId, feedback,
  *          firstEventId, parentId, approvals, citations}]
- * (citations: the documents the final reply was given, [{index, documentId, filename, page, snippet}],
- * shown as numbered references under it.)
+ * (citations: the documents the final reply was given, [{index, documentId, collectionId, filename, page,
+ * snippet}], shown as numbered references under it that open the document, at the page for a PDF.)
  * (firstEventId/parentId: the reply's first persisted event and its parent, the message it answers:
  * where the reply sits among the message's other replies, see branches.js.)
  * reply.state: "waiting" | "streaming" | "done" | "error" | "cancelled"
@@ -33,6 +33,7 @@
         return {
           index: Number(c.index) || i + 1,
           documentId: String(c.document_id || ""),
+          collectionId: String(c.collection_id || ""),
           filename: String(c.filename || "document"),
           page: typeof c.page === "number" ? c.page : null,
           snippet: String(c.snippet || ""),

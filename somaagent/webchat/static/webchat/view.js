@@ -149,16 +149,30 @@
     );
   }
 
-  /* The documents a reply was given, numbered as the model cites them: [1] file, page — excerpt. */
+  /* Where a citation opens: the document's file (shown by the browser, sandboxed), at the page of a PDF
+   * (#page=N, which the PDF viewers of Chromium and Firefox honour; other types ignore it). */
+  function citationHref(c) {
+    if (!c.collectionId || !c.documentId) return null;
+    var href =
+      "/v1/collections/" + encodeURIComponent(c.collectionId) + "/documents/" + encodeURIComponent(c.documentId) + "/file";
+    return c.page ? href + "#page=" + encodeURIComponent(String(c.page)) : href;
+  }
+
+  /* The documents a reply was given, numbered as the model cites them: [1] file, page — excerpt;
+   * the file and page link to the document, opened in a new tab. */
   function citationList(citations) {
     return h(
       "ol",
       { className: "citations", "aria-label": "Sources" },
       citations.map(function (c) {
         var where = c.filename + (c.page ? ", page " + c.page : "");
+        var href = citationHref(c);
+        var place = href
+          ? h("a", { className: "cite-where", href: href, target: "_blank", rel: "noopener noreferrer", text: where })
+          : h("span", { className: "cite-where", text: where });
         return h("li", { "data-index": String(c.index), "data-document-id": c.documentId, title: c.snippet }, [
           h("span", { className: "cite-n", text: "[" + c.index + "] " }),
-          h("span", { className: "cite-where", text: where }),
+          place,
           c.snippet ? h("span", { className: "muted", text: " \u2014 " + c.snippet }) : null,
         ]);
       })
