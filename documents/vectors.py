@@ -7,7 +7,7 @@ column that both databases hold (``document_chunks.embedding``, little-endian
 float32 of length 1) and its document says which model made it
 (``documents.embedding_model``). A search takes the dot product of the query's
 vector with the vector of every chunk in the caller's scope (tenant, collections,
-same model) in Python and keeps the best: exact (no approximate index to tune or to
+same model) as one matrix product (numpy) and keeps the best: exact (no approximate index to tune or to
 miss), at a cost linear in the chunks in scope and their dimensions
 (bench/documents.py measures it; docs/documents.md says what it means).
 
@@ -22,7 +22,6 @@ collection again.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import sys
 import threading
@@ -30,11 +29,11 @@ import time
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import mul
 from typing import Any
 
+import numpy as np
 from django.db import connection
 
 from documents.conf import documents_settings
@@ -44,7 +43,6 @@ from memory.search import SearchTimeout, time_bound
 log = logging.getLogger(__name__)
 
 FETCH = 2000  # rows read at a time (a server-side cursor on PostgreSQL)
-CHECK_EVERY = 2000  # vectors scored between two looks at the clock
 READ_GRACE = 4.0  # reading a collection's vectors may take this many times the search's bound
 STAMP_SQL = (
     "SELECT collection_id, COUNT(*), SUM(chunks_count), MAX(updated_at) FROM documents "
@@ -75,18 +73,18 @@ def from_bytes(blob: bytes | memoryview) -> array:
 
 @dataclass(frozen=True)
 class Packed:
-    """One collection's vectors of one size, in this machine's byte order: ``ids[i]`` owns
-    ``vectors[i * dimensions : (i + 1) * dimensions]``."""
+    """One collection's vectors of one size: ``ids[i]`` owns row ``i`` of ``vectors``
+    (float32, ``len(ids)`` x ``dimensions``)."""
 
     stamp: tuple[Any, ...]
     dimensions: int
-    ids: array  # array("q")
-    vectors: bytes
+    ids: np.ndarray  # int64
+    vectors: np.ndarray  # float32, one row per chunk
     skipped: int  # vectors of another size (another model behind the same name): not comparable
 
     @property
     def size(self) -> int:
-        return len(self.vectors) + len(self.ids) * 8
+        return int(self.vectors.nbytes + self.ids.nbytes)
 
 
 class PackedCache:
@@ -145,7 +143,7 @@ def vector_search(
     deadline = time.monotonic() + timeout
     tenant = Chunk._meta.get_field("tenant").get_db_prep_value(tenant_id, connection)
     field = Chunk._meta.get_field("collection")
-    q = query.tolist()
+    q = np.asarray(query, dtype=np.float32)
     limit = documents_settings().embeddings.cache_mb * 1024 * 1024
     with time_bound(timeout, what="document vector search"):
         stamps = _stamps(tenant, [field.get_db_prep_value(c, connection) for c in collection_ids], model)
@@ -164,14 +162,16 @@ def vector_search(
                 )
             CACHE.put(key, packed, limit_bytes=limit)
         packs.append(packed)
-    best = heapq.nlargest(top_k, _scored(packs, q, min_similarity, deadline, timeout))
+    if time.monotonic() > deadline:
+        raise SearchTimeout(f"document vector search took longer than {timeout}s")
+    best = _best(packs, q, top_k, min_similarity)
     skipped = sum(p.skipped for p in packs)
     if skipped:
         log.warning(
             "chunk vectors of other dimensions skipped",
             extra={"skipped": skipped, "dimensions": len(q), "model": model},
         )
-    return [(-negative_id, similarity) for similarity, negative_id in best]
+    return best
 
 
 def _stamps(tenant: Any, ids: list[Any], model: str) -> list[tuple[Any, tuple[Any, ...]]]:
@@ -200,23 +200,30 @@ def _read(
                     continue
                 ids.append(chunk_id)
                 vectors += blob
-    packed = array("f")
-    packed.frombytes(bytes(vectors))
-    if sys.byteorder == "big":
-        packed.byteswap()  # stored little-endian; scored in this machine's order
-    return Packed(stamp=stamp, dimensions=dimensions, ids=ids, vectors=packed.tobytes(), skipped=skipped)
+    # Stored little-endian float32 ("<f4"); as this machine's floats for the product.
+    matrix = np.frombuffer(bytes(vectors), dtype="<f4").astype(np.float32).reshape(len(ids), dimensions)
+    return Packed(
+        stamp=stamp,
+        dimensions=dimensions,
+        ids=np.asarray(ids, dtype=np.int64),
+        vectors=matrix,
+        skipped=skipped,
+    )
 
 
-def _scored(
-    packs: list[Packed], q: list[float], min_similarity: float, deadline: float, timeout: float
-) -> Iterator[tuple[float, int]]:
-    """``(cosine, chunk id)`` of every vector at least ``min_similarity`` (ties: the lower id)."""
-    for packed in packs:
-        floats = memoryview(packed.vectors).cast("f")
-        d = packed.dimensions
-        for i, chunk_id in enumerate(packed.ids):
-            if i % CHECK_EVERY == 0 and time.monotonic() > deadline:
-                raise SearchTimeout(f"document vector search took longer than {timeout}s")
-            similarity = sum(map(mul, q, floats[i * d : (i + 1) * d]))
-            if similarity >= min_similarity:
-                yield similarity, -chunk_id
+def _best(packs: list[Packed], q: np.ndarray, top_k: int, min_similarity: float) -> list[tuple[int, float]]:
+    """``(chunk id, cosine)`` of the ``top_k`` best vectors at least ``min_similarity``, best first
+    (ties: the lower id)."""
+    if not packs:
+        return []
+    ids = np.concatenate([p.ids for p in packs])
+    similarities = np.concatenate([p.vectors @ q for p in packs])
+    keep = similarities >= min_similarity
+    ids, similarities = ids[keep], similarities[keep]
+    if len(ids) > top_k:
+        # The top_k best (and every vector tied with the last of them), then an exact order.
+        threshold = np.partition(similarities, len(similarities) - top_k)[len(similarities) - top_k]
+        keep = similarities >= threshold
+        ids, similarities = ids[keep], similarities[keep]
+    order = np.lexsort((ids, -similarities))[:top_k]
+    return [(int(ids[i]), float(similarities[i])) for i in order]
