@@ -176,7 +176,7 @@ def main() -> int:
     parser.add_argument("--searches", type=int, default=200)
     args = parser.parse_args()
     migrated_django_with_own_prefix()
-    from somaagent.apikeys import tenant_get_or_create
+    from somaagent.identity.apikeys import tenant_get_or_create
 
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.documents', *sys.argv[1:]])}`")

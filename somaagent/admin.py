@@ -10,12 +10,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from somaagent import scopes as sc
 from somaagent.admin_base import ReadOnlyAdmin, may
-from somaagent.apikeys import api_key_create, api_key_revoke
 from somaagent.audit import actor_from_request
 from somaagent.credentials import llm_credential_save
 from somaagent.errors import SomaError
+from somaagent.identity import scopes as sc
+from somaagent.identity.apikeys import api_key_create, api_key_revoke
 from somaagent.models import (
     ApiKey,
     DeadLetter,

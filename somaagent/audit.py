@@ -51,7 +51,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 def actor_from_request(request: HttpRequest) -> Actor:
     """The actor of an admin or API request (a staff user, a key or a token's user)."""
-    from somaagent.identity import Principal
+    from somaagent.identity.principal import Principal
 
     user = getattr(request, "user", None)
     ip = client_ip(getattr(request, "_request", request))

@@ -11,7 +11,7 @@ from memory.conf import memory_settings_from_env
 from somaagent import config, local_llm, ops_conf
 from somaagent.conf import SomaSettings, ToolSettings
 from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
-from somaagent.oidc import conf as oidc_conf
+from somaagent.identity.oidc import conf as oidc_conf
 from somaagent.private_files import create_private_file
 
 config.load_dotenv_file()
@@ -166,10 +166,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "somaagent.authentication.ApiKeyAuthentication",
+        "somaagent.identity.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["somaagent.authentication.IsTenantMember"],
+    "DEFAULT_PERMISSION_CLASSES": ["somaagent.identity.authentication.IsTenantMember"],
     "DEFAULT_PARSER_CLASSES": ["somaagent.json_input.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON only: ``?format=`` is ours (exports: json or markdown), not DRF's renderer switch.
@@ -283,8 +283,9 @@ SOMA_OPS = ops_conf.load()
 # Read from the environment only; the provider is first asked at the first sign-in, never at start-up.
 SOMA_OIDC = oidc_conf.load()
 AUTHENTICATION_BACKENDS = [
-    "somaagent.oidc.backend.LocalPasswordBackend",  # passwords; superusers only with SOMA_LOCAL_LOGIN=0
-    "somaagent.oidc.backend.OidcBackend",  # the provider's authorization code flow
+    # passwords; superusers only with SOMA_LOCAL_LOGIN=0
+    "somaagent.identity.oidc.backend.LocalPasswordBackend",
+    "somaagent.identity.oidc.backend.OidcBackend",  # the provider's authorization code flow
 ]
 
 # --- logging ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("s/", include("conversations.share_urls")),  # read-only share links (no login)
-    path("oidc/", include("somaagent.oidc.urls")),  # single sign-on (404 unless configured)
+    path("oidc/", include("somaagent.identity.oidc.urls")),  # single sign-on (404 unless configured)
     path("", include("somaagent.webchat.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]

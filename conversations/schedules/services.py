@@ -26,7 +26,7 @@ from conversations.webhooks.emit import webhook_emit
 from somaagent.config import env_float, env_int
 from somaagent.errors import Forbidden, NotFound, SomaError, ValidationFailed
 from somaagent.flags.services import flag_enabled
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.models import Persona
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from conversations.services.turn_finish import turn_attach
 from conversations.services.turn_queue import turn_dispatch
 from somaagent.audit import Actor, audit_record
 from somaagent.errors import Conflict, Forbidden, NotFound, PolicyDenied, ValidationFailed
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.models import AuditLog
 from somaagent.outbox import outbox_enqueue
 from tools.execute import TOOL_TOPIC

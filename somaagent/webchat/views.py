@@ -23,10 +23,10 @@ from django.views.decorators.http import require_GET
 
 from conversations.services.attachments import upload_limits
 from somaagent.errors import Forbidden
-from somaagent.identity import principal_for_user
-from somaagent.login_throttle import ThrottledLoginMixin
-from somaagent.oidc.forms import ChatAuthenticationForm
-from somaagent.oidc.views import provider_logout_url, sign_in_choices
+from somaagent.identity.login_throttle import ThrottledLoginMixin
+from somaagent.identity.oidc.forms import ChatAuthenticationForm
+from somaagent.identity.oidc.views import provider_logout_url, sign_in_choices
+from somaagent.identity.principal import principal_for_user
 
 
 def content_security_policy(request: HttpRequest) -> str:

@@ -14,10 +14,10 @@ from django.http import HttpRequest
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from somaagent import scopes as sc
-from somaagent.apikeys import KEY_PREFIX, api_key_authenticate
 from somaagent.errors import Forbidden, Unauthenticated
-from somaagent.identity import Principal, principal_for_key, principal_for_user
+from somaagent.identity import scopes as sc
+from somaagent.identity.apikeys import KEY_PREFIX, api_key_authenticate
+from somaagent.identity.principal import Principal, principal_for_key, principal_for_user
 from somaagent.ratelimit import principal_rate_limit
 
 BAD_HEADER = "Use 'Authorization: Bearer <api key or access token>'."
@@ -40,7 +40,7 @@ def principal_from_bearer(token: str) -> Principal:
         if key is None:
             raise Unauthenticated("Invalid or revoked API key.")
         return principal_for_key(key)
-    from somaagent.jwt_auth import principal_for_access_token
+    from somaagent.identity.jwt_auth import principal_for_access_token
 
     return principal_for_access_token(token)
 

@@ -5,7 +5,7 @@ gives. With a mapping configured the provider decides: at each sign-in the
 user's memberships become exactly what their groups map to (the highest role
 when several groups name one tenant), and ``is_staff`` follows the ``staff``
 grant. A membership their groups no longer grant is deleted, which also ends
-their open streams (``somaagent.identity.principal_lapsed``). Every change is
+their open streams (``somaagent.identity.principal.principal_lapsed``). Every change is
 an ``oidc.role_changed`` audit entry; a user with no tenant (staff only) is not
 enrolled in the default tenant either. Without a mapping nothing is touched:
 administrators manage memberships by hand.
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from somaagent.audit import Actor, audit_record
+from somaagent.identity.oidc.conf import ROLES, OidcSettings
 from somaagent.models import AuditLog, FirstMembership, Membership, Tenant
-from somaagent.oidc.conf import ROLES, OidcSettings
 
 MAX_GROUPS = 1000
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.db import transaction
 
-from somaagent import scopes as sc
 from somaagent.errors import Forbidden, Unauthenticated
+from somaagent.identity import scopes as sc
 from somaagent.models import ApiKey, FirstMembership, Membership, Tenant
 
 DEFAULT_TENANT_NAME = "default"

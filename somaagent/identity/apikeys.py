@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from somaagent import scopes as sc
 from somaagent.audit import Actor, audit_record
 from somaagent.errors import ValidationFailed
+from somaagent.identity import scopes as sc
 from somaagent.models import ApiKey, AuditLog, Tenant
 from somaagent.versioned import Versioned
 

@@ -26,9 +26,9 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 
 from somaagent.async_db import db_call
-from somaagent.authentication import principal_from_bearer
 from somaagent.errors import Forbidden, Unauthenticated
-from somaagent.identity import Principal, principal_for_user
+from somaagent.identity.authentication import principal_from_bearer
+from somaagent.identity.principal import Principal, principal_for_user
 
 APP_SUBPROTOCOL = "soma.v1"
 KEY_SUBPROTOCOL_PREFIX = "bearer."

@@ -1,10 +1,10 @@
 """Django authentication backends: the identity provider's code flow, and local passwords.
 
 ``OidcBackend`` is mozilla-django-oidc's backend with its network and trust
-decisions replaced: endpoints come from discovery (``somaagent.oidc.provider``),
-the ID token gets every check (``somaagent.oidc.tokens``; the library's own check
+decisions replaced: endpoints come from discovery (``somaagent.identity.oidc.provider``),
+the ID token gets every check (``somaagent.identity.oidc.tokens``; the library's own check
 skips ``aud`` and ``iss``), and the user is found by issuer + ``sub``
-(``somaagent.oidc.accounts``; the library's default matches e-mail addresses).
+(``somaagent.identity.oidc.accounts``; the library's default matches e-mail addresses).
 It answers only the callback view, which passes the nonce and PKCE verifier it
 kept in the session; anything that fails raises, so the view can say why.
 """
@@ -21,10 +21,10 @@ from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from somaagent.audit import client_ip
-from somaagent.oidc.accounts import oidc_sign_in
-from somaagent.oidc.errors import SignInInvalid, SignInRefused
-from somaagent.oidc.provider import ProviderTokenError, token_exchange
-from somaagent.oidc.tokens import id_token_claims
+from somaagent.identity.oidc.accounts import oidc_sign_in
+from somaagent.identity.oidc.errors import SignInInvalid, SignInRefused
+from somaagent.identity.oidc.provider import ProviderTokenError, token_exchange
+from somaagent.identity.oidc.tokens import id_token_claims
 
 CALLBACK_URL_NAME = "oidc:callback"
 MAX_CODE_CHARS = 2048

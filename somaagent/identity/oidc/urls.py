@@ -1,6 +1,6 @@
 from django.urls import path
 
-from somaagent.oidc import views
+from somaagent.identity.oidc import views
 
 app_name = "oidc"
 

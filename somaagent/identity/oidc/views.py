@@ -7,7 +7,7 @@ mozilla-django-oidc under the state; ``/oidc/callback/`` takes that entry out
 the provider unreachable, a state unknown or used, any check on the ID token, an
 account refused — ends on one page that says why, with the matching status
 (400, 403 or 503), and an ``oidc.sign_in_refused`` audit entry. Refusals count
-against the client address's login throttle (``somaagent/login_throttle.py``; a
+against the client address's login throttle (``somaagent/identity/login_throttle.py``; a
 successful sign-in counts nothing): past it, 429 with ``Retry-After`` and no entry,
 so a flood of forged callbacks cannot fill the audit log. With
 ``SOMA_OIDC_ISSUER`` unset both routes answer 404.
@@ -28,11 +28,11 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from somaagent.audit import Actor, audit_record, client_ip
 from somaagent.errors import RateLimited, RateLimitUnavailable, SomaError
-from somaagent.login_throttle import address_attempt
+from somaagent.identity.login_throttle import address_attempt
+from somaagent.identity.oidc.backend import library_setting
+from somaagent.identity.oidc.errors import ProviderUnavailable, SignInInvalid, SignInRefused
+from somaagent.identity.oidc.provider import provider_metadata
 from somaagent.models import AuditLog
-from somaagent.oidc.backend import library_setting
-from somaagent.oidc.errors import ProviderUnavailable, SignInInvalid, SignInRefused
-from somaagent.oidc.provider import provider_metadata
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import httpx
 import jwt
 from django.conf import settings
 
-from somaagent.oidc.conf import OidcSettings
-from somaagent.oidc.errors import ProviderUnavailable
+from somaagent.identity.oidc.conf import OidcSettings
+from somaagent.identity.oidc.errors import ProviderUnavailable
 from somaagent.process_local import PerProcess
 
 logger = logging.getLogger(__name__)

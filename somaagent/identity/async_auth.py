@@ -9,11 +9,11 @@ from __future__ import annotations
 from django.http import HttpRequest
 from rest_framework import exceptions
 
-from somaagent import scopes as sc
 from somaagent.async_db import db_call
-from somaagent.authentication import admit, bearer_token, principal_from_bearer
 from somaagent.errors import Unauthenticated
-from somaagent.identity import Principal, principal_for_user
+from somaagent.identity import scopes as sc
+from somaagent.identity.authentication import admit, bearer_token, principal_from_bearer
+from somaagent.identity.principal import Principal, principal_for_user
 
 
 async def principal_from_token(token: str) -> Principal:

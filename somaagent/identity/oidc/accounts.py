@@ -5,7 +5,7 @@ before gets a user of its own (``SOMA_OIDC_CREATE_USERS=1``, the default) or is
 refused (``0``: an administrator links it first, as a single sign-on identity in
 the admin). Its profile (e-mail, names) follows the claims; so do its
 memberships and staff flag when a group mapping is configured
-(``somaagent.oidc.mapping``).
+(``somaagent.identity.oidc.mapping``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from somaagent.audit import Actor, audit_record
+from somaagent.identity.oidc.errors import SignInRefused
+from somaagent.identity.oidc.mapping import access_apply, access_from_claims
 from somaagent.models import AuditLog, OidcIdentity
-from somaagent.oidc.errors import SignInRefused
-from somaagent.oidc.mapping import access_apply, access_from_claims
 
 USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 

@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 from django.conf import settings
 
-from somaagent.oidc.errors import SignInRefused
-from somaagent.oidc.provider import provider_metadata, signing_key
+from somaagent.identity.oidc.errors import SignInRefused
+from somaagent.identity.oidc.provider import provider_metadata, signing_key
 
 ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}

@@ -17,9 +17,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from somaagent import scopes as sc
 from somaagent.errors import Unauthenticated, ValidationFailed
-from somaagent.identity import Principal, principal_for_membership
+from somaagent.identity import scopes as sc
+from somaagent.identity.principal import Principal, principal_for_membership
 from somaagent.models import Membership
 
 INVALID = "Invalid or expired token."
