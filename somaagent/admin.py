@@ -12,10 +12,10 @@ from django.http import HttpRequest
 
 from somaagent.admin_base import ReadOnlyAdmin, may
 from somaagent.audit import actor_from_request
-from somaagent.credentials import llm_credential_save
 from somaagent.errors import SomaError
 from somaagent.identity import scopes as sc
 from somaagent.identity.apikeys import api_key_create, api_key_revoke
+from somaagent.llm_credentials import llm_credential_save
 from somaagent.models import (
     ApiKey,
     DeadLetter,

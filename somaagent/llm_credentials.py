@@ -1,4 +1,5 @@
-"""LLM credentials: stored only encrypted (Fernet), never returned, logged or audited in clear."""
+"""The model providers' credentials (model profiles name them; callers' identity is ``identity/``):
+stored only encrypted (Fernet), never returned, logged or audited in clear."""
 
 from __future__ import annotations
 
