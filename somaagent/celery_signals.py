@@ -13,9 +13,9 @@ from typing import Any
 
 from celery import signals
 
-from somaagent.context import TASK_HEADER, request_id_var, sane_request_id, task_var
 from somaagent.metrics import registry as m
 from somaagent.metrics.multiproc import mark_dead
+from somaagent.request_id import TASK_HEADER, request_id_var, sane_request_id, task_var
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from somaagent.context import REQUEST_ID_HEADER, new_request_id, request_id_var, sane_request_id
 from somaagent.metrics import http_observed
+from somaagent.request_id import REQUEST_ID_HEADER, new_request_id, request_id_var, sane_request_id
 
 access_log = logging.getLogger("somaagent.access")
 UNMATCHED = "<unmatched>"

@@ -31,8 +31,8 @@ from conversations.services.turn_finish import turn_finish_unrun
 from conversations.services.turn_queue import ORDER_T_E
 from conversations.services.turn_types import ClaimedTurn, Ended, LeaseLost, ReservedCursor, TurnTip
 from memory.port import namespace_for
-from somaagent.context import adopt_request_id
 from somaagent.models import Persona
+from somaagent.request_id import adopt_request_id
 from somaagent.sql import p_uuid, v_datetime, v_json, v_uuid
 
 log = logging.getLogger(__name__)

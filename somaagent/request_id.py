@@ -1,4 +1,4 @@
-"""Per-request (and per-task) context that every log line carries: the request id.
+"""The request id every log line carries (and, in a task, the task's id and name): context variables.
 
 A request id is born at the HTTP edge (``X-Request-ID`` honoured when it is
 sane, otherwise generated), travels into Celery tasks as a message header
