@@ -86,7 +86,7 @@ def _process_cpu() -> float:
 def measure_ticks(n: int, seconds: float) -> dict[str, Any]:
     from conversations.schedules.models import Schedule, ScheduleRun
     from conversations.schedules.services import schedule_tick
-    from somaagent.config import env_float
+    from somaagent.environment import env_float
 
     tenants = _schedules(n)
     period = env_float("SOMA_SCHEDULE_TICK_SECONDS", 5.0)

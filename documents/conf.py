@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from documents.extract.run import ParseLimits
-from somaagent.config import env_float, env_int
+from somaagent.environment import env_float, env_int
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from somaagent.config import env_bool, env_float, env_int
+from somaagent.environment import env_bool, env_float, env_int
 
 
 def celery_worker() -> bool:

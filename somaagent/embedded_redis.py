@@ -264,7 +264,7 @@ def stop(var_dir: Path) -> int | None:
 
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
-    from somaagent.config import VAR_DIR
+    from somaagent.environment import VAR_DIR
 
     where = socket_path(VAR_DIR)
     if command == "stop":

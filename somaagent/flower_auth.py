@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from somaagent.config import ConfigurationError, deployment_mode
+from somaagent.environment import ConfigurationError, deployment_mode
 
 MIN_PASSWORD_CHARS = 12
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "password", "secret", "admin", "flower")

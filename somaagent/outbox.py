@@ -42,7 +42,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from somaagent.batcher import Batcher
-from somaagent.config import env_float
+from somaagent.environment import env_float
 from somaagent.models import DeadLetter, OutboxMessage
 from somaagent.retry import backoff_delay
 

@@ -1,4 +1,4 @@
-"""Django settings: everything comes from the environment via somaagent.config."""
+"""Django settings (project wiring): everything comes from the environment via somaagent.environment."""
 
 from __future__ import annotations
 
@@ -8,22 +8,22 @@ from pathlib import Path
 import dj_database_url
 
 from memory.conf import memory_settings_from_env
-from somaagent import config, local_llm, ops_conf
-from somaagent.conf import SomaSettings, ToolSettings
-from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
+from somaagent import environment, local_llm
+from somaagent.environment import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
 from somaagent.identity.oidc import conf as oidc_conf
 from somaagent.private_files import create_private_file
+from somaagent.soma_settings import SomaSettings, ToolSettings, ops_settings_from_env
 
-config.load_dotenv_file()
+environment.load_dotenv_file()
 
-DEPLOYMENT_MODE = config.deployment_mode()
-config.check_production(DEPLOYMENT_MODE)
+DEPLOYMENT_MODE = environment.deployment_mode()
+environment.check_production(DEPLOYMENT_MODE)
 
-SECRET_KEY = config.secret_key(DEPLOYMENT_MODE)
+SECRET_KEY = environment.secret_key(DEPLOYMENT_MODE)
 DEBUG = env_bool("DJANGO_DEBUG", DEPLOYMENT_MODE == "DEV")
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
-FERNET_KEYS = config.fernet_keys(DEPLOYMENT_MODE)
+FERNET_KEYS = environment.fernet_keys(DEPLOYMENT_MODE)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
@@ -114,17 +114,17 @@ else:
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- HTTPS (PROD): cookies over HTTPS only, HSTS; config.check_production refuses the rest ---------
+# --- HTTPS (PROD): cookies over HTTPS only, HSTS; environment.check_production refuses the rest ---------
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOYMENT_MODE == "PROD"
 SECURE_HSTS_SECONDS = env_int(
-    "SOMA_HSTS_SECONDS", config.HSTS_DEFAULT_SECONDS if DEPLOYMENT_MODE == "PROD" else 0
+    "SOMA_HSTS_SECONDS", environment.HSTS_DEFAULT_SECONDS if DEPLOYMENT_MODE == "PROD" else 0
 )
 if env_bool("SOMA_BEHIND_TLS_PROXY", False):
     # Only behind a proxy that sets this header and drops the one a client sends.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- redis ------------------------------------------------------------------
-_redis = config.redis_config()
+_redis = environment.redis_config()
 REDIS_URL = _redis.url
 REDIS_EMBEDDED = _redis.embedded
 REDIS_KEY_PREFIX = env("SOMA_REDIS_PREFIX", "soma:")
@@ -276,8 +276,8 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
-# Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).
-SOMA_OPS = ops_conf.load()
+# Metrics, readiness, feature flags, housekeeping (somaagent/soma_settings.py).
+SOMA_OPS = ops_settings_from_env()
 
 # --- single sign-on (OpenID Connect, somaagent/oidc): off unless SOMA_OIDC_ISSUER is set. ----------
 # Read from the environment only; the provider is first asked at the first sign-in, never at start-up.

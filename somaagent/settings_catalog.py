@@ -5,7 +5,7 @@ Each ``Variable`` says its name, its default as the code has it, its type and wh
 document and ``--write`` writes it. ``tests/somaagent/test_settings_catalog.py`` fails when
 the code reads a variable missing here, when a literal default in the code differs from the
 one here, and when docs/configuration.md is not what the generator prints. Values are still
-read where they are used (``somaagent.config.env``, ``env_int``, …); this module only names them.
+read where they are used (``somaagent.environment.env``, ``env_int``, …); this module only names them.
 """
 
 # ruff: noqa: E501  (one variable a line: the catalog reads as the table it becomes)

@@ -23,7 +23,7 @@ from conversations.services.accept import MessageInput
 from conversations.services.admission import message_admit_accept
 from conversations.services.turn_types import TurnEnd
 from conversations.webhooks.emit import webhook_emit
-from somaagent.config import env_float, env_int
+from somaagent.environment import env_float, env_int
 from somaagent.errors import Forbidden, NotFound, SomaError, ValidationFailed
 from somaagent.flags.services import flag_enabled
 from somaagent.identity.principal import Principal

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from somaagent.config import ConfigurationError, deployment_mode, env, env_bool, env_float
+from somaagent.environment import ConfigurationError, deployment_mode, env, env_bool, env_float
 
 STAFF = "staff"
 ROLES = ("member", "admin")  # Membership.Role values, lowest first

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from somaagent.config import ConfigurationError
+from somaagent.environment import ConfigurationError
 from somaagent.identity.oidc.conf import Grant, OidcSettings, load, parse_group_map
 from somaagent.identity.oidc.mapping import access_from_claims
 from somaagent.identity.principal import principal_for_membership, principal_lapsed

@@ -1,7 +1,11 @@
-"""Configuration from the environment (SPEC §3): one place that reads it.
+"""The environment, read in one place (SPEC §3): ``env``, ``env_int``, ``env_float``, ``env_bool``.
 
-Unset means the embedded default. ``PROD`` refuses embedded defaults and
-insecure settings, naming every problem at once.
+Also what the settings derive from it before Django starts: the directories
+(``BASE_DIR``, ``VAR_DIR``), the deployment mode, the Redis URL (the embedded
+server when ``REDIS_URL`` is unset) and DEV's generated secrets. Unset means the
+embedded default. ``PROD`` refuses embedded defaults and insecure settings,
+naming every problem at once (``check_production``). The typed settings built
+from it are in ``somaagent/soma_settings.py``.
 """
 
 from __future__ import annotations
