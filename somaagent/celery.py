@@ -9,7 +9,7 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun
 from django.db import close_old_connections
 
-from somaagent.flower_auth import check_flower_start
+from somaagent.project.flower_auth import check_flower_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 check_flower_start(sys.argv)  # Flower outside DEV only behind a real password
@@ -18,7 +18,7 @@ app = Celery("somaagent")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["somaagent", "conversations", "tools", "memory", "documents"])
 
-import somaagent.celery_signals  # noqa: E402, F401  (metrics, request id, metrics files)
+import somaagent.project.celery_signals  # noqa: E402, F401  (metrics, request id, metrics files)
 from somaagent.db_hold import db_release  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 A request id is born at the HTTP edge (``X-Request-ID`` honoured when it is
 sane, otherwise generated), travels into Celery tasks as a message header
-(``somaagent.celery_signals``) and into the stream events of the turn it
+(``somaagent.project.celery_signals``) and into the stream events of the turn it
 started (``assistant.started`` ``data.request_id``). The JSON log formatter adds
 whatever is set here to every record.
 """

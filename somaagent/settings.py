@@ -27,7 +27,7 @@ FERNET_KEYS = environment.fernet_keys(DEPLOYMENT_MODE)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
-    "somaagent.admin_app.SomaAdminConfig",  # django.contrib.admin, its login throttled
+    "somaagent.project.admin_app.SomaAdminConfig",  # django.contrib.admin, its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,7 +38,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "somaagent",
-    "somaagent.webchat",
+    "somaagent.project.webchat",
     "somaagent.flags",
     "conversations",
     "tools",
@@ -47,16 +47,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "somaagent.db_unavailable.DatabaseUnavailableMiddleware",  # a lost database answers 503
-    "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
+    "somaagent.project.db_unavailable.DatabaseUnavailableMiddleware",  # a lost database answers 503
+    "somaagent.project.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
     # Django's own, declared sync-only so they run in one thread hop (see the module)
-    "somaagent.django_middleware.SecurityMiddleware",
-    "somaagent.django_middleware.SessionMiddleware",
-    "somaagent.django_middleware.CommonMiddleware",
-    "somaagent.django_middleware.CsrfViewMiddleware",
-    "somaagent.django_middleware.AuthenticationMiddleware",
-    "somaagent.django_middleware.MessageMiddleware",
-    "somaagent.django_middleware.XFrameOptionsMiddleware",
+    "somaagent.project.django_middleware.SecurityMiddleware",
+    "somaagent.project.django_middleware.SessionMiddleware",
+    "somaagent.project.django_middleware.CommonMiddleware",
+    "somaagent.project.django_middleware.CsrfViewMiddleware",
+    "somaagent.project.django_middleware.AuthenticationMiddleware",
+    "somaagent.project.django_middleware.MessageMiddleware",
+    "somaagent.project.django_middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "somaagent.urls"
@@ -153,7 +153,7 @@ AUTH_PASSWORD_VALIDATORS = [  # Django's standard set (createsuperuser, admin an
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.webchat)
+LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.project.webchat)
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 LANGUAGE_CODE = "en-us"
@@ -279,7 +279,7 @@ SIMPLE_JWT = {
 # Metrics, readiness, feature flags, housekeeping (somaagent/soma_settings.py).
 SOMA_OPS = ops_settings_from_env()
 
-# --- single sign-on (OpenID Connect, somaagent/oidc): off unless SOMA_OIDC_ISSUER is set. ----------
+# --- single sign-on (OpenID Connect, somaagent/identity/oidc): off unless SOMA_OIDC_ISSUER is set. ----------
 # Read from the environment only; the provider is first asked at the first sign-in, never at start-up.
 SOMA_OIDC = oidc_conf.load()
 AUTHENTICATION_BACKENDS = [

@@ -76,7 +76,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "Processes and `make run`",
-        "Read by the Procfile, `make run` (`somaagent/devrun`) and the settings; the `make` variables are in the README.",
+        "Read by the Procfile, `make run` (`somaagent/project/devrun`) and the settings; the `make` variables are in the README.",
         (
             V("PORT", "8000", "the web's port under `make run`, the Procfile, the Docker image, compose and the k8s config map", INTEGER),
             V("TOOLS_CONCURRENCY", "8", "threads of the `tools` worker (Procfile)", INTEGER),

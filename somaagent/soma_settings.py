@@ -90,7 +90,7 @@ class SomaSettings:
     summary_batch_messages: int = 200
     # After a chat's first reply the model proposes its title (conversations/services/titles.py).
     title_from_model: bool = True
-    # The largest body the web server reads on the upload path (somaagent/body_limit.py).
+    # The largest body the web server reads on the upload path (somaagent/project/body_limit.py).
     max_upload_bytes: int = 64 * 1024 * 1024
     max_import_bytes: int = 32 * 1024 * 1024
 

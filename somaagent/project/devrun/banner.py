@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from somaagent.dev_credentials import DevCredentials
-from somaagent.devrun.plan import RunPlan
+from somaagent.project.devrun.plan import RunPlan
 
 RULE = "=" * 78
 

@@ -1,4 +1,4 @@
-"""``python -m somaagent.devrun``: what ``make run`` runs (see the package docstring)."""
+"""``python -m somaagent.project.devrun``: what ``make run`` runs (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import httpx
 
 from somaagent import embedded_redis, environment, local_llm
 from somaagent.dev_credentials import dev_credentials_path, dev_credentials_read
-from somaagent.devrun.banner import banner_text
-from somaagent.devrun.plan import PlanError, RunPlan, run_plan
-from somaagent.devrun.readiness import Readiness, readiness_check
 from somaagent.ports import port_is_free
+from somaagent.project.devrun.banner import banner_text
+from somaagent.project.devrun.plan import PlanError, RunPlan, run_plan
+from somaagent.project.devrun.readiness import Readiness, readiness_check
 
 BIN = Path(sys.executable).parent
 STATUS_EVERY_SECONDS = 30.0
@@ -144,7 +144,9 @@ class Launcher:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m somaagent.devrun", description="make run's launcher")
+    parser = argparse.ArgumentParser(
+        prog="python -m somaagent.project.devrun", description="make run's launcher"
+    )
     parser.add_argument("--local-model", choices=("0", "1"), default="1")
     parser.add_argument("processes", nargs="+")
     args = parser.parse_args(argv)

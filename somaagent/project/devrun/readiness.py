@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from somaagent.devrun.plan import RunPlan
+from somaagent.project.devrun.plan import RunPlan
 
 
 @dataclass

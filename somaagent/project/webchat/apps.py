@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class WebchatConfig(AppConfig):
-    name = "somaagent.webchat"
+    name = "somaagent.project.webchat"
     label = "webchat"
     verbose_name = "Web chat"

@@ -1,6 +1,6 @@
 """``make run``'s launcher: start every process on the port it prints, say so once all answer.
 
-``python -m somaagent.devrun [--local-model 0|1] web worker tools beat [flower]``:
+``python -m somaagent.project.devrun [--local-model 0|1] web worker tools beat [flower]``:
 
 1. plans the run (``plan.py``): the web's port is ``PORT`` or 8000 and is given
    to honcho with ``-p`` (honcho's own default would be 5000), the embedded local

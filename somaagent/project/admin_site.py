@@ -1,7 +1,7 @@
 """The admin site: SomaAgent's name, its models grouped by what staff do, a dashboard of the
-operational gauges on the front page (somaagent/admin_dashboard.py), and its login throttled
+operational gauges on the front page (somaagent/project/admin_dashboard.py), and its login throttled
 like every other login path (somaagent/identity/login_throttle.py). Installed through
-``SomaAdminConfig`` (somaagent/admin_app.py)."""
+``SomaAdminConfig`` (somaagent/project/admin_app.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from somaagent.admin_dashboard import dashboard_figures, grouped_app_list
 from somaagent.errors import RateLimited, RateLimitUnavailable
 from somaagent.identity.login_throttle import login_attempt, refused_form, with_retry_after
 from somaagent.identity.oidc.forms import AdminLoginForm
 from somaagent.identity.oidc.views import provider_logout_url, sign_in_choices
+from somaagent.project.admin_dashboard import dashboard_figures, grouped_app_list
 
 
 class SomaAdminSite(admin.AdminSite):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from somaagent.webchat import views
+from somaagent.project.webchat import views
 
 app_name = "webchat"
 
