@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
 from django.http import HttpRequest, JsonResponse
@@ -52,9 +53,7 @@ def redis_check() -> dict[str, Any]:
 
 
 def broker_check() -> dict[str, Any]:
-    from somaagent.celery import app
-
-    with app.connection_for_write() as conn:
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         return {
             "transport": conn.transport_cls

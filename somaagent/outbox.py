@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -124,8 +125,7 @@ def _send(messages: list[OutboxMessage], contexts: list[contextvars.Context] | N
     publish them one by one). ``contexts``: each message is published in the
     context of the request that committed it (its request id and trace).
     """
-    from somaagent.celery import app
-
+    app = current_app  # the project's Celery app (somaagent/celery.py), in every thread
     with app.producer_pool.acquire(block=True) as producer:
         producer.connection.ensure_connection(max_retries=0, timeout=app.conf.broker_connection_timeout)
         with producer.batch():

@@ -11,6 +11,8 @@ import threading
 import time
 import uuid
 
+from celery import current_app
+
 from memory.services.delivery import Claim, claim_heads, release_claims
 from somaagent.db_hold import db_release
 from somaagent.process_local import PerProcess
@@ -21,9 +23,7 @@ QUEUE = "memory"
 
 
 def _send(task: str, kwargs: dict[str, object]) -> None:
-    from somaagent.celery import app
-
-    app.send_task(task, kwargs=kwargs, queue=QUEUE, routing_key=QUEUE, retry=False)
+    current_app.send_task(task, kwargs=kwargs, queue=QUEUE, routing_key=QUEUE, retry=False)
 
 
 CLAIMS_PER_TASK = 20
