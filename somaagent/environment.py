@@ -14,13 +14,11 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from somaagent.embedded_redis import ensure_running
+from somaagent.paths import BASE_DIR, VAR_DIR
 from somaagent.private_files import private_dir, tighten, write_private
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("SOMA_VAR_DIR", BASE_DIR / "var")).resolve()
 
 DEPLOYMENT_MODES = ("DEV", "STAGING", "PROD")
 
@@ -88,8 +86,6 @@ def redis_config() -> RedisConfig:
     url = env("REDIS_URL")
     if url:
         return RedisConfig(url=url, embedded=False)
-    from somaagent.embedded_redis import ensure_running
-
     sock = ensure_running(VAR_DIR)
     db = env_int("SOMA_EMBEDDED_REDIS_DB", 0)
     return RedisConfig(url=f"unix://{sock}?db={db}", embedded=True)

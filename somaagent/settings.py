@@ -9,8 +9,10 @@ import dj_database_url
 
 from memory.conf import memory_settings_from_env
 from somaagent import environment, local_llm
-from somaagent.environment import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
+from somaagent.db_pool import pooled
+from somaagent.environment import env, env_bool, env_float, env_int
 from somaagent.identity.oidc import conf as oidc_conf
+from somaagent.paths import BASE_DIR, VAR_DIR
 from somaagent.private_files import create_private_file
 from somaagent.soma_settings import SomaSettings, ToolSettings, ops_settings_from_env
 
@@ -87,8 +89,6 @@ if _database_url:
         # Under ASGI each request runs in a thread of its own and persistent
         # connections are per thread: one new connection per request, never
         # reused. A pool per process instead (somaagent/db_pool.py).
-        from somaagent.db_pool import pooled
-
         DATABASES["default"] = pooled(DATABASES["default"])
 else:
     _sqlite_path = env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3"))

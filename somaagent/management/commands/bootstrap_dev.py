@@ -20,9 +20,9 @@ from somaagent.dev_credentials import (
     dev_credentials_read,
     dev_credentials_write,
 )
-from somaagent.environment import VAR_DIR
 from somaagent.identity.apikeys import api_key_authenticate, api_key_create, tenant_get_or_create
 from somaagent.models import Membership
+from somaagent.paths import VAR_DIR
 
 DEV_TENANT = "dev"
 DEV_USER = "admin"

@@ -14,7 +14,7 @@ from types import FrameType
 
 import httpx
 
-from somaagent import embedded_redis, environment, local_llm
+from somaagent import embedded_redis, environment, local_llm, paths
 from somaagent.dev_credentials import dev_credentials_path, dev_credentials_read
 from somaagent.ports import port_is_free
 from somaagent.project.devrun.banner import banner_text
@@ -57,11 +57,7 @@ class Launcher:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        held = (
-            embedded_redis.acquire(environment.VAR_DIR, label="make run")
-            if self.plan.embedded_redis
-            else None
-        )
+        held = embedded_redis.acquire(paths.VAR_DIR, label="make run") if self.plan.embedded_redis else None
         try:
             return self._run()
         finally:
@@ -71,7 +67,7 @@ class Launcher:
 
     def _manage(self, *command: str) -> int:
         return subprocess.run(
-            [sys.executable, "manage.py", *command], cwd=environment.BASE_DIR, env=self.env
+            [sys.executable, "manage.py", *command], cwd=paths.BASE_DIR, env=self.env
         ).returncode
 
     def _run(self) -> int:
@@ -90,15 +86,15 @@ class Launcher:
             "The login and API key follow once everything answers."
         )
         self.honcho = subprocess.Popen(
-            self.plan.honcho_argv(BIN, environment.BASE_DIR / "Procfile"),
-            cwd=environment.BASE_DIR,
+            self.plan.honcho_argv(BIN, paths.BASE_DIR / "Procfile"),
+            cwd=paths.BASE_DIR,
             env=self.env,
         )
         if self.stop_requested:  # a signal arrived while honcho was being started
             self.honcho.send_signal(signal.SIGTERM)
         state = self._wait_until_ready()
         if state is not None:
-            credentials_file = dev_credentials_path(environment.VAR_DIR)
+            credentials_file = dev_credentials_path(paths.VAR_DIR)
             say(
                 banner_text(
                     plan=self.plan,
@@ -157,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             processes=args.processes,
             local_model=args.local_model == "1",
             local_model_installed=local_llm.installed(),
-            metrics_dir=environment.VAR_DIR / "prometheus",
+            metrics_dir=paths.VAR_DIR / "prometheus",
         )
     except PlanError as exc:
         say(f"make run: {exc}")
