@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from somaagent.errors import Forbidden, Unauthenticated
 from somaagent.identity import scopes as sc
 from somaagent.identity.apikeys import KEY_PREFIX, api_key_authenticate
+from somaagent.identity.jwt_auth import principal_for_access_token
 from somaagent.identity.principal import Principal, principal_for_key, principal_for_user
 from somaagent.ratelimit import principal_rate_limit
 
@@ -40,8 +41,6 @@ def principal_from_bearer(token: str) -> Principal:
         if key is None:
             raise Unauthenticated("Invalid or revoked API key.")
         return principal_for_key(key)
-    from somaagent.identity.jwt_auth import principal_for_access_token
-
     return principal_for_access_token(token)
 
 
@@ -106,6 +105,3 @@ class IsTenantMember(permissions.BasePermission):
             return False
         admit(principal_of(request), required_scope(view, request.method or "GET"))
         return True
-
-
-from somaagent import schema  # noqa: E402,F401  (registers the OpenAPI description of this scheme)

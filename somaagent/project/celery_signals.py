@@ -1,7 +1,10 @@
-"""Celery signal handlers: task metrics, the request id across the broker, metrics files.
+"""Celery signal handlers: task metrics, the request id across the broker, metrics files,
+database connections around each task.
 
-Connected when ``somaagent.celery`` is imported, so in every process that
-publishes (web, beat) or runs tasks (worker children).
+``celery_signals_connect`` connects them; ``somaagent/celery.py`` calls it once the app
+is made, so in every process that publishes (web, beat) or runs tasks (worker children).
+This module loads with the Celery app, before Django's apps are: the handlers that need
+models (the policy engine, the metrics port) import them when they run.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import time
 from typing import Any
 
 from celery import signals
+from django.db import close_old_connections
 
+from somaagent.db_hold import db_release
 from somaagent.metrics import registry as m
 from somaagent.metrics.multiproc import mark_dead
 from somaagent.request_id import TASK_HEADER, request_id_var, sane_request_id, task_var
@@ -22,7 +27,6 @@ log = logging.getLogger(__name__)
 _started: dict[str, tuple[float, Any, Any]] = {}
 
 
-@signals.before_task_publish.connect
 def _carry_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
     rid = request_id_var.get()
     if rid and headers is not None:
@@ -37,7 +41,6 @@ def _header(task: Any, name: str) -> Any:
     return value
 
 
-@signals.task_prerun.connect
 def _task_started(task_id: str = "", task: Any = None, **_: Any) -> None:
     name = getattr(task, "name", "unknown")
     rid_token = request_id_var.set(sane_request_id(_header(task, TASK_HEADER)))
@@ -46,7 +49,6 @@ def _task_started(task_id: str = "", task: Any = None, **_: Any) -> None:
     m.TASK_RUNS.labels(name).inc()
 
 
-@signals.task_postrun.connect
 def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, **_: Any) -> None:
     started = _started.pop(task_id, None)
     if started is None:
@@ -63,23 +65,18 @@ def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, *
         request_id_var.set(None)
 
 
-@signals.task_failure.connect
 def _task_failed(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
     m.TASK_FAILURES.labels(getattr(sender, "name", "unknown"), type(exception).__name__).inc()
 
 
-@signals.task_retry.connect
 def _task_retried(sender: Any = None, **_: Any) -> None:
     m.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
 
 
-@signals.worker_process_shutdown.connect
 def _child_exits(pid: int | None = None, **_: Any) -> None:
     mark_dead(pid or os.getpid())
 
 
-@signals.worker_init.connect
-@signals.worker_process_init.connect
 def _build_policy_engine(**_: Any) -> None:
     """Compiled at start (once per process), not by the first burst of turns."""
     from somaagent.policy import policy_port
@@ -87,7 +84,6 @@ def _build_policy_engine(**_: Any) -> None:
     policy_port()
 
 
-@signals.worker_ready.connect
 def _serve_metrics_port(**_: Any) -> None:
     from django.conf import settings
 
@@ -96,3 +92,29 @@ def _serve_metrics_port(**_: Any) -> None:
         from somaagent.metrics.exposition import serve_port
 
         serve_port(port)
+
+
+def _check_database_connections(**_: object) -> None:
+    """Close a broken or too old connection before a task (connections are reused: celeryconfig)."""
+    close_old_connections()
+
+
+def _give_back_database_connections(**_: object) -> None:
+    """A task thread holds no connection between tasks: hundreds of threads share a small pool."""
+    db_release()
+
+
+def celery_signals_connect() -> None:
+    """Connect every handler above (in this order: the metrics and request id first, then the
+    database connections, as before)."""
+    signals.before_task_publish.connect(_carry_request_id)
+    signals.task_prerun.connect(_task_started)
+    signals.task_postrun.connect(_task_ended)
+    signals.task_failure.connect(_task_failed)
+    signals.task_retry.connect(_task_retried)
+    signals.worker_process_shutdown.connect(_child_exits)
+    signals.worker_init.connect(_build_policy_engine)
+    signals.worker_process_init.connect(_build_policy_engine)
+    signals.worker_ready.connect(_serve_metrics_port)
+    signals.task_prerun.connect(_check_database_connections)
+    signals.task_postrun.connect(_give_back_database_connections)

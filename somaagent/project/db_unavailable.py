@@ -30,9 +30,6 @@ def _mark(sender: Any, request: HttpRequest | None = None, **_: Any) -> None:
         setattr(request, _MARK, True)
 
 
-got_request_exception.connect(_mark, dispatch_uid="soma-database-unavailable")
-
-
 def _unavailable(request: HttpRequest) -> HttpResponse:
     down = DatabaseUnavailable()
     if request.path.startswith("/v1/"):
@@ -53,6 +50,8 @@ class DatabaseUnavailableMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        # Marks a request whose exception was a lost database (once per process: the uid).
+        got_request_exception.connect(_mark, dispatch_uid="soma-database-unavailable")
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
