@@ -28,6 +28,7 @@ from somaagent.models import (
     UISetting,
 )
 from somaagent.outbox import dead_letter_replay
+from somaagent.ui_setting_schemas import REGISTRY
 from somaagent.ui_settings import ui_setting_check, ui_setting_save
 
 
@@ -224,8 +225,6 @@ class UISettingAdmin(admin.ModelAdmin):
     search_fields = ["key"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        from somaagent.ui_setting_schemas import REGISTRY
-
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request = request  # type: ignore[attr-defined]
         known = "; ".join(f"{key}: {json.dumps(s.defaults)}" for key, s in sorted(REGISTRY.items()))

@@ -42,6 +42,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from somaagent.audit import Actor, audit_record
 from somaagent.batcher import Batcher
 from somaagent.environment import env_float
 from somaagent.models import DeadLetter, OutboxMessage
@@ -291,8 +292,6 @@ def _dead_letter(message: OutboxMessage) -> None:
 
 def dead_letter_replay(*, dead_letter: DeadLetter, actor: Any = None) -> bool:
     """Re-enqueue a dead letter (its package's replayer, or the outbox) and audit it; False if nothing was."""
-    from somaagent.audit import Actor, audit_record
-
     with transaction.atomic():
         replayed = _replay(dead_letter)
         if replayed:

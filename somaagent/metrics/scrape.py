@@ -21,6 +21,8 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from somaagent.models import DeadLetter, OutboxMessage
+
 log = logging.getLogger(__name__)
 
 Source = Callable[[], Iterable[Any]]
@@ -36,8 +38,6 @@ def _age_seconds(oldest: Any) -> float:
 
 
 def outbox_source() -> Iterable[Any]:
-    from somaagent.models import DeadLetter, OutboxMessage
-
     backlog = GaugeMetricFamily(
         "soma_outbox_backlog", "Outbox rows not yet published to the broker, by topic.", labels=["topic"]
     )

@@ -18,6 +18,8 @@ from typing import Any
 
 from django.urls import NoReverseMatch, reverse
 
+from somaagent.metrics.scrape import SOURCES
+
 log = logging.getLogger(__name__)
 
 # Section of each admin model ("app_label.ModelName"), in the order they are shown.
@@ -137,8 +139,6 @@ def _value(value: float) -> str:
 
 def dashboard_figures() -> list[Figure]:
     """Every registered gauge, one figure per sample, in registration order."""
-    from somaagent.metrics.scrape import SOURCES
-
     figures: list[Figure] = []
     for name, source in list(SOURCES.items()):
         try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from somaagent.celery import app
 from somaagent.project.devrun.plan import RunPlan
 
 
@@ -35,8 +36,8 @@ def _get(client: httpx.Client, url: str) -> httpx.Response | None:
 
 def _queues_without_worker() -> list[str]:
     """The queues of celeryconfig that no running worker consumes (all of them if none answers)."""
+    # celeryconfig reads the environment when imported: here, after the launcher loaded .env.
     from celeryconfig import QUEUES
-    from somaagent.celery import app
 
     replies = app.control.inspect(timeout=1.0).active_queues() or {}
     consumed = {q.get("name") for queues in replies.values() for q in queues or []}
