@@ -74,7 +74,7 @@ def access_apply(*, user: Any, access: Access, actor: Actor) -> int:
 
     Call inside the sign-in's transaction (the user row is locked by the caller)."""
     changes = 0
-    # The provider decides: never enrolled in the default tenant on a first chat (identity.py).
+    # The provider decides: never enrolled in the default tenant on a first chat (identity/principal.py).
     FirstMembership.objects.get_or_create(user=user)
     wanted = {name: Tenant.objects.get_or_create(name=name)[0] for name in access.roles}
     current = {m.tenant.name: m for m in Membership.objects.select_related("tenant").filter(user=user)}
