@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
-from somaagent.embedded_redis import ensure_running
 from somaagent.paths import BASE_DIR, VAR_DIR
 from somaagent.private_files import private_dir, tighten, write_private
 
@@ -86,6 +85,10 @@ def redis_config() -> RedisConfig:
     url = env("REDIS_URL")
     if url:
         return RedisConfig(url=url, embedded=False)
+    # Loaded only without REDIS_URL; and `python -m somaagent.embedded_redis` (make stop) must not
+    # find its module imported already by the package (somaagent -> celery -> ... -> here).
+    from somaagent.embedded_redis import ensure_running
+
     sock = ensure_running(VAR_DIR)
     db = env_int("SOMA_EMBEDDED_REDIS_DB", 0)
     return RedisConfig(url=f"unix://{sock}?db={db}", embedded=True)
