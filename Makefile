@@ -42,14 +42,14 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 ## Start web, worker and beat (FLOWER=1 adds Flower on :5555) on the embedded defaults
-## unless DATABASE_URL / REDIS_URL are set. The launcher (somaagent/devrun) migrates, creates
+## unless DATABASE_URL / REDIS_URL are set. The launcher (somaagent/project/devrun) migrates, creates
 ## the development credentials, runs honcho with the web on PORT (default 8000), prints the
 ## URL, login and API key once everything answers, and on Ctrl-C stops every process and the
 ## embedded Redis server it started. Every process shares one Prometheus multiprocess directory
 ## (var/prometheus, emptied at each start), so the web's /metrics shows the workers' metrics too.
 ## With no SOMA_LLM_BASE_URL the `llm` process serves the embedded local model (if installed).
 run: install $(if $(filter 1,$(LOCAL_MODEL)),install-local)
-	@$(BIN)/python -m somaagent.devrun --local-model $(LOCAL_MODEL) $(PROCESSES)
+	@$(BIN)/python -m somaagent.project.devrun --local-model $(LOCAL_MODEL) $(PROCESSES)
 
 ## The default suite (parallel); slow scenarios are `make test-slow`.
 test: install-dev

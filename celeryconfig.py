@@ -32,7 +32,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 
 from django.conf import settings
 
-from somaagent.config import env_float
+from somaagent.environment import env_float
 
 QUEUES = ("conversation", "tools", "memory", "default")
 

@@ -53,8 +53,8 @@ def run(*, quick: bool = False, runs: int | None = None) -> list[Table]:
     runs = runs or (20 if quick else 40)
     _setup_django()
     _migrate()
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
     from somaagent.audit import Actor
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
     from somaagent.policy.data import policy_data_set
     from tests.live import LiveSystem, StubServer
 

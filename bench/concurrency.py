@@ -278,7 +278,7 @@ def _profile(pid: int, path: str, seconds: float) -> subprocess.Popen[bytes]:
 def measure(
     size: int, *, reply_seconds: float, profile: str = "", profile_seconds: float = 0
 ) -> dict[str, Any]:
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem, StubServer
 
     _, key = api_key_create(tenant=tenant_get_or_create(name=f"bench-{uuid.uuid4().hex[:8]}"), name="bench")

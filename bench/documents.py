@@ -272,7 +272,7 @@ def main() -> int:
     parser.add_argument("--no-ingest", action="store_true", help="search only")
     args = parser.parse_args()
     migrated_django_with_own_prefix()
-    from somaagent.apikeys import tenant_get_or_create
+    from somaagent.identity.apikeys import tenant_get_or_create
 
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.documents', *sys.argv[1:]])}`")

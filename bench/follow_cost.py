@@ -98,7 +98,7 @@ def main() -> int:
     args = parser.parse_args()
     _setup()
     from conversations.models import Session
-    from somaagent.apikeys import tenant_get_or_create
+    from somaagent.identity.apikeys import tenant_get_or_create
 
     tenant = tenant_get_or_create(name=f"bench-follow-{uuid.uuid4().hex[:8]}")
     sessions = [Session.objects.create(tenant=tenant) for _ in range(args.sessions)]

@@ -268,7 +268,7 @@ def _session_with_history(key: str, events: int) -> str:
     from django.utils import timezone
 
     from conversations.models import Session, SessionEvent
-    from somaagent.apikeys import api_key_authenticate
+    from somaagent.identity.apikeys import api_key_authenticate
 
     api = api_key_authenticate(key)
     assert api is not None

@@ -36,7 +36,7 @@ def django_setup() -> None:
 
 
 def api_key() -> str:
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
 
     tenant = tenant_get_or_create(name=f"bench-{uuid.uuid4().hex[:8]}")
     return api_key_create(tenant=tenant, name="bench")[1]

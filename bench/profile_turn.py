@@ -85,7 +85,7 @@ def main() -> int:
     args = parser.parse_args()
     tl._setup_django()
     tl._migrate()
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem, StubServer
 
     tl._forget_earlier_runs()

@@ -50,7 +50,7 @@ def _schedules(n: int) -> list[Any]:
     from django.utils import timezone
 
     from conversations.schedules.models import Schedule
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
 
     now = timezone.now()
     tenants = []
@@ -86,7 +86,7 @@ def _process_cpu() -> float:
 def measure_ticks(n: int, seconds: float) -> dict[str, Any]:
     from conversations.schedules.models import Schedule, ScheduleRun
     from conversations.schedules.services import schedule_tick
-    from somaagent.config import env_float
+    from somaagent.environment import env_float
 
     tenants = _schedules(n)
     period = env_float("SOMA_SCHEDULE_TICK_SECONDS", 5.0)
@@ -134,8 +134,8 @@ def measure_webhooks(m: int, threads: int = 8) -> dict[str, Any]:
     from conversations.webhooks.emit import webhook_emit
     from conversations.webhooks.endpoints import endpoint_create
     from conversations.webhooks.models import WebhookDelivery, WebhookEndpoint
-    from somaagent.apikeys import tenant_get_or_create
     from somaagent.audit import Actor
+    from somaagent.identity.apikeys import tenant_get_or_create
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -27,7 +27,7 @@ VOCABULARY = 5000
 
 def _fill(messages: int, rng: random.Random, words: list[str]) -> Any:
     from conversations.models import EventType, Session, SessionEvent
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
 
     tenant = tenant_get_or_create(name=f"search-bench-{uuid.uuid4().hex[:8]}")
     key, _ = api_key_create(tenant=tenant, name="bench")
@@ -63,7 +63,7 @@ def measure(messages: int, searches: int) -> list[dict[str, Any]]:
     from django.db import connection
 
     from conversations.services.search import conversation_search
-    from somaagent.identity import principal_for_key
+    from somaagent.identity.principal import principal_for_key
 
     rng = random.Random(7)
     words = made_up_words(rng, VOCABULARY)

@@ -201,7 +201,7 @@ def _cpu_seconds(pid: int) -> float:
 def run(*, quick: bool = False) -> list[Table]:
     _setup_django()
     _migrate()
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem, StubServer
 
     n = 40 if quick else 300

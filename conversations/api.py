@@ -20,8 +20,8 @@ from conversations.services.accept import MessageInput
 from conversations.services.sessions import session_cancel, session_delete, session_rename
 from conversations.sse import MAX_CURSOR, parse_cursor
 from conversations.turn.admission import message_admit_accept
-from somaagent.authentication import principal_of
 from somaagent.errors import PayloadTooLarge, ValidationFailed
+from somaagent.identity.authentication import principal_of
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 MAX_PAGE = 500

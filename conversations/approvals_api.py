@@ -15,8 +15,8 @@ from conversations.models import ToolApproval
 from conversations.selectors import session_for
 from conversations.serializers import MetadataField
 from conversations.services.approval_answer import APPROVE, DENY, Answer, approval_answer
-from somaagent.authentication import principal_of
-from somaagent.identity import Principal
+from somaagent.identity.authentication import principal_of
+from somaagent.identity.principal import Principal
 from somaagent.serializers import StrictSerializer
 
 CALL_ID = OpenApiParameter(

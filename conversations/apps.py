@@ -33,7 +33,7 @@ class ConversationsConfig(AppConfig):
         from conversations.ops import idempotency_prune, stream_buffers_sweep, turns_source
         from somaagent.health import register_check
         from somaagent.housekeeping import register_pruner
-        from somaagent.metrics import register_scrape_source
+        from somaagent.metrics.scrape import register_scrape_source
 
         register_pruner("idempotency", idempotency_prune)
         register_pruner("stream_buffers", stream_buffers_sweep)

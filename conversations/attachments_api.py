@@ -15,10 +15,10 @@ from conversations.models import Attachment
 from conversations.selectors import attachment_get
 from conversations.services.attachments import attachment_create, too_large, upload_limits
 from conversations.turn.admission import attachment_upload_authorize
-from somaagent import scopes as sc
-from somaagent.authentication import principal_of
 from somaagent.errors import PolicyDenied, ValidationFailed
 from somaagent.file_response import file_response
+from somaagent.identity import scopes as sc
+from somaagent.identity.authentication import principal_of
 from somaagent.json_input import MultiPartParser
 
 # Room for the multipart envelope around the file when checking Content-Length.

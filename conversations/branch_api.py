@@ -17,7 +17,7 @@ from conversations import serializers as s
 from conversations.api import IDEMPOTENCY_KEY, SESSION_ID, idempotency_key_of
 from conversations.selectors import session_for
 from conversations.turn.admission import reply_admit_regenerate
-from somaagent.authentication import principal_of
+from somaagent.identity.authentication import principal_of
 
 EVENT_ID = OpenApiParameter(
     "event_id",

@@ -28,15 +28,15 @@ from conversations.sse import parse_cursor
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.ws_protocol import HEARTBEAT_FRAME, answer
-from somaagent import scopes as sc
 from somaagent.api_errors import error_body
-from somaagent.async_auth import admit
 from somaagent.async_db import db_call
 from somaagent.errors import NotFound, SomaError, Unauthenticated
-from somaagent.identity import Principal
+from somaagent.identity import scopes as sc
+from somaagent.identity.async_auth import admit
+from somaagent.identity.principal import Principal
+from somaagent.identity.ws_auth import APP_SUBPROTOCOL
 from somaagent.metrics.record import stream_tracked
 from somaagent.stream_slots import StreamSlot, slot_kept, stream_slot_take
-from somaagent.ws_auth import APP_SUBPROTOCOL
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from conversations.selectors import session_for
 from conversations.services.export import CHAT_PAGE, FORMAT, chat_document, chat_markdown, chats_page
 from conversations.services.importing import import_chats, import_parse
 from somaagent.async_db import db_call
-from somaagent.authentication import principal_of
 from somaagent.errors import ValidationFailed
+from somaagent.identity.authentication import principal_of
 
 EXPORT_FORMAT = OpenApiParameter(
     "format", str, OpenApiParameter.QUERY, enum=["json", "markdown"], description="json (default) or markdown"

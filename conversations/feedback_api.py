@@ -20,8 +20,8 @@ from conversations.services.feedback import (
     feedback_reply,
     feedback_withdraw,
 )
-from somaagent.authentication import principal_of
 from somaagent.errors import NotFound
+from somaagent.identity.authentication import principal_of
 
 EVENT_ID = OpenApiParameter("event_id", str, OpenApiParameter.PATH, description="a reply's event_id")
 

@@ -10,8 +10,8 @@ from rest_framework.views import APIView
 from conversations.api import int_param
 from conversations.services.search import MAX_OFFSET, conversation_search
 from memory.search import SearchTimeout
-from somaagent.authentication import principal_of
 from somaagent.errors import ServiceUnavailable, ValidationFailed
+from somaagent.identity.authentication import principal_of
 
 MAX_QUERY_CHARS = 500
 

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from conversations.branches import branch_walk
 from conversations.models import Attachment, EventType, Session, SessionEvent
 from somaagent.errors import NotFound
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.models import Tenant
 
 HISTORY_TYPES = (EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL)

@@ -15,7 +15,7 @@ from conversations.api import SESSION_ID
 from conversations.models import ShareLink
 from conversations.selectors import session_for
 from conversations.services.shares import share_create, share_list, share_revoke
-from somaagent.authentication import principal_of
+from somaagent.identity.authentication import principal_of
 
 
 def _link(request: Request, link: ShareLink) -> dict[str, Any]:

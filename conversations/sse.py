@@ -19,9 +19,9 @@ from conversations.selectors import session_for
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
-from somaagent.async_auth import authenticate_request
 from somaagent.async_db import db_call
 from somaagent.errors import SomaError, ValidationFailed
+from somaagent.identity.async_auth import authenticate_request
 from somaagent.metrics import track_stream
 from somaagent.stream_slots import slot_kept, stream_slot_take
 

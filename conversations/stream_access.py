@@ -4,7 +4,7 @@ Credentials are checked when a stream opens; an open stream then re-checks
 them at every heartbeat, and also between events at least once per heartbeat
 interval, so a busy stream is checked as often as a quiet one. Lapsed — a
 revoked key, a deactivated user, a removed tenant membership, an expired JWT
-(``somaagent.identity.principal_lapsed``) — or the session deleted: the
+(``somaagent.identity.principal.principal_lapsed``) — or the session deleted: the
 stream sends one final error frame and ends, within a heartbeat or two
 (``SOMA_SSE_HEARTBEAT_SECONDS``, 15 s). A check is two indexed lookups at most.
 
@@ -27,7 +27,7 @@ from conversations.selectors import session_visible
 from somaagent.api_errors import error_body, unavailable_database
 from somaagent.async_db import db_call
 from somaagent.errors import NotFound, SomaError
-from somaagent.identity import Principal, principal_lapsed
+from somaagent.identity.principal import Principal, principal_lapsed
 
 
 def access_revoked(*, principal: Principal, session_id: uuid.UUID) -> SomaError | None:

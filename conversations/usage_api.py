@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.usage import usage_report
-from somaagent.authentication import principal_of
 from somaagent.budgets.selectors import budget_status
+from somaagent.identity.authentication import principal_of
 
 
 class UsageView(APIView):

@@ -43,11 +43,11 @@ from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
 from conversations.services.sessions import session_cancel
 from conversations.turn.admission import message_admit_accept
-from somaagent import scopes as sc
 from somaagent.api_errors import error_body, exception_handler
-from somaagent.async_auth import admit
 from somaagent.errors import PayloadTooLarge, ValidationFailed
-from somaagent.identity import Principal
+from somaagent.identity import scopes as sc
+from somaagent.identity.async_auth import admit
+from somaagent.identity.principal import Principal
 from somaagent.json_input import json_loads
 
 log = logging.getLogger(__name__)

@@ -22,11 +22,11 @@ from documents.services.collections import (
     document_upload,
 )
 from documents.session_access import session_check
-from somaagent import scopes as sc
-from somaagent.authentication import principal_of
 from somaagent.errors import Forbidden, PayloadTooLarge, ValidationFailed
 from somaagent.file_response import file_response
-from somaagent.identity import Principal
+from somaagent.identity import scopes as sc
+from somaagent.identity.authentication import principal_of
+from somaagent.identity.principal import Principal
 from somaagent.json_input import MultiPartParser
 from somaagent.serializers import StrictSerializer, StringField
 

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from documents.extract.run import ParseLimits
-from somaagent.config import env, env_float, env_int
+from somaagent.environment import env, env_float, env_int
 
 # The ingestion task's hard time limit (tasks.py): past it Celery has killed the attempt, so a
 # document still "processing" with no progress for longer has no live attempt left.

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 
 from somaagent.errors import NotFound
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 
 SessionCheck = Callable[[Principal, uuid.UUID], object]  # raises NotFound when not theirs
 _check: list[SessionCheck] = []

@@ -21,7 +21,7 @@ class MemoryConfig(AppConfig):
 
         from memory.ops import memory_metrics, memory_replica_prune, memory_wal_prune, memory_writes_prune
         from somaagent.housekeeping import register_pruner
-        from somaagent.metrics import register_scrape_source
+        from somaagent.metrics.scrape import register_scrape_source
 
         register_scrape_source("memory", memory_metrics)
         register_pruner("memory_replica", memory_replica_prune)

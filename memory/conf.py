@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from somaagent.config import env, env_float, env_int
+from somaagent.environment import env, env_float, env_int
 
 
 @dataclass(frozen=True)

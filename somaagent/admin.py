@@ -10,12 +10,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from somaagent import scopes as sc
 from somaagent.admin_base import ReadOnlyAdmin, may
-from somaagent.apikeys import api_key_create, api_key_revoke
 from somaagent.audit import actor_from_request
-from somaagent.credentials import llm_credential_save
 from somaagent.errors import SomaError
+from somaagent.identity import scopes as sc
+from somaagent.identity.apikeys import api_key_create, api_key_revoke
+from somaagent.llm_credentials import llm_credential_save
 from somaagent.models import (
     ApiKey,
     DeadLetter,
@@ -28,6 +28,7 @@ from somaagent.models import (
     UISetting,
 )
 from somaagent.outbox import dead_letter_replay
+from somaagent.ui_setting_schemas import REGISTRY
 from somaagent.ui_settings import ui_setting_check, ui_setting_save
 
 
@@ -224,8 +225,6 @@ class UISettingAdmin(admin.ModelAdmin):
     search_fields = ["key"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        from somaagent.ui_setting_schemas import REGISTRY
-
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request = request  # type: ignore[attr-defined]
         known = "; ".join(f"{key}: {json.dumps(s.defaults)}" for key, s in sorted(REGISTRY.items()))

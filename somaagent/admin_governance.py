@@ -17,7 +17,7 @@ from somaagent.budgets.counters import used_in_database
 from somaagent.budgets.services import budget_delete, budget_row_counters, budget_set
 from somaagent.errors import SomaError
 from somaagent.models import AuditLog, Budget, PolicyData, TokenUsage
-from somaagent.policy.data import EXAMPLE, policy_document_validate
+from somaagent.policy.data import EXAMPLE, policy_data_set, policy_document_validate
 
 DAILY_ROWS = 62
 
@@ -154,8 +154,6 @@ class PolicyDataAdmin(admin.ModelAdmin):
         return False  # set the document to {} instead: the version keeps counting
 
     def save_model(self, request: HttpRequest, obj: PolicyData, form: Any, change: bool) -> None:
-        from somaagent.policy.data import policy_data_set
-
         saved = policy_data_set(
             tenant=obj.tenant,
             document=form.cleaned_data.get("document") or {},

@@ -9,15 +9,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from somaagent import scopes as sc
 from somaagent import serializers as s
-from somaagent.apikeys import PREFIX_PATTERN, api_key_create, api_key_revoke
 from somaagent.audit import actor_from_request
-from somaagent.authentication import principal_of
 from somaagent.budgets.selectors import budget_status
 from somaagent.errors import NotFound
-from somaagent.jwt_auth import token_obtain, token_refresh
-from somaagent.login_throttle import login_attempt
+from somaagent.identity import scopes as sc
+from somaagent.identity.apikeys import PREFIX_PATTERN, api_key_create, api_key_revoke
+from somaagent.identity.authentication import principal_of
+from somaagent.identity.jwt_auth import token_obtain, token_refresh
+from somaagent.identity.login_throttle import login_attempt
 from somaagent.models import ApiKey
 
 ADMIN_ONLY = {"GET": sc.ADMIN, "POST": sc.ADMIN, "DELETE": sc.ADMIN}

@@ -23,8 +23,8 @@ class SomaAgentConfig(AppConfig):
     @staticmethod
     def _invalidate_caches_on_change() -> None:
         """Every process caches these per version (somaagent.versioned): a change is announced."""
-        from somaagent.apikeys import api_key_changed
         from somaagent.budgets.services import budgets_changed
+        from somaagent.identity.apikeys import api_key_changed
         from somaagent.models import (
             ApiKey,
             Budget,

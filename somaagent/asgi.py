@@ -18,9 +18,9 @@ from conversations.attachments_api import MULTIPART_OVERHEAD  # noqa: E402
 from conversations.ws_urls import websocket_urlpatterns  # noqa: E402
 from documents.api import MULTIPART_OVERHEAD as DOCUMENT_OVERHEAD  # noqa: E402
 from documents.conf import documents_settings  # noqa: E402
-from somaagent.body_limit import BodyLimit  # noqa: E402
+from somaagent.identity.ws_auth import WebsocketAuthStack  # noqa: E402
 from somaagent.policy import policy_port  # noqa: E402
-from somaagent.ws_auth import WebsocketAuthStack  # noqa: E402
+from somaagent.project.body_limit import BodyLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

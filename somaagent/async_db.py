@@ -19,7 +19,7 @@ from typing import ParamSpec, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 
-from somaagent.config import env_int
+from somaagent.environment import env_int
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from somaagent.identity.principal import Principal
 from somaagent.models import AuditLog, Tenant
 
 
@@ -51,8 +52,6 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 def actor_from_request(request: HttpRequest) -> Actor:
     """The actor of an admin or API request (a staff user, a key or a token's user)."""
-    from somaagent.identity import Principal
-
     user = getattr(request, "user", None)
     ip = client_ip(getattr(request, "_request", request))
     if isinstance(user, Principal):

@@ -8,7 +8,7 @@ accept benchmark). A pool per process hands connections to whichever thread
 needs one and takes them back when Django closes them (end of request, end of
 task). Celery prefork children close the inherited pool and open their own.
 When the database goes away, requests are refused within about two seconds
-(``somaagent.db_unavailable``) and the pool reconnects on its own when it returns.
+(``somaagent.project.db_unavailable``) and the pool reconnects on its own when it returns.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from somaagent.config import env_bool, env_float, env_int
+from somaagent.environment import env_bool, env_float, env_int
 
 
 def celery_worker() -> bool:

@@ -1,6 +1,6 @@
 """The development credentials ``make run`` creates once (DEV mode only) and prints when ready.
 
-``python manage.py bootstrap_dev`` creates them; ``python -m somaagent.devrun``
+``python manage.py bootstrap_dev`` creates them; ``python -m somaagent.project.devrun``
 prints them in its banner with the URL it verified. They are kept in
 ``var/dev-credentials.txt`` (mode 0600) as shell assignments, so
 ``. var/dev-credentials.txt`` puts the key in ``$SOMA_DEV_API_KEY``. The URL is

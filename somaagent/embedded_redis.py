@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from somaagent.paths import VAR_DIR
 from somaagent.private_files import private_dir
 from somaagent.process_local import pid_alive
 
@@ -264,8 +265,6 @@ def stop(var_dir: Path) -> int | None:
 
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
-    from somaagent.config import VAR_DIR
-
     where = socket_path(VAR_DIR)
     if command == "stop":
         pid = stop(VAR_DIR)

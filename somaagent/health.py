@@ -18,12 +18,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from somaagent.flags.services import flags_snapshot
 from somaagent.ops_auth import bearer_is_ops_token
+from somaagent.policy import policy_port
 from somaagent.redis_client import sync_redis
 
 Check = Callable[[], dict[str, Any]]
@@ -52,9 +55,7 @@ def redis_check() -> dict[str, Any]:
 
 
 def broker_check() -> dict[str, Any]:
-    from somaagent.celery import app
-
-    with app.connection_for_write() as conn:
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         return {
             "transport": conn.transport_cls
@@ -68,8 +69,6 @@ def policy_check() -> dict[str, Any]:
 
     Not required by default: the policy port fails closed on its own.
     """
-    from somaagent.policy import policy_port
-
     port = policy_port()
     info: dict[str, Any] = {"adapter": getattr(port, "name", type(port).__name__)}
     health = getattr(port, "health", None)
@@ -150,8 +149,6 @@ async def readiness() -> tuple[int, dict[str, Any]]:
 
 
 def _active_flags() -> dict[str, Any]:
-    from somaagent.flags import flags_snapshot
-
     try:
         snapshot = flags_snapshot()
     except Exception as exc:  # flags are informative here; readiness does not depend on them

@@ -1,7 +1,7 @@
 """Structured JSON log lines on stdout, one object per record.
 
 Every record carries the current request id (and task id/name inside a Celery
-task) from ``somaagent.context``, and the trace and span ids when tracing is on.
+task) from ``somaagent.request_id``, and the trace and span ids when tracing is on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
-from somaagent.context import context_fields
+from somaagent.request_id import context_fields
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

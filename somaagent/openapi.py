@@ -6,12 +6,16 @@
   character other than white space.
 - ``error_responses`` (a postprocessing hook): every error an operation can answer, in the
   SPEC §6 shape (component ``Error``), and a request body is required where one is needed.
+- ``BearerScheme``: the bearer authentication (an API key or a JWT access token). drf-spectacular
+  finds an extension by its class; it is defined here, beside ``SomaAutoSchema`` (the
+  settings' ``DEFAULT_SCHEMA_CLASS``), so it exists whenever a document is generated.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
@@ -22,6 +26,20 @@ NO_NUL = r"^[^\x00]*$"
 # Python's white space (str.isspace, what DRF's trimming removes), listed: ECMA's \s differs.
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+
+
+class BearerScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer …`` on every API operation (``ApiKeyAuthentication``)."""
+
+    target_class = "somaagent.identity.authentication.ApiKeyAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (soma_<prefix>_<secret>) or a JWT from POST /v1/auth/token.",
+        }
 
 
 class SomaAutoSchema(AutoSchema):

@@ -1,5 +1,5 @@
 """The operators' bearer token (``SOMA_METRICS_TOKEN``): /metrics, a worker's metrics port, and the
-details of /readyz in PROD. PROD refuses to start without it (somaagent/config.py)."""
+details of /readyz in PROD. PROD refuses to start without it (somaagent/environment.py)."""
 
 from __future__ import annotations
 

@@ -37,12 +37,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from somaagent.audit import Actor, audit_record
 from somaagent.batcher import Batcher
-from somaagent.config import env_float
+from somaagent.environment import env_float
 from somaagent.models import DeadLetter, OutboxMessage
 from somaagent.retry import backoff_delay
 
@@ -124,8 +126,7 @@ def _send(messages: list[OutboxMessage], contexts: list[contextvars.Context] | N
     publish them one by one). ``contexts``: each message is published in the
     context of the request that committed it (its request id and trace).
     """
-    from somaagent.celery import app
-
+    app = current_app  # the project's Celery app (somaagent/celery.py), in every thread
     with app.producer_pool.acquire(block=True) as producer:
         producer.connection.ensure_connection(max_retries=0, timeout=app.conf.broker_connection_timeout)
         with producer.batch():
@@ -291,8 +292,6 @@ def _dead_letter(message: OutboxMessage) -> None:
 
 def dead_letter_replay(*, dead_letter: DeadLetter, actor: Any = None) -> bool:
     """Re-enqueue a dead letter (its package's replayer, or the outbox) and audit it; False if nothing was."""
-    from somaagent.audit import Actor, audit_record
-
     with transaction.atomic():
         replayed = _replay(dead_letter)
         if replayed:

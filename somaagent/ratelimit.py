@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 
 from somaagent.errors import RateLimited, RateLimitUnavailable
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from somaagent import scopes as sc
+from somaagent.identity import scopes as sc
 
 
 class StrictSerializer(serializers.Serializer):

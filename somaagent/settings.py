@@ -1,4 +1,4 @@
-"""Django settings: everything comes from the environment via somaagent.config."""
+"""Django settings (project wiring): everything comes from the environment via somaagent.environment."""
 
 from __future__ import annotations
 
@@ -8,26 +8,28 @@ from pathlib import Path
 import dj_database_url
 
 from memory.conf import memory_settings_from_env
-from somaagent import config, local_llm, ops_conf
-from somaagent.conf import SomaSettings, ToolSettings
-from somaagent.config import BASE_DIR, VAR_DIR, env, env_bool, env_float, env_int
-from somaagent.oidc import conf as oidc_conf
+from somaagent import environment, local_llm
+from somaagent.db_pool import pooled
+from somaagent.environment import env, env_bool, env_float, env_int
+from somaagent.identity.oidc import conf as oidc_conf
+from somaagent.paths import BASE_DIR, VAR_DIR
 from somaagent.private_files import create_private_file
+from somaagent.soma_settings import SomaSettings, ToolSettings, ops_settings_from_env
 
-config.load_dotenv_file()
+environment.load_dotenv_file()
 
-DEPLOYMENT_MODE = config.deployment_mode()
-config.check_production(DEPLOYMENT_MODE)
+DEPLOYMENT_MODE = environment.deployment_mode()
+environment.check_production(DEPLOYMENT_MODE)
 
-SECRET_KEY = config.secret_key(DEPLOYMENT_MODE)
+SECRET_KEY = environment.secret_key(DEPLOYMENT_MODE)
 DEBUG = env_bool("DJANGO_DEBUG", DEPLOYMENT_MODE == "DEV")
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
-FERNET_KEYS = config.fernet_keys(DEPLOYMENT_MODE)
+FERNET_KEYS = environment.fernet_keys(DEPLOYMENT_MODE)
 PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
-    "somaagent.admin_app.SomaAdminConfig",  # django.contrib.admin, its login throttled
+    "somaagent.project.admin_app.SomaAdminConfig",  # django.contrib.admin, its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,7 +40,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "somaagent",
-    "somaagent.webchat",
+    "somaagent.project.webchat",
     "somaagent.flags",
     "conversations",
     "tools",
@@ -47,16 +49,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "somaagent.db_unavailable.DatabaseUnavailableMiddleware",  # a lost database answers 503
-    "somaagent.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
+    "somaagent.project.db_unavailable.DatabaseUnavailableMiddleware",  # a lost database answers 503
+    "somaagent.project.middleware.ObservabilityMiddleware",  # request id, HTTP metrics, access log
     # Django's own, declared sync-only so they run in one thread hop (see the module)
-    "somaagent.django_middleware.SecurityMiddleware",
-    "somaagent.django_middleware.SessionMiddleware",
-    "somaagent.django_middleware.CommonMiddleware",
-    "somaagent.django_middleware.CsrfViewMiddleware",
-    "somaagent.django_middleware.AuthenticationMiddleware",
-    "somaagent.django_middleware.MessageMiddleware",
-    "somaagent.django_middleware.XFrameOptionsMiddleware",
+    "somaagent.project.django_middleware.SecurityMiddleware",
+    "somaagent.project.django_middleware.SessionMiddleware",
+    "somaagent.project.django_middleware.CommonMiddleware",
+    "somaagent.project.django_middleware.CsrfViewMiddleware",
+    "somaagent.project.django_middleware.AuthenticationMiddleware",
+    "somaagent.project.django_middleware.MessageMiddleware",
+    "somaagent.project.django_middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "somaagent.urls"
@@ -87,8 +89,6 @@ if _database_url:
         # Under ASGI each request runs in a thread of its own and persistent
         # connections are per thread: one new connection per request, never
         # reused. A pool per process instead (somaagent/db_pool.py).
-        from somaagent.db_pool import pooled
-
         DATABASES["default"] = pooled(DATABASES["default"])
 else:
     _sqlite_path = env("SOMA_SQLITE_PATH", str(VAR_DIR / "somaagent.sqlite3"))
@@ -114,17 +114,17 @@ else:
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- HTTPS (PROD): cookies over HTTPS only, HSTS; config.check_production refuses the rest ---------
+# --- HTTPS (PROD): cookies over HTTPS only, HSTS; environment.check_production refuses the rest ---------
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOYMENT_MODE == "PROD"
 SECURE_HSTS_SECONDS = env_int(
-    "SOMA_HSTS_SECONDS", config.HSTS_DEFAULT_SECONDS if DEPLOYMENT_MODE == "PROD" else 0
+    "SOMA_HSTS_SECONDS", environment.HSTS_DEFAULT_SECONDS if DEPLOYMENT_MODE == "PROD" else 0
 )
 if env_bool("SOMA_BEHIND_TLS_PROXY", False):
     # Only behind a proxy that sets this header and drops the one a client sends.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- redis ------------------------------------------------------------------
-_redis = config.redis_config()
+_redis = environment.redis_config()
 REDIS_URL = _redis.url
 REDIS_EMBEDDED = _redis.embedded
 REDIS_KEY_PREFIX = env("SOMA_REDIS_PREFIX", "soma:")
@@ -153,7 +153,7 @@ AUTH_PASSWORD_VALIDATORS = [  # Django's standard set (createsuperuser, admin an
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.webchat)
+LOGIN_URL = "/login/"  # the web chat's own login page (somaagent.project.webchat)
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 LANGUAGE_CODE = "en-us"
@@ -166,10 +166,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "somaagent.authentication.ApiKeyAuthentication",
+        "somaagent.identity.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["somaagent.authentication.IsTenantMember"],
+    "DEFAULT_PERMISSION_CLASSES": ["somaagent.identity.authentication.IsTenantMember"],
     "DEFAULT_PARSER_CLASSES": ["somaagent.json_input.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON only: ``?format=`` is ours (exports: json or markdown), not DRF's renderer switch.
@@ -276,15 +276,16 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
-# Metrics, readiness, feature flags, housekeeping (somaagent/ops_conf.py).
-SOMA_OPS = ops_conf.load()
+# Metrics, readiness, feature flags, housekeeping (somaagent/soma_settings.py).
+SOMA_OPS = ops_settings_from_env()
 
-# --- single sign-on (OpenID Connect, somaagent/oidc): off unless SOMA_OIDC_ISSUER is set. ----------
+# --- single sign-on (OpenID Connect, somaagent/identity/oidc): off unless SOMA_OIDC_ISSUER is set. ----------
 # Read from the environment only; the provider is first asked at the first sign-in, never at start-up.
 SOMA_OIDC = oidc_conf.load()
 AUTHENTICATION_BACKENDS = [
-    "somaagent.oidc.backend.LocalPasswordBackend",  # passwords; superusers only with SOMA_LOCAL_LOGIN=0
-    "somaagent.oidc.backend.OidcBackend",  # the provider's authorization code flow
+    # passwords; superusers only with SOMA_LOCAL_LOGIN=0
+    "somaagent.identity.oidc.backend.LocalPasswordBackend",
+    "somaagent.identity.oidc.backend.OidcBackend",  # the provider's authorization code flow
 ]
 
 # --- logging ---------------------------------------------------------------------

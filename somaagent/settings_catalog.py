@@ -5,7 +5,7 @@ Each ``Variable`` says its name, its default as the code has it, its type and wh
 document and ``--write`` writes it. ``tests/somaagent/test_settings_catalog.py`` fails when
 the code reads a variable missing here, when a literal default in the code differs from the
 one here, and when docs/configuration.md is not what the generator prints. Values are still
-read where they are used (``somaagent.config.env``, ``env_int``, …); this module only names them.
+read where they are used (``somaagent.environment.env``, ``env_int``, …); this module only names them.
 """
 
 # ruff: noqa: E501  (one variable a line: the catalog reads as the table it becomes)
@@ -76,7 +76,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "Processes and `make run`",
-        "Read by the Procfile, `make run` (`somaagent/devrun`) and the settings; the `make` variables are in the README.",
+        "Read by the Procfile, `make run` (`somaagent/project/devrun`) and the settings; the `make` variables are in the README.",
         (
             V("PORT", "8000", "the web's port under `make run`, the Procfile, the Docker image, compose and the k8s config map", INTEGER),
             V("TOOLS_CONCURRENCY", "8", "threads of the `tools` worker (Procfile)", INTEGER),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from somaagent.flags.services import flag_enabled
 from somaagent.housekeeping import housekeeping_run
 from somaagent.outbox import outbox_sweep
 
@@ -27,6 +28,4 @@ def run_housekeeping() -> dict[str, int]:
 @shared_task(name="soma.flag_evaluate", ignore_result=False, time_limit=10)
 def flag_evaluate(name: str, tenant_id: str | None = None) -> bool:
     """What a worker process sees for a flag right now (operators' diagnostic)."""
-    from somaagent.flags import flag_enabled
-
     return flag_enabled(name, tenant_id)

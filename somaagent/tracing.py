@@ -15,6 +15,8 @@ import os
 import sys
 import threading
 
+from somaagent import logging as soma_logging
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -67,8 +69,6 @@ def tracing_setup() -> bool:
         DjangoInstrumentor().instrument()
         CeleryInstrumentor().instrument()
         HTTPXClientInstrumentor().instrument()
-
-        from somaagent import logging as soma_logging
 
         soma_logging.enable_trace_ids(_trace_ids)
         _enabled = True

@@ -3,8 +3,9 @@ from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 
-from somaagent import health, views
+from somaagent import health
 from somaagent.metrics.exposition import metrics_view
+from somaagent.project import error_views
 
 urlpatterns = [
     path("admin/usage/", include("conversations.usage_admin")),  # before the admin's own catch-all
@@ -26,10 +27,10 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("s/", include("conversations.share_urls")),  # read-only share links (no login)
-    path("oidc/", include("somaagent.oidc.urls")),  # single sign-on (404 unless configured)
-    path("", include("somaagent.webchat.urls")),
+    path("oidc/", include("somaagent.identity.oidc.urls")),  # single sign-on (404 unless configured)
+    path("", include("somaagent.project.webchat.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]
 
-handler404 = views.not_found
-handler500 = views.server_error
+handler404 = error_views.not_found
+handler500 = error_views.server_error

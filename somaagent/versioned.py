@@ -33,7 +33,7 @@ import redis
 from django.db import connection, models, transaction
 from django.db.models.signals import post_delete, post_save
 
-from somaagent.config import env_float
+from somaagent.environment import env_float
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ class TenantKey:
 
 
 def make_tenant_key(name: str | None = None) -> TenantKey:
-    from somaagent.apikeys import api_key_create, tenant_get_or_create
+    from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
 
     name = name or f"tenant-{uuid.uuid4().hex[:10]}"
     tenant = tenant_get_or_create(name=name)

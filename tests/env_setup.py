@@ -44,12 +44,11 @@ os.environ["SOMA_TITLE_FROM_MODEL"] = "0"
 _CONTROLLER = "PYTEST_XDIST_WORKER" not in os.environ
 _held = None
 if _CONTROLLER:
-    from somaagent import config as soma_config
-    from somaagent import embedded_redis
+    from somaagent import embedded_redis, environment, paths
 
-    soma_config.load_dotenv_file()
-    if not soma_config.env("REDIS_URL"):
-        _held = embedded_redis.acquire(soma_config.VAR_DIR, label="a test run")
+    environment.load_dotenv_file()
+    if not environment.env("REDIS_URL"):
+        _held = embedded_redis.acquire(paths.VAR_DIR, label="a test run")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

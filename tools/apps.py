@@ -12,9 +12,9 @@ class ToolsConfig(AppConfig):
         from tools.health import register
 
         register_topic(TOOL_TOPIC, task="tools.run", queue="tools")
-        from tools.registry import load_builtins
+        from tools.builtin import builtins_register
 
-        load_builtins()
+        builtins_register()
         register()
 
         from somaagent.versioned import config_changed, invalidate_on_change

@@ -1,18 +1,15 @@
-"""The tool registry: one module per tool (in ``tools/builtin/``) registers a ``Tool``.
+"""The tool registry: the ``Tool`` type and the tools this process knows by name.
 
 A tool is a name, a description, a JSON schema for its arguments, a function
 ``run(args, ctx) -> dict`` and, optionally, a JSON schema for the settings
-staff give it in admin. Adding a tool is adding one module that calls
-``register``; every module in ``tools.builtin`` is loaded on first use.
+staff give it in admin. The built-in tools (one module each in ``tools/builtin/``)
+are registered by the tools app's ``ready()`` (``tools.builtin.builtins_register``).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
-import pkgutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,8 +82,6 @@ class Tool:
 REGISTRY: dict[str, Tool] = {}
 _validators: dict[str, Draft202012Validator] = {}
 _config_validators: dict[str, Draft202012Validator] = {}
-_loaded = False
-_load_lock = threading.Lock()
 
 
 def register(tool: Tool) -> Tool:
@@ -98,27 +93,11 @@ def register(tool: Tool) -> Tool:
     return tool
 
 
-def load_builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    with _load_lock:
-        if _loaded:
-            return
-        import tools.builtin as package
-
-        for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{module.name}")
-        _loaded = True
-
-
 def all_tools() -> list[Tool]:
-    load_builtins()
     return sorted(REGISTRY.values(), key=lambda t: t.name)
 
 
 def get_tool(name: str) -> Tool | None:
-    load_builtins()
     return REGISTRY.get(name)
 
 

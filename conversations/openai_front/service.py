@@ -26,7 +26,7 @@ from conversations.selectors import parse_uuid, session_for
 from conversations.services.accept import MessageInput, replay_owner_check
 from conversations.turn.admission import message_admit_accept
 from somaagent.errors import IdempotencyConflict, NotFound
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.models import Persona, Tenant
 
 

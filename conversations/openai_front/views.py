@@ -39,12 +39,12 @@ from conversations.openai_front.request import (
 )
 from conversations.openai_front.service import AcceptedTurn, front_accept, front_models
 from conversations.streaming import HEARTBEAT, SessionFollower
-from somaagent import scopes as sc
-from somaagent.async_auth import admit, principal_from_token
 from somaagent.async_db import db_call
-from somaagent.authentication import bearer_token, require_scope
 from somaagent.errors import SomaError, Unauthenticated, ValidationFailed
-from somaagent.identity import Principal
+from somaagent.identity import scopes as sc
+from somaagent.identity.async_auth import admit, principal_from_token
+from somaagent.identity.authentication import bearer_token, require_scope
+from somaagent.identity.principal import Principal
 from somaagent.metrics import track_stream
 from somaagent.stream_slots import slot_kept, stream_slot_take
 

@@ -20,9 +20,9 @@ from conversations.schedules.services import (
     schedule_update,
 )
 from conversations.selectors import parse_uuid
-from somaagent.authentication import principal_of
 from somaagent.errors import NotFound
-from somaagent.identity import Principal
+from somaagent.identity.authentication import principal_of
+from somaagent.identity.principal import Principal
 from somaagent.serializers import StrictSerializer, StringField
 
 SCHEDULE_ID = OpenApiParameter("schedule_id", str, OpenApiParameter.PATH)

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from conversations.schedules.models import Schedule
 from somaagent.errors import Forbidden
-from somaagent.identity import Principal, principal_for_key, principal_for_membership
+from somaagent.identity.principal import Principal, principal_for_key, principal_for_membership
 from somaagent.models import ApiKey, Membership
 
 

@@ -23,10 +23,10 @@ from conversations.services.accept import MessageInput
 from conversations.turn.admission import message_admit_accept
 from conversations.turn.types import TurnEnd
 from conversations.webhooks.emit import webhook_emit
-from somaagent.config import env_float, env_int
+from somaagent.environment import env_float, env_int
 from somaagent.errors import Forbidden, NotFound, SomaError, ValidationFailed
 from somaagent.flags.services import flag_enabled
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.models import Persona
 
 log = logging.getLogger(__name__)

@@ -38,9 +38,9 @@ from conversations.selectors import session_get, session_owned
 from conversations.services.events import FOLLOW_LEAF, attach_under, event_append
 from conversations.services.titles import title_from_message
 from conversations.turn.dispatch import turn_dispatch, turn_insert
-from somaagent.context import request_id_data
 from somaagent.errors import IdempotencyConflict, NotFound, ValidationFailed
 from somaagent.models import Persona, Tenant
+from somaagent.request_id import request_id_data
 from somaagent.sql import insert_objects
 
 # The gateway's checks: admit(session_id, persona_id) raises PolicyDenied or BudgetExceeded.

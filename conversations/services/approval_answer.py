@@ -33,7 +33,7 @@ from conversations.turn.finish import turn_attach
 from conversations.turn.tool_calls import tool_policy_check
 from somaagent.audit import Actor, audit_record
 from somaagent.errors import Conflict, Forbidden, NotFound, PolicyDenied, ValidationFailed
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.models import AuditLog
 from somaagent.outbox import outbox_enqueue
 from tools.execute import TOOL_TOPIC

@@ -19,7 +19,7 @@ from conversations.branches import branch_after
 from conversations.envelope import envelope_of
 from conversations.models import Attachment, EventType, Feedback, Session, SessionEvent
 from conversations.selectors import events_after, session_list
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 
 FORMAT = "somaagent.chat.v1"
 EVENT_PAGE = 500

@@ -9,7 +9,7 @@ from django.utils import timezone
 from conversations.models import EventType, Feedback, Session, SessionEvent
 from conversations.selectors import parse_uuid
 from somaagent.errors import NotFound, ValidationFailed
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 
 MAX_COMMENT_CHARS = 2000
 MAX_TAGS = 10

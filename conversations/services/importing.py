@@ -26,7 +26,7 @@ from conversations.models import EventType, Session, SessionEvent
 from conversations.services.events import role_of
 from conversations.services.export import FORMAT
 from somaagent.errors import ValidationFailed
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.json_input import text_storable
 
 MAX_CHATS = 1000

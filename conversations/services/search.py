@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from conversations.models import Session
 from memory.search import query_terms, time_bound
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 
 SEARCH_SECONDS = 3.0
 MAX_OFFSET = 1000

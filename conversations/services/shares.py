@@ -18,7 +18,7 @@ from conversations.models import EventType, Session, SessionEvent, ShareLink
 from conversations.selectors import parse_uuid
 from somaagent.errors import Forbidden, NotFound
 from somaagent.flags.services import flag_enabled
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 
 FLAG = "share_links"
 MAX_SHOWN = 10_000  # events on a shared page

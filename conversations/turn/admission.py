@@ -23,11 +23,11 @@ from conversations.models import Session
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.regenerate import reply_regenerate
 from conversations.turn.types import ClaimedTurn
-from somaagent import scopes as sc
-from somaagent.authentication import require_scope
 from somaagent.budgets.services import budget_check, budget_reserve
 from somaagent.errors import BudgetExceeded, PolicyDenied
-from somaagent.identity import Principal
+from somaagent.identity import scopes as sc
+from somaagent.identity.authentication import require_scope
+from somaagent.identity.principal import Principal
 from somaagent.metrics.record import budget_rejected
 from somaagent.policy import policy_authorize, principal_authorize
 from somaagent.policy.actions import ATTACHMENTS_UPLOAD, CONVERSATION_SEND

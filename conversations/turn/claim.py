@@ -31,8 +31,8 @@ from conversations.turn.dispatch import ORDER_T_E
 from conversations.turn.finish import turn_finish_unrun
 from conversations.turn.types import ClaimedTurn, Ended, LeaseLost, ReservedCursor, TurnTip
 from memory.port import namespace_for
-from somaagent.context import adopt_request_id
 from somaagent.models import Persona
+from somaagent.request_id import adopt_request_id
 from somaagent.sql import p_uuid, v_datetime, v_json, v_uuid
 
 log = logging.getLogger(__name__)

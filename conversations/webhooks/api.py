@@ -19,9 +19,9 @@ from conversations.webhooks.endpoints import (
     endpoint_update,
 )
 from conversations.webhooks.models import ALL_EVENTS, EVENTS, WebhookDelivery, WebhookEndpoint
-from somaagent import scopes as sc
 from somaagent.audit import actor_from_request
-from somaagent.authentication import principal_of
+from somaagent.identity import scopes as sc
+from somaagent.identity.authentication import principal_of
 from somaagent.serializers import StrictSerializer, StringField
 
 ADMIN = {"GET": sc.ADMIN, "POST": sc.ADMIN, "PATCH": sc.ADMIN, "DELETE": sc.ADMIN}

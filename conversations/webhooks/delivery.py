@@ -27,8 +27,8 @@ from conversations.webhooks.emit import DELIVER_TOPIC
 from conversations.webhooks.endpoints import secrets_in_use
 from conversations.webhooks.models import WebhookDelivery
 from conversations.webhooks.signing import SIGNATURE_HEADER, signature_header
-from somaagent.config import env_float, env_int
 from somaagent.db_hold import db_release
+from somaagent.environment import env_float, env_int
 from somaagent.models import DeadLetter
 from somaagent.outbox import outbox_enqueue
 from somaagent.process_local import PerProcess

@@ -15,7 +15,7 @@ from django.utils import timezone
 from conversations.webhooks.models import ALL_EVENTS, EVENTS, WebhookEndpoint
 from conversations.webhooks.signing import secret_new
 from somaagent.audit import Actor, audit_record
-from somaagent.config import env_float
+from somaagent.environment import env_float
 from somaagent.errors import NotFound, ValidationFailed
 from somaagent.models import AuditLog, Tenant
 from somaagent.secrets import decrypt, encrypt

@@ -1,12 +1,5 @@
-"""Feature flags (``flag_enabled(name, tenant=None)``): database rows, edited in admin, cached."""
+"""Feature flags: database rows, edited in admin, cached (``services.flag_enabled(name, tenant=None)``).
 
-from somaagent.flags.services import (
-    FlagsSnapshot,
-    flag_delete,
-    flag_enabled,
-    flag_set,
-    flags_changed,
-    flags_snapshot,
-)
-
-__all__ = ["FlagsSnapshot", "flag_delete", "flag_enabled", "flag_set", "flags_changed", "flags_snapshot"]
+An installed app: Django imports this package while it reads INSTALLED_APPS, before any
+model can load, so it imports nothing; the code is in ``services``, ``models`` and ``admin``.
+"""

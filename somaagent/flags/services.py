@@ -26,6 +26,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from somaagent.flags.models import FeatureFlag
 from somaagent.redis_client import key, sync_redis
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,6 @@ def _snapshot_key(version: int) -> str:
 
 
 def _from_database(version: int) -> FlagsSnapshot:
-    from somaagent.flags.models import FeatureFlag
-
     globals_: dict[str, bool] = {}
     tenants: dict[str, dict[str, bool]] = {}
     for name, tenant_id, enabled in FeatureFlag.objects.values_list("name", "tenant_id", "enabled"):
@@ -156,8 +155,6 @@ def flags_changed() -> None:
 
 def flag_set(*, name: str, enabled: bool, tenant: Any = None, description: str | None = None) -> Any:
     """Create or update a flag (globally, or for one tenant)."""
-    from somaagent.flags.models import FeatureFlag
-
     defaults: dict[str, Any] = {"enabled": enabled}
     if description is not None:
         defaults["description"] = description
@@ -173,8 +170,6 @@ def flag_set(*, name: str, enabled: bool, tenant: Any = None, description: str |
 
 def flag_delete(*, name: str, tenant: Any = None) -> int:
     """Remove a flag (or a tenant's override); returns how many rows went."""
-    from somaagent.flags.models import FeatureFlag
-
     with transaction.atomic():
         deleted, _ = FeatureFlag.objects.filter(name=name, tenant_id=_tenant_id(tenant)).delete()  # type: ignore[misc]
         flags_changed()

@@ -22,7 +22,6 @@ from somaagent.metrics.record import (  # noqa: E402
     stream_tracked,
     track_stream,
 )
-from somaagent.metrics.scrape import register_scrape_source  # noqa: E402
 
 __all__ = [
     "budget_rejected",
@@ -30,7 +29,6 @@ __all__ = [
     "http_observed",
     "metered_stream",
     "policy_denied",
-    "register_scrape_source",
     "stream_tracked",
     "track_stream",
 ]

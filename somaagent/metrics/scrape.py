@@ -15,10 +15,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
+
+from somaagent.models import DeadLetter, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,6 @@ def _age_seconds(oldest: Any) -> float:
 
 
 def outbox_source() -> Iterable[Any]:
-    from somaagent.models import DeadLetter, OutboxMessage
-
     backlog = GaugeMetricFamily(
         "soma_outbox_backlog", "Outbox rows not yet published to the broker, by topic.", labels=["topic"]
     )
@@ -59,12 +60,11 @@ def outbox_source() -> Iterable[Any]:
 
 def queue_source() -> Iterable[Any]:
     from celeryconfig import QUEUES
-    from somaagent.celery import app
 
     gauge = GaugeMetricFamily(
         "soma_queue_depth", "Messages waiting in each broker queue (not yet delivered).", labels=["queue"]
     )
-    with app.connection_for_read() as conn:
+    with current_app.connection_for_read() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         virtual = conn.transport.driver_type in ("redis", "memory", "sqlalchemy", "filesystem")
         for name in QUEUES:

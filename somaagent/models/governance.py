@@ -112,7 +112,7 @@ class AuditLog(models.Model):
         DEAD_LETTER_REPLAYED = "dead_letter.replayed"
         CREDENTIAL_UPDATED = "credential.updated"
         CREDENTIALS_ROTATED = "credential.rotated"
-        # Single sign-on (somaagent/oidc): sign-ins, refusals and what the provider's claims changed.
+        # Single sign-on (somaagent/identity/oidc): sign-ins, refusals and what the provider's claims changed.
         OIDC_SIGN_IN = "oidc.sign_in", "Single sign-on: signed in"
         OIDC_SIGN_IN_REFUSED = "oidc.sign_in_refused", "Single sign-on: refused"
         OIDC_USER_CREATED = "oidc.user_created", "Single sign-on: user created"

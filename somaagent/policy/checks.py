@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from somaagent.identity import Principal
+from somaagent.identity.principal import Principal
 from somaagent.policy.port import policy_authorize
 
 

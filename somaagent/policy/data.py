@@ -12,7 +12,6 @@ about a second.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -21,6 +20,8 @@ from somaagent.audit import Actor, audit_record
 from somaagent.errors import ValidationFailed
 from somaagent.models import AuditLog, Persona, PolicyData, Tenant
 from somaagent.policy.actions import ACTIONS
+from somaagent.policy.adapter import policy_port
+from somaagent.policy.types import TenantPolicyData
 from somaagent.versioned import Versioned
 
 TENANT_KEYS = {"denied_actions", "denied_tools", "allowed_tools", "approval_tools", "personas"}
@@ -31,17 +32,6 @@ EXAMPLE = {
     "denied_tools": ["web_search"],
     "personas": {"<persona id>": {"denied_actions": ["tool.execute"]}},
 }
-
-
-@dataclass(frozen=True)
-class TenantPolicyData:
-    tenant_id: str
-    version: int
-    document: dict[str, Any]
-
-    def as_data(self) -> dict[str, Any]:
-        """What the policy sees under ``data.tenants[<tenant id>]``."""
-        return {**self.document, "version": self.version}
 
 
 def _string_list(value: Any, path: str, errors: dict[str, str], *, actions: bool = False) -> None:
@@ -172,6 +162,4 @@ def policy_data_set(*, tenant: Tenant, document: Any, actor: Actor) -> PolicyDat
 
 
 def _announce(data: TenantPolicyData) -> None:
-    from somaagent.policy.port import policy_port
-
     policy_port().data_changed(data)

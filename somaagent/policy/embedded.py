@@ -29,8 +29,7 @@ from typing import Generic, TypeVar
 
 from regopy import Interpreter, Output, RegoError
 
-from somaagent.policy.data import TenantPolicyData
-from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
+from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest, TenantPolicyData
 
 REGO_DIR = Path(__file__).resolve().parent / "rego"
 QUERY = "allow := data.soma.allow; deny := data.soma.deny; approval := data.soma.approval"

@@ -1,8 +1,7 @@
-"""Choosing the policy adapter, and ``policy_authorize`` that every sensitive action calls.
+"""``policy_authorize``, which every sensitive action calls, and the decisions behind it.
 
-The adapter is chosen once per process from settings: ``SOMA_OPA_URL`` set
-means the OPA server (remote), unset means the shipped Rego evaluated
-in-process (embedded). Any failure to decide — engine unreachable, broken
+The adapter (``policy_port``, from ``somaagent.policy.adapter``) is the OPA server
+or the shipped Rego evaluated in-process. Any failure to decide — engine unreachable, broken
 answer, database error while loading the tenant's policy data — denies with
 code ``policy_unavailable``. The ``context`` is built by the server (never
 from request fields) and always carries ``policy_version``.
@@ -13,14 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
-
 from somaagent.errors import PolicyDenied
 from somaagent.metrics.record import policy_denied
 from somaagent.policy.actions import ACTIONS
+from somaagent.policy.adapter import policy_port
 from somaagent.policy.data import tenant_policy_data
-from somaagent.policy.types import Decision, PolicyPort, PolicyRequest
-from somaagent.process_local import once_per_process
+from somaagent.policy.types import Decision, PolicyRequest
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +30,6 @@ __all__ = [
     "policy_decide",
     "policy_port",
 ]
-
-
-@once_per_process
-def policy_port() -> PolicyPort:
-    url = settings.SOMA.opa_url
-    if url:
-        from somaagent.policy.remote import OpaPolicy
-
-        return OpaPolicy(url, timeout=settings.SOMA.opa_timeout_seconds)
-    from somaagent.policy.embedded import RegoPolicy
-
-    return RegoPolicy()
 
 
 def _id_of(value: Any) -> str:

@@ -22,8 +22,7 @@ from typing import Any
 
 import httpx
 
-from somaagent.policy.data import TenantPolicyData
-from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest
+from somaagent.policy.types import Decision, PolicyEngineError, PolicyRequest, TenantPolicyData
 from somaagent.process_local import PerProcess
 from somaagent.retry import backoff_delay, parse_retry_after
 

@@ -1,12 +1,22 @@
-"""What the policy port takes and answers."""
+"""What the policy port takes and answers, and the tenant data it decides with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from somaagent.policy.data import TenantPolicyData
+
+@dataclass(frozen=True)
+class TenantPolicyData:
+    """A tenant's policy data at one version (``somaagent.policy.data`` reads and writes it)."""
+
+    tenant_id: str
+    version: int
+    document: dict[str, Any]
+
+    def as_data(self) -> dict[str, Any]:
+        """What the policy sees under ``data.tenants[<tenant id>]``."""
+        return {**self.document, "version": self.version}
 
 
 class PolicyEngineError(Exception):

@@ -20,8 +20,8 @@ from django.db import connection
 
 from conversations.models import IdempotencyRecord, Turn
 from somaagent import outbox
-from somaagent.apikeys import KEY_RE, api_key_revoke
 from somaagent.batcher import Batcher
+from somaagent.identity.apikeys import KEY_RE, api_key_revoke
 from somaagent.models import OutboxMessage
 from somaagent.outbox import outbox_marks_flush
 from somaagent.versioned import Versioned

@@ -8,7 +8,7 @@ from conversations.models import Session, SessionEvent
 from conversations.turn.admission import attachment_upload_authorize
 from somaagent.audit import Actor
 from somaagent.errors import Forbidden, PolicyDenied
-from somaagent.identity import principal_for_key
+from somaagent.identity.principal import principal_for_key
 from somaagent.models import Persona
 from somaagent.policy.data import policy_data_set
 from tests.somaagent.conftest import client_for, new_key, new_tenant

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from conversations.models import Attachment, Session
-from somaagent.apikeys import api_key_revoke
+from somaagent.identity.apikeys import api_key_revoke
 from somaagent.models import Persona
 from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error, row_counts

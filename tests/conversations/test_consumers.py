@@ -20,7 +20,7 @@ from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.accept import MessageInput, message_accept
 from conversations.services.events import delta_cursor_take, delta_publish, event_append
 from somaagent.asgi import application
-from somaagent.identity import DEFAULT_TENANT_NAME
+from somaagent.identity.principal import DEFAULT_TENANT_NAME
 from somaagent.models import Tenant
 from tests.conftest import make_tenant_key
 
@@ -142,7 +142,7 @@ def test_unauthenticated_handshake_is_refused_with_4401(tk, headers, subprotocol
 
 
 def test_revoked_key_is_refused(tk):
-    from somaagent.apikeys import api_key_revoke
+    from somaagent.identity.apikeys import api_key_revoke
 
     sid = accept(tk.tenant, "hello")["session_id"]
     api_key_revoke(prefix=tk.key.split("_")[1])
@@ -376,7 +376,7 @@ def quick_heartbeat(settings):
 def test_an_open_socket_closes_when_access_ends(tk, quick_heartbeat, what):
     from conversations.selectors import session_get
     from conversations.services.sessions import session_delete
-    from somaagent.apikeys import api_key_revoke
+    from somaagent.identity.apikeys import api_key_revoke
 
     sid = accept(tk.tenant, "hello")["session_id"]
 

@@ -156,7 +156,7 @@ def test_parallel_turns_cannot_overspend_by_more_than_one_reservation(live_syste
 
 
 def test_llm_credential_is_used_but_never_shown_or_logged(live_system, tenant_key, llm_stub):
-    from somaagent.credentials import llm_credential_save
+    from somaagent.llm_credentials import llm_credential_save
 
     secret = f"sk-test-{uuid.uuid4().hex}"
     credential = llm_credential_save(

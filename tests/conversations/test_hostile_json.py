@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conversations.models import Session
-from somaagent.apikeys import api_key_create
-from somaagent.scopes import ALL_SCOPES
+from somaagent.identity.apikeys import api_key_create
+from somaagent.identity.scopes import ALL_SCOPES
 from tests.conversations.api_support import Api, assert_error, row_counts
 
 pytestmark = pytest.mark.django_db

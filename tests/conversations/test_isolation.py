@@ -83,7 +83,7 @@ def test_another_tenants_persona_is_404(live_system, tenant_key, other_tenant_ke
 
 
 def test_keys_never_reach_the_web_log(live_system, tenant_key):
-    from somaagent.apikeys import api_key_create, api_key_revoke
+    from somaagent.identity.apikeys import api_key_create, api_key_revoke
 
     key, raw = api_key_create(tenant=tenant_key.tenant, name="doomed")
     api_key_revoke(prefix=key.prefix)

@@ -15,9 +15,9 @@ from conversations.models import Session, Turn
 from conversations.schedules.models import Schedule, ScheduleRun
 from conversations.schedules.services import render, schedule_tick
 from conversations.schedules.timing import cron_next, cron_parse, zone
-from somaagent.apikeys import api_key_revoke
 from somaagent.errors import ValidationFailed
 from somaagent.flags.services import flag_set
+from somaagent.identity.apikeys import api_key_revoke
 from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error
 

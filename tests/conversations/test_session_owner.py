@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from conversations.models import Session
-from somaagent.apikeys import api_key_create
+from somaagent.identity.apikeys import api_key_create
 from somaagent.models import Membership, Tenant
 
 pytestmark = pytest.mark.django_db

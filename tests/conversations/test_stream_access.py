@@ -23,9 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conversations.stream_access import StreamAccess
-from somaagent import scopes as sc
-from somaagent.apikeys import api_key_revoke
-from somaagent.identity import principal_for_key
+from somaagent.identity import scopes as sc
+from somaagent.identity.apikeys import api_key_revoke
+from somaagent.identity.principal import principal_for_key
 from somaagent.models import ApiKey, Membership
 from tests.conftest import make_tenant_key
 from tests.live import LiveSystem

@@ -18,7 +18,7 @@ from django.utils import timezone
 from conversations.webhooks.delivery import webhook_deliver, webhook_due, webhook_replay
 from conversations.webhooks.emit import webhook_emit
 from conversations.webhooks.models import WebhookDelivery, WebhookEndpoint
-from somaagent.apikeys import api_key_create
+from somaagent.identity.apikeys import api_key_create
 from somaagent.models import AuditLog, DeadLetter
 from somaagent.secrets import decrypt
 from tests.conftest import make_tenant_key

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from somaagent.apikeys import api_key_create
+from somaagent.identity.apikeys import api_key_create
 from somaagent.models import Membership, Tenant
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from documents.models import Chunk, Document
 from documents.services.collections import collection_create
-from somaagent.apikeys import api_key_create
+from somaagent.identity.apikeys import api_key_create
 from tests.documents import samples
 from tests.live import LiveSystem, wait_until
 from tests.memory.flow import chat, llm_request_ending_with

@@ -11,7 +11,7 @@ import pytest
 
 from documents.services.collections import collection_create, document_upload
 from documents.services.ingest import document_ingest
-from somaagent.identity import DEFAULT_TENANT_NAME
+from somaagent.identity.principal import DEFAULT_TENANT_NAME
 from somaagent.models import Tenant
 from tests.documents import samples
 from tests.live import wait_until

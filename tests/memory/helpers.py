@@ -14,7 +14,7 @@ from memory.services.writes import memory_forget_session, memory_writes_enqueue,
 
 
 def make_tenant(name: str | None = None):
-    from somaagent.apikeys import tenant_get_or_create
+    from somaagent.identity.apikeys import tenant_get_or_create
 
     return tenant_get_or_create(name=name or f"mem-{uuid.uuid4().hex[:10]}")
 

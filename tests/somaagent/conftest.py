@@ -21,7 +21,7 @@ def new_tenant(name: str | None = None) -> Any:
 
 
 def new_key(tenant: Any, scopes: list[str] | None = None, **kwargs: Any) -> tuple[Any, str]:
-    from somaagent.apikeys import api_key_create
+    from somaagent.identity.apikeys import api_key_create
 
     return api_key_create(tenant=tenant, name="test", scopes=scopes or [], **kwargs)
 

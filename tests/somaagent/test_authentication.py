@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
-from somaagent.apikeys import api_key_authenticate, api_key_revoke
+from somaagent.identity.apikeys import api_key_authenticate, api_key_revoke
 from somaagent.models import ApiKey, AuditLog, Membership
 from tests.somaagent.conftest import client_for, member, new_key, new_tenant, new_user
 
@@ -260,7 +260,7 @@ def test_removing_a_membership_invalidates_access_and_refresh():
 
 
 def test_a_user_removed_from_every_tenant_is_not_enrolled_again():
-    from somaagent.identity import principal_for_user
+    from somaagent.identity.principal import principal_for_user
     from somaagent.models import Membership
 
     newcomer = new_user()

@@ -9,7 +9,7 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from somaagent.config import ConfigurationError, check_production
+from somaagent.environment import ConfigurationError, check_production
 from tests.live import ROOT
 
 GOOD = {

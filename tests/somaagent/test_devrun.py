@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from somaagent.apikeys import api_key_authenticate, api_key_revoke
 from somaagent.dev_credentials import dev_credentials_path, dev_credentials_read
-from somaagent.devrun.__main__ import ports_taken
-from somaagent.devrun.banner import banner_text
-from somaagent.devrun.plan import PlanError, run_plan
+from somaagent.identity.apikeys import api_key_authenticate, api_key_revoke
 from somaagent.management.commands import bootstrap_dev
+from somaagent.project.devrun.__main__ import ports_taken
+from somaagent.project.devrun.banner import banner_text
+from somaagent.project.devrun.plan import PlanError, run_plan
 
 PROCS = ["web", "worker", "tools", "beat"]
 

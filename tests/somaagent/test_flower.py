@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from somaagent.flower_auth import flower_auth_problems, is_flower_command
+from somaagent.project.flower_auth import flower_auth_problems, is_flower_command
 from tests.live import ROOT, VENV_BIN, LiveSystem, Proc, free_port, read_stream, wait_until
 
 AUTH = ("ops", "flower-pw-123")

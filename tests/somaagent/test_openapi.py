@@ -19,9 +19,9 @@ from schemathesis import GenerationMode
 from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 
 from conversations.services.attachments import UPLOADS_SETTING
-from somaagent.apikeys import api_key_create
+from somaagent.identity.apikeys import api_key_create
+from somaagent.identity.scopes import ALL_SCOPES
 from somaagent.models import UISetting
-from somaagent.scopes import ALL_SCOPES
 from tests.conftest import make_tenant_key
 from tests.live import LiveSystem
 

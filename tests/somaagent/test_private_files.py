@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from somaagent import config
+from somaagent import environment as config
 from somaagent.dev_credentials import DevCredentials, dev_credentials_path, dev_credentials_write
 from tests.live import ROOT
 

@@ -9,7 +9,8 @@ import re
 import pytest
 from django.test import Client
 
-from somaagent.context import (
+from somaagent.logging import JsonFormatter
+from somaagent.request_id import (
     adopt_request_id,
     current_request_id,
     request_id_data,
@@ -17,7 +18,6 @@ from somaagent.context import (
     sane_request_id,
     task_var,
 )
-from somaagent.logging import JsonFormatter
 from tests.live import read_stream, wait_until
 
 

@@ -86,9 +86,10 @@ def test_a_tool_runs_without_holding_a_database_connection(monkeypatch) -> None:
 
     from django.db import connections
 
-    from tools.registry import REGISTRY, load_builtins
+    from tools.builtin import builtins_register
+    from tools.registry import REGISTRY
 
-    load_builtins()
+    builtins_register()
     held: list[bool] = []
 
     def probe(args: dict, ctx: object) -> dict:

@@ -6,14 +6,15 @@ import pytest
 
 from tests.memory.test_recall import store_memory
 from tests.tools.test_execute import make_run
+from tools.builtin import builtins_register
 from tools.models import ToolRun
-from tools.registry import REGISTRY, load_builtins
+from tools.registry import REGISTRY
 
 pytestmark = pytest.mark.django_db
 
 
 def test_memory_recall_is_registered_with_a_schema() -> None:
-    load_builtins()
+    builtins_register()
     tool = REGISTRY["memory_recall"]
     assert tool.parameters["required"] == ["query"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-STATIC = Path(__file__).resolve().parents[2] / "somaagent" / "webchat" / "static" / "webchat"
+STATIC = Path(__file__).resolve().parents[2] / "somaagent" / "project" / "webchat" / "static" / "webchat"
 NODE = shutil.which("node")
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from conversations.models import Attachment, EventType, Session, SessionEvent, Turn
 from conversations.services.events import event_append
-from somaagent.identity import DEFAULT_TENANT_NAME
+from somaagent.identity.principal import DEFAULT_TENANT_NAME
 from somaagent.models import Tenant
 from tests.live import wait_until
 from tests.webchat.conftest import ARTIFACTS

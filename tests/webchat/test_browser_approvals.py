@@ -9,7 +9,7 @@ import pytest
 
 from conversations.models import ToolApproval
 from somaagent.audit import Actor
-from somaagent.identity import DEFAULT_TENANT_NAME
+from somaagent.identity.principal import DEFAULT_TENANT_NAME
 from somaagent.models import PolicyData, Tenant
 from somaagent.policy.data import policy_data_set
 from tests.live import wait_until

@@ -57,7 +57,7 @@ def test_add_see_turn_off_run_and_delete_a_schedule(chat_page: Any, chat_user: A
 
 
 def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
-    from somaagent.identity import DEFAULT_TENANT_NAME
+    from somaagent.identity.principal import DEFAULT_TENANT_NAME
     from somaagent.models import Tenant
 
     Schedule.objects.create(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tools.registry import Tool, ToolContext, ToolError, register
+from tools.registry import Tool, ToolContext, ToolError
 
 
 def current_time(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -25,16 +25,14 @@ def current_time(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     }
 
 
-register(
-    Tool(
-        name="current_time",
-        description="The current date and time. Optionally in an IANA time zone such as Europe/Paris.",
-        parameters={
-            "type": "object",
-            "properties": {"timezone": {"type": "string", "maxLength": 64, "description": "IANA zone name"}},
-            "additionalProperties": False,
-        },
-        run=current_time,
-        default_timeout=5.0,
-    )
+TOOL = Tool(
+    name="current_time",
+    description="The current date and time. Optionally in an IANA time zone such as Europe/Paris.",
+    parameters={
+        "type": "object",
+        "properties": {"timezone": {"type": "string", "maxLength": 64, "description": "IANA zone name"}},
+        "additionalProperties": False,
+    },
+    run=current_time,
+    default_timeout=5.0,
 )

@@ -9,7 +9,7 @@ from documents.conf import documents_settings
 from documents.search import chunk_search
 from documents.selectors import turn_collection_ids
 from memory.search import SearchTimeout
-from tools.registry import Tool, ToolContext, ToolError, register
+from tools.registry import Tool, ToolContext, ToolError
 
 
 def document_search(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -45,23 +45,21 @@ def document_search(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     }
 
 
-register(
-    Tool(
-        name="document_search",
-        description=(
-            "Search the documents of this chat's collections (uploaded files: PDF, DOCX, web pages, "
-            "notes) for passages relevant to a query; cite what you use by file name and page."
-        ),
-        parameters={
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "minLength": 1, "maxLength": 2000},
-                "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
-            },
-            "required": ["query"],
-            "additionalProperties": False,
+TOOL = Tool(
+    name="document_search",
+    description=(
+        "Search the documents of this chat's collections (uploaded files: PDF, DOCX, web pages, "
+        "notes) for passages relevant to a query; cite what you use by file name and page."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
         },
-        run=document_search,
-        default_timeout=10.0,
-    )
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+    run=document_search,
+    default_timeout=10.0,
 )

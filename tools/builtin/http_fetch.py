@@ -17,7 +17,7 @@ import httpx
 
 from somaagent.process_local import PerProcess
 from tools.netguard import Refused, host_allowed, resolve_checked
-from tools.registry import Tool, ToolContext, ToolError, ToolTimeout, register
+from tools.registry import Tool, ToolContext, ToolError, ToolTimeout
 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript")
 _client = PerProcess(lambda: httpx.Client(trust_env=False, follow_redirects=False, timeout=10.0))
@@ -114,36 +114,32 @@ def _read(
     return doc
 
 
-register(
-    Tool(
-        name="http_fetch",
-        description="Fetch a web page or API response by URL (GET). Only hosts the operator allowed.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "url": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "^https?://"}
-            },
-            "required": ["url"],
-            "additionalProperties": False,
+TOOL = Tool(
+    name="http_fetch",
+    description="Fetch a web page or API response by URL (GET). Only hosts the operator allowed.",
+    parameters={
+        "type": "object",
+        "properties": {"url": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "^https?://"}},
+        "required": ["url"],
+        "additionalProperties": False,
+    },
+    run=http_fetch,
+    config_schema={
+        "type": "object",
+        "properties": {
+            "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "allow_private": {"type": "boolean"},
+            "max_bytes": {"type": "integer", "minimum": 1, "maximum": 5_000_000},
+            "max_redirects": {"type": "integer", "minimum": 0, "maximum": 10},
         },
-        run=http_fetch,
-        config_schema={
-            "type": "object",
-            "properties": {
-                "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                "allow_private": {"type": "boolean"},
-                "max_bytes": {"type": "integer", "minimum": 1, "maximum": 5_000_000},
-                "max_redirects": {"type": "integer", "minimum": 0, "maximum": 10},
-            },
-            "additionalProperties": False,
-        },
-        default_config={
-            "allowed_hosts": [],
-            "allow_private": False,
-            "max_bytes": 262_144,
-            "max_redirects": 3,
-        },
-        default_enabled=False,
-        default_timeout=20.0,
-    )
+        "additionalProperties": False,
+    },
+    default_config={
+        "allowed_hosts": [],
+        "allow_private": False,
+        "max_bytes": 262_144,
+        "max_redirects": 3,
+    },
+    default_enabled=False,
+    default_timeout=20.0,
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from memory.port import MemoryServiceError
 from memory.services.recall import memory_recall as recall
-from tools.registry import Tool, ToolContext, ToolError, register
+from tools.registry import Tool, ToolContext, ToolError
 
 
 def memory_recall(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -23,20 +23,18 @@ def memory_recall(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     return {"memories": [m.reference() for m in found]}
 
 
-register(
-    Tool(
-        name="memory_recall",
-        description="Search the long-term memory of earlier conversations for facts relevant to a query.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "minLength": 1, "maxLength": 2000},
-                "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
-            },
-            "required": ["query"],
-            "additionalProperties": False,
+TOOL = Tool(
+    name="memory_recall",
+    description="Search the long-term memory of earlier conversations for facts relevant to a query.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
         },
-        run=memory_recall,
-        default_timeout=10.0,
-    )
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+    run=memory_recall,
+    default_timeout=10.0,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tools.registry import Tool, ToolContext, ToolError, ToolTimeout, register
+from tools.registry import Tool, ToolContext, ToolError, ToolTimeout
 from tools.sandbox import SandboxLimits, SandboxUnavailable, sandbox, unavailable
 
 
@@ -22,22 +22,20 @@ def run_python(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     return doc
 
 
-register(
-    Tool(
-        name="python",
-        description=(
-            "Run a Python 3 program in an isolated sandbox (standard library only, no network, "
-            "a private empty working directory). Returns stdout, stderr and exit_status. "
-            "Print what you need to see."
-        ),
-        parameters={
-            "type": "object",
-            "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 100_000}},
-            "required": ["code"],
-            "additionalProperties": False,
-        },
-        run=run_python,
-        # Offered to the model only where the probe proved real isolation (tools/sandbox).
-        unavailable=unavailable,
-    )
+TOOL = Tool(
+    name="python",
+    description=(
+        "Run a Python 3 program in an isolated sandbox (standard library only, no network, "
+        "a private empty working directory). Returns stdout, stderr and exit_status. "
+        "Print what you need to see."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 100_000}},
+        "required": ["code"],
+        "additionalProperties": False,
+    },
+    run=run_python,
+    # Offered to the model only where the probe proved real isolation (tools/sandbox).
+    unavailable=unavailable,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.registry import Tool, ToolContext, ToolError, register
+from tools.registry import Tool, ToolContext, ToolError
 from tools.search import search_port
 
 
@@ -22,21 +22,19 @@ def web_search(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     return {"query": args["query"], "results": [h.__dict__ for h in hits]}
 
 
-register(
-    Tool(
-        name="web_search",
-        description="Search the web. Returns titles, URLs and snippets of the top results.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                "max_results": {"type": "integer", "minimum": 1, "maximum": 10},
-            },
-            "required": ["query"],
-            "additionalProperties": False,
+TOOL = Tool(
+    name="web_search",
+    description="Search the web. Returns titles, URLs and snippets of the top results.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "minLength": 1, "maxLength": 500},
+            "max_results": {"type": "integer", "minimum": 1, "maximum": 10},
         },
-        run=web_search,
-        default_timeout=15.0,
-        unavailable=_unavailable,
-    )
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+    run=web_search,
+    default_timeout=15.0,
+    unavailable=_unavailable,
 )

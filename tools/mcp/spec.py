@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken
 
-from somaagent.config import BASE_DIR, VAR_DIR
+from somaagent.paths import BASE_DIR, VAR_DIR
 from somaagent.secrets import decrypt
 from tools.models import McpServer
 

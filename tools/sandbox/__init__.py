@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from somaagent.config import BASE_DIR, VAR_DIR
+from somaagent.paths import BASE_DIR, VAR_DIR
 from tools.sandbox.adapters import BwrapSandbox, DisabledSandbox, RlimitsSandbox
 from tools.sandbox.port import (
     BWRAP,

@@ -14,15 +14,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from somaagent.apikeys import api_key_authenticate, api_key_create, tenant_get_or_create
-from somaagent.config import VAR_DIR
 from somaagent.dev_credentials import (
     DevCredentials,
     dev_credentials_path,
     dev_credentials_read,
     dev_credentials_write,
 )
+from somaagent.identity.apikeys import api_key_authenticate, api_key_create, tenant_get_or_create
 from somaagent.models import Membership
+from somaagent.paths import VAR_DIR
 
 DEV_TENANT = "dev"
 DEV_USER = "admin"

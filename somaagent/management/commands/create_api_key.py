@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from somaagent.apikeys import api_key_create, tenant_get_or_create
 from somaagent.audit import Actor
-from somaagent.scopes import ALL_SCOPES as KNOWN_SCOPES
+from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
+from somaagent.identity.scopes import ALL_SCOPES as KNOWN_SCOPES
 
 
 class Command(BaseCommand):

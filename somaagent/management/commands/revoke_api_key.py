@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from somaagent.apikeys import KEY_RE, api_key_revoke
 from somaagent.audit import Actor
+from somaagent.identity.apikeys import KEY_RE, api_key_revoke
 from somaagent.models import ApiKey
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from somaagent.audit import Actor
-from somaagent.credentials import RotationFailed, llm_credentials_rotate
+from somaagent.llm_credentials import RotationFailed, llm_credentials_rotate
 
 
 class Command(BaseCommand):

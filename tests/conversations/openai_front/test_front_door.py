@@ -11,9 +11,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from conversations.models import Session, SessionAlias
-from somaagent.apikeys import api_key_create
 from somaagent.audit import Actor
 from somaagent.budgets.services import budget_set
+from somaagent.identity.apikeys import api_key_create
 from somaagent.models import Membership, Persona
 from tests.live import read_stream
 

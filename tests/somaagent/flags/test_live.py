@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from somaagent.celery import app
-from somaagent.flags import flag_delete, flag_set
+from somaagent.flags.services import flag_delete, flag_set
 from tests.live import LiveSystem, wait_until
 
 pytestmark = pytest.mark.integration

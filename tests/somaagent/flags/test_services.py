@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis
 
-from somaagent.flags import flag_delete, flag_enabled, flag_set, flags_snapshot
 from somaagent.flags import services as flag_services
 from somaagent.flags.models import FeatureFlag
+from somaagent.flags.services import flag_delete, flag_enabled, flag_set, flags_snapshot
 from tests.conftest import make_tenant_key
 
 

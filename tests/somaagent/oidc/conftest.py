@@ -16,7 +16,7 @@ from tests.somaagent.oidc.flow import Provider, oidc_settings
 @pytest.fixture
 def provider(oidc_stub: StubServer, settings: Any) -> Iterator[Provider]:
     """Single sign-on on, against a freshly reset stub, with nothing cached from another test."""
-    from somaagent.oidc.provider import forget_provider
+    from somaagent.identity.oidc.provider import forget_provider
 
     provider = Provider(oidc_stub)
     provider.control("/_reset")

@@ -51,7 +51,7 @@ class Provider:
 
 
 def oidc_settings(issuer: str, **overrides: Any) -> Any:
-    from somaagent.oidc.conf import OidcSettings, parse_group_map
+    from somaagent.identity.oidc.conf import OidcSettings, parse_group_map
 
     base = OidcSettings(
         issuer=issuer,

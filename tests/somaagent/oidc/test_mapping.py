@@ -8,11 +8,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from somaagent.config import ConfigurationError
-from somaagent.identity import principal_for_membership, principal_lapsed
+from somaagent.environment import ConfigurationError
+from somaagent.identity.oidc.conf import Grant, OidcSettings, load, parse_group_map
+from somaagent.identity.oidc.mapping import access_from_claims
+from somaagent.identity.principal import principal_for_membership, principal_lapsed
 from somaagent.models import AuditLog, Membership, OidcIdentity
-from somaagent.oidc.conf import Grant, OidcSettings, load, parse_group_map
-from somaagent.oidc.mapping import access_from_claims
 from tests.somaagent.conftest import member, new_tenant
 from tests.somaagent.oidc.flow import refusal_reason, sign_in
 

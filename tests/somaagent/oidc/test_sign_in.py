@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_no_issuer_no_button_and_the_routes_are_gone(settings) -> None:
-    from somaagent.oidc.conf import OidcSettings
+    from somaagent.identity.oidc.conf import OidcSettings
 
     settings.SOMA_OIDC = OidcSettings()
     client = Client()

@@ -131,7 +131,7 @@ def test_discovery_failing_is_a_clear_503_not_a_redirect(provider) -> None:
 
 
 def test_an_unreachable_provider_is_a_clear_503(provider, settings) -> None:
-    from somaagent.oidc.provider import forget_provider
+    from somaagent.identity.oidc.provider import forget_provider
 
     settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, issuer=f"http://127.0.0.1:{free_port()}")
     forget_provider()
@@ -139,7 +139,7 @@ def test_an_unreachable_provider_is_a_clear_503(provider, settings) -> None:
 
 
 def test_a_discovery_document_for_another_issuer_is_refused(provider, settings) -> None:
-    from somaagent.oidc.provider import forget_provider
+    from somaagent.identity.oidc.provider import forget_provider
 
     # The same server under another name: its document names the issuer it really is.
     settings.SOMA_OIDC = dataclasses.replace(
