@@ -14,7 +14,6 @@ on 408, 429, 5xx and transport errors; any other answer is final.
 from __future__ import annotations
 
 import math
-import time
 from array import array
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ import httpx
 
 from documents.conf import documents_settings
 from somaagent.process_local import PerProcess, once_per_process
-from somaagent.retry import backoff_delay, parse_retry_after
+from somaagent.retry import http_tries
 
 MAX_ATTEMPTS = 4
 MAX_BACKOFF_SECONDS = 10.0
@@ -68,38 +67,21 @@ class OpenAIEmbeddings:
         """One vector per text, in order; ``EmbeddingError`` when that fails within ``timeout``."""
         if not texts:
             return []
-        deadline = time.monotonic() + timeout
         body = {"model": self.model, "input": list(texts), "encoding_format": "float"}
-        last_error = "no attempt was made"
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            wait: float | None = None
-            try:
-                response = _client.get().post(
-                    self.url,
-                    json=body,
-                    headers=self._headers,
-                    timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
-                )
-            except httpx.TimeoutException:
-                last_error = "the embeddings service did not answer in time"
-            except httpx.HTTPError as exc:
-                last_error = f"the embeddings service is unreachable ({exc.__class__.__name__})"
-            else:
-                if response.status_code == 200:
-                    return self._vectors(response, len(texts))
-                last_error = f"the embeddings service answered HTTP {response.status_code}"
-                if response.status_code not in RETRIED_STATUSES and response.status_code < 500:
-                    raise EmbeddingError(f"{_capital(last_error)}.")
-                wait = parse_retry_after(response.headers.get("retry-after"))
-            if attempt < MAX_ATTEMPTS:
-                backoff = backoff_delay(attempt, base=0.5, cap=MAX_BACKOFF_SECONDS, retry_after=wait)
-                if time.monotonic() + backoff >= deadline:
-                    break
-                time.sleep(backoff)
-        raise EmbeddingError(f"{_capital(last_error)} (after {timeout:g} s).")
+        tries = http_tries(
+            lambda limit: _client.get().post(self.url, json=body, headers=self._headers, timeout=limit),
+            service="the embeddings service",
+            timeout=timeout,
+            attempts=MAX_ATTEMPTS,
+            base=0.5,
+            cap=MAX_BACKOFF_SECONDS,
+            retried=RETRIED_STATUSES,
+        )
+        if tries.final is None:
+            raise EmbeddingError(f"{_capital(tries.error)} (after {timeout:g} s).")
+        if tries.error:
+            raise EmbeddingError(f"{_capital(tries.error)}.")
+        return self._vectors(tries.final, len(texts))
 
     def _vectors(self, response: httpx.Response, count: int) -> list[Vector]:
         try:

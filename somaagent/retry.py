@@ -1,7 +1,7 @@
 """Waiting before trying again: one reading of ``Retry-After`` and one backoff for every client.
 
 Used by the model client, the memory service client and its delivery, the outbox,
-the web search tool and the OPA client, so that each honours the same header forms
+the web search tool, the embeddings client and the OPA client, so that each honours the same header forms
 and spreads its retries the same way.
 """
 
@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from collections.abc import Callable, Container
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+import httpx
 
 
 def parse_retry_after(raw: str | None, *, now: datetime | None = None) -> float | None:
@@ -53,3 +58,62 @@ def backoff_delay(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
+
+
+@dataclass(frozen=True)
+class HttpTries:
+    """How a request tried with ``http_tries`` ended.
+
+    ``final`` is the response to act on: a 200, or a status not worth repeating (the caller
+    turns it into its own error). None when every try failed; ``error`` then says how the
+    last one did, and ``out_of_time`` whether the deadline was what stopped them.
+    """
+
+    final: httpx.Response | None
+    error: str
+    out_of_time: bool
+
+
+def http_tries(
+    send: Callable[[httpx.Timeout], httpx.Response],
+    *,
+    service: str,
+    timeout: float,
+    attempts: int,
+    base: float,
+    cap: float,
+    retried: Container[int] = frozenset({429}),
+) -> HttpTries:
+    """Send a request until it is answered 200 or not worth repeating, within ``timeout`` seconds.
+
+    ``send(timeout)`` makes one request with what is left of the time. Timeouts, transport
+    errors, 5xx and the ``retried`` statuses are tried again, after the jittered backoff
+    (never sooner than the service's ``Retry-After``), while tries and time remain.
+    ``service`` names the other side in the error ("the search service").
+    """
+    deadline = time.monotonic() + timeout
+    error = "no attempt was made"
+    for attempt in range(1, attempts + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        wait: float | None = None
+        try:
+            response = send(httpx.Timeout(remaining, connect=min(remaining, 5.0)))
+        except httpx.TimeoutException:
+            error = f"{service} did not answer in time"
+        except httpx.HTTPError as exc:
+            error = f"{service} is unreachable ({exc.__class__.__name__})"
+        else:
+            if response.status_code == 200:
+                return HttpTries(final=response, error="", out_of_time=False)
+            error = f"{service} answered HTTP {response.status_code}"
+            if response.status_code not in retried and response.status_code < 500:
+                return HttpTries(final=response, error=error, out_of_time=False)
+            wait = parse_retry_after(response.headers.get("retry-after"))
+        if attempt < attempts:
+            backoff = backoff_delay(attempt, base=base, cap=cap, retry_after=wait)
+            if time.monotonic() + backoff >= deadline:
+                break
+            time.sleep(backoff)
+    return HttpTries(final=None, error=error, out_of_time=time.monotonic() >= deadline)

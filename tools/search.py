@@ -6,7 +6,6 @@ tool is unavailable and never offered to the model.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,7 +13,7 @@ import httpx
 from django.conf import settings
 
 from somaagent.process_local import PerProcess, once_per_process
-from somaagent.retry import backoff_delay, parse_retry_after
+from somaagent.retry import http_tries
 from tools.registry import ToolError, ToolTimeout
 
 MAX_ATTEMPTS = 3
@@ -47,39 +46,26 @@ class SearxngSearch:
         self.url = base if base.endswith("/search") else f"{base}/search"
 
     def search(self, *, query: str, max_results: int, timeout: float) -> list[SearchHit]:
-        deadline = time.monotonic() + timeout
-        last_error = ""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            wait: float | None = None
-            try:
-                response = _http().get(
-                    self.url,
-                    params={"q": query, "format": "json"},
-                    headers={"Accept": "application/json"},
-                    timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
-                )
-            except httpx.TimeoutException:
-                last_error = "the search service did not answer in time"
-            except httpx.HTTPError as exc:
-                last_error = f"the search service is unreachable ({exc.__class__.__name__})"
-            else:
-                if response.status_code == 200:
-                    return _hits(response, max_results)
-                last_error = f"the search service answered HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise ToolError(last_error, code="search_failed")
-                wait = parse_retry_after(response.headers.get("retry-after"))
-            if attempt < MAX_ATTEMPTS:
-                backoff = backoff_delay(attempt, base=0.25, cap=MAX_BACKOFF_SECONDS, retry_after=wait)
-                if time.monotonic() + backoff >= deadline:
-                    break
-                time.sleep(backoff)
-        if time.monotonic() >= deadline:
-            raise ToolTimeout(f"Web search did not finish in {timeout:g} s: {last_error}.")
-        raise ToolError(f"Web search failed: {last_error}.", code="search_failed")
+        tries = http_tries(
+            lambda limit: _http().get(
+                self.url,
+                params={"q": query, "format": "json"},
+                headers={"Accept": "application/json"},
+                timeout=limit,
+            ),
+            service="the search service",
+            timeout=timeout,
+            attempts=MAX_ATTEMPTS,
+            base=0.25,
+            cap=MAX_BACKOFF_SECONDS,
+        )
+        if tries.final is not None and not tries.error:
+            return _hits(tries.final, max_results)
+        if tries.final is not None:
+            raise ToolError(tries.error, code="search_failed")
+        if tries.out_of_time:
+            raise ToolTimeout(f"Web search did not finish in {timeout:g} s: {tries.error}.")
+        raise ToolError(f"Web search failed: {tries.error}.", code="search_failed")
 
 
 def _hits(response: httpx.Response, max_results: int) -> list[SearchHit]:

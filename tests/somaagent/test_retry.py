@@ -6,10 +6,12 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
+import httpx
 import pytest
 
-from somaagent.retry import backoff_delay, parse_retry_after
+from somaagent.retry import backoff_delay, http_tries, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,38 @@ def test_an_unreadable_or_endless_retry_after_is_ignored(raw: str) -> None:
 
 def test_a_huge_failure_count_stays_at_the_cap() -> None:
     assert 30.0 <= backoff_delay(100_000, rng=random.Random(1)) <= 60.0
+
+
+def _answers(*statuses: int | type[Exception]) -> tuple[list[httpx.Timeout], Any]:
+    """A ``send`` that answers each try with the next status (or raises the next error)."""
+    seen: list[httpx.Timeout] = []
+    pending = list(statuses)
+
+    def send(timeout: httpx.Timeout) -> httpx.Response:
+        seen.append(timeout)
+        answer = pending.pop(0)
+        if isinstance(answer, int):
+            return httpx.Response(answer, headers={"Retry-After": "0"})
+        raise answer("boom")
+
+    return seen, send
+
+
+def test_http_tries_repeats_what_may_pass_and_stops_at_what_will_not() -> None:
+    seen, send = _answers(503, httpx.ConnectError, 429, 200)
+    tries = http_tries(send, service="the service", timeout=10, attempts=5, base=0.001, cap=0.001)
+    assert tries.final is not None and tries.final.status_code == 200 and not tries.error
+    assert len(seen) == 4
+
+    seen, send = _answers(503, 404, 200)
+    tries = http_tries(send, service="the service", timeout=10, attempts=5, base=0.001, cap=0.001)
+    assert tries.final is not None and tries.final.status_code == 404
+    assert tries.error == "the service answered HTTP 404" and len(seen) == 2
+
+
+def test_http_tries_gives_up_after_its_tries_and_says_how_the_last_failed() -> None:
+    seen, send = _answers(500, httpx.ReadTimeout)
+    tries = http_tries(send, service="the service", timeout=10, attempts=2, base=0.001, cap=0.001)
+    assert tries.final is None and not tries.out_of_time
+    assert tries.error == "the service did not answer in time" and len(seen) == 2
+    assert seen[1].read is not None and seen[1].read <= 10
