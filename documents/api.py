@@ -70,14 +70,27 @@ class CollectionSerializer(serializers.ModelSerializer):
     collection_id = serializers.UUIDField(source="id", read_only=True)
     kind = serializers.CharField(read_only=True)
     persona_ids = serializers.SerializerMethodField()
+    owner = serializers.SerializerMethodField(help_text="its owner's user name; null: shared")
 
     class Meta:
         model = Collection
-        fields = ["collection_id", "name", "description", "kind", "persona_ids", "session_id", "created_at"]
+        fields = [
+            "collection_id",
+            "name",
+            "description",
+            "kind",
+            "owner",
+            "persona_ids",
+            "session_id",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_persona_ids(self, obj: Collection) -> list[str]:
         return [str(p.pk) for p in obj.personas.all()]
+
+    def get_owner(self, obj: Collection) -> str | None:
+        return obj.owner.get_username() if obj.owner is not None else None
 
 
 class DocumentSerializer(serializers.ModelSerializer):
@@ -126,7 +139,8 @@ class CollectionListView(APIView):
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         rows = collections_visible(tenant=principal.tenant, owner=principal.session_owner)
-        rows = rows.prefetch_related("personas").order_by("name", "created_at")[:LIST_LIMIT]
+        rows = rows.select_related("owner").prefetch_related("personas")
+        rows = rows.order_by("name", "created_at")[:LIST_LIMIT]
         return Response({"collections": CollectionSerializer(rows, many=True).data})
 
     @extend_schema(

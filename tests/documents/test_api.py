@@ -158,6 +158,22 @@ def test_scoping_other_tenants_and_other_members_get_404():
     assert Document.objects.filter(pk=did).exists()
 
 
+def test_a_collection_names_its_owner_so_an_admin_tells_members_private_ones_apart():
+    tenant = new_tenant()
+    admin, alice = member(tenant, Membership.Role.ADMIN), member(tenant)
+    create_collection(admin, "Shared")
+    create_collection(alice, "Alice's")
+    create_collection(admin, "Admin's own", kind="private")
+    listed = {c["name"]: (c["kind"], c["owner"]) for c in admin.get("/v1/collections").json()["collections"]}
+    assert listed == {
+        "Shared": ("shared", None),
+        "Alice's": ("private", alice.user.username),
+        "Admin's own": ("private", admin.user.username),
+    }
+    mine = alice.get("/v1/collections").json()["collections"]
+    assert {c["name"]: c["owner"] for c in mine} == {"Shared": None, "Alice's": alice.user.username}
+
+
 def test_chat_files_need_the_chat_and_personas_must_be_the_tenants():
     tenant, elsewhere = new_tenant(), new_tenant()
     alice, bob = member(tenant), member(tenant)

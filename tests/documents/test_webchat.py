@@ -149,10 +149,19 @@ def test_files_added_or_dropped_in_a_chat_are_read_and_cited(chat_page, live_sys
     page.locator("article.msg.assistant[data-state=done]").first.wait_for(timeout=60_000)
     notes = tmp_path / "notes.md"
     notes.write_text(f"# Burrows\n\nThe {word} digs burrows with its claws.")
+    page.evaluate(
+        """() => {
+            window.somaSent = -1;  // the highest value a chip's upload progress bar showed
+            new MutationObserver(() => document.querySelectorAll('#chat-files progress').forEach((bar) => {
+                window.somaSent = Math.max(window.somaSent, Number(bar.getAttribute('value')));
+            })).observe(document.getElementById('chat-files'), {subtree: true, childList: true});
+        }"""
+    )
     page.set_input_files("#doc-input", str(notes))
     chip = page.locator("#chat-files li", has_text="notes.md")
     page.locator("#chat-files li[data-state=ready]", has_text="notes.md").wait_for(timeout=90_000)
     assert "ready" in chip.inner_text()
+    assert page.evaluate("() => window.somaSent") == 100
     # a dropped file that cannot be read ends failed with its reason
     page.evaluate(
         """() => {

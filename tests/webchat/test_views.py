@@ -44,6 +44,9 @@ def test_login_lands_on_the_chat_with_its_config(user):
     config = config_of(page.content.decode())
     assert config["user"] == "ada" and config["tenant"] == "default" and config["sessionId"] is None
     assert config["uploads"]["max_bytes"] == 10 * 1024 * 1024
+    # the Collections panel: the documents' limits, and whether the tenant's shared ones are yours to change
+    assert config["documents"]["max_bytes"] == 20 * 1024 * 1024 and config["tenantAdmin"] is False
+    assert {"pdf", "docx", "md", "html", "txt", "csv"} <= set(config["documents"]["extensions"])
     assert Membership.objects.get(user=user).tenant.name == "default"
     assert "csrftoken" in page.cookies
     csp = page["Content-Security-Policy"]
@@ -51,7 +54,8 @@ def test_login_lands_on_the_chat_with_its_config(user):
     assert "frame-ancestors 'none'" in csp
     html = page.content.decode()
     assets = ["markdown-inline.js", "markdown.js", "timeline.js", "view.js", "http.js", "stream.js"]
-    for asset in [*assets, "uploads.js", "sidebar.js", "chat.js", "chat.css"]:
+    panels = ["schedules.js", "docstatus.js", "collection-view.js", "collections.js"]
+    for asset in [*assets, "uploads.js", "sidebar.js", "chat.js", *panels, "chat.css"]:
         assert f"/static/webchat/{asset}" in html
     assert "<script>" not in html  # no inline script: the CSP would block it
 

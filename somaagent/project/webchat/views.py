@@ -22,6 +22,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from conversations.services.attachments import upload_limits
+from documents.conf import documents_settings
+from documents.kinds import EXTENSIONS
 from somaagent.errors import Forbidden
 from somaagent.identity.login_throttle import ThrottledLoginMixin
 from somaagent.identity.oidc.forms import ChatAuthenticationForm
@@ -60,6 +62,10 @@ def chat(request: HttpRequest, session_id: uuid.UUID | None = None) -> HttpRespo
         "user": request.user.get_username(),
         "tenant": principal.tenant.name,
         "uploads": upload_limits().as_dict(),
+        # the Collections panel refuses what the API would (size, file type) before uploading it;
+        # a tenant admin also manages the tenant's shared collections (the API decides either way)
+        "documents": {"max_bytes": documents_settings().max_bytes, "extensions": sorted(EXTENSIONS)},
+        "tenantAdmin": principal.is_tenant_admin,
         "loginUrl": settings.LOGIN_URL,
     }
     context = {"config": config, "user_name": config["user"], "tenant": config["tenant"]}

@@ -1,7 +1,8 @@
 /* SomaChatFiles: documents added to the open chat (drag and drop, or "Add documents"), read by
  * the server in the background; each file shows its status until it is ready or failed.
- * POST /v1/chat-files gives the chat's collection, then each file goes to its documents and
- * is polled (GET …/documents/{id}) while it is queued or processing. */
+ * POST /v1/chat-files gives the chat's collection, then each file goes to its documents (with a
+ * progress bar while it is sent) and is polled (GET …/documents/{id}) while it is queued or
+ * processing. */
 (function (root) {
   "use strict";
 
@@ -36,6 +37,7 @@
         li.className = "chip doc-file";
         li.setAttribute("data-state", f.state);
         var text = f.name + " \u2014 " + (LABEL[f.state] || f.state);
+        if (f.state === "uploading" && f.sent) text += " " + f.sent + "%";
         if (f.state === "processing" && f.progress) text += " " + f.progress + "%";
         if (f.state === "failed" && f.error) text += ": " + f.error;
         if (f.state === "ready" && f.pages) text += " (" + f.pages + (f.pages === 1 ? " page)" : " pages)");
@@ -43,6 +45,14 @@
         if (f.state === "ready" && f.embedding === "failed") text += ", by keywords only";
         if (f.embedding === "failed") li.title = f.embeddingReason || "";
         li.textContent = text;
+        if (f.state === "uploading") {
+          // the upload's own progress (XMLHttpRequest), then the server's while it reads the file
+          var bar = doc.createElement("progress");
+          bar.max = 100;
+          bar.value = f.sent || 0;
+          bar.setAttribute("aria-label", "Uploading " + f.name);
+          li.appendChild(bar);
+        }
         return li;
       })
     );
@@ -86,14 +96,18 @@
     var sid = this.opts.sessionId();
     if (!sid) return false;
     Array.prototype.forEach.call(files, function (file) {
-      var f = { name: file.name, state: "uploading", error: "", pages: 0, progress: 0, documentId: null };
+      var f = { name: file.name, state: "uploading", sent: 0, error: "", pages: 0, progress: 0, documentId: null };
       self.items.push(f);
       self
         ._collection(sid)
         .then(function (cid) {
           var form = new FormData();
           form.append("file", file);
-          return Http.api("POST", "/v1/collections/" + cid + "/documents", form).then(function (res) {
+          var url = "/v1/collections/" + cid + "/documents";
+          return Http.upload(url, form, function (percent) {
+            f.sent = percent;
+            self.render();
+          }).then(function (res) {
             if (!res.ok) throw new Error(Http.errorText(res));
             self._update(f, res.data);
             if (f.state === "queued" || f.state === "processing") self._poll(f, cid);

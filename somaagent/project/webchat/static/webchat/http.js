@@ -83,6 +83,41 @@
     return tryOnce();
   }
 
+  /* A multipart POST through XMLHttpRequest, whose upload reports progress (fetch cannot):
+     onProgress(percent) while the body is sent. Resolves to {status, ok, data} as api() does;
+     rejects only when the network failed (the server may cut a refused upload short). */
+  function upload(url, form, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRFToken", csrfToken());
+      if (onProgress) {
+        xhr.upload.addEventListener("progress", function (ev) {
+          if (ev.lengthComputable && ev.total > 0) onProgress(Math.floor((100 * ev.loaded) / ev.total));
+        });
+      }
+      xhr.addEventListener("load", function () {
+        if (xhr.status === 401) toLogin();
+        var data = null;
+        try {
+          data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch (e) {
+          data = null;
+        }
+        resolve({ status: xhr.status, ok: xhr.status >= 200 && xhr.status < 300, data: data, retryAfter: 0 });
+      });
+      xhr.addEventListener("error", function () {
+        reject(new Error("network error"));
+      });
+      xhr.addEventListener("abort", function () {
+        reject(new Error("upload cancelled"));
+      });
+      xhr.send(form);
+    });
+  }
+
   function errorText(res) {
     if (res && res.data && res.data.error) return res.data.error.message;
     return "Something went wrong (" + (res ? res.status : "network") + ").";
@@ -97,7 +132,14 @@
     return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
   }
 
-  var SomaHttp = { api: api, apiRetrying: apiRetrying, errorText: errorText, uuid: uuid, loginUrl: "/login/" };
+  var SomaHttp = {
+    api: api,
+    upload: upload,
+    apiRetrying: apiRetrying,
+    errorText: errorText,
+    uuid: uuid,
+    loginUrl: "/login/",
+  };
   if (typeof module === "object" && module.exports) module.exports = SomaHttp;
   else root.SomaHttp = SomaHttp;
 })(typeof window !== "undefined" ? window : this);
