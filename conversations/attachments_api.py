@@ -13,13 +13,14 @@ from rest_framework.views import APIView
 
 from conversations.models import Attachment
 from conversations.selectors import attachment_get
-from conversations.services.attachments import attachment_create, too_large, upload_limits
+from conversations.services.attachments import attachment_create, too_large
 from conversations.turn.admission import attachment_upload_authorize
 from somaagent.errors import PolicyDenied, ValidationFailed
 from somaagent.file_response import file_response
 from somaagent.identity import scopes as sc
 from somaagent.identity.authentication import principal_of
 from somaagent.json_input import MultiPartParser
+from somaagent.upload_limits import upload_limits
 
 # Room for the multipart envelope around the file when checking Content-Length.
 MULTIPART_OVERHEAD = 64 * 1024

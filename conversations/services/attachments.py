@@ -12,64 +12,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
-from dataclasses import dataclass
 from typing import Any
 
 from conversations.models import Attachment
 from conversations.selectors import session_get
 from conversations.sniff import quarantine_reason
 from somaagent.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from somaagent.models import Tenant, UISetting
+from somaagent.models import Tenant
+from somaagent.upload_limits import UploadLimits, upload_limits
 
 log = logging.getLogger(__name__)
 
-UPLOADS_SETTING = "uploads"
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_ALLOWED = (
-    "text/plain",
-    "text/markdown",
-    "text/csv",
-    "application/json",
-    "application/pdf",
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-)
 FALLBACK_MIME = "application/octet-stream"
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    max_bytes: int = DEFAULT_MAX_BYTES
-    allowed_mime_types: tuple[str, ...] = DEFAULT_ALLOWED
-
-    def allows(self, mime: str) -> bool:
-        for pattern in self.allowed_mime_types:
-            if pattern in ("*", "*/*") or pattern == mime:
-                return True
-            if pattern.endswith("/*") and mime.startswith(pattern[:-1]):
-                return True
-        return False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"max_bytes": self.max_bytes, "allowed_mime_types": list(self.allowed_mime_types)}
-
-
-def upload_limits() -> UploadLimits:
-    """The ``uploads`` UI setting, or the defaults for whatever it leaves out or gets wrong."""
-    row = UISetting.objects.filter(key=UPLOADS_SETTING).first()
-    doc = row.document if row is not None and isinstance(row.document, dict) else {}
-    limits = UploadLimits()
-    max_bytes = doc.get("max_bytes", limits.max_bytes)
-    allowed = doc.get("allowed_mime_types", list(limits.allowed_mime_types))
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
-        log.warning("ui setting uploads.max_bytes is invalid; using the default", extra={"value": max_bytes})
-        max_bytes = limits.max_bytes
-    if not isinstance(allowed, list) or not all(isinstance(m, str) for m in allowed):
-        log.warning("ui setting uploads.allowed_mime_types is invalid; using the default")
-        allowed = list(limits.allowed_mime_types)
-    return UploadLimits(max_bytes=max_bytes, allowed_mime_types=tuple(m.strip().lower() for m in allowed))
 
 
 def clean_filename(name: str) -> str:

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 
-from conversations.services.attachments import UPLOADS_SETTING
 from somaagent.identity.apikeys import api_key_create
 from somaagent.identity.scopes import ALL_SCOPES
 from somaagent.models import UISetting
+from somaagent.upload_limits import UPLOADS_SETTING
 from tests.conftest import make_tenant_key
 from tests.live import LiveSystem
 

@@ -21,7 +21,6 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from conversations.services.attachments import upload_limits
 from documents.conf import documents_settings
 from documents.kinds import EXTENSIONS
 from somaagent.errors import Forbidden
@@ -29,6 +28,7 @@ from somaagent.identity.login_throttle import ThrottledLoginMixin
 from somaagent.identity.oidc.forms import ChatAuthenticationForm
 from somaagent.identity.oidc.views import provider_logout_url, sign_in_choices
 from somaagent.identity.principal import principal_for_user
+from somaagent.upload_limits import upload_limits
 
 
 def content_security_policy(request: HttpRequest) -> str:
