@@ -31,14 +31,20 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from django.db import connection
 
 from documents.conf import documents_settings
 from documents.models import Chunk
 from memory.search import SearchTimeout, time_bound
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported by the functions that use it, on the process's first vector search: it is
+# 22 MB resident and ~0.2 s of import that a web process or worker which never ranks vectors
+# (every deployment without SOMA_EMBEDDINGS_URL) does not pay. tests/somaagent/test_lazy_imports.py.
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +149,8 @@ def vector_search(
     deadline = time.monotonic() + timeout
     tenant = Chunk._meta.get_field("tenant").get_db_prep_value(tenant_id, connection)
     field = Chunk._meta.get_field("collection")
+    import numpy as np
+
     q = np.asarray(query, dtype=np.float32)
     limit = documents_settings().embeddings.cache_mb * 1024 * 1024
     with time_bound(timeout, what="document vector search"):
@@ -200,6 +208,8 @@ def _read(
                     continue
                 ids.append(chunk_id)
                 vectors += blob
+    import numpy as np
+
     # Stored little-endian float32 ("<f4"); as this machine's floats for the product.
     matrix = np.frombuffer(bytes(vectors), dtype="<f4").astype(np.float32).reshape(len(ids), dimensions)
     return Packed(
@@ -216,6 +226,8 @@ def _best(packs: list[Packed], q: np.ndarray, top_k: int, min_similarity: float)
     (ties: the lower id)."""
     if not packs:
         return []
+    import numpy as np
+
     ids = np.concatenate([p.ids for p in packs])
     similarities = np.concatenate([p.vectors @ q for p in packs])
     keep = similarities >= min_similarity

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from django.db import connection
 
 from tests.conversations.support import send
 from tests.live import StubServer
@@ -24,6 +25,15 @@ pytestmark = pytest.mark.integration
 
 def marker() -> str:
     return f"m{uuid.uuid4().hex[:12]}"
+
+
+def _stop_when_called(server: StubServer, tenant: object, tool: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ToolRun.objects.filter(tenant=tenant, tool=tool).exists():
+        time.sleep(0.05)
+    connection.close()  # this thread's own
+    time.sleep(0.3)
+    server.stop()
 
 
 @pytest.fixture
@@ -61,7 +71,8 @@ def test_a_server_that_dies_mid_turn_is_a_tool_error_and_the_breaker_opens(live_
     server = StubServer("tests.stubs.mcp_server")
     add_server(tenant_key.tenant, name="dying", url=f"{server.url}/mcp", timeout_seconds=6)
     accepted = send(live_system, tenant_key.key, f"{marker()} {call('dying__slow', {'seconds': 4})}")
-    killer = threading.Timer(1.5, server.stop)
+    # The server dies once the tool call is under way (listed, offered and called), whenever that is.
+    killer = threading.Thread(target=_stop_when_called, args=(server, tenant_key.tenant, "dying__slow"))
     killer.start()
     try:
         events = turn_events(live_system, tenant_key.key, accepted)

@@ -19,15 +19,16 @@ from jsonschema.exceptions import SchemaError
 
 from somaagent.versioned import config_cache
 from tools.breaker import breaker_open_for, breaker_record
-from tools.mcp.catalog import server_breaker, servers_tools, tools_invalidate
-from tools.mcp.client import McpUnavailable, call_tool
 from tools.mcp.spec import SecretsUnreadable, ServerSpec, namespaced, spec_of
-from tools.mcp.watch import watch
 from tools.models import McpServer
 from tools.registry import Tool, ToolContext, ToolError, ToolTimeout
 
 log = logging.getLogger(__name__)
 DESCRIPTION_MAX = 1000
+
+# The SDK side (catalog, client, watch: the MCP SDK, pydantic and starlette, ~58 MB resident and
+# ~0.5 s of import) is imported by the functions below when a tenant has an enabled server, so a
+# process that never meets one does not pay for it. tests/somaagent/test_lazy_imports.py.
 
 
 def _tenant_specs(tenant_id: Hashable) -> list[ServerSpec]:
@@ -50,8 +51,13 @@ def tenant_servers(*, tenant_id: uuid.UUID | str) -> list[ServerSpec]:
 
 def mcp_tools_for(*, tenant_id: uuid.UUID | str) -> list[Tool]:
     """The tools the tenant's enabled MCP servers offer (cached lists; see ``catalog``)."""
-    offered = []
     specs = tenant_servers(tenant_id=tenant_id)
+    if not specs:
+        return []
+    from tools.mcp.catalog import servers_tools
+    from tools.mcp.watch import watch
+
+    offered = []
     for spec, tools in zip(specs, servers_tools(specs), strict=True):
         watch(spec)
         for remote in tools:
@@ -94,6 +100,9 @@ def mcp_call(spec: ServerSpec, tool: str, args: dict[str, Any], ctx: ToolContext
     """Run one MCP tool call from the tool task; a failing server trips its breaker."""
     if str(spec.tenant_id) != str(ctx.tenant_id):  # never: specs are loaded per tenant
         raise ToolError("This tool belongs to another tenant.", code="unknown_tool")
+    from tools.mcp.catalog import server_breaker, tools_invalidate
+    from tools.mcp.client import McpUnavailable, call_tool
+
     breaker = server_breaker(spec)
     wait = breaker_open_for(tool=breaker, tenant_id=spec.tenant_id)
     if wait is not None:
