@@ -10,7 +10,7 @@ once, each POST a message to a new session and follow its SSE stream until
 the turn's terminal event. Reported per size: wall time from the first send
 to the last complete reply (against one reply), first delta after the send
 (p50/p95), every turn ending exactly once with the whole reply, the most
-streams the stub model had open at once, the peak resident memory of the
+streams the stub model had open at once, the peak resident memory of the web process and of the
 worker's process tree, the peak number of PostgreSQL connections to the
 database, and the worker's CPU per turn. A send or stream answered 503 or 429
 is sent again after its ``Retry-After``, with the same ``Idempotency-Key``, as a
@@ -212,12 +212,14 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 
 class Sampler(threading.Thread):
-    """Peak RSS of the worker's tree, peak database connections, every 0.2 s."""
+    """Peak RSS of the worker's tree and of the web process, peak database connections, every 0.2 s."""
 
-    def __init__(self, worker_pid: int) -> None:
+    def __init__(self, worker_pid: int, web_pid: int) -> None:
         super().__init__(daemon=True)
         self.worker_pid = worker_pid
+        self.web_pid = web_pid
         self.peak_rss_mb = 0.0
+        self.peak_web_rss_mb = 0.0
         self.peak_connections = 0
         self.threads = 0
         self.done = threading.Event()
@@ -229,6 +231,7 @@ class Sampler(threading.Thread):
         while not self.done.wait(0.2):
             pids = _tree_pids(self.worker_pid)
             self.peak_rss_mb = max(self.peak_rss_mb, _rss_mb(pids))
+            self.peak_web_rss_mb = max(self.peak_web_rss_mb, _rss_mb([self.web_pid]))
             try:
                 self.threads = max(self.threads, len(os.listdir(f"/proc/{self.worker_pid}/task")))
             except OSError:
@@ -291,10 +294,10 @@ def measure(
         time.sleep(2)  # let the worker settle after start-up
         rss_idle = _rss_mb(pids)
         httpx.delete(f"{stub.url}/_streams")
-        sampler = Sampler(worker.popen.pid)
-        sampler.start()
         assert system.web is not None
         web_pid = system.web.popen.pid
+        sampler = Sampler(worker.popen.pid, web_pid)
+        sampler.start()
         cpu_before = _cpu_seconds(_tree_pids(worker.popen.pid))
         web_before, busy_before = _cpu_seconds([web_pid]), _machine_busy_seconds()
         profilers = []
@@ -342,6 +345,7 @@ def measure(
         "max_open_streams": streams["max_open"],
         "rss_idle_mb": rss_idle,
         "rss_peak_mb": sampler.peak_rss_mb,
+        "web_rss_peak_mb": sampler.peak_web_rss_mb,
         "threads_peak": sampler.threads,
         "pg_connections_peak": sampler.peak_connections,
         "cpu_ms_per_turn": cpu * 1000 / size,
@@ -356,8 +360,9 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
         "",
         "| turns | all complete after | × one reply | 202 p50 / p95 | first delta p50 / p95 "
         "| complete, exactly once | most model streams open at once | worker RSS idle → peak "
-        "| worker threads peak | PostgreSQL connections peak | CPU per turn: worker / web / machine |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| web RSS peak | worker threads peak | PostgreSQL connections peak "
+        "| CPU per turn: worker / web / machine |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
@@ -365,7 +370,8 @@ def table(rows: list[dict[str, Any]], reply_seconds: float) -> str:
             f"{r['accept_p50_s'] * 1000:.0f} / {r['accept_p95_s'] * 1000:.0f} ms | "
             f"{r['first_p50_s'] * 1000:.0f} / {r['first_p95_s'] * 1000:.0f} ms | "
             f"{r['complete']}/{r['size']} | {r['max_open_streams']} | "
-            f"{r['rss_idle_mb']:.0f} → {r['rss_peak_mb']:.0f} MB | {r['threads_peak']} | "
+            f"{r['rss_idle_mb']:.0f} → {r['rss_peak_mb']:.0f} MB | {r['web_rss_peak_mb']:.0f} MB | "
+            f"{r['threads_peak']} | "
             f"{r['pg_connections_peak'] or 'n/a'} | {r['cpu_ms_per_turn']:.0f} / "
             f"{r['web_cpu_ms_per_turn']:.0f} / {r['machine_cpu_ms_per_turn']:.0f} ms |"
         )
