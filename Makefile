@@ -62,10 +62,12 @@ test-slow: install-dev
 test-embedded: install-dev
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(BIN)/pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
+## mypy's Django plugin loads the settings, which start the embedded Redis server when REDIS_URL
+## is unset: mypy runs as a holder of it, so the server stops again when mypy ends.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	$(BIN)/python -m somaagent.embedded_redis run "make lint" $(BIN)/mypy .
 	$(BIN)/lint-imports
 
 format: install-dev

@@ -12,7 +12,8 @@ itself with ``acquire`` before anything else starts the server, and calls
 started it; a server that something else started (``manage.py shell``, a
 ``honcho start`` of your own) is left running, and ``release`` says so.
 ``python -m somaagent.embedded_redis stop`` (``make stop``) stops it whoever
-started it and says what it stopped.
+started it and says what it stopped; ``… run LABEL COMMAND…`` runs a command as a
+holder (``make lint``'s mypy, whose Django plugin loads the settings).
 """
 
 from __future__ import annotations
@@ -263,9 +264,26 @@ def stop(var_dir: Path) -> int | None:
         return _stop_locked(var_dir)
 
 
+def run_holding(var_dir: Path, argv: list[str], *, label: str) -> int:
+    """Run ``argv`` as a holder: a server it caused to start (a tool that loads the settings,
+    like mypy's Django plugin) is stopped when it ends, and the line says so. With ``REDIS_URL``
+    set nothing is held: the settings start no server then."""
+    if os.environ.get("REDIS_URL"):
+        return subprocess.call(argv)
+    held = acquire(var_dir, label=label)
+    try:
+        return subprocess.call(argv)
+    finally:
+        released = release(held)
+        if released.stopped_pid is not None or released.running:
+            print(released.message(), flush=True)
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     where = socket_path(VAR_DIR)
+    if command == "run" and len(argv) > 3:  # run LABEL COMMAND...: make lint's mypy
+        return run_holding(VAR_DIR, argv[3:], label=argv[2])
     if command == "stop":
         pid = stop(VAR_DIR)
         if pid is None:
@@ -277,7 +295,10 @@ def main(argv: list[str]) -> int:
         running = is_running(VAR_DIR)
         print(f"The embedded Redis server ({where}) is {'running' if running else 'not running'}.")
         return 0 if running else 1
-    print(f"usage: python -m somaagent.embedded_redis [stop|status], not {command!r}", file=sys.stderr)
+    print(
+        f"usage: python -m somaagent.embedded_redis [stop|status|run LABEL COMMAND...], not {command!r}",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -166,7 +166,7 @@ SECTIONS: tuple[Section, ...] = (
             V("SOMA_OIDC_GROUP_MAP", "", "JSON mapping of provider groups to memberships, roles and staff", unset="none (memberships by hand)"),
             V("SOMA_LOCAL_LOGIN", "1", "`0`: passwords for superusers only (break-glass)", BOOLEAN),
             V("SOMA_OIDC_TIMEOUT_SECONDS", "5", "provider HTTP timeout", NUMBER),
-            V("SOMA_OIDC_DISCOVERY_CACHE_SECONDS", "3600", "how long discovery is kept", NUMBER),
+            V("SOMA_OIDC_DISCOVERY_CACHE_SECONDS", "3600", "how long discovery and the key set (JWKS) are kept", NUMBER),
             V("SOMA_OIDC_CLOCK_SKEW_SECONDS", "30", "leeway on `exp`/`iat`", NUMBER),
         ),
     ),

@@ -1,12 +1,6 @@
-"""Helpers for the operations tests: reading /metrics, a private RabbitMQ vhost."""
+"""Helpers for the operations tests: reading /metrics (a private RabbitMQ vhost: tests/brokers.py)."""
 
 from __future__ import annotations
-
-import shutil
-import subprocess
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,21 +21,3 @@ def value(samples: dict, name: str, **labels: str) -> float | None:
     """The sum of the samples named ``name`` whose labels include ``labels`` (None if none)."""
     found = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)]
     return sum(found) if found else None
-
-
-@contextmanager
-def rabbit_vhost() -> Iterator[str]:
-    """A RabbitMQ vhost of its own (guest may use it), deleted afterwards; yields the broker URL."""
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    vhost = f"soma-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run(
-            [ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True, timeout=60)

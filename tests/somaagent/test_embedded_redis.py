@@ -128,3 +128,32 @@ def test_make_stop_says_what_it_stopped(var_dir: Path) -> None:
     assert _gone(pid)
     assert make_stop() == f"No embedded Redis server was running ({var_dir / 'redis.sock'}); nothing to stop."
     wait_until(lambda: not er.is_running(var_dir), timeout=5, what="server gone")
+
+
+def test_make_lint_leaves_no_server_running(var_dir: Path) -> None:
+    """mypy's Django plugin loads the settings, which start the embedded server when REDIS_URL is
+    unset: ``make lint`` must stop the server it caused to start (on one file here, not the tree)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env["SOMA_VAR_DIR"] = str(var_dir)
+    bin_dir = Path(sys.executable).parent
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", "install-dev", "lint", f"BIN={bin_dir}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert planned.returncode == 0, planned.stderr
+    mypy_line = next(line for line in planned.stdout.splitlines() if f"{bin_dir}/mypy" in line)
+    assert mypy_line.endswith(" ."), mypy_line
+    done = subprocess.run(
+        ["sh", "-c", f"{mypy_line[:-2]} somaagent/paths.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert not er.is_running(var_dir), f"make lint left the embedded Redis server running\n{done.stdout}"

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from conversations.models import SessionEvent, Turn
+from tests.brokers import rabbit_vhost
 from tests.live import LiveSystem, free_port, read_stream, wait_until
 from tests.run_logs import run_tmpdir
-from tests.somaagent.support import rabbit_vhost, scrape, value
+from tests.somaagent.support import scrape, value
 
 pytestmark = pytest.mark.integration
 MESSAGES = 6

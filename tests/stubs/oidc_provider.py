@@ -13,7 +13,8 @@ is ``http://127.0.0.1:<port>``; the client is ``soma-test`` with secret ``soma-t
 
 Controls: ``POST /_user`` (claims of whoever signs in next: ``sub``, ``groups``, …),
 ``POST /_tamper`` (how the next ID tokens are spoiled: ``aud``, ``iss``, ``exp_offset``,
-``nonce``, ``bad_signature``, ``alg_none``, ``kid``, ``no_kid``), ``POST /_fail`` ``{"discovery": 500}``,
+``nonce``, ``bad_signature``, ``alg_none``, ``kid``, ``no_kid``, ``retired_key``: signed with the key
+``/_rotate`` withdrew, under its own key id), ``POST /_fail`` ``{"discovery": 500}``,
 ``POST /_rotate``, ``POST /_reset``, ``GET /_log`` (requests seen, with their query/form).
 """
 
@@ -120,8 +121,9 @@ def _id_token(issuer: str, grant: dict[str, Any]) -> str:
     }
     if tamper.get("alg_none"):
         return jwt.encode(claims, "", algorithm="none", headers={"kid": STATE["key"]["kid"]})
-    key = _new_key()["private"] if tamper.get("bad_signature") else STATE["key"]["private"]
-    headers = {} if tamper.get("no_kid") else {"kid": tamper.get("kid", STATE["key"]["kid"])}
+    signer = STATE.get("retired", STATE["key"]) if tamper.get("retired_key") else STATE["key"]
+    key = _new_key()["private"] if tamper.get("bad_signature") else signer["private"]
+    headers = {} if tamper.get("no_kid") else {"kid": tamper.get("kid", signer["kid"])}
     return jwt.encode(claims, key, algorithm="RS256", headers=headers)
 
 
@@ -153,7 +155,7 @@ def _control(path: str, body: Any) -> Any:
     elif path == "/_fail":
         STATE["fail"] = body or {}
     elif path == "/_rotate":
-        STATE["key"] = _new_key()
+        STATE["retired"], STATE["key"] = STATE["key"], _new_key()
         return {"kid": STATE["key"]["kid"]}
     elif path == "/_reset":
         reset()

@@ -2,8 +2,10 @@
 
 Nothing here runs at import time or at start-up: the first sign-in fetches
 ``<issuer>/.well-known/openid-configuration`` (kept ``SOMA_OIDC_DISCOVERY_CACHE_SECONDS``)
-and the JWKS it names. Keys are kept until a token arrives signed with a key id
-they lack; then the JWKS is fetched again once (the provider rotated its keys).
+and the JWKS it names. Keys are kept as long as discovery, and fetched again
+sooner when a token arrives signed with a key id they lack (the provider added a
+key): so a new key is picked up at once, and a key the provider withdrew stops
+being trusted once the kept set is that old.
 Every failure — unreachable, an HTTP error, not JSON, a document for another
 issuer, a required endpoint missing — raises ``ProviderUnavailable``; callers
 refuse the sign-in, they never carry on with less.
@@ -111,10 +113,12 @@ class _Cache:
         self.metadata_at = 0.0
         self.keys: dict[str, dict[str, Any]] = {}
         self.keys_uri = ""
+        self.keys_at = 0.0
 
     def clear(self) -> None:
         with self.lock:
             self.metadata, self.metadata_at, self.keys, self.keys_uri = None, 0.0, {}, ""
+            self.keys_at = 0.0
 
 
 _cache = _Cache()
@@ -159,16 +163,21 @@ def _pick(keys: dict[str, dict[str, Any]], kid: str) -> dict[str, Any] | None:
 
 
 def signing_key(kid: str) -> dict[str, Any] | None:
-    """The provider's public key (a JWK) with this key id, fetching the JWKS again once when unknown."""
+    """The provider's public key (a JWK) with this key id: from the kept key set while it is
+    fresh (``SOMA_OIDC_DISCOVERY_CACHE_SECONDS``), else, or when it lacks the key, fetched again once."""
     metadata = provider_metadata()
+    now = time.monotonic()
     with _cache.lock:
-        known = _cache.keys if _cache.keys_uri == metadata.jwks_uri else {}
+        fresh = (
+            _cache.keys_uri == metadata.jwks_uri and now - _cache.keys_at < _config().discovery_cache_seconds
+        )
+        known = _cache.keys if fresh else {}
     found = _pick(known, kid)
     if found is not None:
         return found
     keys = _fetch_keys(metadata.jwks_uri)
     with _cache.lock:
-        _cache.keys, _cache.keys_uri = keys, metadata.jwks_uri
+        _cache.keys, _cache.keys_uri, _cache.keys_at = keys, metadata.jwks_uri, now
     return _pick(keys, kid)
 
 

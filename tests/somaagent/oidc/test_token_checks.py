@@ -96,6 +96,22 @@ def test_rotated_keys_are_picked_up(provider) -> None:
     assert len(provider.log("/jwks")) == 2  # an unknown key id fetched the key set again
 
 
+def test_a_key_the_provider_withdrew_is_not_trusted_once_the_cached_key_set_is_stale(
+    provider, settings
+) -> None:
+    # The key set is kept as long as discovery (SOMA_OIDC_DISCOVERY_CACHE_SECONDS; 0 here, so
+    # it is stale at once): a key rotated out at the provider (compromised, retired) must not
+    # stay trusted for the life of the process because the cache still holds it.
+    settings.SOMA_OIDC = dataclasses.replace(settings.SOMA_OIDC, discovery_cache_seconds=0)
+    provider.user(groups=["acme-users"])
+    assert sign_in(Client()).status_code == 302  # the first key is cached
+    provider.control("/_rotate")  # the provider publishes only the new key now
+    provider.tamper(retired_key=True)  # a token signed with the withdrawn key, under its key id
+    refused(sign_in(Client()), "unknown_key")
+    provider.tamper()
+    assert sign_in(Client()).status_code == 302  # the new key signs
+
+
 def test_a_provider_that_refuses_the_code_is_a_refusal(provider) -> None:
     provider.user(groups=["acme-users"])
     client = Client()
