@@ -74,3 +74,32 @@ def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
     note = dialog.locator("li.schedule", has_text="Broken").get_by_role("note")
     note.wait_for()
     assert "Paused after 3 failed runs" in note.inner_text()
+
+
+def test_the_owner_is_told_of_a_paused_schedule_without_opening_the_panel(
+    chat_page: Any, chat_user: Any
+) -> None:
+    from somaagent.identity.principal import DEFAULT_TENANT_NAME
+    from somaagent.models import Tenant
+
+    schedule = Schedule.objects.create(
+        tenant=Tenant.objects.get(name=DEFAULT_TENANT_NAME),
+        name="Nightly report",
+        message="x",
+        kind=Schedule.Kind.INTERVAL,
+        interval_seconds=3600,
+        enabled=False,
+        paused_reason="Paused after 3 failed runs in a row; the last: the model refused",
+        owner_user=chat_user.user,
+    )
+    page = chat_page
+    page.reload()  # the chat as the owner opens it after the pause
+    notice = page.locator("#schedule-notice")
+    notice.wait_for()
+    assert "Nightly report" in notice.inner_text() and "Paused after 3 failed runs" in notice.inner_text()
+    assert not page.locator("dialog#schedules").is_visible()
+    notice.get_by_role("button", name="Open schedules").click()
+    item = page.locator("dialog#schedules li.schedule", has_text="Nightly report")
+    item.get_by_role("button", name="Turn on").click()  # turned on again: the notice goes
+    wait_until(lambda: Schedule.objects.get(pk=schedule.pk).enabled, timeout=10, what="the schedule on")
+    notice.wait_for(state="hidden")

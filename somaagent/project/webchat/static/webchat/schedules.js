@@ -1,5 +1,7 @@
 /* SomaSchedules: the "Schedules" panel: your schedules, their next run and state, on/off,
-   run now, delete, and a form to add one (a cron or every N minutes, in your time zone). */
+   run now, delete, and a form to add one (a cron or every N minutes, in your time zone).
+   A schedule that paused itself (its runs kept failing) is told above the conversation when
+   the chat opens and while it stays open, until it is turned on again or deleted. */
 (function (root) {
   "use strict";
 
@@ -58,8 +60,24 @@
     });
   };
 
+  var NOTICE_POLL_MS = 120000;
+
+  /* The paused ones, told without opening the panel. */
+  SomaSchedules.prototype.notice = function (schedules) {
+    var paused = schedules.filter(function (s) {
+      return s.paused_reason;
+    });
+    var text = paused.length === 1
+      ? "Your schedule “" + paused[0].name + "” was paused: " + paused[0].paused_reason
+      : paused.length + " of your schedules were paused: " +
+        paused.map(function (s) { return "“" + s.name + "”"; }).join(", ") + ".";
+    $("schedule-notice-text").textContent = paused.length ? text : "";
+    $("schedule-notice").hidden = paused.length === 0;
+  };
+
   SomaSchedules.prototype.render = function (schedules) {
     var self = this;
+    this.notice(schedules);
     var list = $("schedule-list");
     $("schedules-empty").hidden = schedules.length > 0;
     list.replaceChildren.apply(
@@ -145,6 +163,16 @@
     $("close-schedules").addEventListener("click", function () {
       self.close();
     });
+    $("schedule-notice-open").addEventListener("click", function () {
+      self.open();
+    });
+    var check = function () {
+      Http.api("GET", "/v1/schedules").then(function (res) {
+        if (res.ok) self.notice(res.data.schedules);
+      });
+    };
+    check();
+    root.setInterval(check, NOTICE_POLL_MS);
     $("schedule-every").addEventListener("change", function () {
       $("schedule-cron-row").hidden = $("schedule-every").value !== "cron";
     });
