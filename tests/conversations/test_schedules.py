@@ -426,3 +426,49 @@ def test_a_minutely_cron_down_for_a_month_runs_once_without_stepping_through_eve
     assert run.due_at > month_ago  # a later one than the first missed, never more than one run
     schedule.refresh_from_db()
     assert schedule.next_run_at is not None and schedule.next_run_at > timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_refused_run_is_told_to_webhooks_as_a_finished_run(api: Api, me: Any) -> None:
+    """A run refused at its start (no turn: the owner's access, policy, budget) has finished too:
+    receivers of ``schedule.run_finished`` hear of it, as of the ones that pause the schedule."""
+    from conversations.webhooks.endpoints import endpoint_create
+    from conversations.webhooks.models import WebhookDelivery
+    from somaagent.audit import Actor
+
+    endpoint_create(
+        tenant=me.tenant,
+        url="https://example.invalid/hook",
+        events=["schedule.run_finished"],
+        actor=Actor.system(),
+    )
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    ran = json.loads(api.call("post", f"/v1/schedules/{schedule.pk}/run").content)
+    assert ran["status"] == "waiting"
+    assert schedule.owner_key is not None
+    api_key_revoke(prefix=schedule.owner_key.prefix, tenant=me.tenant)  # refused when it starts
+    schedule_tick()
+    [delivery] = WebhookDelivery.objects.filter(tenant_id=me.tenant.pk)
+    assert delivery.event == "schedule.run_finished" and delivery.subject == ran["id"]
+    data = delivery.payload["data"]
+    assert data["run_id"] == ran["id"] and data["schedule_id"] == str(schedule.pk)
+    assert data["status"] == "refused" and "revoked" in data["error"]
+    assert data["turn_id"] is None and data["session_id"] is None
+
+
+@pytest.mark.django_db
+def test_failures_ending_side_by_side_each_count_towards_the_pause(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of one schedule fail in two workers; each read the schedule before either wrote
+    (as two finishing transactions do): both failures count, and the second one pauses it."""
+    from conversations.schedules.outcomes import run_failed
+
+    monkeypatch.setenv("SOMA_SCHEDULE_MAX_FAILURES", "2")
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    seen_by_one, seen_by_other = Schedule.objects.get(pk=schedule.pk), Schedule.objects.get(pk=schedule.pk)
+    run_failed(seen_by_one, "the model refused")
+    run_failed(seen_by_other, "the model refused")
+    schedule.refresh_from_db()
+    assert schedule.consecutive_failures == 2
+    assert schedule.enabled is False and schedule.paused_reason.startswith("Paused after 2 failed runs")
