@@ -76,7 +76,8 @@ def schedule_run_ended(end: TurnEnd) -> None:
     if run is None:
         return
     status = OUTCOMES.get(end.type, ScheduleRun.Status.FAILED)  # type: ignore[call-overload]
-    tokens = int(end.usage.get("total_tokens") or 0) or None
+    # The turn's usage is prompt_tokens and completion_tokens (as the budget counts it).
+    tokens = sum(int(end.usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")) or None
     ScheduleRun.objects.filter(pk=run.pk).update(status=status, ended_at=timezone.now(), tokens=tokens)
     schedule = run.schedule
     if status == ScheduleRun.Status.COMPLETED:
