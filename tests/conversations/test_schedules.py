@@ -472,3 +472,54 @@ def test_failures_ending_side_by_side_each_count_towards_the_pause(
     schedule.refresh_from_db()
     assert schedule.consecutive_failures == 2
     assert schedule.enabled is False and schedule.paused_reason.startswith("Paused after 2 failed runs")
+
+
+@pytest.mark.django_db
+def test_a_persona_schedule_runs_each_time_in_a_new_chat_with_that_persona(api: Api, me: Any) -> None:
+    from somaagent.models import Persona
+
+    persona = Persona.objects.create(tenant=me.tenant, name="digest-writer")
+    schedule = _schedule(api, interval_seconds=3600, persona_id=str(persona.pk), message="News for {date}")
+    first = _first_due(schedule)
+    assert schedule_tick(now=first) == 1
+    assert schedule_tick(now=first + timedelta(hours=1)) == 1
+    runs = list(ScheduleRun.objects.filter(schedule=schedule).order_by("due_at"))
+    sessions = [Session.objects.get(pk=str(r.session_id)) for r in runs]
+    assert len({s.pk for s in sessions}) == 2 and {s.persona_id for s in sessions} == {persona.pk}
+    turn = Turn.objects.get(pk=str(runs[0].turn_id))
+    assert turn.user_event.payload["message"] == f"News for {first.strftime('%Y-%m-%d')}"
+
+
+@pytest.mark.django_db
+def test_a_session_schedule_appends_its_runs_to_that_chat(api: Api, me: Any) -> None:
+    chat = Session.objects.create(tenant=me.tenant)
+    schedule = _schedule(api, interval_seconds=3600, session_id=str(chat.pk))
+    first = _first_due(schedule)
+    assert schedule_tick(now=first) == 1
+    [run] = ScheduleRun.objects.filter(schedule=schedule)
+    assert run.session_id == chat.pk and Turn.objects.get(pk=str(run.turn_id)).session_id == chat.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_policy_and_the_tenants_switch_apply_to_a_due_run(api: Api, me: Any) -> None:
+    """A run is sent as its owner: the tenant's policy refuses it as it would refuse them, and
+    staff turning the tenant's schedules off refuse the ones already made, at their time."""
+    from somaagent.audit import Actor
+    from somaagent.flags import services as flag_services
+    from somaagent.policy.data import policy_data_set
+
+    schedule = _schedule(api, interval_seconds=3600)
+    first = _first_due(schedule)
+    policy_data_set(
+        tenant=me.tenant, document={"denied_actions": ["conversation.send"]}, actor=Actor.system("test")
+    )
+    schedule_tick(now=first)
+    policy_data_set(tenant=me.tenant, document={}, actor=Actor.system("test"))
+    flag_set(name="schedules", enabled=False, tenant=me.tenant)
+    flag_services._cache.snapshot = None  # as if this process's refresh period had passed
+    schedule_tick(now=first + timedelta(hours=1))
+    runs = list(ScheduleRun.objects.filter(schedule=schedule).order_by("due_at"))
+    assert [r.status for r in runs] == ["refused", "refused"]
+    assert "turned off" in runs[1].error and "turned off" not in runs[0].error
+    assert not Turn.objects.filter(tenant_id=me.tenant.pk).exists()
+    Schedule.objects.filter(pk=schedule.pk).delete()
