@@ -306,6 +306,15 @@ def _start_waiting(now: datetime) -> int:
     ``total_slots()`` in all, the oldest of each tenant first, tenants taking turns (the one
     with the fewest running first), so a tenant with a thousand due runs takes its share and
     no more."""
+    # A schedule turned off (by its owner, staff, or its failures) runs no more: its due times
+    # still waiting for a slot are skipped. Not a "run now", nor the last due time of a schedule
+    # that ended (off too, with no next run).
+    ScheduleRun.objects.filter(
+        status=ScheduleRun.Status.WAITING,
+        manual=False,
+        schedule__enabled=False,
+        schedule__next_run_at__isnull=False,
+    ).update(status=ScheduleRun.Status.SKIPPED, error="the schedule was turned off", ended_at=now)
     fresh = Q(status=ScheduleRun.Status.QUEUED, started_at__gt=now - stale_after())
     running = dict(
         ScheduleRun.objects.filter(fresh)

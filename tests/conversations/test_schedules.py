@@ -523,3 +523,29 @@ def test_policy_and_the_tenants_switch_apply_to_a_due_run(api: Api, me: Any) -> 
     assert "turned off" in runs[1].error and "turned off" not in runs[0].error
     assert not Turn.objects.filter(tenant_id=me.tenant.pk).exists()
     Schedule.objects.filter(pk=schedule.pk).delete()
+
+
+@pytest.mark.django_db
+def test_runs_still_waiting_for_a_slot_do_not_start_once_the_schedule_is_off(api: Api) -> None:
+    """Turned off (by its owner, by staff, or paused by its failures) means no more runs: due
+    times still waiting for a background slot are skipped, not started; a "run now" still runs,
+    and so does the last due time of a schedule that ended."""
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    _waiting(schedule, 3)
+    manual = json.loads(api.call("post", f"/v1/schedules/{schedule.pk}/run").content)
+    body = {"name": "x", "message": "x", "cron": "0 9 1 1 *", "enabled": False}
+    assert api.call("put", f"/v1/schedules/{schedule.pk}", json_body=body).status_code == 200
+    assert schedule_tick() == 1
+    runs = ScheduleRun.objects.filter(schedule=schedule)
+    assert runs.get(pk=manual["id"]).status == "queued"
+    assert sorted(runs.filter(manual=False).values_list("status", flat=True)) == ["skipped"] * 3
+    assert "turned off" in runs.filter(manual=False).first().error  # type: ignore[union-attr]
+
+    ended = _schedule(
+        api, interval_seconds=3600, ends_at=(timezone.now() + timedelta(minutes=90)).isoformat()
+    )
+    Schedule.objects.filter(pk=ended.pk).update(
+        next_run_at=None, enabled=False
+    )  # its last due time became a run, then it ended
+    _waiting(ended, 1)
+    assert schedule_tick() == 1 and ScheduleRun.objects.get(schedule=ended).status == "queued"
