@@ -211,6 +211,7 @@ def _start(run: ScheduleRun) -> None:
 
 def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
     """A run outside the schedule's times; it waits for a slot like any other."""
+    _allowed(schedule.tenant_id)
     return ScheduleRun.objects.create(
         schedule=schedule, tenant_id=schedule.tenant_id, due_at=timezone.now(), manual=True
     )

@@ -158,10 +158,15 @@ def test_another_tenants_schedules_are_not_found(api: Api) -> None:
 def test_staff_can_turn_a_tenants_schedules_off(api: Api, me: Any) -> None:
     from somaagent.flags import services as flag_services
 
+    made = _schedule(api, cron="0 9 * * *")
     flag_set(name="schedules", enabled=False, tenant=me.tenant)
     flag_services._cache.snapshot = None  # as if this process's refresh period had passed
     assert_error(_create(api, cron="0 9 * * *"), 403, "schedules_disabled")
-    assert Schedule.objects.filter(tenant=me.tenant).count() == 0
+    assert Schedule.objects.filter(tenant=me.tenant).count() == 1
+    # "Run now" says so at once (rather than a run refused later that counts as a failure).
+    assert_error(api.call("post", f"/v1/schedules/{made.pk}/run"), 403, "schedules_disabled")
+    assert not ScheduleRun.objects.filter(schedule=made).exists()
+    Schedule.objects.filter(pk=made.pk).delete()
 
 
 # --- running --------------------------------------------------------------------------------------
