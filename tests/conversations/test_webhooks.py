@@ -331,3 +331,23 @@ def test_staff_read_each_endpoints_delivery_log_and_replay_a_dead_one_in_admin(
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.next_attempt_at <= timezone.now()
     assert webhook_deliver(delivery_id=delivery.pk) == "delivered"
+
+
+def test_an_endpoint_turned_off_is_sent_nothing_until_it_is_on_again(
+    admin_api: Api, me: Any, receiver: Receiver
+) -> None:
+    """Off (PATCH enabled=false) means no more requests to it, retries of earlier events too;
+    they wait, and go once it is on again."""
+    receiver.answers = [500]
+    endpoint = _endpoint(me.tenant, receiver.url)
+    [delivery] = _emit(me.tenant)
+    assert webhook_deliver(delivery_id=delivery.pk) == "retry"
+    off = admin_api.call("patch", f"/v1/webhooks/{endpoint.pk}", json_body={"enabled": False})
+    assert off.status_code == 200, off.content
+    _due_now(delivery)
+    assert str(delivery.pk) not in webhook_due()
+    assert webhook_deliver(delivery_id=delivery.pk) == "skipped"
+    assert len(receiver.received) == 1
+    admin_api.call("patch", f"/v1/webhooks/{endpoint.pk}", json_body={"enabled": True})
+    assert str(delivery.pk) in webhook_due()
+    assert webhook_deliver(delivery_id=delivery.pk) == "delivered" and len(receiver.received) == 2
