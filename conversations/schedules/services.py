@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -348,14 +348,41 @@ def _start_waiting(now: datetime) -> int:
                 break
     started = 0
     for pk in order:
-        with transaction.atomic():
-            run = (
-                ScheduleRun.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("schedule")
-                .filter(pk=pk, status=ScheduleRun.Status.WAITING)
-                .first()
-            )
-            if run is not None:
-                _start(run)
-                started += 1
+        try:
+            with transaction.atomic():
+                run = (
+                    ScheduleRun.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("schedule")
+                    .filter(pk=pk, status=ScheduleRun.Status.WAITING)
+                    .first()
+                )
+                if run is not None:
+                    _start(run)
+                    started += 1
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: every run waits for the next tick
+        except Exception as exc:  # one run's surprise must not stop the others
+            _start_failed(pk, exc)
     return started
+
+
+def _start_failed(pk: uuid.UUID, exc: Exception) -> None:
+    """A start that raised something other than a refusal (rolled back whole): the run failed.
+    Left waiting it would be the oldest again at every tick, ahead of every other run."""
+    log.exception("schedule run could not start", extra={"run_id": str(pk)})
+    error = f"could not start: {exc.__class__.__name__}: {exc}"[:500]
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            ScheduleRun.objects.select_for_update(of=("self",))
+            .select_related("schedule")
+            .filter(pk=pk, status=ScheduleRun.Status.WAITING)
+            .first()
+        )
+        if run is None:
+            return
+        ScheduleRun.objects.filter(pk=pk).update(
+            status=ScheduleRun.Status.FAILED, error=error, started_at=now, ended_at=now
+        )
+        run_failed(run.schedule, error)
+        run_finished_tell(run, status=ScheduleRun.Status.FAILED, error=error)

@@ -554,3 +554,32 @@ def test_runs_still_waiting_for_a_slot_do_not_start_once_the_schedule_is_off(api
     )  # its last due time became a run, then it ended
     _waiting(ended, 1)
     assert schedule_tick() == 1 and ScheduleRun.objects.get(schedule=ended).status == "queued"
+
+
+@pytest.mark.django_db
+def test_a_run_that_cannot_start_for_an_unforeseen_reason_holds_up_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run whose start raises something other than a refusal (a bug, a lost connection) is
+    recorded as failed and the tick goes on: left waiting, it would be the oldest again at every
+    tick and stop every tenant's schedules behind it."""
+    import conversations.schedules.services as services
+
+    real = services.message_admit_accept
+
+    def accept(**kwargs: Any) -> Any:
+        if "boom" in kwargs["data"].message:
+            raise RuntimeError("unforeseen")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "message_admit_accept", accept)
+    broken_key, fine_key = make_tenant_key(), make_tenant_key()
+    broken = _schedule(Api(key=broken_key.key), cron="0 9 1 1 *", message="boom")
+    fine = _schedule(Api(key=fine_key.key), cron="0 9 1 1 *", message="fine")
+    _waiting(broken, 1)
+    _waiting(fine, 1)
+    schedule_tick()
+    [failed] = ScheduleRun.objects.filter(schedule=broken)
+    assert failed.status == "failed" and "RuntimeError" in failed.error and failed.ended_at
+    assert ScheduleRun.objects.get(schedule=fine).status == "queued"
+    assert Schedule.objects.get(pk=broken.pk).consecutive_failures == 1
