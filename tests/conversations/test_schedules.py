@@ -583,3 +583,24 @@ def test_a_run_that_cannot_start_for_an_unforeseen_reason_holds_up_no_other(
     assert failed.status == "failed" and "RuntimeError" in failed.error and failed.ended_at
     assert ScheduleRun.objects.get(schedule=fine).status == "queued"
     assert Schedule.objects.get(pk=broken.pk).consecutive_failures == 1
+
+
+@pytest.mark.django_db
+def test_a_schedule_says_whether_the_caller_made_it(api: Api, me: Any) -> None:
+    """Keys and tenant admins see the tenant's schedules; ``yours`` tells theirs from others'
+    (the web chat tells a paused schedule to the one who made it, not to every admin)."""
+    from somaagent.identity.apikeys import api_key_create
+
+    _, raw = api_key_create(
+        tenant=me.tenant, name="admin", scopes=["admin", "conversations:read", "conversations:write"]
+    )
+    admin = Api(key=raw)
+    _schedule(api, cron="0 9 * * *", name="member's")
+    response = _create(admin, cron="0 9 * * *", name="admin's")
+    assert response.status_code == 201, response.content
+    made = json.loads(response.content)
+    assert made["yours"] is True
+    listed = {
+        s["name"]: s["yours"] for s in json.loads(admin.call("get", "/v1/schedules").content)["schedules"]
+    }
+    assert listed == {"member's": False, "admin's": True}

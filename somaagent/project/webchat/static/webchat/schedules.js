@@ -93,7 +93,7 @@
   /* The paused ones, told without opening the panel. */
   SomaSchedules.prototype.notice = function (schedules) {
     var paused = schedules.filter(function (s) {
-      return s.paused_reason;
+      return s.paused_reason && s.yours; // told to the one who made it (an admin lists the tenant's)
     });
     var text = paused.length === 1
       ? "Your schedule “" + paused[0].name + "” was paused: " + paused[0].paused_reason
