@@ -11,6 +11,6 @@ locks the run, accepts its message as the schedule's owner (policy and budget ch
 included, the turn queued through the outbox) and marks it queued, in one transaction.
 People's messages never wait for a slot, so a tenant's flood of due runs holds up no one
 else's chat. The turn itself is an ordinary turn with its lease. When the turn ends,
-``schedule_run_ended`` (called from the end of the turn) records the outcome, and a
+``outcomes.schedule_run_ended`` (called from the end of the turn) records the outcome, and a
 schedule failing ``SOMA_SCHEDULE_MAX_FAILURES`` times in a row is paused.
 """

@@ -58,9 +58,16 @@ class ScheduleSerializer(StrictSerializer):
         )
 
 
-def schedule_body(schedule: Schedule) -> dict[str, Any]:
+def _yours(schedule: Schedule, principal: Principal) -> bool:
+    if principal.api_key is not None:
+        return schedule.owner_key_id == principal.api_key.pk
+    return principal.user is not None and schedule.owner_user_id == principal.user.pk
+
+
+def schedule_body(schedule: Schedule, principal: Principal) -> dict[str, Any]:
     return {
         "id": str(schedule.pk),
+        "yours": _yours(schedule, principal),  # made by the caller (an admin sees the tenant's)
         "name": schedule.name,
         "message": schedule.message,
         "cron": schedule.cron or None,
@@ -104,7 +111,8 @@ def _schedule(principal: Principal, schedule_id: str) -> Schedule:
 class ScheduleListView(APIView):
     @extend_schema(responses={200: dict}, summary="Your schedules (a tenant admin's: all of the tenant's)")
     def get(self, request: Request) -> Response:
-        return Response({"schedules": [schedule_body(s) for s in visible_to(principal_of(request))]})
+        principal = principal_of(request)
+        return Response({"schedules": [schedule_body(s, principal) for s in visible_to(principal)]})
 
     @extend_schema(
         request=ScheduleSerializer,
@@ -114,14 +122,16 @@ class ScheduleListView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ScheduleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        schedule = schedule_create(principal=principal_of(request), data=serializer.to_input())
-        return Response(schedule_body(schedule), status=status.HTTP_201_CREATED)
+        principal = principal_of(request)
+        schedule = schedule_create(principal=principal, data=serializer.to_input())
+        return Response(schedule_body(schedule, principal), status=status.HTTP_201_CREATED)
 
 
 class ScheduleDetailView(APIView):
     @extend_schema(responses={200: dict}, parameters=[SCHEDULE_ID], summary="One schedule")
     def get(self, request: Request, schedule_id: str) -> Response:
-        return Response(schedule_body(_schedule(principal_of(request), schedule_id)))
+        principal = principal_of(request)
+        return Response(schedule_body(_schedule(principal, schedule_id), principal))
 
     @extend_schema(
         request=ScheduleSerializer,
@@ -135,7 +145,7 @@ class ScheduleDetailView(APIView):
         serializer = ScheduleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         updated = schedule_update(principal=principal, schedule=schedule, data=serializer.to_input())
-        return Response(schedule_body(updated))
+        return Response(schedule_body(updated, principal))
 
     @extend_schema(
         responses={204: None}, parameters=[SCHEDULE_ID], summary="Delete a schedule and its history"

@@ -1,4 +1,4 @@
-"""Making and changing schedules, and running them: the beat's tick, "run now", and a run's end."""
+"""Making and changing schedules, and running them: the beat's tick and "run now" (a run's end: outcomes)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from conversations.models import EventType
 from conversations.schedules.models import Schedule, ScheduleRun
+from conversations.schedules.outcomes import RUN_KEY, run_failed, run_finished_tell
 from conversations.schedules.owners import owner_fields, owner_principal
 from conversations.schedules.timing import cron_next, cron_parse, interval_next, zone
 from conversations.selectors import session_for
 from conversations.services.accept import MessageInput
 from conversations.turn.admission import message_admit_accept
-from conversations.turn.types import TurnEnd
-from conversations.webhooks.emit import webhook_emit
 from somaagent.environment import env_float, env_int
 from somaagent.errors import Forbidden, NotFound, SomaError, ValidationFailed
 from somaagent.flags.services import flag_enabled
@@ -32,13 +30,8 @@ from somaagent.models import Persona
 log = logging.getLogger(__name__)
 
 FLAG = "schedules"  # staff turn a tenant's schedules off (feature flag, on by default)
-RUN_KEY = "schedule_run"  # in the run's user message metadata: which run the turn belongs to
 TICK_BATCH = 200
 MAX_PER_TENANT = 100
-
-
-def max_failures() -> int:
-    return env_int("SOMA_SCHEDULE_MAX_FAILURES", 3)
 
 
 def min_interval() -> float:
@@ -205,7 +198,8 @@ def _start(run: ScheduleRun) -> None:
         ScheduleRun.objects.filter(pk=run.pk).update(
             status=ScheduleRun.Status.REFUSED, error=exc.message[:500], started_at=now, ended_at=now
         )
-        _failed(schedule, exc.message)
+        run_failed(schedule, exc.message)
+        run_finished_tell(run, status=ScheduleRun.Status.REFUSED, error=exc.message[:500])
         return
     ScheduleRun.objects.filter(pk=run.pk).update(
         status=ScheduleRun.Status.QUEUED,
@@ -217,6 +211,7 @@ def _start(run: ScheduleRun) -> None:
 
 def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
     """A run outside the schedule's times; it waits for a slot like any other."""
+    _allowed(schedule.tenant_id)
     return ScheduleRun.objects.create(
         schedule=schedule, tenant_id=schedule.tenant_id, due_at=timezone.now(), manual=True
     )
@@ -312,6 +307,15 @@ def _start_waiting(now: datetime) -> int:
     ``total_slots()`` in all, the oldest of each tenant first, tenants taking turns (the one
     with the fewest running first), so a tenant with a thousand due runs takes its share and
     no more."""
+    # A schedule turned off (by its owner, staff, or its failures) runs no more: its due times
+    # still waiting for a slot are skipped. Not a "run now", nor the last due time of a schedule
+    # that ended (off too, with no next run).
+    ScheduleRun.objects.filter(
+        status=ScheduleRun.Status.WAITING,
+        manual=False,
+        schedule__enabled=False,
+        schedule__next_run_at__isnull=False,
+    ).update(status=ScheduleRun.Status.SKIPPED, error="the schedule was turned off", ended_at=now)
     fresh = Q(status=ScheduleRun.Status.QUEUED, started_at__gt=now - stale_after())
     running = dict(
         ScheduleRun.objects.filter(fresh)
@@ -344,71 +348,41 @@ def _start_waiting(now: datetime) -> int:
                 break
     started = 0
     for pk in order:
-        with transaction.atomic():
-            run = (
-                ScheduleRun.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("schedule")
-                .filter(pk=pk, status=ScheduleRun.Status.WAITING)
-                .first()
-            )
-            if run is not None:
-                _start(run)
-                started += 1
+        try:
+            with transaction.atomic():
+                run = (
+                    ScheduleRun.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("schedule")
+                    .filter(pk=pk, status=ScheduleRun.Status.WAITING)
+                    .first()
+                )
+                if run is not None:
+                    _start(run)
+                    started += 1
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: every run waits for the next tick
+        except Exception as exc:  # one run's surprise must not stop the others
+            _start_failed(pk, exc)
     return started
 
 
-def _failed(schedule: Schedule, reason: str) -> None:
-    """One more failure in a row; at the limit the schedule is paused and says why."""
-    failures = schedule.consecutive_failures + 1
-    fields: dict[str, Any] = {"consecutive_failures": failures}
-    if failures >= max_failures():
-        fields |= {
-            "enabled": False,
-            "paused_reason": f"Paused after {failures} failed runs in a row; the last: {reason}"[:300],
-        }
-        log.warning("schedule paused", extra={"schedule_id": str(schedule.pk), "failures": failures})
-    Schedule.objects.filter(pk=schedule.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(schedule, name, value)
-
-
-OUTCOMES = {
-    EventType.ASSISTANT_FINAL: ScheduleRun.Status.COMPLETED,
-    EventType.ASSISTANT_ERROR: ScheduleRun.Status.FAILED,
-    EventType.ASSISTANT_CANCELLED: ScheduleRun.Status.CANCELLED,
-}
-
-
-def schedule_run_ended(end: TurnEnd) -> None:
-    """From the end of a turn (in its finishing transaction): the run's outcome, the failure
-    streak, and ``schedule.run_finished`` for the tenant's webhooks. No statement for a turn
-    that no schedule sent."""
-    metadata = end.claim.user_metadata if end.claim is not None else None
-    run_id = (metadata or {}).get(RUN_KEY) if end.claim is not None else None
-    if end.claim is not None and not run_id:
-        return
-    runs = ScheduleRun.objects.select_related("schedule").filter(turn_id=end.turn_id, tenant_id=end.tenant_id)
-    run = runs.filter(pk=run_id).first() if run_id else runs.first()
-    if run is None:
-        return
-    status = OUTCOMES.get(end.type, ScheduleRun.Status.FAILED)  # type: ignore[call-overload]
-    tokens = int(end.usage.get("total_tokens") or 0) or None
-    ScheduleRun.objects.filter(pk=run.pk).update(status=status, ended_at=timezone.now(), tokens=tokens)
-    schedule = run.schedule
-    if status == ScheduleRun.Status.COMPLETED:
-        Schedule.objects.filter(pk=schedule.pk).update(consecutive_failures=0)
-    elif status == ScheduleRun.Status.FAILED:
-        _failed(schedule, str(end.data.get("message") or end.data.get("code") or "the turn failed"))
-    webhook_emit(
-        tenant_id=end.tenant_id,
-        event="schedule.run_finished",
-        subject=str(run.pk),
-        data={
-            "schedule_id": str(schedule.pk),
-            "run_id": str(run.pk),
-            "due_at": run.due_at.isoformat(),
-            "status": status,
-            "session_id": str(end.session_id),
-            "turn_id": str(end.turn_id),
-        },
-    )
+def _start_failed(pk: uuid.UUID, exc: Exception) -> None:
+    """A start that raised something other than a refusal (rolled back whole): the run failed.
+    Left waiting it would be the oldest again at every tick, ahead of every other run."""
+    log.exception("schedule run could not start", extra={"run_id": str(pk)})
+    error = f"could not start: {exc.__class__.__name__}: {exc}"[:500]
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            ScheduleRun.objects.select_for_update(of=("self",))
+            .select_related("schedule")
+            .filter(pk=pk, status=ScheduleRun.Status.WAITING)
+            .first()
+        )
+        if run is None:
+            return
+        ScheduleRun.objects.filter(pk=pk).update(
+            status=ScheduleRun.Status.FAILED, error=error, started_at=now, ended_at=now
+        )
+        run_failed(run.schedule, error)
+        run_finished_tell(run, status=ScheduleRun.Status.FAILED, error=error)

@@ -3,7 +3,7 @@
 When the policy says a call needs approval (``PlannedCall.approval``), the turn
 records the round's runs as usual (the runnable ones are dispatched and run
 meanwhile), adds a ``ToolApproval`` row and a ``tool.approval_requested`` event
-per waiting call, and *parks*: in the same transaction its row gets
+per waiting call (and an ``approval.requested`` webhook), and *parks*: in the same transaction its row gets
 ``awaiting_approval`` and a ``resume_state`` (the model's messages so far, the
 reply's text, the round's calls), and its lease is dropped. The Celery task
 then returns: no worker, thread or connection holds a waiting turn, and the
@@ -33,6 +33,7 @@ from conversations.models import EventType, ToolApproval, Turn
 from conversations.turn.claim import turn_emit
 from conversations.turn.tool_calls import PlannedCall, ToolCall, runs_start
 from conversations.turn.types import ClaimedTurn, LeaseLost
+from conversations.webhooks.emit import webhook_emit
 from tools.models import ToolRun
 from tools.registry import get_tool
 
@@ -101,18 +102,22 @@ def turn_park(*, claim: ClaimedTurn, round: int, planned: list[PlannedCall], par
                 created_at=now,
             )
             tool = get_tool(run.tool)
-            turn_emit(
-                claim=claim,
-                type=EventType.TOOL_APPROVAL_REQUESTED,
-                data={
-                    "call_id": approval.call_id,
-                    "request_id": str(run.pk),
-                    "tool_name": run.tool,
-                    "args": run.args,
-                    "reason": approval.reason,
-                    "expires_at": expires.isoformat().replace("+00:00", "Z"),
-                    "args_editable": tool.args_editable if tool is not None else True,
-                },
+            asked = {
+                "call_id": approval.call_id,
+                "request_id": str(run.pk),
+                "tool_name": run.tool,
+                "args": run.args,
+                "reason": approval.reason,
+                "expires_at": expires.isoformat().replace("+00:00", "Z"),
+                "args_editable": tool.args_editable if tool is not None else True,
+            }
+            turn_emit(claim=claim, type=EventType.TOOL_APPROVAL_REQUESTED, data=asked)
+            # The tenant's webhooks hear of it in this transaction: a park that rolls back tells no one.
+            webhook_emit(
+                tenant_id=claim.tenant_id,
+                event="approval.requested",
+                subject=str(approval.pk),
+                data={"session_id": str(claim.session_id), "turn_id": str(claim.turn_id), **asked},
             )
         owned = Turn.objects.filter(
             pk=claim.turn_id, status=Turn.Status.RUNNING, lease_owner=claim.owner

@@ -27,7 +27,7 @@ import logging
 from django.db import DatabaseError, transaction
 
 from conversations.models import EventType, TurnAnalysis
-from conversations.schedules.services import schedule_run_ended
+from conversations.schedules.outcomes import schedule_run_ended
 from conversations.services.summary import summary_after_turn
 from conversations.services.titles import title_proposal_enqueue
 from conversations.turn.types import TurnEnd

@@ -71,8 +71,9 @@ class Outcome:
 
 
 def _due(now: datetime) -> Q:
-    """Pending, its time come, and held by no one (no lease, or an expired one)."""
-    return Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now) & (
+    """Pending, its time come, held by no one (no lease, or an expired one), and its endpoint on
+    (one turned off is sent nothing: its deliveries wait until it is on again)."""
+    return Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now, endpoint__enabled=True) & (
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
 

@@ -14,6 +14,7 @@ EVENTS = (
     "turn.failed",
     "turn.cancelled",
     "schedule.run_finished",
+    "approval.requested",
 )  # what an endpoint can subscribe to
 ALL_EVENTS = "*"
 

@@ -158,10 +158,15 @@ def test_another_tenants_schedules_are_not_found(api: Api) -> None:
 def test_staff_can_turn_a_tenants_schedules_off(api: Api, me: Any) -> None:
     from somaagent.flags import services as flag_services
 
+    made = _schedule(api, cron="0 9 * * *")
     flag_set(name="schedules", enabled=False, tenant=me.tenant)
     flag_services._cache.snapshot = None  # as if this process's refresh period had passed
     assert_error(_create(api, cron="0 9 * * *"), 403, "schedules_disabled")
-    assert Schedule.objects.filter(tenant=me.tenant).count() == 0
+    assert Schedule.objects.filter(tenant=me.tenant).count() == 1
+    # "Run now" says so at once (rather than a run refused later that counts as a failure).
+    assert_error(api.call("post", f"/v1/schedules/{made.pk}/run"), 403, "schedules_disabled")
+    assert not ScheduleRun.objects.filter(schedule=made).exists()
+    Schedule.objects.filter(pk=made.pk).delete()
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -426,3 +431,176 @@ def test_a_minutely_cron_down_for_a_month_runs_once_without_stepping_through_eve
     assert run.due_at > month_ago  # a later one than the first missed, never more than one run
     schedule.refresh_from_db()
     assert schedule.next_run_at is not None and schedule.next_run_at > timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_refused_run_is_told_to_webhooks_as_a_finished_run(api: Api, me: Any) -> None:
+    """A run refused at its start (no turn: the owner's access, policy, budget) has finished too:
+    receivers of ``schedule.run_finished`` hear of it, as of the ones that pause the schedule."""
+    from conversations.webhooks.endpoints import endpoint_create
+    from conversations.webhooks.models import WebhookDelivery
+    from somaagent.audit import Actor
+
+    endpoint_create(
+        tenant=me.tenant,
+        url="https://example.invalid/hook",
+        events=["schedule.run_finished"],
+        actor=Actor.system(),
+    )
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    ran = json.loads(api.call("post", f"/v1/schedules/{schedule.pk}/run").content)
+    assert ran["status"] == "waiting"
+    assert schedule.owner_key is not None
+    api_key_revoke(prefix=schedule.owner_key.prefix, tenant=me.tenant)  # refused when it starts
+    schedule_tick()
+    [delivery] = WebhookDelivery.objects.filter(tenant_id=me.tenant.pk)
+    assert delivery.event == "schedule.run_finished" and delivery.subject == ran["id"]
+    data = delivery.payload["data"]
+    assert data["run_id"] == ran["id"] and data["schedule_id"] == str(schedule.pk)
+    assert data["status"] == "refused" and "revoked" in data["error"]
+    assert data["turn_id"] is None and data["session_id"] is None
+
+
+@pytest.mark.django_db
+def test_failures_ending_side_by_side_each_count_towards_the_pause(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of one schedule fail in two workers; each read the schedule before either wrote
+    (as two finishing transactions do): both failures count, and the second one pauses it."""
+    from conversations.schedules.outcomes import run_failed
+
+    monkeypatch.setenv("SOMA_SCHEDULE_MAX_FAILURES", "2")
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    seen_by_one, seen_by_other = Schedule.objects.get(pk=schedule.pk), Schedule.objects.get(pk=schedule.pk)
+    run_failed(seen_by_one, "the model refused")
+    run_failed(seen_by_other, "the model refused")
+    schedule.refresh_from_db()
+    assert schedule.consecutive_failures == 2
+    assert schedule.enabled is False and schedule.paused_reason.startswith("Paused after 2 failed runs")
+
+
+@pytest.mark.django_db
+def test_a_persona_schedule_runs_each_time_in_a_new_chat_with_that_persona(api: Api, me: Any) -> None:
+    from somaagent.models import Persona
+
+    persona = Persona.objects.create(tenant=me.tenant, name="digest-writer")
+    schedule = _schedule(api, interval_seconds=3600, persona_id=str(persona.pk), message="News for {date}")
+    first = _first_due(schedule)
+    assert schedule_tick(now=first) == 1
+    assert schedule_tick(now=first + timedelta(hours=1)) == 1
+    runs = list(ScheduleRun.objects.filter(schedule=schedule).order_by("due_at"))
+    sessions = [Session.objects.get(pk=str(r.session_id)) for r in runs]
+    assert len({s.pk for s in sessions}) == 2 and {s.persona_id for s in sessions} == {persona.pk}
+    turn = Turn.objects.get(pk=str(runs[0].turn_id))
+    assert turn.user_event.payload["message"] == f"News for {first.strftime('%Y-%m-%d')}"
+
+
+@pytest.mark.django_db
+def test_a_session_schedule_appends_its_runs_to_that_chat(api: Api, me: Any) -> None:
+    chat = Session.objects.create(tenant=me.tenant)
+    schedule = _schedule(api, interval_seconds=3600, session_id=str(chat.pk))
+    first = _first_due(schedule)
+    assert schedule_tick(now=first) == 1
+    [run] = ScheduleRun.objects.filter(schedule=schedule)
+    assert run.session_id == chat.pk and Turn.objects.get(pk=str(run.turn_id)).session_id == chat.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_policy_and_the_tenants_switch_apply_to_a_due_run(api: Api, me: Any) -> None:
+    """A run is sent as its owner: the tenant's policy refuses it as it would refuse them, and
+    staff turning the tenant's schedules off refuse the ones already made, at their time."""
+    from somaagent.audit import Actor
+    from somaagent.flags import services as flag_services
+    from somaagent.policy.data import policy_data_set
+
+    schedule = _schedule(api, interval_seconds=3600)
+    first = _first_due(schedule)
+    policy_data_set(
+        tenant=me.tenant, document={"denied_actions": ["conversation.send"]}, actor=Actor.system("test")
+    )
+    schedule_tick(now=first)
+    policy_data_set(tenant=me.tenant, document={}, actor=Actor.system("test"))
+    flag_set(name="schedules", enabled=False, tenant=me.tenant)
+    flag_services._cache.snapshot = None  # as if this process's refresh period had passed
+    schedule_tick(now=first + timedelta(hours=1))
+    runs = list(ScheduleRun.objects.filter(schedule=schedule).order_by("due_at"))
+    assert [r.status for r in runs] == ["refused", "refused"]
+    assert "turned off" in runs[1].error and "turned off" not in runs[0].error
+    assert not Turn.objects.filter(tenant_id=me.tenant.pk).exists()
+    Schedule.objects.filter(pk=schedule.pk).delete()
+
+
+@pytest.mark.django_db
+def test_runs_still_waiting_for_a_slot_do_not_start_once_the_schedule_is_off(api: Api) -> None:
+    """Turned off (by its owner, by staff, or paused by its failures) means no more runs: due
+    times still waiting for a background slot are skipped, not started; a "run now" still runs,
+    and so does the last due time of a schedule that ended."""
+    schedule = _schedule(api, cron="0 9 1 1 *")
+    _waiting(schedule, 3)
+    manual = json.loads(api.call("post", f"/v1/schedules/{schedule.pk}/run").content)
+    body = {"name": "x", "message": "x", "cron": "0 9 1 1 *", "enabled": False}
+    assert api.call("put", f"/v1/schedules/{schedule.pk}", json_body=body).status_code == 200
+    assert schedule_tick() == 1
+    runs = ScheduleRun.objects.filter(schedule=schedule)
+    assert runs.get(pk=manual["id"]).status == "queued"
+    assert sorted(runs.filter(manual=False).values_list("status", flat=True)) == ["skipped"] * 3
+    assert "turned off" in runs.filter(manual=False).first().error  # type: ignore[union-attr]
+
+    ended = _schedule(
+        api, interval_seconds=3600, ends_at=(timezone.now() + timedelta(minutes=90)).isoformat()
+    )
+    Schedule.objects.filter(pk=ended.pk).update(
+        next_run_at=None, enabled=False
+    )  # its last due time became a run, then it ended
+    _waiting(ended, 1)
+    assert schedule_tick() == 1 and ScheduleRun.objects.get(schedule=ended).status == "queued"
+
+
+@pytest.mark.django_db
+def test_a_run_that_cannot_start_for_an_unforeseen_reason_holds_up_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run whose start raises something other than a refusal (a bug, a lost connection) is
+    recorded as failed and the tick goes on: left waiting, it would be the oldest again at every
+    tick and stop every tenant's schedules behind it."""
+    import conversations.schedules.services as services
+
+    real = services.message_admit_accept
+
+    def accept(**kwargs: Any) -> Any:
+        if "boom" in kwargs["data"].message:
+            raise RuntimeError("unforeseen")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "message_admit_accept", accept)
+    broken_key, fine_key = make_tenant_key(), make_tenant_key()
+    broken = _schedule(Api(key=broken_key.key), cron="0 9 1 1 *", message="boom")
+    fine = _schedule(Api(key=fine_key.key), cron="0 9 1 1 *", message="fine")
+    _waiting(broken, 1)
+    _waiting(fine, 1)
+    schedule_tick()
+    [failed] = ScheduleRun.objects.filter(schedule=broken)
+    assert failed.status == "failed" and "RuntimeError" in failed.error and failed.ended_at
+    assert ScheduleRun.objects.get(schedule=fine).status == "queued"
+    assert Schedule.objects.get(pk=broken.pk).consecutive_failures == 1
+
+
+@pytest.mark.django_db
+def test_a_schedule_says_whether_the_caller_made_it(api: Api, me: Any) -> None:
+    """Keys and tenant admins see the tenant's schedules; ``yours`` tells theirs from others'
+    (the web chat tells a paused schedule to the one who made it, not to every admin)."""
+    from somaagent.identity.apikeys import api_key_create
+
+    _, raw = api_key_create(
+        tenant=me.tenant, name="admin", scopes=["admin", "conversations:read", "conversations:write"]
+    )
+    admin = Api(key=raw)
+    _schedule(api, cron="0 9 * * *", name="member's")
+    response = _create(admin, cron="0 9 * * *", name="admin's")
+    assert response.status_code == 201, response.content
+    made = json.loads(response.content)
+    assert made["yours"] is True
+    listed = {
+        s["name"]: s["yours"] for s in json.loads(admin.call("get", "/v1/schedules").content)["schedules"]
+    }
+    assert listed == {"member's": False, "admin's": True}

@@ -68,7 +68,7 @@ def test_each_due_time_runs_once_as_a_turn_even_with_two_beats(
     due_times = [r.due_at for r in runs]
     assert len(due_times) == len(set(due_times)), "a due time ran twice"
     done = [r for r in runs if r.status == "completed"]
-    assert all(r.turn_id and r.session_id and r.ended_at for r in done)
+    assert all(r.turn_id and r.session_id and r.started_at and r.ended_at and r.tokens for r in done)
     assert len({r.session_id for r in done}) == len(done), "each run in a new chat of its own"
     history = json.loads(Api(key=tenant_key.key).call("get", f"/v1/schedules/{schedule.pk}/runs").content)
     assert {r["id"] for r in history["runs"]} >= {str(r.pk) for r in done}

@@ -292,3 +292,62 @@ def test_deliveries_of_one_endpoint_are_tried_side_by_side(receiver: Receiver) -
 
 class _RolledBack(Exception):
     pass
+
+
+def test_staff_read_each_endpoints_delivery_log_and_replay_a_dead_one_in_admin(
+    me: Any, receiver: Receiver
+) -> None:
+    """From admin only: the endpoint's "log" link lists its deliveries (not another endpoint's),
+    and the dead letter's Replay action sends a dead delivery again."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    receiver.answers = [500]
+    mine, other = _endpoint(me.tenant, receiver.url), _endpoint(me.tenant, receiver.url)
+    with transaction.atomic():
+        webhook_emit(tenant_id=me.tenant.pk, event="turn.finished", subject="s1", data={})
+    [delivery] = WebhookDelivery.objects.filter(endpoint=mine)
+    [elsewhere] = WebhookDelivery.objects.filter(endpoint=other)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(retry_from=timezone.now() - timedelta(days=1))
+    assert webhook_deliver(delivery_id=delivery.pk) == "dead"
+    letter = DeadLetter.objects.get(topic="webhook.delivery")
+
+    staff = get_user_model().objects.create_user(
+        username=f"staff-{uuid.uuid4().hex[:8]}", is_staff=True, is_superuser=True
+    )
+    client = Client()
+    client.force_login(staff)
+    endpoints = client.get("/admin/conversations/webhookendpoint/").content.decode()
+    log_url = f"/admin/conversations/webhookdelivery/?endpoint__id__exact={mine.pk}"
+    assert log_url.replace("&", "&amp;") in endpoints or log_url in endpoints
+    page = client.get(log_url).content.decode()
+    assert f"/admin/conversations/webhookdelivery/{delivery.pk}/change/" in page and "dead" in page
+    assert str(elsewhere.pk) not in page
+
+    replayed = client.post(
+        "/admin/somaagent/deadletter/", {"action": "replay", "_selected_action": [letter.pk]}
+    )
+    assert replayed.status_code == 302
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.next_attempt_at <= timezone.now()
+    assert webhook_deliver(delivery_id=delivery.pk) == "delivered"
+
+
+def test_an_endpoint_turned_off_is_sent_nothing_until_it_is_on_again(
+    admin_api: Api, me: Any, receiver: Receiver
+) -> None:
+    """Off (PATCH enabled=false) means no more requests to it, retries of earlier events too;
+    they wait, and go once it is on again."""
+    receiver.answers = [500]
+    endpoint = _endpoint(me.tenant, receiver.url)
+    [delivery] = _emit(me.tenant)
+    assert webhook_deliver(delivery_id=delivery.pk) == "retry"
+    off = admin_api.call("patch", f"/v1/webhooks/{endpoint.pk}", json_body={"enabled": False})
+    assert off.status_code == 200, off.content
+    _due_now(delivery)
+    assert str(delivery.pk) not in webhook_due()
+    assert webhook_deliver(delivery_id=delivery.pk) == "skipped"
+    assert len(receiver.received) == 1
+    admin_api.call("patch", f"/v1/webhooks/{endpoint.pk}", json_body={"enabled": True})
+    assert str(delivery.pk) in webhook_due()
+    assert webhook_deliver(delivery_id=delivery.pk) == "delivered" and len(receiver.received) == 2

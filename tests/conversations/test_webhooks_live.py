@@ -70,3 +70,30 @@ def test_a_failed_turn_is_posted_as_turn_failed(
     event = json.loads(receiver.received[0].body)
     assert event["type"] == "turn.failed" and event["data"]["turn_id"] == accepted["turn_id"]
     assert event["data"]["error"]["code"]
+
+
+def test_a_call_waiting_for_approval_is_posted_as_approval_requested(
+    live_system: LiveSystem, tenant_key: Any, receiver: Receiver
+) -> None:
+    from tests.conversations.approval_support import answer, needs_approval, until_requested
+
+    needs_approval(tenant_key.tenant, "current_time")
+    _, secret = _endpoint(tenant_key.tenant, receiver.url, ["approval.requested"])
+    accepted = send(live_system, tenant_key.key, "time? [[tool=current_time:{}]]")
+    sid = accepted["session_id"]
+    requested = until_requested(live_system, tenant_key.key, sid)[-1]["data"]
+    wait_until(lambda: receiver.received, timeout=30, what="the approval.requested delivery")
+    delivery = receiver.received[0]
+    assert delivery.headers["soma-event"] == "approval.requested"
+    assert verify(delivery.headers["soma-signature"], delivery.body, secret)
+    event = json.loads(delivery.body)
+    assert event["type"] == "approval.requested" and event["tenant_id"] == str(tenant_key.tenant.pk)
+    data = event["data"]
+    assert data["session_id"] == sid and data["turn_id"] == accepted["turn_id"]
+    assert data["call_id"] == requested["call_id"] and data["tool_name"] == "current_time"
+    assert data["request_id"] == requested["request_id"] and data["expires_at"] == requested["expires_at"]
+    assert data["reason"] == requested["reason"] and data["args"] == {}
+    # Answered, the turn ends; the endpoint asked only for approval.requested, so nothing more.
+    assert answer(live_system, tenant_key.key, sid, requested["call_id"], decision="deny").status_code == 200
+    read_stream(live_system, tenant_key.key, sid, after=0, timeout=60)
+    assert [json.loads(r.body)["type"] for r in receiver.received] == ["approval.requested"]

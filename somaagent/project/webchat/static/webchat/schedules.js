@@ -1,5 +1,9 @@
 /* SomaSchedules: the "Schedules" panel: your schedules, their next run and state, on/off,
-   run now, delete, and a form to add one (a cron or every N minutes, in your time zone). */
+   run now, delete, each one's run history, and a form to add one (a cron or every N minutes,
+   in your time zone; runs into a new chat each time or the open one; an optional end; what a
+   run missed while the system was down does).
+   A schedule that paused itself (its runs kept failing) is told above the conversation when
+   the chat opens and while it stays open, until it is turned on again or deleted. */
 (function (root) {
   "use strict";
 
@@ -20,9 +24,32 @@
   }
 
   function when(s) {
-    if (s.cron) return "cron " + s.cron + " (" + s.timezone + ")";
-    var minutes = Math.round((s.interval_seconds || 0) / 60);
-    return "every " + minutes + " min";
+    var text = s.cron
+      ? "cron " + s.cron + " (" + s.timezone + ")"
+      : "every " + Math.round((s.interval_seconds || 0) / 60) + " min";
+    text += s.session_id ? (s.session_id === openChat() ? " · into this chat" : " · into one chat") : " · a new chat each run";
+    if (s.ends_at) text += " · ends " + localTime(s.ends_at);
+    return text;
+  }
+
+  /* The chat open in this page (/c/<id>/), or null. */
+  function openChat() {
+    var m = /^\/c\/([0-9a-fA-F-]{36})\/?$/.exec(root.location.pathname);
+    return m ? m[1] : null;
+  }
+
+  function runLine(r) {
+    var text = localTime(r.due_at) + (r.manual ? " (run now)" : "") + " — " + r.status;
+    if (r.tokens) text += ", " + r.tokens + " tokens";
+    if (r.started_at) text += ", started " + localTime(r.started_at);
+    if (r.ended_at) text += ", ended " + localTime(r.ended_at);
+    if (r.error) text += ": " + r.error;
+    var parts = [h("span", { text: text })];
+    if (r.session_id) {
+      parts.push(" ");
+      parts.push(h("a", { href: "/c/" + encodeURIComponent(r.session_id) + "/", text: "Open the chat" }));
+    }
+    return h("li", {}, parts);
   }
 
   function errorText(res) {
@@ -36,6 +63,9 @@
 
   SomaSchedules.prototype.open = function () {
     $("schedule-tz").value = $("schedule-tz").value || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    var here = $("schedule-target").querySelector('option[value="this"]');
+    here.disabled = !openChat();
+    if (here.disabled) $("schedule-target").value = "new";
     if (this.dialog.showModal) this.dialog.showModal();
     else this.dialog.setAttribute("open", "");
     return this.load();
@@ -58,8 +88,24 @@
     });
   };
 
+  var NOTICE_POLL_MS = 120000;
+
+  /* The paused ones, told without opening the panel. */
+  SomaSchedules.prototype.notice = function (schedules) {
+    var paused = schedules.filter(function (s) {
+      return s.paused_reason && s.yours; // told to the one who made it (an admin lists the tenant's)
+    });
+    var text = paused.length === 1
+      ? "Your schedule “" + paused[0].name + "” was paused: " + paused[0].paused_reason
+      : paused.length + " of your schedules were paused: " +
+        paused.map(function (s) { return "“" + s.name + "”"; }).join(", ") + ".";
+    $("schedule-notice-text").textContent = paused.length ? text : "";
+    $("schedule-notice").hidden = paused.length === 0;
+  };
+
   SomaSchedules.prototype.render = function (schedules) {
     var self = this;
+    this.notice(schedules);
     var list = $("schedule-list");
     $("schedules-empty").hidden = schedules.length > 0;
     list.replaceChildren.apply(
@@ -78,6 +124,23 @@
             self.say(res.ok ? "“" + s.name + "” will run in a few seconds." : errorText(res));
           });
         });
+        var runs = h("ol", { className: "schedule-runs", "aria-label": "Runs of " + s.name, hidden: "" });
+        var history = h("button", { type: "button", text: "History", "aria-expanded": "false" });
+        history.addEventListener("click", function () {
+          if (!runs.hidden) {
+            runs.hidden = true;
+            history.setAttribute("aria-expanded", "false");
+            return;
+          }
+          Http.api("GET", "/v1/schedules/" + encodeURIComponent(s.id) + "/runs?limit=20").then(function (res) {
+            if (!res.ok) return self.say(errorText(res));
+            var items = res.data.runs.map(runLine);
+            if (!items.length) items = [h("li", { className: "muted", text: "No runs yet." })];
+            runs.replaceChildren.apply(runs, items);
+            runs.hidden = false;
+            history.setAttribute("aria-expanded", "true");
+          });
+        });
         var remove = h("button", { type: "button", text: "Delete" });
         remove.addEventListener("click", function () {
           if (!root.confirm("Delete the schedule “" + s.name + "” and its history?")) return;
@@ -90,7 +153,8 @@
           h("span", { className: "muted", text: " · " + when(s) }),
           h("p", { className: "schedule-message plain", text: s.message }),
           state,
-          h("div", { className: "schedule-actions" }, [toggle, now, remove]),
+          h("div", { className: "schedule-actions" }, [toggle, now, history, remove]),
+          runs,
         ]);
       })
     );
@@ -129,6 +193,10 @@
     var every = $("schedule-every").value;
     if (every === "cron") body.cron = $("schedule-cron").value.trim();
     else body.interval_seconds = parseInt(every, 10);
+    if ($("schedule-target").value === "this" && openChat()) body.session_id = openChat();
+    var ends = $("schedule-ends").value; // the browser's local time
+    if (ends) body.ends_at = new Date(ends).toISOString();
+    body.missed = $("schedule-missed").value;
     return Http.api("POST", "/v1/schedules", body).then(function (res) {
       if (!res.ok) return self.say(errorText(res));
       self.say("Saved: the first run is " + localTime(res.data.next_run_at) + ".");
@@ -145,6 +213,16 @@
     $("close-schedules").addEventListener("click", function () {
       self.close();
     });
+    $("schedule-notice-open").addEventListener("click", function () {
+      self.open();
+    });
+    var check = function () {
+      Http.api("GET", "/v1/schedules").then(function (res) {
+        if (res.ok) self.notice(res.data.schedules);
+      });
+    };
+    check();
+    root.setInterval(check, NOTICE_POLL_MS);
     $("schedule-every").addEventListener("change", function () {
       $("schedule-cron-row").hidden = $("schedule-every").value !== "cron";
     });
