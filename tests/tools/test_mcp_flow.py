@@ -14,6 +14,7 @@ import uuid
 import pytest
 from django.db import connection
 
+from somaagent.models import Tenant
 from tests.conversations.support import send
 from tests.live import StubServer
 from tests.tools.helpers import call, model_requests, of_type, turn_events
@@ -27,7 +28,7 @@ def marker() -> str:
     return f"m{uuid.uuid4().hex[:12]}"
 
 
-def _stop_when_called(server: StubServer, tenant: object, tool: str) -> None:
+def _stop_when_called(server: StubServer, tenant: Tenant, tool: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not ToolRun.objects.filter(tenant=tenant, tool=tool).exists():
         time.sleep(0.05)
