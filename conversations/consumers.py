@@ -28,7 +28,7 @@ from conversations.sse import parse_cursor
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.ws_protocol import HEARTBEAT_FRAME, answer
-from somaagent.api_errors import error_body
+from somaagent.api_errors import error_body, unavailable_database
 from somaagent.async_db import db_call
 from somaagent.errors import NotFound, SomaError, Unauthenticated
 from somaagent.identity import scopes as sc
@@ -54,15 +54,11 @@ class RejectingConsumer(AsyncWebsocketConsumer):
     async def reject(self, exc: SomaError) -> None:
         if "websocket.http.response" in (self.scope.get("extensions") or {}):
             body = _dumps(error_body(exc.code, exc.message, exc.details)).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            if (wait := getattr(exc, "retry_after", None)) is not None:
+                headers.append((b"retry-after", str(int(wait)).encode()))
             await self.base_send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": exc.status_code,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+                {"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers}
             )
             await self.base_send({"type": "websocket.http.response.body", "body": body})
         else:
@@ -90,6 +86,12 @@ class SessionStreamConsumer(RejectingConsumer):
             self.slot = await stream_slot_take(principal)
         except SomaError as exc:
             await self.reject(exc)
+            return
+        except Exception as exc:
+            down = unavailable_database(exc)
+            if down is None:
+                raise
+            await self.reject(down)  # 503 database_unavailable: the client tries again later
             return
         self.principal = principal
         self.session_id = session.pk
