@@ -134,6 +134,7 @@ def test_a_redis_outage_ends_open_streams_resumably_and_they_resume(live_db: Non
                     assert took <= BOUND, took
                     time.sleep(3)
                     redis_server.start()  # empty: the stream buffers are gone
+                    up_at = time.monotonic()
 
                     # Resume from the last cursor the client saw.
                     last_id = follower.events[-1]["id"]
@@ -147,6 +148,7 @@ def test_a_redis_outage_ends_open_streams_resumably_and_they_resume(live_db: Non
                         ),
                         timeout=90,
                     )
+                print(f"RECOVERY {time.monotonic() - up_at:.2f} s: the client resumed to the reply's end")
                 seen = [int(e["id"]) for e in follower.events] + [int(e["id"]) for e in resumed]
                 assert seen == sorted(set(seen)), "an event came twice or out of order"
                 finals = [e for e in follower.events + resumed if e["type"] in TERMINAL]
