@@ -4,7 +4,8 @@
 
 Runs each scenario's test N times (default 20) in a row — the whole worker
 SIGKILLed mid-reply (Redis broker), PostgreSQL stopped for 12 s, Redis stopped
-for 10 s, the SQLite disk filled — and prints, per scenario, how many trials
+for 10 s, the SQLite disk filled, every kind of door knocked on while PostgreSQL
+is stopped, Redis (not the broker) stopped under an open stream — and prints, per scenario, how many trials
 passed and the recovery times the tests report (from the dependency's return,
 or the kill, to the first message accepted or the reply finished).
 Uses DATABASE_URL / REDIS_URL like the test suite.
@@ -29,6 +30,8 @@ SCENARIOS = {
     "PostgreSQL stopped 12 s": "tests/conversations/test_outage_database.py",
     "Redis stopped 10 s": "tests/conversations/test_outage_redis.py",
     "SQLite disk full": "tests/conversations/test_outage_disk.py",
+    "PostgreSQL stopped: every kind of door": "tests/conversations/test_outage_database_doors.py",
+    "Redis (not the broker) stopped mid-stream": "tests/conversations/test_outage_redis_streams.py",
 }
 RECOVERY = re.compile(r"RECOVERY ([0-9.]+) s")
 

@@ -28,9 +28,9 @@ from conversations.sse import parse_cursor
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.ws_protocol import HEARTBEAT_FRAME, answer
-from somaagent.api_errors import error_body
+from somaagent.api_errors import error_body, unavailable_database
 from somaagent.async_db import db_call
-from somaagent.errors import NotFound, SomaError, Unauthenticated
+from somaagent.errors import NotFound, SomaError, StreamUnavailable, Unauthenticated
 from somaagent.identity import scopes as sc
 from somaagent.identity.async_auth import admit
 from somaagent.identity.principal import Principal
@@ -54,15 +54,11 @@ class RejectingConsumer(AsyncWebsocketConsumer):
     async def reject(self, exc: SomaError) -> None:
         if "websocket.http.response" in (self.scope.get("extensions") or {}):
             body = _dumps(error_body(exc.code, exc.message, exc.details)).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            if (wait := getattr(exc, "retry_after", None)) is not None:
+                headers.append((b"retry-after", str(int(wait)).encode()))
             await self.base_send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": exc.status_code,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+                {"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers}
             )
             await self.base_send({"type": "websocket.http.response.body", "body": body})
         else:
@@ -91,6 +87,12 @@ class SessionStreamConsumer(RejectingConsumer):
         except SomaError as exc:
             await self.reject(exc)
             return
+        except Exception as exc:
+            down = unavailable_database(exc)
+            if down is None:
+                raise
+            await self.reject(down)  # 503 database_unavailable: the client tries again later
+            return
         self.principal = principal
         self.session_id = session.pk
         offered = self.scope.get("subprotocols") or []
@@ -111,13 +113,19 @@ class SessionStreamConsumer(RejectingConsumer):
     async def _relay(self, after: int) -> None:
         access = StreamAccess(principal=self.principal, session_id=self.session_id)
         slot, self.slot = self.slot, None  # slot_kept releases it now
-        async for envelope in slot_kept(slot, SessionFollower(self.session_id, after)):
-            refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
-            if refused is not None:
-                await self.send(text_data=_dumps(refusal_frame(refused)))  # the last frame says why
-                await self.close(code=4000 + refused.status_code, reason=refused.message[:120])
-                return
-            await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
+        try:
+            async for envelope in slot_kept(slot, SessionFollower(self.session_id, after)):
+                refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
+                if refused is not None:
+                    await self._end(refused)
+                    return
+                await self.send(text_data=_dumps(HEARTBEAT_FRAME if envelope is HEARTBEAT else envelope))
+        except StreamUnavailable as exc:  # the buffer went away: the client resumes from its cursor
+            await self._end(exc)
+
+    async def _end(self, refused: SomaError) -> None:
+        await self.send(text_data=_dumps(refusal_frame(refused)))  # the last frame says why
+        await self.close(code=4000 + refused.status_code, reason=refused.message[:120])
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         reply = await db_call(answer)(

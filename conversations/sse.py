@@ -20,7 +20,7 @@ from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
 from somaagent.async_db import db_call
-from somaagent.errors import SomaError, ValidationFailed
+from somaagent.errors import SomaError, StreamUnavailable, ValidationFailed
 from somaagent.identity.async_auth import authenticate_request
 from somaagent.metrics import track_stream
 from somaagent.stream_slots import slot_kept, stream_slot_take
@@ -40,20 +40,27 @@ def parse_cursor(raw: str | None, *, name: str) -> int:
     return value
 
 
+def _last_frame(refused: SomaError) -> bytes:
+    """The last frame: an ``error`` event (no id: the cursor stays where it was)."""
+    data = json.dumps(refusal_frame(refused), separators=(",", ":"))
+    return f"event: error\ndata: {data}\n\n".encode()
+
+
 async def sse_frames(follower: AsyncIterable[Envelope | None], access: StreamAccess) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n: connected\n\n"
-    async for envelope in follower:
-        refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
-        if refused is not None:
-            # The last frame: an ``error`` event (no id: the cursor stays where it was).
-            data = json.dumps(refusal_frame(refused), separators=(",", ":"))
-            yield f"event: error\ndata: {data}\n\n".encode()
-            return
-        if envelope is HEARTBEAT:
-            yield b": heartbeat\n\n"
-            continue
-        data = json.dumps(envelope, separators=(",", ":"))
-        yield f"id: {envelope['id']}\ndata: {data}\n\n".encode()
+    try:
+        async for envelope in follower:
+            refused = await access.refusal(heartbeat=envelope is HEARTBEAT)
+            if refused is not None:
+                yield _last_frame(refused)
+                return
+            if envelope is HEARTBEAT:
+                yield b": heartbeat\n\n"
+                continue
+            data = json.dumps(envelope, separators=(",", ":"))
+            yield f"id: {envelope['id']}\ndata: {data}\n\n".encode()
+    except StreamUnavailable as exc:  # the buffer went away: the client resumes from its cursor
+        yield _last_frame(exc)
 
 
 async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:

@@ -11,6 +11,15 @@ database), a delta already in the buffer, or a delta that will never be (it
 expired, or lost the race to the buffer and goes out again in a later delta).
 A hole before ``m`` is therefore filled from the database, and what is not
 there is skipped. Duplicates are dropped by cursor.
+
+When the buffer (Redis) cannot be read while following live, the reader sends
+what the database holds after its cursor and then ends with ``StreamUnavailable``
+(503 ``stream_unavailable``): SSE and WebSocket turn it into a last error frame,
+and the client reconnects from its cursor (refused, 503, while Redis is away;
+then replayed from the database). Polling the database instead, as at first,
+spun: a refused connection fails at once, so every open stream ran a database
+query and a heartbeat in a tight loop for as long as Redis was down. A reader
+that cannot resume (the OpenAI door's reply) polls the database once a second.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, seq_of
 from conversations.selectors import events_after, events_between
 from somaagent.async_db import db_call
+from somaagent.errors import StreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +70,13 @@ async def _or_none(read: Awaitable[list[Envelope]]) -> list[Envelope] | None:
 class SessionFollower:
     """Yields envelopes after ``after`` in cursor order, then ``None`` as heartbeats."""
 
-    def __init__(self, session_id: Any, after: int, *, heartbeat: float | None = None) -> None:
+    def __init__(
+        self, session_id: Any, after: int, *, heartbeat: float | None = None, resumable: bool = True
+    ) -> None:
         self.session_id = session_id
+        # Without the buffer, a resumable reader (SSE, WebSocket: the client holds a cursor)
+        # ends with StreamUnavailable; another (the OpenAI door's one reply) polls the database.
+        self.resumable = resumable
         self.sid = str(session_id)
         self.last = after
         self.heartbeat = settings.SOMA.sse_heartbeat_seconds if heartbeat is None else heartbeat
@@ -77,11 +92,21 @@ class SessionFollower:
                 entries = await stream_buffer.read_after(self.sid, self._last_entry, block_ms)
             except redis.RedisError:
                 log.warning(
-                    "stream buffer unreachable; polling the database",
+                    "stream buffer unreachable; ending the stream for the client to resume",
                     extra={"session_id": self.sid},
                     exc_info=True,
                 )
-                entries = []
+                # What the database holds goes out first (deltas still held wait for the resume).
+                caught_up = False
+                for envelope in await _or_none(_db_after(self.session_id, self.last, DB_PAGE)) or []:
+                    caught_up = True
+                    yield self._emit(envelope)
+                if self.resumable:
+                    raise StreamUnavailable() from None
+                if not caught_up:  # a reader that cannot resume polls, at a walking pace
+                    await asyncio.sleep(min(self.heartbeat, DB_RETRY_SECONDS))
+                    yield HEARTBEAT
+                continue
             if not entries and self._held:
                 # Events wait for a hole the database could not fill (it was away): try again.
                 released = False
@@ -92,8 +117,8 @@ class SessionFollower:
                     yield HEARTBEAT
                 continue
             if not entries:
-                # Quiet (or Redis is down): catch up from the database, then beat. Without the
-                # database either, just beat: the next quiet moment tries again.
+                # Quiet: catch up from the database, then beat. Without the database, just
+                # beat: the next quiet moment tries again.
                 caught_up = False
                 for envelope in await _or_none(_db_after(self.session_id, self.last, DB_PAGE)) or []:
                     caught_up = True

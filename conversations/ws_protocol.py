@@ -68,7 +68,10 @@ def error_frame(exc: Exception, *, ref: str | None = None) -> Frame:
             "status": 500,
             **error_body("internal_error", "Internal server error."),
         }
-    return {"type": "error", "ref": ref, "status": response.status_code, **response.data}
+    frame = {"type": "error", "ref": ref, "status": response.status_code, **response.data}
+    if (wait := response.headers.get("Retry-After")) is not None:
+        frame["retry_after"] = int(wait)  # the header's seconds: when to send it again
+    return frame
 
 
 def parse_frame(text: str | None, binary: bytes | None) -> tuple[Frame, str | None]:

@@ -106,3 +106,29 @@ class RateLimitUnavailable(ServiceUnavailable):
         self, message: str = "Rate limits cannot be checked right now; try again shortly.", **kwargs: Any
     ) -> None:
         super().__init__(message, **kwargs)
+
+
+class BudgetUnavailable(ServiceUnavailable):
+    """Budgets are counted in Redis: while it cannot be reached, a limited call is refused."""
+
+    code = "budget_unavailable"
+    retry_after = 5
+
+    def __init__(
+        self, message: str = "Token budgets cannot be checked right now; try again shortly.", **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+
+
+class StreamUnavailable(ServiceUnavailable):
+    """A live stream's buffer (Redis) went away: the stream ends; the client resumes from its cursor."""
+
+    code = "stream_unavailable"
+    retry_after = 5
+
+    def __init__(
+        self,
+        message: str = "The live stream was interrupted; reconnect from your last event shortly.",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)

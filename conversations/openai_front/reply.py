@@ -25,6 +25,7 @@ _ERROR_STATUS = {
     "policy_denied": 403,
     "no_model_configured": 503,
     "worker_lost": 503,
+    "budget_unavailable": 503,
 }
 
 

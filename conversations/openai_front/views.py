@@ -140,7 +140,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
 
 def _events(accepted: AcceptedTurn) -> SessionFollower:
     """The session's events after our user message (other turns' included; the tracker filters)."""
-    return SessionFollower(accepted.session_id, accepted.user_seq)
+    # Not resumable: an OpenAI client cannot pick a reply up from a cursor; without Redis
+    # the follower polls the database until the reply ends.
+    return SessionFollower(accepted.session_id, accepted.user_seq, resumable=False)
 
 
 async def _stream(

@@ -24,7 +24,7 @@ from conversations.services.accept import MessageInput, message_accept
 from conversations.services.regenerate import reply_regenerate
 from conversations.turn.types import ClaimedTurn
 from somaagent.budgets.services import budget_check, budget_reserve
-from somaagent.errors import BudgetExceeded, PolicyDenied
+from somaagent.errors import BudgetExceeded, BudgetUnavailable, PolicyDenied
 from somaagent.identity import scopes as sc
 from somaagent.identity.authentication import require_scope
 from somaagent.identity.principal import Principal
@@ -69,7 +69,7 @@ def reply_admit_regenerate(
 def gateway_admit(
     *, principal: Principal, message: str, session_id: Any = None, persona_id: Any = None
 ) -> None:
-    """Raise PolicyDenied (403) or BudgetExceeded (429) before anything is written.
+    """Raise PolicyDenied (403), BudgetExceeded (429) or BudgetUnavailable (503) before anything is written.
 
     ``session_id`` is an existing session of the caller, ``persona_id`` the persona its turn uses.
     """
@@ -127,7 +127,14 @@ def turn_admit(
             "retryable": False,
             "retry_after": exc.retry_after,
         }
+    except BudgetUnavailable as exc:
+        return _budget_unavailable(exc)
     return None
+
+
+def _budget_unavailable(exc: BudgetUnavailable) -> dict[str, Any]:
+    """The turn's end when its budget cannot be checked (Redis away): retryable."""
+    return {"code": exc.code, "message": exc.message, "retryable": True, "retry_after": exc.retry_after}
 
 
 def round_admit(
@@ -146,6 +153,8 @@ def round_admit(
         )
     except BudgetExceeded as exc:  # counted as a rejection when the turn ends (turn_end)
         return {"code": exc.code, "message": exc.message, "retryable": False, "retry_after": exc.retry_after}
+    except BudgetUnavailable as exc:
+        return _budget_unavailable(exc)
     return None
 
 

@@ -5,5 +5,7 @@ Gateway: ``budget_check`` refuses a message when a budget has no room for it
 the model call, atomically against every applicable limit; ``budget_settle``
 replaces it with the real usage when the turn ends. Counters live in Redis
 (``budget:tokens:{tenant}:{persona|all}:{period}``) and are rebuilt from the
-``token_usage`` table when missing.
+``token_usage`` table when missing. While Redis cannot be reached a limited
+check or reservation is refused (503 ``budget_unavailable``, retryable), never
+let through: the table alone does not know what running replies reserved.
 """

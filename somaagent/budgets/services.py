@@ -13,7 +13,7 @@ from somaagent.audit import Actor, audit_record
 from somaagent.budgets import counters as cnt
 from somaagent.budgets.counters import ALL, Counter
 from somaagent.budgets.periods import current_periods
-from somaagent.errors import BudgetExceeded, ValidationFailed
+from somaagent.errors import BudgetExceeded, BudgetUnavailable, ValidationFailed
 from somaagent.models import AuditLog, Budget, Persona, Tenant, TokenUsage
 from somaagent.sql import insert_objects
 from somaagent.tokens import tokens_of_chars
@@ -99,9 +99,9 @@ def budget_check(*, tenant_id: Any, persona_id: Any, estimate: int) -> None:
         return
     try:
         used = cnt.read_used(limited)
-    except redis.RedisError:
-        log.warning("budget counters unavailable; checking the usage table", exc_info=True)
-        used = [cnt.used_in_database(c) for c in limited]
+    except redis.RedisError as exc:
+        log.warning("budget counters unavailable; refusing", exc_info=True)
+        raise BudgetUnavailable() from exc
     _check(limited, used, estimate)
 
 
@@ -127,10 +127,13 @@ def budget_reserve(
     take = cnt.extend if more else cnt.reserve
     try:
         refusal = take(turn_id=turn_id, counters=counters, amount=amount, meta=meta)
-    except redis.RedisError:
-        log.warning("budget counters unavailable; checking the usage table", exc_info=True)
-        limited = [c for c in counters if c.limit is not None]
-        _check(limited, [cnt.used_in_database(c) for c in limited], amount)
+    except redis.RedisError as exc:
+        if any(c.limit is not None for c in counters):
+            # The usage table knows what was settled, not what running replies reserved:
+            # going by it would let parallel turns overspend. Refused until Redis is back.
+            log.warning("budget counters unavailable; refusing", exc_info=True)
+            raise BudgetUnavailable() from exc
+        log.warning("budget counters unavailable; no limit to check", exc_info=True)
         return
     if refusal is not None:
         raise _exceeded(refusal.counter, refusal.used)

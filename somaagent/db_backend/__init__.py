@@ -6,8 +6,9 @@ connections for several seconds, and should: answering 503 to a busy but
 healthy database would drop messages people just sent. A database that went
 away must be refused at once instead (``somaagent.project.db_unavailable``: 503 within
 about two seconds). So a request waits 1.5 s for a connection, then asks the
-pool whether its recent attempts to connect failed: if so it gives up with the
-pool's timeout error (a ``django.db.OperationalError``), if not it waits once
-more, for the rest of ``SOMA_DB_POOL_TIMEOUT_SECONDS``. While connections keep
-failing, a request waits only the first 1.5 s.
+pool whether it was busy: every connection it may open open and lent out, or a
+new one opened meanwhile. If so it waits once more, for the rest of
+``SOMA_DB_POOL_TIMEOUT_SECONDS``; if the pool had room to connect and no
+connection came, or its recent attempts to connect failed, it gives up with the
+pool's timeout error (a ``django.db.OperationalError``).
 """

@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from somaagent.db_pool import celery_worker
 
-# The first wait; then, unless the database is unreachable, one more for the rest of the
+# The first wait; then, unless the database looks gone, one more for the rest of the
 # timeout. Not many short slices: each retry goes to the back of the pool's queue, and
 # under a burst the unlucky waiters starved (a 5 s reply took 38 s to reach everyone).
 FIRST_WAIT_SECONDS = 1.5
@@ -20,12 +20,17 @@ DOWN_WINDOW_SECONDS = 10.0
 
 
 class _Reachability:
-    """When the pool last saw its count of failed connection attempts grow."""
+    """When the pool last saw its count of failed connection attempts grow, and last connected."""
 
     def __init__(self) -> None:
         self._errors = 0
         self._failed_at = float("-inf")
+        self.connected_at = float("-inf")
         self._lock = threading.Lock()
+
+    def connected(self, conn: Any = None) -> None:
+        """A new connection was opened (the pool's ``configure`` hook)."""
+        self.connected_at = time.monotonic()
 
     def unreachable(self, pool: ConnectionPool) -> bool:
         errors = pool.get_stats().get("connections_errors", 0)
@@ -35,19 +40,31 @@ class _Reachability:
                 self._errors, self._failed_at = errors, now
             return now - self._failed_at < DOWN_WINDOW_SECONDS
 
+    def busy(self, pool: ConnectionPool, since: float) -> bool:
+        """Whether a wait (begun at ``since``) that timed out was for a busy database.
+
+        Busy: every connection the pool may open is open (or being opened) and lent
+        out, or it opened one while we waited (the database answers; the new one went
+        to a waiter ahead of us). Otherwise the pool had room to connect and no
+        connection came in a whole wait: the database is not accepting connections.
+        Failed attempts alone tell it too late or too seldom: the pool's background
+        attempts back off (1, 2, 4, 8, 16 s…), and against a host that drops packets
+        an attempt fails only at the connect timeout.
+        """
+        stats = pool.get_stats()
+        return stats.get("pool_size", 0) >= stats.get("pool_max", 0) or self.connected_at >= since
+
 
 def _sliced_getconn(
     pool: ConnectionPool, getconn: Any, reach: _Reachability, timeout: float | None = None
 ) -> Any:
     total = pool.timeout if timeout is None else timeout
-    if reach.unreachable(pool):
-        return getconn(timeout=min(total, FIRST_WAIT_SECONDS))
     started = time.monotonic()
     try:
         return getconn(timeout=min(total, FIRST_WAIT_SECONDS))
     except PoolTimeout:
         left = total - (time.monotonic() - started)
-        if left <= 0 or reach.unreachable(pool):
+        if left <= 0 or reach.unreachable(pool) or not reach.busy(pool, started):
             raise
     return getconn(timeout=left)
 
@@ -65,7 +82,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
             and not getattr(pool, "_soma_sliced", False)
         ):
             reach = _Reachability()
+            pool._soma_reach = reach
             original = pool.getconn
             pool.getconn = lambda timeout=None: _sliced_getconn(pool, original, reach, timeout)
             pool._soma_sliced = True
         return pool
+
+    def _configure_connection(self, connection: Any) -> Any:
+        # The pool calls this for each new connection: the database answered.
+        pools = getattr(self, "_connection_pools", {})
+        reach = getattr(pools.get(self.alias), "_soma_reach", None)
+        if reach is not None:
+            reach.connected()
+        return super()._configure_connection(connection)  # type: ignore[misc]  # not in the stubs

@@ -15,18 +15,23 @@ Two ways in, chosen by what the handshake carries:
   cross-site WebSocket hijacking), then ``AuthMiddlewareStack`` loads the user.
 
 Either way the consumer finds ``scope["soma_principal"]`` (a Principal) or
-``scope["soma_auth_error"]`` (why not) and decides before accepting.
+``scope["soma_auth_error"]`` (why not) and decides before accepting. A database
+that cannot be reached while the credentials are looked up is the reason too
+(``database_unavailable``, 503), never an exception out of the ASGI application.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from channels.auth import AuthMiddlewareStack
+from channels.auth import AuthMiddleware
 from channels.security.websocket import AllowedHostsOriginValidator
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.contrib.auth.models import AnonymousUser
 
+from somaagent.api_errors import unavailable_database
 from somaagent.async_db import db_call
-from somaagent.errors import Forbidden, Unauthenticated
+from somaagent.errors import Forbidden, SomaError, Unauthenticated
 from somaagent.identity.authentication import principal_from_bearer
 from somaagent.identity.principal import Principal, principal_for_user
 
@@ -73,6 +78,14 @@ def _principal_for_user(user: Any) -> Principal:
     return principal_for_user(user)
 
 
+def _database_down(exc: Exception) -> SomaError:
+    """The refusal for a lookup that failed because the database is away; anything else raises."""
+    down = unavailable_database(exc)
+    if down is None:
+        raise exc
+    return down
+
+
 class _KeyAuth:
     def __init__(self, inner: App) -> None:
         self.inner = inner
@@ -80,7 +93,11 @@ class _KeyAuth:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         scope = dict(scope)
         raw = key_credentials(scope) or ""
-        principal = await _principal_for_raw_key(raw) if raw else None
+        try:
+            principal = await _principal_for_raw_key(raw) if raw else None
+        except Exception as exc:
+            scope["soma_auth_error"] = _database_down(exc)
+            return await self.inner(scope, receive, send)
         if principal is None:
             scope["soma_auth_error"] = Unauthenticated(
                 "Invalid or revoked credentials."
@@ -92,6 +109,17 @@ class _KeyAuth:
         return await self.inner(scope, receive, send)
 
 
+class _SessionUser(AuthMiddleware):
+    """Channels' AuthMiddleware (the login session's user); without the database, nobody, and why."""
+
+    async def resolve_scope(self, scope: Scope) -> None:
+        try:
+            await super().resolve_scope(scope)
+        except Exception as exc:
+            scope["soma_auth_error"] = _database_down(exc)
+            scope["user"]._wrapped = AnonymousUser()
+
+
 class _UserAuth:
     """Runs after Channels' AuthMiddleware: turns the logged-in user into a Principal."""
 
@@ -100,6 +128,8 @@ class _UserAuth:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         scope = dict(scope)
+        if "soma_auth_error" in scope:  # the session could not be read
+            return await self.inner(scope, receive, send)
         user = scope.get("user")
         if user is None or not getattr(user, "is_authenticated", False):
             scope["soma_auth_error"] = Unauthenticated("Log in, or send an API key.")
@@ -108,12 +138,17 @@ class _UserAuth:
                 scope["soma_principal"] = await _principal_for_user(user)
             except Forbidden as exc:  # removed from every tenant
                 scope["soma_auth_error"] = exc
+            except Exception as exc:
+                scope["soma_auth_error"] = _database_down(exc)
         return await self.inner(scope, receive, send)
 
 
 def WebsocketAuthStack(inner: App) -> App:  # named like Channels' AuthMiddlewareStack
     by_key = _KeyAuth(inner)
-    by_cookie = AllowedHostsOriginValidator(AuthMiddlewareStack(_UserAuth(inner)))
+    # Channels' AuthMiddlewareStack, with an AuthMiddleware that survives a database outage.
+    by_cookie = AllowedHostsOriginValidator(
+        CookieMiddleware(SessionMiddleware(_SessionUser(_UserAuth(inner))))
+    )
 
     async def app(scope: Scope, receive: Any, send: Any) -> Any:
         if key_credentials(scope) is not None:

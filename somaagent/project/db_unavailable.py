@@ -1,11 +1,15 @@
 """A database that cannot be reached answers 503, never a 500 or Django's HTML debug page.
 
 DRF views map the error in ``somaagent.api_errors``. Everything else (the web
-chat's pages, the admin, the stream views, a session or user loaded by a
-middleware) raises it somewhere Django turns into a 500 before any outer
-middleware sees the exception; so ``got_request_exception`` marks the request
-and this middleware, outermost, swaps that 500 for a 503 with ``Retry-After``:
-JSON in the API's error shape under ``/v1/``, a short text page elsewhere.
+chat's pages, the admin, the stream views, the OpenAI-compatible door, a session
+or user read by a view) is answered by this middleware's ``process_exception``,
+before Django builds its 500: with ``DEBUG`` on, the debug page alone read the
+login session again for each of its parts, 1.5 s each with the database away
+(15 s for the chat's page). An error raised by another middleware never reaches
+``process_exception``; Django turns it into a 500 first, so ``got_request_exception``
+marks the request and this middleware, outermost, swaps that 500 for a 503. Either
+way the answer has ``Retry-After``: JSON in the API's error shape under ``/v1/``,
+a short text page elsewhere.
 """
 
 from __future__ import annotations
@@ -63,6 +67,12 @@ class DatabaseUnavailableMiddleware:
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         response = await self.get_response(request)
         return self._swap(request, response)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A view's lost database: the 503 at once, not after Django's 500 (and its debug page)."""
+        if unavailable_database(exception) is None:
+            return None
+        return _unavailable(request)
 
     @staticmethod
     def _swap(request: HttpRequest, response: HttpResponse) -> HttpResponse:

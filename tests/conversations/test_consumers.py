@@ -401,3 +401,15 @@ def test_an_open_socket_closes_when_access_ends(tk, quick_heartbeat, what):
         assert out["code"] == (4404 if what == "session deleted" else 4401)
 
     run(go)
+
+
+def test_an_error_frame_for_a_refusal_for_now_says_when_to_send_again():
+    from django.db import OperationalError
+
+    from conversations.ws_protocol import error_frame
+    from somaagent.errors import ValidationFailed
+
+    frame = error_frame(OperationalError("couldn't get a connection"), ref="r1")
+    assert frame["status"] == 503 and frame["error"]["code"] == "database_unavailable"
+    assert frame["ref"] == "r1" and frame["retry_after"] == 5
+    assert "retry_after" not in error_frame(ValidationFailed("no"), ref="r2")

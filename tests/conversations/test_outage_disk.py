@@ -143,6 +143,22 @@ def test_a_full_disk_is_refused_cleanly_and_recovers(small_disk: Path) -> None:
 
             counts = wait_until(ends, timeout=120, interval=1, what="every accepted turn to end")
             assert set(counts.values()) == {1}, {t: n for t, n in counts.items() if n != 1}
+            # Nothing half-written: the file is sound, and a refused send left no row (each
+            # send starts a session of its own: exactly the accepted ones are there).
+            with sqlite3.connect(db, timeout=30) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+                turns = conn.execute("SELECT count(*) FROM turns").fetchone()[0]
+            assert sessions == turns == len(accepted), (sessions, turns, len(accepted))
+            # The operator is told why, in the web process's log.
+            assert system.web is not None
+            said = [
+                line
+                for line in system.web.log_path.read_text(errors="replace").splitlines()
+                # SQLite's own words: "database or disk is full", or "disk I/O error" (the journal).
+                if '"database unavailable' in line and "disk" in line
+            ]
+            assert said, "no log line says the database's disk failed"
             assert pids == [p.popen.pid for p in procs if p is not None] and all(
                 p.alive() for p in procs if p
             )

@@ -250,3 +250,44 @@ def test_a_turns_usage_is_stored_once_whatever_records_it_again():
     )
     rows = list(TokenUsage.objects.filter(turn_id=turn["turn_id"]).values_list("total_tokens", flat=True))
     assert rows == [15]
+
+
+@pytest.fixture
+def redis_away(settings):
+    """This process's Redis client points at a Redis server that has stopped (nothing listens)."""
+    from somaagent import redis_client
+    from tests.servers import RedisServer
+
+    server = RedisServer()
+    server.destroy()
+    settings.REDIS_URL = server.url
+    redis_client._sync.reset()
+    try:
+        yield
+    finally:
+        redis_client._sync.reset()
+
+
+@pytest.mark.django_db
+def test_without_redis_a_limited_budget_is_refused_not_let_through(redis_away):
+    from somaagent.errors import BudgetUnavailable
+
+    tenant = new_tenant()
+    budget_set(tenant=tenant, daily_tokens=1000, monthly_tokens=None, actor=CLI)
+    usage(tenant, 100)  # the usage table has room: it does not know what running replies reserved
+    with pytest.raises(BudgetUnavailable) as refused:
+        budget_check(tenant_id=tenant.pk, persona_id=None, estimate=10)
+    assert refused.value.status_code == 503 and refused.value.retry_after >= 1
+    with pytest.raises(BudgetUnavailable):
+        budget_reserve(
+            turn_id=uuid.uuid4(), tenant_id=tenant.pk, persona_id=None, prompt_tokens=5, completion_tokens=5
+        )
+
+
+@pytest.mark.django_db
+def test_without_redis_a_tenant_without_limits_is_not_refused(redis_away):
+    tenant = new_tenant()
+    budget_check(tenant_id=tenant.pk, persona_id=None, estimate=10)
+    budget_reserve(
+        turn_id=uuid.uuid4(), tenant_id=tenant.pk, persona_id=None, prompt_tokens=5, completion_tokens=5
+    )

@@ -5,8 +5,12 @@
  * A socket that hears nothing for 45 s (the server beats every 15 s) is treated
  * as dead. Frames sent with send() stay queued until the server acknowledges
  * their ref, and are sent again after a reconnect: with an idempotency key
- * that is safe. A refused handshake tells a browser nothing, so opts.probe()
- * asks the HTTP API why (404: the session is gone, stop trying).
+ * that is safe. A frame the server could not take for now (an error frame with
+ * status 502/503/504: its database or Redis is away) stays queued and is sent
+ * again after its retry_after (or a growing pause) while the page says so; it is
+ * given up, and the error passed on, only after GIVE_UP_MS. A refused handshake
+ * tells a browser nothing, so opts.probe() asks the HTTP API why (404: the
+ * session is gone, stop trying).
  *
  * opts: {path, after(), onFrame(frame, sentFrameItAnswers), onStatus(text), probe() -> Promise<status>}
  */
@@ -15,6 +19,8 @@
 
   var HEARTBEAT_TIMEOUT_MS = 45000;
   var MAX_BACKOFF_MS = 10000;
+  var UNREACHABLE = { 502: true, 503: true, 504: true };
+  var GIVE_UP_MS = 120000;
 
   function SomaStream(opts) {
     this.opts = opts;
@@ -25,6 +31,7 @@
     this.timer = null;
     this.watchdog = null;
     this.outbox = new Map();
+    this.refused = new Map(); // ref -> {since, tries, timer} of frames the server could not take yet
   }
 
   SomaStream.prototype.isOpen = function () {
@@ -57,7 +64,8 @@
         return;
       }
       var sent = frame.ref != null ? self.outbox.get(frame.ref) : undefined;
-      if (frame.type === "ack" || frame.type === "error") self.outbox.delete(frame.ref);
+      if (frame.type === "error" && sent && UNREACHABLE[frame.status] && self._later(frame)) return;
+      if (frame.type === "ack" || frame.type === "error") self._settled(frame.ref);
       if (frame.type !== "heartbeat") self.opts.onFrame(frame, sent);
     };
     ws.onclose = function () {
@@ -74,6 +82,35 @@
     this.outbox.set(frame.ref, frame);
     if (this.isOpen()) this.ws.send(JSON.stringify(frame));
     else if (!this.ws) this.open();
+  };
+
+  /* The server could not take a queued frame now: send it again later (the same frame, so
+     the same idempotency key: it never lands twice). False once it has waited GIVE_UP_MS. */
+  SomaStream.prototype._later = function (frame) {
+    var self = this;
+    var ref = frame.ref;
+    var state = this.refused.get(ref) || { since: Date.now(), tries: 0, timer: null };
+    if (Date.now() - state.since > GIVE_UP_MS) return false;
+    state.tries += 1;
+    var seconds = Math.min(30, Math.max(frame.retry_after || 0, Math.pow(2, state.tries - 1)));
+    this.refused.set(ref, state);
+    this.opts.onStatus("Can't reach the server, retrying in " + seconds + " s… (your message is kept)");
+    clearTimeout(state.timer);
+    state.timer = setTimeout(function () {
+      var queued = self.outbox.get(ref);
+      // Not open: the reconnect sends everything queued.
+      if (queued && self.isOpen()) self.ws.send(JSON.stringify(queued));
+    }, seconds * 1000);
+    return true;
+  };
+
+  SomaStream.prototype._settled = function (ref) {
+    this.outbox.delete(ref);
+    var state = this.refused.get(ref);
+    if (!state) return;
+    clearTimeout(state.timer);
+    this.refused.delete(ref);
+    if (!this.refused.size) this.opts.onStatus("");
   };
 
   /* Send now or not at all (for frames that must not be repeated later, like cancel). */
@@ -145,5 +182,6 @@
       });
   };
 
-  root.SomaStream = SomaStream;
-})(window);
+  if (typeof module === "object" && module.exports) module.exports = SomaStream;
+  else root.SomaStream = SomaStream;
+})(typeof window !== "undefined" ? window : this);
