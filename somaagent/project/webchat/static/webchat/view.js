@@ -272,7 +272,8 @@
     return h("li", {}, [button]);
   }
 
-  /* One search result: the chat's title and the snippet, its matches marked as text (<mark>). */
+  /* One search result: the chat's title and the snippet, its matches marked as text (<mark>);
+   * it opens the chat at the message found (onOpen(sessionId, eventId)). */
   function searchHit(hit, onOpen) {
     var snippet = h("span", { className: "snippet" });
     var at = 0;
@@ -282,14 +283,15 @@
       at = span[1];
     });
     if (at < hit.snippet.length) snippet.appendChild(doc.createTextNode(hit.snippet.slice(at)));
-    var link = h("a", { href: "/c/" + hit.session_id + "/", className: "hit", "data-session-id": hit.session_id }, [
+    var href = "/c/" + hit.session_id + "/#event-" + hit.event_id;
+    var link = h("a", { href: href, className: "hit", "data-session-id": hit.session_id }, [
       h("strong", { text: hit.session_title || "Untitled chat" }),
       snippet,
     ]);
     link.addEventListener("click", function (ev) {
       if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
       ev.preventDefault();
-      onOpen(hit.session_id);
+      onOpen(hit.session_id, hit.event_id);
     });
     return h("li", {}, [link]);
   }
