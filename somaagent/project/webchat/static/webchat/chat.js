@@ -38,7 +38,7 @@
     stream: null,
     renderQueued: new Set(),
     renderScheduled: false,
-    feedback: {}, // event_id of a reply -> "up" | "down": what you rated in this chat
+    feedback: {}, // event_id of a reply -> {rating: "up" | "down", comment, tags}: what you gave in this chat
     branches: new Branches(),
     branch: null, // an event the shown branch goes through (null: the active branch)
     found: null, // the event a search result opened the chat at: shown marked, scrolled to
@@ -132,14 +132,17 @@
       node.classList.toggle("found", !!state.found && item.eventId === state.found);
       return node;
     }
-    if (item.kind === "reply" && item.finalEventId && item.feedback === null) {
-      item.feedback = state.feedback[item.finalEventId] || null;
+    if (item.kind === "reply" && item.finalEventId && item.feedback === null && state.feedback[item.finalEventId]) {
+      var given = state.feedback[item.finalEventId];
+      item.feedback = given.rating;
+      item.feedbackNote = { comment: given.comment, tags: given.tags };
     }
     node = V.replyNode(item, node, retry, rate, {
       choice: item.firstEventId ? state.branches.choice(item.parentId, item.firstEventId) : null,
       onSwitch: showBranch,
       onRegenerate: regenerate,
       onApprove: answerApproval,
+      feedback: { onOpen: feedbackOpen, onSave: feedbackSave, onCancel: feedbackCancel },
     });
     node.classList.toggle("found", !!state.found && item.finalEventId === state.found);
     state.nodes.set(item, node);
@@ -513,7 +516,7 @@
     api("GET", "/v1/sessions/" + state.sessionId + "/feedback").then(function (res) {
       if (gen !== state.generation || !res.ok) return;
       res.data.feedback.forEach(function (f) {
-        state.feedback[f.event_id] = f.rating;
+        state.feedback[f.event_id] = { rating: f.rating, comment: f.comment, tags: f.tags };
       });
       state.timeline.items.forEach(function (item) {
         if (item.kind === "reply" && item.finalEventId && state.feedback[item.finalEventId]) queueRender(item);
@@ -532,16 +535,48 @@
     });
   }
 
-  /* Thumbs up or down on a finished reply; the same thumb again takes it back. */
+  /* Thumbs up or down on a finished reply (a comment given is kept), then the form for a comment
+   * and tags opens; the same thumb again takes the feedback back. */
   function rate(reply, rating) {
     if (!state.sessionId || !reply.finalEventId) return;
     var url = "/v1/sessions/" + state.sessionId + "/events/" + reply.finalEventId + "/feedback";
     var undo = reply.feedback === rating;
-    (undo ? api("DELETE", url) : api("PUT", url, { rating: rating })).then(function (res) {
+    var comment = reply.feedbackNote ? reply.feedbackNote.comment : "";
+    var body = { rating: rating, comment: comment, tags: [] }; // the tags are a rating's own
+    (undo ? api("DELETE", url) : api("PUT", url, body)).then(function (res) {
       if (!res.ok) return setStatus(errorText(res));
-      reply.feedback = undo ? null : rating;
-      if (undo) delete state.feedback[reply.finalEventId];
-      else state.feedback[reply.finalEventId] = rating;
+      feedbackStored(reply, undo ? null : res.data);
+      if (!undo) reply.feedbackDraft = { comment: comment, tags: [] };
+      queueRender(reply);
+    });
+  }
+
+  function feedbackStored(reply, given) {
+    reply.feedback = given ? given.rating : null;
+    reply.feedbackNote = given ? { comment: given.comment, tags: given.tags } : null;
+    reply.feedbackDraft = null;
+    if (given) state.feedback[reply.finalEventId] = { rating: given.rating, comment: given.comment, tags: given.tags };
+    else delete state.feedback[reply.finalEventId];
+  }
+
+  function feedbackOpen(reply) {
+    var note = reply.feedbackNote || { comment: "", tags: [] };
+    reply.feedbackDraft = { comment: note.comment, tags: note.tags.slice() };
+    queueRender(reply);
+  }
+
+  function feedbackCancel(reply) {
+    reply.feedbackDraft = null;
+    queueRender(reply);
+  }
+
+  /* The comment and tags of the rating given, saved with it. */
+  function feedbackSave(reply, comment, tags) {
+    if (!state.sessionId || !reply.finalEventId || !reply.feedback) return;
+    var url = "/v1/sessions/" + state.sessionId + "/events/" + reply.finalEventId + "/feedback";
+    api("PUT", url, { rating: reply.feedback, comment: comment, tags: tags }).then(function (res) {
+      if (!res.ok) return setStatus(errorText(res));
+      feedbackStored(reply, res.data);
       queueRender(reply);
     });
   }
