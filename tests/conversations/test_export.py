@@ -95,10 +95,24 @@ def test_all_my_chats_as_one_json_document(api: Api, me: Any) -> None:
     assert all(len(c["events"]) == 2 for c in doc["chats"])
 
 
+def test_all_my_chats_as_one_markdown_file(api: Api, me: Any) -> None:
+    titles = [f"notes {i}" for i in range(22)]  # more than one page of the stream
+    for title in titles:
+        _chat(me.tenant, title)
+    _chat(make_tenant_key().tenant, "someone else's")
+    response = api.call("get", "/v1/export?format=markdown")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/markdown")
+    assert 'filename="chats.md"' in response["Content-Disposition"]
+    text = _body(response).decode()
+    chats = text.split("\n---\n\n")
+    assert [c.splitlines()[0] for c in chats] == [f"# {t}" for t in titles]
+    assert "someone else" not in text and "**You**" in chats[0] and "**SomaAgent**" in chats[0]
+
+
 def test_bad_format_and_other_tenants_chats_are_refused(api: Api, me: Any) -> None:
     session = _chat(me.tenant, "Trip")
     assert_error(api.call("get", f"/v1/sessions/{session.pk}/export?format=pdf"), 400, "validation_error")
-    assert_error(api.call("get", "/v1/export?format=markdown"), 400, "validation_error")
+    assert_error(api.call("get", "/v1/export?format=pdf"), 400, "validation_error")
     other = _chat(make_tenant_key().tenant, "theirs")
     assert_error(api.call("get", f"/v1/sessions/{other.pk}/export"), 404, "not_found")
 
