@@ -717,5 +717,10 @@
   var linked = location.hash.match(/^#event-([0-9a-f-]{36})$/); // a search result opened in a new tab
   if (cfg.sessionId) openSession(cfg.sessionId, false, linked && linked[1], linked && linked[1]);
   else newChat(false);
-  window.somaChat = { state: state }; // for debugging in the console
+  window.somaChat = {
+    state: state, // for debugging in the console
+    reloadChats: function () {
+      sidebar.load(true); // after an import (data.js)
+    },
+  };
 })();
