@@ -76,3 +76,13 @@ def test_list_and_revoke_links_export_all_and_import(
         timeout=15,
         what="the imported chat in the list",
     )
+    page.locator(".session", has_text="Rail trip through Iberia").click()  # it reads like any chat
+    replies = page.locator("article.msg.assistant[data-state=done] .body")
+    wait_until(lambda: replies.count() == 1, timeout=15, what="the imported reply")
+    assert replies.first.inner_text() == "Take the train to Madrid, then the AVE to Barcelona."
+    assert page.locator("article.msg.user .body").all_inner_texts() == [
+        "Plan a rail trip from Lisbon to Barcelona.",
+        "How long does it take?",
+    ]
+    states = page.eval_on_selector_all("article.msg.assistant", "els => els.map(e => e.dataset.state)")
+    assert states == ["done"], states  # the last message has no reply, and none is awaited
