@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 def _turn(session: Session, question: str, answer: str, under: SessionEvent | None = None) -> SessionEvent:
     with transaction.atomic():
-        extra = {"attach": attach_under(under.event_id)} if under is not None else {}
+        extra: dict[str, Any] = {"attach": attach_under(under.event_id)} if under is not None else {}
         user = event_append(
             session_id=session.pk, type=EventType.USER_MESSAGE, data={"message": question}, **extra
         )
