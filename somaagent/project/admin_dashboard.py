@@ -31,6 +31,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "conversations.Turn",
         "conversations.TurnAnalysis",
         "conversations.Feedback",
+        "conversations.ShareLink",
         "conversations.SessionSummary",
         "conversations.SessionAlias",
         "conversations.Attachment",
