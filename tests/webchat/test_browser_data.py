@@ -51,6 +51,10 @@ def test_list_and_revoke_links_export_all_and_import(
     finally:
         stranger.close()
 
+    one = page.request.get(live_system.url + str(dialog.locator("#export-chat-json").get_attribute("href")))
+    assert one.ok and one.json()["session"]["id"] == sid and one.json()["format"] == "somaagent.chat.v1"
+    one_md = dialog.locator("#export-chat-markdown").get_attribute("href")
+    assert "Shared words." in page.request.get(live_system.url + str(one_md)).text()
     exported = page.request.get(
         live_system.url + str(dialog.locator("#export-all-json").get_attribute("href"))
     )

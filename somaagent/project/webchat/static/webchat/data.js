@@ -1,5 +1,6 @@
 /* SomaData: the "Your data" panel: your share links (open, revoke: a revoked link answers "not
-   found"), all your chats exported as JSON or Markdown, and an import of a SomaAgent export or
+   found"), the open chat and all your chats exported as JSON (lossless: every branch, attachments'
+   metadata, your feedback) or Markdown, and an import of a SomaAgent export or
    ChatGPT's conversations.json as new chats (a bad file is refused whole: nothing is created). */
 (function (root) {
   "use strict";
@@ -70,6 +71,13 @@
     $("open-data").addEventListener("click", function () {
       var dialog = $("data");
       say("");
+      var open = root.somaChat && root.somaChat.state.sessionId; // the chat shown, if any
+      $("export-this").hidden = !open;
+      if (open) {
+        var base = "/v1/sessions/" + encodeURIComponent(open) + "/export";
+        $("export-chat-json").href = base + "?format=json";
+        $("export-chat-markdown").href = base + "?format=markdown";
+      }
       if (dialog.showModal) dialog.showModal();
       else dialog.setAttribute("open", "");
       loadLinks();
