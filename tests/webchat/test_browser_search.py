@@ -102,6 +102,14 @@ def test_a_result_opens_its_chat_at_the_message_on_its_branch(
     assert _found(page)["text"] == f"question 2 about {early}"
     assert page.locator("article.msg.assistant .body").last.inner_text() == "new answer"
 
+    # Many results come a page at a time.
+    page.locator("#search-input").fill("question")
+    hits = page.locator("#search-results a.hit")
+    wait_until(lambda: hits.count() == 20, timeout=15, what="the first page of results")
+    page.get_by_role("button", name="More results").click()
+    wait_until(lambda: hits.count() == 40, timeout=15, what="the second page of results")
+    assert len(set(hits.evaluate_all("els => els.map(e => e.href)"))) == 40
+
     # The link holds the message: opened anew (another tab, a reload), it goes there again.
     page.reload()
     wait_until(
