@@ -19,6 +19,7 @@ from conversations.models import (
     SessionAlias,
     SessionEvent,
     SessionSummary,
+    ShareLink,
     ToolApproval,
     Turn,
     TurnAnalysis,
@@ -26,6 +27,7 @@ from conversations.models import (
 from conversations.selectors import parse_uuid
 from conversations.services.attachments import attachment_set_status
 from conversations.services.sessions import session_delete
+from conversations.services.shares import shares_revoke
 from somaagent.admin_base import ReadOnlyAdmin, may
 
 
@@ -281,6 +283,30 @@ class FeedbackAdmin(ReadOnlyAdmin):
     @admin.display(description="comment")
     def comment_start(self, obj: Feedback) -> str:
         return obj.comment if len(obj.comment) <= 80 else obj.comment[:79] + "…"
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(ReadOnlyAdmin):
+    """Read-only links to chats: who shared which chat, and revoking one (it then answers 404).
+    Sharing is turned off for a whole tenant with the ``share_links`` feature flag."""
+
+    list_display = ["created_at", "tenant", "author", "session", "up_to_seq", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["author", "session__id", "session__title"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant", "session"]
+    exclude = ["token"]  # the link itself is the secret: staff revoke, they do not open
+    actions = ["revoke"]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Revoke selected links", permissions=["delete"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        revoked = shares_revoke(queryset)
+        self.message_user(request, f"Revoked {revoked} link(s).")
 
 
 from conversations.schedules import admin as schedules_admin  # noqa: E402,F401  (registers the schedule admins)

@@ -117,6 +117,25 @@ def branch_after(
     return _load(session_id, [pk for _, pk in rows[:limit]])
 
 
+def branch_holds(*, session_id: uuid.UUID, leaf: uuid.UUID, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``event_ids`` lie on the branch ending at ``leaf`` (the walk up from the leaf
+    stops below the oldest of them, so it costs the branch's length from there)."""
+    rows = {
+        pk: (eid, seq)
+        for pk, eid, seq in SessionEvent.objects.filter(session_id=session_id, event_id__in=list(event_ids))
+        .values_list("pk", "event_id", "seq")
+        .order_by()
+    }
+    if not rows:
+        return set()
+    oldest = min(seq for _, seq in rows.values())
+    sql = _walk_sql(stop_at_or_below=True) + " SELECT id FROM up WHERE seq >= %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [p_uuid(session_id), p_uuid(leaf), oldest - 1, oldest])
+        on = {int(r[0]) for r in cursor.fetchall()}
+    return {eid for pk, (eid, _) in rows.items() if pk in on}
+
+
 def branch_leaf_through(*, session_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID | None:
     """The leaf of the branch through ``event_id``: from it, down through the newest child at
     each step (None if the session has no such event)."""

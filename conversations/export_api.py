@@ -1,9 +1,10 @@
-"""Exporting and importing chats over the API (issue 18): one chat as JSON or Markdown, all of
-yours as JSON; import SomaAgent's JSON or ChatGPT's ``conversations.json`` as new chats."""
+"""Exporting and importing chats over the API (issue 18): one chat or all of yours as JSON or
+Markdown; import SomaAgent's JSON or ChatGPT's ``conversations.json`` as new chats."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from django.http import HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -25,6 +26,12 @@ EXPORT_FORMAT = OpenApiParameter(
     "format", str, OpenApiParameter.QUERY, enum=["json", "markdown"], description="json (default) or markdown"
 )
 
+# JSON by default, Markdown with format=markdown (the charset is part of the media type sent).
+EXPORT_RESPONSES: dict[Any, Any] = {
+    (200, "application/json"): dict,
+    (200, "text/markdown; charset=utf-8"): str,
+}
+
 
 def _export_format(request: Request, allowed: tuple[str, ...]) -> str:
     fmt = request.query_params.get("format", "json")
@@ -41,7 +48,7 @@ def _download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
 class SessionExportView(APIView):
     @extend_schema(
         parameters=[SESSION_ID, EXPORT_FORMAT],
-        responses={200: dict},
+        responses=EXPORT_RESPONSES,
         summary="Export one chat as JSON (lossless) or Markdown",
     )
     def get(self, request: Request, session_id: str) -> HttpResponseBase:
@@ -58,27 +65,44 @@ class SessionExportView(APIView):
 
 
 class ExportAllView(APIView):
-    @extend_schema(responses={200: dict}, summary="Export all your chats as one JSON document (streamed)")
+    @extend_schema(
+        parameters=[EXPORT_FORMAT],
+        responses=EXPORT_RESPONSES,
+        summary="Export all your chats as one JSON document or one Markdown file (streamed)",
+    )
     def get(self, request: Request) -> HttpResponseBase:
-        _export_format(request, ("json",))
+        markdown = _export_format(request, ("json", "markdown")) == "markdown"
         principal = principal_of(request)
         page = db_call(chats_page)
 
-        async def chunks() -> AsyncIterator[str]:
-            yield f'{{"format":"{FORMAT}","exported_at":"{timezone.now().isoformat()}","chats":['
-            offset, first = 0, True
+        async def chats() -> AsyncIterator[str]:
+            offset = 0
             while True:
-                docs = await page(principal=principal, offset=offset)
+                docs = await page(principal=principal, offset=offset, markdown=markdown)
                 for doc in docs:
-                    yield doc if first else "," + doc
-                    first = False
+                    yield doc
                 if len(docs) < CHAT_PAGE:
                     break
                 offset += len(docs)
+
+        async def json_chunks() -> AsyncIterator[str]:
+            yield f'{{"format":"{FORMAT}","exported_at":"{timezone.now().isoformat()}","chats":['
+            first = True
+            async for doc in chats():
+                yield doc if first else "," + doc
+                first = False
             yield "]}"
 
-        response = StreamingHttpResponse(chunks(), content_type="application/json")
-        return _download(response, "chats.json")
+        async def markdown_chunks() -> AsyncIterator[str]:
+            first = True
+            async for doc in chats():  # each chat's own "# title", a rule between chats
+                yield doc if first else "\n---\n\n" + doc
+                first = False
+
+        if markdown:
+            response = StreamingHttpResponse(markdown_chunks(), content_type="text/markdown; charset=utf-8")
+            return _download(response, "chats.md")
+        return _download(StreamingHttpResponse(json_chunks(), content_type="application/json"), "chats.json")
 
 
 class ImportView(APIView):

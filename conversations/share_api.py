@@ -22,6 +22,7 @@ def _link(request: Request, link: ShareLink) -> dict[str, Any]:
     return {
         "id": str(link.pk),
         "session_id": str(link.session_id),
+        "session_title": link.session.title,
         "url": request.build_absolute_uri(f"/s/{link.token}/"),
         "up_to": str(link.up_to_seq),
         "created_at": link.created_at.isoformat(),

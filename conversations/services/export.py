@@ -97,11 +97,16 @@ def chat_markdown(*, session: Session) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def chats_page(*, principal: Principal, offset: int, limit: int = CHAT_PAGE) -> list[str]:
-    """The JSON of the caller's chats ``offset`` to ``offset + limit``, oldest first."""
+def chats_page(
+    *, principal: Principal, offset: int, limit: int = CHAT_PAGE, markdown: bool = False
+) -> list[str]:
+    """The caller's chats ``offset`` to ``offset + limit``, oldest first: each as JSON, or as
+    Markdown (``chat_markdown``)."""
     sessions = session_list(tenant=principal.tenant, owner=principal.session_owner).order_by(
         "created_at", "id"
     )
+    if markdown:
+        return [chat_markdown(session=s) for s in sessions[offset : offset + limit]]
     return [
         json.dumps(chat_document(principal=principal, session=s), separators=(",", ":"))
         for s in sessions[offset : offset + limit]

@@ -24,7 +24,8 @@ def feedback_reply(*, session: Session, event_id: object) -> SessionEvent:
     return event
 
 
-def _tags(raw: Any) -> list[str]:
+def feedback_tags(raw: Any) -> list[str]:
+    """Tags as stored: at most MAX_TAGS non-blank strings, trimmed, once each; ValidationFailed else."""
     if raw is None:
         return []
     if not isinstance(raw, list) or len(raw) > MAX_TAGS:
@@ -57,7 +58,7 @@ def feedback_give(
         "session": session,
         "rating": rating,
         "comment": comment,
-        "tags": _tags(tags),
+        "tags": feedback_tags(tags),
         "model": str(event.payload.get("model") or "")[:200],
         "persona_id": session.persona_id,
         "updated_at": timezone.now(),

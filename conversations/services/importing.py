@@ -2,11 +2,11 @@
 
 Each imported chat becomes a new session of the caller's, holding its messages and
 replies as ``user.message`` and ``assistant.final`` events in their order, on their
-branches when the export has them (``parent_id``; tool calls,
-errors and attachments' bytes are not carried over; no turn runs, nothing is sent to
-memory). The whole file is read and checked before anything is written, and every chat
-is written in one transaction: a bad or hostile file gets a 400 naming what is wrong,
-and creates nothing.
+branches when the export has them (``parent_id``), each reply naming the message it
+answers, with your feedback on them (tool calls, errors and attachments' bytes are not
+carried over; no turn runs, nothing is sent to memory). The whole file is read and
+checked before anything is written, and every chat is written in one transaction: a bad
+or hostile file gets a 400 naming what is wrong, and creates nothing.
 
 ChatGPT keeps a conversation as a tree (``mapping``: node → parent, children); the
 chat imported is the branch that ends at its ``current_node``, the one its user last saw.
@@ -22,9 +22,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import EventType, Session, SessionEvent
+from conversations.models import EventType, Feedback, Session, SessionEvent
 from conversations.services.events import role_of
 from conversations.services.export import FORMAT
+from conversations.services.feedback import MAX_COMMENT_CHARS, feedback_tags
 from somaagent.errors import ValidationFailed
 from somaagent.identity.principal import Principal
 from somaagent.json_input import text_storable
@@ -44,6 +45,8 @@ class ImportedChat:
     source: str = ""
     # Each message's parent (an index into messages; None: a first message). Empty: one line.
     parents: list[int | None] = field(default_factory=list)
+    # The importer's feedback on replies: (index into messages, rating, comment, tags).
+    feedback: list[tuple[int, str, str, list[str]]] = field(default_factory=list)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -91,6 +94,7 @@ def _own_chat(doc: Any, where: str) -> ImportedChat:
     # kept ancestor (deltas, tool calls and errors are left out).
     tree = any(isinstance(e, dict) and e.get("parent_id") for e in doc["events"])
     nearest: dict[str, int | None] = {}
+    replies: dict[str, int] = {}  # a reply's event_id in the file -> its index in messages
     for i, event in enumerate(doc["events"]):
         at = f"{where}.events[{i}]"
         if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
@@ -109,8 +113,40 @@ def _own_chat(doc: Any, where: str) -> ImportedChat:
         if tree:
             nearest[str(event.get("event_id"))] = len(chat.messages)
             chat.parents.append(parent)
+        if kind == EventType.ASSISTANT_FINAL and isinstance(event.get("event_id"), str):
+            replies[event["event_id"]] = len(chat.messages)
         chat.messages.append((kind, text, _when(event.get("occurred_at")), model))
+    chat.feedback = _own_feedback(doc.get("feedback"), replies, where)
     return chat
+
+
+def _own_feedback(raw: Any, replies: dict[str, int], where: str) -> list[tuple[int, str, str, list[str]]]:
+    """The export's feedback (yours, on its replies), checked like ``PUT …/feedback`` checks it."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _bad("feedback must be a list.", f"{where}.feedback")
+    found: list[tuple[int, str, str, list[str]]] = []
+    for i, item in enumerate(raw):
+        at = f"{where}.feedback[{i}]"
+        item = _obj(item)
+        named = item.get("event_id")
+        reply = replies.get(named) if isinstance(named, str) else None
+        if reply is None:
+            raise _bad("feedback must name a reply of the chat.", f"{at}.event_id")
+        if any(f[0] == reply for f in found):
+            raise _bad("one feedback per reply.", f"{at}.event_id")
+        if item.get("rating") not in Feedback.Rating.values:
+            raise _bad('a rating is "up" or "down".', f"{at}.rating")
+        comment = _text(item.get("comment") or "", f"{at}.comment")
+        if len(comment) > MAX_COMMENT_CHARS:
+            raise _bad(f"a comment has at most {MAX_COMMENT_CHARS} characters.", f"{at}.comment")
+        try:
+            tags = feedback_tags(item.get("tags"))
+        except ValidationFailed as exc:
+            raise _bad(str(exc.message), f"{at}.tags") from None
+        found.append((reply, str(item["rating"]), comment, tags))
+    return found
 
 
 def _kept_parent(event: dict[str, Any], nearest: dict[str, int | None], at: str) -> int | None:
@@ -187,6 +223,20 @@ def import_parse(doc: Any) -> list[ImportedChat]:
     return chats
 
 
+def _answered(
+    messages: list[tuple[str, str, datetime | None, str]], parents: list[int | None]
+) -> list[int | None]:
+    """For each reply, the message it answers (its nearest user message above it on its branch),
+    as the turn's replies name it (``reply_to``): what regenerate and the web chat go by."""
+    answers: list[int | None] = []
+    for i, (kind, *_rest) in enumerate(messages):
+        above = parents[i] if kind == EventType.ASSISTANT_FINAL else None
+        while above is not None and messages[above][0] != EventType.USER_MESSAGE:
+            above = parents[above]
+        answers.append(above)
+    return answers
+
+
 def import_chats(*, principal: Principal, chats: list[ImportedChat]) -> list[Session]:
     """Create one session per chat, with its messages, all in one transaction."""
     now = timezone.now()
@@ -206,6 +256,7 @@ def import_chats(*, principal: Principal, chats: list[ImportedChat]) -> list[Ses
                 leaf_parent_id=ids[p] if ids and (p := parents[-1]) is not None else None,
                 chain_seq=len(chat.messages),
             )
+            answers = _answered(chat.messages, parents)
             SessionEvent.objects.bulk_create(
                 [
                     SessionEvent(
@@ -220,11 +271,31 @@ def import_chats(*, principal: Principal, chats: list[ImportedChat]) -> list[Ses
                             {"message": text, "attachments": [], "metadata": {"imported": True}}
                             if kind == EventType.USER_MESSAGE
                             else {"message": text, "model": model, "imported": True}
+                            | ({"reply_to": str(ids[a])} if (a := answers[seq - 1]) is not None else {})
                         ),
                     )
                     for seq, (kind, text, at, model) in enumerate(chat.messages, start=1)
                 ],
                 batch_size=500,
             )
+            if chat.feedback:
+                by_id = {
+                    e.event_id: e for e in SessionEvent.objects.filter(session=session, event_id__in=ids)
+                }
+                Feedback.objects.bulk_create(
+                    Feedback(
+                        tenant=principal.tenant,
+                        session=session,
+                        event=by_id[ids[index]],
+                        author=principal.label,
+                        rating=rating,
+                        comment=comment,
+                        tags=tags,
+                        model=chat.messages[index][3],
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for index, rating, comment, tags in chat.feedback
+                )
             sessions.append(session)
     return sessions

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.branches import branch_walk
@@ -56,13 +57,17 @@ def share_list(*, principal: Principal) -> list[ShareLink]:
     return list(rows.select_related("session").order_by("-created_at")[:1000])
 
 
+def shares_revoke(links: QuerySet[ShareLink]) -> int:
+    """Revoke the links not revoked yet (they answer 404 from now on); how many were."""
+    return links.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
 def share_revoke(*, principal: Principal, share_id: object) -> None:
-    revoked = ShareLink.objects.filter(
-        pk=parse_uuid(share_id, what="share link"),
-        tenant=principal.tenant,
-        author=principal.label,
-        revoked_at__isnull=True,
-    ).update(revoked_at=timezone.now())
+    revoked = shares_revoke(
+        ShareLink.objects.filter(
+            pk=parse_uuid(share_id, what="share link"), tenant=principal.tenant, author=principal.label
+        )
+    )
     if not revoked:
         raise NotFound("No such share link.")
 

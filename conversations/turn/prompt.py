@@ -9,6 +9,7 @@ from django.conf import settings
 
 from conversations.models import EventType, SessionEvent
 from conversations.selectors import session_history_window, summary_on_branch
+from conversations.turn.branch_memories import branch_filter
 from conversations.turn.context_window import context_fit
 from conversations.turn.types import ClaimedTurn
 from documents.retrieval import TurnDocuments, turn_documents
@@ -74,8 +75,8 @@ def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
         query=claim.user_message,
         exclude={str(e.event_id) for e in window} | {str(claim.user_event_uuid)},
         turn_id=claim.turn_id,
-        # Another branch's messages are not this turn's history (see conversations.branches).
-        exclude_session=str(claim.session_id) if claim.session_branched else None,
+        # Memory follows the branch: not what other branches said (conversations.turn.branch_memories).
+        allowed=branch_filter(session_id=claim.session_id, leaf=claim.user_parent_id),
     )
     documents = turn_documents(
         tenant_id=claim.tenant_id,

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,13 +139,13 @@ def turn_memories(
     exclude: set[str] | frozenset[str] = frozenset(),
     turn_id: Any = None,
     port: MemoryPort | None = None,
-    exclude_session: str | None = None,
+    allowed: Callable[[list[RecalledMemory]], list[RecalledMemory]] | None = None,
 ) -> TurnMemories:
     """Memories for one turn's prompt; empty (never an error) when recall fails or is slow.
 
     ``exclude``: event ids already in the prompt (its history window, the message itself);
-    ``exclude_session``: a session none of whose memories may be used (one with branches:
-    its other branches' messages are not the turn's history).
+    ``allowed``: given what was found, the memories that may be used (the caller's rules about
+    where they came from: conversations keeps those of the branches chats show).
     """
     config = settings.SOMA.memory
     if config.recall_top_k <= 0 or not query.strip():
@@ -154,6 +155,8 @@ def turn_memories(
         found = memory_recall(
             tenant=tenant_id, namespace=namespace, query=query, top_k=config.recall_top_k * 2, port=port
         )
+        if allowed is not None:  # inside: if it cannot tell, no memories (fail closed)
+            found = allowed(found)
     except Exception as exc:  # recall is best effort: the reply must not depend on it
         log.warning(
             "memory recall failed; the turn goes on without memories",
@@ -168,8 +171,6 @@ def turn_memories(
     budget = config.recall_max_chars
     for item in found:
         if item.event_id in exclude or len(chosen) >= config.recall_top_k:
-            continue
-        if exclude_session is not None and item.session_id == exclude_session:
             continue
         if len(item.text) > budget:
             break

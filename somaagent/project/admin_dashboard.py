@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from somaagent.metrics.scrape import SOURCES
 
@@ -30,6 +31,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "conversations.Turn",
         "conversations.TurnAnalysis",
         "conversations.Feedback",
+        "conversations.ShareLink",
         "conversations.SessionSummary",
         "conversations.SessionAlias",
         "conversations.Attachment",
@@ -75,7 +77,7 @@ OTHER = "Other"
 # The admin list behind a gauge: metric name -> (app_label, model_name, query built from labels).
 LINKS: dict[str, tuple[str, str, str]] = {
     "soma_turns_active": ("conversations", "turn", "status={status}"),
-    "soma_turns_ended_today": ("conversations", "turn", "status={status}"),
+    "soma_turns_ended_today": ("conversations", "turn", "status={status}&finished_at__gte={today}"),
     "soma_outbox_backlog": ("somaagent", "outboxmessage", "published_at__isnull=True&topic={topic}"),
     "soma_outbox_oldest_unpublished_age_seconds": ("somaagent", "outboxmessage", "published_at__isnull=True"),
     "soma_dlq_size": ("somaagent", "deadletter", "replayed_at__isnull=True&topic={topic}"),
@@ -126,8 +128,9 @@ def _link(metric: str, labels: dict[str, str]) -> str:
         url = reverse(f"admin:{app_label}_{model}_changelist")
     except NoReverseMatch:
         return ""
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)  # UTC, as the gauges
     try:
-        query = query.format(**labels)
+        query = query.format(**labels, today=midnight.strftime("%Y-%m-%dT%H:%M:%SZ"))
     except KeyError:
         query = ""
     return f"{url}?{query}" if query else url

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from conversations.models import Attachment, EventType, Session, SessionEvent
+from conversations.models import Attachment, EventType, Feedback, Session, SessionEvent
 from conversations.services.events import event_append
 from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error
@@ -95,10 +95,24 @@ def test_all_my_chats_as_one_json_document(api: Api, me: Any) -> None:
     assert all(len(c["events"]) == 2 for c in doc["chats"])
 
 
+def test_all_my_chats_as_one_markdown_file(api: Api, me: Any) -> None:
+    titles = [f"notes {i}" for i in range(22)]  # more than one page of the stream
+    for title in titles:
+        _chat(me.tenant, title)
+    _chat(make_tenant_key().tenant, "someone else's")
+    response = api.call("get", "/v1/export?format=markdown")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/markdown")
+    assert 'filename="chats.md"' in response["Content-Disposition"]
+    text = _body(response).decode()
+    chats = text.split("\n---\n\n")
+    assert [c.splitlines()[0] for c in chats] == [f"# {t}" for t in titles]
+    assert "someone else" not in text and "**You**" in chats[0] and "**SomaAgent**" in chats[0]
+
+
 def test_bad_format_and_other_tenants_chats_are_refused(api: Api, me: Any) -> None:
     session = _chat(me.tenant, "Trip")
     assert_error(api.call("get", f"/v1/sessions/{session.pk}/export?format=pdf"), 400, "validation_error")
-    assert_error(api.call("get", "/v1/export?format=markdown"), 400, "validation_error")
+    assert_error(api.call("get", "/v1/export?format=pdf"), 400, "validation_error")
     other = _chat(make_tenant_key().tenant, "theirs")
     assert_error(api.call("get", f"/v1/sessions/{other.pk}/export"), 404, "not_found")
 
@@ -194,3 +208,55 @@ def test_a_file_with_one_bad_chat_among_good_ones_creates_nothing(api: Api, me: 
     before = Session.objects.count()
     assert_error(api.call("post", "/v1/import", json_body=[good, good, bad]), 400)
     assert Session.objects.count() == before
+
+
+def test_the_round_trip_keeps_feedback_and_what_each_reply_answers(api: Api, me: Any) -> None:
+    """export → import → export gives the same chat: messages, replies, the message each reply
+    answers (so an imported reply can be regenerated) and your feedback."""
+    session = _chat(me.tenant, "Trip", reply="Take the train.")
+    reply = session.events.get(type=EventType.ASSISTANT_FINAL)
+    url = f"/v1/sessions/{session.pk}/events/{reply.event_id}/feedback"
+    body = {"rating": "down", "comment": "Which train?", "tags": ["Not helpful"]}
+    assert api.call("put", url, json_body=body).status_code == 200
+    exported = json.loads(_body(api.call("get", f"/v1/sessions/{session.pk}/export")))
+    created = json.loads(api.call("post", "/v1/import", json_body=exported).content)["sessions"][0]
+    copy = Session.objects.get(pk=created["session_id"])
+    again = json.loads(_body(api.call("get", f"/v1/sessions/{copy.pk}/export")))
+
+    def shape(doc: dict[str, Any]) -> Any:
+        position = {e["event_id"]: i for i, e in enumerate(doc["events"])}
+        events = [
+            (e["type"], e["data"]["message"], position.get(e["data"].get("reply_to"))) for e in doc["events"]
+        ]
+        feedback = [(position[f["event_id"]], f["rating"], f["comment"], f["tags"]) for f in doc["feedback"]]
+        return events, feedback
+
+    assert shape(again) == shape(exported)
+    assert shape(again)[1] == [(1, "down", "Which train?", ["Not helpful"])]
+    imported_reply = copy.events.get(type=EventType.ASSISTANT_FINAL)
+    regenerate = api.call("post", f"/v1/sessions/{copy.pk}/events/{imported_reply.event_id}/regenerate")
+    assert regenerate.status_code == 202, regenerate.content
+
+
+@pytest.mark.parametrize(
+    "feedback",
+    [
+        "all good",
+        [{"event_id": "nope", "rating": "up"}],
+        [{"event_id": "<user>", "rating": "up"}],  # a message, not a reply
+        [{"event_id": "<reply>", "rating": "meh"}],
+        [{"event_id": "<reply>", "rating": "up", "comment": "x" * 2001}],
+        [{"event_id": "<reply>", "rating": "up", "tags": ["t"] * 11}],
+        [{"event_id": "<reply>", "rating": "up"}, {"event_id": "<reply>", "rating": "down"}],
+    ],
+)
+def test_bad_feedback_in_an_export_is_refused_and_creates_nothing(api: Api, me: Any, feedback: Any) -> None:
+    session = _chat(me.tenant, "Trip")
+    exported = json.loads(_body(api.call("get", f"/v1/sessions/{session.pk}/export")))
+    ids = {"<user>": exported["events"][0]["event_id"], "<reply>": exported["events"][1]["event_id"]}
+    if isinstance(feedback, list):
+        feedback = [{**f, "event_id": ids.get(f["event_id"], f["event_id"])} for f in feedback]
+    exported["feedback"] = feedback
+    before = Session.objects.count(), Feedback.objects.count()
+    assert_error(api.call("post", "/v1/import", json_body=exported), 400, "validation_error")
+    assert (Session.objects.count(), Feedback.objects.count()) == before

@@ -102,3 +102,29 @@ def test_staff_filter_feedback_by_rating_and_model_in_admin(me: Any) -> None:
     page = staff.get("/admin/conversations/feedback/?rating=down&model=m-1").content.decode()
     assert "Too long" in page
     assert "Too long" not in staff.get("/admin/conversations/feedback/?rating=up").content.decode()
+
+
+def test_staff_filter_feedback_by_persona_and_tenant_in_admin(me: Any) -> None:
+    from somaagent.models import Persona
+
+    helper = Persona.objects.create(tenant=me.tenant, name="Helper")
+    with_persona, _, first = _chat(me.tenant)
+    Session.objects.filter(pk=with_persona.pk).update(persona=helper)
+    with_persona.refresh_from_db()
+    plain, _, second = _chat(me.tenant)
+    api = Api(key=me.key)
+    api.call("put", _url(with_persona, first), json_body={"rating": "up", "comment": "Persona one"})
+    api.call("put", _url(plain, second), json_body={"rating": "up", "comment": "Plain one"})
+    staff = Client()
+    staff.force_login(new_user("staff-" + new_tenant().name, is_staff=True, is_superuser=True))
+
+    def shown(query: str) -> set[str]:
+        page = staff.get(f"/admin/conversations/feedback/?{query}")
+        assert page.status_code == 200
+        return {f.comment for f in page.context["cl"].result_list}
+
+    assert shown(f"persona__id__exact={helper.pk}") == {"Persona one"}
+    assert shown(f"tenant__id__exact={me.tenant.pk}") == {"Persona one", "Plain one"}
+    assert shown(f"tenant__id__exact={new_tenant().pk}") == set()
+    page = staff.get("/admin/conversations/feedback/").content.decode()
+    assert "By persona" in page and "By tenant" in page and "By model" in page

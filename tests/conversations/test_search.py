@@ -107,3 +107,17 @@ def test_ranking_is_bounded_to_the_most_recent_matches(
     _chat(me.tenant, "new", "a zebra", "another zebra", "one more zebra")
     found = _search(api, "zebra")["results"]
     assert [r["session_title"] for r in found] == ["new", "new", "new"]
+
+
+def test_the_best_match_comes_first_not_the_newest(api: Api, me: Any) -> None:
+    """Ranked (PostgreSQL ts_rank; SQLite FTS5 bm25): a message about the words comes before a
+    newer one that only mentions them in passing."""
+    _chat(me.tenant, "Focused", "Walrus facts: the walrus tusk, walrus diet and walrus habitat.")
+    _chat(
+        me.tenant,
+        "Passing",
+        "Many animals live in the Arctic: foxes, bears, seals, hares, owls, wolves, terns, "
+        "lemmings, reindeer and also, somewhere along a long list of creatures, a walrus.",
+    )
+    found = _search(api, "walrus")["results"]
+    assert [r["session_title"] for r in found] == ["Focused", "Passing"]

@@ -117,3 +117,28 @@ def test_staff_can_turn_sharing_off_for_a_tenant(api: Api, me: Any) -> None:
     finally:
         _flag(True, me.tenant)
     assert _open(link["url"]).status_code == 200
+
+
+def test_staff_see_and_revoke_links_in_admin(api: Api, me: Any) -> None:
+    from tests.somaagent.conftest import new_tenant, new_user
+
+    session = _chat(me.tenant)
+    link = _share(api, session)
+    row = ShareLink.objects.get(pk=link["id"])
+    staff = Client()
+    staff.force_login(new_user("staff-" + new_tenant().name, is_staff=True, is_superuser=True))
+    listing = staff.get(f"/admin/conversations/sharelink/?tenant__id__exact={me.tenant.pk}")
+    assert listing.status_code == 200 and [r.pk for r in listing.context["cl"].result_list] == [row.pk]
+    assert row.token not in listing.content.decode()  # the link itself is the secret
+    assert row.token not in staff.get(f"/admin/conversations/sharelink/{row.pk}/change/").content.decode()
+    assert "Share links" in staff.get("/admin/").content.decode()
+    done = staff.post(
+        "/admin/conversations/sharelink/",
+        {"action": "revoke", "_selected_action": [str(row.pk)]},
+        follow=True,
+    )
+    assert "Revoked 1 link(s)." in done.content.decode()
+    assert _open(link["url"]).status_code == 404
+    plain_staff = Client()
+    plain_staff.force_login(new_user("plain-" + new_tenant().name, is_staff=True))
+    assert plain_staff.get("/admin/conversations/sharelink/").status_code == 403

@@ -82,6 +82,31 @@ def test_the_dashboard_counts_the_turns_and_errors_of_today(staff: Client) -> No
     assert shown("failed") == before["failed"] + 2
 
 
+def test_the_turns_and_errors_of_today_link_to_the_turns_of_today(staff: Client) -> None:
+    """Each of today's figures opens the list of those turns, ended today, not of all time."""
+    from django.utils import timezone
+
+    tenant = new_tenant()
+    session = Session.objects.create(tenant=tenant)
+    now = timezone.now()
+    ids = {}
+    for seq, (name, when) in enumerate((("today", now), ("before", now - timedelta(days=2))), start=1):
+        event = SessionEvent.objects.create(
+            session=session, seq=seq, type="user.message", role="user", payload={}
+        )
+        ids[name] = Turn.objects.create(
+            tenant=tenant, session=session, user_event=event, status="failed", finished_at=when
+        ).pk
+    page = staff.get("/admin/").content.decode()
+    link = re.search(r'href="([^"]*)">Turns ended today \(UTC\) \(failed\)</a>', page)
+    assert link is not None, page[page.index('id="soma-dashboard"') :][:3000]
+    listed = staff.get(link.group(1).replace("&amp;", "&"))
+    assert listed.status_code == 200
+    shown = {turn.pk for turn in listed.context["cl"].result_list}
+    assert ids["today"] in shown and ids["before"] not in shown
+    assert all(turn.status == "failed" for turn in listed.context["cl"].result_list)
+
+
 def test_the_dashboard_shows_the_operational_figures_with_links(staff: Client) -> None:
     tenant = new_tenant()
     session = Session.objects.create(tenant=tenant)

@@ -61,7 +61,7 @@ def wait_partial(page: Any, min_tokens: int) -> str:
 
 def session_of(page: Any) -> str:
     wait_until(lambda: "/c/" in page.url, timeout=30, what="the chat's URL")
-    return page.url.rstrip("/").rsplit("/", 1)[-1]
+    return page.url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 def test_send_see_it_stream_with_the_model_name_and_keyboard_newlines(chat_page, live_system):

@@ -38,10 +38,11 @@
     stream: null,
     renderQueued: new Set(),
     renderScheduled: false,
-    loadingOlder: false,
-    feedback: {}, // event_id of a reply -> "up" | "down": what you rated in this chat
+    feedback: {}, // event_id of a reply -> {rating: "up" | "down", comment, tags}: what you gave in this chat
     branches: new Branches(),
     branch: null, // an event the shown branch goes through (null: the active branch)
+    found: null, // the event a search result opened the chat at: shown marked, scrolled to
+    olderLoad: null, // the page of older messages being loaded (a promise), if one is
     editing: null, // the user item being edited
   };
 
@@ -49,8 +50,8 @@
     currentId: function () {
       return state.sessionId;
     },
-    onOpen: function (id) {
-      openSession(id, true);
+    onOpen: function (id, eventId) {
+      openSession(id, true, eventId || null, eventId || null);
     },
   });
   var uploads = new window.SomaUploads({
@@ -128,17 +129,22 @@
         if (old && old.parentNode) old.parentNode.replaceChild(node, old); // in place
         state.nodes.set(item, node);
       }
+      node.classList.toggle("found", !!state.found && item.eventId === state.found);
       return node;
     }
-    if (item.kind === "reply" && item.finalEventId && item.feedback === null) {
-      item.feedback = state.feedback[item.finalEventId] || null;
+    if (item.kind === "reply" && item.finalEventId && item.feedback === null && state.feedback[item.finalEventId]) {
+      var given = state.feedback[item.finalEventId];
+      item.feedback = given.rating;
+      item.feedbackNote = { comment: given.comment, tags: given.tags };
     }
     node = V.replyNode(item, node, retry, rate, {
       choice: item.firstEventId ? state.branches.choice(item.parentId, item.firstEventId) : null,
       onSwitch: showBranch,
       onRegenerate: regenerate,
       onApprove: answerApproval,
+      feedback: { onOpen: feedbackOpen, onSave: feedbackSave, onCancel: feedbackCancel },
     });
+    node.classList.toggle("found", !!state.found && item.finalEventId === state.found);
     state.nodes.set(item, node);
     return node;
   }
@@ -201,6 +207,8 @@
     if (sessionId !== state.sessionId) chatFiles.reset();
     state.sessionId = sessionId;
     state.branch = branch || null;
+    state.found = null;
+    state.olderLoad = null;
     state.branches = new Branches();
     state.editing = null;
     state.timeline = new Timeline(0);
@@ -221,10 +229,14 @@
     $("composer-input").focus();
   }
 
-  function openSession(sessionId, push, branch) {
+  /* Open a chat: its active branch, or the branch through the event `branch`; at `target` (an
+   * event a search found: its branch is shown, older pages are loaded until it is there, and it
+   * is scrolled to and marked), else at the newest message. */
+  function openSession(sessionId, push, branch, target) {
     resetSession(sessionId, branch);
     var gen = state.generation;
-    if (push) history.pushState({ sessionId: sessionId }, "", "/c/" + sessionId + "/");
+    var path = "/c/" + sessionId + "/" + (target ? "#event-" + target : "");
+    if (push) history.pushState({ sessionId: sessionId }, "", path);
     setStatus("Loading…");
     return api("GET", "/v1/sessions/" + sessionId).then(function (res) {
       if (gen !== state.generation) return;
@@ -237,7 +249,30 @@
       }
       if (!res.ok) return setStatus(errorText(res));
       setTitle(res.data.title);
-      return loadLatest(gen, parseInt(res.data.last_event_id, 10) || 0);
+      return loadLatest(gen, parseInt(res.data.last_event_id, 10) || 0).then(function () {
+        if (target) reveal(gen, target, 0);
+      });
+    });
+  }
+
+  /* Scroll to the message or reply eventId and mark it, loading older pages until it is shown. */
+  function reveal(gen, eventId, rounds) {
+    if (gen !== state.generation) return;
+    var item = state.timeline.items.find(function (it) {
+      return it.eventId === eventId || it.finalEventId === eventId;
+    });
+    if (item) {
+      state.found = eventId;
+      var node = renderItem(item);
+      node.scrollIntoView({ block: "center" });
+      return;
+    }
+    if (state.olderCursor === null || rounds > 200) {
+      setStatus("That message is not in this chat any more.");
+      return;
+    }
+    loadOlder().then(function () {
+      reveal(gen, eventId, rounds + 1);
     });
   }
 
@@ -288,12 +323,13 @@
       });
   }
 
+  /* Load the page before the oldest shown; the promise ends when it is shown (one load at a time). */
   function loadOlder() {
-    if (state.olderCursor === null || state.loadingOlder) return;
-    state.loadingOlder = true;
+    if (state.olderLoad) return state.olderLoad;
+    if (state.olderCursor === null) return Promise.resolve();
     var gen = state.generation;
     var log = $("log");
-    pageFrom(gen, state.olderCursor)
+    state.olderLoad = pageFrom(gen, state.olderCursor)
       .then(function (page) {
         if (!page) return;
         var before = log.scrollHeight;
@@ -306,8 +342,9 @@
         setStatus("Could not load older messages: " + err.message);
       })
       .finally(function () {
-        state.loadingOlder = false;
+        if (gen === state.generation) state.olderLoad = null;
       });
+    return state.olderLoad;
   }
 
   /* ---------- WebSocket ---------- */
@@ -479,7 +516,7 @@
     api("GET", "/v1/sessions/" + state.sessionId + "/feedback").then(function (res) {
       if (gen !== state.generation || !res.ok) return;
       res.data.feedback.forEach(function (f) {
-        state.feedback[f.event_id] = f.rating;
+        state.feedback[f.event_id] = { rating: f.rating, comment: f.comment, tags: f.tags };
       });
       state.timeline.items.forEach(function (item) {
         if (item.kind === "reply" && item.finalEventId && state.feedback[item.finalEventId]) queueRender(item);
@@ -498,16 +535,48 @@
     });
   }
 
-  /* Thumbs up or down on a finished reply; the same thumb again takes it back. */
+  /* Thumbs up or down on a finished reply (a comment given is kept), then the form for a comment
+   * and tags opens; the same thumb again takes the feedback back. */
   function rate(reply, rating) {
     if (!state.sessionId || !reply.finalEventId) return;
     var url = "/v1/sessions/" + state.sessionId + "/events/" + reply.finalEventId + "/feedback";
     var undo = reply.feedback === rating;
-    (undo ? api("DELETE", url) : api("PUT", url, { rating: rating })).then(function (res) {
+    var comment = reply.feedbackNote ? reply.feedbackNote.comment : "";
+    var body = { rating: rating, comment: comment, tags: [] }; // the tags are a rating's own
+    (undo ? api("DELETE", url) : api("PUT", url, body)).then(function (res) {
       if (!res.ok) return setStatus(errorText(res));
-      reply.feedback = undo ? null : rating;
-      if (undo) delete state.feedback[reply.finalEventId];
-      else state.feedback[reply.finalEventId] = rating;
+      feedbackStored(reply, undo ? null : res.data);
+      if (!undo) reply.feedbackDraft = { comment: comment, tags: [] };
+      queueRender(reply);
+    });
+  }
+
+  function feedbackStored(reply, given) {
+    reply.feedback = given ? given.rating : null;
+    reply.feedbackNote = given ? { comment: given.comment, tags: given.tags } : null;
+    reply.feedbackDraft = null;
+    if (given) state.feedback[reply.finalEventId] = { rating: given.rating, comment: given.comment, tags: given.tags };
+    else delete state.feedback[reply.finalEventId];
+  }
+
+  function feedbackOpen(reply) {
+    var note = reply.feedbackNote || { comment: "", tags: [] };
+    reply.feedbackDraft = { comment: note.comment, tags: note.tags.slice() };
+    queueRender(reply);
+  }
+
+  function feedbackCancel(reply) {
+    reply.feedbackDraft = null;
+    queueRender(reply);
+  }
+
+  /* The comment and tags of the rating given, saved with it. */
+  function feedbackSave(reply, comment, tags) {
+    if (!state.sessionId || !reply.finalEventId || !reply.feedback) return;
+    var url = "/v1/sessions/" + state.sessionId + "/events/" + reply.finalEventId + "/feedback";
+    api("PUT", url, { rating: reply.feedback, comment: comment, tags: tags }).then(function (res) {
+      if (!res.ok) return setStatus(errorText(res));
+      feedbackStored(reply, res.data);
       queueRender(reply);
     });
   }
@@ -645,7 +714,13 @@
   }
 
   sidebar.load(true);
-  if (cfg.sessionId) openSession(cfg.sessionId, false);
+  var linked = location.hash.match(/^#event-([0-9a-f-]{36})$/); // a search result opened in a new tab
+  if (cfg.sessionId) openSession(cfg.sessionId, false, linked && linked[1], linked && linked[1]);
   else newChat(false);
-  window.somaChat = { state: state }; // for debugging in the console
+  window.somaChat = {
+    state: state, // for debugging in the console
+    reloadChats: function () {
+      sidebar.load(true); // after an import (data.js)
+    },
+  };
 })();

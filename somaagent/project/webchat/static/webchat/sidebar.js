@@ -42,37 +42,47 @@
     $("more-sessions").hidden = this.nextOffset === null || this.nextOffset === undefined;
   };
 
-  /* Search your chats: results replace the list until the box is emptied. */
-  SomaSidebar.prototype.search = function (query) {
+  /* Search your chats: results replace the list until the box is emptied; "More results" pages on. */
+  SomaSidebar.prototype.search = function (query, offset) {
     var self = this;
     var results = $("search-results");
     query = query.trim();
+    offset = offset || 0;
     this.query = query;
     if (!query) {
       results.hidden = true;
       results.replaceChildren();
       return Promise.resolve();
     }
-    return Http.api("GET", "/v1/search?limit=20&q=" + encodeURIComponent(query)).then(function (res) {
+    var url = "/v1/search?limit=20&offset=" + offset + "&q=" + encodeURIComponent(query);
+    return Http.api("GET", url).then(function (res) {
       if (self.query !== query) return; // a later search has started
       results.hidden = false;
+      var more = results.querySelector("li.more");
+      if (more) more.remove();
       if (!res.ok) {
         results.replaceChildren(V.h("li", { className: "muted", text: Http.errorText(res) }));
         return;
       }
-      if (!res.data.results.length) {
+      if (!res.data.results.length && !offset) {
         results.replaceChildren(V.h("li", { className: "muted", text: "Nothing found." }));
         return;
       }
-      results.replaceChildren.apply(
-        results,
-        res.data.results.map(function (hit) {
-          return V.searchHit(hit, function (id) {
-            self.opts.onOpen(id);
-            self.close();
-          });
-        })
-      );
+      var hits = res.data.results.map(function (hit) {
+        return V.searchHit(hit, function (id, eventId) {
+          self.opts.onOpen(id, eventId);
+          self.close();
+        });
+      });
+      if (offset) hits.forEach(function (li) { results.appendChild(li); });
+      else results.replaceChildren.apply(results, hits);
+      if (res.data.next_offset !== null && res.data.next_offset !== undefined) {
+        var button = V.h("button", { type: "button", className: "link", text: "More results" });
+        button.addEventListener("click", function () {
+          self.search(query, res.data.next_offset);
+        });
+        results.appendChild(V.h("li", { className: "more" }, [button]));
+      }
     });
   };
 

@@ -68,6 +68,8 @@
         restarted: false,
         finalEventId: null, // the assistant.final's event_id: what feedback is given on
         feedback: null, // "up" | "down" once the reader rated it here
+        feedbackNote: null, // {comment, tags} given with the rating
+        feedbackDraft: null, // {comment, tags} in the open feedback form (null: closed)
         firstEventId: null,
         parentId: null,
         citations: [],

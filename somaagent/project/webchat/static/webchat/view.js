@@ -109,6 +109,67 @@
     return button;
   }
 
+  /* The tags a reader may add to a rating, by rating (stored as written here). */
+  var FEEDBACK_TAGS = {
+    up: ["Accurate", "Helpful", "Well written"],
+    down: ["Inaccurate", "Not helpful", "Too long", "Ignored instructions", "Unsafe"],
+  };
+
+  /* Under the thumbs of a rated reply: the comment and tags given (with Edit), or the form that
+   * gives them. item.feedbackNote: {comment, tags} stored; item.feedbackDraft: the open form's
+   * content (kept across re-renders), null while closed. fb: {onOpen, onSave, onCancel}(item, ...). */
+  function feedbackDetails(item, fb) {
+    if (!item.feedback || !fb) return null;
+    var note = item.feedbackNote || { comment: "", tags: [] };
+    var draft = item.feedbackDraft;
+    if (!draft) {
+      var given = [];
+      if (note.tags.length) given.push(h("span", { className: "tags", text: note.tags.join(" · ") }));
+      if (note.comment) given.push(h("q", { className: "comment", text: note.comment }));
+      var edit = h("button", {
+        type: "button",
+        className: "link",
+        text: given.length ? "Edit comment" : "Add a comment",
+      });
+      edit.addEventListener("click", function () {
+        fb.onOpen(item);
+      });
+      given.push(edit);
+      return h("div", { className: "feedback-note" }, given);
+    }
+    var tags = (FEEDBACK_TAGS[item.feedback] || []).map(function (tag) {
+      var on = draft.tags.indexOf(tag) >= 0;
+      var b = h("button", { type: "button", className: "tag", "aria-pressed": on ? "true" : "false", text: tag });
+      b.addEventListener("click", function () {
+        var at = draft.tags.indexOf(tag);
+        if (at >= 0) draft.tags.splice(at, 1);
+        else draft.tags.push(tag);
+        b.setAttribute("aria-pressed", at >= 0 ? "false" : "true");
+      });
+      return b;
+    });
+    var text = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Comment on this reply",
+      placeholder: "What was good or wrong? (optional)" });
+    text.value = draft.comment;
+    text.addEventListener("input", function () {
+      draft.comment = text.value;
+    });
+    var cancel = h("button", { type: "button", className: "link", text: "Cancel" });
+    cancel.addEventListener("click", function () {
+      fb.onCancel(item);
+    });
+    var form = h("form", { className: "feedback-form", "aria-label": "Your feedback on this reply" }, [
+      h("div", { className: "tags", role: "group", "aria-label": "Tags" }, tags),
+      text,
+      h("div", {}, [h("button", { type: "submit", text: "Save feedback" }), " ", cancel]),
+    ]);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      fb.onSave(item, draft.comment.trim(), draft.tags.slice());
+    });
+    return form;
+  }
+
   var APPROVAL_TEXT = {
     approved: "approved",
     denied: "denied",
@@ -182,7 +243,8 @@
   /* Build or refresh a reply's node; onRetry(reply) is called by its Retry button, and
    * onRate(reply, "up"|"down") by its feedback buttons (a finished reply only); extras:
    * {choice, onSwitch, onRegenerate(reply)} for its versions and another one, and
-   * onApprove(reply, approval, "approve"|"deny", always) for its approval cards. */
+   * onApprove(reply, approval, "approve"|"deny", always) for its approval cards, and feedback:
+   * {onOpen, onSave, onCancel} for the comment and tags of a rating (feedbackDetails). */
   function replyNode(item, existing, onRetry, onRate, extras) {
     extras = extras || {};
     var node = existing || h("article", { className: "msg assistant", "aria-label": "SomaAgent" });
@@ -250,6 +312,7 @@
           rateButton(item, "down", "\uD83D\uDC4E", "Bad reply", onRate),
         ])
       );
+      parts.push(feedbackDetails(item, extras.feedback));
     }
     node.replaceChildren.apply(node, parts);
     return node;
@@ -272,7 +335,8 @@
     return h("li", {}, [button]);
   }
 
-  /* One search result: the chat's title and the snippet, its matches marked as text (<mark>). */
+  /* One search result: the chat's title and the snippet, its matches marked as text (<mark>);
+   * it opens the chat at the message found (onOpen(sessionId, eventId)). */
   function searchHit(hit, onOpen) {
     var snippet = h("span", { className: "snippet" });
     var at = 0;
@@ -282,14 +346,15 @@
       at = span[1];
     });
     if (at < hit.snippet.length) snippet.appendChild(doc.createTextNode(hit.snippet.slice(at)));
-    var link = h("a", { href: "/c/" + hit.session_id + "/", className: "hit", "data-session-id": hit.session_id }, [
+    var href = "/c/" + hit.session_id + "/#event-" + hit.event_id;
+    var link = h("a", { href: href, className: "hit", "data-session-id": hit.session_id }, [
       h("strong", { text: hit.session_title || "Untitled chat" }),
       snippet,
     ]);
     link.addEventListener("click", function (ev) {
       if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
       ev.preventDefault();
-      onOpen(hit.session_id);
+      onOpen(hit.session_id, hit.event_id);
     });
     return h("li", {}, [link]);
   }
