@@ -4,14 +4,16 @@ refusals count against the client address's bucket.
 
 Each attempt counts in two one-minute windows of the Redis rate limiter
 (somaagent/ratelimit.py, which refuses when Redis is down): the **account** —
-the username stripped and case-folded, so ``" Alice"`` and ``"alice "`` are one
-bucket — wherever the attempts come from, and the **client address** —
+the username NFKC-normalised (as Django's login form does before it looks the user up, so
+fullwidth ``"alice"`` is ``"alice"`` there), stripped and case-folded, so ``" Alice"``, ``"alice "`` and
+fullwidth ``"alice"`` are one bucket — wherever the attempts come from, and the **client address** —
 whatever usernames it tries. Over either limit: 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +29,8 @@ MAX_USERNAME_CHARS = 150
 
 def normalised_username(raw: object) -> str:
     """The account a login attempt is for, as its throttle bucket sees it."""
-    return str(raw if raw is not None else "").strip().casefold()[:MAX_USERNAME_CHARS]
+    text = unicodedata.normalize("NFKC", str(raw if raw is not None else ""))
+    return unicodedata.normalize("NFKC", text.strip().casefold())[:MAX_USERNAME_CHARS]
 
 
 def login_attempt(*, request: HttpRequest, username: object) -> None:
