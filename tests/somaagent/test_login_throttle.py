@@ -117,3 +117,14 @@ def test_compatibility_spellings_the_login_pages_accept_share_the_bucket(limits)
     assert [page_login("/login/", s, ip=address())[0] for s in spellings] == [200, 200, 200]
     response = Client().post("/login/", right, REMOTE_ADDR=address())
     assert response.status_code == 429 and "_auth_user_id" not in response.wsgi_request.session
+
+
+def test_one_ipv6_host_is_its_whole_64(limits) -> None:
+    """A host given a /64 can take any address in it: the address bucket is the /64."""
+    third, fourth = random.randint(0, 0xFFFF), random.randint(0, 0xFFFE)
+    prefix = f"2001:db8:{third:x}:{fourth:x}"
+    codes = [api_login(f"user-{uuid.uuid4().hex[:8]}", ip=f"{prefix}::{i + 1:x}")[0] for i in range(6)]
+    assert codes == [401] * 5 + [429], codes
+    assert (
+        api_login(f"user-{uuid.uuid4().hex[:8]}", ip=f"2001:db8:{third:x}:{fourth + 1:x}::1")[0] == 401
+    )  # next /64
