@@ -10,8 +10,8 @@ does), or the web chat's login session cookie of an active user. Anything that g
 
 from __future__ import annotations
 
-from importlib import import_module
 from collections.abc import MutableMapping
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings

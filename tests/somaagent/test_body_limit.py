@@ -7,6 +7,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -161,7 +162,7 @@ def test_uploads_have_their_own_larger_limit(web: LiveSystem, live_db: None) -> 
 
 def test_a_logged_in_web_chat_user_gets_the_upload_limit(web: LiveSystem, live_db: None) -> None:
     """The web chat uploads with its login cookie (and CSRF token), no key: the larger limit too."""
-    tenant = make_tenant_key().tenant
+    tenant: Any = make_tenant_key().tenant
     user = new_user()
     Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.MEMBER)
     browser = Client()
