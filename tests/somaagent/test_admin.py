@@ -227,3 +227,23 @@ def test_admin_actions_need_their_own_permission_not_just_staff():
     client.post("/admin/somaagent/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+@pytest.mark.parametrize(
+    "document",
+    ['{"a": "\\u0000"}', '{"a": NaN}', "[" * 100_000 + "]" * 100_000, '{"a\\u0000": 1}', '{"a": "\\ud800"}'],
+    ids=["nul", "nan", "deep", "nul-key", "surrogate"],
+)
+def test_admin_json_fields_refuse_what_the_api_refuses(staff, document):
+    """Issue 14 items 2 and 6 in the admin: a JSON field takes only what json_input accepts
+    (a NUL or NaN reached PostgreSQL as a DataError, a 500); the form shows the error instead."""
+    tenant = new_tenant()
+    for path, data in (
+        ("/admin/somaagent/uisetting/add/", {"key": "hostile", "document": document}),
+        ("/admin/somaagent/policydata/add/", {"tenant": tenant.pk, "document": document}),
+    ):
+        response = staff.post(path, data)
+        assert response.status_code == 200, (path, response.status_code)
+        assert b"errorlist" in response.content, path
+    assert not UISetting.objects.filter(key="hostile").exists()
+    assert not PolicyData.objects.filter(tenant=tenant).exists()
