@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.test import Client
+from django_celery_beat.models import PeriodicTask
 
 from somaagent.models import (
     ApiKey,
@@ -247,3 +248,15 @@ def test_admin_json_fields_refuse_what_the_api_refuses(staff, document):
         assert b"errorlist" in response.content, path
     assert not UISetting.objects.filter(key="hostile").exists()
     assert not PolicyData.objects.filter(tenant=tenant).exists()
+
+
+@pytest.mark.parametrize("task", ["a\x00b", "x" * 300, "[" * 100_000])
+def test_a_periodic_task_refused_by_its_field_is_a_form_error(staff, task):
+    """django_celery_beat's form read cleaned_data['task'] after the field had refused it (a NUL,
+    too long): a KeyError, a 500. Now the field's error is shown."""
+    response = staff.post(
+        "/admin/django_celery_beat/periodictask/add/",
+        {"name": "hostile", "task": task, "args": "[]", "kwargs": "{}", "enabled": "on"},
+    )
+    assert response.status_code == 200 and b"errorlist" in response.content
+    assert not PeriodicTask.objects.filter(name="hostile").exists()
