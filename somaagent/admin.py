@@ -236,4 +236,5 @@ class UISettingAdmin(admin.ModelAdmin):
         ui_setting_save(key=obj.key, document=obj.document, actor=actor_from_request(request), setting=obj)
 
 
-from somaagent import admin_governance  # noqa: E402,F401  (budgets, usage, policy data, audit log)
+# budgets, usage, policy data, audit log; django_celery_beat's task form, fixed
+from somaagent import admin_beat, admin_governance  # noqa: E402,F401

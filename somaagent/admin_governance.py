@@ -16,6 +16,7 @@ from somaagent.audit import actor_from_request
 from somaagent.budgets.counters import used_in_database
 from somaagent.budgets.services import budget_delete, budget_row_counters, budget_set
 from somaagent.errors import SomaError
+from somaagent.json_input import JsonFormField
 from somaagent.models import AuditLog, Budget, PolicyData, TokenUsage
 from somaagent.policy.data import EXAMPLE, policy_data_set, policy_document_validate
 
@@ -118,7 +119,7 @@ class TokenUsageAdmin(ImmutableAdmin):
 
 
 class PolicyDataForm(forms.ModelForm):
-    document = forms.JSONField(
+    document = JsonFormField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 16, "cols": 90}),
         help_text="Read by the Rego policy as data.tenants[<tenant id>]. Example: " + json.dumps(EXAMPLE),

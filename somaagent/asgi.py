@@ -18,6 +18,7 @@ from conversations.attachments_api import MULTIPART_OVERHEAD  # noqa: E402
 from conversations.ws_urls import websocket_urlpatterns  # noqa: E402
 from documents.api import MULTIPART_OVERHEAD as DOCUMENT_OVERHEAD  # noqa: E402
 from documents.conf import documents_settings  # noqa: E402
+from somaagent.identity.http_caller import http_caller_known  # noqa: E402
 from somaagent.identity.ws_auth import WebsocketAuthStack  # noqa: E402
 from somaagent.policy import policy_port  # noqa: E402
 from somaagent.project.body_limit import BodyLimit  # noqa: E402
@@ -25,7 +26,8 @@ from somaagent.project.body_limit import BodyLimit  # noqa: E402
 application = ProtocolTypeRouter(
     {
         # Bodies over the limit are refused (413) as they stream in, before Django reads them,
-        # authenticates or spools them to disk; uploads have their own, larger limit.
+        # authenticates or spools them to disk; uploads have their own, larger limit, for
+        # callers whose credentials check out before the body is read.
         "http": BodyLimit(
             # Static files (web chat, admin) come from the apps' static/ folders via
             # the staticfiles finders, under ASGI too: no collectstatic, no CDN.
@@ -38,6 +40,7 @@ application = ProtocolTypeRouter(
             pattern_limits={
                 r"/v1/collections/[^/]+/documents": documents_settings().max_bytes + DOCUMENT_OVERHEAD,
             },
+            caller_known=http_caller_known,
         ),
         "websocket": WebsocketAuthStack(URLRouter(websocket_urlpatterns)),
     }

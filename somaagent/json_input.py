@@ -9,6 +9,8 @@ document nested 100,000 deep used to escape as ``RecursionError`` and a 500), an
 character or a lone surrogate, which used to reach the database as a ``DataError`` 500).
 ``text_storable`` is the same text check for what does not come as JSON: ``MultiPartParser``
 refuses a file name with NUL (400) where Django would silently drop the character.
+``JsonFormField`` is the same parse for the admin's JSON fields (every ``models.JSONField`` in the
+admin, somaagent/project/admin_app.py): the form shows the error instead of a 500.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import json
 import re
 from typing import Any
 
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput, JSONString
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, DataAndFiles, get_encoding  # type: ignore[attr-defined]
 
-from somaagent.errors import ValidationFailed
+from somaagent.errors import SomaError, ValidationFailed
 
 MAX_JSON_DEPTH = 64
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -129,3 +134,25 @@ class MultiPartParser(BaseParser):
         except MultiPartParserError as exc:
             raise ParseError(f"Multipart form parse error - {exc}") from None
         return DataAndFiles(data, files)
+
+
+class JsonFormField(forms.JSONField):
+    """Django's form JSON field, parsed by ``json_loads``: deep nesting, NaN, a NUL or a lone
+    surrogate is the form's error, not a RecursionError or a database DataError (a 500)."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled or value in self.empty_values or isinstance(value, list | dict | int | float):
+            return super().to_python(value)
+        try:
+            converted = json_loads(value, what="value")
+        except SomaError as exc:
+            raise ValidationError(exc.message, code="invalid") from None
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return json_loads(data, what="value")
+        except SomaError:
+            return InvalidJSONInput(data)

@@ -35,7 +35,9 @@ def host_allowed(host: str, patterns: list[str]) -> bool:
 
 # IPv6 ranges that carry an IPv4 address a gateway or the kernel would reach.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix: the last 32 bits
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765): the last 32 bits
 _REFUSED_V6 = (
+    ipaddress.IPv6Network("fec0::/10"),  # site-local (deprecated): routed as private where still used
     ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated), :: and ::1 included
     ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64: the embedding varies
     ipaddress.IPv6Network("2001::/32"),  # Teredo
@@ -49,8 +51,9 @@ def _normalise(ip: IPAddress) -> IPAddress:
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address leads to."""
-    if ip in _NAT64:
+    """The IPv4 address a NAT64 (64:ff9b::/96), IPv4-translated (::ffff:0:0:0/96) or 6to4
+    (2002::/16) address leads to."""
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.sixtofour
 

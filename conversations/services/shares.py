@@ -9,6 +9,7 @@ opening.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.db.models import QuerySet
@@ -23,6 +24,8 @@ from somaagent.identity.principal import Principal
 
 FLAG = "share_links"
 MAX_SHOWN = 10_000  # events on a shared page
+# What secrets.token_urlsafe makes (32 characters today; older links could be up to the column's 64).
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _sharing_on(tenant: object) -> bool:
@@ -74,10 +77,10 @@ def share_revoke(*, principal: Principal, share_id: object) -> None:
 
 def share_open(*, token: str) -> tuple[ShareLink, list[SessionEvent]]:
     """The link and the messages it shows; NotFound when unknown, revoked or turned off."""
+    if not TOKEN_SHAPE.fullmatch(str(token)):  # e.g. a NUL, which PostgreSQL cannot compare: 500
+        raise NotFound("This link does not exist or was revoked.")
     link = (
-        ShareLink.objects.filter(token=str(token)[:64], revoked_at__isnull=True)
-        .select_related("session")
-        .first()
+        ShareLink.objects.filter(token=str(token), revoked_at__isnull=True).select_related("session").first()
     )
     if link is None or not _sharing_on(link.tenant_id):
         raise NotFound("This link does not exist or was revoked.")

@@ -4,14 +4,18 @@ refusals count against the client address's bucket.
 
 Each attempt counts in two one-minute windows of the Redis rate limiter
 (somaagent/ratelimit.py, which refuses when Redis is down): the **account** —
-the username stripped and case-folded, so ``" Alice"`` and ``"alice "`` are one
-bucket — wherever the attempts come from, and the **client address** —
-whatever usernames it tries. Over either limit: 429 with ``Retry-After``.
+the username NFKC-normalised (as Django's login form does before it looks the user up, so
+fullwidth ``"alice"`` is ``"alice"`` there), stripped and case-folded, so ``" Alice"``, ``"alice "`` and
+fullwidth ``"alice"`` are one bucket — wherever the attempts come from, and the **client address** —
+whatever usernames it tries; an IPv6 client is its /64 (one host is given a whole /64 and
+can take any address in it). Over either limit: 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +31,8 @@ MAX_USERNAME_CHARS = 150
 
 def normalised_username(raw: object) -> str:
     """The account a login attempt is for, as its throttle bucket sees it."""
-    return str(raw if raw is not None else "").strip().casefold()[:MAX_USERNAME_CHARS]
+    text = unicodedata.normalize("NFKC", str(raw if raw is not None else ""))
+    return unicodedata.normalize("NFKC", text.strip().casefold())[:MAX_USERNAME_CHARS]
 
 
 def login_attempt(*, request: HttpRequest, username: object) -> None:
@@ -38,17 +43,26 @@ def login_attempt(*, request: HttpRequest, username: object) -> None:
         limit=settings.SOMA.login_attempts_per_minute,
         what="login attempts for this account",
     )
-    rate_limit_hit(
-        bucket=f"login:address:{client_ip(request) or 'unknown'}",
-        limit=settings.SOMA.login_attempts_per_address_per_minute,
-        what="login attempts from this address",
-    )
+    address_attempt(request=request)
+
+
+def client_network(request: HttpRequest) -> str:
+    """The client address's bucket: the address itself (IPv4), its /64 (IPv6)."""
+    raw = client_ip(request)
+    if raw is None:
+        return "unknown"
+    address = ipaddress.ip_address(raw)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def address_attempt(*, request: HttpRequest) -> None:
     """Count one attempt of this client address alone (a refused single sign-on: no username)."""
     rate_limit_hit(
-        bucket=f"login:address:{client_ip(request) or 'unknown'}",
+        bucket=f"login:address:{client_network(request)}",
         limit=settings.SOMA.login_attempts_per_address_per_minute,
         what="login attempts from this address",
     )

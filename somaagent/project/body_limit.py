@@ -11,8 +11,10 @@ application (somaagent/asgi.py) and for every HTTP request:
   without a response) and answers 413 itself; the rest is never read, and the server
   closes the connection.
 
-The limit is ``SOMA_MAX_REQUEST_BYTES``, or a larger one for the paths given (uploads).
-WebSocket and lifespan traffic pass through untouched.
+The limit is ``SOMA_MAX_REQUEST_BYTES``, or a larger one for the paths given (uploads), which
+only a caller whose credentials check out (``caller_known``, asked before any of the body is
+read) gets: without them an upload path has the small limit too, so nobody can make the server
+read tens of megabytes only to be told 401. WebSocket and lifespan traffic pass through untouched.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ class BodyLimit:
         max_bytes: int,
         path_limits: Mapping[str, int] | None = None,
         pattern_limits: Mapping[str, int] | None = None,
+        caller_known: Callable[[Scope], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
         # Paths with an id in them (regular expressions matched against the whole path).
         self.pattern_limits = [(re.compile(p), limit) for p, limit in (pattern_limits or {}).items()]
+        self.caller_known = caller_known
 
     def limit_for(self, scope: Scope) -> int:
         path = str(scope.get("path", "")).rstrip("/")
@@ -58,8 +62,20 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope)
+        asked = False  # whether the caller was checked for the larger limit
+
+        async def checked_limit() -> int:
+            """``limit`` for a caller whose credentials check out, else the small one; asked
+            once the body would pass the small limit, so a request within it costs no lookup."""
+            nonlocal limit, asked
+            if limit > self.max_bytes and not asked:
+                asked = True
+                if self.caller_known is None or not await self.caller_known(scope):
+                    limit = self.max_bytes
+            return limit
+
         declared = _content_length(scope)
-        if declared is not None and declared > limit:
+        if declared is not None and declared > self.max_bytes and declared > await checked_limit():
             await _too_large(send, limit)
             return
         received = 0
@@ -73,7 +89,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if received > self.max_bytes and received > await checked_limit():
                     over = True
                     return {"type": "http.disconnect"}  # the app stops reading and answers nothing
             return message

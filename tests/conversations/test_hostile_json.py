@@ -145,3 +145,29 @@ def test_numbers_for_text_and_repeated_form_fields_are_400(api: Api) -> None:
     )
     assert "session_id" in assert_error(response, 400, "validation_error")["details"]
     assert row_counts() == before
+
+
+def test_every_api_view_parses_with_the_bounded_parsers() -> None:
+    """Every DRF view behind a URL parses bodies with ``somaagent.json_input``'s parsers only, so
+    the depth bound and the NUL check hold on every JSON endpoint, today's and tomorrow's."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from rest_framework.views import APIView
+
+    from somaagent.json_input import JsonParser, MultiPartParser
+
+    def views(resolver: URLResolver) -> list[tuple[str, type]]:
+        found = []
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                found += views(entry)
+            elif isinstance(entry, URLPattern):
+                cls = getattr(entry.callback, "cls", None) or getattr(entry.callback, "view_class", None)
+                if isinstance(cls, type) and issubclass(cls, APIView):
+                    found.append((str(entry.pattern), cls))
+        return found
+
+    found = views(get_resolver())
+    assert len(found) > 30
+    for pattern, cls in found:
+        parsers = {type(p) for p in cls().get_parsers()}
+        assert parsers <= {JsonParser, MultiPartParser}, (pattern, parsers)

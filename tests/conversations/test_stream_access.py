@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -185,6 +186,63 @@ def test_ws_ends_when_the_membership_is_removed(web, live_db) -> None:
             "details": {},
         },
     }
+
+
+def _member_session(web: LiveSystem, token: str) -> str:
+    with web.client(token) as c:
+        return str(c.post("/v1/session/message", json={"message": "mine"}).json()["session_id"])
+
+
+def _deactivate(user: Any) -> None:
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+def test_sse_ends_when_the_membership_is_removed(web, live_db) -> None:
+    user, token = member_token(tenant=make_tenant_key().tenant)
+    sid = _member_session(web, token)
+    took, frames = follow_sse(web, token, sid, lambda: Membership.objects.filter(user=user).delete())
+    assert took < ENDS_WITHIN
+    assert error_of(frames)["error"]["code"] == "membership_removed"
+
+
+def test_ws_ends_when_the_jwt_expires(web, live_db) -> None:
+    _, token = member_token(tenant=make_tenant_key().tenant, seconds=5)
+    sid = _member_session(web, token)
+    took, frames, code = ws_frames_after(web, token, sid, lambda: None)
+    assert took < 5 + ENDS_WITHIN and code == 4401
+    assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "token_expired"
+
+
+def test_ws_ends_when_the_user_is_deactivated(web, live_db) -> None:
+    user, token = member_token(tenant=make_tenant_key().tenant)
+    sid = _member_session(web, token)
+    took, frames, code = ws_frames_after(web, token, sid, lambda: _deactivate(user))
+    assert took < ENDS_WITHIN and code == 4401
+    assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "account_deactivated"
+
+
+def test_a_web_chat_socket_ends_when_its_user_is_deactivated(web, live_db) -> None:
+    """The web chat's socket, opened with the login cookie: the same re-check."""
+    user, token = member_token(tenant=make_tenant_key().tenant)
+    sid = _member_session(web, token)
+    browser = Client()
+    browser.force_login(user)
+    url = f"ws://127.0.0.1:{web.port}/ws/sessions/{sid}/?after=0"
+    headers = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}", "Origin": "http://127.0.0.1"}
+    frames: list[Any] = []
+    with connect(url, additional_headers=headers, open_timeout=30) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "user.message"
+        _deactivate(user)
+        lapsed_at = time.monotonic()
+        try:
+            while time.monotonic() - lapsed_at < 60:
+                frames.append(json.loads(ws.recv(timeout=60)))
+        except ConnectionClosed:
+            pass
+        took = time.monotonic() - lapsed_at
+    assert took < ENDS_WITHIN and ws.close_code == 4401
+    assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "account_deactivated"
 
 
 def test_a_busy_stream_is_checked_between_events_too(live_db) -> None:

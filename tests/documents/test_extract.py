@@ -123,3 +123,14 @@ def test_chunks_keep_heading_and_page_and_size():
         (2, "A", "short one\n\nshort two"),
         (2, "B", "other"),
     ]
+
+
+def test_a_long_heading_line_is_read_in_linear_time(tmp_path):
+    """Issue 14 item 1 in the parser: the old heading pattern (a lazy group, then '\\s*#*\\s*$')
+    backtracked cubically over a run of spaces that does not end the line: 2,000 spaces took
+    13 s of CPU, 4,000 took 114 s. Now a line of 100,000 is read under a one-second CPU limit."""
+    content = b"# a" + b" " * 100_000 + b"x\n\nbody\n"
+    got = run(tmp_path, content, "markdown", ParseLimits(cpu_seconds=1, wall_seconds=30, max_chars=10**7))
+    assert got.error == ""
+    [(_, heading, body)] = got.segments
+    assert heading.startswith("a  ") and body == "body"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.test import Client
+from django_celery_beat.models import PeriodicTask
 
 from somaagent.models import (
     ApiKey,
@@ -227,3 +228,35 @@ def test_admin_actions_need_their_own_permission_not_just_staff():
     client.post("/admin/somaagent/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+@pytest.mark.parametrize(
+    "document",
+    ['{"a": "\\u0000"}', '{"a": NaN}', "[" * 100_000 + "]" * 100_000, '{"a\\u0000": 1}', '{"a": "\\ud800"}'],
+    ids=["nul", "nan", "deep", "nul-key", "surrogate"],
+)
+def test_admin_json_fields_refuse_what_the_api_refuses(staff, document):
+    """Issue 14 items 2 and 6 in the admin: a JSON field takes only what json_input accepts
+    (a NUL or NaN reached PostgreSQL as a DataError, a 500); the form shows the error instead."""
+    tenant = new_tenant()
+    for path, data in (
+        ("/admin/somaagent/uisetting/add/", {"key": "hostile", "document": document}),
+        ("/admin/somaagent/policydata/add/", {"tenant": tenant.pk, "document": document}),
+    ):
+        response = staff.post(path, data)
+        assert response.status_code == 200, (path, response.status_code)
+        assert b"errorlist" in response.content, path
+    assert not UISetting.objects.filter(key="hostile").exists()
+    assert not PolicyData.objects.filter(tenant=tenant).exists()
+
+
+@pytest.mark.parametrize("task", ["a\x00b", "x" * 300, "[" * 100_000])
+def test_a_periodic_task_refused_by_its_field_is_a_form_error(staff, task):
+    """django_celery_beat's form read cleaned_data['task'] after the field had refused it (a NUL,
+    too long): a KeyError, a 500. Now the field's error is shown."""
+    response = staff.post(
+        "/admin/django_celery_beat/periodictask/add/",
+        {"name": "hostile", "task": task, "args": "[]", "kwargs": "{}", "enabled": "on"},
+    )
+    assert response.status_code == 200 and b"errorlist" in response.content
+    assert not PeriodicTask.objects.filter(name="hostile").exists()

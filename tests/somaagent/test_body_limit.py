@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from django.test import Client
 
+from somaagent.models import Membership
+from tests.conftest import make_tenant_key
 from tests.live import LiveSystem
+from tests.somaagent.conftest import new_user
 
 pytestmark = pytest.mark.integration
 
@@ -94,12 +100,76 @@ def test_bodies_within_the_limit_reach_the_application(web: LiveSystem) -> None:
     assert r.status_code == 401, r.text[:300]
 
 
-def test_uploads_have_their_own_larger_limit(web: LiveSystem) -> None:
+def _endless_upload(web: LiveSystem, path: str, headers: dict[str, str], *, past: int) -> tuple[int, bytes]:
+    """A chunked multipart body sent until ``past`` bytes are just crossed, never ended."""
+    sock = _open(
+        web,
+        path,
+        {"Content-Type": "multipart/form-data; boundary=x", "Transfer-Encoding": "chunked", **headers},
+    )
+    try:
+        chunk = b"a" * 8192
+        sent = 0
+        while sent <= past:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        return _response_head(sock)
+    finally:
+        sock.close()
+
+
+UPLOAD_PATHS = ["/v1/attachments", "/v1/import", f"/v1/collections/{uuid.uuid4()}/documents"]
+
+
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
+@pytest.mark.parametrize("credentials", ["none", "bogus key", "bogus cookie"])
+def test_the_upload_limit_is_only_for_callers_whose_credentials_check_out(
+    web: LiveSystem, path: str, credentials: str
+) -> None:
+    """Issue 14 item 3 on the upload paths: without credentials that check out, an endless body is
+    413 at SOMA_MAX_REQUEST_BYTES, not read (and spooled to disk) up to the uploads' limit."""
+    headers = {
+        "none": {},
+        "bogus key": {"Authorization": "Bearer soma_000000000000_" + "a" * 43},
+        "bogus cookie": {"Cookie": "sessionid=nosuchsession"},
+    }[credentials]
+    status, data = _endless_upload(web, path, headers, past=LIMIT)
+    assert status == 413, data[:300]
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["details"] == {"max_bytes": LIMIT}
+    sock = _open(
+        web, path, {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(LIMIT * 2)}
+    )
+    try:
+        status, _ = _response_head(sock)  # a declared length: 413 before a byte of the body
+    finally:
+        sock.close()
+    assert status == 413
+
+
+def test_uploads_have_their_own_larger_limit(web: LiveSystem, live_db: None) -> None:
+    key = make_tenant_key().key
     files = {"file": ("a.txt", b"a" * (LIMIT * 2), "text/plain")}
-    assert httpx.post(f"{web.url}/v1/attachments", files=files).status_code == 401
+    assert httpx.post(f"{web.url}/v1/attachments", files=files).status_code == 413  # anonymous
+    r = httpx.post(f"{web.url}/v1/attachments", files=files, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201, r.text[:300]
     files = {"file": ("a.txt", b"a" * (UPLOAD_LIMIT + 128 * 1024), "text/plain")}
     try:
-        r = httpx.post(f"{web.url}/v1/attachments", files=files)
+        r = httpx.post(f"{web.url}/v1/attachments", files=files, headers={"Authorization": f"Bearer {key}"})
     except httpx.HTTPError:  # the server may close while the client is still writing
         return
     assert r.status_code == 413
+
+
+def test_a_logged_in_web_chat_user_gets_the_upload_limit(web: LiveSystem, live_db: None) -> None:
+    """The web chat uploads with its login cookie (and CSRF token), no key: the larger limit too."""
+    tenant: Any = make_tenant_key().tenant
+    user = new_user()
+    Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.MEMBER)
+    browser = Client()
+    browser.force_login(user)
+    csrf = "c" * 32
+    cookies = {"sessionid": browser.cookies["sessionid"].value, "csrftoken": csrf}
+    files = {"file": ("a.txt", b"a" * (LIMIT * 2), "text/plain")}
+    with httpx.Client(base_url=web.url, cookies=cookies) as c:
+        r = c.post("/v1/attachments", files=files, headers={"X-CSRFToken": csrf})
+    assert r.status_code == 201, r.text[:300]

@@ -98,3 +98,33 @@ def test_djangos_standard_password_validators_are_on() -> None:
     with pytest.raises(ValidationError):
         validate_password("erin-example", user=user)
     validate_password("correct-horse-battery-staple-7")
+
+
+def _fullwidth(text: str, *, every: int) -> str:
+    """``text`` with every ``every``-th ASCII letter in its fullwidth form (NFKC maps it back)."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isalpha() and i % every == 0 else c for i, c in enumerate(text))
+
+
+def test_compatibility_spellings_the_login_pages_accept_share_the_bucket(limits) -> None:
+    """Django's login form NFKC-normalises the username, so a fullwidth 'grace' logs in as 'grace': each
+    such spelling must count against the one account, or they are unlimited guesses at it (without
+    the shared bucket the last, right, guess logs in: 302)."""
+    user = new_user(f"grace-{uuid.uuid4().hex[:6]}")
+    member(user, new_tenant())
+    right = {"username": _fullwidth(user.username, every=1), "password": "pw-Secret-123"}
+    spellings = [_fullwidth(user.username, every=n) for n in (2, 3, 4)]
+    assert len(set(spellings) | {user.username}) == 4
+    assert [page_login("/login/", s, ip=address())[0] for s in spellings] == [200, 200, 200]
+    response = Client().post("/login/", right, REMOTE_ADDR=address())
+    assert response.status_code == 429 and "_auth_user_id" not in response.wsgi_request.session
+
+
+def test_one_ipv6_host_is_its_whole_64(limits) -> None:
+    """A host given a /64 can take any address in it: the address bucket is the /64."""
+    third, fourth = random.randint(0, 0xFFFF), random.randint(0, 0xFFFE)
+    prefix = f"2001:db8:{third:x}:{fourth:x}"
+    codes = [api_login(f"user-{uuid.uuid4().hex[:8]}", ip=f"{prefix}::{i + 1:x}")[0] for i in range(6)]
+    assert codes == [401] * 5 + [429], codes
+    assert (
+        api_login(f"user-{uuid.uuid4().hex[:8]}", ip=f"2001:db8:{third:x}:{fourth + 1:x}::1")[0] == 401
+    )  # next /64

@@ -150,6 +150,10 @@ def test_credentials_in_urls_are_refused() -> None:
         ("::7f00:1", False),  # IPv4-compatible (deprecated) 127.0.0.1
         ("::808:808", False),  # IPv4-compatible, even of a public address
         ("2001::1", False),  # Teredo
+        ("::ffff:0:7f00:1", False),  # IPv4-translated (SIIT) 127.0.0.1
+        ("::ffff:0:a9fe:a9fe", False),  # IPv4-translated 169.254.169.254
+        ("::ffff:0:808:808", True),  # IPv4-translated 8.8.8.8
+        ("fec0::1", False),  # site-local (deprecated)
     ],
 )
 def test_address_classification(address: str, public: bool) -> None:
