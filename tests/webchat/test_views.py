@@ -54,8 +54,9 @@ def test_login_lands_on_the_chat_with_its_config(user):
     assert "frame-ancestors 'none'" in csp
     html = page.content.decode()
     assets = ["markdown-inline.js", "markdown.js", "timeline.js", "view.js", "http.js", "stream.js"]
+    chat = ["chat-render.js", "chat-session.js", "chat-send.js", "chat-replies.js", "chat-head.js", "chat.js"]
     panels = ["schedules.js", "docstatus.js", "collection-view.js", "collections.js"]
-    for asset in [*assets, "uploads.js", "sidebar.js", "chat.js", *panels, "chat.css"]:
+    for asset in [*assets, "uploads.js", "sidebar.js", *chat, *panels, "chat.css"]:
         assert f"/static/webchat/{asset}" in html
     assert "<script>" not in html  # no inline script: the CSP would block it
 
