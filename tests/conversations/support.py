@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from conversations.models import SessionEvent, Turn
-from tests.live import TERMINAL, LiveSystem
+from tests.live import TERMINAL, LiveSystem, read_stream
 
 TERMINAL_TYPES = TERMINAL
 
@@ -19,6 +19,27 @@ def send(system: LiveSystem, key: str, message: str, **extra: Any) -> dict[str, 
         r = c.post("/v1/session/message", json={"message": message, **extra})
     assert r.status_code == 202, r.text
     return r.json()
+
+
+def answered(system: LiveSystem, key: str, sid: str, reply_to: str) -> dict[str, Any]:
+    """The final event of the reply (the newest one) to the message ``reply_to``."""
+    events = read_stream(
+        system,
+        key,
+        sid,
+        until=lambda e: e["type"] == "assistant.final" and e["data"].get("reply_to") == reply_to,
+    )
+    return events[-1]
+
+
+def base_and_kept(system: LiveSystem, key: str, tag: str) -> tuple[dict[str, Any], ...]:
+    """A chat of two answered messages, ``{tag} base`` and ``{tag} kept`` (the branch an edit of
+    the second leaves behind): the first's acceptance, its reply, the second's, its reply."""
+    root = send(system, key, f"[[reply=base]] {tag} base")
+    sid = root["session_id"]
+    base = answered(system, key, sid, root["event_id"])
+    kept = send(system, key, f"[[reply=kept]] {tag} kept", session_id=sid)
+    return root, base, kept, answered(system, key, sid, kept["event_id"])
 
 
 def persisted_types(session_id: str) -> list[str]:

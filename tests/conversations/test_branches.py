@@ -12,21 +12,10 @@ import httpx
 import pytest
 
 from conversations.models import Turn
-from tests.conversations.support import send
+from tests.conversations.support import answered, base_and_kept, send
 from tests.live import TERMINAL, LiveSystem, read_stream
 
 pytestmark = pytest.mark.integration
-
-
-def _answered(system: LiveSystem, key: str, sid: str, reply_to: str) -> dict[str, Any]:
-    """The terminal event of the reply (the newest one) to the message ``reply_to``."""
-    events = read_stream(
-        system,
-        key,
-        sid,
-        until=lambda e: e["type"] == "assistant.final" and e["data"].get("reply_to") == reply_to,
-    )
-    return events[-1]
 
 
 def _turn_answered(system: LiveSystem, key: str, sid: str, accepted: dict[str, Any]) -> dict[str, Any]:
@@ -78,9 +67,9 @@ def test_editing_a_message_starts_a_branch_and_the_model_sees_only_that_branch(
     key, tag = tenant_key.key, uuid.uuid4().hex[:8]
     first = send(live_system, key, f"[[reply=noted apples]] {tag} I like apples")
     sid = first["session_id"]
-    first_reply = _answered(live_system, key, sid, first["event_id"])
+    first_reply = answered(live_system, key, sid, first["event_id"])
     second = send(live_system, key, f"[[reply=noted bananas]] {tag} and bananas", session_id=sid)
-    _answered(live_system, key, sid, second["event_id"])
+    answered(live_system, key, sid, second["event_id"])
 
     # The edit: a new message under the reply the edited one followed.
     edited = send(
@@ -90,7 +79,7 @@ def test_editing_a_message_starts_a_branch_and_the_model_sees_only_that_branch(
         session_id=sid,
         parent_event_id=first_reply["event_id"],
     )
-    _answered(live_system, key, sid, edited["event_id"])
+    answered(live_system, key, sid, edited["event_id"])
     prompt = _prompt(llm_stub.url, f"{tag} and cherries")
     said = " ".join(str(m["content"]) for m in prompt)
     assert "I like apples" in said and "noted apples" in said
@@ -115,7 +104,7 @@ def test_editing_a_message_starts_a_branch_and_the_model_sees_only_that_branch(
 
     # A message sent without parent_event_id continues the active branch.
     more = send(live_system, key, f"[[reply=noted dates]] {tag} and dates", session_id=sid)
-    _answered(live_system, key, sid, more["event_id"])
+    answered(live_system, key, sid, more["event_id"])
     said = " ".join(str(m["content"]) for m in _prompt(llm_stub.url, f"{tag} and dates"))
     assert "cherries" in said and "bananas" not in said
     assert _messages(_listing(live_system, key, sid))[-2:] == [f"{tag} and dates", "noted dates"]
@@ -127,9 +116,9 @@ def test_regenerate_adds_a_reply_beside_the_first_and_keeps_it(
     key, tag = tenant_key.key, uuid.uuid4().hex[:8]
     opener = send(live_system, key, f"[[reply=hello]] {tag} hi")
     sid = opener["session_id"]
-    _answered(live_system, key, sid, opener["event_id"])
+    answered(live_system, key, sid, opener["event_id"])
     asked = send(live_system, key, f"{tag} tell me a joke", session_id=sid)
-    first = _answered(live_system, key, sid, asked["event_id"])
+    first = answered(live_system, key, sid, asked["event_id"])
 
     with live_system.client(key) as c:
         r = c.post(
@@ -173,7 +162,7 @@ def test_concurrent_sends_on_two_branches_each_get_their_reply_and_idempotency_h
     key, tag = tenant_key.key, uuid.uuid4().hex[:8]
     root = send(live_system, key, f"[[reply=base]] {tag} base")
     sid = root["session_id"]
-    base = _answered(live_system, key, sid, root["event_id"])
+    base = answered(live_system, key, sid, root["event_id"])
 
     accepted: dict[str, dict[str, Any]] = {}
 
@@ -196,7 +185,7 @@ def test_concurrent_sends_on_two_branches_each_get_their_reply_and_idempotency_h
         t.start()
     for t in threads:
         t.join()
-    finals = {n: _answered(live_system, key, sid, a["event_id"]) for n, a in accepted.items()}
+    finals = {n: answered(live_system, key, sid, a["event_id"]) for n, a in accepted.items()}
     for name, other in (("left", "right"), ("right", "left")):
         page = _listing(live_system, key, sid, branch=accepted[name]["event_id"])
         _assert_one_path(page)
@@ -227,11 +216,8 @@ def test_a_worker_killed_mid_reply_on_a_branch_ends_that_reply_once_on_that_bran
     live_system: LiveSystem, tenant_key: Any
 ) -> None:
     key, tag = tenant_key.key, uuid.uuid4().hex[:8]
-    root = send(live_system, key, f"[[reply=base]] {tag} base")
+    root, base, kept, kept_reply = base_and_kept(live_system, key, tag)
     sid = root["session_id"]
-    base = _answered(live_system, key, sid, root["event_id"])
-    kept = send(live_system, key, f"[[reply=kept]] {tag} kept", session_id=sid)
-    kept_reply = _answered(live_system, key, sid, kept["event_id"])
 
     edited = send(
         live_system,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from conversations.models import SessionEvent, Turn
-from tests.conversations.support import send
+from tests.conversations.support import base_and_kept
 from tests.conversations.test_ws_live import frames_until, open_ws
-from tests.live import TERMINAL, LiveSystem, read_stream
+from tests.live import TERMINAL, LiveSystem
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +23,8 @@ def test_a_message_frame_starts_a_branch_that_streams_and_resumes_over_the_socke
     live_system: LiveSystem, tenant_key: Any
 ) -> None:
     key, tag = tenant_key.key, uuid.uuid4().hex[:8]
-    root = send(live_system, key, f"[[reply=base]] {tag} base")
+    root, base, second, kept = base_and_kept(live_system, key, tag)
     sid = root["session_id"]
-    base = read_stream(live_system, key, sid, until=lambda e: e["type"] == "assistant.final")[-1]
-    second = send(live_system, key, f"[[reply=kept]] {tag} kept", session_id=sid)
-    kept = read_stream(
-        live_system,
-        key,
-        sid,
-        until=lambda e: e["data"].get("reply_to") == second["event_id"] and e["type"] in TERMINAL,
-    )[-1]
 
     frame = {
         "type": "message",
