@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,7 +117,11 @@ def _endless_upload(web: LiveSystem, path: str, headers: dict[str, str], *, past
         sock.close()
 
 
-UPLOAD_PATHS = ["/v1/attachments", "/v1/import", f"/v1/collections/{uuid.uuid4()}/documents"]
+UPLOAD_PATHS = [
+    "/v1/attachments",
+    "/v1/import",
+    "/v1/collections/7f1e3c52-0b6a-4d1e-9a57-2c4f8e9d3b10/documents",
+]
 
 
 @pytest.mark.parametrize("path", UPLOAD_PATHS)
