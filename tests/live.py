@@ -278,16 +278,8 @@ class LiveSystem:
     def solo(self) -> Iterator[LiveSystem]:
         """Run with the other systems' beats stopped, so their sweeps never publish this system's
         turns to their own brokers; they start again afterwards."""
-        paused = [s for s in LiveSystem.started if s is not self and s.beat is not None and s.beat.alive()]
-        for other in paused:
-            assert other.beat is not None
-            other.beat.kill()
-        try:
+        with beats_paused(keep=self):
             yield self
-        finally:
-            for other in paused:
-                if other in LiveSystem.started:
-                    other.start_beat()
 
     def logs(self) -> str:
         parts = []
@@ -363,3 +355,20 @@ def stub_llm(*args: str) -> Iterator[StubServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def beats_paused(keep: LiveSystem | None = None) -> Iterator[None]:
+    """The beats of the live systems (but ``keep``'s) stopped meanwhile and started again after:
+    their sweeps and ticks work on the same test database, so a test that ticks or sweeps in
+    process with committed data (``transaction=True``) is not raced by a beat doing the same."""
+    paused = [s for s in LiveSystem.started if s is not keep and s.beat is not None and s.beat.alive()]
+    for other in paused:
+        assert other.beat is not None
+        other.beat.kill()
+    try:
+        yield
+    finally:
+        for other in paused:
+            if other in LiveSystem.started:
+                other.start_beat()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,17 @@ from somaagent.flags.services import flag_set
 from somaagent.identity.apikeys import api_key_revoke
 from tests.conftest import make_tenant_key
 from tests.conversations.api_support import Api, assert_error
+from tests.live import beats_paused
 
 PARIS = zone("Europe/Paris")
+
+
+@pytest.fixture
+def no_live_beat() -> Iterator[None]:
+    """Tests that tick in process with committed data: no live system's beat ticks beside them
+    (it would lock and start their waiting runs with its own, older, view of flags and policy)."""
+    with beats_paused():
+        yield
 
 
 def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -155,6 +165,7 @@ def test_another_tenants_schedules_are_not_found(api: Api) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_live_beat")
 def test_staff_can_turn_a_tenants_schedules_off(api: Api, me: Any) -> None:
     from somaagent.flags import services as flag_services
 
@@ -324,6 +335,7 @@ def test_a_run_whose_chat_was_deleted_frees_its_slot_in_time(monkeypatch: pytest
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_live_beat")
 def test_two_ticks_at_once_run_a_due_time_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two beats (or a tick that overlaps the previous one) race for the same due time."""
     if connection.vendor != "postgresql":
@@ -506,6 +518,7 @@ def test_a_session_schedule_appends_its_runs_to_that_chat(api: Api, me: Any) -> 
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_live_beat")
 def test_policy_and_the_tenants_switch_apply_to_a_due_run(api: Api, me: Any) -> None:
     """A run is sent as its owner: the tenant's policy refuses it as it would refuse them, and
     staff turning the tenant's schedules off refuse the ones already made, at their time."""
