@@ -225,7 +225,12 @@ def test_make_run_prints_a_url_and_commands_that_work_and_stops_everything(
             follow.wait(timeout=10)
 
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C
-        make.wait(timeout=90)
+        try:
+            make.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            still = "\n".join(processes_under(copy))
+            message = f"make run did not end within 90 s of Ctrl-C; still running:\n{still}"
+            raise AssertionError(message) from None
         wait_until(lambda: not processes_under(copy), timeout=20, what="every process of make run to end")
         assert port_is_free(expected_port)
         assert re.search(

@@ -47,16 +47,25 @@ class Launcher:
         self.plan = plan
         self.env = {**plan.env, "PATH": f"{BIN}{os.pathsep}{plan.env.get('PATH', '')}"}
         self.honcho: subprocess.Popen[bytes] | None = None
+        self.honcho_told = False
         self.stop_requested = False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
-        if self.honcho is not None and self.honcho.poll() is None:
+        self._stop_signal()
+
+    def _stop_signal(self) -> None:
+        """honcho is told to stop once. Only this process signals it (it runs in a session of its
+        own, out of reach of the terminal's Ctrl-C): a second signal that lands while honcho is
+        printing a line crashes it ("reentrant call inside <stdout>") and leaves its processes
+        running."""
+        if self.honcho is not None and self.honcho.poll() is None and not self.honcho_told:
+            self.honcho_told = True
             self.honcho.send_signal(signal.SIGTERM)
 
     def run(self) -> int:
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, a stop, the terminal closed
+            signal.signal(signum, self._on_signal)
         held = embedded_redis.acquire(paths.VAR_DIR, label="make run") if self.plan.embedded_redis else None
         try:
             return self._run()
@@ -89,9 +98,10 @@ class Launcher:
             self.plan.honcho_argv(BIN, paths.BASE_DIR / "Procfile"),
             cwd=paths.BASE_DIR,
             env=self.env,
+            start_new_session=True,  # signalled by this process only (_stop_signal)
         )
         if self.stop_requested:  # a signal arrived while honcho was being started
-            self.honcho.send_signal(signal.SIGTERM)
+            self._stop_signal()
         state = self._wait_until_ready()
         if state is not None:
             credentials_file = dev_credentials_path(paths.VAR_DIR)
@@ -131,7 +141,7 @@ class Launcher:
         """honcho stops every process it started (SIGTERM, then SIGKILL after 5 s)."""
         if self.honcho is None or self.honcho.poll() is not None:
             return
-        self.honcho.send_signal(signal.SIGTERM)
+        self._stop_signal()
         try:
             self.honcho.wait(timeout=HONCHO_STOP_SECONDS)
         except subprocess.TimeoutExpired:
