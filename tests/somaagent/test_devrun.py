@@ -3,8 +3,12 @@ and the development credentials it prints are created once and still work."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +18,10 @@ from django.core.management import call_command
 from somaagent.dev_credentials import dev_credentials_path, dev_credentials_read
 from somaagent.identity.apikeys import api_key_authenticate, api_key_revoke
 from somaagent.management.commands import bootstrap_dev
-from somaagent.project.devrun.__main__ import ports_taken
+from somaagent.project.devrun.__main__ import Launcher, ports_taken
 from somaagent.project.devrun.banner import banner_text
 from somaagent.project.devrun.plan import PlanError, run_plan
+from tests.live import wait_until
 
 PROCS = ["web", "worker", "tools", "beat"]
 
@@ -140,3 +145,35 @@ def test_the_banner_prints_the_url_login_key_and_a_curl_that_reaches_that_url(tm
     assert "user admin   password pw" in text and "soma_abc_def" in text
     assert "curl -sS -X POST http://127.0.0.1:8123/v1/session/message" in text
     assert str(tmp_path / "dev-credentials.txt") in text and "no_model_configured" in text
+
+
+COUNTS_SIGTERM = """
+import signal, sys, time
+path = sys.argv[1]
+def seen(signum, frame):
+    with open(path, "a") as f:
+        f.write("TERM\\n")
+signal.signal(signal.SIGTERM, seen)
+open(path, "a").close()
+time.sleep(30)
+"""
+
+
+def test_honcho_is_told_to_stop_once_however_many_signals_arrive(tmp_path: Path) -> None:
+    """A second signal landing while honcho prints a line crashed it and left its processes
+    running: Ctrl-C reached it from the terminal while the launcher sent it SIGTERM too."""
+    log = tmp_path / "signals"
+    launcher = Launcher(plan({}))
+    launcher.honcho = subprocess.Popen(
+        [sys.executable, "-c", COUNTS_SIGTERM, str(log)], start_new_session=True
+    )
+    try:
+        wait_until(log.exists, timeout=10, what="the stand-in for honcho to start")
+        for signum in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):  # Ctrl-C twice, then a stop
+            launcher._on_signal(signum, None)
+            time.sleep(0.3)  # pending signals of one kind merge: let each one land on its own
+        wait_until(lambda: "TERM" in log.read_text(), timeout=10, what="the SIGTERM")
+        assert log.read_text().count("TERM") == 1
+    finally:
+        launcher.honcho.kill()
+        launcher.honcho.wait(timeout=10)
