@@ -19,24 +19,17 @@ from django.contrib.auth import get_user
 from django.db import DatabaseError
 from django.http import HttpRequest, parse_cookie
 
+from somaagent.asgi_headers import asgi_header
 from somaagent.async_db import db_call
 from somaagent.errors import SomaError
-from somaagent.identity.authentication import principal_from_bearer
+from somaagent.identity.async_auth import principal_from_token
 
 Scope = MutableMapping[str, Any]
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or []:
-        if bytes(key).lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-@db_call
-def _bearer_known(token: str) -> bool:
+async def _bearer_known(token: str) -> bool:
     try:
-        principal_from_bearer(token)
+        await principal_from_token(token)
     except SomaError:
         return False
     return True
@@ -53,11 +46,11 @@ def _session_user_known(session_key: str) -> bool:
 async def http_caller_known(scope: Scope) -> bool:
     """True when the request carries a valid API key, JWT access token or login session."""
     try:
-        header = _header(scope, b"authorization")
+        header = asgi_header(scope, b"authorization")
         if header is not None:
             scheme, _, token = header.partition(" ")
             return scheme.lower() == "bearer" and bool(token.strip()) and await _bearer_known(token.strip())
-        session_key = parse_cookie(_header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
+        session_key = parse_cookie(asgi_header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
         return bool(session_key) and await _session_user_known(str(session_key))
     except (DatabaseError, UnicodeError, ValueError):
         return False

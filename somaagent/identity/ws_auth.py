@@ -30,9 +30,10 @@ from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
 
 from somaagent.api_errors import unavailable_database
+from somaagent.asgi_headers import asgi_header
 from somaagent.async_db import db_call
 from somaagent.errors import Forbidden, SomaError, Unauthenticated
-from somaagent.identity.authentication import principal_from_bearer
+from somaagent.identity.async_auth import principal_from_token
 from somaagent.identity.principal import Principal, principal_for_user
 
 APP_SUBPROTOCOL = "soma.v1"
@@ -42,19 +43,9 @@ Scope = dict[str, Any]
 App = Any
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or []:
-        if key.lower() == name:
-            try:
-                return bytes(value).decode("latin-1")
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
 def key_credentials(scope: Scope) -> str | None:
     """The API key the handshake carries, '' for a malformed one, None for none at all."""
-    header = _header(scope, b"authorization")
+    header = asgi_header(scope, b"authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
@@ -64,11 +55,10 @@ def key_credentials(scope: Scope) -> str | None:
     return None
 
 
-@db_call
-def _principal_for_raw_key(raw: str) -> Principal | None:
+async def _principal_for_raw_key(raw: str) -> Principal | None:
     """An API key or a JWT access token (identity issue), None if neither is valid."""
     try:
-        return principal_from_bearer(raw)
+        return await principal_from_token(raw)
     except Unauthenticated:
         return None
 

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from somaagent.api_errors import error_body
+from somaagent.asgi_headers import asgi_header
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -106,13 +107,11 @@ class BodyLimit:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers") or ():
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server rejects a malformed length itself
-    return None
+    raw = asgi_header(scope, b"content-length")
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        return None  # the server rejects a malformed length itself
 
 
 async def _too_large(send: Send, limit: int) -> None:

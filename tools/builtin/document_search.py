@@ -9,6 +9,7 @@ from documents.conf import documents_settings
 from documents.search import chunk_search
 from documents.selectors import turn_collection_ids
 from memory.search import SearchTimeout
+from tools.builtin.query_args import QUERY_AND_TOP_K
 from tools.registry import Tool, ToolContext, ToolError
 
 
@@ -51,15 +52,7 @@ TOOL = Tool(
         "Search the documents of this chat's collections (uploaded files: PDF, DOCX, web pages, "
         "notes) for passages relevant to a query; cite what you use by file name and page."
     ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "query": {"type": "string", "minLength": 1, "maxLength": 2000},
-            "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
-        },
-        "required": ["query"],
-        "additionalProperties": False,
-    },
+    parameters=QUERY_AND_TOP_K,
     run=document_search,
     default_timeout=10.0,
 )

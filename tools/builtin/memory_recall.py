@@ -6,6 +6,7 @@ from typing import Any
 
 from memory.port import MemoryServiceError
 from memory.services.recall import memory_recall as recall
+from tools.builtin.query_args import QUERY_AND_TOP_K
 from tools.registry import Tool, ToolContext, ToolError
 
 
@@ -26,15 +27,7 @@ def memory_recall(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
 TOOL = Tool(
     name="memory_recall",
     description="Search the long-term memory of earlier conversations for facts relevant to a query.",
-    parameters={
-        "type": "object",
-        "properties": {
-            "query": {"type": "string", "minLength": 1, "maxLength": 2000},
-            "top_k": {"type": "integer", "minimum": 1, "maximum": 20},
-        },
-        "required": ["query"],
-        "additionalProperties": False,
-    },
+    parameters=QUERY_AND_TOP_K,
     run=memory_recall,
     default_timeout=10.0,
 )
