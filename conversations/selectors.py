@@ -11,16 +11,17 @@ from conversations.branches import branch_walk
 from conversations.models import Attachment, EventType, Session, SessionEvent
 from somaagent.errors import NotFound
 from somaagent.identity.principal import Principal
+from somaagent.ids import uuid_or_none
 from somaagent.models import Tenant
 
 HISTORY_TYPES = (EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL)
 
 
 def parse_uuid(value: object, *, what: str = "session") -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"No such {what}.") from None
+    parsed = uuid_or_none(value)
+    if parsed is None:
+        raise NotFound(f"No such {what}.")
+    return parsed
 
 
 def _visible(tenant: Tenant, owner: Any) -> QuerySet[Session]:

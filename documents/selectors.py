@@ -18,15 +18,16 @@ from django.db.models import Q, QuerySet
 
 from documents.models import Collection, Document
 from somaagent.errors import NotFound
+from somaagent.ids import uuid_or_none
 from somaagent.models import Tenant
 from somaagent.versioned import Versioned, invalidate_on_change
 
 
 def parse_uuid(value: object) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        raise NotFound("No such collection.") from None
+    parsed = uuid_or_none(value)
+    if parsed is None:
+        raise NotFound("No such collection.")
+    return parsed
 
 
 def collections_visible(*, tenant: Tenant | uuid.UUID, owner: Any = None) -> QuerySet[Collection]:

@@ -20,13 +20,7 @@ from collections.abc import Callable
 from conversations.branches import branch_holds
 from conversations.models import Session
 from memory.services.recall import RecalledMemory
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
+from somaagent.ids import uuid_or_none
 
 
 def memories_on_branches(
@@ -36,7 +30,7 @@ def memories_on_branches(
     turn's own branch in its own chat ``session_id``; None: a first message, nothing before it)."""
     wanted: dict[uuid.UUID, set[uuid.UUID]] = {}
     for item in found:
-        sid, eid = _uuid(item.session_id), _uuid(item.event_id)
+        sid, eid = uuid_or_none(item.session_id), uuid_or_none(item.event_id)
         if sid is not None and eid is not None:
             wanted.setdefault(sid, set()).add(eid)
     if not wanted:
@@ -50,7 +44,9 @@ def memories_on_branches(
     for sid, tip in leaves.items():
         on = branch_holds(session_id=sid, leaf=tip, event_ids=wanted[sid]) if tip is not None else set()
         dropped |= {(sid, eid) for eid in wanted[sid] - on}
-    return [item for item in found if (_uuid(item.session_id), _uuid(item.event_id)) not in dropped]
+    return [
+        item for item in found if (uuid_or_none(item.session_id), uuid_or_none(item.event_id)) not in dropped
+    ]
 
 
 def branch_filter(
