@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,32 @@ def make_tenant_key(name: str | None = None) -> TenantKey:
     tenant = tenant_get_or_create(name=name)
     _, raw = api_key_create(tenant=tenant, name="test")
     return TenantKey(tenant=tenant, key=raw, name=name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retried_on_deadlock() -> Iterator[None]:
+    """A transactional test ends with a TRUNCATE of every table while the live systems' beats and
+    workers keep working on the same database; PostgreSQL may pick the TRUNCATE as a deadlock's
+    victim. It runs in one transaction, so it is tried again (a few times) instead of failing the
+    test's teardown."""
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]  # not in the stubs
+
+    def teardown(self: TransactionTestCase) -> None:
+        for attempt in range(5):
+            try:
+                return original(self)
+            except Exception as exc:  # flush wraps the OperationalError in a CommandError
+                cause = exc if isinstance(exc, OperationalError) else exc.__cause__ or exc.__context__
+                if attempt == 4 or not isinstance(cause, OperationalError) or "deadlock" not in str(cause):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session", autouse=True)
