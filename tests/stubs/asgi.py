@@ -60,6 +60,9 @@ def serve(app: Any, args: argparse.Namespace, *, no_delay: bool = False) -> None
     if no_delay:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((args.host, args.port))
+    # Listening before the port is announced: a client that connects before uvicorn has started
+    # waits in the backlog instead of being refused (a test's first request was, now and then).
+    sock.listen(128)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
