@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def _open(page: Any) -> Any:
-    page.get_by_role("button", name="Schedules").click()
+    page.get_by_role("button", name="Schedules", exact=True).click()
     dialog = page.locator("dialog#schedules")
     dialog.wait_for()
     return dialog
