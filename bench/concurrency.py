@@ -5,7 +5,9 @@
 
 Starts the real processes as the Procfile runs them (uvicorn, the Celery worker
 with its shipped defaults, celery-beat) and the stub OpenAI-compatible model,
-which streams 20 tokens 250 ms apart (a 5 s reply). N clients, all started at
+which streams 20 tokens 250 ms apart (a 5 s reply). Eight short turns warm the
+system up first, as a deployment that has served before is (``--cold``: none, a
+burst on processes that have just started). N clients, all started at
 once, each POST a message to a new session and follow its SSE stream until
 the turn's terminal event. Reported per size: wall time from the first send
 to the last complete reply (against one reply), first delta after the send
@@ -40,6 +42,7 @@ import httpx
 from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
 
 TOKENS = 20
+WARM_UP = 8  # short turns sent before the burst, unless --cold
 RETRIED = (429, 503)
 MAX_TRIES = 10
 
@@ -81,14 +84,16 @@ async def _chunks(reader: asyncio.StreamReader) -> Any:
         yield data[:-2]
 
 
-async def _user(url: str, key: str, n: int, start: asyncio.Event, result: UserResult) -> None:
+async def _user(
+    url: str, key: str, n: int, start: asyncio.Event, result: UserResult, directives: str
+) -> None:
     parts = urlsplit(url)
     host = f"{parts.hostname}:{parts.port}"
     auth = f"Authorization: Bearer {key}\r\nHost: {host}\r\n"
     await start.wait()
     try:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        body = json.dumps({"message": f"user {n} [[tokens={TOKENS}]]"}).encode()
+        body = json.dumps({"message": f"user {n} {directives}"}).encode()
         result.sent_at = time.perf_counter()
         # As a well-behaved client: a 503/429 is sent again after its Retry-After, with the
         # same Idempotency-Key, so a retried send can never make a second turn.
@@ -153,10 +158,12 @@ async def _user(url: str, key: str, n: int, start: asyncio.Event, result: UserRe
         result.error = repr(exc)
 
 
-async def _all_users(url: str, key: str, n: int) -> tuple[float, list[UserResult]]:
+async def _all_users(
+    url: str, key: str, n: int, directives: str = f"[[tokens={TOKENS}]]"
+) -> tuple[float, list[UserResult]]:
     start = asyncio.Event()
     results = [UserResult() for _ in range(n)]
-    tasks = [asyncio.create_task(_user(url, key, i, start, results[i])) for i in range(n)]
+    tasks = [asyncio.create_task(_user(url, key, i, start, results[i], directives)) for i in range(n)]
     await asyncio.sleep(0.2)  # every client waiting on the same event
     began = time.perf_counter()
     start.set()
@@ -279,11 +286,15 @@ def _profile(pid: int, path: str, seconds: float) -> subprocess.Popen[bytes]:
 
 
 def measure(
-    size: int, *, reply_seconds: float, profile: str = "", profile_seconds: float = 0
+    size: int, *, reply_seconds: float, profile: str = "", profile_seconds: float = 0, cold: bool = False
 ) -> dict[str, Any]:
+    from bench.turn_latency import _forget_earlier_runs
     from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem, StubServer
 
+    # An earlier run's turns end just before its worker stops, leaving their memory writes
+    # undelivered: this run's worker would deliver them during the burst it measures.
+    _forget_earlier_runs()
     _, key = api_key_create(tenant=tenant_get_or_create(name=f"bench-{uuid.uuid4().hex[:8]}"), name="bench")
     stub = StubServer("tests.stubs.llm_server", "--delay", str(reply_seconds / TOKENS))
     system = LiveSystem(env={"SOMA_LLM_BASE_URL": f"{stub.url}/v1", "SOMA_LLM_MODEL": "stub-model"})
@@ -291,7 +302,12 @@ def measure(
         system.start()
         worker = system.workers[0]
         pids = _tree_pids(worker.popen.pid)
-        time.sleep(2)  # let the worker settle after start-up
+        if not cold:
+            # A system that has served before: connections, pools and producers are open, as
+            # they are in a running deployment (a fresh one's first burst also pays for them).
+            _, warm = asyncio.run(_all_users(system.url, key, WARM_UP, "[[tokens=2]] [[delay=0]]"))
+            assert all(r.terminal == ["assistant.final"] for r in warm), [r.error for r in warm]
+        time.sleep(2)  # let the worker settle (start-up, or the warm-up's titles and memory writes)
         rss_idle = _rss_mb(pids)
         httpx.delete(f"{stub.url}/_streams")
         assert system.web is not None
@@ -402,6 +418,9 @@ def main() -> int:
     parser.add_argument("sizes", nargs="*", type=int, default=[10, 100, 300, 1000])
     parser.add_argument("--reply", type=float, default=5.0, help="seconds the stub takes for one reply")
     parser.add_argument(
+        "--cold", action="store_true", help=f"no warm-up ({WARM_UP} short turns) before the burst"
+    )
+    parser.add_argument(
         "--profile", default="", help="py-spy the worker and web into PREFIX-{worker,web}-N.txt"
     )
     parser.add_argument(
@@ -414,13 +433,18 @@ def main() -> int:
     _setup()
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.concurrency', *sys.argv[1:]])}`")
+    print(f"- before each burst: {'nothing (--cold)' if args.cold else f'{WARM_UP} short turns (warm-up)'}")
     for var in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         print(f"- {var}: {os.environ.get(var) or '(unset: embedded default)'}")
     rows = []
     for size in args.sizes:
         rows.append(
             measure(
-                size, reply_seconds=args.reply, profile=args.profile, profile_seconds=args.profile_seconds
+                size,
+                reply_seconds=args.reply,
+                profile=args.profile,
+                profile_seconds=args.profile_seconds,
+                cold=args.cold,
             )
         )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

@@ -6,9 +6,9 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "somaagent.settings")
 
-from django.core.asgi import get_asgi_application
+import django
 
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -21,7 +21,11 @@ from documents.conf import documents_settings  # noqa: E402
 from somaagent.identity.http_caller import http_caller_known  # noqa: E402
 from somaagent.identity.ws_auth import WebsocketAuthStack  # noqa: E402
 from somaagent.policy import policy_port  # noqa: E402
+from somaagent.project.asgi_handler import OneHopASGIHandler  # noqa: E402
 from somaagent.project.body_limit import BodyLimit  # noqa: E402
+
+# Sync views (the API, admin, pages) in one thread hop each; async views (SSE) as Django runs them.
+django_asgi_app = OneHopASGIHandler(threads=settings.SOMA.web_threads)
 
 application = ProtocolTypeRouter(
     {

@@ -56,6 +56,7 @@ class SomaSettings:
     turn_lease_seconds: float
     turn_time_limit_seconds: float
     worker_concurrency: int
+    web_threads: int
     delta_writers: int
     turn_max_attempts: int
     turn_redispatch_after_seconds: float

@@ -1,0 +1,93 @@
+"""Django under ASGI with one thread hop per request to a sync view.
+
+Django's ``ASGIHandler`` takes a sync view's request through the event loop and
+threads several times: ``request_started``'s receivers in a thread, the sync
+middleware in a thread made for the request (a new thread each time), back to
+the event loop for the innermost handler, the view on that thread again, and
+``response.close()`` (``request_finished``) in a thread once more. Each
+crossing is a handoff between the loop and a thread through the GIL; in the
+100-user burst they cost the web process more CPU than the accept's own code
+(BENCHMARKS.md: a ``/healthz`` went from 2.4 to 1.0 ms of CPU, an accept from
+7.3 to 6.5 ms).
+
+Here a sync view's request (the API, admin, the web chat's pages) runs as WSGI
+runs it: the whole request, signals and middleware included, on one thread of
+a bounded pool (``SOMA_WEB_THREADS``), reached in one hop; the response goes out
+from the event loop. The body is read on the event loop first, so a slow
+client holds no thread. Async views (the SSE stream, ``/readyz``) keep
+Django's async path unchanged. A sync view's streaming response (a download,
+an export) is sent as Django sends it, in the request's own thread-sensitive
+context, and closed there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.db import close_old_connections
+from django.http import HttpResponseBase
+from django.urls import Resolver404, get_resolver, set_script_prefix
+
+
+class OneHopASGIHandler(ASGIHandler):
+    def __init__(self, *, threads: int) -> None:
+        super().__init__()  # Django's async chain, for async views
+        self._sync = BaseHandler()
+        self._sync.load_middleware(is_async=False)  # the chain WSGI would run
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self._async_view(scope["path"]):
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=False, executor=self._threads)(
+                scope, body_file
+            )
+            if not response.streaming:
+                await self.send_response(response, send)
+                return
+            async with ThreadSensitiveContext():  # as Django iterates and closes it
+                try:
+                    await self.send_response(response, send)
+                finally:
+                    await sync_to_async(response.close)()
+        finally:
+            body_file.close()
+
+    @staticmethod
+    def _async_view(path: str) -> bool:
+        """Whether ``path`` routes to an async view (a path no route matches: a sync 404)."""
+        try:
+            func = get_resolver().resolve(path).func
+        except Resolver404:
+            return False
+        return iscoroutinefunction(func) or asyncio.iscoroutinefunction(func)
+
+    def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        """On a pool thread: what Django's WSGI handler does for one request."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self._sync.get_response(request)
+        assert response is not None
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if response.streaming:
+            # Closed (request_finished) in another thread once sent: this thread's
+            # connection goes back to the pool now, as request_finished would return it.
+            close_old_connections()
+        else:
+            response.close()  # request_finished: the database connection goes back to the pool
+        return response

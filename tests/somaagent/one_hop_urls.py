@@ -1,0 +1,54 @@
+"""Views for tests/somaagent/test_one_hop_handler.py: which thread runs what."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+SEEN: dict[str, Any] = {}
+RUNNING = {"now": 0, "most": 0}
+_lock = threading.Lock()
+
+
+@csrf_exempt
+def sync_view(request: HttpRequest) -> HttpResponse:
+    SEEN["view_thread"] = threading.get_ident()
+    SEEN.setdefault("view_thread_names", []).append(threading.current_thread().name)
+    return HttpResponse(f"sync {request.body.decode()}")
+
+
+def slow_view(request: HttpRequest) -> HttpResponse:
+    with _lock:
+        RUNNING["now"] += 1
+        RUNNING["most"] = max(RUNNING["most"], RUNNING["now"])
+    time.sleep(0.2)
+    with _lock:
+        RUNNING["now"] -= 1
+    return HttpResponse("slow")
+
+
+async def async_view(request: HttpRequest) -> HttpResponse:
+    SEEN["async_view_thread"] = threading.get_ident()
+    return HttpResponse("async")
+
+
+def streaming_view(request: HttpRequest) -> StreamingHttpResponse:
+    def parts() -> Iterator[bytes]:
+        yield b"one "
+        yield b"two"
+
+    return StreamingHttpResponse(parts())
+
+
+urlpatterns = [
+    path("sync", sync_view),
+    path("slow", slow_view),
+    path("async", async_view),
+    path("stream", streaming_view),
+]

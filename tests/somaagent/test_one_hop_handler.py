@@ -1,0 +1,128 @@
+"""Sync views run in one thread hop per request under ASGI (somaagent/project/asgi_handler.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.core import signals
+from django.test import override_settings
+
+from somaagent.project.asgi_handler import OneHopASGIHandler
+from tests.somaagent import one_hop_urls
+
+URLCONF = "tests.somaagent.one_hop_urls"
+
+
+async def _request(app: Any, path: str, body: bytes = b"", method: str = "GET") -> tuple[int, bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"localhost"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(5)
+    content = b""
+    while True:
+        message = await communicator.receive_output(5)
+        content += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.wait(5)
+    return start["status"], content
+
+
+@pytest.fixture
+def handler() -> Iterator[OneHopASGIHandler]:
+    with override_settings(ROOT_URLCONF=URLCONF):
+        yield OneHopASGIHandler(threads=2)
+    one_hop_urls.SEEN.clear()
+
+
+@pytest.fixture
+def signal_threads() -> Iterator[dict[str, int]]:
+    threads: dict[str, int] = {}
+
+    def started(**_: Any) -> None:
+        threads["started"] = threading.get_ident()
+
+    def finished(**_: Any) -> None:
+        threads["finished"] = threading.get_ident()
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    yield threads
+    signals.request_started.disconnect(started)
+    signals.request_finished.disconnect(finished)
+
+
+def test_a_sync_view_runs_with_its_signals_on_one_pool_thread(
+    handler: OneHopASGIHandler, signal_threads: dict[str, int]
+) -> None:
+    loop_thread: list[int] = []
+
+    async def go() -> tuple[int, bytes]:
+        loop_thread.append(threading.get_ident())
+        return await _request(handler, "/sync", b"hello", method="POST")
+
+    assert asyncio.run(go()) == (200, b"sync hello")
+    view = one_hop_urls.SEEN["view_thread"]
+    # Django's own handler runs request_started, the view and request_finished on three
+    # different crossings (and a new thread per request): here one thread does all three,
+    # so the database connection the view took goes back on the thread that took it.
+    assert signal_threads == {"started": view, "finished": view}
+    assert view != loop_thread[0]
+
+
+def test_requests_reuse_the_pool_s_threads_rather_than_making_one_each(handler: OneHopASGIHandler) -> None:
+    for _ in range(5):
+        assert asyncio.run(_request(handler, "/sync", b"again", method="POST")) == (200, b"sync again")
+    # Django's handler made a thread (an executor) for every request, five here; a thread
+    # start is a handoff through the GIL too. The pool has two.
+    assert set(one_hop_urls.SEEN["view_thread_names"]) <= {"request_0", "request_1"}
+
+
+def test_an_async_view_still_runs_on_the_event_loop(handler: OneHopASGIHandler) -> None:
+    loop_thread: list[int] = []
+
+    async def go() -> tuple[int, bytes]:
+        loop_thread.append(threading.get_ident())
+        return await _request(handler, "/async")
+
+    assert asyncio.run(go()) == (200, b"async")
+    assert one_hop_urls.SEEN["async_view_thread"] == loop_thread[0]
+
+
+def test_a_streaming_response_of_a_sync_view_is_sent_whole_and_closed(
+    handler: OneHopASGIHandler, signal_threads: dict[str, int]
+) -> None:
+    assert asyncio.run(_request(handler, "/stream")) == (200, b"one two")
+    assert "finished" in signal_threads  # closed after it was sent
+
+
+def test_an_unknown_path_is_a_404_from_the_sync_chain(handler: OneHopASGIHandler) -> None:
+    status, _ = asyncio.run(_request(handler, "/nowhere"))
+    assert status == 404
+
+
+def test_no_more_sync_requests_run_at_once_than_the_pool_has_threads(handler: OneHopASGIHandler) -> None:
+    one_hop_urls.RUNNING.update(now=0, most=0)
+
+    async def go() -> list[tuple[int, bytes]]:
+        return await asyncio.gather(*(_request(handler, "/slow") for _ in range(5)))
+
+    assert asyncio.run(go()) == [(200, b"slow")] * 5
+    assert one_hop_urls.RUNNING["most"] == 2  # SOMA_WEB_THREADS bounds them; the rest waited
