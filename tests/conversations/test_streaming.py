@@ -206,6 +206,24 @@ def test_deltas_reach_the_buffer_only_after_their_cursor_is_committed() -> None:
     assert s.session.last_seq == 2
 
 
+@pytest.mark.django_db(transaction=True)  # outside any transaction, as on a delta writer thread
+def test_a_delta_cursor_is_one_statement_that_commits_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No BEGIN and COMMIT around it: on a busy worker each round trip waits for the GIL."""
+    from django.db import connections
+
+    from conversations.services.events import delta_cursor_take
+
+    s = Layout()
+    s.persisted(1)
+    commits: list[bool] = []
+    wrapper = type(connections["default"])
+    real_commit = wrapper._commit
+    monkeypatch.setattr(wrapper, "_commit", lambda self: (commits.append(True), real_commit(self))[1])
+    assert delta_cursor_take(session_id=s.session.pk) == 2
+    assert commits == [], commits
+    assert Session.objects.get(pk=s.session.pk).last_seq == 2
+
+
 def test_a_delta_cursor_is_refused_to_a_worker_without_the_lease() -> None:
     from conversations.models import Turn
     from conversations.services.events import GuardFailed, delta_cursor_take
