@@ -1,6 +1,8 @@
 """What one turn costs the worker, measured in-process: CPU, SQL statements, transactions.
 
     python -m bench.turn_cost [--turns N]
+    python -m bench.turn_cost --history 10000     # every turn in one chat of 10,000 events
+
 
 Runs N turns one after another in this process (``turn_run``, the body of the
 ``conversation.run_turn`` task) against the stub OpenAI-compatible model over
@@ -9,7 +11,11 @@ memory writes (``memory_deliver``, the ``memory.deliver`` task). Reports per
 turn: CPU time of this process (every thread: the turn's, the delta writers',
 the watcher's), SQL statements and transactions on every thread, for the turn
 and for its memory delivery; and the bare cost of a Celery no-op task body for
-scale. Needs DATABASE_URL/REDIS_URL like the app (default: the embedded ones).
+scale. With ``--history N`` the turns are the next messages of one chat that
+already holds N events (user messages and replies), so that a short chat and a
+long one can be compared (issue 13: a turn of a 10,000-event chat should cost at
+most 1.2x one of a 10-event chat). Needs DATABASE_URL/REDIS_URL like the app
+(default: the embedded ones).
 """
 
 from __future__ import annotations
@@ -93,11 +99,16 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--profile", action="store_true", help="cProfile the turns, print the heaviest")
     parser.add_argument("--sql", action="store_true", help="print the statements of the last turn")
+    parser.add_argument(
+        "--history", type=int, default=0, help="run every turn in one chat that already has N events"
+    )
     args = parser.parse_args()
     _setup()
     from django.conf import settings
+    from django.db import transaction
 
     from conversations.models import EventType, Session, SessionEvent, Turn
+    from conversations.services.events import event_append
     from conversations.turn.runner import turn_run
     from memory.models import MemoryWrite
     from memory.services.delivery import claim_head, memory_deliver
@@ -108,7 +119,29 @@ def main() -> int:
     settings.SOMA = dataclasses.replace(settings.SOMA, llm_base_url=f"{stub.url}/v1", llm_model="stub")
     tenant = Tenant.objects.create(name=f"bench-cost-{uuid.uuid4().hex[:8]}")
 
+    long_chat = Session.objects.create(tenant=tenant) if args.history else None
+    if long_chat is not None:
+        for start in range(0, args.history, 500):
+            with transaction.atomic():
+                for i in range(start, min(args.history, start + 500)):
+                    reply = i % 2 == 1
+                    event_append(
+                        session_id=long_chat.pk,
+                        type=EventType.ASSISTANT_FINAL if reply else EventType.USER_MESSAGE,
+                        data={"message": f"{'answer' if reply else 'question'} {i}: " + "words " * 30},
+                        publish=False,
+                    )
+
     def queued() -> Turn:
+        if long_chat is not None:  # the chat's next message, as an accept appends it
+            with transaction.atomic():
+                event = event_append(
+                    session_id=long_chat.pk,
+                    type=EventType.USER_MESSAGE,
+                    data={"message": "hello there [[tokens=5]]"},
+                    publish=False,
+                )
+            return Turn.objects.create(tenant=tenant, session=long_chat, user_event=event)
         session = Session.objects.create(tenant=tenant, last_seq=1)
         event = SessionEvent.objects.create(
             session=session,
@@ -122,11 +155,17 @@ def main() -> int:
     try:
         for _ in range(20):  # warm-up: pools, caches, the policy bundle
             turn_run(turn_id=queued().pk, owner="warm")
-        turns = [queued() for _ in range(args.turns)]
+        # In one chat each message is appended once the turn before it has ended.
+        turns = [] if long_chat is not None else [queued() for _ in range(args.turns)]
         counted = _count_everything()
         cpu: list[float] = []
         profiler = cProfile.Profile() if args.profile else None
-        for turn in turns:
+        for i in range(args.turns):
+            if long_chat is not None:
+                before = counted.statements, counted.transactions
+                turns.append(queued())
+                counted.statements, counted.transactions = before  # the accept's, not the turn's
+            turn = turns[i]
             if args.sql:
                 counted.log = []
             started = time.process_time()
@@ -163,7 +202,8 @@ def main() -> int:
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.turn_cost', *sys.argv[1:]])}`")
     print(f"- DATABASE_URL: {os.environ.get('DATABASE_URL') or '(unset: embedded default)'}")
     print()
-    print("| per turn (zero-latency stub model, 5 tokens) | p50 | mean | statements | transactions |")
+    chat = f", in one chat of {args.history:,} events" if args.history else ""
+    print(f"| per turn (zero-latency stub model, 5 tokens{chat}) | p50 | mean | statements | transactions |")
     print("| --- | ---: | ---: | ---: | ---: |")
     print(
         f"| the turn (`turn_run`), CPU ms, {done}/{n} completed | {percentile(cpu, 50):.1f} | "

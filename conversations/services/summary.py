@@ -104,14 +104,14 @@ def summary_after_turn(*, session_id: uuid.UUID, leaf: uuid.UUID | None = None) 
     branch = _leaf_of(session_id, leaf)
     if branch is None:
         return False
-    boundary = _window_boundary(session_id, branch)
-    if boundary is None:
-        return False
+    # One walk: the window, and the SUMMARY_STEP messages just before it.
+    window = settings.SOMA.history_window_events
+    recent = branch_walk(session_id=session_id, leaf=branch, types=HISTORY_TYPES, limit=window + SUMMARY_STEP)
+    if len(recent) < window + SUMMARY_STEP:
+        return False  # the window is not full, or fewer than SUMMARY_STEP messages left it
+    left, boundary = recent[:SUMMARY_STEP], recent[SUMMARY_STEP].seq
     _, covered, _ = _summary_of_branch(session_id, branch)
-    left = branch_walk(
-        session_id=session_id, leaf=branch, types=HISTORY_TYPES, before=boundary, limit=SUMMARY_STEP
-    )
-    if len(left) < SUMMARY_STEP or left[0].seq <= covered:
+    if left[0].seq <= covered:
         return False
     return (
         outbox_enqueue(

@@ -42,6 +42,11 @@ def stub_model(llm_stub: Any) -> Iterator[None]:
 # transaction for the memory-kick thread, which may or may not fire inside the window.
 TURN_LIMIT = {"postgresql": 12, "sqlite": 13}
 TURN_TRANSACTIONS = 4
+# A turn of a chat longer than its history window also reads the window into the prompt (two
+# statements at the claim) and checks, at its end, whether messages left the window for the
+# summary (a savepoint, one walk of the branch, the summary row; an outbox row when due):
+# 19 on PostgreSQL (the savepoint counted), measured; the check walked the branch twice before (21).
+LONG_CHAT_LIMIT = {"postgresql": 19, "sqlite": 20}
 MEMORY_LIMIT = {"postgresql": 12, "sqlite": 15}
 
 
@@ -68,6 +73,41 @@ def test_a_turn_costs_a_bounded_number_of_statements(stub_model: None) -> None:
     assert turn.status == Turn.Status.COMPLETED
     print(f"{len(seen.sql)} statements, {seen.transactions()} transactions:\n" + seen.listing(400))
     assert len(seen.sql) <= _limit(TURN_LIMIT)
+    assert seen.transactions() <= TURN_TRANSACTIONS
+
+
+def test_a_turn_of_a_long_chat_costs_a_bounded_number_of_statements(stub_model: None) -> None:
+    from django.db import transaction
+
+    from conversations.services.events import event_append
+
+    tenant = Tenant.objects.create(name=f"cost-{uuid.uuid4().hex[:8]}")
+    turn_run(turn_id=_queued_turn(tenant, "warm up [[reply=ok]]").pk, owner="warm")
+    session = Session.objects.create(tenant=tenant)
+    window = settings.SOMA.history_window_events
+    with transaction.atomic():
+        for i in range(window + 30):  # past the window, and past a summary step
+            reply = i % 2 == 1
+            event_append(
+                session_id=session.pk,
+                type=EventType.ASSISTANT_FINAL if reply else EventType.USER_MESSAGE,
+                data={"message": f"message {i}"},
+                publish=False,
+            )
+        event = event_append(
+            session_id=session.pk,
+            type=EventType.USER_MESSAGE,
+            data={"message": "and now? [[reply=Now this]]"},
+            publish=False,
+        )
+    turn = Turn.objects.create(tenant=tenant, session=session, user_event=event)
+    with statements_on_every_thread() as seen:
+        turn_run(turn_id=turn.pk, owner="w1")
+    turn.refresh_from_db()
+    assert turn.status == Turn.Status.COMPLETED
+    print(f"{len(seen.sql)} statements, {seen.transactions()} transactions:\n" + seen.listing(400))
+    assert any("session_summaries" in sql for sql in seen.sql), "the summary check ran"
+    assert len(seen.sql) <= _limit(LONG_CHAT_LIMIT)
     assert seen.transactions() <= TURN_TRANSACTIONS
 
 
