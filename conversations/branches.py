@@ -72,9 +72,28 @@ def branch_walk(
     """The last events of the branch ending at ``leaf`` (included), in cursor order: optionally
     only of ``types``, only with a cursor below ``before``, and at most ``limit`` of them (the
     nearest to the leaf); the walk stops when it has them."""
-    sid = p_uuid(session_id)
+    rows = _walk(session_id, leaf, "id", types=types, limit=limit, before=before)
+    return _load(session_id, [int(r[0]) for r in rows])
+
+
+def branch_walk_seqs(
+    *, session_id: uuid.UUID, leaf: uuid.UUID, types: Iterable[str] | None = None, limit: int | None = None
+) -> list[int]:
+    """``branch_walk``'s cursors only, in cursor order: one statement, no event loaded."""
+    return sorted(int(r[0]) for r in _walk(session_id, leaf, "seq", types=types, limit=limit, before=None))
+
+
+def _walk(
+    session_id: uuid.UUID,
+    leaf: uuid.UUID,
+    column: str,
+    *,
+    types: Iterable[str] | None,
+    limit: int | None,
+    before: int | None,
+) -> list[tuple[Any, ...]]:
     where: list[str] = []
-    params: list[Any] = [sid, p_uuid(leaf)]
+    params: list[Any] = [p_uuid(session_id), p_uuid(leaf)]
     if types is not None:
         kinds = [str(t) for t in types]
         where.append(f"type IN ({', '.join(['%s'] * len(kinds))})")
@@ -82,7 +101,7 @@ def branch_walk(
     if before is not None:
         where.append("seq < %s")
         params.append(before)
-    sql = _walk_sql(stop_at_or_below=False) + " SELECT id FROM up"
+    sql = _walk_sql(stop_at_or_below=False) + f" SELECT {column} FROM up"
     if where:
         sql += " WHERE " + " AND ".join(where)
     if limit is not None:
@@ -90,8 +109,7 @@ def branch_walk(
         params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        ids = [int(r[0]) for r in cursor.fetchall()]
-    return _load(session_id, ids)
+        return list(cursor.fetchall())
 
 
 def branch_after(

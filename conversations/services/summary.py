@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.branches import branch_after, branch_walk
+from conversations.branches import branch_after, branch_walk, branch_walk_seqs
 from conversations.llm.fallback import model_answer
 from conversations.llm.port import ChatRequest, LlmError, LlmPort
 from conversations.llm.resolve import Role, model_chain
@@ -106,12 +106,14 @@ def summary_after_turn(*, session_id: uuid.UUID, leaf: uuid.UUID | None = None) 
         return False
     # One walk: the window, and the SUMMARY_STEP messages just before it.
     window = settings.SOMA.history_window_events
-    recent = branch_walk(session_id=session_id, leaf=branch, types=HISTORY_TYPES, limit=window + SUMMARY_STEP)
-    if len(recent) < window + SUMMARY_STEP:
+    seqs = branch_walk_seqs(
+        session_id=session_id, leaf=branch, types=HISTORY_TYPES, limit=window + SUMMARY_STEP
+    )
+    if len(seqs) < window + SUMMARY_STEP:
         return False  # the window is not full, or fewer than SUMMARY_STEP messages left it
-    left, boundary = recent[:SUMMARY_STEP], recent[SUMMARY_STEP].seq
+    oldest_left, boundary = seqs[0], seqs[SUMMARY_STEP]
     _, covered, _ = _summary_of_branch(session_id, branch)
-    if left[0].seq <= covered:
+    if oldest_left <= covered:
         return False
     return (
         outbox_enqueue(
