@@ -216,9 +216,14 @@ def test_a_delta_cursor_is_one_statement_that_commits_itself(monkeypatch: pytest
     s = Layout()
     s.persisted(1)
     commits: list[bool] = []
-    wrapper = type(connections["default"])
+    wrapper: Any = type(connections["default"])
     real_commit = wrapper._commit
-    monkeypatch.setattr(wrapper, "_commit", lambda self: (commits.append(True), real_commit(self))[1])
+
+    def counting_commit(self: Any) -> None:
+        commits.append(True)
+        real_commit(self)
+
+    monkeypatch.setattr(wrapper, "_commit", counting_commit)
     assert delta_cursor_take(session_id=s.session.pk) == 2
     assert commits == [], commits
     assert Session.objects.get(pk=s.session.pk).last_seq == 2
