@@ -32,7 +32,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.db import close_old_connections
-from django.http import HttpResponseBase
+from django.http import FileResponse, HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
 
@@ -84,6 +84,8 @@ class OneHopASGIHandler(ASGIHandler):
             response = self._sync.get_response(request)
         assert response is not None
         response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # as Django's handler: the server chunks it
         if response.streaming:
             # Closed (request_finished) in another thread once sent: this thread's
             # connection goes back to the pool now, as request_finished would return it.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -46,7 +47,12 @@ def streaming_view(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(parts())
 
 
+def file_view(request: HttpRequest) -> FileResponse:
+    return FileResponse(io.BytesIO(bytes(range(256)) * 1024), filename="data.bin")
+
+
 urlpatterns = [
+    path("file", file_view),
     path("sync", sync_view),
     path("slow", slow_view),
     path("async", async_view),

@@ -113,6 +113,10 @@ def test_a_streaming_response_of_a_sync_view_is_sent_whole_and_closed(
     assert "finished" in signal_threads  # closed after it was sent
 
 
+def test_a_file_response_of_a_sync_view_arrives_whole(handler: OneHopASGIHandler) -> None:
+    assert asyncio.run(_request(handler, "/file")) == (200, bytes(range(256)) * 1024)
+
+
 def test_an_unknown_path_is_a_404_from_the_sync_chain(handler: OneHopASGIHandler) -> None:
     status, _ = asyncio.run(_request(handler, "/nowhere"))
     assert status == 404
