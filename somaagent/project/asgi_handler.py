@@ -5,10 +5,9 @@ threads several times: ``request_started``'s receivers in a thread, the sync
 middleware in a thread made for the request (a new thread each time), back to
 the event loop for the innermost handler, the view on that thread again, and
 ``response.close()`` (``request_finished``) in a thread once more. Each
-crossing is a handoff between the loop and a thread through the GIL; in the
-100-user burst they cost the web process more CPU than the accept's own code
-(BENCHMARKS.md: a ``/healthz`` went from 2.4 to 1.0 ms of CPU, an accept from
-7.3 to 6.5 ms).
+crossing is a handoff between the loop and a thread through the GIL: a
+``/healthz`` cost 2.4 ms of the web process's CPU, now 0.9 ms; an accept
+about 7 ms, now 6 (BENCHMARKS.md).
 
 Here a sync view's request (the API, admin, the web chat's pages) runs as WSGI
 runs it: the whole request, signals and middleware included, on one thread of
@@ -44,7 +43,7 @@ class OneHopASGIHandler(ASGIHandler):
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or self._async_view(scope["path"]):
+        if scope["type"] != "http" or self._async_view(scope):
             await super().__call__(scope, receive, send)
             return
         try:
@@ -67,8 +66,11 @@ class OneHopASGIHandler(ASGIHandler):
             body_file.close()
 
     @staticmethod
-    def _async_view(path: str) -> bool:
-        """Whether ``path`` routes to an async view (a path no route matches: a sync 404)."""
+    def _async_view(scope: dict[str, Any]) -> bool:
+        """Whether the request routes to an async view (a path no route matches: a sync 404)."""
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # Django's path_info, as ASGIRequest makes it
+            path = path[len(root) :]
         try:
             func = get_resolver().resolve(path).func
         except Resolver404:

@@ -18,8 +18,11 @@ from tests.somaagent import one_hop_urls
 URLCONF = "tests.somaagent.one_hop_urls"
 
 
-async def _request(app: Any, path: str, body: bytes = b"", method: str = "GET") -> tuple[int, bytes]:
+async def _request(
+    app: Any, path: str, body: bytes = b"", method: str = "GET", root_path: str = ""
+) -> tuple[int, bytes]:
     scope = {
+        "root_path": root_path,
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -104,6 +107,27 @@ def test_an_async_view_still_runs_on_the_event_loop(handler: OneHopASGIHandler) 
 
     assert asyncio.run(go()) == (200, b"async")
     assert one_hop_urls.SEEN["async_view_thread"] == loop_thread[0]
+
+
+def test_an_async_view_behind_a_path_prefix_takes_djangos_async_path(
+    handler: OneHopASGIHandler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pooled: list[str] = []
+    respond = handler._respond
+
+    def counting(scope: dict[str, Any], body: Any) -> Any:
+        pooled.append(scope["path"])
+        return respond(scope, body)
+
+    monkeypatch.setattr(handler, "_respond", counting)
+    # Mounted under /soma (uvicorn --root-path): routes are matched without the prefix, as
+    # Django matches them; an async view found so is not sent through the thread pool.
+    assert asyncio.run(_request(handler, "/soma/async", root_path="/soma")) == (200, b"async")
+    assert asyncio.run(_request(handler, "/soma/sync", b"x", method="POST", root_path="/soma")) == (
+        200,
+        b"sync x",
+    )
+    assert pooled == ["/soma/sync"]
 
 
 def test_a_streaming_response_of_a_sync_view_is_sent_whole_and_closed(
