@@ -6,9 +6,10 @@ request crossed into a thread and back up to fourteen times before and after
 the view, each crossing a handoff between the event loop and a thread that,
 under a burst, waits for the GIL behind every other request. Declared
 sync-only, Django runs the seven in one crossing (``BaseHandler.load_middleware``
-adapts once, where the chain changes mode); a sync view (the API) then runs on
-the same thread without another hop, and an async view (SSE) gets one more.
-Behaviour is Django's: these classes change nothing but the declaration.
+adapts once, where the chain changes mode) before an async view (SSE). A sync
+view's whole request, these included, runs on one thread in one hop
+(``somaagent.project.asgi_handler``). Behaviour is Django's: these classes change
+nothing but the declaration.
 """
 
 from __future__ import annotations
