@@ -21,7 +21,6 @@ context, and closed there.
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -75,7 +74,7 @@ class OneHopASGIHandler(ASGIHandler):
             func = get_resolver().resolve(path).func
         except Resolver404:
             return False
-        return iscoroutinefunction(func) or asyncio.iscoroutinefunction(func)
+        return iscoroutinefunction(func)  # asgiref's: async def, or marked so (as Django does)
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         """On a pool thread: what Django's WSGI handler does for one request."""

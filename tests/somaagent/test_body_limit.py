@@ -61,18 +61,7 @@ def test_an_endless_chunked_body_without_credentials_is_413_before_its_end(
     web: LiveSystem, path: str
 ) -> None:
     """The body never ends: without the limit the server waits for the rest (no answer at all)."""
-    sock = _open(web, path, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
-    try:
-        chunk = b"[" * 8192
-        sent = 0
-        # Chunks until the limit is just crossed, and never the final empty chunk. Not more: a
-        # server closing with unread bytes resets the connection, which can drop its answer.
-        while sent <= LIMIT:
-            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sent += len(chunk)
-        status, data = _response_head(sock)
-    finally:
-        sock.close()
+    status, data = _endless_body(web, path, {"Content-Type": "application/json"}, fill=b"[", past=LIMIT)
     assert status == 413, data[:300]
     body = json.loads(data.split(b"\r\n\r\n", 1)[1])
     assert body["error"]["code"] == "payload_too_large"
@@ -101,13 +90,20 @@ def test_bodies_within_the_limit_reach_the_application(web: LiveSystem) -> None:
 
 def _endless_upload(web: LiveSystem, path: str, headers: dict[str, str], *, past: int) -> tuple[int, bytes]:
     """A chunked multipart body sent until ``past`` bytes are just crossed, never ended."""
-    sock = _open(
-        web,
-        path,
-        {"Content-Type": "multipart/form-data; boundary=x", "Transfer-Encoding": "chunked", **headers},
+    return _endless_body(
+        web, path, {"Content-Type": "multipart/form-data; boundary=x", **headers}, fill=b"a", past=past
     )
+
+
+def _endless_body(
+    web: LiveSystem, path: str, headers: dict[str, str], *, fill: bytes, past: int
+) -> tuple[int, bytes]:
+    """A chunked body of ``fill`` bytes sent until ``past`` bytes are just crossed, never ended
+    (no final empty chunk). Not more: a server closing with unread bytes resets the
+    connection, which can drop its answer."""
+    sock = _open(web, path, {"Transfer-Encoding": "chunked", **headers})
     try:
-        chunk = b"a" * 8192
+        chunk = fill * 8192
         sent = 0
         while sent <= past:
             sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))

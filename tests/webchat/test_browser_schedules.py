@@ -57,13 +57,14 @@ def test_add_see_turn_off_run_and_delete_a_schedule(chat_page: Any, chat_user: A
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
 
 
-def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
+def _paused_schedule(chat_user: Any, name: str) -> Schedule:
+    """One of the chat user's schedules, paused by the runs' failures."""
     from somaagent.identity.principal import DEFAULT_TENANT_NAME
     from somaagent.models import Tenant
 
-    Schedule.objects.create(
+    return Schedule.objects.create(
         tenant=Tenant.objects.get(name=DEFAULT_TENANT_NAME),
-        name="Broken",
+        name=name,
         message="x",
         kind=Schedule.Kind.INTERVAL,
         interval_seconds=3600,
@@ -71,6 +72,10 @@ def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
         paused_reason="Paused after 3 failed runs in a row; the last: the model refused",
         owner_user=chat_user.user,
     )
+
+
+def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
+    _paused_schedule(chat_user, "Broken")
     dialog = _open(chat_page)
     note = dialog.locator("li.schedule", has_text="Broken").get_by_role("note")
     note.wait_for()
@@ -80,19 +85,7 @@ def test_a_paused_schedule_says_why(chat_page: Any, chat_user: Any) -> None:
 def test_the_owner_is_told_of_a_paused_schedule_without_opening_the_panel(
     chat_page: Any, chat_user: Any
 ) -> None:
-    from somaagent.identity.principal import DEFAULT_TENANT_NAME
-    from somaagent.models import Tenant
-
-    schedule = Schedule.objects.create(
-        tenant=Tenant.objects.get(name=DEFAULT_TENANT_NAME),
-        name="Nightly report",
-        message="x",
-        kind=Schedule.Kind.INTERVAL,
-        interval_seconds=3600,
-        enabled=False,
-        paused_reason="Paused after 3 failed runs in a row; the last: the model refused",
-        owner_user=chat_user.user,
-    )
+    schedule = _paused_schedule(chat_user, "Nightly report")
     page = chat_page
     page.reload()  # the chat as the owner opens it after the pause
     notice = page.locator("#schedule-notice")
