@@ -50,7 +50,8 @@ def pooled(database: Any) -> Any:
     options.setdefault("server_side_binding", env_bool("SOMA_DB_SERVER_SIDE_BINDING", True))
     threshold = env_int("SOMA_DB_PREPARE_THRESHOLD", 5)
     options.setdefault("prepare_threshold", threshold if threshold > 0 else None)
-    # CONN_HEALTH_CHECKS makes the pool check a connection before handing it out.
+    # CONN_HEALTH_CHECKS makes the pool check a connection before lending it: a round trip only
+    # for one the server may have ended (somaagent/db_backend: check_if_suspect).
     return {
         **database,
         "ENGINE": "somaagent.db_backend",

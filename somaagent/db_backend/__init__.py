@@ -11,4 +11,7 @@ new one opened meanwhile. If so it waits once more, for the rest of
 ``SOMA_DB_POOL_TIMEOUT_SECONDS``; if the pool had room to connect and no
 connection came, or its recent attempts to connect failed, it gives up with the
 pool's timeout error (a ``django.db.OperationalError``).
+
+A connection is probed before it is lent only when the server may have ended it
+(``check_if_suspect``: its socket has something to read), not on every checkout.
 """

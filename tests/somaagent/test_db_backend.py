@@ -13,11 +13,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from somaagent.db_backend.base import FIRST_WAIT_SECONDS, _Reachability, _sliced_getconn
+from somaagent.db_backend.base import FIRST_WAIT_SECONDS, _Reachability, _sliced_getconn, check_if_suspect
 
 BOUND = 2.0  # seconds: the bound for refusing while the database is gone
 
@@ -99,3 +101,61 @@ def test_a_busy_database_is_waited_for_past_the_first_slice() -> None:
         pool.putconn(lent[1])
     finally:
         pool.close(timeout=0)
+
+
+def _lend_counting_probes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    probed: list[object] = []
+    probe = ConnectionPool.check_connection
+
+    def counting(conn: psycopg.Connection[Any]) -> None:
+        probed.append(conn)
+        probe(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counting))
+    return probed
+
+
+def test_a_healthy_idle_connection_is_lent_without_a_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ConnectionPool(_postgres_conninfo(), min_size=1, max_size=1, open=False, check=check_if_suspect)
+    pool.open(wait=True, timeout=10)
+    try:
+        probed = _lend_counting_probes(monkeypatch)
+        for _ in range(3):
+            with pool.connection(timeout=10) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert probed == []
+    finally:
+        pool.close(timeout=0)
+
+
+def test_a_connection_the_server_ended_is_replaced_before_it_is_lent(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ConnectionPool(_postgres_conninfo(), min_size=1, max_size=1, open=False, check=check_if_suspect)
+    pool.open(wait=True, timeout=10)
+    try:
+        with pool.connection(timeout=10) as conn:
+            ended = conn.info.backend_pid
+        with psycopg.connect(_postgres_conninfo(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [ended])
+            wait_until_gone = time.monotonic() + 10
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [ended]).fetchone():
+                assert time.monotonic() < wait_until_gone
+                time.sleep(0.02)
+        probed = _lend_counting_probes(monkeypatch)
+        # The ended connection's socket is readable (the server's last word, then EOF): it is
+        # probed, fails, and a new connection is lent instead.
+        with pool.connection(timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid != ended
+        assert len(probed) == 1
+    finally:
+        pool.close(timeout=0)
+
+
+def test_the_django_pool_uses_the_cheap_check() -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the pool is PostgreSQL's")
+    # Django's backend asks for psycopg's probe (CONN_HEALTH_CHECKS); ours replaces it.
+    pool = connection.pool  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it
+    assert pool is not None and pool._check is check_if_suspect
