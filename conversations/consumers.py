@@ -36,7 +36,7 @@ from somaagent.identity.async_auth import admit
 from somaagent.identity.principal import Principal
 from somaagent.identity.ws_auth import APP_SUBPROTOCOL
 from somaagent.metrics.record import stream_tracked
-from somaagent.stream_slots import StreamSlot, slot_kept, stream_slot_take
+from somaagent.stream_slots import StreamSlot, slot_kept, stream_slot_take_async
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class SessionStreamConsumer(RejectingConsumer):
             query = dict(_query_pairs(self.scope.get("query_string", b"")))
             after = parse_cursor(query.get("after"), name="after")
             session = await db_call(session_for)(principal, self.scope["url_route"]["kwargs"]["session_id"])
-            self.slot = await stream_slot_take(principal)
+            self.slot = await stream_slot_take_async(principal)
         except SomaError as exc:
             await self.reject(exc)
             return

@@ -1,6 +1,11 @@
 """``GET /v1/sessions/{id}/stream``: Server-Sent Events from a cursor, then live.
 
-Async (ASGI): one coroutine per client, blocked in Redis between events.
+The opening (credentials, the session, the cursor, a stream slot) is a plain
+view: with the request's middleware it runs on one thread in one hop
+(``somaagent.project.asgi_handler``), where an async view crossed between the
+event loop and threads seven times. The frames then come from one coroutine per
+client on the event loop, blocked in Redis between events; the handler stops
+them when the client disconnects.
 Resumes after ``Last-Event-ID`` (or ``?after=``). Each event is one
 ``id:``/``data:`` frame whose data is the SPEC §7 envelope; comment lines
 are heartbeats. Disconnecting stops only this reader, never the reply. When the
@@ -19,9 +24,8 @@ from conversations.selectors import session_for
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
-from somaagent.async_db import db_call
 from somaagent.errors import SomaError, StreamUnavailable, ValidationFailed
-from somaagent.identity.async_auth import authenticate_request
+from somaagent.identity.authentication import request_principal
 from somaagent.metrics import track_stream
 from somaagent.stream_slots import slot_kept, stream_slot_take
 
@@ -63,14 +67,14 @@ async def sse_frames(follower: AsyncIterable[Envelope | None], access: StreamAcc
         yield _last_frame(exc)
 
 
-async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
+def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
     if request.method != "GET":
         return error_response(SomaError("Use GET.", code="method_not_allowed"))
     try:
-        principal = await authenticate_request(request)
-        session = await db_call(session_for)(principal, session_id)
+        principal = request_principal(request)
+        session = session_for(principal, session_id)
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
-        slot = await stream_slot_take(principal)
+        slot = stream_slot_take(principal)
     except SomaError as exc:
         return error_response(exc)
     access = StreamAccess(principal=principal, session_id=session.pk)

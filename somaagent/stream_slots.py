@@ -26,7 +26,7 @@ from django.conf import settings
 
 from somaagent.errors import RateLimited, RateLimitUnavailable
 from somaagent.identity.principal import Principal
-from somaagent.redis_client import async_redis, key
+from somaagent.redis_client import async_redis, key, sync_redis
 
 T = TypeVar("T")
 
@@ -68,26 +68,62 @@ class StreamSlot:
             pass  # the member expires with its lease
 
 
-async def stream_slot_take(principal: Principal) -> StreamSlot | None:
-    """A slot for one more open stream of this credential; None when streams are not capped."""
+@dataclass(frozen=True)
+class _Take:
+    """One attempt at a slot: the script's keys and arguments, and the slot it gives."""
+
+    cap: int
+    bucket: str
+    member: str
+    args: tuple[str | float, ...]  # the script's argv
+
+    def slot(self, taken: object) -> StreamSlot:
+        if not taken:
+            raise TooManyStreams(
+                f"This credential already holds {self.cap} open streams; close one first.",
+                retry_after=5,
+                details={"limit": self.cap},
+            )
+        return StreamSlot(bucket=self.bucket, member=self.member, renewed=time.monotonic())
+
+
+def _take(principal: Principal) -> _Take | None:
     cap = settings.SOMA.max_streams_per_credential
     if cap <= 0:
         return None
     bucket = key("streams", principal.rate_limit_id)
     member = uuid.uuid4().hex
-    now = time.time()
-    lease = lease_seconds()
+    now, lease = time.time(), lease_seconds()
+    return _Take(cap, bucket, member, (now, cap, now + lease, member, int(lease) + 5))
+
+
+def _unavailable() -> RateLimitUnavailable:
+    return RateLimitUnavailable("Open streams cannot be counted right now; try again shortly.")
+
+
+def stream_slot_take(principal: Principal) -> StreamSlot | None:
+    """A slot for one more open stream of this credential; None when streams are not capped.
+
+    Sync (a plain view opening its stream); ``stream_slot_take_async`` from async code."""
+    take = _take(principal)
+    if take is None:
+        return None
     try:
-        taken = await async_redis().eval(_TAKE, 1, bucket, now, cap, now + lease, member, int(lease) + 5)
+        taken = sync_redis().eval(_TAKE, 1, take.bucket, *take.args)
     except redis.RedisError as exc:
-        raise RateLimitUnavailable("Open streams cannot be counted right now; try again shortly.") from exc
-    if not taken:
-        raise TooManyStreams(
-            f"This credential already holds {cap} open streams; close one first.",
-            retry_after=5,
-            details={"limit": cap},
-        )
-    return StreamSlot(bucket=bucket, member=member, renewed=time.monotonic())
+        raise _unavailable() from exc
+    return take.slot(taken)
+
+
+async def stream_slot_take_async(principal: Principal) -> StreamSlot | None:
+    take = _take(principal)
+    if take is None:
+        return None
+    try:
+        taken = await async_redis().eval(_TAKE, 1, take.bucket, *take.args)
+    except redis.RedisError as exc:
+        raise _unavailable() from exc
+    return take.slot(taken)
 
 
 async def slot_kept(slot: StreamSlot | None, frames: AsyncIterable[T]) -> AsyncIterator[T]:

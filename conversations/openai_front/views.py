@@ -46,7 +46,7 @@ from somaagent.identity.async_auth import admit, principal_from_token
 from somaagent.identity.authentication import bearer_token, require_scope
 from somaagent.identity.principal import Principal
 from somaagent.metrics import track_stream
-from somaagent.stream_slots import slot_kept, stream_slot_take
+from somaagent.stream_slots import slot_kept, stream_slot_take_async
 
 COMPLETION_TIMEOUT = 600.0
 
@@ -105,7 +105,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         if key is not None and not IDEMPOTENCY_KEY_RE.match(key):
             raise ValidationFailed("Idempotency-Key must be 1 to 255 printable ASCII characters.")
         # Reading the reply holds a stream: counted before anything is accepted.
-        slot = await stream_slot_take(principal)
+        slot = await stream_slot_take_async(principal)
     except SomaError as exc:
         return error_response(exc)
     try:

@@ -4,8 +4,9 @@
 - ``scopes``: what a key or a role may do.
 - ``apikeys``: API keys (create, revoke, authenticate; cached per data version).
 - ``jwt_auth``: JWTs obtained with a username and password.
-- ``authentication``: DRF's authentication and the permission every API view runs;
-  ``async_auth``: the same for async views (SSE); ``ws_auth``: WebSocket handshakes.
+- ``authentication``: DRF's authentication and the permission every API view runs, and
+  ``request_principal`` for a plain view (the SSE stream); ``async_auth``: the same from
+  async code (the OpenAI door); ``ws_auth``: WebSocket handshakes.
 - ``login_throttle``: password guessing throttled on every login path.
 - ``oidc``: single sign-on with the company's identity provider (OpenID Connect).
 

@@ -96,6 +96,27 @@ def admit(principal: Principal, scope: str | None) -> None:
     principal_rate_limit(principal)
 
 
+def request_principal(request: HttpRequest, *, scope: str | None = sc.CONVERSATIONS_READ) -> Principal:
+    """The caller of a plain Django view (the SSE stream): a bearer token, else the login session.
+
+    The same rules as the API's (``ApiKeyAuthentication`` then ``IsTenantMember``): the
+    scope, reading by default, and the per-key rate limit. Sync: reads the database.
+    """
+    try:
+        token = bearer_token(request)
+    except exceptions.AuthenticationFailed as exc:
+        raise Unauthenticated(str(exc.detail)) from None
+    if token is not None:
+        principal = principal_from_bearer(token)
+    else:
+        user = getattr(request, "user", None)
+        if user is None or not getattr(user, "is_authenticated", False):
+            raise Unauthenticated("Authentication credentials were not provided.")
+        principal = principal_for_user(user)
+    admit(principal, scope)
+    return principal
+
+
 class IsTenantMember(permissions.BasePermission):
     """Authenticated, holding the scope the view needs, and within the key's rate limit."""
 

@@ -15,12 +15,14 @@ a bounded pool (``SOMA_WEB_THREADS``), reached in one hop; the response goes out
 from the event loop. The body is read on the event loop first, so a slow
 client holds no thread. Async views (the SSE stream, ``/readyz``) keep
 Django's async path unchanged. A sync view's streaming response (a download,
-an export) is sent as Django sends it, in the request's own thread-sensitive
-context, and closed there.
+an export, the SSE stream's frames from an async iterator) is sent as Django
+sends it, in the request's own thread-sensitive context, until it ends or the
+client disconnects, and closed there.
 """
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -58,11 +60,29 @@ class OneHopASGIHandler(ASGIHandler):
                 return
             async with ThreadSensitiveContext():  # as Django iterates and closes it
                 try:
-                    await self.send_response(response, send)
+                    await self._send_until_disconnect(response, send, receive)
                 finally:
                     await sync_to_async(response.close)()
         finally:
             body_file.close()
+
+    async def _send_until_disconnect(self, response: HttpResponseBase, send: Any, receive: Any) -> None:
+        """Send a streaming response until it ends or the client goes away, as Django does.
+
+        A client that disconnects from an endless stream (SSE) must stop it: the
+        server drops what is sent after a disconnect without a word, so the stream
+        would otherwise run, holding its slot and its Redis connection, forever.
+        """
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        await asyncio.wait([sending, listening], return_when=asyncio.FIRST_COMPLETED)
+        for task in (listening, sending):
+            if not task.done():
+                task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, RequestAborted):
+                pass
 
     @staticmethod
     def _async_view(scope: dict[str, Any]) -> bool:

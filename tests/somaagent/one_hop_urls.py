@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -47,6 +48,21 @@ def streaming_view(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(parts())
 
 
+def endless_view(request: HttpRequest) -> StreamingHttpResponse:
+    """A sync view whose frames come from an endless async iterator, as the SSE stream's do."""
+
+    async def frames() -> AsyncIterator[bytes]:
+        SEEN["endless"] = "running"
+        try:
+            while True:
+                yield b": beat\n\n"
+                await asyncio.sleep(0.01)
+        finally:
+            SEEN["endless"] = "stopped"
+
+    return StreamingHttpResponse(frames())
+
+
 def file_view(request: HttpRequest) -> FileResponse:
     return FileResponse(io.BytesIO(bytes(range(256)) * 1024), filename="data.bin")
 
@@ -57,4 +73,5 @@ urlpatterns = [
     path("slow", slow_view),
     path("async", async_view),
     path("stream", streaming_view),
+    path("endless", endless_view),
 ]

@@ -154,3 +154,38 @@ def test_no_more_sync_requests_run_at_once_than_the_pool_has_threads(handler: On
 
     assert asyncio.run(go()) == [(200, b"slow")] * 5
     assert one_hop_urls.RUNNING["most"] == 2  # SOMA_WEB_THREADS bounds them; the rest waited
+
+
+def test_an_endless_stream_stops_when_its_client_disconnects(handler: OneHopASGIHandler) -> None:
+    """Uvicorn drops what is sent after a disconnect without a word: unless the handler
+    listens for the disconnect, an SSE stream would run (and hold its slot) forever."""
+
+    async def go() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/endless",
+            "raw_path": b"/endless",
+            "query_string": b"",
+            "headers": [(b"host", b"localhost")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        communicator = ApplicationCommunicator(handler, scope)
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        assert (await communicator.receive_output(5))["status"] == 200
+        assert (await communicator.receive_output(5))["body"] == b": beat\n\n"
+        await communicator.send_input({"type": "http.disconnect"})
+        # The handler returns on its own (nothing cancels it here): the stream was stopped.
+        for _ in range(300):
+            if communicator.future.done():
+                break
+            await asyncio.sleep(0.01)
+        assert communicator.future.done(), "the stream went on after its client disconnected"
+        await communicator.wait(1)
+
+    asyncio.run(go())
+    assert one_hop_urls.SEEN["endless"] == "stopped"

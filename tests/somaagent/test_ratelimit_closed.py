@@ -46,7 +46,7 @@ def test_a_stream_slot_is_refused_when_redis_is_out_of_clients(full_redis: Redis
 
     async def take() -> None:
         try:
-            await stream_slots.stream_slot_take(principal)  # type: ignore[arg-type]
+            await stream_slots.stream_slot_take_async(principal)  # type: ignore[arg-type]
         finally:
             await client.aclose()
 
