@@ -12,9 +12,10 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 # A tool that fails for a reason the model should see raises ToolError (status error) or
 # ToolTimeout (status timeout); ``data`` is kept in the result next to the message.
@@ -80,17 +81,22 @@ class Tool:
 
 
 REGISTRY: dict[str, Tool] = {}
-_validators: dict[str, Draft202012Validator] = {}
-_config_validators: dict[str, Draft202012Validator] = {}
 
 
 def register(tool: Tool) -> Tool:
+    """Known by name from now on. Its schemas are checked when first used (``schema_errors``
+    checks them all; a test runs it): jsonschema costs a process ~5 MB resident, and a web
+    process or a worker that validates no tool call never loads it."""
+    REGISTRY[tool.name] = tool
+    return tool
+
+
+def schema_errors(tool: Tool) -> None:
+    """Raise jsonschema's SchemaError if the tool's argument or settings schema is not valid."""
+    from jsonschema import Draft202012Validator
+
     Draft202012Validator.check_schema(tool.parameters)
     Draft202012Validator.check_schema(tool.config_schema)
-    REGISTRY[tool.name] = tool
-    _validators[tool.name] = Draft202012Validator(tool.parameters)
-    _config_validators[tool.name] = Draft202012Validator(tool.config_schema)
-    return tool
 
 
 def all_tools() -> list[Tool]:
@@ -112,17 +118,22 @@ def _first_error(validator: Draft202012Validator, document: Any) -> str | None:
 
 @functools.lru_cache(maxsize=1024)
 def _schema_validator(schema: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema))
+    """One validator per distinct schema (a built-in tool's, or a run-time one: an MCP server's)."""
+    from jsonschema import Draft202012Validator
+
+    parsed = json.loads(schema)
+    Draft202012Validator.check_schema(parsed)
+    return Draft202012Validator(parsed)
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    return _schema_validator(json.dumps(schema, sort_keys=True))
 
 
 def args_error(tool: Tool, args: Any) -> str | None:
-    """Why ``args`` do not fit the tool's schema, or None (tools made at run time, e.g. an MCP
-    server's, get a validator per distinct schema)."""
-    validator = _validators.get(tool.name) if REGISTRY.get(tool.name) is tool else None
-    if validator is None:
-        validator = _schema_validator(json.dumps(tool.parameters, sort_keys=True))
-    return _first_error(validator, args)
+    """Why ``args`` do not fit the tool's schema, or None."""
+    return _first_error(_validator(tool.parameters), args)
 
 
 def config_error(tool: Tool, config: Any) -> str | None:
-    return _first_error(_config_validators[tool.name], config)
+    return _first_error(_validator(tool.config_schema), config)

@@ -1,5 +1,6 @@
-"""A web process and a worker that never rank document vectors or meet an MCP server do not load
-numpy or the MCP SDK (with pydantic and starlette): ~80 MB resident of each process between them."""
+"""A web process and a worker that never rank document vectors, meet an MCP server or validate a
+tool call do not load numpy, the MCP SDK (with pydantic and starlette) or jsonschema: ~80 MB
+resident of each process between them (jsonschema alone ~2.5 MB of the web process)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 from tests.live import ROOT
 
-HEAVY = ("numpy", "mcp", "mcp_types", "pydantic", "starlette")
+HEAVY = ("numpy", "mcp", "mcp_types", "pydantic", "starlette", "jsonschema", "referencing")
 
 PROBE = """
 import json, sys
@@ -22,7 +23,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
 """
 
 
-def test_start_up_loads_neither_numpy_nor_the_mcp_sdk():
+def test_start_up_loads_neither_numpy_nor_the_mcp_sdk_nor_jsonschema():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     out = subprocess.run(
         [sys.executable, "-c", PROBE % (HEAVY,)],

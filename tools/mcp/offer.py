@@ -14,9 +14,6 @@ import uuid
 from collections.abc import Hashable
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from somaagent.versioned import config_cache
 from tools.breaker import breaker_open_for, breaker_record
 from tools.mcp.spec import SecretsUnreadable, ServerSpec, namespaced, spec_of
@@ -78,6 +75,9 @@ def _as_tool(spec: ServerSpec, remote: dict[str, Any]) -> Tool | None:
             extra={"mcp_server": spec.name, "tool": remote["name"]},
         )
         return None
+    from jsonschema import Draft202012Validator  # only once a server offers tools (~5 MB resident)
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError:
