@@ -67,7 +67,9 @@ async def _stream(host: str, port: int, key: str, session_id: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
@@ -110,7 +112,9 @@ def main() -> int:
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.stream_open_cost', *sys.argv[1:]])}`")
     print()
-    print(f"| round | web CPU per accept | web CPU per SSE stream (open, replay, close), {args.streams} at once |")
+    print(
+        f"| round | web CPU per accept | web CPU per SSE stream ({args.streams} at once: open, replay, close) |"
+    )
     print("| ---: | ---: | ---: |")
     for i, (accept, stream) in enumerate(rows, 1):
         print(f"| {i} | {accept:.2f} ms | {stream:.2f} ms |")
