@@ -113,7 +113,7 @@ def main() -> int:
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.stream_open_cost', *sys.argv[1:]])}`")
     print()
     print(
-        f"| round | web CPU per accept | web CPU per SSE stream ({args.streams} at once: open, replay, close) |"
+        f"| round | web CPU per accept | web CPU per stream ({args.streams} at once; open, replay, close) |"
     )
     print("| ---: | ---: | ---: |")
     for i, (accept, stream) in enumerate(rows, 1):
