@@ -25,11 +25,12 @@ class Statements:
     blocks: list[tuple[int, object | None]] = dataclasses.field(default_factory=list)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     closed: bool = False  # the counting block has ended (the wrapper stays on open connections)
+    ignored_threads: tuple[str, ...] = ()  # names of threads whose statements are not counted
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if sql.lstrip().upper().startswith("BEGIN"):  # SQLite's explicit start (implicit on PostgreSQL)
             return execute(sql, params, many, context)
-        if self.closed:
+        if self.closed or threading.current_thread().name in self.ignored_threads:
             return execute(sql, params, many, context)
         conn = context["connection"]
         outer = conn.atomic_blocks[0] if conn.in_atomic_block and conn.atomic_blocks else None
@@ -59,9 +60,10 @@ class Statements:
 
 
 @contextmanager
-def statements_on_every_thread() -> Iterator[Statements]:
-    """Every statement run by any thread of this process while the block runs."""
-    seen = Statements()
+def statements_on_every_thread(*, ignoring: tuple[str, ...] = ()) -> Iterator[Statements]:
+    """Every statement run by any thread of this process while the block runs, except on the
+    threads named in ``ignoring`` (a process-wide batcher that may or may not run meanwhile)."""
+    seen = Statements(ignored_threads=ignoring)
 
     def install(sender: Any, connection: Any, **_: Any) -> None:
         if seen not in connection.execute_wrappers:
