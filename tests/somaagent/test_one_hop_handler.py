@@ -14,6 +14,7 @@ from django.test import override_settings
 
 from somaagent.project.asgi_handler import OneHopASGIHandler
 from tests.somaagent import one_hop_urls
+from tests.somaagent.support import http_scope
 
 URLCONF = "tests.somaagent.one_hop_urls"
 
@@ -21,20 +22,7 @@ URLCONF = "tests.somaagent.one_hop_urls"
 async def _request(
     app: Any, path: str, body: bytes = b"", method: str = "GET", root_path: str = ""
 ) -> tuple[int, bytes]:
-    scope = {
-        "root_path": root_path,
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"localhost"), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path, method=method, body=body, root_path=root_path)
     communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await communicator.receive_output(5)
@@ -161,19 +149,7 @@ def test_an_endless_stream_stops_when_its_client_disconnects(handler: OneHopASGI
     listens for the disconnect, an SSE stream would run (and hold its slot) forever."""
 
     async def go() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/endless",
-            "raw_path": b"/endless",
-            "query_string": b"",
-            "headers": [(b"host", b"localhost")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        scope = http_scope("/endless")
         communicator = ApplicationCommunicator(handler, scope)
         await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
         assert (await communicator.receive_output(5))["status"] == 200
