@@ -13,7 +13,7 @@ Here a sync view's request (the API, admin, the web chat's pages) runs as WSGI
 runs it: the whole request, signals and middleware included, on one thread of
 a bounded pool (``SOMA_WEB_THREADS``), reached in one hop; the response goes out
 from the event loop. The body is read on the event loop first, so a slow
-client holds no thread. Async views (the SSE stream, ``/readyz``) keep
+client holds no thread. Async views (the OpenAI door, ``/readyz``) keep
 Django's async path unchanged. A sync view's streaming response (a download,
 an export, the SSE stream's frames from an async iterator) is sent as Django
 sends it, in the request's own thread-sensitive context, until it ends or the

@@ -6,7 +6,7 @@ request crossed into a thread and back up to fourteen times before and after
 the view, each crossing a handoff between the event loop and a thread that,
 under a burst, waits for the GIL behind every other request. Declared
 sync-only, Django runs the seven in one crossing (``BaseHandler.load_middleware``
-adapts once, where the chain changes mode) before an async view (SSE). A sync
+adapts once, where the chain changes mode) before an async view (the OpenAI door). A sync
 view's whole request, these included, runs on one thread in one hop
 (``somaagent.project.asgi_handler``). Behaviour is Django's: these classes change
 nothing but the declaration.
