@@ -24,7 +24,8 @@ from somaagent.policy import policy_port  # noqa: E402
 from somaagent.project.asgi_handler import OneHopASGIHandler  # noqa: E402
 from somaagent.project.body_limit import BodyLimit  # noqa: E402
 
-# Sync views (the API, admin, pages) in one thread hop each; async views (SSE) as Django runs them.
+# Sync views (the API, admin, pages, the SSE stream's opening) in one thread hop each; async views
+# (the OpenAI door, /readyz) as Django runs them.
 django_asgi_app = OneHopASGIHandler(threads=settings.SOMA.web_threads)
 
 application = ProtocolTypeRouter(
