@@ -86,9 +86,10 @@ def check_if_suspect(conn: Any) -> None:
     state is not idle, gets psycopg's probe (an empty query), and one that fails
     it is replaced before it is handed out. Probing every connection cost a round
     trip per checkout (a turn checks out several): the 100-turn burst's first delta
-    p95 went from 2.19 to 1.98 s without it (BENCHMARKS.md). A host that vanishes
-    without a word is noticed by the statement itself (``tcp_user_timeout``), as
-    the probe would have been.
+    p95 went from 2.19 to 1.98 s without it (BENCHMARKS.md). A peer that vanished
+    without a word is flagged on an idle connection by TCP keepalive (``db_pool``:
+    about 16 s), which makes the socket report an error, so that one is probed too;
+    within those seconds the statement itself notices (``tcp_user_timeout``).
     """
     pgconn = conn.pgconn
     try:
