@@ -52,3 +52,11 @@ def test_a_stream_slot_is_refused_when_redis_is_out_of_clients(full_redis: Redis
 
     with pytest.raises(RateLimitUnavailable):
         async_to_sync(take)()
+
+
+def test_a_stream_slot_taken_by_a_plain_view_is_refused_too(full_redis: RedisServer, monkeypatch) -> None:
+    """The SSE stream's opening takes its slot with the sync client: the same refusal (503)."""
+    client = redis.Redis.from_url(full_redis.url, socket_timeout=2)
+    monkeypatch.setattr(stream_slots, "sync_redis", lambda: client)
+    with pytest.raises(RateLimitUnavailable):
+        stream_slots.stream_slot_take(SimpleNamespace(rate_limit_id="key:full"))  # type: ignore[arg-type]
