@@ -32,7 +32,7 @@ from somaagent.api_errors import error_body, unavailable_database
 from somaagent.async_db import db_call
 from somaagent.errors import NotFound, SomaError, StreamUnavailable, Unauthenticated
 from somaagent.identity import scopes as sc
-from somaagent.identity.async_auth import admit
+from somaagent.identity.authentication import admit
 from somaagent.identity.principal import Principal
 from somaagent.identity.ws_auth import APP_SUBPROTOCOL
 from somaagent.metrics.record import stream_tracked

@@ -46,7 +46,7 @@ from conversations.turn.admission import message_admit_accept
 from somaagent.api_errors import error_body, exception_handler
 from somaagent.errors import PayloadTooLarge, ValidationFailed
 from somaagent.identity import scopes as sc
-from somaagent.identity.async_auth import admit
+from somaagent.identity.authentication import admit
 from somaagent.identity.principal import Principal
 from somaagent.json_input import json_loads
 

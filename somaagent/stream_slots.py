@@ -97,8 +97,7 @@ def _take(principal: Principal) -> _Take | None:
     return _Take(cap, bucket, member, (now, cap, now + lease, member, int(lease) + 5))
 
 
-def _unavailable() -> RateLimitUnavailable:
-    return RateLimitUnavailable("Open streams cannot be counted right now; try again shortly.")
+UNCOUNTABLE = "Open streams cannot be counted right now; try again shortly."
 
 
 def stream_slot_take(principal: Principal) -> StreamSlot | None:
@@ -111,7 +110,7 @@ def stream_slot_take(principal: Principal) -> StreamSlot | None:
     try:
         taken = sync_redis().eval(_TAKE, 1, take.bucket, *take.args)
     except redis.RedisError as exc:
-        raise _unavailable() from exc
+        raise RateLimitUnavailable(UNCOUNTABLE) from exc
     return take.slot(taken)
 
 
@@ -122,7 +121,7 @@ async def stream_slot_take_async(principal: Principal) -> StreamSlot | None:
     try:
         taken = await async_redis().eval(_TAKE, 1, take.bucket, *take.args)
     except redis.RedisError as exc:
-        raise _unavailable() from exc
+        raise RateLimitUnavailable(UNCOUNTABLE) from exc
     return take.slot(taken)
 
 

@@ -42,8 +42,8 @@ from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.async_db import db_call
 from somaagent.errors import SomaError, Unauthenticated, ValidationFailed
 from somaagent.identity import scopes as sc
-from somaagent.identity.async_auth import admit, principal_from_token
-from somaagent.identity.authentication import bearer_token, require_scope
+from somaagent.identity.async_auth import principal_from_token
+from somaagent.identity.authentication import admit, bearer_token, require_scope
 from somaagent.identity.principal import Principal
 from somaagent.metrics import track_stream
 from somaagent.stream_slots import slot_kept, stream_slot_take_async
