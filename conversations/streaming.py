@@ -3,7 +3,11 @@
 Two sources hold a session's events: the database (persisted events) and the
 Redis stream buffer (every event, deltas included, for a while). The reader
 first snapshots the buffer, then pages the database, merging both by cursor;
-then it follows the buffer live. Writers take cursors under the session row
+then it follows the buffer live. When the snapshot holds every cursor from the
+reader's to its last (a chat opened while its reply streams, usually), the
+database is not read: a persisted event after that last one whose buffer copy
+was lost is then read from the database as it is when following live (at the
+next hole, or the next quiet heartbeat). Writers take cursors under the session row
 lock and events reach the buffer only after their cursor is committed, in
 cursor order (the entry ID is the cursor), so when the buffer shows cursor
 ``m`` every cursor before ``m`` is committed: a persisted event (in the
@@ -146,6 +150,12 @@ class SessionFollower:
             self._last_entry = buffered[-1][0]
         for _, envelope in buffered:
             self._hold(envelope)
+        if buffered and self._held_from_cursor(seq_of(buffered[-1][1])):
+            # Every cursor from the reader's to the buffer's last is in the buffer, so the
+            # database holds nothing before that last one that the buffer lacks.
+            for held in self._pop_held_before(None):
+                yield self._emit(held)
+            return
         while True:
             # The database has every persisted event: without it the replay cannot know what the
             # buffer lacks, so it waits (beating) until the database answers.
@@ -168,6 +178,10 @@ class SessionFollower:
         seq = seq_of(envelope)
         if seq > self.last and seq not in self._held:
             self._held[seq] = envelope
+
+    def _held_from_cursor(self, newest: int) -> bool:
+        """True when the held events are exactly the cursors after the reader's, up to ``newest``."""
+        return newest >= self.last and len(self._held) == newest - self.last
 
     def _pop_held_before(self, bound: int | None) -> list[Envelope]:
         seqs = sorted(s for s in self._held if bound is None or s < bound)

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations import stream_buffer
@@ -150,6 +152,45 @@ def test_replay_starts_after_the_cursor() -> None:
     s.persisted(4)
     assert follow(s, after=2)[0] == [3, 4]
     assert follow(s, after=4)[0] == []
+
+
+def replay_only(layout: Layout, count: int, after: int = 0) -> tuple[list[int], int]:
+    """The first ``count`` cursors a follower yields, and the SQL statements it ran for them."""
+
+    async def run() -> list[int]:
+        it: Any = SessionFollower(layout.session.pk, after, heartbeat=0.3).__aiter__()
+        try:
+            return [int((await it.__anext__())["id"]) for _ in range(count)]
+        finally:
+            await it.aclose()
+
+    with CaptureQueriesContext(connection) as queries:
+        cursors = async_to_sync(run)()
+    return cursors, len(queries)
+
+
+def test_replay_reads_only_the_buffer_when_it_holds_every_cursor_after_the_readers() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.delta(2)
+    s.persisted(3)
+    assert replay_only(s, 3) == ([1, 2, 3], 0)
+    assert replay_only(s, 1, after=2) == ([3], 0)
+
+
+def test_replay_reads_the_database_when_the_buffer_misses_a_cursor() -> None:
+    s = Layout()
+    s.persisted(1, buffered=False)  # the buffer starts after the reader's cursor
+    s.persisted(2)
+    cursors, statements = replay_only(s, 2)
+    assert cursors == [1, 2] and statements > 0
+
+
+def test_an_event_after_the_buffers_last_whose_copy_was_lost_comes_from_the_database() -> None:
+    s = Layout()
+    s.persisted(1)
+    s.persisted(2, buffered=False)  # committed, its publish failed: the buffer ends at 1
+    assert follow(s)[0] == [1, 2]  # replayed from the buffer, then caught up while quiet
 
 
 def test_live_events_in_order_with_holes_filled() -> None:
