@@ -62,7 +62,8 @@ def search_items(
     terms = query_terms(text)
     if not terms or top_k <= 0:
         return []
-    with time_bound(timeout):
+    # In a turn's recall (memory.services.recall) a failed search gives up the transaction.
+    with time_bound(timeout, savepoint=False):
         if connection.vendor == "postgresql":
             return _postgres(tenant_id=tenant_id, namespace=namespace, terms=terms, top_k=top_k)
         return _sqlite(tenant_id=tenant_id, namespace=namespace, terms=terms, top_k=top_k)
@@ -108,10 +109,15 @@ def _ranked(
 
 
 @contextmanager
-def time_bound(timeout: float, *, what: str = "memory search") -> Iterator[None]:
-    """Abort the database work inside after ``timeout`` seconds (statement_timeout / progress handler)."""
+def time_bound(timeout: float, *, what: str = "memory search", savepoint: bool = True) -> Iterator[None]:
+    """Abort the database work inside after ``timeout`` seconds (statement_timeout / progress handler).
+
+    Inside a caller's transaction it is a savepoint, unless ``savepoint=False``: then the bound
+    holds until the caller's transaction ends, and a timeout aborts that transaction (two
+    statements fewer, for a caller that gives up on the whole transaction anyway).
+    """
     if connection.vendor == "postgresql":
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT set_config('statement_timeout', %s, true)", [str(max(1, int(timeout * 1000)))]

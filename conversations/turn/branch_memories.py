@@ -9,7 +9,8 @@ branches, and of none (a deleted chat, a note), are used as before. Switching ba
 brings its memories back: nothing is deleted.
 
 Cost: one query for the chats the recalled memories come from, and for each one with branches a
-walk up from its leaf as far as its oldest recalled message (recall finds a handful).
+walk up from its leaf as far as its oldest recalled message (recall finds a handful); with the
+embedded memory store they run in the search's transaction (memory.services.recall).
 """
 
 from __future__ import annotations

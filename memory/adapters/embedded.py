@@ -18,6 +18,8 @@ from memory.search import SearchTimeout, search_items
 
 class EmbeddedMemory:
     name = "embedded"
+    # Its reads run on the caller's database connection: a caller may put them in its transaction.
+    shares_database = True
 
     def remember(self, item: Remember) -> None:
         session_id = item.value.get("session_id")

@@ -17,10 +17,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from memory.adapters import memory_port
 from memory.port import MemoryHit, MemoryPort, RecallQuery
@@ -131,6 +133,13 @@ def memory_recall(
     return [_recalled(h, snippet_chars=config.recall_snippet_chars) for h in hits if h.text.strip()]
 
 
+def _one_transaction(port: MemoryPort) -> AbstractContextManager[Any]:
+    """The search and the caller's check of what it found (``allowed``, which reads the database)
+    in one transaction when the store is this process's database; a remote service's recall is an
+    HTTP call, which no transaction should span."""
+    return transaction.atomic() if getattr(port, "shares_database", False) else nullcontext()
+
+
 def turn_memories(
     *,
     tenant_id: Any,
@@ -151,12 +160,14 @@ def turn_memories(
     if config.recall_top_k <= 0 or not query.strip():
         return TurnMemories()
     started = time.monotonic()
+    port = port or memory_port()
     try:
-        found = memory_recall(
-            tenant=tenant_id, namespace=namespace, query=query, top_k=config.recall_top_k * 2, port=port
-        )
-        if allowed is not None:  # inside: if it cannot tell, no memories (fail closed)
-            found = allowed(found)
+        with _one_transaction(port):
+            found = memory_recall(
+                tenant=tenant_id, namespace=namespace, query=query, top_k=config.recall_top_k * 2, port=port
+            )
+            if allowed is not None:  # inside: if it cannot tell, no memories (fail closed)
+                found = allowed(found)
     except Exception as exc:  # recall is best effort: the reply must not depend on it
         log.warning(
             "memory recall failed; the turn goes on without memories",

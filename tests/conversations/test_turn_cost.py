@@ -37,18 +37,18 @@ def stub_model(llm_stub: Any) -> Iterator[None]:
         settings.SOMA, settings.REDIS_KEY_PREFIX = before, prefix
 
 
-# Measured: 11 statements in 4 transactions per turn on PostgreSQL, 12 on SQLite (no
+# Measured: 11 statements in 3 transactions per turn on PostgreSQL, 12 on SQLite (no
 # RETURNING-combined writes there), for a tenant with a memory the turn's recall finds (the warm-up
-# turn's, delivered first: ``_warm_up``); the check that it lies on a shown branch is a statement
-# of its own, in autocommit. 10 per memory delivery. The process-wide batchers that may or may
-# not run inside the window are not counted (``BATCHERS``): the memory kick leases the writes of
-# every turn that ended in the last moment in one statement, and the outbox marks its published
-# rows in one; the benchmark (bench.turn_cost) counts their share per turn. The reply is one
+# turn's, delivered first: ``_warm_up``); the check that it lies on a shown branch is in the
+# recall's transaction (it was a fourth, in autocommit). 10 per memory delivery. The process-wide
+# batchers that may or may not run inside the window are not counted (``BATCHERS``): the memory
+# kick leases the writes of every turn that ended in the last moment in one statement, and the
+# outbox marks its published rows in one; the benchmark (bench.turn_cost) counts their share per turn. The reply is one
 # token, so the turn has one delta, whose cursor the claim took: no timing decides whether the
 # reply goes out in one delta or two.
 BATCHERS = ("memory-kicks", "outbox-marks")
 TURN_LIMIT = {"postgresql": 11, "sqlite": 12}
-TURN_TRANSACTIONS = 4
+TURN_TRANSACTIONS = 3
 # A turn of a chat longer than its history window also reads the window into the prompt (two
 # statements at the claim) and checks, at its end, whether messages left the window for the
 # summary (a savepoint, one walk of the branch's cursors, the summary row; an outbox row when

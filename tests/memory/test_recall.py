@@ -8,7 +8,7 @@ import logging
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import EventType, Turn
@@ -196,3 +196,70 @@ def test_a_planted_memory_cannot_close_the_quoted_block() -> None:
     data = content[len(PREAMBLE + "\n<memories>\n") : -len("\n</memories>")]
     assert "<" not in data  # nothing inside can open or close a block
     assert json.loads(data) == [{"role": "user", "date": "2026-01-01", "text": planted}]
+
+
+def _depth() -> int:
+    return len(connection.atomic_blocks)
+
+
+def test_what_the_embedded_store_found_is_checked_in_the_searchs_transaction():
+    tenant = make_tenant()
+    store_memory(tenant, "zeppelin over the lake")
+    claim = claim_for(tenant, "zeppelin")
+    outside, seen = _depth(), []
+
+    def allowed(found):
+        seen.append((_depth(), len(found)))
+        return found
+
+    memories = turn_memories(
+        tenant_id=claim.tenant_id,
+        namespace=claim.memory_namespace,
+        query="zeppelin",
+        port=EmbeddedMemory(),
+        allowed=allowed,
+    )
+    assert seen == [(outside + 1, 1)]  # one transaction for the search and the check
+    assert [m.text for m in memories.items] == ["zeppelin over the lake"]
+
+
+def test_a_remote_recall_is_not_held_in_a_transaction(stub, remote_memory):
+    tenant = make_tenant()
+    claim = claim_for(tenant, "zeppelin")
+    outside, seen = _depth(), []
+
+    def allowed(found):
+        seen.append(_depth())
+        return found
+
+    turn_memories(
+        tenant_id=claim.tenant_id,
+        namespace=claim.memory_namespace,
+        query="zeppelin",
+        port=remote_memory,
+        allowed=allowed,
+    )
+    assert seen == [outside]  # the HTTP call spanned no transaction
+
+
+def test_a_check_that_fails_in_the_searchs_transaction_gives_no_memories(caplog):
+    tenant = make_tenant()
+    store_memory(tenant, "zeppelin over the lake")
+    claim = claim_for(tenant, "zeppelin")
+
+    def allowed(found):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT no_such_column FROM sessions")
+        return found
+
+    with caplog.at_level(logging.WARNING, logger="memory.services.recall"):
+        memories = turn_memories(
+            tenant_id=claim.tenant_id,
+            namespace=claim.memory_namespace,
+            query="zeppelin",
+            port=EmbeddedMemory(),
+            allowed=allowed,
+        )
+    assert memories.items == ()  # fail closed
+    assert any("memory recall failed" in r.getMessage() for r in caplog.records)
+    assert Turn.objects.filter(pk=claim.turn_id).exists()  # the connection goes on working
