@@ -43,9 +43,9 @@ def stub_model(llm_stub: Any) -> Iterator[None]:
 # recall's transaction (it was a fourth, in autocommit). 10 per memory delivery. The process-wide
 # batchers that may or may not run inside the window are not counted (``BATCHERS``): the memory
 # kick leases the writes of every turn that ended in the last moment in one statement, and the
-# outbox marks its published rows in one; the benchmark (bench.turn_cost) counts their share per turn. The reply is one
-# token, so the turn has one delta, whose cursor the claim took: no timing decides whether the
-# reply goes out in one delta or two.
+# outbox marks its published rows in one; the benchmark (bench.turn_cost) counts their share per
+# turn. The reply is one token, so the turn has one delta, whose cursor the claim took: no timing
+# decides whether the reply goes out in one delta or two.
 BATCHERS = ("memory-kicks", "outbox-marks")
 TURN_LIMIT = {"postgresql": 11, "sqlite": 12}
 TURN_TRANSACTIONS = 3
