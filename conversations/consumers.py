@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from conversations.selectors import session_for
+from conversations.selectors import visible_session_id
 from conversations.sse import parse_cursor
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
@@ -82,7 +82,8 @@ class SessionStreamConsumer(RejectingConsumer):
             await db_call(admit)(principal, sc.CONVERSATIONS_READ)  # scope + rate limit
             query = dict(_query_pairs(self.scope.get("query_string", b"")))
             after = parse_cursor(query.get("after"), name="after")
-            session = await db_call(session_for)(principal, self.scope["url_route"]["kwargs"]["session_id"])
+            requested = self.scope["url_route"]["kwargs"]["session_id"]
+            sid = await db_call(visible_session_id)(principal, requested)
             self.slot = await stream_slot_take_async(principal)
         except SomaError as exc:
             await self.reject(exc)
@@ -94,7 +95,7 @@ class SessionStreamConsumer(RejectingConsumer):
             await self.reject(down)  # 503 database_unavailable: the client tries again later
             return
         self.principal = principal
-        self.session_id = session.pk
+        self.session_id = sid
         offered = self.scope.get("subprotocols") or []
         await self.accept(subprotocol=APP_SUBPROTOCOL if APP_SUBPROTOCOL in offered else None)
         self.follower_task = asyncio.create_task(self._follow(after))

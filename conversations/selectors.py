@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from conversations.branches import branch_walk
@@ -13,6 +14,7 @@ from somaagent.errors import NotFound
 from somaagent.identity.principal import Principal
 from somaagent.ids import uuid_or_none
 from somaagent.models import Tenant
+from somaagent.sql import p_uuid
 
 HISTORY_TYPES = (EventType.USER_MESSAGE, EventType.ASSISTANT_FINAL)
 
@@ -44,7 +46,35 @@ def session_for(principal: Principal, session_id: object) -> Session:
 
 
 def session_visible(*, principal: Principal, session_id: object) -> bool:
-    return _visible(principal.tenant, principal.session_owner).filter(pk=parse_uuid(session_id)).exists()
+    """Whether the session is the caller's (as ``session_get``): one indexed read, in SQL written
+    out, since a stream asks at its opening and again at every heartbeat (the ORM spent four
+    times the database's time building the query)."""
+    sid = parse_uuid(session_id)
+    owner = principal.session_owner
+    params = [p_uuid(sid), p_uuid(principal.tenant.pk)]
+    sql = _VISIBLE_SQL
+    if owner is not None:
+        sql += _VISIBLE_OWNER_SQL
+        params.append(owner.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
+_VISIBLE_SQL = (
+    f"SELECT 1 FROM {Session._meta.db_table} WHERE {Session._meta.pk.column} = %s"
+    f" AND {Session._meta.get_field('tenant').column} = %s"
+)
+_VISIBLE_OWNER_SQL = f" AND {Session._meta.get_field('created_by').column} = %s"
+
+
+def visible_session_id(principal: Principal, session_id: object) -> uuid.UUID:
+    """The id of the caller's session, for a reader that needs nothing else of it (a stream);
+    NotFound as ``session_get``."""
+    sid = parse_uuid(session_id)
+    if not session_visible(principal=principal, session_id=sid):
+        raise NotFound("No such session.")
+    return sid
 
 
 def session_owned(*, tenant_id: uuid.UUID, session_id: object, owner: Any) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from conversations.envelope import Envelope
-from conversations.selectors import session_for
+from conversations.selectors import visible_session_id
 from conversations.stream_access import StreamAccess, refusal_frame
 from conversations.streaming import HEARTBEAT, SessionFollower
 from somaagent.api_errors import error_response
@@ -72,13 +72,13 @@ def session_stream(request: HttpRequest, session_id: str) -> HttpResponseBase:
         return error_response(SomaError("Use GET.", code="method_not_allowed"))
     try:
         principal = request_principal(request)
-        session = session_for(principal, session_id)
+        sid = visible_session_id(principal, session_id)
         after = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"), name="after")
         slot = stream_slot_take(principal)
     except SomaError as exc:
         return error_response(exc)
-    access = StreamAccess(principal=principal, session_id=session.pk)
-    frames = sse_frames(slot_kept(slot, SessionFollower(session.pk, after)), access)
+    access = StreamAccess(principal=principal, session_id=sid)
+    frames = sse_frames(slot_kept(slot, SessionFollower(sid, after)), access)
     response = StreamingHttpResponse(track_stream("sse", frames), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
