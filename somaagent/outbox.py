@@ -47,6 +47,7 @@ from somaagent.batcher import Batcher
 from somaagent.environment import env_float
 from somaagent.models import DeadLetter, OutboxMessage
 from somaagent.retry import backoff_delay
+from somaagent.sql import insert_objects
 
 log = logging.getLogger(__name__)
 
@@ -90,27 +91,12 @@ def outbox_enqueue(*, topic: str, payload: dict[str, Any], dedupe_key: str) -> O
 
 
 def _insert_unless_duplicate(message: OutboxMessage) -> OutboxMessage | None:
-    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``: one round trip, and no
-    savepoint to keep a duplicate key from aborting the caller's transaction."""
-    meta = OutboxMessage._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-
-    def quote(name: object) -> str:
-        return str(connection.ops.quote_name(str(name)))
-
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field('dedupe_key').column)}) DO NOTHING "
-        f"RETURNING {quote(meta.pk.column)}"
-    )
-    params = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` (the one unique key is ``dedupe_key``): one
+    round trip, and no savepoint to keep a duplicate key from aborting the caller's transaction."""
+    rows = insert_objects([message], ignore_conflicts=True, returning=[OutboxMessage._meta.pk.name])
+    if not rows:
         return None
-    message.pk = row[0]
+    message.pk = rows[0][0]
     message._state.adding = False
     return message
 

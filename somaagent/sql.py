@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -79,12 +79,15 @@ def insert_objects(
     """
     if not objs:
         return []
+    # The thread's connection itself: each field's conversion reads it several times, and
+    # ``connection`` (a proxy) finds it anew at every attribute.
+    db = connections[DEFAULT_DB_ALIAS]
     model = type(objs[0])
     computed = expressions or {}
     sql = _insert_sql(
         model,
         len(objs),
-        connection.vendor,
+        db.vendor,
         ignore_conflicts=ignore_conflicts,
         update_on=(tuple(update_on[0]), tuple(update_on[1])) if update_on is not None else None,
         expressions=tuple((name, expr) for name, (expr, _) in computed.items()),
@@ -97,8 +100,8 @@ def insert_objects(
             if f.name in computed:
                 params.extend(computed[f.name][1])
             else:
-                params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
-    with connection.cursor() as cursor:
+                params.append(f.get_db_prep_save(f.pre_save(obj, True), db))
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(r) for r in cursor.fetchall()] if returning else []
 
