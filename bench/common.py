@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import random
@@ -123,8 +124,16 @@ def machine_description() -> str:
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem_gb} RAM, "
         f"Python {sys.version.split()[0]}, {_first_line(['psql', '--version'])}, "
-        f"load average at start {load}"
+        f"load average at start {load}, {installed_packages()}"
     )
+
+
+def installed_packages() -> str:
+    """Which requirements this interpreter has: the development tools add memory to every
+    process (httpx loads ``rich`` when it is installed), so RSS figures depend on it."""
+    if importlib.util.find_spec("pytest") is None:
+        return "requirements.txt only"
+    return "requirements.txt and requirements-dev.txt"
 
 
 def migrated_django_with_own_prefix() -> None:
