@@ -73,13 +73,14 @@ def claim_for(tenant, message, *, session_id=None, persona=None):
     )
 
 
-def recall_for(claim, query, *, port=None):
+def recall_for(claim, query, *, port=None, allowed=None):
     return turn_memories(
         tenant_id=claim.tenant_id,
         namespace=claim.memory_namespace,
         query=query,
         turn_id=claim.turn_id,
         port=port,
+        allowed=allowed,
     )
 
 
@@ -212,13 +213,7 @@ def test_what_the_embedded_store_found_is_checked_in_the_searchs_transaction():
         seen.append((_depth(), len(found)))
         return found
 
-    memories = turn_memories(
-        tenant_id=claim.tenant_id,
-        namespace=claim.memory_namespace,
-        query="zeppelin",
-        port=EmbeddedMemory(),
-        allowed=allowed,
-    )
+    memories = recall_for(claim, "zeppelin", port=EmbeddedMemory(), allowed=allowed)
     assert seen == [(outside + 1, 1)]  # one transaction for the search and the check
     assert [m.text for m in memories.items] == ["zeppelin over the lake"]
 
@@ -232,13 +227,7 @@ def test_a_remote_recall_is_not_held_in_a_transaction(stub, remote_memory):
         seen.append(_depth())
         return found
 
-    turn_memories(
-        tenant_id=claim.tenant_id,
-        namespace=claim.memory_namespace,
-        query="zeppelin",
-        port=remote_memory,
-        allowed=allowed,
-    )
+    recall_for(claim, "zeppelin", port=remote_memory, allowed=allowed)
     assert seen == [outside]  # the HTTP call spanned no transaction
 
 
@@ -253,13 +242,7 @@ def test_a_check_that_fails_in_the_searchs_transaction_gives_no_memories(caplog)
         return found
 
     with caplog.at_level(logging.WARNING, logger="memory.services.recall"):
-        memories = turn_memories(
-            tenant_id=claim.tenant_id,
-            namespace=claim.memory_namespace,
-            query="zeppelin",
-            port=EmbeddedMemory(),
-            allowed=allowed,
-        )
+        memories = recall_for(claim, "zeppelin", port=EmbeddedMemory(), allowed=allowed)
     assert memories.items == ()  # fail closed
     assert any("memory recall failed" in r.getMessage() for r in caplog.records)
     assert Turn.objects.filter(pk=claim.turn_id).exists()  # the connection goes on working
