@@ -160,8 +160,8 @@ def turn_memories(
     if config.recall_top_k <= 0 or not query.strip():
         return TurnMemories()
     started = time.monotonic()
-    port = port or memory_port()
     try:
+        port = port or memory_port()
         with _one_transaction(port):
             found = memory_recall(
                 tenant=tenant_id, namespace=namespace, query=query, top_k=config.recall_top_k * 2, port=port
