@@ -71,9 +71,15 @@ def branch_walk(
 ) -> list[SessionEvent]:
     """The last events of the branch ending at ``leaf`` (included), in cursor order: optionally
     only of ``types``, only with a cursor below ``before``, and at most ``limit`` of them (the
-    nearest to the leaf); the walk stops when it has them."""
-    rows = _walk(session_id, leaf, "id", types=types, limit=limit, before=before)
-    return _load(session_id, [int(r[0]) for r in rows])
+    nearest to the leaf); the walk stops when it has them. One statement: the walk and the
+    events it found (a turn's history window is read this way at every claim)."""
+    select, params = _walk_select("id", types=types, limit=limit, before=before)
+    sid = p_uuid(session_id)
+    sql = (
+        _walk_sql(stop_at_or_below=False)
+        + f" SELECT {_COLUMNS} FROM {_EVENTS} WHERE session_id = %s AND id IN ({select}) ORDER BY seq"
+    )
+    return list(SessionEvent.objects.raw(sql, [sid, p_uuid(leaf), sid, *params]))
 
 
 def branch_walk_seqs(
@@ -92,8 +98,21 @@ def _walk(
     limit: int | None,
     before: int | None,
 ) -> list[tuple[Any, ...]]:
+    select, params = _walk_select(column, types=types, limit=limit, before=before)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _walk_sql(stop_at_or_below=False) + " " + select, [p_uuid(session_id), p_uuid(leaf), *params]
+        )
+        return list(cursor.fetchall())
+
+
+def _walk_select(
+    column: str, *, types: Iterable[str] | None, limit: int | None, before: int | None
+) -> tuple[str, list[Any]]:
+    """What a walk (``_walk_sql``) yields: ``column`` of its events of ``types`` below ``before``,
+    the first ``limit`` of them from the leaf; with its parameters."""
     where: list[str] = []
-    params: list[Any] = [p_uuid(session_id), p_uuid(leaf)]
+    params: list[Any] = []
     if types is not None:
         kinds = [str(t) for t in types]
         where.append(f"type IN ({', '.join(['%s'] * len(kinds))})")
@@ -101,15 +120,13 @@ def _walk(
     if before is not None:
         where.append("seq < %s")
         params.append(before)
-    sql = _walk_sql(stop_at_or_below=False) + f" SELECT {column} FROM up"
+    sql = f"SELECT {column} FROM up"
     if where:
         sql += " WHERE " + " AND ".join(where)
     if limit is not None:
         sql += " LIMIT %s"
         params.append(limit)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+    return sql, params
 
 
 def branch_after(
