@@ -35,7 +35,8 @@ def _walk_sql(*, stop_at_or_below: bool) -> str:
 
     Each step is one lookup on the unique ``event_id`` index; parent links never leave their
     session (they are checked when written), and what the walk finds is loaded by session
-    again (``_load``), so another session's event could not be listed even if one did.
+    again (``_load``, or ``branch_walk``'s ``session_id =``), so another session's event could
+    not be listed even if one did.
     """
     stop = " WHERE e.seq > %s" if stop_at_or_below else ""
     return (
