@@ -11,7 +11,7 @@ per accept and per stream. The stream's share is its whole life: credentials,
 the session, the stream slot, the replay, the frames, and the teardown when the
 client goes (slot released, Redis read cancelled, response closed). Uses
 DATABASE_URL / REDIS_URL like the app (PostgreSQL for numbers that mean
-something); the queued turns are deleted after.
+something); the queued turns and the run's Redis keys are deleted after.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> int:
     args = parser.parse_args()
     _setup()
     from bench.accept_cost import _cpu_seconds
-    from bench.turn_latency import _forget_earlier_runs
+    from bench.turn_latency import _drop_redis_keys, _forget_earlier_runs
     from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
     from tests.live import LiveSystem
 
@@ -109,6 +109,7 @@ def main() -> int:
     finally:
         live.stop()
         _forget_earlier_runs()
+        _drop_redis_keys()  # this run's stream buffers and queues (they would stay until their TTL)
     print(f"- machine: {machine_description()}")
     print(f"- command: `{' '.join([sys.executable, '-m', 'bench.stream_open_cost', *sys.argv[1:]])}`")
     print()
