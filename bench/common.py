@@ -128,6 +128,12 @@ def machine_description() -> str:
     )
 
 
+def run_header(module: str) -> str:
+    """The first lines of a benchmark's report: the machine, and the command that ran it."""
+    command = " ".join([sys.executable, "-m", module, *sys.argv[1:]])
+    return f"- machine: {machine_description()}\n- command: `{command}`"
+
+
 def installed_packages() -> str:
     """Which requirements this interpreter has: the development tools add memory to every
     process (httpx loads ``rich`` when it is installed), so RSS figures depend on it."""

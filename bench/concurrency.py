@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
+from bench.common import bench_environment, percentile, quiet_client_logs, run_header
 
 TOKENS = 20
 WARM_UP = 8  # short turns sent before the burst, unless --cold
@@ -431,8 +431,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     _setup()
-    print(f"- machine: {machine_description()}")
-    print(f"- command: `{' '.join([sys.executable, '-m', 'bench.concurrency', *sys.argv[1:]])}`")
+    print(run_header("bench.concurrency"))
     print(f"- before each burst: {'nothing (--cold)' if args.cold else f'{WARM_UP} short turns (warm-up)'}")
     for var in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         print(f"- {var}: {os.environ.get(var) or '(unset: embedded default)'}")

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.common import machine_description, made_up_words, migrated_django_with_own_prefix, percentile
+from bench.common import made_up_words, migrated_django_with_own_prefix, percentile, run_header
 
 VOCABULARY = 5000
 STUB_MODEL = "stub-embed"
@@ -274,8 +274,7 @@ def main() -> int:
     migrated_django_with_own_prefix()
     from somaagent.identity.apikeys import tenant_get_or_create
 
-    print(f"- machine: {machine_description()}")
-    print(f"- command: `{' '.join([sys.executable, '-m', 'bench.documents', *sys.argv[1:]])}`")
+    print(run_header("bench.documents"))
     rng = random.Random(7)
     words = made_up_words(rng, VOCABULARY)
     tenant = tenant_get_or_create(name=f"documents-bench-{uuid.uuid4().hex[:8]}")

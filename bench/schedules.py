@@ -29,7 +29,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
+from bench.common import bench_environment, percentile, quiet_client_logs, run_header
 
 
 def _setup() -> None:
@@ -181,8 +181,7 @@ def main() -> int:
     parser.add_argument("--deliveries", type=int, default=2_000)
     args = parser.parse_args()
     _setup()
-    print(f"- machine: {machine_description()}")
-    print(f"- command: `{' '.join([sys.executable, '-m', 'bench.schedules', *sys.argv[1:]])}`")
+    print(run_header("bench.schedules"))
     print(f"- DATABASE_URL: {os.environ.get('DATABASE_URL') or '(unset: embedded SQLite)'}")
     ticks = measure_ticks(args.schedules, args.seconds)
     hooks = measure_webhooks(args.deliveries)

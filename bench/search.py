@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import machine_description, made_up_words, migrated_django_with_own_prefix, percentile
+from bench.common import made_up_words, migrated_django_with_own_prefix, percentile, run_header
 
 VOCABULARY = 5000
 
@@ -111,8 +111,7 @@ def main() -> int:
     parser.add_argument("--searches", type=int, default=300)
     args = parser.parse_args()
     migrated_django_with_own_prefix()
-    print(f"- machine: {machine_description()}")
-    print(f"- command: `{' '.join([sys.executable, '-m', 'bench.search', *sys.argv[1:]])}`")
+    print(run_header("bench.search"))
     rows = measure(args.messages, args.searches)
     print()
     print("| query | page | p50 | p99 | results on the page (mean) |")

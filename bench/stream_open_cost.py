@@ -24,15 +24,7 @@ import re
 import sys
 import uuid
 
-from bench.common import bench_environment, machine_description
-
-
-def _setup() -> None:
-    bench_environment()
-    os.environ["SOMA_REDIS_PREFIX"] = f"benchopen{uuid.uuid4().hex[:6]}:"
-    import django
-
-    django.setup()
+from bench.common import migrated_django_with_own_prefix, run_header
 
 
 async def _accept(host: str, port: int, key: str, n: int) -> str:
@@ -73,7 +65,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    _setup()
+    migrated_django_with_own_prefix()
     from bench.accept_cost import _cpu_seconds
     from bench.turn_latency import _drop_redis_keys, _forget_earlier_runs
     from somaagent.identity.apikeys import api_key_create, tenant_get_or_create
@@ -110,8 +102,7 @@ def main() -> int:
         live.stop()
         _forget_earlier_runs()
         _drop_redis_keys()  # this run's stream buffers and queues (they would stay until their TTL)
-    print(f"- machine: {machine_description()}")
-    print(f"- command: `{' '.join([sys.executable, '-m', 'bench.stream_open_cost', *sys.argv[1:]])}`")
+    print(run_header("bench.stream_open_cost"))
     print()
     print(
         f"| round | web CPU per accept | web CPU per stream ({args.streams} at once; open, replay, close) |"

@@ -32,7 +32,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import bench_environment, machine_description, percentile, quiet_client_logs
+from bench.common import bench_environment, percentile, quiet_client_logs, run_header
 
 
 @dataclasses.dataclass
@@ -198,8 +198,7 @@ def main() -> int:
     finally:
         stub.stop()
     n = len(turns)
-    print(f"- machine: {machine_description()}")
-    print(f"- command: `{' '.join([sys.executable, '-m', 'bench.turn_cost', *sys.argv[1:]])}`")
+    print(run_header("bench.turn_cost"))
     print(f"- DATABASE_URL: {os.environ.get('DATABASE_URL') or '(unset: embedded default)'}")
     print()
     chat = f", in one chat of {args.history:,} events" if args.history else ""
