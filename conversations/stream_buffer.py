@@ -51,13 +51,29 @@ def _append(pipe: Any, envelope: Envelope) -> None:
 
 def publish(envelope: Envelope) -> None:
     """Append one committed event; raises ``OutOfOrder`` and redis errors to the caller."""
+    error = append_each([envelope])[0]
+    if error is not None:
+        raise error
+
+
+def append_each(envelopes: list[Envelope]) -> list[Exception | None]:
+    """Append committed events in one pipeline; returns, for each, None or why it was refused
+    (``OutOfOrder``, or Redis's error). Raises redis errors that fail the whole pipeline."""
+    if not envelopes:
+        return []
     pipe = sync_redis().pipeline(transaction=False)
-    _append(pipe, envelope)
-    added, _ = pipe.execute(raise_on_error=False)
-    if isinstance(added, redis.ResponseError):
-        if "equal or smaller" in str(added):
-            raise OutOfOrder(envelope["id"])
-        raise added
+    for envelope in envelopes:
+        _append(pipe, envelope)
+    results = pipe.execute(raise_on_error=False)
+    errors: list[Exception | None] = []
+    for envelope, added in zip(envelopes, results[::2], strict=True):
+        if not isinstance(added, redis.ResponseError):
+            errors.append(None)
+        elif "equal or smaller" in str(added):
+            errors.append(OutOfOrder(envelope["id"]))
+        else:
+            errors.append(added)
+    return errors
 
 
 def _publish_many(envelopes: list[Envelope]) -> None:

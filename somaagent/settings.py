@@ -210,7 +210,6 @@ SOMA = SomaSettings(
     turn_time_limit_seconds=env_float("SOMA_TURN_TIME_LIMIT_SECONDS", 840.0),
     worker_concurrency=env_int("SOMA_WORKER_CONCURRENCY", 500),
     web_threads=env_int("SOMA_WEB_THREADS", 64),
-    delta_writers=env_int("SOMA_DELTA_WRITERS", 4),
     turn_max_attempts=env_int("SOMA_TURN_MAX_ATTEMPTS", 3),
     turn_redispatch_after_seconds=env_float("SOMA_TURN_REDISPATCH_AFTER_SECONDS", 30.0),
     delta_coalesce_seconds=env_float("SOMA_DELTA_COALESCE_SECONDS", 0.05),

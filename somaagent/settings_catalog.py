@@ -96,7 +96,6 @@ SECTIONS: tuple[Section, ...] = (
             V("SOMA_TURN_MAX_ATTEMPTS", "3", "runs of a turn (restarts after a lost worker) before it ends with `worker_lost`", INTEGER),
             V("SOMA_TURN_REDISPATCH_AFTER_SECONDS", "30", "a queued turn nobody picked up is dispatched again after this; also the grace after an expired lease", NUMBER),
             V("SOMA_TURN_SWEEP_SECONDS", "5", "beat interval of the turn-lease sweep", NUMBER),
-            V("SOMA_DELTA_WRITERS", "4", "threads per worker that publish the running turns' deltas", INTEGER),
             V("SOMA_DELTA_COALESCE_SECONDS", "0.05", "longest wait before buffered tokens go out as one delta", NUMBER),
             V("SOMA_HISTORY_WINDOW_EVENTS", "40", "messages of history sent to the model", INTEGER),
             V("SOMA_STREAM_BUFFER_TTL_SECONDS", "3600", "how long a session's live buffer (deltas) is kept", INTEGER),

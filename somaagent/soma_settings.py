@@ -57,7 +57,6 @@ class SomaSettings:
     turn_time_limit_seconds: float
     worker_concurrency: int
     web_threads: int
-    delta_writers: int
     turn_max_attempts: int
     turn_redispatch_after_seconds: float
     delta_coalesce_seconds: float

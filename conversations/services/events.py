@@ -6,15 +6,17 @@ a cursor is handed out only after the transaction that took the previous one
 has committed. Every event — persisted or a delta — goes to the stream buffer
 only after its cursor is committed: a cursor whose transaction rolled back (a
 worker killed mid-delta) is handed out again, so it must never be seen.
-A delta's cursor is one committed statement (``delta_cursor_take``) that also
-checks the turn's lease; the lease itself is renewed by the turn watcher. The
-turn's first delta needs none: ``assistant.started`` takes its event's cursor
-and the next one together (``reserve``), committed in the claim.
+A delta's cursor is taken in one committed statement that also checks the
+turn's lease, with the other deltas of its round (``delta_cursors_take``); the
+lease itself is renewed by the turn watcher. The turn's first delta needs none:
+``assistant.started`` takes its event's cursor and the next one together
+(``reserve``), committed in the claim.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,47 +200,65 @@ def delta_cursor_take(*, session_id: uuid.UUID | str, lease: tuple[uuid.UUID, st
     With ``lease`` (turn id, owner) no cursor is taken, and ``GuardFailed`` is
     raised, unless that owner still runs the turn.
     """
-    session_pk = Session._meta.pk.get_db_prep_value(uuid.UUID(str(session_id)), connection)
-    sql = f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s"
-    params: list[Any] = [session_pk]
+    session = uuid.UUID(str(session_id))
     if lease is not None:
-        turn_id, owner = lease
-        sql += (
-            f" AND EXISTS (SELECT 1 FROM {Turn._meta.db_table}"
-            " WHERE id = %s AND lease_owner = %s AND status = %s)"
-        )
-        turn_pk = Turn._meta.pk.get_db_prep_value(turn_id, connection)
-        params += [turn_pk, owner, Turn.Status.RUNNING.value]
+        seq = delta_cursors_take([(session, *lease)]).get(session)
+        if seq is None:
+            if Session.objects.filter(pk=session).exists():
+                raise GuardFailed()
+            raise NotFound("Session not found.")
+        return seq
+    sql = f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq"
+    rows = _committed(sql, [p_uuid(session)])
+    if not rows:
+        raise NotFound("Session not found.")
+    return int(rows[0][0])
 
-    def take() -> Any:
+
+def delta_cursors_take(leases: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> dict[uuid.UUID, int]:
+    """Take a delta's cursor in each session of ``leases`` (session id, turn id, owner) whose
+    turn that owner still runs, in one committed statement; returns them by session id.
+
+    At most one entry per session: a session's cursor advances once per statement.
+    """
+    if not leases:
+        return {}
+    pairs = ", ".join(["(%s, %s)"] * len(leases))
+    sql = (
+        f"UPDATE {Session._meta.db_table} SET last_seq = last_seq + 1 WHERE id IN"
+        f" (SELECT session_id FROM {Turn._meta.db_table}"
+        f" WHERE status = %s AND (id, lease_owner) IN ({pairs}))"
+        " RETURNING id, last_seq"
+    )
+    params: list[Any] = [Turn.Status.RUNNING.value]
+    for _, turn_id, owner in leases:
+        params += [p_uuid(turn_id), owner]
+    taken = {v_uuid(session): int(seq) for session, seq in _committed(sql, params)}
+    return {session: taken[session] for session, _, _ in leases if session in taken}
+
+
+def _committed(sql: str, params: list[Any]) -> list[Any]:
+    """Run one cursor-taking statement, committed on its own: a cursor is committed before its
+    delta is buffered, never inside a caller's transaction."""
+
+    def run() -> list[Any]:
         with connection.cursor() as cursor:
-            cursor.execute(sql + " RETURNING last_seq", params)
-            return cursor.fetchone()
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
-    # The cursor is committed before the delta is buffered, never inside a caller's transaction.
     if connection.in_atomic_block:
         with transaction.atomic(durable=True):  # raises in a caller's transaction (a test's is allowed)
-            row = take()
-    else:
-        # Autocommit: the statement commits itself, one round trip where BEGIN, UPDATE and
-        # COMMIT were three (each a wait for the GIL on a busy worker).
-        row = take()
-    if row is None:
-        if lease is not None and Session.objects.filter(pk=session_id).exists():
-            raise GuardFailed()
-        raise NotFound("Session not found.")
-    return int(row[0])
+            return run()
+    # Autocommit: the statement commits itself, one round trip where BEGIN, UPDATE and
+    # COMMIT were three (each a wait for the GIL on a busy worker).
+    return run()
 
 
-def delta_publish(
+def delta_envelope(
     *, session_id: uuid.UUID | str, seq: int, data: dict[str, Any], parent_id: uuid.UUID | None = None
 ) -> Envelope:
-    """Put a transient delta with a committed cursor (``delta_cursor_take``) in the buffer.
-
-    Raises ``stream_buffer.OutOfOrder`` when a later event reached the buffer
-    first (readers skip this cursor): send the text again with a new cursor.
-    """
-    envelope = make_envelope(
+    """A transient delta at a committed cursor (``delta_cursor_take``, ``delta_cursors_take``)."""
+    return make_envelope(
         seq=seq,
         event_id=uuid.uuid4(),
         session_id=session_id,
@@ -248,5 +268,16 @@ def delta_publish(
         data=data,
         parent_id=parent_id,
     )
+
+
+def delta_publish(
+    *, session_id: uuid.UUID | str, seq: int, data: dict[str, Any], parent_id: uuid.UUID | None = None
+) -> Envelope:
+    """Put a transient delta with a committed cursor in the buffer.
+
+    Raises ``stream_buffer.OutOfOrder`` when a later event reached the buffer
+    first (readers skip this cursor): send the text again with a new cursor.
+    """
+    envelope = delta_envelope(session_id=session_id, seq=seq, data=data, parent_id=parent_id)
     stream_buffer.publish(envelope)
     return envelope

@@ -1,20 +1,25 @@
-"""Coalesces one model round's tokens into deltas.
+"""Coalesces one model round's tokens into deltas, and publishes the deltas of every turn of
+the process together.
 
-The turn's thread reads the model stream and hands text to ``add``; the
-process's delta writers (``turn_watch``) publish it: the first text at once,
-then at most one delta per coalescing window, so a fast model costs one
-Redis/database round trip per window rather than per token. At most one flush
-of a publisher is scheduled or running at a time, so its deltas go out in
-order; text that arrives meanwhile waits for the next one. A delta costs one
-SQL statement (its cursor, guarded by the turn's lease) and one Redis append;
-the turn's first costs only the append: its cursor was committed with the
-claim, under the lease just taken. (Were the lease lost before it goes out, a
-later event of the session is in the buffer first and it is refused as out of
-order, then sent again with a guarded cursor; or it lands before the new
-owner's ``assistant.started`` with ``restart``, which tells clients to drop it.) A flush that finds
-the turn's lease gone stops the turn (``Watched.stop``), which closes the
-model stream; ``finish`` publishes what is left and returns once nothing of
-this publisher is in flight.
+The turn's thread reads the model stream and hands text to ``add``; the first
+text goes out at once, then at most one delta per coalescing window, so a fast
+model costs one delta per window rather than one per token. A publisher whose
+text is due joins the process's next *round* (``DeltaRounds``), run on a delta
+writer: one SQL statement takes the cursors of every delta of the round, each
+guarded by its turn's lease (``delta_cursors_take``), and one Redis pipeline
+appends them all to their sessions' buffers. A hundred streaming turns thus
+cost a statement and a round trip per round, not per delta. The turn's first
+delta needs no cursor statement: its cursor was committed with the claim, under
+the lease just taken. (Were the lease lost before it goes out, a later event of
+the session is in the buffer first and it is refused as out of order, then
+sent again with a guarded cursor; or it lands before the new owner's
+``assistant.started`` with ``restart``, which tells clients to drop it.)
+
+A publisher is in at most one round at a time, so its deltas go out in order;
+text that arrives meanwhile waits for the next. A round that finds the turn's
+lease gone stops the turn (``Watched.stop``), which closes the model stream;
+``finish`` publishes what is left and returns once nothing of this publisher
+is in flight.
 """
 
 from __future__ import annotations
@@ -22,18 +27,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError
 
-from conversations.services.events import GuardFailed, delta_cursor_take, delta_publish
+from conversations import stream_buffer
+from conversations.services.events import delta_cursors_take, delta_envelope
 from conversations.stream_buffer import OutOfOrder
-from conversations.turn.watch import LEASE_LOST, Watched, turn_watch
+from conversations.turn.watch import LEASE_LOST, TurnWatch, Watched, turn_watch
+from somaagent.process_local import PerProcess
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.2
+ROUND_MAX = 200  # deltas in one round; more wait for the next
 
 
 class DeltaPublisher:
@@ -46,7 +55,7 @@ class DeltaPublisher:
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._busy = False  # a flush is scheduled or running
+        self._busy = False  # waiting for a round, or in one
         self._finishing = False
         self._last_flush = 0.0
 
@@ -62,15 +71,18 @@ class DeltaPublisher:
                 return
             self._busy = True
             at = self._due()
-        turn_watch().schedule(at, self._flush)
+        delta_rounds().due(self, at)
 
     def finish(self) -> None:
-        """Publish what is pending; returns when no flush of this publisher is scheduled or running."""
+        """Publish what is pending; returns when this publisher is in no round and waits for none."""
         with self._lock:
             self._finishing = True
-            if not self._busy and self._pending and not self.stop_reason:
+            go = not self._busy and bool(self._pending) and not self.stop_reason
+            if go:
                 self._busy = True
-                turn_watch().schedule(0.0, self._flush)
+        if go:
+            delta_rounds().due(self, 0.0)
+        with self._lock:
             while self._busy:
                 self._idle.wait()
 
@@ -79,60 +91,167 @@ class DeltaPublisher:
             return 0.0
         return self._last_flush + self.window
 
-    # --- on a delta writer thread ------------------------------------------------------------
-    def _flush(self) -> None:
-        retry_at: float | None = None
-        try:
-            retry_at = self._publish_pending()
-        finally:
-            with self._lock:
-                if self._pending and not self.stop_reason:
-                    at = retry_at if retry_at is not None else self._due()
-                    turn_watch().schedule(at, self._flush)
-                else:
-                    self._busy = False
-                    self._idle.notify_all()
-
-    def _publish_pending(self) -> float | None:
-        """Publish the pending text as one delta; returns when to try again if it must be retried."""
+    # --- called by a round (on a delta writer) -----------------------------------------------
+    def _take(self) -> str:
+        """The text this round publishes ("" when there is none, or the turn must stop)."""
         with self._lock:
             text = "".join(self._pending)
             self._pending.clear()
-        if not text or self.stop_reason:
+        return "" if self.stop_reason else text
+
+    def _done(self, *, sent: bool = False, keep: str = "", retry_at: float | None = None) -> float | None:
+        """The round is over for this publisher: ``sent`` counts its delta; ``keep`` goes back in
+        front of what is pending. Returns when it must join a round again (None: it is idle)."""
+        if sent:
+            self.deltas_sent += 1
+            self._last_flush = time.monotonic()
+        with self._lock:
+            if keep:
+                self._pending.insert(0, keep)
+            if self._pending and not self.stop_reason:
+                return retry_at if retry_at is not None else self._due()
+            self._busy = False
+            self._idle.notify_all()
             return None
-        try:
-            # The turn's first delta has the cursor its claim took; the rest take one each.
-            seq = self.claim.reserved_cursor_take() or delta_cursor_take(
-                session_id=self.claim.session_id, lease=(self.claim.turn_id, self.claim.owner)
-            )
-            delta_publish(
-                session_id=self.claim.session_id,
-                seq=seq,
-                data={"text": text, "index": self.first_index + self.deltas_sent},
-                parent_id=self.claim.tip.event_id,
-            )
-        except GuardFailed:
-            self.watched.stop(LEASE_LOST)
-            return None
-        except OutOfOrder:
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self._busy = False
+            self._idle.notify_all()
+
+
+def publish_round(batch: list[DeltaPublisher]) -> list[tuple[DeltaPublisher, float]]:
+    """Publish one delta for each publisher of ``batch``; returns those that must go again, and when.
+
+    One statement takes the cursors (the first delta of a turn has its own), one pipeline
+    appends the deltas. A publisher whose turn lost its lease stops the turn; one that lost the
+    buffer's race, or met a failing database or Redis, keeps its text for a later round (text
+    that was to finish a turn is dropped instead: the terminal event carries the whole reply).
+    """
+    again: list[tuple[DeltaPublisher, float]] = []
+    sessions: set[uuid.UUID] = set()
+    texts: dict[DeltaPublisher, str] = {}
+    for publisher in batch:
+        if publisher.claim.session_id in sessions:  # one cursor per session and statement
+            again.append((publisher, 0.0))
+            continue
+        sessions.add(publisher.claim.session_id)
+        text = publisher._take()
+        if text:
+            texts[publisher] = text
+        else:
+            _settle(again, publisher, publisher._done())
+
+    seqs = {p: p.claim.reserved_cursor_take() for p in texts}
+    guarded = [p for p, seq in seqs.items() if seq is None]
+    try:
+        taken = delta_cursors_take([(p.claim.session_id, p.claim.turn_id, p.claim.owner) for p in guarded])
+    except DatabaseError:
+        log.warning("could not take %d deltas' cursors; they will be retried", len(guarded), exc_info=True)
+        for publisher in guarded:
+            _settle(again, publisher, _failed(publisher, texts.pop(publisher)))
+    else:
+        for publisher in guarded:
+            seq = taken.get(publisher.claim.session_id)
+            if seq is None:  # the turn is no longer this owner's (or its session is gone)
+                publisher.watched.stop(LEASE_LOST)
+                _settle(again, publisher, publisher._done())
+                del texts[publisher]
+            else:
+                seqs[publisher] = seq
+
+    going = list(texts)
+    envelopes = [
+        delta_envelope(
+            session_id=p.claim.session_id,
+            seq=seqs[p],  # type: ignore[arg-type]
+            data={"text": texts[p], "index": p.first_index + p.deltas_sent},
+            parent_id=p.claim.tip.event_id,
+        )
+        for p in going
+    ]
+    try:
+        errors = stream_buffer.append_each(envelopes)
+    except redis.RedisError:
+        log.warning("could not buffer %d deltas; they will be retried", len(going), exc_info=True)
+        for publisher in going:
+            _settle(again, publisher, _failed(publisher, texts[publisher]))
+        return again
+    for publisher, error in zip(going, errors, strict=True):
+        if error is None:
+            _settle(again, publisher, publisher._done(sent=True))
+        elif isinstance(error, OutOfOrder):
             # Another event of the session got a later cursor and reached the buffer
             # first; readers skipped this one. The text goes out again at once.
-            self._keep(text)
-            return 0.0
-        except (redis.RedisError, DatabaseError):
+            _settle(again, publisher, publisher._done(keep=texts[publisher], retry_at=0.0))
+        else:
             log.warning(
-                "could not publish a delta; it will be retried",
-                extra={"turn_id": str(self.claim.turn_id)},
-                exc_info=True,
+                "could not buffer a delta; it will be retried",
+                extra={"turn_id": str(publisher.claim.turn_id), "error": str(error)},
             )
-            if self._finishing:
-                return None  # the terminal event carries the whole text
-            self._keep(text)
-            return time.monotonic() + RETRY_SECONDS
-        self.deltas_sent += 1
-        self._last_flush = time.monotonic()
-        return None
+            _settle(again, publisher, _failed(publisher, texts[publisher]))
+    return again
 
-    def _keep(self, text: str) -> None:
+
+def _failed(publisher: DeltaPublisher, text: str) -> float | None:
+    if publisher._finishing:
+        return publisher._done()  # the terminal event carries the whole text
+    return publisher._done(keep=text, retry_at=time.monotonic() + RETRY_SECONDS)
+
+
+def _settle(again: list[tuple[DeltaPublisher, float]], publisher: DeltaPublisher, at: float | None) -> None:
+    if at is not None:
+        again.append((publisher, at))
+
+
+class DeltaRounds:
+    """The process's rounds: publishers join when their text is due; one round runs at a time,
+    on a delta writer, and takes every publisher that joined meanwhile."""
+
+    def __init__(self, watch: TurnWatch) -> None:
+        self._watch = watch
+        self._ready: list[DeltaPublisher] = []
+        self._lock = threading.Lock()
+        self._queued = False  # a round is submitted or running
+
+    def due(self, publisher: DeltaPublisher, at: float) -> None:
+        if at > time.monotonic():
+            self._watch.call_at(at, lambda: self.ready(publisher))
+        else:
+            self.ready(publisher)
+
+    def ready(self, publisher: DeltaPublisher) -> None:
         with self._lock:
-            self._pending.insert(0, text)
+            self._ready.append(publisher)
+            if self._queued:
+                return
+            self._queued = True
+        self._watch.submit(self._run)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                batch = self._ready[:ROUND_MAX]
+                del self._ready[:ROUND_MAX]
+                if not batch:
+                    self._queued = False
+                    return
+            try:
+                again = publish_round(batch)
+            except Exception:
+                # No publisher of the batch may wait forever: they go idle with their text
+                # dropped (their turns' terminal events carry the whole reply).
+                log.exception("a round of deltas failed")
+                for publisher in batch:
+                    publisher._abandon()
+                continue
+            for publisher, at in again:
+                self.due(publisher, at)
+
+
+_rounds = PerProcess(lambda: DeltaRounds(turn_watch()))
+
+
+def delta_rounds() -> DeltaRounds:
+    return _rounds.get()

@@ -4,17 +4,18 @@ A worker runs its turns on Celery's thread pool: a turn's thread spends most
 of its life blocked on the model's socket, which costs a thread and nothing
 else. What a running turn needs besides reading the model — its lease
 renewed, its cancellation noticed, its time limit kept, its buffered tokens
-flushed when the coalescing window closes — is done here for all of them at
+published when the coalescing window closes — is done here for all of them at
 once, so a thousand waiting turns cost one Redis ``MGET`` every
 ``CHECK_INTERVAL`` and two SQL statements every third of a lease, not a
 thread and a query each.
 
 ``watch`` registers a turn and returns its ``Watched`` handle; ``stop`` on it
-(from the watcher, or a flush that found the lease gone) records why the turn
-must stop and calls the turn's stop callbacks (they close the model stream).
-``schedule`` runs a function at a time on the small pool of delta writers:
-threads that keep their database connection while there is work queued (and
-give it back when none is), so the many turn threads can give theirs back
+(from the watcher, or a round of deltas that found the lease gone) records why
+the turn must stop and calls the turn's stop callbacks (they close the model
+stream). ``call_at`` runs a short callback on the watcher's thread at a given
+time (a coalescing window closing); ``submit`` runs a job on the delta writer: a
+thread that keeps its database connection while there is work queued (and
+gives it back when none is), so the many turn threads can give theirs back
 while they wait. The watcher gives its own back after each renewal.
 """
 
@@ -87,14 +88,14 @@ class Watched:
 
 
 class TurnWatch:
-    def __init__(self, *, writers: int) -> None:
+    def __init__(self) -> None:
         self._turns: dict[str, Watched] = {}
         self._lock = threading.Lock()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._queued = 0  # writer jobs submitted and not yet done
         self._wake = threading.Event()
-        self._writers = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="delta-writer")
+        self._writers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-writer")
         self._thread = threading.Thread(target=self._run, name="turn-watch", daemon=True)
         self._thread.start()
 
@@ -110,14 +111,18 @@ class TurnWatch:
             if self._turns.get(watched.claim.owner) is watched:
                 del self._turns[watched.claim.owner]
 
-    def schedule(self, at: float, job: Callable[[], None]) -> None:
-        """Run ``job`` on a delta writer thread at ``at`` (``time.monotonic()``), or now if past."""
-        if at <= time.monotonic():
-            self._submit(job)
-            return
+    def call_at(self, at: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the watcher's thread at ``at`` (``time.monotonic()``): keep it short,
+        and hand real work to ``submit``."""
         with self._lock:
-            heapq.heappush(self._timers, (at, next(self._order), job))
+            heapq.heappush(self._timers, (at, next(self._order), callback))
         self._wake.set()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on a delta writer thread."""
+        with self._lock:
+            self._queued += 1
+        self._writers.submit(self._write, job)
 
     def running(self) -> int:
         with self._lock:
@@ -148,13 +153,11 @@ class TurnWatch:
         with self._lock:
             while self._timers and self._timers[0][0] <= now:
                 due.append(heapq.heappop(self._timers)[2])
-        for job in due:
-            self._submit(job)
-
-    def _submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            self._queued += 1
-        self._writers.submit(self._write, job)
+        for callback in due:
+            try:
+                callback()
+            except Exception:
+                log.exception("a turn watcher timer failed")
 
     def _write(self, job: Callable[[], None]) -> None:
         db_drop_if_broken()
@@ -212,7 +215,7 @@ class TurnWatch:
                 watched.stop(CANCELLED)
 
 
-_watch = PerProcess(lambda: TurnWatch(writers=settings.SOMA.delta_writers))
+_watch = PerProcess(TurnWatch)
 
 
 def turn_watch() -> TurnWatch:

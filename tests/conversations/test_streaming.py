@@ -16,6 +16,7 @@ from dataclasses import replace as dataclass_replace
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -23,7 +24,7 @@ from django.utils import timezone
 
 from conversations import stream_buffer
 from conversations.envelope import Envelope, envelope_of, make_envelope
-from conversations.models import EventType, Session, SessionEvent
+from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.streaming import HEARTBEAT, SessionFollower
 from conversations.turn.end import turn_ended
 from tests.conftest import make_tenant_key
@@ -368,27 +369,38 @@ def test_the_publisher_sends_text_again_after_losing_the_race() -> None:
     s.ahead(3)  # cursors 2 and 3 will be refused by the buffer
 
     publisher = DeltaPublisher(Watched(claim))
-    publisher._busy = True  # as if a flush were scheduled: add() only buffers
-    publisher.add("hello ")
-    publisher.add("world")
-    # The delta writer's job, run in this thread to see the test's transaction, until done.
-    for _ in range(5):
-        if publisher._publish_pending() is None:
-            break
+    _publish(publisher, "hello ", "world")
 
-    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    deltas = _buffered_deltas(s.sid)
     assert [(d["id"], d["data"]) for d in deltas] == [
         ("3", {"text": "d3", "index": 3}),
         ("4", {"text": "hello world", "index": 0}),
     ]
 
 
-def _publish(publisher: Any, text: str) -> None:
-    publisher._busy = True  # as if a flush were scheduled: add() only buffers
-    publisher.add(text)
-    for _ in range(5):  # the delta writer's job, in this thread to see the test's transaction
-        if publisher._publish_pending() is None:
+def _buffered_deltas(session_id: str) -> list[Envelope]:
+    return [e for _, e in async_to_sync(stream_buffer.read_all)(session_id) if e["type"] == "assistant.delta"]
+
+
+def _publish(*items: Any) -> None:
+    """Each publisher given, followed by its texts, publishes them in the same rounds until done:
+    the delta writer's job, run in this thread to see the test's transaction."""
+    from conversations.turn.publisher import DeltaPublisher, publish_round
+
+    publishers = [p for p in items if isinstance(p, DeltaPublisher)]
+    current: Any = None
+    for item in items:
+        if isinstance(item, DeltaPublisher):
+            current = item
+            current._busy = True  # as if it waited for a round: add() only buffers
+        else:
+            current.add(item)
+    batch = publishers
+    for _ in range(5):
+        batch = [p for p, _ in publish_round(batch)]
+        if not batch:
             break
+    assert not batch, "the publishers did not settle in five rounds"
 
 
 def _started_turn(s: Layout) -> Any:
@@ -397,9 +409,8 @@ def _started_turn(s: Layout) -> Any:
     from conversations.turn.claim import turn_claim
 
     s.persisted(1)
-    turn = Turn.objects.create(
-        tenant=s.session.tenant, session=s.session, user_event_id=SessionEvent.objects.get(seq=1).pk
-    )
+    message = SessionEvent.objects.get(session=s.session, seq=1)
+    turn = Turn.objects.create(tenant=s.session.tenant, session=s.session, user_event_id=message.pk)
     return turn_claim(turn_id=turn.pk, owner="w1", ended=turn_ended, start=lambda c: "stub")
 
 
@@ -424,7 +435,7 @@ def test_the_turns_first_delta_has_the_cursor_its_claim_took() -> None:
     s.session.refresh_from_db()
     assert s.session.last_seq == 4
 
-    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    deltas = _buffered_deltas(s.sid)
     assert [(d["id"], d["data"]["text"]) for d in deltas] == [("3", "hello"), ("4", " world")]
 
 
@@ -464,7 +475,7 @@ def test_a_first_delta_whose_taken_cursor_lost_the_race_goes_out_with_a_guarded_
 
     publisher = DeltaPublisher(Watched(claim))
     _publish(publisher, "hello")
-    deltas = [e for _, e in async_to_sync(stream_buffer.read_all)(s.sid) if e["type"] == "assistant.delta"]
+    deltas = _buffered_deltas(s.sid)
     assert [(d["id"], d["data"]["text"]) for d in deltas] == [("4", "d4"), ("5", "hello")]
 
     # Had the worker lost the lease meanwhile, the guarded cursor is refused and the turn stops.
@@ -475,21 +486,66 @@ def test_a_first_delta_whose_taken_cursor_lost_the_race_goes_out_with_a_guarded_
     assert s.session.last_seq == 5
 
 
-def test_a_quiet_stream_waits_a_whole_heartbeat_without_errors(caplog) -> None:
-    """The blocking read lasts one heartbeat; Redis's client must not time out before that
-    (redis-py's default read timeout is 5 s; production heartbeats are 15 s)."""
+def test_one_round_publishes_the_deltas_of_many_turns_with_one_statement() -> None:
+    """A round takes every due delta's cursor in one statement, guarded by each turn's own
+    lease: a turn whose lease is gone is stopped, the others' deltas go out."""
+    from conversations.turn.publisher import DeltaPublisher
+    from conversations.turn.watch import LEASE_LOST, Watched
+
+    chats = [Layout() for _ in range(3)]
+    publishers = []
+    for s in chats:
+        claim = _started_turn(s)
+        assert claim is not None
+        publisher = DeltaPublisher(Watched(claim))
+        _publish(publisher, "first")  # the claim's reserved cursor (3): no statement
+        publishers.append(publisher)
+    # The third turn's lease passes to another worker.
+    Turn.objects.filter(session=chats[2].session).update(lease_owner="w2")
+
+    with CaptureQueriesContext(connection) as queries:
+        _publish(publishers[0], "a", " b", publishers[1], "c", publishers[2], "d")
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]  # the test's transaction
+    assert len(statements) == 1 and statements[0].startswith("UPDATE"), statements
+    assert publishers[2].stop_reason == LEASE_LOST
+    assert [p.stop_reason for p in publishers[:2]] == [None, None]
+    for s, text in zip(chats, ["a b", "c", None], strict=True):
+        deltas = _buffered_deltas(s.sid)
+        assert [d["data"]["text"] for d in deltas] == ["first"] + ([text] if text else [])
+        assert [d["data"]["index"] for d in deltas] == list(range(len(deltas)))
+        s.session.refresh_from_db()
+        assert s.session.last_seq == (4 if text else 3)
+
+
+def test_a_round_that_cannot_reach_redis_keeps_the_text_for_the_next(monkeypatch) -> None:
+    """Text a round could not buffer goes out with the next round; a finishing turn's is
+    dropped instead (its terminal event carries the whole reply)."""
+    from conversations.turn.publisher import DeltaPublisher, publish_round
+    from conversations.turn.watch import Watched
+    from tests.live import free_port
+
     s = Layout()
-    s.persisted(1)
+    claim = _started_turn(s)
+    assert claim is not None
+    publisher = DeltaPublisher(Watched(claim))
+    nobody = redis.Redis(port=free_port(), socket_connect_timeout=1)  # refuses connections
+    reachable = stream_buffer.sync_redis
 
-    async def run() -> float:
-        follower = SessionFollower(s.session.pk, 1, heartbeat=6)
-        it: Any = follower.__aiter__()
-        started = asyncio.get_running_loop().time()
-        async with asyncio.timeout(30):
-            assert await it.__anext__() is HEARTBEAT
-        return asyncio.get_running_loop().time() - started
+    publisher._busy = True
+    publisher.add("kept")
+    monkeypatch.setattr(stream_buffer, "sync_redis", lambda: nobody)
+    again = publish_round([publisher])
+    assert [p for p, _ in again] == [publisher] and again[0][1] > 0, "retried after a pause"
+    assert publisher._pending == ["kept"] and publisher.deltas_sent == 0
 
-    with caplog.at_level("WARNING", logger="conversations.streaming"):
-        waited = async_to_sync(run)()
-    assert not [r for r in caplog.records if r.name == "conversations.streaming"], caplog.text
-    assert waited >= 5.5, "the heartbeat came early: the blocking read was cut short"
+    monkeypatch.setattr(stream_buffer, "sync_redis", reachable)
+    _publish(publisher)
+    deltas = _buffered_deltas(s.sid)
+    assert [d["data"]["text"] for d in deltas] == ["kept"]
+
+    publisher._busy = True
+    publisher._finishing = True
+    publisher.add("dropped")
+    monkeypatch.setattr(stream_buffer, "sync_redis", lambda: nobody)
+    assert publish_round([publisher]) == []
+    assert not publisher._busy and publisher._pending == []
