@@ -209,7 +209,7 @@ SOMA = SomaSettings(
     # A turn runs on a thread of the worker (celeryconfig.py); the worker ends it past this limit.
     turn_time_limit_seconds=env_float("SOMA_TURN_TIME_LIMIT_SECONDS", 840.0),
     worker_concurrency=env_int("SOMA_WORKER_CONCURRENCY", 500),
-    web_threads=env_int("SOMA_WEB_THREADS", 64),
+    web_threads=env_int("SOMA_WEB_THREADS", 16),
     turn_max_attempts=env_int("SOMA_TURN_MAX_ATTEMPTS", 3),
     turn_redispatch_after_seconds=env_float("SOMA_TURN_REDISPATCH_AFTER_SECONDS", 30.0),
     delta_coalesce_seconds=env_float("SOMA_DELTA_COALESCE_SECONDS", 0.05),

@@ -83,7 +83,7 @@ SECTIONS: tuple[Section, ...] = (
             V("FLOWER_PORT", "5555", "Flower's port (Procfile, `make run FLOWER=1`)", INTEGER),
             V("DJANGO_SETTINGS_MODULE", "somaagent.settings", "Django's settings module (set by `manage.py`, the ASGI app and the Celery app when unset)"),
             V("SOMA_WORKER_CONCURRENCY", "500", "threads of a worker: the most tasks (turns) one worker process runs at once", INTEGER),
-            V("SOMA_WEB_THREADS", "64", "threads of the web process for sync views (the API, admin, pages): the most such requests it serves at once; more wait their turn", INTEGER),
+            V("SOMA_WEB_THREADS", "16", "threads of the web process for sync views (the API, admin, pages): the most such requests it serves at once; more wait their turn", INTEGER),
             V("LOG_LEVEL", "INFO", "root log level; `DEBUG` also shows the sweeps' runs that did nothing"),
         ),
     ),
