@@ -4,10 +4,15 @@ A turn's prompt holds the last ``SOMA_HISTORY_WINDOW_EVENTS`` messages (trimmed
 to the token budget). Messages older than that window are folded into one
 running summary per session (``session_summaries``), which the prompt carries
 as a system message. When a turn of a session longer than the window ends
-(``conversations.turn.end``), a bounded check sees whether at least
-``SUMMARY_STEP`` messages have left the window since the last summary; if so an
+(``conversations.turn.end``), it queues a summary run if at least
+``SUMMARY_STEP`` messages have left the window since the last summary: an
 outbox row (same transaction) queues ``conversation.summarise_session`` on the
 ``default`` queue (a backlog must not delay user turns on ``conversation``).
+Whether that is so is decided when the turn reads its history window
+(``summary_due``): the same walk reads ``SUMMARY_STEP`` messages further back,
+and the turn's message and reply are the two that follow, so the end reads
+nothing more. (Messages sent while the reply was being written are not
+counted: the next turn's check sees them.)
 The task folds the oldest of them — as many as fit 60 % of the context budget
 (and at most ``SOMA_SUMMARY_BATCH_MESSAGES``) — into the summary with
 the ``summary`` profiles (falling back to the dialogue models), and stores the
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -97,32 +103,59 @@ def _outside_window(
     return [e for e in events if e.seq < boundary][:limit]
 
 
+@dataclass(frozen=True)
+class SummaryDue:
+    """A summary run is due: the branch's summary covers up to ``covered``, and the messages
+    from the one after it to the window's ``boundary`` have left the window."""
+
+    covered: int
+    boundary: int
+
+
+def summary_reach() -> int:
+    """How many of a branch's last messages ``summary_due`` looks at: the window, and the
+    ``SUMMARY_STEP`` before it."""
+    return settings.SOMA.history_window_events + SUMMARY_STEP
+
+
+def summary_due(seqs: list[int], *, covered: int, newer: int = 0) -> SummaryDue | None:
+    """Whether at least ``SUMMARY_STEP`` messages of a branch have left its history window since
+    the summary (covering up to ``covered``). ``seqs``: the cursors of the branch's last messages,
+    oldest first, at least the ``summary_reach() - newer`` last ones when there are that many;
+    ``newer`` more messages follow them (a turn's message and reply, before the reply exists)."""
+    total = len(seqs) + newer
+    if total < summary_reach():
+        return None  # the window is not full, or fewer than SUMMARY_STEP messages left it
+    first = total - summary_reach()  # the oldest message of the reach, in ``seqs``
+    oldest_left, boundary = seqs[first], seqs[first + SUMMARY_STEP]
+    return SummaryDue(covered=covered, boundary=boundary) if oldest_left > covered else None
+
+
+def summary_enqueue(*, session_id: uuid.UUID, leaf: uuid.UUID, due: SummaryDue) -> bool:
+    """Queue the summary run of the branch ending at ``leaf`` (in the caller's transaction);
+    False if this very run is queued already."""
+    row = outbox_enqueue(
+        topic=SUMMARY_TOPIC,
+        payload={"session_id": str(session_id), "leaf": str(leaf)},
+        dedupe_key=f"summary:{session_id}:{due.covered}:{due.boundary}",
+    )
+    return row is not None
+
+
 def summary_after_turn(*, session_id: uuid.UUID, leaf: uuid.UUID | None = None) -> bool:
-    """Queue a summary run when enough messages of the turn's branch (ending at ``leaf``) have
-    left the window; bounded cost (the walk stops SUMMARY_STEP messages past the window),
-    in-transaction."""
+    """Queue a summary run when enough messages of the branch ending at ``leaf`` (default: the
+    active one) have left the window, reading the branch afresh: a bounded walk (it stops
+    SUMMARY_STEP messages past the window) and the summary row; in-transaction. A turn decides
+    it from its prompt's walk instead (``summary_due``)."""
     branch = _leaf_of(session_id, leaf)
     if branch is None:
         return False
-    # One walk: the window, and the SUMMARY_STEP messages just before it.
-    window = settings.SOMA.history_window_events
-    seqs = branch_walk_seqs(
-        session_id=session_id, leaf=branch, types=HISTORY_TYPES, limit=window + SUMMARY_STEP
-    )
-    if len(seqs) < window + SUMMARY_STEP:
-        return False  # the window is not full, or fewer than SUMMARY_STEP messages left it
-    oldest_left, boundary = seqs[0], seqs[SUMMARY_STEP]
+    seqs = branch_walk_seqs(session_id=session_id, leaf=branch, types=HISTORY_TYPES, limit=summary_reach())
+    if len(seqs) < summary_reach():
+        return False  # no need to read the summary row
     _, covered, _ = _summary_of_branch(session_id, branch)
-    if oldest_left <= covered:
-        return False
-    return (
-        outbox_enqueue(
-            topic=SUMMARY_TOPIC,
-            payload={"session_id": str(session_id), "leaf": str(branch)},
-            dedupe_key=f"summary:{session_id}:{covered}:{boundary}",
-        )
-        is not None
-    )
+    due = summary_due(seqs, covered=covered)
+    return due is not None and summary_enqueue(session_id=session_id, leaf=branch, due=due)
 
 
 def summary_continue(*, session_id: uuid.UUID, covered: int, leaf: uuid.UUID) -> None:

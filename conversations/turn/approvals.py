@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import EventType, ToolApproval, Turn
+from conversations.services.summary import SummaryDue
 from conversations.turn.claim import turn_emit
 from conversations.turn.tool_calls import PlannedCall, ToolCall, runs_start
 from conversations.turn.types import ClaimedTurn, LeaseLost
@@ -53,8 +54,11 @@ class Parked:
     round_text: str  # what the model said in the parked round, before its calls
     calls: list[dict[str, Any]] = field(default_factory=list)  # call_id, name, arguments, request_id, open
     memory: list[Any] = field(default_factory=list)  # the prompt's memory references (assistant.final)
-    history_full: bool = False
+    summary_due: dict[str, int] | None = None  # the prompt's SummaryDue (conversations.services.summary)
     citations: list[Any] = field(default_factory=list)  # the documents the prompt cites (assistant.final)
+
+    def summary_run(self) -> SummaryDue | None:
+        return SummaryDue(**self.summary_due) if self.summary_due else None
 
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))

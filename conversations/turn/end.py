@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, transaction
-
 from conversations.models import EventType, TurnAnalysis
 from conversations.schedules.outcomes import schedule_run_ended
-from conversations.services.summary import summary_after_turn
+from conversations.services.summary import summary_enqueue
 from conversations.services.titles import title_proposal_enqueue
 from conversations.turn.types import TurnEnd
 from conversations.webhooks.emit import webhook_emit
@@ -109,16 +107,10 @@ def _webhooks(end: TurnEnd) -> None:
 
 
 def _summary(end: TurnEnd) -> None:
-    """A failure here must not undo the reply: it runs in a savepoint of its own."""
-    if not end.history_full:
-        return  # the whole session fits the history window: nothing to summarise
-    try:
-        with transaction.atomic():
-            summary_after_turn(session_id=end.session_id, leaf=end.event.event_id)
-    except DatabaseError:
-        log.exception(
-            "could not check whether the session needs a summary", extra={"turn_id": str(end.turn_id)}
-        )
+    """Queue the summary run the prompt's walk found due: one outbox row, in the end's
+    transaction like its other rows (the check itself read nothing here)."""
+    if end.summary_due is not None:
+        summary_enqueue(session_id=end.session_id, leaf=end.event.event_id, due=end.summary_due)
 
 
 def _analysis_store(end: TurnEnd) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from conversations.models import EventType, Session, SessionEvent, Turn
 from conversations.services.events import Attach, attach_after, attach_under, event_append
+from conversations.services.summary import SummaryDue
 from conversations.turn.dispatch import turn_dispatch_successor
 from conversations.turn.types import TERMINAL_STATUS, ClaimedTurn, Ended, LeaseLost, TurnEnd
 from somaagent.redis_client import key, sync_redis
@@ -29,7 +30,7 @@ def turn_finish(
     model: str = "",
     usage: dict[str, int] | None = None,
     analysis: dict[str, Any] | None = None,
-    history_full: bool = False,
+    summary_due: SummaryDue | None = None,
 ) -> SessionEvent:
     """Write the turn's one terminal event and release it, if this worker still owns it.
 
@@ -66,7 +67,7 @@ def turn_finish(
                 usage=usage or {},
                 claim=claim,
                 analysis=analysis,
-                history_full=history_full,
+                summary_due=summary_due,
                 title_automatic=title_automatic,
             )
         )

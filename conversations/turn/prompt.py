@@ -9,6 +9,7 @@ from django.conf import settings
 
 from conversations.models import EventType, SessionEvent
 from conversations.selectors import session_history_window, summary_on_branch
+from conversations.services.summary import SummaryDue, summary_due, summary_reach
 from conversations.turn.branch_memories import branch_filter
 from conversations.turn.context_window import context_fit
 from conversations.turn.types import ClaimedTurn
@@ -16,6 +17,9 @@ from documents.retrieval import TurnDocuments, turn_documents
 from memory.services.recall import TurnMemories, turn_memories
 from somaagent.models import Persona
 from somaagent.versioned import config_cache
+
+# What follows the window's messages on the turn's branch once it has replied: its message and reply.
+TURN_MESSAGES = 2
 
 DEFAULT_SYSTEM_PROMPT = "You are SomaAgent, a helpful assistant. Answer clearly and concisely."
 
@@ -38,36 +42,43 @@ class TurnPrompt:
     messages: list[dict[str, Any]]
     memories: TurnMemories
     documents: TurnDocuments
-    history_full: bool  # the window was full: the session has older messages than it holds
+    summary_due: SummaryDue | None  # queue a summary run when the turn ends (conversations.turn.end)
 
 
 @dataclass(frozen=True)
 class PromptHistory:
     events: list[SessionEvent]  # the history window, oldest first
     summary: str  # the running summary of older messages, if it is of this branch
+    summary_due: SummaryDue | None = None  # a summary run is due once the turn has replied
 
 
 def prompt_window(claim: ClaimedTurn) -> PromptHistory:
-    """The history of the turn's prompt: the messages before the turn's own on its branch, and
-    the summary if it summarises that branch; one read (two in a session with branches, whose
-    summary may be another branch's), which the runner makes inside the claim's transaction."""
-    events = session_history_window(
-        session_id=claim.session_id, before=claim.user_parent_id, limit=settings.SOMA.history_window_events
+    """The history of the turn's prompt: the messages before the turn's own on its branch, the
+    summary if it summarises that branch, and whether a summary run will be due when the turn
+    has replied; one read (two in a session with branches, whose summary may be another
+    branch's), which the runner makes inside the claim's transaction. The walk reaches the
+    messages just before the window too, which is all ``summary_due`` needs: the turn's end
+    reads nothing more."""
+    limit = settings.SOMA.history_window_events
+    walked = session_history_window(
+        session_id=claim.session_id, before=claim.user_parent_id, limit=summary_reach() - TURN_MESSAGES
     )
-    summary = claim.summary
-    if summary and claim.session_branched and claim.user_parent_id is not None:
-        covered = summary_on_branch(
-            session_id=claim.session_id, leaf=claim.user_parent_id, covered_seq=claim.summary_covered
-        )
-        summary = summary if covered is not None and covered == claim.summary_event_id else ""
-    return PromptHistory(events=events, summary=summary)
+    summary, covered = claim.summary, claim.summary_covered
+    if covered and claim.session_branched and claim.user_parent_id is not None:
+        last = summary_on_branch(session_id=claim.session_id, leaf=claim.user_parent_id, covered_seq=covered)
+        if last is None or last != claim.summary_event_id:
+            summary, covered = "", 0  # another branch's summary
+    return PromptHistory(
+        events=walked[max(0, len(walked) - limit) :],
+        summary=summary,
+        summary_due=summary_due([e.seq for e in walked], covered=covered, newer=TURN_MESSAGES),
+    )
 
 
 def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
     """The prompt of one turn: persona, recalled memories, summary, the history window
     (``prompt_window``) trimmed to the context budget, the message. Reads: the memory search and
     the document search (excerpts the model is told to cite; fail-soft, documents.retrieval)."""
-    limit = settings.SOMA.history_window_events
     window = history.events
     memories = turn_memories(
         tenant_id=claim.tenant_id,
@@ -100,5 +111,5 @@ def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
         messages=context_fit(messages=messages, summary=history.summary),
         memories=memories,
         documents=documents,
-        history_full=len(window) >= limit,
+        summary_due=history.summary_due,
     )

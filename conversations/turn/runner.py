@@ -15,6 +15,7 @@ from conversations.llm.openai_compat import OpenAICompatibleLlm
 from conversations.llm.port import ChatRequest, LlmError, LlmPort, ModelTarget, ToolCallDelta
 from conversations.llm.resolve import NO_MODEL_MESSAGE
 from conversations.models import EventType
+from conversations.services.summary import SummaryDue
 from conversations.turn.admission import completion_reserve, round_admit, turn_admit
 from conversations.turn.approvals import AWAITING_APPROVAL, Parked
 from conversations.turn.claim import turn_claim
@@ -111,7 +112,7 @@ def _end(
     answered: bool = False,
     model: str = "",
     usage: dict[str, int] | None = None,
-    history_full: bool = False,
+    summary_due: SummaryDue | None = None,
 ) -> None:
     turn_finish(
         claim=claim,
@@ -121,7 +122,7 @@ def _end(
         model=model,
         usage=usage,
         analysis=route_record(route=route, answered=answered),
-        history_full=history_full,
+        summary_due=summary_due,
     )
 
 
@@ -142,11 +143,11 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
         if refusal is not None:
             _end(claim, route, type=EventType.ASSISTANT_ERROR, data=refusal)
             return
-        memory, history_full = prompt.memories.references, prompt.history_full
+        memory, summary_due = prompt.memories.references, prompt.summary_due
         citations = prompt.documents.citations
     else:  # going on after approvals, from where the turn was parked (conversations/turn/approvals.py)
         parked = Parked.from_json(claim.resume)
-        messages, memory, history_full = parked.messages, parked.memory, parked.history_full
+        messages, memory, summary_due = parked.messages, parked.memory, parked.summary_run()
         citations = parked.citations
         resume = (
             parked,
@@ -160,7 +161,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
         watched=watched,
         admit_round=lambda more: round_admit(claim=claim, messages=more, target=route.target),
         resume=resume,
-        prompt_facts=(memory, history_full, citations),
+        prompt_facts=(memory, summary_due, citations),
     )
     target = route.target
     answered = generation.error is None
@@ -211,7 +212,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
         answered=True,
         model=target.model,
         usage=usage,
-        history_full=history_full,
+        summary_due=summary_due,
     )
 
 

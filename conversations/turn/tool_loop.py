@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, Protocol
 
 import redis
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from conversations.llm.port import LlmError, ModelTarget, ToolCallDelta
 from conversations.models import EventType
+from conversations.services.summary import SummaryDue
 from conversations.turn.approvals import AWAITING_APPROVAL, Parked, resumed_round, turn_park
 from conversations.turn.claim import turn_emit
 from conversations.turn.tool_calls import (
@@ -74,7 +76,7 @@ def generate_with_tools(
     watched: Watched,
     admit_round: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None,
     resume: tuple[Parked, Round] | None = None,
-    prompt_facts: tuple[list[Any], bool, list[Any]] = ([], False, []),
+    prompt_facts: tuple[list[Any], SummaryDue | None, list[Any]] = ([], None, []),
 ) -> Round:
     """Run model rounds until the model answers without tool calls; returns the merged result.
 
@@ -143,7 +145,7 @@ def generate_with_tools(
                 round=number,
                 round_text=current.message,
                 memory=prompt_facts[0],
-                history_full=prompt_facts[1],
+                summary_due=asdict(prompt_facts[1]) if prompt_facts[1] else None,
                 citations=prompt_facts[2],
             )
             turn_park(claim=claim, round=number, planned=planned, parked=parked)

@@ -8,10 +8,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversations.models import EventType, SessionEvent, Turn
 from conversations.services.events import Attach, attach_after, attach_under
+
+if TYPE_CHECKING:
+    from conversations.services.summary import SummaryDue
 
 TURN_TOPIC = "conversation.turn"
 TURN_TASK = "conversation.run_turn"
@@ -108,7 +111,7 @@ class TurnEnd:
     usage: dict[str, int] = field(default_factory=dict)
     claim: ClaimedTurn | None = None  # when a worker ran it
     analysis: dict[str, Any] | None = None  # the route's record (turn_analyses)
-    history_full: bool = False  # the prompt's history window was full: older messages exist
+    summary_due: SummaryDue | None = None  # queue a summary run (decided when the prompt was read)
     title_automatic: bool = False  # the session's title is still its first words
 
     @property

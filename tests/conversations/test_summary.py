@@ -64,6 +64,50 @@ def test_a_summary_is_queued_once_enough_messages_left_the_window() -> None:
     assert row.payload == {"session_id": str(session.pk), "leaf": str(session.leaf_event_id)}
 
 
+@pytest.mark.parametrize(
+    ("before", "covered"),
+    [(8, 0), (17, 0), (18, 0), (19, 0), (30, 0), (30, 12), (30, 13), (30, 14), (40, 16), (40, 30)],
+)
+def test_the_prompts_walk_decides_what_reading_the_branch_at_the_end_would(before: int, covered: int) -> None:
+    """A turn decides when it reads its prompt whether its end queues a summary run: the
+    same answer, for the same run, as reading the branch afresh once the turn has replied."""
+    from conversations.models import Turn
+    from conversations.turn.claim import turn_claim
+    from conversations.turn.end import turn_ended
+    from conversations.turn.prompt import prompt_window
+
+    session = session_with(before)
+    if covered:
+        last = SessionEvent.objects.get(session=session, seq=covered)
+        SessionSummary.objects.create(
+            session=session,
+            text="so far",
+            covered_seq=covered,
+            covered_event_id=last.event_id,
+            messages=covered,
+        )
+    with transaction.atomic():
+        message = event_append(
+            session_id=session.pk, type=EventType.USER_MESSAGE, data={"message": "now"}, publish=False
+        )
+    turn = Turn.objects.create(tenant=session.tenant, session=session, user_event=message)
+    claim = turn_claim(turn_id=turn.pk, owner="w1", ended=turn_ended, start=lambda c: "stub")
+    assert claim is not None
+    history = prompt_window(claim)
+    assert len(history.events) == min(before, 10), "the prompt still gets the window alone"
+    due = history.summary_due
+
+    with transaction.atomic():
+        event_append(
+            session_id=session.pk, type=EventType.ASSISTANT_FINAL, data={"message": "r"}, publish=False
+        )
+        afresh = summary_after_turn(session_id=session.pk)
+    assert (due is not None) == afresh
+    if due is not None:
+        row = OutboxMessage.objects.get(topic=SUMMARY_TOPIC)
+        assert row.dedupe_key == f"summary:{session.pk}:{due.covered}:{due.boundary}"
+
+
 def test_the_summary_profile_folds_old_messages_into_the_summary(llm_stub) -> None:
     summary_profile = profile(llm_stub.url, "summary")
     session = session_with(30)
