@@ -10,8 +10,11 @@ same request cannot help).
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from django.db import transaction
 
 DEFAULT_PERSONA = "default"
 
@@ -103,3 +106,10 @@ class MemoryPort(Protocol):
 
     def forget(self, request: Forget) -> int:
         """Forget a session's memories; returns how many went (when the service says)."""
+
+
+def store_transaction(port: MemoryPort) -> AbstractContextManager[Any]:
+    """One transaction around a call to the store and the caller's own statements about it when
+    the store is this process's database (the embedded one: ``shares_database``); a remote
+    service's call is HTTP, which no transaction should span."""
+    return transaction.atomic() if getattr(port, "shares_database", False) else nullcontext()

@@ -42,6 +42,7 @@ from memory.port import (
     MemoryServiceError,
     MemoryUnavailable,
     Remember,
+    store_transaction,
 )
 from somaagent.models import DeadLetter
 from somaagent.retry import backoff_delay
@@ -230,26 +231,43 @@ def _request(write: MemoryWrite) -> Remember | Forget:
 
 
 def _attempt(write: MemoryWrite, *, owner: str, port: MemoryPort, result: DeliveryResult) -> bool:
-    """One call to the service and its bookkeeping; True if the write was delivered."""
+    """One call to the service and its bookkeeping; True if the write was delivered. With the
+    embedded store the item, the delivered mark and the WAL row are one transaction."""
     try:
         request = _request(write)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         _record_failure(write, owner=owner, error=MemoryRejected(f"malformed write: {exc!r}"), result=result)
         return False
+    called = False
     try:
-        if isinstance(request, Forget):
-            port.forget(request)
-        else:
-            port.remember(request)
-    except MemoryServiceError as exc:
+        with store_transaction(port):
+            if isinstance(request, Forget):
+                port.forget(request)
+            else:
+                port.remember(request)
+            called = True
+            done = _mark_delivered(write, owner=owner)
+    except Exception as exc:
+        if called:
+            raise  # the bookkeeping failed, not the store: the lease runs out and the sweep retries
+        if not isinstance(exc, MemoryServiceError):
+            # An adapter bug must not lose the write: retry it within its budget.
+            log.exception("memory delivery raised unexpectedly", extra={"memory_write_id": write.pk})
+            exc = MemoryUnavailable(repr(exc))
         _record_failure(write, owner=owner, error=exc, result=result)
         return False
-    except Exception as exc:  # an adapter bug must not lose the write: retry it within its budget
-        log.exception("memory delivery raised unexpectedly", extra={"memory_write_id": write.pk})
-        _record_failure(write, owner=owner, error=MemoryUnavailable(repr(exc)), result=result)
+    if not done:
+        log.warning("memory write lease lost during delivery", extra={"memory_write_id": write.pk})
         return False
+    result.delivered += 1
+    return True
+
+
+def _mark_delivered(write: MemoryWrite, *, owner: str) -> bool:
+    """The write is delivered, and its WAL row written, if this owner still holds its lease
+    (in the store's transaction when there is one: no savepoint)."""
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         done = MemoryWrite.objects.filter(pk=write.pk, state=PENDING, lease_owner=owner).update(
             state=MemoryWrite.State.DELIVERED,
             delivered_at=now,
@@ -257,12 +275,9 @@ def _attempt(write: MemoryWrite, *, owner: str, port: MemoryPort, result: Delive
             lease_until=None,
             last_error="",
         )
-        if not done:
-            log.warning("memory write lease lost during delivery", extra={"memory_write_id": write.pk})
-            return False
-        _wal_append(write, now=now)
-    result.delivered += 1
-    return True
+        if done:
+            _wal_append(write, now=now)
+    return bool(done)
 
 
 def _wal_append(write: MemoryWrite, *, now: datetime) -> None:

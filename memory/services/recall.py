@@ -17,15 +17,13 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from memory.adapters import memory_port
-from memory.port import MemoryHit, MemoryPort, RecallQuery
+from memory.port import MemoryHit, MemoryPort, RecallQuery, store_transaction
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +131,6 @@ def memory_recall(
     return [_recalled(h, snippet_chars=config.recall_snippet_chars) for h in hits if h.text.strip()]
 
 
-def _one_transaction(port: MemoryPort) -> AbstractContextManager[Any]:
-    """The search and the caller's check of what it found (``allowed``, which reads the database)
-    in one transaction when the store is this process's database; a remote service's recall is an
-    HTTP call, which no transaction should span."""
-    return transaction.atomic() if getattr(port, "shares_database", False) else nullcontext()
-
-
 def turn_memories(
     *,
     tenant_id: Any,
@@ -162,7 +153,7 @@ def turn_memories(
     started = time.monotonic()
     try:
         port = port or memory_port()
-        with _one_transaction(port):
+        with store_transaction(port):
             found = memory_recall(
                 tenant=tenant_id, namespace=namespace, query=query, top_k=config.recall_top_k * 2, port=port
             )
