@@ -138,8 +138,8 @@ def test_a_turn_of_a_long_chat_costs_a_bounded_number_of_statements(stub_model: 
     assert turn.status == Turn.Status.COMPLETED
     print(f"{len(seen.sql)} statements, {seen.transactions()} transactions:\n" + seen.listing(400))
     queued = OutboxMessage.objects.get(topic=SUMMARY_TOPIC, payload__session_id=str(session.pk))
-    reply = SessionEvent.objects.filter(session=session, type=EventType.ASSISTANT_FINAL).latest("seq")
-    assert queued.payload["leaf"] == str(reply.event_id), "the summary run of the reply's branch"
+    answer = SessionEvent.objects.filter(session=session, type=EventType.ASSISTANT_FINAL).latest("seq")
+    assert queued.payload["leaf"] == str(answer.event_id), "the summary run of the reply's branch"
     walks = [sql for sql in seen.sql if sql.lstrip().startswith("WITH RECURSIVE")]
     assert len(walks) == 1, "the branch is walked once, for the prompt; the end reads nothing for it"
     assert len(seen.sql) <= _limit(LONG_CHAT_LIMIT)
