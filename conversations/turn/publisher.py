@@ -143,8 +143,14 @@ def publish_round(batch: list[DeltaPublisher]) -> list[tuple[DeltaPublisher, flo
         else:
             _settle(again, publisher, publisher._done())
 
-    seqs = {p: p.claim.reserved_cursor_take() for p in texts}
-    guarded = [p for p, seq in seqs.items() if seq is None]
+    seqs: dict[DeltaPublisher, int] = {}
+    guarded: list[DeltaPublisher] = []
+    for publisher in texts:
+        reserved = publisher.claim.reserved_cursor_take()
+        if reserved is None:
+            guarded.append(publisher)
+        else:
+            seqs[publisher] = reserved
     try:
         taken = delta_cursors_take([(p.claim.session_id, p.claim.turn_id, p.claim.owner) for p in guarded])
     except DatabaseError:
@@ -165,7 +171,7 @@ def publish_round(batch: list[DeltaPublisher]) -> list[tuple[DeltaPublisher, flo
     envelopes = [
         delta_envelope(
             session_id=p.claim.session_id,
-            seq=seqs[p],  # type: ignore[arg-type]
+            seq=seqs[p],
             data={"text": texts[p], "index": p.first_index + p.deltas_sent},
             parent_id=p.claim.tip.event_id,
         )
