@@ -78,11 +78,8 @@ def append_each(envelopes: list[Envelope]) -> list[Exception | None]:
 
 def _publish_many(envelopes: list[Envelope]) -> None:
     """One pipeline for every envelope handed over since the last round (``publish_soon``)."""
-    pipe = sync_redis().pipeline(transaction=False)
-    for envelope in envelopes:
-        _append(pipe, envelope)
     try:
-        results = pipe.execute(raise_on_error=False)
+        errors = append_each(envelopes)
     except redis.RedisError:
         log.warning(
             "stream buffer publish failed; readers will read %d events from the database",
@@ -90,11 +87,11 @@ def _publish_many(envelopes: list[Envelope]) -> None:
             exc_info=True,
         )
         return
-    for envelope, added in zip(envelopes, results[::2], strict=True):
-        if isinstance(added, redis.ResponseError) and "equal or smaller" not in str(added):
+    for envelope, error in zip(envelopes, errors, strict=True):
+        if error is not None and not isinstance(error, OutOfOrder):
             log.warning(
                 "stream buffer publish failed; readers will read the event from the database",
-                extra={"session_id": envelope["session_id"], "seq": envelope["id"], "error": str(added)},
+                extra={"session_id": envelope["session_id"], "seq": envelope["id"], "error": str(error)},
             )
 
 

@@ -42,7 +42,6 @@ class TurnPrompt:
     messages: list[dict[str, Any]]
     memories: TurnMemories
     documents: TurnDocuments
-    summary_due: SummaryDue | None  # queue a summary run when the turn ends (conversations.turn.end)
 
 
 @dataclass(frozen=True)
@@ -111,5 +110,4 @@ def turn_prompt(*, claim: ClaimedTurn, history: PromptHistory) -> TurnPrompt:
         messages=context_fit(messages=messages, summary=history.summary),
         memories=memories,
         documents=documents,
-        summary_due=history.summary_due,
     )

@@ -143,7 +143,7 @@ def _run_claimed(claim: ClaimedTurn, route: TurnRoute, watched: Watched, history
         if refusal is not None:
             _end(claim, route, type=EventType.ASSISTANT_ERROR, data=refusal)
             return
-        memory, summary_due = prompt.memories.references, prompt.summary_due
+        memory, summary_due = prompt.memories.references, history.summary_due
         citations = prompt.documents.citations
     else:  # going on after approvals, from where the turn was parked (conversations/turn/approvals.py)
         parked = Parked.from_json(claim.resume)
